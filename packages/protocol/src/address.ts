@@ -1,0 +1,57 @@
+import { OptionError } from './errors.js';
+
+export interface Endpoint {
+  /** Undefined when only a port was given. */
+  readonly host: string | undefined;
+  readonly port: number;
+}
+
+/**
+ * Reads `PORT`, `HOST:PORT` or `[IPv6]:PORT`. `field` names the argument in
+ * the error. Port 0 is allowed only where `allowZero` says (listen on any).
+ */
+export function parseEndpoint(text: string, field: string, allowZero = false): Endpoint {
+  const value = text.trim();
+  let host: string | undefined;
+  let portText = value;
+  const bracketed = /^\[([^\]]+)\]:(.*)$/.exec(value);
+  if (bracketed) {
+    host = bracketed[1]!;
+    portText = bracketed[2]!;
+  } else if (value.includes(':')) {
+    const at = value.lastIndexOf(':');
+    host = value.slice(0, at);
+    portText = value.slice(at + 1);
+    if (host.includes(':'))
+      throw new OptionError(
+        field,
+        `"${text}": write an IPv6 address as [addr]:port`,
+        'ERR_ADDRESS',
+      );
+  }
+  if (host !== undefined && !/^[A-Za-z0-9.\-:%]+$/.test(host)) {
+    throw new OptionError(field, `"${text}" has an invalid host "${host}"`, 'ERR_ADDRESS');
+  }
+  if (!/^\d+$/.test(portText)) {
+    throw new OptionError(
+      field,
+      `"${text}" is not a port number (expected PORT or HOST:PORT)`,
+      'ERR_ADDRESS',
+    );
+  }
+  const port = Number(portText);
+  if (port > 65_535 || (port === 0 && !allowZero)) {
+    throw new OptionError(field, `port ${portText} is out of range (1-65535)`, 'ERR_ADDRESS');
+  }
+  return { host, port };
+}
+
+/** `host:port`, bracketing IPv6 and unmapping `::ffff:1.2.3.4`. */
+export function formatEndpoint(host: string | undefined, port: number): string {
+  const h = unmapIPv4(host ?? '127.0.0.1');
+  return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
+}
+
+export function unmapIPv4(host: string): string {
+  return host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
+}

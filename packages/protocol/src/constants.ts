@@ -1,0 +1,15 @@
+/** Bytes per chunk (a BitTorrent piece): the seed's 100 KiB. */
+export const DEFAULT_CHUNK_SIZE = 102_400;
+/** Bytes per block on the wire: the size every stock client requests and accepts. */
+export const BLOCK_SIZE = 16_384;
+/** Largest block we accept in a request or piece (some clients ask for 32 KiB; 128 KiB is generous). */
+export const MAX_BLOCK_LENGTH = 131_072;
+/** Largest piece length a metainfo may declare before we call it absurd. */
+export const MAX_PIECE_LENGTH = 64 * 1024 * 1024;
+/** Largest chunk count we accept, so a bitfield stays small (1 MiB of bits). */
+export const MAX_PIECE_COUNT = 8 * 1024 * 1024;
+/** The 19-byte protocol string of a BEP 3 handshake. */
+export const PROTOCOL_NAME = 'BitTorrent protocol';
+export const HANDSHAKE_LENGTH = 68;
+/** Prefix of every swarmdrop peer id, Azureus-style: client "SD", version 0100. */
+export const PEER_ID_PREFIX = '-SD0100-';

@@ -1,0 +1,33 @@
+/**
+ * @packageDocumentation
+ * swarmdrop's shared, pure protocol code: the BitTorrent v1 (BEP 3) wire
+ * codec, bitfields, metainfo, chunk geometry, addresses and log events.
+ * Sockets and disk live in `@swarmdrop/protocol/node`.
+ *
+ * @example
+ * ```ts
+ * import { FrameDecoder, encodeMessage, Geometry } from '@swarmdrop/protocol';
+ * const decoder = new FrameDecoder({ geometry: new Geometry(512_000, 102_400) });
+ * socket.on('data', (bytes) => {
+ *   for (const message of decoder.push(bytes)) handle(message); // throws WireError on abuse
+ * });
+ * socket.write(encodeMessage({ type: 'have', index: 3 }));
+ * ```
+ */
+export * from './address.js';
+export { Bitfield } from './bitfield.js';
+export * from './constants.js';
+export * from './errors.js';
+export { type Block, Geometry } from './geometry.js';
+export * from './log.js';
+export * from './metainfo.js';
+export * from './peer-id.js';
+export { FrameDecoder, type FrameDecoderOptions } from './wire/decoder.js';
+export { encodeMessage, encodePieceHeader } from './wire/encode.js';
+export {
+  type Handshake,
+  MESSAGE_ID,
+  type Message,
+  type MessageOf,
+  type MessageType,
+} from './wire/messages.js';

@@ -1,0 +1,97 @@
+/**
+ * The console log vocabulary both services print: one event per line, a
+ * stable event word, then `key=value` fields (or one JSON object per line).
+ */
+export const LOG_EVENTS = [
+  // life cycle
+  'listening',
+  'ready',
+  'stopping',
+  'error',
+  // connections
+  'connected',
+  'disconnected',
+  'connection-refused',
+  'protocol-error',
+  // the seed's six activities
+  'idlist-sent',
+  'idlist-received',
+  'request-sent',
+  'request-received',
+  'chunk-sent',
+  'chunk-received',
+  // keeping a chunk ID list current (BEP 3 `have`)
+  'have-sent',
+  'have-received',
+  // integrity
+  'chunk-rejected',
+  'chunk-corrupt',
+  // owner
+  'batch-assigned',
+  'announce',
+  // peer
+  'metainfo',
+  'batch-received',
+  'resumed',
+  'fallback',
+  'merged',
+  'done',
+] as const;
+
+export type LogEventName = (typeof LOG_EVENTS)[number];
+export type LogFormat = 'text' | 'json';
+export type LogValue = string | number | boolean | undefined;
+export type LogFields = Readonly<Record<string, LogValue>>;
+
+export interface LogRecord {
+  readonly time: Date;
+  /** `owner` or `peer`. */
+  readonly role: string;
+  /** The process's own listening port, so interleaved logs stay attributable. */
+  readonly port: number;
+  readonly event: LogEventName;
+  readonly fields: LogFields;
+}
+
+/**
+ * `12:00:01.234 peer:7001 chunk-received chunk=17 from=127.0.0.1:7002 bytes=102400`
+ * Values with spaces or quotes are JSON-quoted so a line splits on spaces.
+ */
+export function formatText(record: LogRecord): string {
+  let line = `${record.time.toISOString().slice(11, 23)} ${record.role}:${record.port} ${record.event}`;
+  for (const [key, value] of Object.entries(record.fields)) {
+    if (value === undefined) continue;
+    const text = String(value);
+    line += ` ${key}=${text === '' || /[\s"=]/.test(text) ? JSON.stringify(text) : text}`;
+  }
+  return line;
+}
+
+/** `{"time":"…","role":"peer","port":7001,"event":"chunk-received","chunk":17,…}` */
+export function formatJson(record: LogRecord): string {
+  return JSON.stringify({
+    time: record.time.toISOString(),
+    role: record.role,
+    port: record.port,
+    event: record.event,
+    ...record.fields,
+  });
+}
+
+export function formatRecord(record: LogRecord, format: LogFormat): string {
+  return format === 'json' ? formatJson(record) : formatText(record);
+}
+
+/** Parses a text line back into its parts (for tests and the e2e harness). */
+export function parseTextLine(
+  line: string,
+): { role: string; port: number; event: string; fields: Record<string, string> } | undefined {
+  const match = /^\S+ (\w+):(\d+) ([a-z-]+)(.*)$/.exec(line);
+  if (!match) return undefined;
+  const fields: Record<string, string> = {};
+  const re = /(\w+)=("(?:[^"\\]|\\.)*"|\S*)/g;
+  for (let m = re.exec(match[4]!); m; m = re.exec(match[4]!)) {
+    fields[m[1]!] = m[2]!.startsWith('"') ? (JSON.parse(m[2]!) as string) : m[2]!;
+  }
+  return { role: match[1]!, port: Number(match[2]), event: match[3]!, fields };
+}

@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto';
+import bencode from 'bencode';
+import { DEFAULT_CHUNK_SIZE, MAX_PIECE_COUNT, MAX_PIECE_LENGTH } from './constants.js';
+import { MetainfoError } from './errors.js';
+import { Geometry } from './geometry.js';
+
+/** A parsed single-file v1 metainfo, validated. */
+export interface Metainfo {
+  readonly name: string;
+  readonly length: number;
+  readonly pieceLength: number;
+  /** One 20-byte SHA-1 per chunk. */
+  readonly pieceHashes: readonly Buffer[];
+  /** SHA-256 of the whole file, when the info dictionary carries swarmdrop's `sha256` key. */
+  readonly sha256: Buffer | undefined;
+  readonly announce: string | undefined;
+  /** SHA-1 of the bencoded info dictionary exactly as it appears in the torrent. */
+  readonly infoHash: Buffer;
+  readonly geometry: Geometry;
+}
+
+export interface MetainfoInput {
+  readonly name: string;
+  readonly length: number;
+  readonly pieceLength?: number;
+  readonly pieceHashes: readonly Uint8Array[];
+  readonly sha256?: Uint8Array;
+  readonly announce?: string;
+}
+
+/** Largest .torrent we parse: 8 Mi pieces of 20 bytes, plus room. */
+export const MAX_METAINFO_BYTES = 20 * MAX_PIECE_COUNT + 64 * 1024;
+
+/**
+ * Builds a single-file v1 `.torrent`. Layout (bencoded dictionary, keys sorted):
+ *   { announce?, created by, creation date, info: { length, name, piece length, pieces, sha256? } }
+ * Returns the bytes and their parsed form.
+ */
+export function buildMetainfo(input: MetainfoInput): { bytes: Buffer; metainfo: Metainfo } {
+  const info: Record<string, unknown> = {
+    length: input.length,
+    name: input.name,
+    'piece length': input.pieceLength ?? DEFAULT_CHUNK_SIZE,
+    pieces: Buffer.concat(input.pieceHashes.map((h) => Buffer.from(h))),
+  };
+  if (input.sha256) info.sha256 = Buffer.from(input.sha256);
+  const torrent: Record<string, unknown> = { 'created by': 'swarmdrop', info };
+  if (input.announce) torrent.announce = input.announce;
+  const bytes = Buffer.from(bencode.encode(torrent));
+  return { bytes, metainfo: parseMetainfo(bytes) };
+}
+
+/** Returns the same torrent with another announce URL; the info-hash is unchanged. */
+export function withAnnounce(torrent: Uint8Array, announce: string): Buffer {
+  const top = bencode.decode(torrent) as Record<string, unknown>;
+  top.announce = announce;
+  return Buffer.from(bencode.encode(top));
+}
+
+/**
+ * Parses and validates a `.torrent`. Refuses, naming the field: a name that
+ * could escape the download directory, multi-file torrents, a piece length of
+ * zero or past MAX_PIECE_LENGTH, a piece count that does not match the length.
+ */
+export function parseMetainfo(bytes: Uint8Array): Metainfo {
+  if (bytes.length > MAX_METAINFO_BYTES) {
+    throw new MetainfoError(
+      'torrent',
+      `is ${bytes.length} bytes, larger than ${MAX_METAINFO_BYTES}`,
+    );
+  }
+  let top: unknown;
+  let infoBytes: Uint8Array;
+  try {
+    top = bencode.decode(bytes);
+    infoBytes = rawInfo(bytes);
+  } catch (err) {
+    if (err instanceof MetainfoError) throw err;
+    throw new MetainfoError('torrent', `is not valid bencode (${(err as Error).message})`);
+  }
+  if (!isDict(top)) throw new MetainfoError('torrent', 'is not a dictionary');
+  const info = top.info;
+  if (!isDict(info)) throw new MetainfoError('info', 'is missing or not a dictionary');
+  if (info.files !== undefined)
+    throw new MetainfoError('info.files', 'multi-file torrents are not supported');
+
+  const name = checkName(info.name);
+  const length = info.length;
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
+    throw new MetainfoError('info.length', 'must be a non-negative integer');
+  }
+  const pieceLength = info['piece length'];
+  if (typeof pieceLength !== 'number' || !Number.isSafeInteger(pieceLength) || pieceLength <= 0) {
+    throw new MetainfoError('info.piece length', 'must be a positive integer');
+  }
+  if (pieceLength > MAX_PIECE_LENGTH) {
+    throw new MetainfoError(
+      'info.piece length',
+      `${pieceLength} is larger than ${MAX_PIECE_LENGTH}`,
+    );
+  }
+  const pieces = info.pieces;
+  if (!(pieces instanceof Uint8Array) || pieces.length % 20 !== 0) {
+    throw new MetainfoError('info.pieces', 'must be a string of 20-byte SHA-1 hashes');
+  }
+  const geometry = new Geometry(length, pieceLength);
+  if (pieces.length / 20 !== geometry.pieceCount) {
+    throw new MetainfoError(
+      'info.pieces',
+      `holds ${pieces.length / 20} hashes but length ${length} needs ${geometry.pieceCount}`,
+    );
+  }
+  if (geometry.pieceCount > MAX_PIECE_COUNT) {
+    throw new MetainfoError(
+      'info.pieces',
+      `${geometry.pieceCount} chunks is more than ${MAX_PIECE_COUNT}`,
+    );
+  }
+  let sha256: Buffer | undefined;
+  if (info.sha256 !== undefined) {
+    if (!(info.sha256 instanceof Uint8Array) || info.sha256.length !== 32) {
+      throw new MetainfoError('info.sha256', 'must be 32 bytes');
+    }
+    sha256 = Buffer.from(info.sha256);
+  }
+  let announce: string | undefined;
+  if (top.announce !== undefined) {
+    if (!(top.announce instanceof Uint8Array))
+      throw new MetainfoError('announce', 'must be a string');
+    announce = Buffer.from(top.announce).toString('utf8');
+  }
+  const all = Buffer.from(pieces);
+  const pieceHashes: Buffer[] = [];
+  for (let i = 0; i < geometry.pieceCount; i++) pieceHashes.push(all.subarray(i * 20, i * 20 + 20));
+  return {
+    name,
+    length,
+    pieceLength,
+    pieceHashes,
+    sha256,
+    announce,
+    infoHash: createHash('sha1').update(infoBytes).digest(),
+    geometry,
+  };
+}
+
+function checkName(value: unknown): string {
+  if (!(value instanceof Uint8Array))
+    throw new MetainfoError('info.name', 'is missing or not a string');
+  const name = Buffer.from(value).toString('utf8');
+  if (name.length === 0) throw new MetainfoError('info.name', 'is empty');
+  if (name.includes('/') || name.includes('\\')) {
+    throw new MetainfoError('info.name', `"${printable(name)}" contains a path separator`);
+  }
+  if (name === '.' || name === '..')
+    throw new MetainfoError('info.name', `"${name}" is not a file name`);
+  if (/^[a-zA-Z]:/.test(name))
+    throw new MetainfoError('info.name', `"${printable(name)}" is an absolute path`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (/[\u0000-\u001f]/.test(name)) {
+    throw new MetainfoError('info.name', `"${printable(name)}" contains control characters`);
+  }
+  if (Buffer.byteLength(name) > 255)
+    throw new MetainfoError('info.name', 'is longer than 255 bytes');
+  return name;
+}
+
+function printable(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters for the message
+  return s.replace(/[\u0000-\u001f]/g, '?').slice(0, 80);
+}
+
+function isDict(value: unknown): value is Record<string, unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !(value instanceof Uint8Array)
+  );
+}
+
+/** The exact bytes of the top-level `info` value, for the info-hash. */
+function rawInfo(bytes: Uint8Array): Uint8Array {
+  const d = bencode.decode;
+  d.data = bytes;
+  d.encoding = null;
+  d.position = 0;
+  if (bytes[0] !== 0x64 /* d */) throw new MetainfoError('torrent', 'is not a dictionary');
+  d.position = 1;
+  while (d.position < bytes.length && bytes[d.position] !== 0x65 /* e */) {
+    const key = Buffer.from(d.buffer()).toString('latin1');
+    const start = d.position;
+    d.next();
+    if (key === 'info') return bytes.subarray(start, d.position);
+  }
+  throw new MetainfoError('info', 'is missing or not a dictionary');
+}

@@ -1,0 +1,293 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Bitfield } from '../bitfield.js';
+import { ChunkError } from '../errors.js';
+import type { Metainfo } from '../metainfo.js';
+
+export const SUMMARY_FILE = 'summary.txt';
+export const CHUNK_DIR = 'chunks';
+/** Verified chunks kept in memory for serving: 32 x 100 KiB. */
+export const DEFAULT_CACHE_CHUNKS = 32;
+
+export interface ChunkStoreOptions {
+  /** The process's working directory; chunks go in `<dir>/chunks`. */
+  readonly dir: string;
+  readonly metainfo: Metainfo;
+  /** Skip re-hashing chunk files on open because the caller just wrote and verified them all. */
+  readonly trustExisting?: boolean;
+  readonly cacheChunks?: number;
+}
+
+export interface OpenResult {
+  readonly store: ChunkStore;
+  /** Chunk files that verified. */
+  readonly verified: number;
+  /** Chunk files (and stray temp files) deleted because they did not verify. */
+  readonly discarded: number;
+}
+
+export function chunkFileName(index: number): string {
+  return `${index}.chunk`;
+}
+
+export function sha1(data: Uint8Array): Buffer {
+  return createHash('sha1').update(data).digest();
+}
+
+/**
+ * The chunks a process holds, one verified file each (`<dir>/chunks/<id>.chunk`),
+ * and `summary.txt`, their record (one ID per line). Chunk files are the
+ * truth: opening rebuilds the set from the files that verify and rewrites
+ * the summary; afterwards each new chunk appends one line, never a rewrite.
+ */
+export class ChunkStore {
+  readonly dir: string;
+  readonly chunkDir: string;
+  readonly metainfo: Metainfo;
+  readonly held: Bitfield;
+  private summary: FileHandle | undefined;
+  private summaryWrites: Promise<void> = Promise.resolve();
+  private readonly cache = new Map<number, Buffer>();
+  private readonly loading = new Map<number, Promise<Buffer>>();
+  private readonly cacheChunks: number;
+  private closed = false;
+
+  private constructor(options: ChunkStoreOptions) {
+    this.dir = options.dir;
+    this.chunkDir = join(options.dir, CHUNK_DIR);
+    this.metainfo = options.metainfo;
+    this.held = new Bitfield(options.metainfo.geometry.pieceCount);
+    this.cacheChunks = options.cacheChunks ?? DEFAULT_CACHE_CHUNKS;
+  }
+
+  static async open(options: ChunkStoreOptions): Promise<OpenResult> {
+    const store = new ChunkStore(options);
+    await mkdir(store.chunkDir, { recursive: true });
+    let verified = 0;
+    let discarded = 0;
+    const names = await readdir(store.chunkDir);
+    const work = names.map((name) => async () => {
+      const match = /^(\d+)\.chunk$/.exec(name);
+      const index = match ? Number(match[1]) : -1;
+      const ok =
+        index >= 0 &&
+        index < store.held.size &&
+        (options.trustExisting === true || (await store.verifyFile(index)));
+      if (ok) {
+        store.held.set(index);
+        verified++;
+      } else {
+        await rm(join(store.chunkDir, name), { force: true, recursive: true });
+        discarded++;
+      }
+    });
+    await runLimited(work, 8);
+    await store.rewriteSummary();
+    store.summary = await open(join(store.dir, SUMMARY_FILE), 'a');
+    return { store, verified, discarded };
+  }
+
+  get pieceCount(): number {
+    return this.held.size;
+  }
+
+  has(index: number): boolean {
+    return this.held.has(index);
+  }
+
+  isComplete(): boolean {
+    return this.held.isComplete();
+  }
+
+  chunkPath(index: number): string {
+    return join(this.chunkDir, chunkFileName(index));
+  }
+
+  /** True when `data` is exactly chunk `index` of the metainfo. */
+  matches(index: number, data: Uint8Array): boolean {
+    const expected = this.metainfo.pieceHashes[index];
+    return (
+      expected !== undefined &&
+      data.length === this.metainfo.geometry.pieceSize(index) &&
+      sha1(data).equals(expected)
+    );
+  }
+
+  /**
+   * Stores chunk `index` after checking its SHA-1: temp file, then rename,
+   * then one summary line. Returns false when it was already held. Throws a
+   * ChunkError (ERR_CHUNK_HASH) for data that does not match, storing nothing.
+   */
+  async put(index: number, data: Uint8Array): Promise<boolean> {
+    if (this.has(index)) return false;
+    if (!this.matches(index, data)) {
+      throw new ChunkError('ERR_CHUNK_HASH', `chunk ${index} does not match its SHA-1`);
+    }
+    const path = this.chunkPath(index);
+    const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await writeFile(temp, data);
+      await rename(temp, path);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    if (!this.held.set(index)) return false;
+    await this.appendSummary(index);
+    return true;
+  }
+
+  /**
+   * Reads chunk `index` and checks it again, because a file can rot or be
+   * tampered with after it was stored. A chunk that no longer verifies is
+   * dropped (file deleted, ID removed) and a ChunkError ERR_CHUNK_HASH thrown.
+   */
+  async readVerified(index: number): Promise<Buffer> {
+    const cached = this.cache.get(index);
+    if (cached) {
+      this.cache.delete(index);
+      this.cache.set(index, cached);
+      return cached;
+    }
+    const pending = this.loading.get(index);
+    if (pending) return pending;
+    const load = (async () => {
+      if (!this.has(index)) throw new ChunkError('ERR_CHUNK_MISSING', `chunk ${index} is not held`);
+      let data: Buffer;
+      try {
+        data = await readFile(this.chunkPath(index));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        data = Buffer.alloc(0);
+      }
+      if (!this.matches(index, data)) {
+        await this.drop(index);
+        throw new ChunkError(
+          'ERR_CHUNK_HASH',
+          `stored chunk ${index} no longer matches its SHA-1; dropped it`,
+        );
+      }
+      this.cache.set(index, data);
+      if (this.cache.size > this.cacheChunks) this.cache.delete(this.cache.keys().next().value!);
+      return data;
+    })();
+    this.loading.set(index, load);
+    try {
+      return await load;
+    } finally {
+      this.loading.delete(index);
+    }
+  }
+
+  /** Forgets chunk `index` and deletes its file (it failed verification). */
+  async drop(index: number): Promise<void> {
+    this.cache.delete(index);
+    if (!this.held.clear(index)) return;
+    await rm(this.chunkPath(index), { force: true });
+    await this.enqueueSummary(() => this.rewriteSummary());
+  }
+
+  /**
+   * Merges every chunk, in order, into `outPath` (written as `.part`, then
+   * renamed), re-checking each chunk and, when the metainfo has one, the
+   * whole file's SHA-256. Streams: one chunk in memory at a time.
+   */
+  async merge(outPath: string): Promise<{ path: string; sha256: string }> {
+    const missing = this.held.missing();
+    if (missing.length > 0) {
+      throw new ChunkError(
+        'ERR_CHUNK_MISSING',
+        `cannot merge: ${missing.length} chunks missing (first ${missing[0]})`,
+      );
+    }
+    const part = `${outPath}.part`;
+    const hash = createHash('sha256');
+    const out = createWriteStream(part);
+    try {
+      for (let i = 0; i < this.pieceCount; i++) {
+        const data = await readFile(this.chunkPath(i));
+        if (!this.matches(i, data)) {
+          await this.drop(i);
+          throw new ChunkError(
+            'ERR_CHUNK_HASH',
+            `chunk ${i} no longer matches its SHA-1; dropped it, merge stopped`,
+          );
+        }
+        hash.update(data);
+        if (!out.write(data)) await once(out, 'drain');
+      }
+      out.end();
+      await once(out, 'finish');
+    } catch (err) {
+      out.destroy();
+      await rm(part, { force: true });
+      throw err;
+    }
+    const digest = hash.digest();
+    if (this.metainfo.sha256 && !digest.equals(this.metainfo.sha256)) {
+      await rm(part, { force: true });
+      throw new ChunkError(
+        'ERR_FILE_HASH',
+        `merged file SHA-256 ${digest.toString('hex')} does not match the metainfo`,
+      );
+    }
+    await rename(part, outPath);
+    return { path: outPath, sha256: digest.toString('hex') };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.summaryWrites.catch(() => {});
+    await this.summary?.close();
+    this.cache.clear();
+  }
+
+  private async verifyFile(index: number): Promise<boolean> {
+    try {
+      const info = await stat(this.chunkPath(index));
+      if (!info.isFile() || info.size !== this.metainfo.geometry.pieceSize(index)) return false;
+      return this.matches(index, await readFile(this.chunkPath(index)));
+    } catch {
+      return false;
+    }
+  }
+
+  private appendSummary(index: number): Promise<void> {
+    return this.enqueueSummary(async () => {
+      await this.summary?.write(`${index}\n`);
+    });
+  }
+
+  /** Summary writes run one at a time so lines never interleave with a rewrite. */
+  private enqueueSummary(task: () => Promise<void>): Promise<void> {
+    const next = this.summaryWrites.then(task);
+    this.summaryWrites = next.catch(() => {});
+    return next;
+  }
+
+  private async rewriteSummary(): Promise<void> {
+    const path = join(this.dir, SUMMARY_FILE);
+    const temp = `${path}.tmp`;
+    const ids = this.held.heldIds();
+    await writeFile(temp, ids.length > 0 ? `${ids.join('\n')}\n` : '');
+    await rename(temp, path);
+    if (this.summary) {
+      // The append handle points at the replaced file; reopen on the new one.
+      await this.summary.close();
+      this.summary = await open(path, 'a');
+    }
+  }
+}
+
+async function runLimited(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) await tasks[next++]!();
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+}

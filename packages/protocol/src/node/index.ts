@@ -1,0 +1,25 @@
+/**
+ * @packageDocumentation
+ * The Node.js side of swarmdrop's protocol: disk (chunk store, splitting) and
+ * sockets (one BitTorrent connection, the one-port BitTorrent/HTTP server, the
+ * shared serving logic). Owner and peer both build on these.
+ *
+ * @example
+ * ```ts
+ * import { ChunkStore, DualServer, PeerWire, Uploader } from '@swarmdrop/protocol/node';
+ * const { store } = await ChunkStore.open({ dir, metainfo });
+ * const server = new DualServer({ port: 6881, onHttp, onWire(socket, initial) {
+ *   const wire = new PeerWire({ socket, initial, metainfo, peerId });
+ *   const uploader = new Uploader({ wire, store, log });
+ *   wire.onMessage = (m) => uploader.handle(m);
+ *   void wire.ready().then(() => uploader.start());
+ * }});
+ * await server.listen();
+ * ```
+ */
+export * from './chunk-store.js';
+export * from './dual-server.js';
+export * from './logger.js';
+export * from './peer-wire.js';
+export * from './split.js';
+export * from './uploader.js';

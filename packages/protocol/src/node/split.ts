@@ -1,0 +1,86 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULT_CHUNK_SIZE } from '../constants.js';
+import { CHUNK_DIR, chunkFileName, sha1 } from './chunk-store.js';
+
+export interface SplitOptions {
+  readonly source: string;
+  /** Working directory; chunk files go in `<dir>/chunks`. */
+  readonly dir: string;
+  readonly chunkSize?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface SplitResult {
+  readonly length: number;
+  readonly pieceHashes: Buffer[];
+  readonly sha256: Buffer;
+  /** Chunk files written by this call. */
+  readonly written: number;
+  /** Chunk files already present with the right content, left alone. */
+  readonly reused: number;
+}
+
+/**
+ * Splits `source` into `<dir>/chunks/<id>.chunk`, hashing as it goes (SHA-1
+ * per chunk, SHA-256 of the whole). Reads the source once, streaming, and
+ * only ever opens it for reading. A chunk file that already holds the right
+ * bytes (a restart) is kept instead of rewritten.
+ */
+export async function splitFile(options: SplitOptions): Promise<SplitResult> {
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunkDir = join(options.dir, CHUNK_DIR);
+  await mkdir(chunkDir, { recursive: true });
+  const whole = createHash('sha256');
+  const pieceHashes: Buffer[] = [];
+  let length = 0;
+  let written = 0;
+  let reused = 0;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+
+  const emit = async (data: Buffer): Promise<void> => {
+    const index = pieceHashes.length;
+    const hash = sha1(data);
+    pieceHashes.push(hash);
+    const path = join(chunkDir, chunkFileName(index));
+    const existing = await readFile(path).catch(() => undefined);
+    if (existing && existing.length === data.length && sha1(existing).equals(hash)) {
+      reused++;
+      return;
+    }
+    const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+    await writeFile(temp, data);
+    await rename(temp, path);
+    written++;
+  };
+
+  const stream = createReadStream(options.source, {
+    highWaterMark: chunkSize,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  for await (const read of stream as AsyncIterable<Buffer>) {
+    whole.update(read);
+    length += read.length;
+    pending.push(read);
+    pendingBytes += read.length;
+    while (pendingBytes >= chunkSize) {
+      const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+      await emit(joined.subarray(0, chunkSize));
+      const rest = joined.subarray(chunkSize);
+      pending = rest.length > 0 ? [rest] : [];
+      pendingBytes = rest.length;
+    }
+  }
+  if (pendingBytes > 0) await emit(Buffer.concat(pending));
+
+  // Chunk files past the end belong to an older, longer version of the file.
+  for (const name of await readdir(chunkDir)) {
+    const match = /^(\d+)\.chunk$/.exec(name);
+    if (!match || Number(match[1]) >= pieceHashes.length)
+      await rm(join(chunkDir, name), { force: true });
+  }
+  return { length, pieceHashes, sha256: whole.digest(), written, reused };
+}

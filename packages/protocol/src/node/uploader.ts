@@ -1,0 +1,184 @@
+import { Bitfield } from '../bitfield.js';
+import { ChunkError, WireError } from '../errors.js';
+import type { LogEventName, LogFields } from '../log.js';
+import type { Message } from '../wire/messages.js';
+import type { ChunkStore } from './chunk-store.js';
+import type { PeerWire } from './peer-wire.js';
+
+/** Pending block requests one remote may queue before it is cut off. */
+export const DEFAULT_MAX_QUEUED_REQUESTS = 1_024;
+
+export type LogFn = (event: LogEventName, fields: LogFields) => void;
+
+export interface UploaderOptions {
+  readonly wire: PeerWire;
+  readonly store: ChunkStore;
+  readonly log: LogFn;
+  readonly maxQueuedRequests?: number;
+  /** Called when a `have` or bitfield from the remote changes what we know it holds. */
+  readonly onRemoteHas?: (remote: Bitfield) => void;
+}
+
+interface BlockRequest {
+  readonly index: number;
+  readonly begin: number;
+  readonly length: number;
+}
+
+/**
+ * The serving half of a connection, the same for owner and peer: sends our
+ * chunk ID list (bitfield), keeps it current with `have`, unchokes a remote
+ * that is interested, and answers its block requests in order, waiting for
+ * the socket to drain. Logs one line per chunk requested and per chunk sent.
+ */
+export class Uploader {
+  readonly remoteHas: Bitfield;
+  bytesSent = 0;
+  chunksSent = 0;
+  private readonly wire: PeerWire;
+  private readonly store: ChunkStore;
+  private readonly log: LogFn;
+  private readonly maxQueued: number;
+  private readonly onRemoteHas: ((remote: Bitfield) => void) | undefined;
+  private queue: BlockRequest[] = [];
+  /** Bytes sent so far of each chunk this remote has asked for. */
+  private readonly open = new Map<number, number>();
+  private pumping = false;
+  private unchoked = false;
+
+  constructor(options: UploaderOptions) {
+    this.wire = options.wire;
+    this.store = options.store;
+    this.log = options.log;
+    this.maxQueued = options.maxQueuedRequests ?? DEFAULT_MAX_QUEUED_REQUESTS;
+    this.onRemoteHas = options.onRemoteHas;
+    this.remoteHas = new Bitfield(options.store.pieceCount);
+  }
+
+  /** Sends our chunk ID list; call once, right after the handshake. */
+  start(): void {
+    const held = this.store.held;
+    // BEP 3 lets a process that holds nothing skip the bitfield; we always send it so the log shows it.
+    this.wire.send({ type: 'bitfield', bytes: held.toBytes() });
+    this.log('idlist-sent', { to: this.wire.label, chunks: held.count(), of: held.size });
+  }
+
+  /** Tells the remote we now hold `index`. */
+  announce(index: number): void {
+    if (this.wire.isClosed) return;
+    this.wire.send({ type: 'have', index });
+    this.log('have-sent', { chunk: index, to: this.wire.label });
+  }
+
+  /** Handles the messages that concern serving; returns false for the rest. */
+  handle(message: Message): boolean {
+    switch (message.type) {
+      case 'interested':
+        if (!this.unchoked) {
+          this.unchoked = true;
+          this.wire.send({ type: 'unchoke' });
+        }
+        return true;
+      case 'notInterested':
+        return true;
+      case 'bitfield': {
+        const remote = Bitfield.fromBytes(message.bytes, this.remoteHas.size);
+        for (const index of remote.heldIds()) this.remoteHas.set(index);
+        this.log('idlist-received', {
+          from: this.wire.label,
+          chunks: remote.count(),
+          of: remote.size,
+        });
+        this.onRemoteHas?.(this.remoteHas);
+        return false;
+      }
+      case 'have':
+        if (this.remoteHas.set(message.index)) {
+          this.log('have-received', { chunk: message.index, from: this.wire.label });
+          this.onRemoteHas?.(this.remoteHas);
+        }
+        return false;
+      case 'request':
+        this.request(message);
+        return true;
+      case 'cancel':
+        this.queue = this.queue.filter(
+          (r) =>
+            !(
+              r.index === message.index &&
+              r.begin === message.begin &&
+              r.length === message.length
+            ),
+        );
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  private request(r: BlockRequest): void {
+    if (!this.store.has(r.index)) {
+      this.wire.close(
+        `requested chunk ${r.index}, which we do not hold`,
+        new WireError('ERR_PIECE_INDEX', `request for chunk ${r.index} not held`),
+      );
+      return;
+    }
+    if (this.queue.length >= this.maxQueued) {
+      this.wire.close(
+        `more than ${this.maxQueued} requests pending`,
+        new WireError('ERR_REQUEST_LENGTH', 'request flood'),
+      );
+      return;
+    }
+    if (!this.open.has(r.index)) {
+      this.open.set(r.index, 0);
+      this.log('request-received', { chunk: r.index, from: this.wire.label });
+    }
+    this.queue.push(r);
+    if (!this.pumping) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && !this.wire.isClosed) {
+        const r = this.queue.shift()!;
+        let chunk: Buffer;
+        try {
+          chunk = await this.store.readVerified(r.index);
+        } catch (err) {
+          if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
+            this.log('chunk-corrupt', {
+              chunk: r.index,
+              reason: 'stored file failed SHA-1; dropped',
+            });
+            // The remote was told we hold it; reconnecting gets it a bitfield without it.
+            this.wire.close(`stored chunk ${r.index} was corrupt; dropped it`);
+          } else {
+            this.wire.close(`cannot read chunk ${r.index}: ${(err as Error).message}`);
+          }
+          return;
+        }
+        if (this.wire.isClosed) return;
+        const ok = this.wire.sendPiece(
+          r.index,
+          r.begin,
+          chunk.subarray(r.begin, r.begin + r.length),
+        );
+        this.bytesSent += r.length;
+        const sent = (this.open.get(r.index) ?? 0) + r.length;
+        if (sent >= chunk.length) {
+          this.open.delete(r.index);
+          this.chunksSent++;
+          this.log('chunk-sent', { chunk: r.index, to: this.wire.label, bytes: chunk.length });
+        } else {
+          this.open.set(r.index, sent);
+        }
+        if (!ok) await this.wire.drained();
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}

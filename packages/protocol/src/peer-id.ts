@@ -1,0 +1,29 @@
+import { randomBytes } from 'node:crypto';
+import { PEER_ID_PREFIX } from './constants.js';
+
+/**
+ * A swarmdrop peer id: `-SD0100-` + the sender's listening port (5 digits) +
+ * `-` + 6 random characters. Carrying the port lets the other side name a
+ * connection by its listening address, so both ends' logs name the same peer.
+ */
+export function makePeerId(listenPort: number): Buffer {
+  const random = randomBytes(6)
+    .toString('base64')
+    .replace(/[^A-Za-z0-9]/g, 'x')
+    .slice(0, 6);
+  return Buffer.from(`${PEER_ID_PREFIX}${String(listenPort).padStart(5, '0')}-${random}`, 'latin1');
+}
+
+/** The listening port inside a swarmdrop peer id, or undefined for other clients. */
+export function listenPortOf(peerId: Uint8Array): number | undefined {
+  const text = Buffer.from(peerId).toString('latin1');
+  const match = /^-SD\d{4}-(\d{5})-/.exec(text);
+  if (!match) return undefined;
+  const port = Number(match[1]);
+  return port > 0 && port <= 65_535 ? port : undefined;
+}
+
+/** True when the peer id is a swarmdrop one. */
+export function isSwarmdropPeer(peerId: Uint8Array): boolean {
+  return listenPortOf(peerId) !== undefined;
+}

@@ -1,0 +1,53 @@
+/** BEP 3 message ids, one table for encoder and decoder. */
+export const MESSAGE_ID = {
+  choke: 0,
+  unchoke: 1,
+  interested: 2,
+  notInterested: 3,
+  have: 4,
+  bitfield: 5,
+  request: 6,
+  piece: 7,
+  cancel: 8,
+} as const;
+
+export type MessageType = keyof typeof MESSAGE_ID;
+
+export interface Handshake {
+  readonly type: 'handshake';
+  /** 8 reserved bytes; swarmdrop sets none and ignores the peer's. */
+  readonly reserved: Uint8Array;
+  readonly infoHash: Uint8Array;
+  readonly peerId: Uint8Array;
+}
+
+/** Everything that can cross the wire, discriminated on `type`. */
+export type Message =
+  | Handshake
+  | { readonly type: 'keepAlive' }
+  | { readonly type: 'choke' }
+  | { readonly type: 'unchoke' }
+  | { readonly type: 'interested' }
+  | { readonly type: 'notInterested' }
+  | { readonly type: 'have'; readonly index: number }
+  | { readonly type: 'bitfield'; readonly bytes: Uint8Array }
+  | {
+      readonly type: 'request';
+      readonly index: number;
+      readonly begin: number;
+      readonly length: number;
+    }
+  | {
+      readonly type: 'piece';
+      readonly index: number;
+      readonly begin: number;
+      readonly block: Uint8Array;
+    }
+  | {
+      readonly type: 'cancel';
+      readonly index: number;
+      readonly begin: number;
+      readonly length: number;
+    };
+
+export type MessageOf<T extends Message['type']> = Extract<Message, { type: T }>;
