@@ -15,12 +15,14 @@
  * ```
  */
 export * from './address.js';
+export { bencodeDecode, bencodeEncode } from './bencoding.js';
 export { Bitfield } from './bitfield.js';
 export * from './constants.js';
 export * from './errors.js';
 export { type Block, Geometry } from './geometry.js';
 export * from './log.js';
 export * from './metainfo.js';
+export * from './options.js';
 export * from './peer-id.js';
 export { FrameDecoder, type FrameDecoderOptions } from './wire/decoder.js';
 export { encodeMessage, encodePieceHeader } from './wire/encode.js';

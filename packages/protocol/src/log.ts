@@ -95,3 +95,26 @@ export function parseTextLine(
   }
   return { role: match[1]!, port: Number(match[2]), event: match[3]!, fields };
 }
+
+/** `[0,1,2,5,7,8]` -> `0-2,5,7-8`: chunk ID lists that stay one short field. */
+export function formatRanges(ids: readonly number[]): string {
+  const sorted = [...ids].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+/** Inverse of formatRanges. */
+export function parseRanges(text: string): number[] {
+  if (text === '') return [];
+  return text.split(',').flatMap((part) => {
+    const [from, to] = part.split('-').map(Number) as [number, number | undefined];
+    if (to === undefined) return [from];
+    return Array.from({ length: to - from + 1 }, (_, k) => from + k);
+  });
+}

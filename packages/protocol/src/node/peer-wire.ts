@@ -43,6 +43,8 @@ export class PeerWire {
   readonly remoteHost: string;
   readonly remotePort: number;
   remoteHandshake: Handshake | undefined;
+  /** Called once with the remote's handshake, before any message that follows it. */
+  onHandshake: (handshake: Handshake) => void = () => {};
   /** Called for each message after the handshake. */
   onMessage: (message: Message) => void = () => {};
   /** Resolves once, when the connection has ended. */
@@ -177,6 +179,12 @@ export class PeerWire {
       if (message.type === 'handshake') {
         clearTimeout(this.handshakeTimer);
         this.remoteHandshake = message;
+        try {
+          this.onHandshake(message);
+        } catch (err) {
+          this.close(`handler failed: ${(err as Error).message}`, err as Error);
+          return;
+        }
         this.resolveHandshake(message);
         continue;
       }

@@ -1,0 +1,102 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  DEFAULT_CHUNK_SIZE,
+  MAX_PIECE_LENGTH,
+  OptionError,
+  parseEndpoint,
+  parseIntegerOption,
+  parseLogFormat,
+} from '@swarmdrop/protocol';
+import {
+  DEFAULT_EXPECTED_PEERS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  type OwnerOptions,
+} from './owner.js';
+
+export const PROGRAM = 'swarmdrop-owner';
+
+export const USAGE = `Usage: ${PROGRAM} <port> <file> [options]
+
+Splits <file> into chunks and serves it to swarmdrop peers and BitTorrent
+clients. <port> may be HOST:PORT to bind one interface. The same port answers
+BitTorrent and HTTP (GET /<name>.torrent, /announce, /status).
+
+Options:
+  --dir DIR                   working directory for chunks, summary.txt and
+                              <name>.torrent (default: .swarmdrop/owner-<port>)
+  --chunk-size BYTES          chunk size (default: ${DEFAULT_CHUNK_SIZE})
+  --expected-peers N          sizes each peer's initial batch as
+                              ceil(chunks / N) (default: ${DEFAULT_EXPECTED_PEERS})
+  --max-connections N         connections served at once; more are refused
+                              (default: ${DEFAULT_MAX_CONNECTIONS})
+  --handshake-timeout-ms MS   close a connection silent for this long before
+                              its handshake (default: ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
+  --public-host HOST          host written into the .torrent's announce URL
+                              on disk (default: the bound host, or 127.0.0.1)
+  --log-format text|json      console log format (default: text)
+  -h, --help                  show this help
+  -v, --version               show the version
+`;
+
+export function parseOwnerArgs(argv: string[]): OwnerOptions | 'help' | 'version' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        dir: { type: 'string' },
+        'chunk-size': { type: 'string' },
+        'expected-peers': { type: 'string' },
+        'max-connections': { type: 'string' },
+        'handshake-timeout-ms': { type: 'string' },
+        'public-host': { type: 'string' },
+        'log-format': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    throw new OptionError('arguments', (err as Error).message.split('\n')[0]!);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return 'help';
+  if (values.version) return 'version';
+  if (positionals.length < 2) throw new OptionError('arguments', 'expected <port> <file>');
+  if (positionals.length > 2)
+    throw new OptionError('arguments', `unexpected extra argument "${positionals[2]}"`);
+  const endpoint = parseEndpoint(positionals[0]!, '<port>', true);
+  const file = positionals[1]!;
+  return {
+    file,
+    host: endpoint.host,
+    port: endpoint.port,
+    dir: resolve(values.dir ?? `.swarmdrop/owner-${endpoint.port}`),
+    chunkSize:
+      values['chunk-size'] === undefined
+        ? DEFAULT_CHUNK_SIZE
+        : parseIntegerOption(values['chunk-size'], '--chunk-size', 1, MAX_PIECE_LENGTH),
+    expectedPeers:
+      values['expected-peers'] === undefined
+        ? DEFAULT_EXPECTED_PEERS
+        : parseIntegerOption(values['expected-peers'], '--expected-peers', 1, 10_000),
+    maxConnections:
+      values['max-connections'] === undefined
+        ? DEFAULT_MAX_CONNECTIONS
+        : parseIntegerOption(values['max-connections'], '--max-connections', 1, 100_000),
+    handshakeTimeoutMs:
+      values['handshake-timeout-ms'] === undefined
+        ? DEFAULT_HANDSHAKE_TIMEOUT_MS
+        : parseIntegerOption(
+            values['handshake-timeout-ms'],
+            '--handshake-timeout-ms',
+            100,
+            3_600_000,
+          ),
+    publicHost: values['public-host'],
+    logFormat: parseLogFormat(values['log-format']),
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * Decides each swarmdrop peer's initial batch: about `ceil(chunks / expected)`
+ * chunks, taken from those held by the fewest peers so far (ties go to the
+ * lowest ID), so peers joining one at a time get disjoint batches that
+ * together cover the file. Pure: no I/O, no clock.
+ */
+export class BatchAssigner {
+  readonly pieceCount: number;
+  readonly batchSize: number;
+  /** How many peers are known to hold, or were assigned, each chunk. */
+  private readonly copies: Uint32Array;
+  private readonly batches = new Map<string, readonly number[]>();
+  private readonly holds = new Map<string, Set<number>>();
+
+  constructor(pieceCount: number, expectedPeers: number) {
+    if (!Number.isInteger(expectedPeers) || expectedPeers < 1) {
+      throw new RangeError(`expectedPeers must be a positive integer, got ${expectedPeers}`);
+    }
+    this.pieceCount = pieceCount;
+    this.batchSize = Math.min(pieceCount, Math.ceil(pieceCount / expectedPeers));
+    this.copies = new Uint32Array(pieceCount);
+  }
+
+  /** The batch of the peer known as `key` (its listening address); the same batch on every call. */
+  assign(key: string): readonly number[] {
+    const known = this.batches.get(key);
+    if (known) return known;
+    const order = Array.from({ length: this.pieceCount }, (_, i) => i);
+    order.sort((a, b) => this.copies[a]! - this.copies[b]! || a - b);
+    const batch = order.slice(0, this.batchSize).sort((a, b) => a - b);
+    this.batches.set(key, batch);
+    for (const index of batch) this.noteHolds(key, index);
+    return batch;
+  }
+
+  batchOf(key: string): readonly number[] | undefined {
+    return this.batches.get(key);
+  }
+
+  /** Records that `key` holds `index` (from its `have`s), so later batches favour rarer chunks. */
+  noteHolds(key: string, index: number): void {
+    if (index < 0 || index >= this.pieceCount) return;
+    let set = this.holds.get(key);
+    if (!set) {
+      set = new Set();
+      this.holds.set(key, set);
+    }
+    if (set.has(index)) return;
+    set.add(index);
+    this.copies[index]!++;
+  }
+
+  /** Copies of chunk `index` the owner knows of. */
+  copiesOf(index: number): number {
+    return this.copies[index] ?? 0;
+  }
+}

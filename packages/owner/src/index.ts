@@ -1,0 +1,30 @@
+/**
+ * @packageDocumentation
+ * The swarmdrop file owner as a library (the `swarmdrop-owner` bin wraps it).
+ *
+ * @example
+ * ```ts
+ * import { Owner } from '@swarmdrop/owner';
+ * const owner = await Owner.start({ file: 'movie.mkv', dir: '/tmp/o', port: 0, chunkSize: 102_400,
+ *   expectedPeers: 5, maxConnections: 256, handshakeTimeoutMs: 10_000, logFormat: 'text' });
+ * console.log(owner.port, owner.metainfo.infoHash.toString('hex'));
+ * await owner.close();
+ * ```
+ */
+export { parseOwnerArgs, USAGE } from './args.js';
+export { BatchAssigner } from './batch-assigner.js';
+export {
+  DEFAULT_EXPECTED_PEERS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  Owner,
+  type OwnerComponents,
+  type OwnerOptions,
+} from './owner.js';
+export {
+  announceResponse,
+  BATCH_KEY,
+  compactPeers,
+  parseAnnounce,
+  parseQueryBytes,
+} from './tracker.js';

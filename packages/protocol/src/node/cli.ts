@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import { SwarmdropError } from '../errors.js';
+
+/** The `version` field of the package.json at `url` (resolved against the caller's module). */
+export function packageVersion(url: URL): string {
+  return (JSON.parse(readFileSync(url, 'utf8')) as { version: string }).version;
+}
+
+/**
+ * Runs a command-line entry point: a bad input becomes one line on stderr and
+ * exit status 2, any other failure one line and status 1; a stack trace only
+ * with SWARMDROP_DEBUG=1.
+ */
+export function runMain(program: string, main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    const message = err instanceof Error ? err.message : String(err);
+    const usage =
+      err instanceof SwarmdropError && (err.code === 'ERR_OPTION' || err.code === 'ERR_ADDRESS');
+    process.stderr.write(
+      `${program}: error: ${message}${usage ? ` (see ${program} --help)` : ''}\n`,
+    );
+    if (process.env.SWARMDROP_DEBUG === '1' && err instanceof Error)
+      process.stderr.write(`${err.stack}\n`);
+    process.exitCode = usage ? 2 : 1;
+  });
+}
+
+/** Calls `stop` on the first SIGINT or SIGTERM; a second one exits at once. */
+export function onShutdownSignal(stop: (signal: NodeJS.Signals) => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    stop(signal).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`error while stopping: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
