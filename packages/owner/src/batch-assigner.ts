@@ -7,6 +7,7 @@
 export class BatchAssigner {
   readonly pieceCount: number;
   readonly batchSize: number;
+  readonly expectedPeers: number;
   /** How many peers are known to hold, or were assigned, each chunk. */
   private readonly copies: Uint32Array;
   private readonly batches = new Map<string, readonly number[]>();
@@ -17,6 +18,7 @@ export class BatchAssigner {
       throw new RangeError(`expectedPeers must be a positive integer, got ${expectedPeers}`);
     }
     this.pieceCount = pieceCount;
+    this.expectedPeers = expectedPeers;
     this.batchSize = Math.min(pieceCount, Math.ceil(pieceCount / expectedPeers));
     this.copies = new Uint32Array(pieceCount);
   }
@@ -27,10 +29,22 @@ export class BatchAssigner {
     if (known) return known;
     const order = Array.from({ length: this.pieceCount }, (_, i) => i);
     order.sort((a, b) => this.copies[a]! - this.copies[b]! || a - b);
-    const batch = order.slice(0, this.batchSize).sort((a, b) => a - b);
+    const batch = order.slice(0, this.sizeOfNextBatch()).sort((a, b) => a - b);
     this.batches.set(key, batch);
     for (const index of batch) this.noteHolds(key, index);
     return batch;
+  }
+
+  /**
+   * Until `expectedPeers` batches are out, split the chunks nobody holds
+   * evenly over the peers still expected (21 chunks, 5 peers: 5,4,4,4,4), so
+   * the first batches are disjoint and cover the file; after that, a full batch.
+   */
+  private sizeOfNextBatch(): number {
+    const remainingPeers = this.expectedPeers - this.batches.size;
+    const uncovered = this.copies.reduce((n, c) => n + (c === 0 ? 1 : 0), 0);
+    if (remainingPeers > 0 && uncovered > 0) return Math.ceil(uncovered / remainingPeers);
+    return this.batchSize;
   }
 
   batchOf(key: string): readonly number[] | undefined {

@@ -33,6 +33,7 @@ export const LOG_EVENTS = [
   'metainfo',
   'batch-received',
   'resumed',
+  'waiting',
   'fallback',
   'merged',
   'done',

@@ -101,8 +101,12 @@ export class PeerWire {
         peerId: options.peerId,
       }),
     );
-    if (options.initial && options.initial.length > 0) this.receive(options.initial);
-    if (this.socket.isPaused()) this.socket.resume();
+    // Deferred so the caller can attach onHandshake/onMessage before the first bytes are decoded.
+    const initial = options.initial;
+    queueMicrotask(() => {
+      if (initial && initial.length > 0) this.receive(initial);
+      if (!this.ended && this.socket.isPaused()) this.socket.resume();
+    });
   }
 
   /** Resolves with the remote's handshake; rejects if the connection ends first. */

@@ -26,6 +26,7 @@ const FIXED_LENGTH: Record<number, number> = {
 };
 
 const PROTOCOL_BYTES = Buffer.from(PROTOCOL_NAME, 'latin1');
+const EMPTY = Buffer.alloc(0);
 
 type State =
   | { kind: 'handshake' }
@@ -270,6 +271,8 @@ export class FrameDecoder {
 
   /** Consumes `n` bytes: a view when they sit in one read, one copy when they straddle reads. */
   private take(n: number): Buffer {
+    // A zero-length body (choke, interested, an empty bitfield…) may end the read: the queue is empty.
+    if (n === 0) return EMPTY;
     const first = this.queue[0]!;
     if (first.length > n) {
       this.queue[0] = first.subarray(n);

@@ -1,0 +1,101 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  OptionError,
+  parseEndpoint,
+  parseIntegerOption,
+  parseLogFormat,
+} from '@swarmdrop/protocol';
+import { DEFAULT_PIPELINE_BLOCKS } from './downloader.js';
+import {
+  DEFAULT_FALLBACK_AFTER_MS,
+  DEFAULT_LINGER_MS,
+  DEFAULT_OWNER_TIMEOUT_MS,
+  type PeerOptions,
+} from './peer.js';
+
+export const PROGRAM = 'swarmdrop-peer';
+
+export const USAGE = `Usage: ${PROGRAM} <owner> <port> <download-neighbour> [options]
+
+Joins the swarm served by the file owner at <owner>, listens for upload
+neighbours on <port>, and downloads from the peer at <download-neighbour>.
+Each of the three may be PORT (on 127.0.0.1; <port> listens on every
+interface) or HOST:PORT.
+
+Options:
+  --dir DIR                   working directory: chunks/, summary.txt,
+                              <name>.torrent (default: .swarmdrop/peer-<port>)
+  --out PATH                  where the merged file goes (default: DIR/<name>)
+  --exit-when-done            exit 0 once the file is merged and every
+                              connected upload neighbour holds every chunk
+                              (or has gone)
+  --fallback-after-ms MS      fetch from the owner what the download
+                              neighbour has not supplied for this long
+                              (default: ${DEFAULT_FALLBACK_AFTER_MS})
+  --owner-timeout-ms MS       give up when the owner cannot be reached for
+                              this long at start (default: ${DEFAULT_OWNER_TIMEOUT_MS})
+  --linger-ms MS              with --exit-when-done, how long to wait for an
+                              upload neighbour that never connects
+                              (default: ${DEFAULT_LINGER_MS})
+  --pipeline N                blocks requested ahead per connection
+                              (default: ${DEFAULT_PIPELINE_BLOCKS})
+  --log-format text|json      console log format (default: text)
+  -h, --help                  show this help
+  -v, --version               show the version
+`;
+
+export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        dir: { type: 'string' },
+        out: { type: 'string' },
+        'exit-when-done': { type: 'boolean' },
+        'fallback-after-ms': { type: 'string' },
+        'owner-timeout-ms': { type: 'string' },
+        'linger-ms': { type: 'string' },
+        pipeline: { type: 'string' },
+        'log-format': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    throw new OptionError('arguments', (err as Error).message.split('\n')[0]!);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return 'help';
+  if (values.version) return 'version';
+  if (positionals.length < 3)
+    throw new OptionError('arguments', 'expected <owner> <port> <download-neighbour>');
+  if (positionals.length > 3)
+    throw new OptionError('arguments', `unexpected extra argument "${positionals[3]}"`);
+  const owner = parseEndpoint(positionals[0]!, '<owner>');
+  const listen = parseEndpoint(positionals[1]!, '<port>', true);
+  const neighbour = parseEndpoint(positionals[2]!, '<download-neighbour>');
+  const ms = (name: string, fallback: number) => {
+    const text = values[name as keyof typeof values] as string | undefined;
+    return text === undefined ? fallback : parseIntegerOption(text, `--${name}`, 0, 86_400_000);
+  };
+  return {
+    owner,
+    listen,
+    neighbour,
+    dir: resolve(values.dir ?? `.swarmdrop/peer-${listen.port}`),
+    out: values.out === undefined ? undefined : resolve(values.out),
+    exitWhenDone: values['exit-when-done'] ?? false,
+    fallbackAfterMs: ms('fallback-after-ms', DEFAULT_FALLBACK_AFTER_MS),
+    ownerTimeoutMs: ms('owner-timeout-ms', DEFAULT_OWNER_TIMEOUT_MS),
+    lingerMs: ms('linger-ms', DEFAULT_LINGER_MS),
+    pipelineBlocks:
+      values.pipeline === undefined
+        ? DEFAULT_PIPELINE_BLOCKS
+        : parseIntegerOption(values.pipeline, '--pipeline', 1, 4_096),
+    logFormat: parseLogFormat(values['log-format']),
+  };
+}

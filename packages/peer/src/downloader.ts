@@ -1,0 +1,201 @@
+import { type Bitfield, type Block, ChunkError, type Message } from '@swarmdrop/protocol';
+import type { ChunkStore, LogFn, PeerWire } from '@swarmdrop/protocol/node';
+import type { PiecePicker } from './piece-picker.js';
+
+/** Blocks requested and not yet received, per connection: 128 x 16 KiB keeps a loopback link full. */
+export const DEFAULT_PIPELINE_BLOCKS = 128;
+
+export interface DownloaderOptions {
+  readonly wire: PeerWire;
+  readonly store: ChunkStore;
+  readonly picker: PiecePicker;
+  readonly log: LogFn;
+  /** What the remote holds, kept current by the connection's Uploader. */
+  readonly remoteHas: Bitfield;
+  /** Which chunks this connection may fetch (the owner link: its batch; the neighbour: all but blamed ones). */
+  readonly allowed: (index: number) => boolean;
+  /** How this connection's chunks are labelled in the log: owner, neighbour or fallback. */
+  readonly via: string;
+  readonly pipelineBlocks?: number;
+  readonly onStored: (index: number) => void;
+  readonly onRejected: (index: number) => void;
+  readonly onFatal: (err: Error) => void;
+}
+
+interface ActivePiece {
+  readonly index: number;
+  readonly data: Buffer;
+  readonly blocks: Block[];
+  next: number;
+  received: number;
+  readonly pending: Set<number>;
+}
+
+/**
+ * The fetching half of a connection: declares interest, pipelines block
+ * requests for chunks the remote has and we lack, assembles each chunk, and
+ * hands it to the store, which checks its SHA-1 before keeping it.
+ */
+export class Downloader {
+  /** When the last block arrived (ms since epoch); 0 before any. */
+  lastBlockAt = 0;
+  chunksReceived = 0;
+  private readonly o: DownloaderOptions;
+  private readonly pipeline: number;
+  private readonly active = new Map<number, ActivePiece>();
+  private outstanding = 0;
+  private choked = true;
+  private interested = false;
+  private closed = false;
+
+  constructor(options: DownloaderOptions) {
+    this.o = options;
+    this.pipeline = options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS;
+  }
+
+  /** Blocks requested and not yet received. */
+  get inFlight(): number {
+    return this.outstanding;
+  }
+
+  /** True when the remote has something we may fetch and still lack. */
+  hasWanted(): boolean {
+    return this.o.picker.wantsAny(this.o.remoteHas, this.o.allowed);
+  }
+
+  handle(message: Message): void {
+    switch (message.type) {
+      case 'unchoke':
+        this.choked = false;
+        this.fill();
+        break;
+      case 'choke':
+        // BEP 3: a choke drops every pending request; ask again after the next unchoke.
+        this.choked = true;
+        this.releaseAll();
+        break;
+      case 'piece':
+        this.receive(message.index, message.begin, message.block);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Re-evaluates interest and requests more; call when the remote's list or `allowed` changed. */
+  refresh(): void {
+    if (this.closed) return;
+    const want = this.active.size > 0 || this.hasWanted();
+    if (want && !this.interested) {
+      this.interested = true;
+      this.o.wire.send({ type: 'interested' });
+    } else if (!want && this.interested) {
+      this.interested = false;
+      this.o.wire.send({ type: 'notInterested' });
+    }
+    this.fill();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.releaseAll();
+  }
+
+  private fill(): void {
+    if (this.closed || this.choked) return;
+    while (this.outstanding < this.pipeline) {
+      let piece: ActivePiece | undefined;
+      for (const candidate of this.active.values()) {
+        if (candidate.next < candidate.blocks.length) {
+          piece = candidate;
+          break;
+        }
+      }
+      if (!piece) {
+        const index = this.o.picker.pick(this.o.wire.label, this.o.remoteHas, this.o.allowed);
+        if (index === undefined) break;
+        const size = this.o.store.metainfo.geometry.pieceSize(index);
+        piece = {
+          index,
+          data: Buffer.allocUnsafe(size),
+          blocks: this.o.store.metainfo.geometry.blocks(index),
+          next: 0,
+          received: 0,
+          pending: new Set(),
+        };
+        this.active.set(index, piece);
+        this.o.log('request-sent', {
+          chunk: index,
+          to: this.o.wire.label,
+          blocks: piece.blocks.length,
+        });
+      }
+      const block = piece.blocks[piece.next++]!;
+      piece.pending.add(block.begin);
+      this.outstanding++;
+      this.o.wire.send({
+        type: 'request',
+        index: piece.index,
+        begin: block.begin,
+        length: block.length,
+      });
+    }
+    if (this.active.size === 0 && this.interested && !this.hasWanted()) {
+      this.interested = false;
+      this.o.wire.send({ type: 'notInterested' });
+    }
+  }
+
+  private receive(index: number, begin: number, block: Uint8Array): void {
+    const piece = this.active.get(index);
+    // A block we did not ask for (or asked for before a choke) is ignored.
+    if (!piece || !piece.pending.has(begin)) return;
+    const expected = piece.blocks.find((b) => b.begin === begin);
+    if (!expected || expected.length !== block.length) return;
+    piece.pending.delete(begin);
+    piece.data.set(block, begin);
+    piece.received += block.length;
+    this.outstanding--;
+    this.lastBlockAt = Date.now();
+    if (piece.received === piece.data.length) {
+      this.active.delete(index);
+      void this.finish(piece);
+    }
+    this.fill();
+  }
+
+  private async finish(piece: ActivePiece): Promise<void> {
+    try {
+      const stored = await this.o.store.put(piece.index, piece.data);
+      this.o.picker.release(piece.index);
+      if (!stored) return;
+      this.chunksReceived++;
+      this.o.log('chunk-received', {
+        chunk: piece.index,
+        from: this.o.wire.label,
+        bytes: piece.data.length,
+        via: this.o.via,
+      });
+      this.o.onStored(piece.index);
+    } catch (err) {
+      this.o.picker.release(piece.index);
+      if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
+        this.o.log('chunk-rejected', {
+          chunk: piece.index,
+          from: this.o.wire.label,
+          reason: 'sha1-mismatch',
+        });
+        this.o.onRejected(piece.index);
+      } else {
+        this.o.onFatal(err as Error);
+      }
+    }
+    if (!this.closed) this.refresh();
+  }
+
+  private releaseAll(): void {
+    for (const piece of this.active.values()) this.o.picker.release(piece.index);
+    this.active.clear();
+    this.outstanding = 0;
+  }
+}

@@ -1,0 +1,114 @@
+import { request } from 'node:http';
+import {
+  bencodeDecode,
+  type Endpoint,
+  formatEndpoint,
+  MAX_METAINFO_BYTES,
+  type Metainfo,
+  parseMetainfo,
+} from '@swarmdrop/protocol';
+
+export const HTTP_TIMEOUT_MS = 10_000;
+const MAX_ANNOUNCE_BYTES = 1024 * 1024;
+
+/** GET `path` from the owner; resolves with the body, rejects on a non-200 or an oversize body. */
+export function httpGet(
+  owner: Endpoint,
+  path: string,
+  maxBytes: number,
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: owner.host ?? '127.0.0.1',
+        port: owner.port,
+        path,
+        method: 'GET',
+        timeout: HTTP_TIMEOUT_MS,
+        signal,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > maxBytes) {
+            req.destroy(new Error(`response from ${path} is larger than ${maxBytes} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('end', () => {
+          if (res.statusCode !== 200) {
+            reject(
+              new Error(
+                `GET ${path} answered ${res.statusCode}: ${Buffer.concat(chunks).toString('utf8', 0, 200).trim()}`,
+              ),
+            );
+          } else {
+            resolve(Buffer.concat(chunks));
+          }
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(new Error(`GET ${path} timed out after ${HTTP_TIMEOUT_MS} ms`)),
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Fetches and validates the owner's `.torrent` (a dangerous name is refused by parseMetainfo). */
+export async function fetchMetainfo(
+  owner: Endpoint,
+  signal?: AbortSignal,
+): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
+  const bytes = await httpGet(owner, '/metainfo.torrent', MAX_METAINFO_BYTES, signal);
+  return { bytes, metainfo: parseMetainfo(bytes) };
+}
+
+export interface AnnounceResult {
+  /** The initial batch the owner assigned us, when it assigned one. */
+  readonly batch: number[] | undefined;
+  readonly peers: number;
+}
+
+function percentBytes(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += `%${b.toString(16).padStart(2, '0')}`;
+  return out;
+}
+
+/** Announces to the owner's tracker; reads swarmdrop's `swarmdrop batch` key. */
+export async function announce(
+  owner: Endpoint,
+  fields: {
+    infoHash: Uint8Array;
+    peerId: Uint8Array;
+    port: number;
+    left: number;
+    event?: 'started' | 'completed' | 'stopped';
+  },
+  signal?: AbortSignal,
+): Promise<AnnounceResult> {
+  const query =
+    `info_hash=${percentBytes(fields.infoHash)}&peer_id=${percentBytes(fields.peerId)}` +
+    `&port=${fields.port}&uploaded=0&downloaded=0&left=${fields.left}&compact=1` +
+    (fields.event ? `&event=${fields.event}` : '');
+  const body = await httpGet(owner, `/announce?${query}`, MAX_ANNOUNCE_BYTES, signal);
+  const decoded = bencodeDecode(body) as Record<string, unknown>;
+  if (decoded['failure reason'] instanceof Uint8Array) {
+    throw new Error(
+      `tracker at ${formatEndpoint(owner.host, owner.port)} refused: ${Buffer.from(decoded['failure reason']).toString()}`,
+    );
+  }
+  const raw = decoded['swarmdrop batch'];
+  const batch = Array.isArray(raw)
+    ? raw.filter((n): n is number => Number.isInteger(n) && n >= 0)
+    : undefined;
+  const peers = decoded.peers instanceof Uint8Array ? decoded.peers.length / 6 : 0;
+  return { batch, peers };
+}

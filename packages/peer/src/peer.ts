@@ -1,0 +1,600 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import {
+  ChunkError,
+  type Endpoint,
+  formatEndpoint,
+  formatRanges,
+  type LogFormat,
+  type Metainfo,
+  MetainfoError,
+  makePeerId,
+  OptionError,
+} from '@swarmdrop/protocol';
+import {
+  ChunkStore,
+  createLogger,
+  DualServer,
+  type Logger,
+  PeerWire,
+  Uploader,
+} from '@swarmdrop/protocol/node';
+import { backoffMs, connectTcp, pause } from './backoff.js';
+import { DEFAULT_PIPELINE_BLOCKS, Downloader } from './downloader.js';
+import { announce, fetchMetainfo } from './owner-client.js';
+import { PiecePicker } from './piece-picker.js';
+
+export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
+export const DEFAULT_OWNER_TIMEOUT_MS = 60_000;
+export const DEFAULT_LINGER_MS = 5_000;
+/** Chunks that fail SHA-1 from one source before that connection is cut. */
+export const MAX_HASH_FAILURES = 3;
+const TICK_MS = 250;
+
+export interface PeerOptions {
+  readonly owner: Endpoint;
+  /** Where to listen for upload neighbours; `host` undefined means every interface. */
+  readonly listen: Endpoint;
+  readonly neighbour: Endpoint;
+  readonly dir: string;
+  /** Where the merged file goes; default `<dir>/<name>`. */
+  readonly out?: string | undefined;
+  readonly exitWhenDone: boolean;
+  /** Fetch from the owner what the download neighbour has not supplied for this long. */
+  readonly fallbackAfterMs: number;
+  /** Give up if the owner's metainfo cannot be fetched for this long. */
+  readonly ownerTimeoutMs: number;
+  /** With exitWhenDone: how long to wait for an upload neighbour that never connected. */
+  readonly lingerMs: number;
+  readonly logFormat: LogFormat;
+  readonly pipelineBlocks?: number;
+}
+
+export interface PeerComponents {
+  readonly logger?: Logger;
+}
+
+type Role = 'in' | 'neighbour' | 'owner' | 'fallback';
+
+interface Session {
+  readonly role: Role;
+  readonly wire: PeerWire;
+  readonly uploader: Uploader;
+  readonly downloader: Downloader | undefined;
+}
+
+/**
+ * A swarmdrop peer: bootstraps from the owner, downloads its initial batch,
+ * then uploads to whoever connects on its port while downloading from its
+ * download neighbour; falls back to the owner for what the neighbour cannot
+ * supply; merges the file when every chunk is held.
+ */
+export class Peer {
+  readonly options: PeerOptions;
+  readonly port: number;
+  /** Resolves with an exit status: 0 once done (with exitWhenDone), 1 on a fatal error. */
+  readonly finished: Promise<number>;
+  metainfo: Metainfo | undefined;
+  mergedPath: string | undefined;
+
+  private readonly log: Logger;
+  private readonly server: DualServer;
+  private readonly peerId: Buffer;
+  private readonly abort = new AbortController();
+  private readonly sessions = new Set<Session>();
+  private store: ChunkStore | undefined;
+  private picker: PiecePicker | undefined;
+  private torrentBytes: Buffer | undefined;
+  private batch: number[] = [];
+  private ownerLinkActive = false;
+  private fallbackActive = false;
+  private lastNeighbourProgress = Date.now();
+  private readonly blamed = new Map<string, Set<number>>();
+  private readonly hashFailures = new Map<string, number>();
+  private merging = false;
+  private mergedAt = 0;
+  private uploadSessionsSeen = 0;
+  private tick: NodeJS.Timeout | undefined;
+  private resolveFinished!: (code: number) => void;
+  private closing: Promise<void> | undefined;
+  private counts = { fromOwner: 0, fromNeighbour: 0, fromFallback: 0 };
+
+  private constructor(options: PeerOptions, log: Logger, server: DualServer, port: number) {
+    this.options = options;
+    this.log = log;
+    this.server = server;
+    this.port = port;
+    this.peerId = makePeerId(port);
+    this.finished = new Promise((resolve) => {
+      this.resolveFinished = resolve;
+    });
+  }
+
+  /** Binds the port, fetches the metainfo, opens the store and starts both sides. */
+  static async start(options: PeerOptions, components: PeerComponents = {}): Promise<Peer> {
+    const log =
+      components.logger ??
+      createLogger({ role: 'peer', port: options.listen.port, format: options.logFormat });
+    let peer: Peer | undefined;
+    const server = new DualServer({
+      host: options.listen.host,
+      port: options.listen.port,
+      onWire: (socket, initial) => {
+        if (peer?.store) peer.accept(socket, initial);
+        else socket.destroy();
+      },
+      onHttp: (req, res) => peer?.handleHttp(req, res),
+      onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
+    });
+    let address;
+    try {
+      address = await server.listen();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const where = formatEndpoint(options.listen.host ?? '0.0.0.0', options.listen.port);
+      if (code === 'EADDRINUSE') throw new OptionError('<port>', `${where} is already in use`);
+      if (code === 'EACCES') throw new OptionError('<port>', `no permission to listen on ${where}`);
+      throw err;
+    }
+    log.setPort(address.port);
+    peer = new Peer(options, log, server, address.port);
+    try {
+      await peer.bootstrap();
+    } catch (err) {
+      await peer.close();
+      throw err;
+    }
+    return peer;
+  }
+
+  /** Stops every loop and connection and releases the store. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.log.log('stopping', {});
+      this.abort.abort();
+      if (this.tick) clearInterval(this.tick);
+      for (const session of this.sessions) session.wire.close('peer stopping');
+      await this.server.close();
+      await this.store?.close();
+    })();
+    return this.closing;
+  }
+
+  status(): Record<string, unknown> {
+    const held = this.store?.held;
+    return {
+      role: 'peer',
+      port: this.port,
+      name: this.metainfo?.name ?? null,
+      chunks: held?.size ?? null,
+      held: held?.count() ?? 0,
+      complete: held?.isComplete() ?? false,
+      merged: this.mergedPath ?? null,
+      batch: formatRanges(this.batch),
+      received: this.counts,
+      connections: [...this.sessions].map((s) => ({
+        peer: s.wire.label,
+        role: s.role,
+        holds: s.uploader.remoteHas.count(),
+        chunksSent: s.uploader.chunksSent,
+        chunksReceived: s.downloader?.chunksReceived ?? 0,
+      })),
+    };
+  }
+
+  private get ownerLabel(): string {
+    return formatEndpoint(this.options.owner.host, this.options.owner.port);
+  }
+
+  private async bootstrap(): Promise<void> {
+    const dir = resolve(this.options.dir);
+    this.log.log('listening', {
+      addr: formatEndpoint(this.server.address.address, this.port),
+      dir,
+      owner: this.ownerLabel,
+      neighbour: formatEndpoint(this.options.neighbour.host, this.options.neighbour.port),
+    });
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw new OptionError('--dir', `cannot create ${dir}: ${(err as Error).message}`);
+    }
+    const { bytes, metainfo } = await this.fetchMetainfoWithRetry();
+    this.metainfo = metainfo;
+    this.torrentBytes = bytes;
+    const torrentPath = join(dir, `${metainfo.name}.torrent`);
+    await writeFile(`${torrentPath}.tmp`, bytes);
+    await rename(`${torrentPath}.tmp`, torrentPath);
+    const opened = await ChunkStore.open({ dir, metainfo });
+    this.store = opened.store;
+    this.picker = new PiecePicker(opened.store.held);
+    this.log.log('metainfo', {
+      name: metainfo.name,
+      size: metainfo.length,
+      chunks: metainfo.geometry.pieceCount,
+      infohash: metainfo.infoHash.toString('hex'),
+      torrent: torrentPath,
+    });
+    if (opened.verified > 0 || opened.discarded > 0) {
+      this.log.log('resumed', { verified: opened.verified, discarded: opened.discarded, dir });
+    }
+    try {
+      const result = await announce(
+        this.options.owner,
+        {
+          infoHash: metainfo.infoHash,
+          peerId: this.peerId,
+          port: this.port,
+          left: metainfo.length - opened.verified * metainfo.pieceLength,
+          event: 'started',
+        },
+        this.abort.signal,
+      );
+      this.batch = result.batch ?? [];
+      this.log.log('batch-received', {
+        from: this.ownerLabel,
+        count: this.batch.length,
+        chunks: formatRanges(this.batch),
+      });
+    } catch (err) {
+      this.log.log('error', {
+        reason: `announce failed: ${(err as Error).message}; continuing without a batch`,
+      });
+    }
+    this.lastNeighbourProgress = Date.now();
+    const wanted = this.batch.filter((i) => !opened.store.has(i));
+    if (wanted.length > 0) void this.runOwnerLink(new Set(wanted), 'owner');
+    void this.neighbourLoop();
+    this.tick = setInterval(() => this.onTick(), TICK_MS);
+    this.tick.unref();
+    if (opened.store.isComplete()) void this.merge();
+  }
+
+  private async fetchMetainfoWithRetry(): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
+    const deadline = Date.now() + this.options.ownerTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fetchMetainfo(this.options.owner, this.abort.signal);
+      } catch (err) {
+        if (err instanceof MetainfoError)
+          throw new MetainfoError(err.field, `from the owner refused: ${err.message}`);
+        const wait = backoffMs(attempt);
+        if (Date.now() + wait > deadline || this.abort.signal.aborted) {
+          throw new Error(
+            `the owner at ${this.ownerLabel} did not serve the metainfo within ${this.options.ownerTimeoutMs} ms (${(err as Error).message})`,
+          );
+        }
+        if (attempt % 5 === 0) {
+          this.log.log('waiting', {
+            for: 'owner',
+            addr: this.ownerLabel,
+            reason: (err as Error).message,
+            retryMs: wait,
+          });
+        }
+        if (!(await pause(wait, this.abort.signal))) throw new Error('stopped');
+      }
+    }
+  }
+
+  /** The upload side: a peer connected to us. */
+  private accept(socket: Socket, initial: Buffer): void {
+    this.uploadSessionsSeen++;
+    this.openSession(socket, initial, 'in', undefined);
+  }
+
+  private openSession(
+    socket: Socket,
+    initial: Buffer | undefined,
+    role: Role,
+    allowed: ((index: number) => boolean) | undefined,
+  ): Session {
+    const store = this.store!;
+    const wire = new PeerWire({
+      socket,
+      metainfo: store.metainfo,
+      peerId: this.peerId,
+      ...(initial ? { initial } : {}),
+    });
+    let downloader: Downloader | undefined;
+    const uploader = new Uploader({
+      wire,
+      store,
+      log: (event, fields) => this.log.log(event, fields),
+      onRemoteHas: () => {
+        downloader?.refresh();
+        if (role === 'in') this.maybeFinish();
+      },
+    });
+    if (allowed) {
+      downloader = new Downloader({
+        wire,
+        store,
+        picker: this.picker!,
+        log: (event, fields) => this.log.log(event, fields),
+        remoteHas: uploader.remoteHas,
+        allowed,
+        via: role,
+        pipelineBlocks: this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS,
+        onStored: (index) => this.onStored(index, role),
+        onRejected: (index) => this.onRejected(wire, index),
+        onFatal: (err) => this.fatal(err),
+      });
+    }
+    const session: Session = { role, wire, uploader, downloader };
+    this.sessions.add(session);
+    wire.onHandshake = () => {
+      this.log.log('connected', { peer: wire.label, role, dir: role === 'in' ? 'in' : 'out' });
+      uploader.start();
+      if (role === 'neighbour') this.lastNeighbourProgress = Date.now();
+    };
+    wire.onMessage = (message) => {
+      uploader.handle(message);
+      downloader?.handle(message);
+    };
+    void wire.closed.then(({ reason, error }) => {
+      this.sessions.delete(session);
+      downloader?.close();
+      if (wire.remoteHandshake || error) {
+        if (error) this.log.log('protocol-error', { peer: wire.label, reason });
+        this.log.log('disconnected', { peer: wire.label, role, reason });
+      }
+      if (role === 'in') this.maybeFinish();
+    });
+    return session;
+  }
+
+  private onStored(index: number, role: Role): void {
+    if (role === 'neighbour') {
+      this.counts.fromNeighbour++;
+      this.lastNeighbourProgress = Date.now();
+    } else if (role === 'owner') {
+      this.counts.fromOwner++;
+    } else if (role === 'fallback') {
+      this.counts.fromFallback++;
+    }
+    for (const session of this.sessions) session.uploader.announce(index);
+    for (const session of this.sessions) session.downloader?.refresh();
+    if (this.store!.isComplete()) void this.merge();
+  }
+
+  private onRejected(wire: PeerWire, index: number): void {
+    const key = wire.label;
+    let set = this.blamed.get(key);
+    if (!set) {
+      set = new Set();
+      this.blamed.set(key, set);
+    }
+    set.add(index);
+    const failures = (this.hashFailures.get(key) ?? 0) + 1;
+    this.hashFailures.set(key, failures);
+    if (failures >= MAX_HASH_FAILURES) {
+      wire.close(`sent ${failures} chunks that failed SHA-1`);
+    }
+  }
+
+  private isBlamed(label: string, index: number): boolean {
+    return this.blamed.get(label)?.has(index) ?? false;
+  }
+
+  /** The download side: connect to the download neighbour, retrying with backoff, for as long as we lack chunks. */
+  private async neighbourLoop(): Promise<void> {
+    const { host = '127.0.0.1', port } = this.options.neighbour;
+    const label = formatEndpoint(host, port);
+    const signal = this.abort.signal;
+    for (let attempt = 0; !signal.aborted; ) {
+      if (this.store!.isComplete()) {
+        // Nothing to fetch; stay idle in case a chunk is dropped as corrupt and must come back.
+        await pause(1_000, signal);
+        continue;
+      }
+      let socket: Socket;
+      try {
+        socket = await connectTcp(host, port, signal);
+      } catch (err) {
+        if (signal.aborted) return;
+        const wait = backoffMs(attempt);
+        if (attempt % 10 === 0) {
+          this.log.log('waiting', {
+            for: 'neighbour',
+            addr: label,
+            reason: (err as Error).message,
+            retryMs: wait,
+          });
+        }
+        attempt++;
+        await pause(wait, signal);
+        continue;
+      }
+      attempt = 0;
+      const session = this.openSession(
+        socket,
+        undefined,
+        'neighbour',
+        (i) => !this.picker!.isReserved(i) && !this.isBlamed(label, i),
+      );
+      await session.wire.closed;
+      if (!(await pause(backoffMs(0), signal))) return;
+    }
+  }
+
+  /**
+   * Fetches `wanted` from the owner over one connection (reconnecting if it
+   * drops), then closes it. `owner` is the initial batch; `fallback` is what
+   * the neighbour could not supply.
+   */
+  private async runOwnerLink(wanted: Set<number>, via: 'owner' | 'fallback'): Promise<void> {
+    const store = this.store!;
+    const picker = this.picker!;
+    const signal = this.abort.signal;
+    const { host = '127.0.0.1', port } = this.options.owner;
+    const remaining = () => [...wanted].filter((i) => !store.has(i));
+    if (via === 'owner') {
+      this.ownerLinkActive = true;
+      picker.reserve(wanted);
+    } else {
+      this.fallbackActive = true;
+    }
+    try {
+      for (let attempt = 0; !signal.aborted && remaining().length > 0 && attempt < 20; ) {
+        let socket: Socket;
+        try {
+          socket = await connectTcp(host, port, signal);
+        } catch (err) {
+          if (signal.aborted) return;
+          if (attempt % 5 === 0) {
+            this.log.log('waiting', {
+              for: 'owner',
+              addr: this.ownerLabel,
+              reason: (err as Error).message,
+            });
+          }
+          await pause(backoffMs(attempt++), signal);
+          continue;
+        }
+        const session = this.openSession(socket, undefined, via, (i) => wanted.has(i));
+        const done = () => {
+          if (remaining().length === 0)
+            session.wire.close(via === 'owner' ? 'batch complete' : 'fallback complete');
+        };
+        const poll = setInterval(done, TICK_MS);
+        await session.wire.closed;
+        clearInterval(poll);
+        if (remaining().length > 0) await pause(backoffMs(attempt++), signal);
+      }
+    } finally {
+      if (via === 'owner') {
+        picker.unreserve(wanted);
+        this.ownerLinkActive = false;
+      } else {
+        this.fallbackActive = false;
+      }
+      this.lastNeighbourProgress = Date.now();
+      for (const session of this.sessions) session.downloader?.refresh();
+    }
+  }
+
+  private onTick(): void {
+    const store = this.store;
+    if (!store || store.isComplete() || this.abort.signal.aborted) return;
+    if (this.ownerLinkActive || this.fallbackActive) return;
+    const idleMs = Date.now() - this.lastNeighbourProgress;
+    if (idleMs < this.options.fallbackAfterMs) return;
+    const neighbour = [...this.sessions].find((s) => s.role === 'neighbour');
+    const wanted = store.held.missing().filter((i) => !this.picker!.isInFlight(i));
+    if (wanted.length === 0) return;
+    const reason = !neighbour
+      ? 'neighbour not connected'
+      : neighbour.downloader?.hasWanted()
+        ? `no chunk from neighbour in ${idleMs} ms`
+        : 'neighbour has none of the missing chunks';
+    this.log.log('fallback', {
+      from: this.ownerLabel,
+      count: wanted.length,
+      chunks: formatRanges(wanted),
+      reason,
+    });
+    void this.runOwnerLink(new Set(wanted), 'fallback');
+  }
+
+  private async merge(): Promise<void> {
+    if (this.merging || this.mergedPath) return;
+    this.merging = true;
+    const store = this.store!;
+    const out = resolve(this.options.out ?? join(store.dir, store.metainfo.name));
+    try {
+      await mkdir(dirname(out), { recursive: true });
+      const result = await store.merge(out);
+      this.mergedPath = result.path;
+      this.mergedAt = Date.now();
+      this.log.log('merged', {
+        path: result.path,
+        sha256: result.sha256,
+        verified: store.metainfo.sha256 !== undefined,
+        owner: this.counts.fromOwner,
+        neighbour: this.counts.fromNeighbour,
+        fallback: this.counts.fromFallback,
+      });
+      void announce(
+        this.options.owner,
+        {
+          infoHash: store.metainfo.infoHash,
+          peerId: this.peerId,
+          port: this.port,
+          left: 0,
+          event: 'completed',
+        },
+        this.abort.signal,
+      ).catch(() => {});
+      this.maybeFinish();
+      if (this.options.exitWhenDone) {
+        setTimeout(() => this.maybeFinish(), this.options.lingerMs + 10).unref();
+      }
+    } catch (err) {
+      if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
+        // The store dropped the bad chunk; fetching resumes and merge runs again when it is back.
+        this.log.log('chunk-corrupt', { reason: err.message });
+        for (const session of this.sessions) session.downloader?.refresh();
+      } else {
+        this.fatal(err as Error);
+      }
+    } finally {
+      this.merging = false;
+    }
+  }
+
+  /** With exitWhenDone: finish once merged and every upload neighbour holds everything or has gone. */
+  private maybeFinish(): void {
+    if (!this.options.exitWhenDone || !this.mergedPath) return;
+    const uploads = [...this.sessions].filter((s) => s.role === 'in');
+    const served = uploads.every((s) => s.uploader.remoteHas.isComplete());
+    const lingered =
+      this.uploadSessionsSeen > 0 || Date.now() - this.mergedAt >= this.options.lingerMs;
+    if (served && lingered) {
+      this.log.log('done', { path: this.mergedPath });
+      this.resolveFinished(0);
+    }
+  }
+
+  private fatal(err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    const disk =
+      code === 'ENOSPC' ||
+      code === 'EACCES' ||
+      code === 'EROFS' ||
+      code === 'EIO' ||
+      code === 'EDQUOT';
+    const reason = disk
+      ? `disk error: ${err.message}; the verified chunks in ${this.store?.dir} are kept: restart with the same --dir to resume`
+      : err.message;
+    this.log.log('error', { reason });
+    this.fatalMessage = reason;
+    this.resolveFinished(1);
+  }
+
+  /** Why the peer failed, when `finished` resolved with 1. */
+  fatalMessage: string | undefined;
+
+  private handleHttp(req: IncomingMessage, res: ServerResponse): void {
+    const path = new URL(req.url ?? '/', 'http://peer.invalid').pathname;
+    if (path === '/status') {
+      const body = `${JSON.stringify(this.status(), null, 2)}\n`;
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+    } else if (path === '/metainfo.torrent' && this.torrentBytes) {
+      res.writeHead(200, {
+        'content-type': 'application/x-bittorrent',
+        'content-length': this.torrentBytes.length,
+      });
+      res.end(this.torrentBytes);
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end(`no such path: ${path}\n`);
+    }
+  }
+}
