@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  type Endpoint,
   OptionError,
   parseEndpoint,
   parseIntegerOption,
@@ -21,7 +22,8 @@ export const USAGE = `Usage: ${PROGRAM} <owner> <port> <download-neighbour> [opt
 Joins the swarm served by the file owner at <owner>, listens for upload
 neighbours on <port>, and downloads from the peer at <download-neighbour>.
 Each of the three may be PORT (on 127.0.0.1; <port> listens on every
-interface) or HOST:PORT.
+interface) or HOST:PORT. <download-neighbour> may be a comma-separated list
+to download from several neighbours at once (the first is the main one).
 
 Options:
   --dir DIR                   working directory: chunks/, summary.txt,
@@ -77,7 +79,10 @@ export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' 
     throw new OptionError('arguments', `unexpected extra argument "${positionals[3]}"`);
   const owner = parseEndpoint(positionals[0]!, '<owner>');
   const listen = parseEndpoint(positionals[1]!, '<port>', true);
-  const neighbour = parseEndpoint(positionals[2]!, '<download-neighbour>');
+  // A comma-separated list adds download neighbours (a chord); the first is the seed's one.
+  const [neighbour, ...moreNeighbours] = positionals[2]!
+    .split(',')
+    .map((part) => parseEndpoint(part, '<download-neighbour>')) as [Endpoint, ...Endpoint[]];
   const ms = (name: string, fallback: number) => {
     const text = values[name as keyof typeof values] as string | undefined;
     return text === undefined ? fallback : parseIntegerOption(text, `--${name}`, 0, 86_400_000);
@@ -86,6 +91,7 @@ export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' 
     owner,
     listen,
     neighbour,
+    moreNeighbours,
     dir: resolve(values.dir ?? `.swarmdrop/peer-${listen.port}`),
     out: values.out === undefined ? undefined : resolve(values.out),
     exitWhenDone: values['exit-when-done'] ?? false,

@@ -38,6 +38,8 @@ export interface PeerOptions {
   /** Where to listen for upload neighbours; `host` undefined means every interface. */
   readonly listen: Endpoint;
   readonly neighbour: Endpoint;
+  /** Further download neighbours (a chord in the topology); each gets its own download side. */
+  readonly moreNeighbours?: readonly Endpoint[] | undefined;
   readonly dir: string;
   /** Where the merged file goes; default `<dir>/<name>`. */
   readonly out?: string | undefined;
@@ -60,6 +62,8 @@ type Role = 'in' | 'neighbour' | 'owner' | 'fallback';
 
 interface Session {
   readonly role: Role;
+  /** When the connection was opened (ms since epoch). */
+  readonly openedAt: number;
   readonly wire: PeerWire;
   readonly uploader: Uploader;
   readonly downloader: Downloader | undefined;
@@ -194,7 +198,7 @@ export class Peer {
       addr: formatEndpoint(this.server.address.address, this.port),
       dir,
       owner: this.ownerLabel,
-      neighbour: formatEndpoint(this.options.neighbour.host, this.options.neighbour.port),
+      neighbour: this.neighbours.map((n) => formatEndpoint(n.host, n.port)).join(','),
     });
     try {
       await mkdir(dir, { recursive: true });
@@ -246,7 +250,7 @@ export class Peer {
     this.lastNeighbourProgress = Date.now();
     const wanted = this.batch.filter((i) => !opened.store.has(i));
     if (wanted.length > 0) void this.runOwnerLink(new Set(wanted), 'owner');
-    void this.neighbourLoop();
+    for (const neighbour of this.neighbours) void this.neighbourLoop(neighbour);
     this.tick = setInterval(() => this.onTick(), TICK_MS);
     this.tick.unref();
     if (opened.store.isComplete()) void this.merge();
@@ -323,12 +327,11 @@ export class Peer {
         onFatal: (err) => this.fatal(err),
       });
     }
-    const session: Session = { role, wire, uploader, downloader };
+    const session: Session = { role, openedAt: Date.now(), wire, uploader, downloader };
     this.sessions.add(session);
     wire.onHandshake = () => {
       this.log.log('connected', { peer: wire.label, role, dir: role === 'in' ? 'in' : 'out' });
       uploader.start();
-      if (role === 'neighbour') this.lastNeighbourProgress = Date.now();
     };
     wire.onMessage = (message) => {
       uploader.handle(message);
@@ -336,7 +339,11 @@ export class Peer {
     };
     void wire.closed.then(({ reason, error }) => {
       this.sessions.delete(session);
-      downloader?.close();
+      if (downloader) {
+        downloader.close();
+        // Its unfinished chunks are free again: let the other links take them.
+        this.refreshDownloaders();
+      }
       if (wire.remoteHandshake || error) {
         if (error) this.log.log('protocol-error', { peer: wire.label, reason });
         this.log.log('disconnected', { peer: wire.label, role, reason });
@@ -356,7 +363,7 @@ export class Peer {
       this.counts.fromFallback++;
     }
     for (const session of this.sessions) session.uploader.announce(index);
-    for (const session of this.sessions) session.downloader?.refresh();
+    this.refreshDownloaders();
     if (this.store!.isComplete()) void this.merge();
   }
 
@@ -373,6 +380,12 @@ export class Peer {
     if (failures >= MAX_HASH_FAILURES) {
       wire.close(`sent ${failures} chunks that failed SHA-1`);
     }
+    // The chunk is free again; another link (the owner fallback) may be waiting for it.
+    this.refreshDownloaders();
+  }
+
+  private refreshDownloaders(): void {
+    for (const session of this.sessions) session.downloader?.refresh();
   }
 
   private isBlamed(label: string, index: number): boolean {
@@ -380,10 +393,18 @@ export class Peer {
   }
 
   /** The download side: connect to the download neighbour, retrying with backoff, for as long as we lack chunks. */
-  private async neighbourLoop(): Promise<void> {
-    const { host = '127.0.0.1', port } = this.options.neighbour;
+  private get neighbours(): Endpoint[] {
+    return [this.options.neighbour, ...(this.options.moreNeighbours ?? [])];
+  }
+
+  private async neighbourLoop(neighbour: Endpoint): Promise<void> {
+    const { host = '127.0.0.1', port } = neighbour;
     const label = formatEndpoint(host, port);
     const signal = this.abort.signal;
+    // Whether the next handshake restarts the fallback clock: at first, and
+    // after a session that delivered a chunk, so a neighbour that flaps (or is
+    // cut for bad chunks) cannot postpone the fallback forever.
+    let grace = true;
     for (let attempt = 0; !signal.aborted; ) {
       if (this.store!.isComplete()) {
         // Nothing to fetch; stay idle in case a chunk is dropped as corrupt and must come back.
@@ -408,15 +429,26 @@ export class Peer {
         await pause(wait, signal);
         continue;
       }
-      attempt = 0;
       const session = this.openSession(
         socket,
         undefined,
         'neighbour',
         (i) => !this.picker!.isReserved(i) && !this.isBlamed(label, i),
       );
+      void session.wire.ready().then(
+        () => {
+          if (grace) this.lastNeighbourProgress = Date.now();
+          grace = false;
+        },
+        () => {},
+      );
       await session.wire.closed;
-      if (!(await pause(backoffMs(0), signal))) return;
+      // A session that delivered nothing (dropped at once, stalled, cut for bad
+      // chunks) counts as a failed attempt, so the backoff keeps growing.
+      const useful = (session.downloader?.chunksReceived ?? 0) > 0;
+      if (useful) grace = true;
+      attempt = useful ? 0 : attempt + 1;
+      if (!(await pause(backoffMs(attempt), signal))) return;
     }
   }
 
@@ -431,12 +463,10 @@ export class Peer {
     const signal = this.abort.signal;
     const { host = '127.0.0.1', port } = this.options.owner;
     const remaining = () => [...wanted].filter((i) => !store.has(i));
-    if (via === 'owner') {
-      this.ownerLinkActive = true;
-      picker.reserve(wanted);
-    } else {
-      this.fallbackActive = true;
-    }
+    // Reserved for this link while it runs: the neighbours leave them alone.
+    picker.reserve(wanted);
+    if (via === 'owner') this.ownerLinkActive = true;
+    else this.fallbackActive = true;
     try {
       for (let attempt = 0; !signal.aborted && remaining().length > 0 && attempt < 20; ) {
         let socket: Socket;
@@ -465,14 +495,11 @@ export class Peer {
         if (remaining().length > 0) await pause(backoffMs(attempt++), signal);
       }
     } finally {
-      if (via === 'owner') {
-        picker.unreserve(wanted);
-        this.ownerLinkActive = false;
-      } else {
-        this.fallbackActive = false;
-      }
+      picker.unreserve(wanted);
+      if (via === 'owner') this.ownerLinkActive = false;
+      else this.fallbackActive = false;
       this.lastNeighbourProgress = Date.now();
-      for (const session of this.sessions) session.downloader?.refresh();
+      this.refreshDownloaders();
     }
   }
 
@@ -482,14 +509,24 @@ export class Peer {
     if (this.ownerLinkActive || this.fallbackActive) return;
     const idleMs = Date.now() - this.lastNeighbourProgress;
     if (idleMs < this.options.fallbackAfterMs) return;
-    const neighbour = [...this.sessions].find((s) => s.role === 'neighbour');
+    const neighbours = [...this.sessions].filter((s) => s.role === 'neighbour');
+    for (const neighbour of neighbours) {
+      const downloader = neighbour.downloader;
+      const stalledMs = Date.now() - Math.max(downloader?.lastBlockAt ?? 0, neighbour.openedAt);
+      if (downloader && downloader.inFlight > 0 && stalledMs >= this.options.fallbackAfterMs) {
+        // Requests out and not one block back: free its chunks for the fallback.
+        downloader.close();
+        neighbour.wire.close(`no block in ${stalledMs} ms`);
+      }
+    }
     const wanted = store.held.missing().filter((i) => !this.picker!.isInFlight(i));
     if (wanted.length === 0) return;
-    const reason = !neighbour
-      ? 'neighbour not connected'
-      : neighbour.downloader?.hasWanted()
-        ? `no chunk from neighbour in ${idleMs} ms`
-        : 'neighbour has none of the missing chunks';
+    const reason =
+      neighbours.length === 0
+        ? 'neighbour not connected'
+        : neighbours.some((n) => n.downloader?.hasWanted())
+          ? `no chunk from neighbour in ${idleMs} ms`
+          : 'neighbour has none of the missing chunks';
     this.log.log('fallback', {
       from: this.ownerLabel,
       count: wanted.length,

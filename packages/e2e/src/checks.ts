@@ -1,0 +1,157 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Swarm, sha256File } from './swarm.js';
+
+/** The six activities of the seed's step 8, as log events. */
+export const REQUIRED_EVENTS = [
+  'chunk-received',
+  'chunk-sent',
+  'idlist-received',
+  'idlist-sent',
+  'request-sent',
+  'request-received',
+] as const;
+
+function swarmdropPeers(swarm: Swarm) {
+  return swarm.activePeers().filter((p) => p.client === 'swarmdrop');
+}
+
+/** Every peer's merged file has the original's SHA-256. */
+export async function checkMergedFiles(swarm: Swarm, expectedSha256: string): Promise<string[]> {
+  const problems: string[] = [];
+  for (const run of swarm.activePeers()) {
+    const path = swarm.mergedPath(run.id);
+    const actual = await sha256File(path).catch((err: Error) => `unreadable (${err.message})`);
+    if (actual !== expectedSha256)
+      problems.push(`${run.id}: ${path} has SHA-256 ${actual}, expected ${expectedSha256}`);
+  }
+  return problems;
+}
+
+/**
+ * Each swarmdrop peer logged receiving chunks, receiving a chunk ID list,
+ * sending one and requesting chunks; a peer that another swarmdrop peer
+ * downloads from also logged sending chunks and receiving requests.
+ */
+export function checkRequiredLogs(swarm: Swarm): string[] {
+  const problems: string[] = [];
+  const active = new Set(swarmdropPeers(swarm).map((p) => p.id));
+  const servedBySomeone = new Set(
+    swarm.options.topology.peers.filter((p) => active.has(p.id)).flatMap((p) => p.neighbours),
+  );
+  for (const run of swarmdropPeers(swarm)) {
+    const seen = new Set(swarm.events(run.id).map((e) => e.event));
+    for (const event of REQUIRED_EVENTS) {
+      const needed =
+        event === 'chunk-sent' || event === 'request-received' ? servedBySomeone.has(run.id) : true;
+      if (needed && !seen.has(event)) problems.push(`${run.id}: no "${event}" line`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * The logs agree: a chunk a swarmdrop peer logged as received from X was
+ * logged by X (the owner or a swarmdrop peer) as sent to it.
+ */
+export function checkLogsAgree(swarm: Swarm): string[] {
+  const problems: string[] = [];
+  const byPort = new Map<number, string>([[swarm.ownerPort, 'owner']]);
+  for (const run of swarm.peers.values())
+    if (run.client === 'swarmdrop') byPort.set(run.port, run.id);
+  const sent = new Map<string, Set<string>>();
+  for (const name of byPort.values()) {
+    const set = new Set<string>();
+    for (const e of swarm.events(name)) {
+      if (e.event === 'chunk-sent') set.add(`${e.fields.chunk}>${portOf(e.fields.to)}`);
+    }
+    sent.set(name, set);
+  }
+  for (const run of swarmdropPeers(swarm)) {
+    for (const e of swarm.events(run.id)) {
+      if (e.event !== 'chunk-received') continue;
+      const sender = byPort.get(portOf(e.fields.from));
+      if (sender === undefined) continue; // a stock client: its log is not ours to read
+      if (!sent.get(sender)!.has(`${e.fields.chunk}>${run.port}`)) {
+        problems.push(
+          `${run.id} received chunk ${e.fields.chunk} from ${sender}, but ${sender} logged no chunk-sent of it to ${run.id}`,
+        );
+      }
+    }
+  }
+  return problems;
+}
+
+function portOf(address: string | undefined): number {
+  return Number((address ?? '').slice((address ?? '').lastIndexOf(':') + 1));
+}
+
+/** Chunk files, summary and .torrent are where the README says, for the owner and every swarmdrop peer. */
+export async function checkStorageLayout(swarm: Swarm, chunkCount: number): Promise<string[]> {
+  const problems: string[] = [];
+  const dirs = [
+    { name: 'owner', dir: join(swarm.options.workDir, 'owner') },
+    ...swarmdropPeers(swarm).map((p) => ({ name: p.id, dir: p.dir })),
+  ];
+  const all = Array.from({ length: chunkCount }, (_, i) => i);
+  for (const { name, dir } of dirs) {
+    const files = new Set(await readdir(join(dir, 'chunks')).catch(() => [] as string[]));
+    const missing = all.filter((i) => !files.has(`${i}.chunk`));
+    if (missing.length > 0)
+      problems.push(
+        `${name}: ${missing.length} chunk files missing in ${dir}/chunks (first ${missing[0]})`,
+      );
+    const summary = await readFile(join(dir, 'summary.txt'), 'utf8').catch(() => undefined);
+    if (summary === undefined) {
+      problems.push(`${name}: no ${dir}/summary.txt`);
+    } else {
+      const ids = new Set(summary.split('\n').filter(Boolean).map(Number));
+      if (ids.size !== chunkCount || all.some((i) => !ids.has(i))) {
+        problems.push(`${name}: summary.txt lists ${ids.size} IDs, expected all ${chunkCount}`);
+      }
+    }
+    if (!(await stat(join(dir, `${swarm.name}.torrent`)).catch(() => undefined))) {
+      problems.push(`${name}: no ${swarm.name}.torrent in ${dir}`);
+    }
+  }
+  return problems;
+}
+
+export interface PeerSummary {
+  readonly id: string;
+  readonly port: number;
+  readonly client: string;
+  readonly fromOwner: number;
+  readonly fromNeighbours: number;
+  readonly fromFallback: number;
+  /** Milliseconds from the peer's start to its merge. */
+  readonly completeMs: number | undefined;
+  readonly sha256Match: boolean;
+}
+
+/** Per peer: chunks by source, time to complete, and whether the merged file matches. */
+export async function summarize(swarm: Swarm, expectedSha256: string): Promise<PeerSummary[]> {
+  const out: PeerSummary[] = [];
+  for (const run of swarm.activePeers()) {
+    const events = swarm.events(run.id);
+    const count = (via: string) =>
+      events.filter((e) => e.event === 'chunk-received' && e.fields.via === via).length;
+    const proc = swarm.processes.get(run.id);
+    const mergedAt = proc?.lines.findIndex((l) => l.includes(' merged '));
+    const sha = await sha256File(swarm.mergedPath(run.id)).catch(() => '');
+    out.push({
+      id: run.id,
+      port: run.port,
+      client: run.client,
+      fromOwner: count('owner'),
+      fromNeighbours: count('neighbour'),
+      fromFallback: count('fallback'),
+      completeMs:
+        proc && mergedAt !== undefined && mergedAt >= 0
+          ? proc.completedAt - proc.startedAt
+          : undefined,
+      sha256Match: sha === expectedSha256,
+    });
+  }
+  return out;
+}

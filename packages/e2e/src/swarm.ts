@@ -1,0 +1,246 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseTextLine } from '@swarmdrop/protocol';
+import { freePorts } from './ports.js';
+import { binPath, ManagedProcess } from './processes.js';
+import type { Topology, TopologyPeer } from './topology.js';
+
+export interface SwarmOptions {
+  readonly topology: Topology;
+  /** The file the owner distributes. */
+  readonly file: string;
+  /** Everything the run writes: owner/, one directory per peer, logs/. */
+  readonly workDir: string;
+  readonly fallbackAfterMs?: number;
+  readonly extraPeerArgs?: readonly string[];
+  /** Bounds each wait for a readiness line. */
+  readonly stepTimeoutMs?: number;
+  /** Every line of every process, as it arrives (the demo prints them). */
+  readonly onLine?: (name: string, line: string) => void;
+  /** Called after each peer has started, before the next (fault injection). */
+  readonly afterStart?: (swarm: Swarm, id: string) => Promise<void>;
+}
+
+export interface PeerRun {
+  readonly id: string;
+  readonly port: number;
+  readonly client: TopologyPeer['client'];
+  readonly dir: string;
+}
+
+/** SHA-256 of a file, streamed. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * One owner and its peers as real processes, started the seed's way: the
+ * owner, then each peer in the topology's start order, one at a time (the
+ * next starts once the previous is listening).
+ */
+export class Swarm {
+  readonly options: SwarmOptions;
+  readonly ownerPort: number;
+  readonly peers: ReadonlyMap<string, PeerRun>;
+  readonly processes = new Map<string, ManagedProcess>();
+  /** Processes that were replaced (a restart keeps the killed one here for its log). */
+  readonly retired: ManagedProcess[] = [];
+  readonly name: string;
+  /** Peers killed for good by a fault; they are not expected to complete. */
+  readonly gone = new Set<string>();
+  private stopped = false;
+
+  private constructor(options: SwarmOptions, ownerPort: number, peers: Map<string, PeerRun>) {
+    this.options = options;
+    this.ownerPort = ownerPort;
+    this.peers = peers;
+    this.name = basename(options.file);
+  }
+
+  static async start(options: SwarmOptions): Promise<Swarm> {
+    const ports = await freePorts(options.topology.peers.length + 1);
+    const peers = new Map<string, PeerRun>();
+    options.topology.peers.forEach((p, i) => {
+      peers.set(p.id, {
+        id: p.id,
+        port: ports[i + 1]!,
+        client: p.client,
+        dir: resolve(options.workDir, p.id),
+      });
+    });
+    await mkdir(join(options.workDir, 'logs'), { recursive: true });
+    const swarm = new Swarm(options, ports[0]!, peers);
+    try {
+      await swarm.startOwner();
+      for (const id of options.topology.start) {
+        await swarm.startPeer(id);
+        await options.afterStart?.(swarm, id);
+      }
+    } catch (err) {
+      await swarm.stopAll();
+      throw err;
+    }
+    return swarm;
+  }
+
+  get stepTimeoutMs(): number {
+    return this.options.stepTimeoutMs ?? 60_000;
+  }
+
+  get owner(): ManagedProcess {
+    return this.processes.get('owner')!;
+  }
+
+  peer(id: string): PeerRun {
+    const run = this.peers.get(id);
+    if (!run) throw new Error(`no peer "${id}"`);
+    return run;
+  }
+
+  /** Peers still expected to complete. */
+  activePeers(): PeerRun[] {
+    return [...this.peers.values()].filter((p) => !this.gone.has(p.id));
+  }
+
+  /** SIGKILLs peer `id`; with `forGood`, it is no longer expected to complete. */
+  async kill(id: string, forGood: boolean): Promise<void> {
+    const proc = this.processes.get(id);
+    if (!proc) throw new Error(`no process "${id}"`);
+    proc.kill('SIGKILL');
+    await proc.exited;
+    if (forGood) this.gone.add(id);
+  }
+
+  /** Where peer `id`'s merged file lands. */
+  mergedPath(id: string): string {
+    return join(this.peer(id).dir, this.name);
+  }
+
+  private launch(name: string, file: string, args: string[]): ManagedProcess {
+    const proc = new ManagedProcess(name, file, args, {
+      cwd: this.options.workDir,
+      logPath: join(this.options.workDir, 'logs', `${name}.log`),
+      onLine: (line) => this.options.onLine?.(name, line),
+    });
+    this.processes.set(name, proc);
+    return proc;
+  }
+
+  private async startOwner(): Promise<void> {
+    const owner = this.launch('owner', process.execPath, [
+      binPath('owner'),
+      `127.0.0.1:${this.ownerPort}`,
+      resolve(this.options.file),
+      '--dir',
+      join(this.options.workDir, 'owner'),
+      '--expected-peers',
+      String(this.options.topology.peers.filter((p) => p.client === 'swarmdrop').length || 1),
+    ]);
+    await owner.waitFor(
+      (l) => parseTextLine(l)?.event === 'ready',
+      'ready line',
+      this.stepTimeoutMs,
+    );
+  }
+
+  /** Starts (or restarts, keeping its directory) peer `id`; resolves once it is listening. */
+  async startPeer(id: string): Promise<ManagedProcess> {
+    const run = this.peer(id);
+    const previous = this.processes.get(id);
+    if (previous) {
+      await previous.stop();
+      this.retired.push(previous);
+    }
+    const topo = this.options.topology.peers.find((p) => p.id === id)!;
+    if (run.client === 'aria2c') {
+      await mkdir(run.dir, { recursive: true });
+      const proc = this.launch(id, 'aria2c', [
+        `--dir=${run.dir}`,
+        `--listen-port=${run.port}`,
+        '--enable-dht=false',
+        '--enable-dht6=false',
+        '--bt-enable-lpd=false',
+        '--enable-peer-exchange=false',
+        '--seed-ratio=0.0',
+        '--seed-time=600',
+        '--summary-interval=0',
+        '--console-log-level=notice',
+        '--file-allocation=none',
+        '--follow-torrent=mem',
+        `http://127.0.0.1:${this.ownerPort}/metainfo.torrent`,
+      ]);
+      await sleep(300);
+      return proc;
+    }
+    const neighbours = topo.neighbours.map((n) => `127.0.0.1:${this.peer(n).port}`).join(',');
+    const proc = this.launch(id, process.execPath, [
+      binPath('peer'),
+      `127.0.0.1:${this.ownerPort}`,
+      `127.0.0.1:${run.port}`,
+      neighbours,
+      '--dir',
+      run.dir,
+      '--fallback-after-ms',
+      String(this.options.fallbackAfterMs ?? 10_000),
+      ...(this.options.extraPeerArgs ?? []),
+    ]);
+    await proc.waitFor(
+      (l) => parseTextLine(l)?.event === 'metainfo',
+      'metainfo line',
+      this.stepTimeoutMs,
+    );
+    return proc;
+  }
+
+  /** Waits until every peer holds the whole file: a `merged` line, or for aria2c an identical file. */
+  async waitAllComplete(expectedSha256: string, timeoutMs: number): Promise<void> {
+    await Promise.all(
+      this.activePeers().map((run) => {
+        if (run.client === 'aria2c') return this.waitFileMatches(run.id, expectedSha256, timeoutMs);
+        const proc = this.processes.get(run.id)!;
+        return proc.waitFor((l) => parseTextLine(l)?.event === 'merged', 'merged line', timeoutMs);
+      }),
+    );
+  }
+
+  private async waitFileMatches(id: string, sha256: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const path = this.mergedPath(id);
+    const size = (await stat(this.options.file)).size;
+    let lastMtime = 0;
+    while (Date.now() < deadline) {
+      const info = await stat(path).catch(() => undefined);
+      // Hash only when the file changed: aria2c writes in place, and keeps seeding once done.
+      if (info?.size === size && info.mtimeMs !== lastMtime) {
+        lastMtime = info.mtimeMs;
+        if ((await sha256File(path)) === sha256) return;
+      }
+      if (this.processes.get(id)?.hasExited)
+        throw new Error(`${id} (aria2c) exited before completing`);
+      await sleep(250);
+    }
+    throw new Error(`${id} (aria2c): file not complete within ${timeoutMs} ms`);
+  }
+
+  /** Every parsed log line of process `name` (including earlier runs of it). */
+  events(name: string): Array<NonNullable<ReturnType<typeof parseTextLine>>> {
+    const procs = [...this.retired.filter((p) => p.name === name), this.processes.get(name)].filter(
+      (p): p is ManagedProcess => p !== undefined,
+    );
+    return procs.flatMap((p) =>
+      p.lines.map((l) => parseTextLine(l)).filter((e) => e !== undefined),
+    );
+  }
+
+  /** Stops every process this swarm started, by PID; safe to call twice. */
+  async stopAll(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await Promise.all([...this.processes.values(), ...this.retired].map((p) => p.stop()));
+  }
+}

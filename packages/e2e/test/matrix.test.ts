@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { CHUNK_SIZE, runScenario } from '../src/scenario.js';
+import { MiB, topology } from './helpers.js';
+
+// The seed's procedure through the real bins: an owner, then five peers one at a time.
+describe('topology matrix', () => {
+  it('ring of five started in order, a file of at least 20 MiB that is not a multiple of the chunk size', async () => {
+    const result = await runScenario({
+      name: 'ring',
+      topology: await topology('ring'),
+      size: 20 * MiB + 12_345,
+    });
+    expect(result.problems).toEqual([]);
+    for (const peer of result.summary) {
+      expect(peer.fromOwner, `${peer.id} got its batch from the owner`).toBeGreaterThan(0);
+      expect(peer.fromNeighbours, `${peer.id} got the rest from its neighbour`).toBeGreaterThan(0);
+      expect(peer.fromOwner + peer.fromNeighbours + peer.fromFallback).toBe(result.chunkCount);
+    }
+  });
+
+  it('the same ring started in reverse order, a file of exactly 5 chunks', async () => {
+    const result = await runScenario({
+      name: 'ring-reversed',
+      topology: await topology('ring-reversed'),
+      size: 5 * CHUNK_SIZE,
+    });
+    expect(result.problems).toEqual([]);
+    expect(result.chunkCount).toBe(5);
+    // Five peers, five chunks: each batch is one chunk and the rest come from neighbours.
+    for (const peer of result.summary) expect(peer.fromOwner).toBe(1);
+  });
+
+  it('a ring with a chord (p1 downloads from p2 and p3)', async () => {
+    const result = await runScenario({
+      name: 'ring-chord',
+      topology: await topology('ring-chord'),
+      size: 3 * MiB + 777,
+    });
+    expect(result.problems).toEqual([]);
+    const p1 = result.swarm
+      .events('p1')
+      .filter((e) => e.event === 'chunk-received' && e.fields.via === 'neighbour');
+    const p3port = result.swarm.peer('p3').port;
+    expect(
+      p1.some((e) => e.fields.from?.endsWith(`:${p3port}`)),
+      'p1 received over the chord',
+    ).toBe(true);
+  });
+
+  it('two cycles that cannot reach each other complete through the owner fallback', async () => {
+    const result = await runScenario({
+      name: 'split',
+      topology: await topology('split'),
+      size: 2 * MiB,
+      fallbackAfterMs: 1_500,
+    });
+    expect(result.problems).toEqual([]);
+    // Each cycle lacks the other's batches, so someone in each must have gone to the owner
+    // (the rest may then get those chunks from that peer).
+    for (const cycle of [
+      ['p1', 'p2'],
+      ['p3', 'p4', 'p5'],
+    ]) {
+      const fallbacks = cycle.flatMap((id) =>
+        result.swarm.events(id).filter((e) => e.event === 'fallback'),
+      );
+      expect(fallbacks.length, `a fallback in cycle ${cycle.join(',')}`).toBeGreaterThan(0);
+    }
+  });
+});
