@@ -50,6 +50,8 @@ export interface ScenarioOptions {
   readonly during?: (swarm: Swarm) => Promise<void>;
   /** Keep the work directory even when every check passed. */
   readonly keep?: boolean;
+  /** Where to run (default: a new directory under ARTIFACTS_DIR). */
+  readonly workDir?: string;
 }
 
 export interface ScenarioResult {
@@ -71,7 +73,7 @@ export async function runScenario(
   options: ScenarioOptions,
   inspect?: (result: ScenarioResult) => Promise<void> | void,
 ): Promise<ScenarioResult> {
-  const workDir = join(ARTIFACTS_DIR, `${options.name}-${Date.now()}`);
+  const workDir = options.workDir ?? join(ARTIFACTS_DIR, `${options.name}-${Date.now()}`);
   await mkdir(workDir, { recursive: true });
   let file = options.file;
   if (!file) {
