@@ -37,6 +37,8 @@ type Waiter = { test: (line: string) => boolean; resolve: (line: string) => void
 export class ManagedProcess {
   readonly name: string;
   readonly lines: string[] = [];
+  /** When each line arrived (ms since epoch), index for index with `lines`. */
+  readonly lineTimes: number[] = [];
   readonly exited: Promise<Exit>;
   readonly startedAt = Date.now();
   /** When the process logged `merged` (ms since epoch); 0 until then. */
@@ -61,6 +63,7 @@ export class ManagedProcess {
     });
     const onLine = (line: string) => {
       this.lines.push(line);
+      this.lineTimes.push(Date.now());
       if (this.completedAt === 0 && line.includes(' merged ')) this.completedAt = Date.now();
       this.log.write(`${line}\n`);
       options.onLine?.(line);
@@ -85,6 +88,12 @@ export class ManagedProcess {
 
   get hasExited(): boolean {
     return this.exit !== undefined;
+  }
+
+  /** Arrival time of the first line that passes `test`, or undefined. */
+  timeOf(test: (line: string) => boolean, last = false): number | undefined {
+    const index = last ? this.lines.findLastIndex(test) : this.lines.findIndex(test);
+    return index >= 0 ? this.lineTimes[index] : undefined;
   }
 
   /** Resolves with the first line (already seen or to come) that passes `test`; rejects on exit or timeout. */

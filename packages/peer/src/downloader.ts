@@ -47,6 +47,8 @@ export class Downloader {
   private choked = true;
   private interested = false;
   private closed = false;
+  /** Chunks handed to the store and not yet stored or rejected. */
+  private readonly storing = new Set<Promise<void>>();
 
   constructor(options: DownloaderOptions) {
     this.o = options;
@@ -101,8 +103,22 @@ export class Downloader {
     this.releaseAll();
   }
 
+  /** Resolves once every chunk handed to the store has been stored or rejected. */
+  async settled(): Promise<void> {
+    while (this.storing.size > 0) await Promise.allSettled([...this.storing]);
+  }
+
   private fill(): void {
     if (this.closed || this.choked) return;
+    // One corked write for the whole burst of requests, not a syscall per 17 bytes.
+    this.o.wire.batch(() => this.requestMore());
+    if (this.active.size === 0 && this.interested && !this.hasWanted()) {
+      this.interested = false;
+      this.o.wire.send({ type: 'notInterested' });
+    }
+  }
+
+  private requestMore(): void {
     while (this.outstanding < this.pipeline) {
       let piece: ActivePiece | undefined;
       for (const candidate of this.active.values()) {
@@ -124,25 +140,12 @@ export class Downloader {
           pending: new Set(),
         };
         this.active.set(index, piece);
-        this.o.log('request-sent', {
-          chunk: index,
-          to: this.o.wire.label,
-          blocks: piece.blocks.length,
-        });
+        this.o.log('request-sent', { chunk: index, to: this.o.wire.label, blocks: piece.blocks.length });
       }
       const block = piece.blocks[piece.next++]!;
       piece.pending.add(block.begin);
       this.outstanding++;
-      this.o.wire.send({
-        type: 'request',
-        index: piece.index,
-        begin: block.begin,
-        length: block.length,
-      });
-    }
-    if (this.active.size === 0 && this.interested && !this.hasWanted()) {
-      this.interested = false;
-      this.o.wire.send({ type: 'notInterested' });
+      this.o.wire.send({ type: 'request', index: piece.index, begin: block.begin, length: block.length });
     }
   }
 
@@ -159,7 +162,9 @@ export class Downloader {
     this.lastBlockAt = Date.now();
     if (piece.received === piece.data.length) {
       this.active.delete(index);
-      void this.finish(piece);
+      const storing = this.finish(piece);
+      this.storing.add(storing);
+      void storing.finally(() => this.storing.delete(storing));
     }
     this.fill();
   }

@@ -1,6 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -147,12 +145,8 @@ export class ChunkStore {
    * dropped (file deleted, ID removed) and a ChunkError ERR_CHUNK_HASH thrown.
    */
   async readVerified(index: number): Promise<Buffer> {
-    const cached = this.cache.get(index);
-    if (cached) {
-      this.cache.delete(index);
-      this.cache.set(index, cached);
-      return cached;
-    }
+    const cached = this.cached(index);
+    if (cached) return cached;
     const pending = this.loading.get(index);
     if (pending) return pending;
     const load = (async () => {
@@ -183,6 +177,16 @@ export class ChunkStore {
     }
   }
 
+  /** Chunk `index` if it is in the serving cache (already verified), without I/O. */
+  cached(index: number): Buffer | undefined {
+    const hit = this.cache.get(index);
+    if (hit) {
+      this.cache.delete(index);
+      this.cache.set(index, hit);
+    }
+    return hit;
+  }
+
   /** Forgets chunk `index` and deletes its file (it failed verification). */
   async drop(index: number): Promise<void> {
     this.cache.delete(index);
@@ -206,24 +210,26 @@ export class ChunkStore {
     }
     const part = `${outPath}.part`;
     const hash = createHash('sha256');
-    const out = createWriteStream(part);
+    // A FileHandle, not a write stream: a stream's 'error' (no such directory,
+    // disk full) fires while we await a chunk read, with no listener, and
+    // takes the whole process down.
+    const out = await open(part, 'w');
     try {
-      for (let i = 0; i < this.pieceCount; i++) {
-        const data = await readFile(this.chunkPath(i));
-        if (!this.matches(i, data)) {
-          await this.drop(i);
-          throw new ChunkError(
-            'ERR_CHUNK_HASH',
-            `chunk ${i} no longer matches its SHA-1; dropped it, merge stopped`,
-          );
+      try {
+        let position = 0;
+        for (let i = 0; i < this.pieceCount; i++) {
+          const data = await this.readForMerge(i);
+          hash.update(data);
+          for (let done = 0; done < data.length; ) {
+            const { bytesWritten } = await out.write(data, done, data.length - done, position);
+            done += bytesWritten;
+            position += bytesWritten;
+          }
         }
-        hash.update(data);
-        if (!out.write(data)) await once(out, 'drain');
+      } finally {
+        await out.close();
       }
-      out.end();
-      await once(out, 'finish');
     } catch (err) {
-      out.destroy();
       await rm(part, { force: true });
       throw err;
     }
@@ -237,6 +243,29 @@ export class ChunkStore {
     }
     await rename(part, outPath);
     return { path: outPath, sha256: digest.toString('hex') };
+  }
+
+  /** Chunk `i` for merge, checked again; a file gone or changed since open is dropped. */
+  private async readForMerge(i: number): Promise<Buffer> {
+    let data: Buffer;
+    try {
+      data = await readFile(this.chunkPath(i));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await this.drop(i);
+      throw new ChunkError(
+        'ERR_CHUNK_MISSING',
+        `chunk ${i} file is gone; dropped it, merge stopped`,
+      );
+    }
+    if (!this.matches(i, data)) {
+      await this.drop(i);
+      throw new ChunkError(
+        'ERR_CHUNK_HASH',
+        `chunk ${i} no longer matches its SHA-1; dropped it, merge stopped`,
+      );
+    }
+    return data;
   }
 
   async close(): Promise<void> {

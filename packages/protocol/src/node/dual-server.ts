@@ -32,6 +32,7 @@ export class DualServer {
   private readonly server: Server;
   private readonly http;
   private readonly sockets = new Set<Socket>();
+  private readonly refused = new Set<Socket>();
   private readonly options: DualServerOptions;
 
   constructor(options: DualServerOptions) {
@@ -65,7 +66,7 @@ export class DualServer {
 
   async close(): Promise<void> {
     const closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
+    for (const socket of [...this.sockets, ...this.refused]) socket.destroy();
     this.http.close();
     await closing;
   }
@@ -75,7 +76,11 @@ export class DualServer {
     const max = this.options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     if (this.sockets.size >= max) {
       this.options.onRefused?.(remote, `too many connections (limit ${max})`);
+      // Tracked apart, so close() ends it too instead of waiting out the timer below.
+      this.refused.add(socket);
+      socket.on('close', () => this.refused.delete(socket));
       socket.on('error', () => {});
+      socket.resume(); // drop what it sends, and see its FIN
       socket.end();
       setTimeout(() => socket.destroy(), 1_000).unref();
       return;

@@ -12,7 +12,7 @@
  *   const wire = new PeerWire({ socket, initial, metainfo, peerId });
  *   const uploader = new Uploader({ wire, store, log });
  *   wire.onMessage = (m) => uploader.handle(m);
- *   void wire.ready().then(() => uploader.start());
+ *   wire.ready().then(() => uploader.start(), () => {}); // rejects if it closes first
  * }});
  * await server.listen();
  * ```

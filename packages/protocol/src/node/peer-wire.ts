@@ -139,9 +139,19 @@ export class PeerWire {
     if (this.ended) return false;
     this.socket.cork();
     this.socket.write(encodePieceHeader(index, begin, block.length));
-    const ok = this.socket.write(block);
+    this.socket.write(block);
     this.socket.uncork();
-    return ok;
+    return !this.socket.writableNeedDrain;
+  }
+
+  /** Runs `send`s inside one corked write, so a burst of messages costs one syscall. */
+  batch(fn: () => void): void {
+    this.socket.cork();
+    try {
+      fn();
+    } finally {
+      this.socket.uncork();
+    }
   }
 
   /** Resolves when the socket can take more, or the connection has ended. */

@@ -143,42 +143,55 @@ export class Uploader {
     this.pumping = true;
     try {
       while (this.queue.length > 0 && !this.wire.isClosed) {
-        const r = this.queue.shift()!;
-        let chunk: Buffer;
-        try {
-          chunk = await this.store.readVerified(r.index);
-        } catch (err) {
-          if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
-            this.log('chunk-corrupt', {
-              chunk: r.index,
-              reason: 'stored file failed SHA-1; dropped',
-            });
-            // The remote was told we hold it; reconnecting gets it a bitfield without it.
-            this.wire.close(`stored chunk ${r.index} was corrupt; dropped it`);
-          } else {
-            this.wire.close(`cannot read chunk ${r.index}: ${(err as Error).message}`);
+        const head = this.queue[0]!;
+        if (!this.store.cached(head.index)) {
+          try {
+            await this.store.readVerified(head.index);
+          } catch (err) {
+            this.failRead(head.index, err);
+            return;
           }
-          return;
+          continue;
         }
-        if (this.wire.isClosed) return;
-        const ok = this.wire.sendPiece(
-          r.index,
-          r.begin,
-          chunk.subarray(r.begin, r.begin + r.length),
-        );
-        this.bytesSent += r.length;
-        const sent = (this.open.get(r.index) ?? 0) + r.length;
-        if (sent >= chunk.length) {
-          this.open.delete(r.index);
-          this.chunksSent++;
-          this.log('chunk-sent', { chunk: r.index, to: this.wire.label, bytes: chunk.length });
-        } else {
-          this.open.set(r.index, sent);
-        }
-        if (!ok) await this.wire.drained();
+        // Every queued block whose chunk is in memory goes out in one corked write.
+        let full = false;
+        this.wire.batch(() => {
+          while (this.queue.length > 0 && !full) {
+            const r = this.queue[0]!;
+            const chunk = this.store.cached(r.index);
+            if (!chunk) break;
+            this.queue.shift();
+            full = !this.sendBlock(r, chunk);
+          }
+        });
+        if (full) await this.wire.drained();
       }
     } finally {
       this.pumping = false;
+    }
+  }
+
+  private sendBlock(r: BlockRequest, chunk: Buffer): boolean {
+    const ok = this.wire.sendPiece(r.index, r.begin, chunk.subarray(r.begin, r.begin + r.length));
+    this.bytesSent += r.length;
+    const sent = (this.open.get(r.index) ?? 0) + r.length;
+    if (sent >= chunk.length) {
+      this.open.delete(r.index);
+      this.chunksSent++;
+      this.log('chunk-sent', { chunk: r.index, to: this.wire.label, bytes: chunk.length });
+    } else {
+      this.open.set(r.index, sent);
+    }
+    return ok;
+  }
+
+  private failRead(index: number, err: unknown): void {
+    if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
+      this.log('chunk-corrupt', { chunk: index, reason: 'stored file failed SHA-1; dropped' });
+      // The remote was told we hold it; reconnecting gets it a bitfield without it.
+      this.wire.close(`stored chunk ${index} was corrupt; dropped it`);
+    } else {
+      this.wire.close(`cannot read chunk ${index}: ${(err as Error).message}`);
     }
   }
 }

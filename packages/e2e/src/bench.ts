@@ -1,0 +1,466 @@
+import { execFileSync } from 'node:child_process';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { bencodeEncode, parseTextLine, withAnnounce } from '@swarmdrop/protocol';
+import { freePorts } from './ports.js';
+import { ProcSampler, type ProcStats } from './proc-stats.js';
+import { binPath, ManagedProcess } from './processes.js';
+import { makeRandomFile, runScenario } from './scenario.js';
+import { sha256File } from './swarm.js';
+import { ringTopology } from './topology.js';
+
+const MiB = 1024 * 1024;
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+const USAGE = `Usage: pnpm bench [-- options]
+
+Measures, in one run and side by side: owner -> one peer over loopback, a
+plain Node TCP transfer of the same bytes (the ceiling), a ring of five,
+and the same jobs by aria2c when it is installed. Prints a table and writes
+JSON to bench-results/.
+
+Options:
+  --big-mib N     file for owner -> peer (default 256)
+  --small-mib N   smaller file, to check memory stays flat (default 16)
+  --ring-mib N    file for the ring of five (default 64)
+  --no-aria2      skip the aria2c jobs
+  --out DIR       where the JSON goes (default: bench-results/)
+  -h, --help      show this help
+`;
+
+const ARIA2_COMMON = [
+  '--enable-dht=false',
+  '--enable-dht6=false',
+  '--bt-enable-lpd=false',
+  '--enable-peer-exchange=false',
+  '--summary-interval=0',
+  '--console-log-level=warn',
+  '--file-allocation=none',
+  '--bt-request-peer-speed-limit=0',
+];
+
+interface Measured {
+  readonly seconds: number;
+  readonly bytes: number;
+  readonly processes: Record<string, ProcStats>;
+  readonly note?: string;
+}
+
+const mbps = (m: Measured) => m.bytes / 1e6 / m.seconds;
+const event = (name: string) => (line: string) => parseTextLine(line)?.event === name;
+
+function log(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+/** The ceiling: Node streams the file over one loopback socket into a file, in two processes. */
+async function plainTcp(work: string, file: string, size: number): Promise<Measured> {
+  const receiver = join(work, 'tcp-receiver.mjs');
+  const sender = join(work, 'tcp-sender.mjs');
+  await writeFile(
+    receiver,
+    `import net from 'node:net'; import fs from 'node:fs';
+const server = net.createServer((socket) => {
+  const t0 = performance.now(); const out = fs.createWriteStream(process.argv[2]);
+  socket.pipe(out); out.on('finish', () => { console.log('done ' + (performance.now() - t0)); server.close(); });
+});
+server.listen(0, '127.0.0.1', () => console.log('port ' + server.address().port));\n`,
+  );
+  await writeFile(
+    sender,
+    `import net from 'node:net'; import fs from 'node:fs';
+const socket = net.connect(Number(process.argv[2]), '127.0.0.1', () => fs.createReadStream(process.argv[3], { highWaterMark: 1 << 20 }).pipe(socket));\n`,
+  );
+  const opts = (name: string) => ({ cwd: work, logPath: join(work, `${name}.log`) });
+  const rx = new ManagedProcess(
+    'tcp-receiver',
+    process.execPath,
+    [receiver, join(work, 'tcp-copy.bin')],
+    opts('tcp-receiver'),
+  );
+  const rxStats = new ProcSampler(rx.pid!);
+  const port = (await rx.waitFor((l) => l.startsWith('port '), 'port', 10_000)).slice(5);
+  const tx = new ManagedProcess(
+    'tcp-sender',
+    process.execPath,
+    [sender, port, file],
+    opts('tcp-sender'),
+  );
+  const txStats = new ProcSampler(tx.pid!);
+  const done = await rx.waitFor((l) => l.startsWith('done '), 'done', 600_000);
+  const processes = { receiver: await rxStats.stop(rx.pid!), sender: await txStats.stop(tx.pid!) };
+  await Promise.all([rx.stop(), tx.stop()]);
+  await rm(join(work, 'tcp-copy.bin'), { force: true });
+  return { seconds: Number(done.slice(5)) / 1000, bytes: size, processes };
+}
+
+/** swarmdrop: an owner and one peer that gets every chunk from it (expected peers 1). */
+async function ownerToPeer(
+  work: string,
+  file: string,
+  size: number,
+  tag: string,
+): Promise<Measured & { endToEnd: number }> {
+  const dir = join(work, `o2p-${tag}`);
+  await mkdir(dir, { recursive: true });
+  const [ownerPort, peerPort, nobody] = await freePorts(3);
+  const opts = (name: string) => ({ cwd: dir, logPath: join(dir, `${name}.log`) });
+  const owner = new ManagedProcess(
+    'owner',
+    process.execPath,
+    [
+      binPath('owner'),
+      `127.0.0.1:${ownerPort}`,
+      file,
+      '--dir',
+      join(dir, 'owner'),
+      '--expected-peers',
+      '1',
+    ],
+    opts('owner'),
+  );
+  const ownerStats = new ProcSampler(owner.pid!);
+  await owner.waitFor(event('ready'), 'ready', 600_000);
+  const started = Date.now();
+  const peer = new ManagedProcess(
+    'peer',
+    process.execPath,
+    [
+      binPath('peer'),
+      `127.0.0.1:${ownerPort}`,
+      `127.0.0.1:${peerPort}`,
+      `127.0.0.1:${nobody}`,
+      '--dir',
+      join(dir, 'peer'),
+      '--fallback-after-ms',
+      '600000',
+    ],
+    opts('peer'),
+  );
+  const peerStats = new ProcSampler(peer.pid!);
+  await peer.waitFor(event('merged'), 'merged', 600_000);
+  const processes = {
+    owner: await ownerStats.stop(owner.pid!),
+    peer: await peerStats.stop(peer.pid!),
+  };
+  const first = peer.timeOf(event('request-sent'))!;
+  const last = peer.timeOf(event('chunk-received'), true)!;
+  const merged = peer.timeOf(event('merged'))!;
+  await Promise.all([owner.stop(), peer.stop()]);
+  const ok = (await sha256File(join(dir, 'peer', 'sample.bin'))) === (await sha256File(file));
+  if (!ok) throw new Error(`owner -> peer (${tag}): merged file differs from the original`);
+  await rm(dir, { recursive: true, force: true });
+  return {
+    seconds: (last - first) / 1000,
+    endToEnd: (merged - started) / 1000,
+    bytes: size,
+    processes,
+  };
+}
+
+/** A tracker that knows only the processes the benchmark starts. */
+async function miniTracker(): Promise<{ url: string; seeded: Promise<void>; close: () => void }> {
+  const peers = new Map<string, Buffer>();
+  let markSeeded!: () => void;
+  const seeded = new Promise<void>((r) => {
+    markSeeded = r;
+  });
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://tracker.invalid');
+    const port = Number(url.searchParams.get('port'));
+    const host = (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+    const me = `${host}:${port}`;
+    if (port > 0 && /^\d+\.\d+\.\d+\.\d+$/.test(host)) {
+      const entry = Buffer.alloc(6);
+      host.split('.').forEach((o, i) => {
+        entry[i] = Number(o);
+      });
+      entry.writeUInt16BE(port, 4);
+      peers.set(me, entry);
+    }
+    if (url.searchParams.get('left') === '0') markSeeded();
+    const others = [...peers].filter(([k]) => k !== me).map(([, v]) => v);
+    res.end(bencodeEncode({ interval: 5, 'min interval': 1, peers: Buffer.concat(others) }));
+  });
+  const [port] = await freePorts(1);
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${port}/announce`, seeded, close: () => server.close() };
+}
+
+/** The same job by aria2c: one seeder, `leechers` leechers, a tracker of our own; until every leecher has the file. */
+async function aria2Job(
+  work: string,
+  file: string,
+  size: number,
+  torrentFrom: string,
+  leechers: number,
+  tag: string,
+): Promise<Measured> {
+  const dir = join(work, `aria2-${tag}`);
+  const seedDir = join(dir, 'seed');
+  await mkdir(seedDir, { recursive: true });
+  await copyFile(file, join(seedDir, 'sample.bin'));
+  const tracker = await miniTracker();
+  const torrent = join(dir, 'sample.torrent');
+  await writeFile(torrent, withAnnounce(await readFile(torrentFrom), tracker.url));
+  const ports = await freePorts(leechers + 1);
+  const opts = (name: string) => ({ cwd: dir, logPath: join(dir, `${name}.log`) });
+  const seeder = new ManagedProcess(
+    'seeder',
+    'aria2c',
+    [
+      ...ARIA2_COMMON,
+      `--dir=${seedDir}`,
+      `--listen-port=${ports[0]}`,
+      '--check-integrity=true',
+      '--seed-ratio=0.0',
+      '--seed-time=600',
+      torrent,
+    ],
+    opts('seeder'),
+  );
+  const seederStats = new ProcSampler(seeder.pid!);
+  await Promise.race([
+    tracker.seeded,
+    seeder.exited.then(() => Promise.reject(new Error('aria2c seeder exited'))),
+  ]);
+  const started = Date.now();
+  const procs = Array.from({ length: leechers }, (_, i) => {
+    const p = new ManagedProcess(
+      `leecher${i + 1}`,
+      'aria2c',
+      [
+        ...ARIA2_COMMON,
+        `--dir=${join(dir, `leech${i + 1}`)}`,
+        `--listen-port=${ports[i + 1]}`,
+        '--seed-time=0',
+        torrent,
+      ],
+      opts(`leecher${i + 1}`),
+    );
+    return { p, stats: new ProcSampler(p.pid!) };
+  });
+  const exits = await Promise.all(procs.map(({ p }) => p.exited));
+  const seconds = (Date.now() - started) / 1000;
+  const processes: Record<string, ProcStats> = { seeder: await seederStats.stop(seeder.pid!) };
+  for (const [i, { p, stats }] of procs.entries())
+    processes[`leecher${i + 1}`] = await stats.stop(p.pid!);
+  await seeder.stop();
+  tracker.close();
+  if (exits.some((e) => e.code !== 0))
+    throw new Error(`aria2c ${tag}: a leecher failed (${JSON.stringify(exits)})`);
+  const expected = await sha256File(file);
+  for (let i = 1; i <= leechers; i++) {
+    if ((await sha256File(join(dir, `leech${i}`, 'sample.bin'))) !== expected)
+      throw new Error(`aria2c ${tag}: leecher ${i} has a different file`);
+  }
+  await rm(dir, { recursive: true, force: true });
+  return { seconds, bytes: size * leechers, processes };
+}
+
+/** swarmdrop's ring of five, from the owner being ready to the last peer's merge. */
+async function ring(work: string, file: string, size: number): Promise<Measured> {
+  const processes: Record<string, ProcStats> = {};
+  let seconds = 0;
+  await runScenario(
+    {
+      name: 'bench-ring',
+      topology: ringTopology(5),
+      file,
+      workDir: join(work, 'ring'),
+      fallbackAfterMs: 600_000,
+    },
+    async (result) => {
+      if (result.problems.length > 0) throw new Error(`ring: ${result.problems.join('; ')}`);
+      const ready = result.swarm.owner.timeOf(event('ready'))!;
+      const done = Math.max(...[...result.swarm.processes.values()].map((p) => p.completedAt));
+      seconds = (done - ready) / 1000;
+      for (const [name, p] of result.swarm.processes) {
+        const s = await new ProcSampler(p.pid!).stop(p.pid!);
+        processes[name] = s;
+      }
+    },
+  );
+  await rm(join(work, 'ring'), { recursive: true, force: true });
+  return { seconds, bytes: size * 5, processes };
+}
+
+function hasAria2(): boolean {
+  try {
+    execFileSync('aria2c', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const fmt = (n: number, digits = 1) => n.toFixed(digits);
+const mb = (bytes: number) => `${fmt(bytes / MiB, 0)} MiB`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2).filter((a) => a !== '--'),
+    options: {
+      'big-mib': { type: 'string', default: '256' },
+      'small-mib': { type: 'string', default: '16' },
+      'ring-mib': { type: 'string', default: '64' },
+      'no-aria2': { type: 'boolean' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const big = Number(values['big-mib']) * MiB;
+  const small = Number(values['small-mib']) * MiB;
+  const ringSize = Number(values['ring-mib']) * MiB;
+  const aria2 = !values['no-aria2'] && hasAria2();
+  const work = join(tmpdir(), `swarmdrop-bench-${Date.now()}`);
+  await mkdir(work, { recursive: true });
+  try {
+    log(
+      `swarmdrop bench: ${mb(big)} owner -> peer, ${mb(small)} for memory, ${mb(ringSize)} ring of five; aria2c ${aria2 ? 'yes' : 'not run'}`,
+    );
+    const files = {
+      big: join(work, 'big', 'sample.bin'),
+      small: join(work, 'small', 'sample.bin'),
+      ring: join(work, 'ring-src', 'sample.bin'),
+    };
+    await makeRandomFile(files.big, big);
+    await makeRandomFile(files.small, small);
+    await makeRandomFile(files.ring, ringSize);
+
+    log('- plain TCP ceiling ...');
+    const tcp = await plainTcp(work, files.big, big);
+    log('- swarmdrop owner -> peer ...');
+    const ours = await ownerToPeer(work, files.big, big, 'big');
+    const oursSmall = await ownerToPeer(work, files.small, small, 'small');
+    log('- swarmdrop ring of five ...');
+    const oursRing = await ring(work, files.ring, ringSize);
+    let a2: Measured | undefined;
+    let a2Ring: Measured | undefined;
+    if (aria2) {
+      // aria2c gets the same metainfo (piece length, hashes), with our tracker in place of the owner.
+      const ownerTorrent = await makeTorrent(work, files.big, 'big');
+      log('- aria2c seeder -> leecher ...');
+      a2 = await aria2Job(work, files.big, big, ownerTorrent, 1, 'one');
+      const ringTorrent = await makeTorrent(work, files.ring, 'ring');
+      log('- aria2c seeder -> five leechers ...');
+      a2Ring = await aria2Job(work, files.ring, ringSize, ringTorrent, 5, 'five');
+    }
+
+    const rows: string[][] = [
+      ['job', 'swarmdrop', 'aria2c', 'plain TCP', 'swarmdrop / aria2c', 'swarmdrop / TCP'],
+    ];
+    rows.push([
+      `owner -> peer ${mb(big)}, transfer (MB/s)`,
+      fmt(mbps(ours)),
+      a2 ? fmt(mbps(a2)) : '-',
+      fmt(mbps(tcp)),
+      a2 ? `${fmt(mbps(ours) / mbps(a2), 2)}x` : '-',
+      `${fmt((100 * mbps(ours)) / mbps(tcp), 0)}%`,
+    ]);
+    const e2e = { seconds: ours.endToEnd, bytes: big, processes: ours.processes };
+    rows.push([
+      `owner -> peer ${mb(big)}, start to merged (MB/s)`,
+      fmt(mbps(e2e)),
+      a2 ? fmt(mbps(a2)) : '-',
+      fmt(mbps(tcp)),
+      a2 ? `${fmt(mbps(e2e) / mbps(a2), 2)}x` : '-',
+      `${fmt((100 * mbps(e2e)) / mbps(tcp), 0)}%`,
+    ]);
+    rows.push([
+      `five peers all hold ${mb(ringSize)} (s)`,
+      fmt(oursRing.seconds, 2),
+      a2Ring ? fmt(a2Ring.seconds, 2) : '-',
+      '-',
+      a2Ring ? `${fmt(a2Ring.seconds / oursRing.seconds, 2)}x faster` : '-',
+      '-',
+    ]);
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    log('');
+    for (const [i, row] of rows.entries()) {
+      log(`  ${row.map((c, j) => c.padEnd(widths[j]!)).join('  ')}`);
+      if (i === 0) log(`  ${widths.map((w) => '-'.repeat(w)).join('  ')}`);
+    }
+    log('\nCPU seconds and peak RSS per process:');
+    const procRows: Array<[string, Record<string, ProcStats>]> = [
+      ['plain TCP', tcp.processes],
+      [`swarmdrop owner -> peer ${mb(big)}`, ours.processes],
+      [`swarmdrop owner -> peer ${mb(small)}`, oursSmall.processes],
+      ['swarmdrop ring of five', oursRing.processes],
+      ...(a2
+        ? [
+            [`aria2c seeder -> leecher ${mb(big)}`, a2.processes] as [
+              string,
+              Record<string, ProcStats>,
+            ],
+          ]
+        : []),
+      ...(a2Ring
+        ? [
+            ['aria2c seeder -> five leechers', a2Ring.processes] as [
+              string,
+              Record<string, ProcStats>,
+            ],
+          ]
+        : []),
+    ];
+    for (const [job, procs] of procRows) {
+      log(
+        `  ${job}: ${Object.entries(procs)
+          .map(([n, s]) => `${n} ${fmt(s.cpuSeconds, 2)} s / ${fmt(s.peakRssBytes / MiB, 0)} MiB`)
+          .join(', ')}`,
+      );
+    }
+    const rssRatio = ours.processes.peer!.peakRssBytes / oursSmall.processes.peer!.peakRssBytes;
+    log('\nTargets (ratios within this run):');
+    if (a2)
+      log(
+        `  owner -> peer >= 3x aria2c: ${fmt(mbps(ours) / mbps(a2), 2)}x ${mbps(ours) / mbps(a2) >= 3 ? 'met' : 'NOT met'}`,
+      );
+    log(
+      `  owner -> peer >= 30% of plain TCP: ${fmt((100 * mbps(ours)) / mbps(tcp), 0)}% ${mbps(ours) / mbps(tcp) >= 0.3 ? 'met' : 'NOT met'}`,
+    );
+    log(
+      `  peer peak RSS ${mb(big)} / ${mb(small)} <= 1.5: ${fmt(rssRatio, 2)} ${rssRatio <= 1.5 ? 'met' : 'NOT met'}`,
+    );
+
+    const outDir = resolve(values.out ?? join(REPO, 'bench-results'));
+    await mkdir(outDir, { recursive: true });
+    const outFile = join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    await writeFile(
+      outFile,
+      `${JSON.stringify({ date: new Date().toISOString(), sizes: { big, small, ring: ringSize }, plainTcp: tcp, ownerToPeer: ours, ownerToPeerSmall: oursSmall, ring: oursRing, aria2OwnerToPeer: a2 ?? null, aria2Ring: a2Ring ?? null }, null, 2)}\n`,
+    );
+    log(`\nJSON: ${outFile}`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** The metainfo swarmdrop's owner writes for `file` (run briefly just to split and hash). */
+async function makeTorrent(work: string, file: string, tag: string): Promise<string> {
+  const dir = join(work, `torrent-${tag}`);
+  const [port] = await freePorts(1);
+  const owner = new ManagedProcess(
+    'owner',
+    process.execPath,
+    [binPath('owner'), `127.0.0.1:${port}`, file, '--dir', dir],
+    { cwd: work, logPath: join(work, `torrent-${tag}.log`) },
+  );
+  await owner.waitFor(event('ready'), 'ready', 600_000);
+  await owner.stop();
+  return join(dir, 'sample.bin.torrent');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: error: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,55 @@
+import { readFile } from 'node:fs/promises';
+
+/** Clock ticks per second for /proc/<pid>/stat times (USER_HZ; 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+export interface ProcStats {
+  /** User + system CPU seconds. */
+  cpuSeconds: number;
+  /** Peak resident set size (VmHWM), bytes. */
+  peakRssBytes: number;
+}
+
+/** Reads CPU time and peak RSS of `pid` from /proc; undefined once it has gone. */
+export async function readProcStats(pid: number): Promise<ProcStats | undefined> {
+  try {
+    const [stat, status] = await Promise.all([
+      readFile(`/proc/${pid}/stat`, 'utf8'),
+      readFile(`/proc/${pid}/status`, 'utf8'),
+    ]);
+    // Fields after the ")" that closes the command name: utime is field 14, stime 15 (1-based).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+    return { cpuSeconds: ticks / TICKS_PER_SECOND, peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Samples a process every `intervalMs` until stopped, keeping the last
+ * reading: for a process that exits on its own, that is its final usage to
+ * within one interval.
+ */
+export class ProcSampler {
+  last: ProcStats = { cpuSeconds: 0, peakRssBytes: 0 };
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(pid: number, intervalMs = 50) {
+    const sample = async () => {
+      const stats = await readProcStats(pid);
+      if (stats) this.last = stats;
+    };
+    void sample();
+    this.timer = setInterval(() => void sample(), intervalMs);
+  }
+
+  /** Takes one more reading (if the process is still there) and stops sampling. */
+  async stop(pid: number): Promise<ProcStats> {
+    clearInterval(this.timer);
+    const stats = await readProcStats(pid);
+    if (stats) this.last = stats;
+    return this.last;
+  }
+}
