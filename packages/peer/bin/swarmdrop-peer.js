@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// Runs the built service; `pnpm build` (or `pnpm install`, which builds) makes dist/.
-import('../dist/cli.js').catch((err) => {
-  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/cli.js')) {
-    console.error('swarmdrop-peer: not built yet; run `pnpm build` in the repository first');
-    process.exit(1);
-  }
-  throw err;
-});
+// Runs the built service: `pnpm install` (or `pnpm build`) in the repository makes dist/.
+import { existsSync } from 'node:fs';
+
+const cli = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(cli)) {
+  console.error('swarmdrop-peer: not built yet; run `pnpm build` in the repository first');
+  process.exit(1);
+}
+await import(cli.href);
