@@ -63,9 +63,23 @@ export function formatText(record: LogRecord): string {
   for (const [key, value] of Object.entries(record.fields)) {
     if (value === undefined) continue;
     const text = String(value);
-    line += ` ${key}=${text === '' || /[\s"=]/.test(text) ? JSON.stringify(text) : text}`;
+    line += ` ${key}=${text === '' || NEEDS_QUOTES.test(text) ? quote(text) : text}`;
   }
   return line;
+}
+
+// Values can come from the remote (a peer id, an error message): anything
+// unprintable is quoted and escaped, so a value can neither break the line
+// (U+2028 and U+2029 end a line for JavaScript regexes too) nor send
+// terminal escape sequences.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const NEEDS_QUOTES = /[\s"=\u0000-\u001f\u007f-\u009f]/;
+/** JSON.stringify, also escaping what it leaves raw: DEL, C1 controls, U+2028, U+2029. */
+function quote(text: string): string {
+  return JSON.stringify(text).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** `{"time":"…","role":"peer","port":7001,"event":"chunk-received","chunk":17,…}` */

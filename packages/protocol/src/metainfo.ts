@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import bencode from 'bencode';
+import { scanBencode } from './bencoding.js';
 import { DEFAULT_CHUNK_SIZE, MAX_PIECE_COUNT, MAX_PIECE_LENGTH } from './constants.js';
 import { MetainfoError } from './errors.js';
 import { Geometry } from './geometry.js';
@@ -55,7 +56,7 @@ export function withAnnounce(torrent: Uint8Array, announce: string): Buffer {
   // Splice raw values instead of decode + encode, which would re-sort and
   // re-encode the info dictionary and so change the info-hash of a torrent
   // whose info dictionary is not in canonical form.
-  const spans = scanBencode(torrent);
+  const spans = scanTorrent(torrent);
   spans.set('announce', Buffer.from(bencode.encode(announce)));
   const keys = [...spans.keys()].sort(); // latin1 keys: code unit order is byte order
   const parts: Uint8Array[] = [Buffer.from('d')];
@@ -79,7 +80,7 @@ export function parseMetainfo(bytes: Uint8Array): Metainfo {
     );
   }
   // Checked strictly first: bencode.decode loops forever on a negative string length.
-  const infoBytes = scanBencode(bytes).get('info');
+  const infoBytes = scanTorrent(bytes).get('info');
   const top = bencode.decode(bytes);
   if (!isDict(top)) throw new MetainfoError('torrent', 'is not a dictionary');
   const info = top.info;
@@ -184,80 +185,10 @@ function isDict(value: unknown): value is Record<string, unknown> {
   );
 }
 
-/** Deepest nesting a metainfo may use (BEP 3 needs 4); bounds the scan and bencode's recursion. */
-const MAX_BENCODE_DEPTH = 64;
-
-/**
- * Checks that `bytes` is one well-formed bencoded dictionary (string lengths
- * are plain digits and stay inside the input, integers are `i-?<digits>e`,
- * nesting is bounded) and returns the exact bytes of each top-level value by
- * key (keys as latin1, so they keep their bytes), so the info-hash is taken over the info dictionary as written. Throws
- * MetainfoError('torrent') otherwise. Trailing bytes after the dictionary are
- * ignored, as bencode.decode ignores them.
- */
-function scanBencode(bytes: Uint8Array): Map<string, Uint8Array> {
-  const n = bytes.length;
-  let pos = 0;
-  const fail = (why: string): MetainfoError =>
-    new MetainfoError('torrent', `is not valid bencode: ${why} at byte ${pos}`);
-  const digits = (): number => {
-    const start = pos;
-    while (pos < n && bytes[pos]! >= 0x30 && bytes[pos]! <= 0x39) pos++;
-    if (pos === start) throw fail('expected a digit');
-    if (pos - start > 20) throw fail('number too long');
-    return Number(Buffer.from(bytes.subarray(start, pos)).toString('latin1'));
-  };
-  /** A string at `pos`: returns its content's bounds. */
-  const string = (): [number, number] => {
-    const length = digits();
-    if (bytes[pos] !== 0x3a /* : */) throw fail('expected ":" after a string length');
-    pos++;
-    if (length > n - pos) throw fail('string runs past the end');
-    pos += length;
-    return [pos - length, pos];
-  };
-  if (bytes[0] !== 0x64 /* d */) throw fail('the torrent is not a dictionary');
-  const top = new Map<string, Uint8Array>();
-  /** Open containers: true for a dictionary expecting a key next, false for a list or a value. */
-  const stack: Array<{ dict: boolean; wantKey: boolean }> = [];
-  let topKey = '';
-  let topValueStart = 0;
-  for (;;) {
-    const frame = stack[stack.length - 1];
-    if (frame && bytes[pos] === 0x65 /* e */ && (!frame.dict || frame.wantKey)) {
-      pos++;
-      stack.pop();
-    } else if (frame?.dict && frame.wantKey) {
-      const [start, end] = string();
-      if (stack.length === 1) topKey = Buffer.from(bytes.subarray(start, end)).toString('latin1');
-      frame.wantKey = false;
-      continue;
-    } else {
-      if (pos >= n) throw fail('unexpected end');
-      if (stack.length === 1) topValueStart = pos;
-      const c = bytes[pos]!;
-      if (c === 0x64 /* d */ || c === 0x6c /* l */) {
-        if (stack.length >= MAX_BENCODE_DEPTH) throw fail('nested too deeply');
-        pos++;
-        stack.push({ dict: c === 0x64, wantKey: true });
-        continue;
-      }
-      if (c === 0x69 /* i */) {
-        pos++;
-        if (bytes[pos] === 0x2d /* - */) pos++;
-        digits();
-        if (bytes[pos] !== 0x65 /* e */) throw fail('expected "e" after an integer');
-        pos++;
-      } else if (c >= 0x30 && c <= 0x39) {
-        string();
-      } else {
-        throw fail(`unexpected byte 0x${c.toString(16)}`);
-      }
-    }
-    // A value (or a container) just ended.
-    if (stack.length === 0) return top;
-    const parent = stack[stack.length - 1]!;
-    if (parent.dict) parent.wantKey = true;
-    if (stack.length === 1 && parent.dict) top.set(topKey, bytes.subarray(topValueStart, pos));
+/** A torrent's top-level values by key, as written; MetainfoError('torrent') if malformed. */
+function scanTorrent(bytes: Uint8Array): Map<string, Uint8Array> {
+  if (bytes[0] !== 0x64 /* d */) {
+    throw new MetainfoError('torrent', 'is not valid bencode: the torrent is not a dictionary');
   }
+  return scanBencode(bytes, (why) => new MetainfoError('torrent', `is not valid bencode: ${why}`));
 }

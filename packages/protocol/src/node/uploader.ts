@@ -15,8 +15,11 @@ export interface UploaderOptions {
   readonly store: ChunkStore;
   readonly log: LogFn;
   readonly maxQueuedRequests?: number;
-  /** Called when a `have` or bitfield from the remote changes what we know it holds. */
-  readonly onRemoteHas?: (remote: Bitfield) => void;
+  /**
+   * Called when a `have` (with its `index`) or a bitfield (no index) changes
+   * what we know the remote holds.
+   */
+  readonly onRemoteHas?: (remote: Bitfield, index?: number) => void;
 }
 
 interface BlockRequest {
@@ -39,7 +42,7 @@ export class Uploader {
   private readonly store: ChunkStore;
   private readonly log: LogFn;
   private readonly maxQueued: number;
-  private readonly onRemoteHas: ((remote: Bitfield) => void) | undefined;
+  private readonly onRemoteHas: ((remote: Bitfield, index?: number) => void) | undefined;
   private queue: BlockRequest[] = [];
   /** Bytes sent so far of each chunk this remote has asked for. */
   private readonly open = new Map<number, number>();
@@ -95,7 +98,7 @@ export class Uploader {
       case 'have':
         if (this.remoteHas.set(message.index)) {
           this.log('have-received', { chunk: message.index, from: this.wire.label });
-          this.onRemoteHas?.(this.remoteHas);
+          this.onRemoteHas?.(this.remoteHas, message.index);
         }
         return false;
       case 'request':

@@ -1,0 +1,242 @@
+/**
+ * ChunkStore: chunk files are the truth and summary.txt their record. A chunk
+ * that fails its SHA-1 is never stored, served or merged.
+ */
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildMetainfo, ChunkError, DEFAULT_CHUNK_SIZE, type Metainfo } from '../src/index.js';
+import { CHUNK_DIR, ChunkStore, SUMMARY_FILE, sha1 } from '../src/node/index.js';
+import { Cleanup, pseudoRandomBytes, rejected } from './helpers.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+/** 4 chunks: 3 full and one of 500 bytes. */
+const DATA = pseudoRandomBytes(3 * DEFAULT_CHUNK_SIZE + 500, 5);
+const chunk = (i: number) => DATA.subarray(i * DEFAULT_CHUNK_SIZE, (i + 1) * DEFAULT_CHUNK_SIZE);
+const { metainfo: META } = buildMetainfo({
+  name: 'data.bin',
+  length: DATA.length,
+  pieceHashes: [0, 1, 2, 3].map((i) => sha1(chunk(i))),
+});
+
+async function open(dir: string, metainfo: Metainfo = META) {
+  const opened = await ChunkStore.open({ dir, metainfo });
+  cleanup.add(() => opened.store.close());
+  return opened;
+}
+
+async function summaryIds(dir: string): Promise<number[]> {
+  const text = await readFile(join(dir, SUMMARY_FILE), 'utf8');
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+async function chunkFiles(dir: string): Promise<string[]> {
+  return (await readdir(join(dir, CHUNK_DIR))).sort();
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Flips one byte of a file on disk. */
+async function corrupt(path: string, at = 0): Promise<void> {
+  const bytes = await readFile(path);
+  bytes[at] = bytes[at]! ^ 0xff;
+  await writeFile(path, bytes);
+}
+
+describe('ChunkStore', () => {
+  it('starts empty with an empty summary', async () => {
+    const dir = await cleanup.tempDir();
+    const { store, verified, discarded } = await open(dir);
+    expect([verified, discarded]).toEqual([0, 0]);
+    expect(store.pieceCount).toBe(4);
+    expect(store.held.count()).toBe(0);
+    expect(await summaryIds(dir)).toEqual([]);
+  });
+
+  it('put stores a verified chunk as <dir>/chunks/<id>.chunk and appends its ID to the summary', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    expect(await store.put(2, chunk(2))).toBe(true);
+    expect(await store.put(3, chunk(3))).toBe(true);
+    expect(await store.put(2, chunk(2))).toBe(false);
+    expect(store.has(2) && store.has(3)).toBe(true);
+    expect(await chunkFiles(dir)).toEqual(['2.chunk', '3.chunk']);
+    expect((await readFile(store.chunkPath(3))).equals(chunk(3))).toBe(true);
+    expect(await summaryIds(dir)).toEqual([2, 3]);
+  });
+
+  it('put with wrong data throws ERR_CHUNK_HASH and stores nothing', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    const wrong = Buffer.from(chunk(1));
+    wrong[100] = wrong[100]! ^ 1;
+    for (const data of [wrong, chunk(1).subarray(1), chunk(0), Buffer.alloc(0)]) {
+      const err = await rejected(store.put(1, data));
+      expect(err).toBeInstanceOf(ChunkError);
+      expect(err).toMatchObject({ code: 'ERR_CHUNK_HASH' });
+    }
+    // An index past the end is refused the same way.
+    expect(await rejected(store.put(4, chunk(3)))).toMatchObject({ code: 'ERR_CHUNK_HASH' });
+    expect(store.has(1)).toBe(false);
+    expect(await chunkFiles(dir)).toEqual([]);
+    expect(await summaryIds(dir)).toEqual([]);
+  });
+
+  it('concurrent puts each record their ID once', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    const results = await Promise.all([0, 1, 2, 3, 0, 1].map((i) => store.put(i, chunk(i))));
+    expect(results.filter(Boolean)).toHaveLength(4);
+    expect(store.isComplete()).toBe(true);
+    expect(await summaryIds(dir)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('reopening rebuilds the held set from the chunk files and rewrites the summary', async () => {
+    const dir = await cleanup.tempDir();
+    const first = await open(dir);
+    await first.store.put(0, chunk(0));
+    await first.store.put(3, chunk(3));
+    await first.store.close();
+    // A stale summary is not trusted: the chunk files are the truth.
+    await writeFile(join(dir, SUMMARY_FILE), '0\n1\n2\n3\n');
+    const second = await open(dir);
+    expect([second.verified, second.discarded]).toEqual([2, 0]);
+    expect(second.store.held.heldIds()).toEqual([0, 3]);
+    expect(await summaryIds(dir)).toEqual([0, 3]);
+    // Appends after a reopen go into the rewritten summary.
+    await second.store.put(1, chunk(1));
+    expect(await summaryIds(dir)).toEqual([0, 1, 3]);
+  });
+
+  it('open discards a chunk file corrupted on disk, and anything else that is not a verified chunk', async () => {
+    const dir = await cleanup.tempDir();
+    const first = await open(dir);
+    for (const i of [0, 1, 2, 3]) await first.store.put(i, chunk(i));
+    await first.store.close();
+    await corrupt(join(dir, CHUNK_DIR, '1.chunk'), 5000);
+    await writeFile(join(dir, CHUNK_DIR, '2.chunk'), chunk(2).subarray(0, 100)); // truncated
+    await writeFile(join(dir, CHUNK_DIR, '9.chunk'), chunk(0)); // past the end
+    await writeFile(join(dir, CHUNK_DIR, '0.chunk.1a2b3c4d.tmp'), chunk(0)); // interrupted write
+    const second = await open(dir);
+    expect(second.verified).toBe(2);
+    expect(second.discarded).toBe(4);
+    expect(second.store.held.heldIds()).toEqual([0, 3]);
+    expect(second.store.has(1)).toBe(false);
+    expect(await chunkFiles(dir)).toEqual(['0.chunk', '3.chunk']);
+    expect(await summaryIds(dir)).toEqual([0, 3]);
+  });
+
+  it('readVerified returns a held chunk and refuses one not held with ERR_CHUNK_MISSING', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    await store.put(3, chunk(3));
+    expect((await store.readVerified(3)).equals(chunk(3))).toBe(true);
+    expect(await rejected(store.readVerified(0))).toMatchObject({ code: 'ERR_CHUNK_MISSING' });
+  });
+
+  it('readVerified drops a chunk whose file was corrupted after it was stored', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir, META);
+    for (const i of [0, 1]) await store.put(i, chunk(i));
+    // A fresh store, so nothing is cached from the put.
+    await store.close();
+    const { store: reopened } = await open(dir);
+    await corrupt(reopened.chunkPath(1), 77);
+    const err = await rejected(reopened.readVerified(1));
+    expect(err).toBeInstanceOf(ChunkError);
+    expect(err).toMatchObject({ code: 'ERR_CHUNK_HASH' });
+    expect(reopened.has(1)).toBe(false);
+    expect(await exists(reopened.chunkPath(1))).toBe(false);
+    expect(await summaryIds(dir)).toEqual([0]);
+  });
+
+  it('readVerified treats a chunk file deleted behind its back as corrupt and drops it', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    await store.put(2, chunk(2));
+    await store.close();
+    const { store: reopened } = await open(dir);
+    await rm(reopened.chunkPath(2));
+    expect(await rejected(reopened.readVerified(2))).toMatchObject({ code: 'ERR_CHUNK_HASH' });
+    expect(reopened.has(2)).toBe(false);
+  });
+
+  it('drop forgets a chunk, deletes its file and rewrites the summary', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    for (const i of [0, 1, 2]) await store.put(i, chunk(i));
+    await store.drop(1);
+    await store.drop(1);
+    expect(store.held.heldIds()).toEqual([0, 2]);
+    expect(await chunkFiles(dir)).toEqual(['0.chunk', '2.chunk']);
+    expect(await summaryIds(dir)).toEqual([0, 2]);
+    // A later put appends to the rewritten file.
+    await store.put(3, chunk(3));
+    expect(await summaryIds(dir)).toEqual([0, 2, 3]);
+  });
+
+  it('merge with a chunk missing throws ERR_CHUNK_MISSING and writes nothing', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    for (const i of [0, 1, 3]) await store.put(i, chunk(i));
+    const out = join(dir, 'data.bin');
+    const err = await rejected(store.merge(out));
+    expect(err).toBeInstanceOf(ChunkError);
+    expect(err).toMatchObject({ code: 'ERR_CHUNK_MISSING' });
+    expect(await exists(out)).toBe(false);
+    expect(await exists(`${out}.part`)).toBe(false);
+  });
+
+  it('merge with a chunk corrupted after open throws ERR_CHUNK_HASH, drops it, and never produces the file', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    for (const i of [0, 1, 2, 3]) await store.put(i, chunk(i));
+    await corrupt(store.chunkPath(2), 1);
+    const out = join(dir, 'data.bin');
+    const err = await rejected(store.merge(out));
+    expect(err).toBeInstanceOf(ChunkError);
+    expect(err).toMatchObject({ code: 'ERR_CHUNK_HASH' });
+    expect(await exists(out)).toBe(false);
+    expect(await exists(`${out}.part`)).toBe(false);
+    expect(store.has(2)).toBe(false);
+    expect(await summaryIds(dir)).toEqual([0, 1, 3]);
+    // Once the chunk is fetched again the merge succeeds.
+    await store.put(2, chunk(2));
+    await store.merge(out);
+    expect((await readFile(out)).equals(DATA)).toBe(true);
+  });
+
+  it('merge with a chunk file deleted after open throws ERR_CHUNK_MISSING and drops it', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    for (const i of [0, 1, 2, 3]) await store.put(i, chunk(i));
+    await rm(store.chunkPath(3));
+    const out = join(dir, 'data.bin');
+    const err = await rejected(store.merge(out));
+    expect(err).toBeInstanceOf(ChunkError);
+    expect(err).toMatchObject({ code: 'ERR_CHUNK_MISSING' });
+    expect(store.has(3)).toBe(false);
+    expect(await exists(out)).toBe(false);
+    expect(await exists(`${out}.part`)).toBe(false);
+  });
+
+  it('matches checks the index, the length and the SHA-1', async () => {
+    const { store } = await open(await cleanup.tempDir());
+    expect(await store.matches(3, chunk(3))).toBe(true);
+    expect(await store.matches(2, chunk(3))).toBe(false);
+    expect(await store.matches(3, Buffer.concat([chunk(3), Buffer.alloc(1)]))).toBe(false);
+    expect(await store.matches(4, chunk(3))).toBe(false);
+    expect(await store.matches(-1, chunk(0))).toBe(false);
+  });
+});

@@ -1,0 +1,188 @@
+/** Log lines: text lines parse back into their fields; JSON lines are JSON. */
+import { Writable } from 'node:stream';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  formatJson,
+  formatRanges,
+  formatRecord,
+  formatText,
+  LOG_EVENTS,
+  type LogEventName,
+  type LogRecord,
+  parseRanges,
+  parseTextLine,
+} from '../src/index.js';
+import { createLogger } from '../src/node/index.js';
+
+const TIME = new Date('2024-05-06T12:00:01.234Z');
+
+function record(event: LogEventName, fields: LogRecord['fields']): LogRecord {
+  return { time: TIME, role: 'peer', port: 7001, event, fields };
+}
+
+describe('formatText / parseTextLine', () => {
+  it('writes the stable layout: time, role:port, event, key=value', () => {
+    const line = formatText(
+      record('chunk-received', { chunk: 17, from: '127.0.0.1:7002', bytes: 102_400 }),
+    );
+    expect(line).toBe(
+      '12:00:01.234 peer:7001 chunk-received chunk=17 from=127.0.0.1:7002 bytes=102400',
+    );
+  });
+
+  it('round-trips values with spaces, quotes, equals signs, backslashes and empty strings', () => {
+    const fields = {
+      reason: 'socket error: read ECONNRESET',
+      quoted: 'say "hi"',
+      eq: 'a=b',
+      path: 'C:\\dir\\file name',
+      empty: '',
+      tab: 'a\tb',
+      newline: 'line1\nline2',
+      unicode: 'ünï cödé ✓',
+      flag: true,
+      n: 0,
+    };
+    const line = formatText(record('protocol-error', fields));
+    expect(line).not.toContain('\n');
+    const parsed = parseTextLine(line);
+    expect(parsed).toEqual({
+      role: 'peer',
+      port: 7001,
+      event: 'protocol-error',
+      fields: Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, String(v)])),
+    });
+  });
+
+  it('leaves out undefined fields', () => {
+    const line = formatText(record('connected', { to: 'x:1', peer: undefined }));
+    expect(parseTextLine(line)?.fields).toEqual({ to: 'x:1' });
+  });
+
+  it('returns undefined for a line that is not a log line', () => {
+    for (const line of ['', 'hello', 'ready to go', '12:00:01.234 peer chunk-sent']) {
+      expect(parseTextLine(line)).toBeUndefined();
+    }
+  });
+
+  it('property: any event and any field values round-trip through one line', () => {
+    const key = fc.stringMatching(/^[a-z][a-zA-Z0-9_]{0,12}$/);
+    const value = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'grapheme' }),
+      fc.string({ unit: 'binary' }),
+      fc.integer(),
+      fc.boolean(),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...LOG_EVENTS),
+        fc.constantFrom('owner', 'peer'),
+        fc.integer({ min: 0, max: 65_535 }),
+        fc.dictionary(key, value, { maxKeys: 6 }),
+        (event, role, port, fields) => {
+          const line = formatText({ time: TIME, role, port, event, fields });
+          expect(line).not.toMatch(/[\n\r]/);
+          const parsed = parseTextLine(line);
+          expect(parsed).toEqual({
+            role,
+            port,
+            event,
+            fields: Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, String(v)])),
+          });
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('formatJson', () => {
+  it('is one line of JSON with time, role, port, event and the fields', () => {
+    const line = formatJson(record('chunk-sent', { chunk: 3, to: 'h:1', note: 'a "b"\nc' }));
+    expect(line).not.toContain('\n');
+    expect(JSON.parse(line)).toEqual({
+      time: TIME.toISOString(),
+      role: 'peer',
+      port: 7001,
+      event: 'chunk-sent',
+      chunk: 3,
+      to: 'h:1',
+      note: 'a "b"\nc',
+    });
+  });
+
+  it('formatRecord picks the format', () => {
+    const r = record('ready', { chunks: 5 });
+    expect(formatRecord(r, 'json')).toBe(formatJson(r));
+    expect(formatRecord(r, 'text')).toBe(formatText(r));
+  });
+});
+
+describe('createLogger', () => {
+  function collect() {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString().split('\n').filter(Boolean));
+        done();
+      },
+    });
+    return { lines, stream };
+  }
+
+  it('writes one line per event with the injected clock and the current port', () => {
+    const { lines, stream } = collect();
+    const logger = createLogger({
+      role: 'owner',
+      port: 0,
+      format: 'text',
+      stream,
+      clock: () => TIME,
+    });
+    logger.log('listening', { host: '0.0.0.0' });
+    logger.setPort(7000);
+    logger.log('chunk-sent', { chunk: 1, to: '127.0.0.1:7001' });
+    expect(lines).toEqual([
+      '12:00:01.234 owner:0 listening host=0.0.0.0',
+      '12:00:01.234 owner:7000 chunk-sent chunk=1 to=127.0.0.1:7001',
+    ]);
+  });
+
+  it('writes JSON lines when asked', () => {
+    const { lines, stream } = collect();
+    const logger = createLogger({
+      role: 'peer',
+      port: 7003,
+      format: 'json',
+      stream,
+      clock: () => TIME,
+    });
+    logger.log('done');
+    expect(lines.map((l) => JSON.parse(l))).toEqual([
+      { time: TIME.toISOString(), role: 'peer', port: 7003, event: 'done' },
+    ]);
+  });
+});
+
+describe('formatRanges / parseRanges', () => {
+  it('writes runs as ranges, sorted', () => {
+    expect(formatRanges([8, 0, 1, 2, 5, 7])).toBe('0-2,5,7-8');
+    expect(formatRanges([])).toBe('');
+    expect(formatRanges([4])).toBe('4');
+    expect(parseRanges('0-2,5,7-8')).toEqual([0, 1, 2, 5, 7, 8]);
+    expect(parseRanges('')).toEqual([]);
+  });
+
+  it('property: parseRanges(formatRanges(ids)) is the sorted IDs', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.nat(300), { maxLength: 60 }), (ids) => {
+        const text = formatRanges(ids);
+        expect(text).not.toMatch(/\s/);
+        expect(parseRanges(text)).toEqual([...ids].sort((a, b) => a - b));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

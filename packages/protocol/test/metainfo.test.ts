@@ -1,0 +1,275 @@
+/**
+ * Metainfo: build -> parse round trip, and every refusal naming its field
+ * (err.field, err.code), with malformed torrents made by the bencode package.
+ */
+import { createHash } from 'node:crypto';
+import bencode from 'bencode';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  buildMetainfo,
+  DEFAULT_CHUNK_SIZE,
+  MAX_METAINFO_BYTES,
+  MAX_PIECE_LENGTH,
+  MetainfoError,
+  parseMetainfo,
+} from '../src/index.js';
+import { thrown } from './helpers.js';
+
+const hash = (i: number) => createHash('sha1').update(`chunk ${i}`).digest();
+const sha1 = (bytes: Uint8Array) => createHash('sha1').update(bytes).digest();
+
+/** A valid single-file info dictionary of 3 chunks, with `changes` merged in (undefined deletes). */
+function info(changes: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    length: 2 * DEFAULT_CHUNK_SIZE + 10,
+    name: 'data.bin',
+    'piece length': DEFAULT_CHUNK_SIZE,
+    pieces: Buffer.concat([hash(0), hash(1), hash(2)]),
+  };
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === undefined) delete base[key];
+    else base[key] = value;
+  }
+  return base;
+}
+
+function torrent(infoChanges: Record<string, unknown> = {}, top: Record<string, unknown> = {}) {
+  return Buffer.from(
+    bencode.encode({ announce: 'http://127.0.0.1:1/announce', info: info(infoChanges), ...top }),
+  );
+}
+
+/** The MetainfoError parse throws; fails the test for anything else. */
+function refusal(bytes: Uint8Array): MetainfoError {
+  const err = thrown(() => parseMetainfo(bytes));
+  expect(err).toBeInstanceOf(MetainfoError);
+  expect(err).toMatchObject({ code: 'ERR_METAINFO' });
+  return err as MetainfoError;
+}
+
+describe('buildMetainfo -> parseMetainfo', () => {
+  it('round-trips every field and the same info-hash', () => {
+    const sha256 = createHash('sha256').update('whole file').digest();
+    const input = {
+      name: 'movie.mkv',
+      length: 3 * DEFAULT_CHUNK_SIZE - 1,
+      pieceHashes: [hash(0), hash(1), hash(2)],
+      sha256,
+      announce: 'http://10.0.0.1:7000/announce',
+    };
+    const { bytes, metainfo } = buildMetainfo(input);
+    const parsed = parseMetainfo(bytes);
+    expect(parsed.infoHash.equals(metainfo.infoHash)).toBe(true);
+    expect(parsed.name).toBe('movie.mkv');
+    expect(parsed.length).toBe(input.length);
+    expect(parsed.pieceLength).toBe(DEFAULT_CHUNK_SIZE);
+    expect(parsed.pieceHashes.map((h) => h.toString('hex'))).toEqual(
+      input.pieceHashes.map((h) => h.toString('hex')),
+    );
+    expect(parsed.sha256?.equals(sha256)).toBe(true);
+    expect(parsed.announce).toBe(input.announce);
+    expect(parsed.geometry.pieceCount).toBe(3);
+    expect(parsed.geometry.pieceSize(2)).toBe(DEFAULT_CHUNK_SIZE - 1);
+    // The info-hash is the SHA-1 of the bencoded info dictionary.
+    const top = bencode.decode(bytes) as { info: unknown };
+    expect(parsed.infoHash.equals(sha1(bencode.encode(top.info)))).toBe(true);
+  });
+
+  it('builds an empty file (no chunks) and a torrent without announce or sha256', () => {
+    const { bytes } = buildMetainfo({ name: 'empty', length: 0, pieceHashes: [] });
+    const parsed = parseMetainfo(bytes);
+    expect(parsed.length).toBe(0);
+    expect(parsed.geometry.pieceCount).toBe(0);
+    expect(parsed.announce).toBeUndefined();
+    expect(parsed.sha256).toBeUndefined();
+  });
+
+  it('a custom piece length is kept', () => {
+    const { metainfo } = buildMetainfo({
+      name: 'x',
+      length: 1 << 17,
+      pieceLength: 1 << 16,
+      pieceHashes: [hash(0), hash(1)],
+    });
+    expect(metainfo.pieceLength).toBe(1 << 16);
+  });
+
+  it('the info-hash covers the info dictionary exactly as written, extra keys included', () => {
+    const bytes = torrent({ private: 1, source: 'x' }, { comment: 'hi', 'creation date': 1 });
+    const parsed = parseMetainfo(bytes);
+    const top = bencode.decode(bytes) as { info: unknown };
+    expect(parsed.infoHash.equals(sha1(bencode.encode(top.info)))).toBe(true);
+    // A different info dictionary gives a different hash.
+    expect(parseMetainfo(torrent({ private: 0 })).infoHash.equals(parsed.infoHash)).toBe(false);
+  });
+
+  it('the info-hash of a non-canonical info dictionary (unsorted keys) is over its raw bytes', () => {
+    const pieces = Buffer.concat([hash(0)]);
+    const rawInfo = Buffer.concat([
+      Buffer.from('d4:name1:x6:lengthi5e12:piece lengthi10e6:pieces20:'),
+      pieces,
+      Buffer.from('e'),
+    ]);
+    const bytes = Buffer.concat([Buffer.from('d4:info'), rawInfo, Buffer.from('e')]);
+    const parsed = parseMetainfo(bytes);
+    expect(parsed.infoHash.toString('hex')).toBe(sha1(rawInfo).toString('hex'));
+  });
+});
+
+describe('parseMetainfo refusals name the field', () => {
+  it.each([
+    ['a path separator /', 'dir/file'],
+    ['a backslash', 'dir\\file'],
+    ['..', '..'],
+    ['.', '.'],
+    ['an absolute path', '/etc/passwd'],
+    ['a Windows drive', 'C:evil.exe'],
+    ['an empty name', ''],
+    ['a control character', 'a\nb'],
+    ['a name over 255 bytes', 'x'.repeat(256)],
+  ])('info.name: %s', (_what, name) => {
+    expect(refusal(torrent({ name })).field).toBe('info.name');
+  });
+
+  it('info.name: missing or not a string', () => {
+    expect(refusal(torrent({ name: undefined })).field).toBe('info.name');
+    expect(refusal(torrent({ name: 7 })).field).toBe('info.name');
+  });
+
+  it('accepts ordinary names with dots and spaces', () => {
+    for (const name of ['my file.tar.gz', '.hidden', 'a..b', 'ünïcödé.txt']) {
+      expect(parseMetainfo(torrent({ name })).name).toBe(name);
+    }
+  });
+
+  it('info.pieces: a hash count that does not match the length', () => {
+    expect(refusal(torrent({ pieces: Buffer.concat([hash(0), hash(1)]) })).field).toBe(
+      'info.pieces',
+    );
+    expect(
+      refusal(torrent({ pieces: Buffer.concat([hash(0), hash(1), hash(2), hash(3)]) })).field,
+    ).toBe('info.pieces');
+    expect(refusal(torrent({ length: 3 * DEFAULT_CHUNK_SIZE + 1 })).field).toBe('info.pieces');
+  });
+
+  it('info.pieces: not a multiple of 20 bytes, or missing', () => {
+    expect(refusal(torrent({ pieces: Buffer.alloc(59) })).field).toBe('info.pieces');
+    expect(refusal(torrent({ pieces: undefined })).field).toBe('info.pieces');
+    expect(refusal(torrent({ pieces: 60 })).field).toBe('info.pieces');
+  });
+
+  it('info.piece length: zero, negative, absurd or not an integer', () => {
+    for (const pieceLength of [0, -1, MAX_PIECE_LENGTH + 1, 2 ** 40, 'big']) {
+      expect(refusal(torrent({ 'piece length': pieceLength })).field, String(pieceLength)).toBe(
+        'info.piece length',
+      );
+    }
+    expect(refusal(torrent({ 'piece length': undefined })).field).toBe('info.piece length');
+    // The largest allowed piece length is fine.
+    const largest = parseMetainfo(
+      torrent({ 'piece length': MAX_PIECE_LENGTH, length: 5, pieces: hash(0) }),
+    );
+    expect(largest.pieceLength).toBe(MAX_PIECE_LENGTH);
+  });
+
+  it('info.length: negative, not an integer, or missing', () => {
+    expect(refusal(torrent({ length: -1 })).field).toBe('info.length');
+    expect(refusal(torrent({ length: '10' })).field).toBe('info.length');
+    expect(refusal(torrent({ length: undefined })).field).toBe('info.length');
+  });
+
+  it('info.files: multi-file torrents', () => {
+    const files = [{ length: 10, path: [Buffer.from('a')] }];
+    expect(refusal(torrent({ files, length: undefined })).field).toBe('info.files');
+    expect(refusal(torrent({ files })).field).toBe('info.files');
+  });
+
+  it('info.sha256: not 32 bytes', () => {
+    expect(refusal(torrent({ sha256: Buffer.alloc(31) })).field).toBe('info.sha256');
+    expect(refusal(torrent({ sha256: 5 })).field).toBe('info.sha256');
+    expect(parseMetainfo(torrent({ sha256: Buffer.alloc(32, 1) })).sha256?.length).toBe(32);
+  });
+
+  it('announce: not a string', () => {
+    expect(refusal(torrent({}, { announce: 5 })).field).toBe('announce');
+  });
+
+  it('info: missing or not a dictionary', () => {
+    expect(refusal(Buffer.from(bencode.encode({ announce: 'x' }))).field).toBe('info');
+    expect(refusal(Buffer.from('de')).field).toBe('info');
+    expect(refusal(Buffer.from(bencode.encode({ info: 5 }))).field).toBe('info');
+    expect(refusal(Buffer.from(bencode.encode({ info: [1, 2] }))).field).toBe('info');
+  });
+
+  it('torrent: not bencode, or not a dictionary', () => {
+    for (const text of [
+      '',
+      'hello world',
+      '<html>',
+      'i5e',
+      'le',
+      '4:spam',
+      'd4:info',
+      'di5ei6ee',
+    ]) {
+      expect(refusal(Buffer.from(text)).field, JSON.stringify(text)).toBe('torrent');
+    }
+  });
+
+  it('torrent: every truncation of a valid torrent', () => {
+    const bytes = torrent();
+    for (let end = 0; end < bytes.length; end++) {
+      expect(refusal(bytes.subarray(0, end)).field, `first ${end} bytes`).toBe('torrent');
+    }
+  });
+
+  it('torrent: nesting past the depth limit', () => {
+    const deep = Buffer.from(`d4:info${'l'.repeat(100_000)}${'e'.repeat(100_000)}e`);
+    expect(refusal(deep).field).toBe('torrent');
+  });
+
+  it('torrent: larger than MAX_METAINFO_BYTES, refused before decoding', () => {
+    expect(refusal(Buffer.allocUnsafe(MAX_METAINFO_BYTES + 1)).field).toBe('torrent');
+  });
+
+  it('property: random bytes are refused with a MetainfoError, nothing else', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          // Mostly bencode-looking bytes, which reach deeper into the decoder.
+          fc
+            .array(fc.constantFrom('d', 'l', 'i', 'e', '-', ':', '0', '1', '3', '4', 'info', 'x'), {
+              maxLength: 60,
+            })
+            .map((parts) => Buffer.from(parts.join(''))),
+        ),
+        (bytes) => {
+          try {
+            parseMetainfo(bytes);
+          } catch (err) {
+            expect(err).toBeInstanceOf(MetainfoError);
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('property: a valid torrent with any one byte changed parses or is refused with a MetainfoError', () => {
+    const bytes = torrent();
+    fc.assert(
+      fc.property(fc.nat(bytes.length - 1), fc.integer({ min: 0, max: 255 }), (at, value) => {
+        const mutated = Buffer.from(bytes);
+        mutated[at] = value;
+        try {
+          parseMetainfo(mutated);
+        } catch (err) {
+          expect(err).toBeInstanceOf(MetainfoError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
