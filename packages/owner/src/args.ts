@@ -40,27 +40,43 @@ Options:
   -v, --version               show the version
 `;
 
+function parseOptions(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      dir: { type: 'string' },
+      'chunk-size': { type: 'string' },
+      'expected-peers': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'handshake-timeout-ms': { type: 'string' },
+      'public-host': { type: 'string' },
+      'log-format': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+}
+
+/** node:util's parse errors, in our words: `-5` is a bad port, not an unknown option. */
+function argumentError(err: Error): OptionError {
+  const unknown = /^Unknown option '([^']+)'/.exec(err.message);
+  if (unknown) {
+    const name = unknown[1]!;
+    if (/^-\d+$/.test(name))
+      return new OptionError('<port>', `"${name}" is not a port number (1-65535, or 0 for any)`);
+    return new OptionError('arguments', `unknown option ${name}`);
+  }
+  return new OptionError('arguments', err.message.split('\n')[0]!);
+}
+
 export function parseOwnerArgs(argv: string[]): OwnerOptions | 'help' | 'version' {
-  let parsed;
+  let parsed: ReturnType<typeof parseOptions>;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        dir: { type: 'string' },
-        'chunk-size': { type: 'string' },
-        'expected-peers': { type: 'string' },
-        'max-connections': { type: 'string' },
-        'handshake-timeout-ms': { type: 'string' },
-        'public-host': { type: 'string' },
-        'log-format': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
+    parsed = parseOptions(argv);
   } catch (err) {
-    throw new OptionError('arguments', (err as Error).message.split('\n')[0]!);
+    throw argumentError(err as Error);
   }
   const { values, positionals } = parsed;
   if (values.help) return 'help';

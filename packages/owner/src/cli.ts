@@ -1,4 +1,4 @@
-import { onShutdownSignal, packageVersion, runMain } from '@swarmdrop/protocol/node';
+import { createLogger, onShutdownSignal, packageVersion, runMain } from '@swarmdrop/protocol/node';
 import { PROGRAM, parseOwnerArgs, USAGE } from './args.js';
 import { Owner } from './owner.js';
 
@@ -12,6 +12,14 @@ runMain(PROGRAM, async () => {
     process.stdout.write(`${packageVersion(new URL('../package.json', import.meta.url))}\n`);
     return;
   }
-  const owner = await Owner.start(options);
-  onShutdownSignal(() => owner.close());
+  const logger = createLogger({ role: 'owner', port: options.port, format: options.logFormat });
+  let owner: Owner | undefined;
+  // Listen for signals before starting: without a listener, a SIGTERM that
+  // arrives during the split, or just after `ready` is printed, kills the
+  // process outright (exit by signal, no `stopping` line).
+  onShutdownSignal(async () => {
+    if (owner) await owner.close();
+    else logger.log('stopping', {});
+  });
+  owner = await Owner.start(options, { logger });
 });

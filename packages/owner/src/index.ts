@@ -14,6 +14,7 @@
 export { parseOwnerArgs, USAGE } from './args.js';
 export { BatchAssigner } from './batch-assigner.js';
 export {
+  ANNOUNCE_EXPIRY_MS,
   DEFAULT_EXPECTED_PEERS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
@@ -22,9 +23,11 @@ export {
   type OwnerOptions,
 } from './owner.js';
 export {
+  ANNOUNCE_INTERVAL_S,
   announceResponse,
   BATCH_KEY,
   compactPeers,
+  compactPeers6,
   parseAnnounce,
   parseQueryBytes,
 } from './tracker.js';

@@ -1,14 +1,17 @@
-import { mkdir, open, rename, stat, writeFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { mkdir, open, realpath, rename, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { basename, join, resolve } from 'node:path';
+import type { AddressInfo, Socket } from 'node:net';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import {
   buildMetainfo,
   formatEndpoint,
   formatRanges,
   isSwarmdropPeer,
+  type LogFields,
   type LogFormat,
   listenPortOf,
+  MAX_PIECE_LENGTH,
   type Metainfo,
   makePeerId,
   OptionError,
@@ -16,17 +19,20 @@ import {
   withAnnounce,
 } from '@swarmdrop/protocol';
 import {
+  CHUNK_DIR,
   ChunkStore,
   createLogger,
   DualServer,
   type Logger,
   PeerWire,
+  SUMMARY_FILE,
   splitFile,
   Uploader,
 } from '@swarmdrop/protocol/node';
 import { BatchAssigner } from './batch-assigner.js';
 import {
-  AnnounceError,
+  ANNOUNCE_INTERVAL_S,
+  type AnnounceRequest,
   announceFailure,
   announceResponse,
   parseAnnounce,
@@ -57,7 +63,16 @@ export interface OwnerOptions {
 
 export interface OwnerComponents {
   readonly logger?: Logger;
+  /** The time, for announce expiry and `lastSeen` (tests move it forward). */
+  readonly clock?: () => Date;
 }
+
+/**
+ * A peer that has not announced for this long is left out of announce
+ * responses (three announce intervals, as trackers commonly do): a client
+ * killed without `event=stopped` is not handed out forever.
+ */
+export const ANNOUNCE_EXPIRY_MS = 3 * ANNOUNCE_INTERVAL_S * 1000;
 
 interface PeerRecord {
   readonly address: string;
@@ -67,6 +82,8 @@ interface PeerRecord {
   holds: number;
   bytesServed: number;
   announced: boolean;
+  /** When it last announced (not `stopped`); undefined if it never did. */
+  announcedAt: number | undefined;
   lastSeen: Date;
 }
 
@@ -88,6 +105,9 @@ export class Owner {
   private readonly assigner: BatchAssigner;
   private readonly peers = new Map<string, PeerRecord>();
   private readonly wires = new Set<PeerWire>();
+  private readonly clock: () => Date;
+  /** Chunks being restored from the source file after their chunk file failed its SHA-1. */
+  private readonly restoring = new Set<number>();
   private bytesServed = 0;
   private chunksServed = 0;
   private closing: Promise<void> | undefined;
@@ -101,6 +121,7 @@ export class Owner {
     store: ChunkStore;
     log: Logger;
     port: number;
+    clock: () => Date;
   }) {
     this.options = init.options;
     this.metainfo = init.metainfo;
@@ -110,6 +131,7 @@ export class Owner {
     this.store = init.store;
     this.log = init.log;
     this.port = init.port;
+    this.clock = init.clock;
     this.peerId = makePeerId(init.port);
     this.assigner = new BatchAssigner(
       init.metainfo.geometry.pieceCount,
@@ -122,7 +144,9 @@ export class Owner {
    * split), splits, writes the `.torrent`, then starts serving.
    */
   static async start(options: OwnerOptions, components: OwnerComponents = {}): Promise<Owner> {
+    checkOptions(options);
     await checkSourceFile(options.file);
+    await checkDirKeepsSource(options.file, options.dir);
     const log =
       components.logger ??
       createLogger({ role: 'owner', port: options.port, format: options.logFormat });
@@ -142,7 +166,7 @@ export class Owner {
       },
       onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
     });
-    let address;
+    let address: AddressInfo;
     try {
       address = await server.listen();
     } catch (err) {
@@ -182,6 +206,7 @@ export class Owner {
         store,
         log,
         port: address.port,
+        clock: components.clock ?? (() => new Date()),
       });
       log.log('listening', {
         addr: formatEndpoint(address.address, address.port),
@@ -251,18 +276,76 @@ export class Owner {
         holds: 0,
         bytesServed: 0,
         announced: false,
-        lastSeen: new Date(),
+        announcedAt: undefined,
+        lastSeen: this.clock(),
       };
       this.peers.set(address, record);
     }
-    record.lastSeen = new Date();
+    record.lastSeen = this.clock();
     return record;
   }
 
+  /**
+   * Forgets a peer record that only a connection made: a stock client's
+   * connection is named by its ephemeral port, so keeping such records would
+   * grow the map (and /status) by one per connection, forever.
+   */
+  private forgetIfUnused(record: PeerRecord): void {
+    if (record.connections === 0 && !record.announced && record.batch === undefined)
+      this.peers.delete(record.address);
+  }
+
+  /**
+   * The owner still has the original file: when a chunk file fails its SHA-1
+   * (rot, or tampering while running) the store drops it; put it back from
+   * the source so the swarm can still complete. Logs one `chunk-corrupt` line
+   * saying whether it was restored.
+   */
+  private async restoreChunk(index: number, fields: LogFields): Promise<void> {
+    if (this.restoring.has(index)) return;
+    this.restoring.add(index);
+    let restored = false;
+    let why: string | undefined;
+    try {
+      const size = this.metainfo.geometry.pieceSize(index);
+      const data = Buffer.alloc(size);
+      const handle = await open(this.options.file, 'r');
+      try {
+        let done = 0;
+        while (done < size) {
+          const { bytesRead } = await handle.read(
+            data,
+            done,
+            size - done,
+            index * this.metainfo.pieceLength + done,
+          );
+          if (bytesRead === 0) break;
+          done += bytesRead;
+        }
+      } finally {
+        await handle.close();
+      }
+      if (await this.store.matches(index, data)) {
+        await this.store.put(index, data);
+        restored = true;
+      } else {
+        why = 'the source file changed too';
+      }
+    } catch (err) {
+      why = (err as Error).message;
+    } finally {
+      this.restoring.delete(index);
+    }
+    this.log.log('chunk-corrupt', { ...fields, restored, ...(why ? { why } : {}) });
+  }
+
   private acceptWire(socket: Socket, initial: Buffer): void {
+    // Put the first read back rather than pass it as `initial`: a PeerWire
+    // that decoded it in its constructor would report the handshake before
+    // onHandshake below is attached (stock clients then got no bitfield).
+    socket.unshift(initial);
     const wire = new PeerWire({
       socket,
-      initial,
       metainfo: this.metainfo,
       peerId: this.peerId,
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
@@ -278,12 +361,18 @@ export class Owner {
           this.bytesServed += Number(fields.bytes ?? 0);
           if (record) record.bytesServed += Number(fields.bytes ?? 0);
         }
+        if (event === 'chunk-corrupt' && typeof fields.chunk === 'number') {
+          void this.restoreChunk(fields.chunk, fields);
+          return;
+        }
         this.log.log(event, fields);
       },
-      onRemoteHas: (remote) => {
+      onRemoteHas: (remote, index) => {
         if (!record) return;
         record.holds = remote.count();
-        for (const index of remote.heldIds()) this.assigner.noteHolds(record.address, index);
+        // A `have` names one chunk; only a bitfield needs the whole scan.
+        const indexes = index === undefined ? remote.heldIds() : [index];
+        for (const i of indexes) this.assigner.noteHolds(record.address, i);
       },
     });
     wire.onHandshake = (handshake) => {
@@ -300,23 +389,50 @@ export class Owner {
     };
     void wire.closed.then(({ reason, error }) => {
       this.wires.delete(wire);
-      if (record) record.connections--;
+      if (record) {
+        record.connections--;
+        this.forgetIfUnused(record);
+      }
       if (error) this.log.log('protocol-error', { peer: wire.label, reason });
       this.log.log('disconnected', { peer: wire.label, reason, sent: uploader.chunksSent });
     });
   }
 
   private handleHttp(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://owner.invalid');
+    try {
+      this.route(req, res);
+    } catch (err) {
+      // A handler bug must cost one request, never the process.
+      this.log.log('error', {
+        from: formatEndpoint(req.socket.remoteAddress, req.socket.remotePort ?? 0),
+        request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
+        reason: (err as Error).message,
+      });
+      if (!res.headersSent) sendText(res, 500, 'internal error\n');
+      else res.destroy();
+    }
+  }
+
+  private route(req: IncomingMessage, res: ServerResponse): void {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendText(res, 405, `method ${req.method} not allowed\n`, { allow: 'GET, HEAD' });
       return;
     }
-    const torrentPaths = new Set([
-      '/metainfo.torrent',
-      `/${encodeURIComponent(this.metainfo.name)}.torrent`,
-    ]);
-    if (torrentPaths.has(url.pathname)) {
+    const target = req.url ?? '';
+    // Origin-form only ("/path?query"); `new URL` would throw on some
+    // absolute forms ("http://[") and take "//host/path" for a host.
+    const path = target.startsWith('/') && !target.startsWith('//') ? target.split('?')[0]! : '';
+    let pathname: string | undefined;
+    try {
+      pathname = path === '' ? undefined : decodeURIComponent(path);
+    } catch {
+      pathname = undefined;
+    }
+    if (pathname === undefined) {
+      sendText(res, 400, 'bad request target: expected a path such as /status\n');
+      return;
+    }
+    if (pathname === '/metainfo.torrent' || pathname === `/${this.metainfo.name}.torrent`) {
       const host = validHost(req.headers.host);
       const body = host ? withAnnounce(this.torrent, `http://${host}/announce`) : this.torrent;
       res.writeHead(200, {
@@ -327,11 +443,12 @@ export class Owner {
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
-    if (url.pathname === '/announce') {
-      this.announce(req, res, (req.url ?? '').split('?')[1] ?? '');
+    if (pathname === '/announce') {
+      const at = target.indexOf('?');
+      this.announce(req, res, at === -1 ? '' : target.slice(at + 1));
       return;
     }
-    if (url.pathname === '/status') {
+    if (pathname === '/status') {
       const body = `${JSON.stringify(this.status(), null, 2)}\n`;
       res.writeHead(200, {
         'content-type': 'application/json',
@@ -340,7 +457,7 @@ export class Owner {
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
-    if (url.pathname === '/') {
+    if (pathname === '/') {
       sendText(
         res,
         200,
@@ -351,11 +468,11 @@ export class Owner {
       );
       return;
     }
-    sendText(res, 404, `no such path: ${url.pathname}\n`);
+    sendText(res, 404, `no such path: ${path.slice(0, 200)}\n`);
   }
 
   private announce(req: IncomingMessage, res: ServerResponse, query: string): void {
-    let request;
+    let request: AnnounceRequest;
     try {
       request = parseAnnounce(query);
     } catch (err) {
@@ -373,7 +490,9 @@ export class Owner {
     const host = unmapIPv4(req.socket.remoteAddress ?? '127.0.0.1');
     const address = formatEndpoint(host, request.port);
     const record = this.peerRecord(address);
+    const now = this.clock().getTime();
     record.announced = request.event !== 'stopped';
+    record.announcedAt = record.announced ? now : undefined;
     const swarmdrop =
       isSwarmdropPeer(request.peerId) && listenPortOf(request.peerId) === request.port;
     if (swarmdrop) record.client = 'swarmdrop';
@@ -395,7 +514,13 @@ export class Owner {
       port: this.port,
     };
     const others = [...this.peers.values()]
-      .filter((p) => p.announced && p.address !== address)
+      .filter(
+        (p) =>
+          p.announced &&
+          p.address !== address &&
+          p.announcedAt !== undefined &&
+          now - p.announcedAt <= ANNOUNCE_EXPIRY_MS,
+      )
       .map((p) => splitAddress(p.address))
       .filter((p): p is SwarmPeer => p !== undefined);
     const body = announceResponse({
@@ -406,11 +531,53 @@ export class Owner {
     });
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
     res.end(body);
+    if (!record.announced) this.forgetIfUnused(record);
+  }
+}
+
+/** Rejects option values no command line could produce, naming the field. */
+function checkOptions(o: OwnerOptions): void {
+  const whole = (value: number, field: string, min: number, max: number) => {
+    if (!Number.isSafeInteger(value) || value < min || value > max)
+      throw new OptionError(field, `${value} is not a whole number in ${min}-${max}`);
+  };
+  whole(o.port, 'port', 0, 65_535);
+  whole(o.chunkSize, 'chunkSize', 1, MAX_PIECE_LENGTH);
+  whole(o.expectedPeers, 'expectedPeers', 1, Number.MAX_SAFE_INTEGER);
+  whole(o.maxConnections, 'maxConnections', 1, Number.MAX_SAFE_INTEGER);
+  whole(o.handshakeTimeoutMs, 'handshakeTimeoutMs', 1, 2_147_483_647);
+}
+
+/**
+ * The owner writes `<dir>/summary.txt`, `<dir>/<name>.torrent` and
+ * everything under `<dir>/chunks/` (deleting files it does not recognise
+ * there). Refuse a source file that is one of those, so the file being
+ * distributed can never be overwritten or deleted.
+ */
+async function checkDirKeepsSource(file: string, dir: string): Promise<void> {
+  const source = await realpath(file);
+  let work = resolve(dir);
+  try {
+    work = await realpath(work);
+  } catch {
+    return; // the directory does not exist yet, so the file cannot be in it
+  }
+  const name = basename(file);
+  const owned = [SUMMARY_FILE, `${SUMMARY_FILE}.tmp`, `${name}.torrent`, `${name}.torrent.tmp`];
+  const inChunks = relative(join(work, CHUNK_DIR), source);
+  if (
+    (dirname(source) === work && owned.includes(basename(source))) ||
+    (!inChunks.startsWith('..') && inChunks !== '' && !isAbsolute(inChunks))
+  ) {
+    throw new OptionError(
+      '--dir',
+      `${dir} would overwrite the file being distributed (${file}); choose another --dir`,
+    );
   }
 }
 
 async function checkSourceFile(file: string): Promise<void> {
-  let info;
+  let info: Stats;
   try {
     info = await stat(file);
   } catch (err) {

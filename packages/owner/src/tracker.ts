@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { bencodeEncode } from '@swarmdrop/protocol';
 
 /** Announce interval we ask clients to keep, in seconds. */
@@ -56,9 +57,9 @@ function decodePercent(text: string): Buffer {
 export function parseAnnounce(query: string): AnnounceRequest {
   const q = parseQueryBytes(query);
   const infoHash = q.get('info_hash');
-  if (!infoHash || infoHash.length !== 20) throw new AnnounceError('info_hash must be 20 bytes');
+  if (infoHash?.length !== 20) throw new AnnounceError('info_hash must be 20 bytes');
   const peerId = q.get('peer_id');
-  if (!peerId || peerId.length !== 20) throw new AnnounceError('peer_id must be 20 bytes');
+  if (peerId?.length !== 20) throw new AnnounceError('peer_id must be 20 bytes');
   const portText = q.get('port')?.toString('latin1') ?? '';
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port < 1 || port > 65_535)
@@ -93,6 +94,39 @@ export function compactPeers(peers: readonly SwarmPeer[]): Buffer {
   return out;
 }
 
+/** BEP 7: 18 bytes per IPv6 peer (address, port), for the `peers6` key. */
+export function compactPeers6(peers: readonly SwarmPeer[]): Buffer {
+  const v6 = peers.filter((p) => isIPv6(p.host));
+  const out = Buffer.alloc(v6.length * 18);
+  v6.forEach((p, i) => {
+    ipv6Bytes(p.host).copy(out, i * 18);
+    out.writeUInt16BE(p.port, i * 18 + 16);
+  });
+  return out;
+}
+
+/** The 16 bytes of an IPv6 address (`::1`, `fe80::1%eth0`, `::ffff:1.2.3.4`). */
+function ipv6Bytes(host: string): Buffer {
+  const text = host.replace(/%.*$/, '');
+  const out = Buffer.alloc(16);
+  let groups = text.split(':');
+  const last = groups[groups.length - 1]!;
+  if (last.includes('.')) {
+    const [a, b, c, d] = last.split('.').map(Number) as [number, number, number, number];
+    groups = [...groups.slice(0, -1), ((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
+  }
+  const gap = groups.indexOf('');
+  if (gap !== -1) {
+    const head = groups.slice(0, gap).filter((g) => g !== '');
+    const tail = groups.slice(gap + 1).filter((g) => g !== '');
+    groups = [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
+  }
+  groups.forEach((g, i) => {
+    out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
+  });
+  return out;
+}
+
 export function announceResponse(fields: {
   peers: readonly SwarmPeer[];
   complete: number;
@@ -106,6 +140,8 @@ export function announceResponse(fields: {
     'min interval': 5,
     peers: compactPeers(fields.peers),
   };
+  const peers6 = compactPeers6(fields.peers);
+  if (peers6.length > 0) body.peers6 = peers6;
   if (fields.batch) body[BATCH_KEY] = [...fields.batch];
   return bencodeEncode(body);
 }

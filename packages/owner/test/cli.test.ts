@@ -1,0 +1,259 @@
+/**
+ * The `swarmdrop-owner` bin as a user runs it: bad input is one line on
+ * stderr naming the problem and a non-zero exit, never a stack trace; a
+ * running owner stops cleanly on SIGTERM and SIGINT.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { httpGet, randomFile, TempDirs } from './helpers.js';
+
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(packageDir, 'bin', 'swarmdrop-owner.js');
+const isRoot = process.getuid?.() === 0;
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function runBin(args: string[], cwd: string): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, ...args],
+      { cwd, timeout: 30_000, env: { ...process.env, SWARMDROP_DEBUG: '' } },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+beforeAll(() => {
+  if (!existsSync(join(packageDir, 'dist', 'cli.js')))
+    throw new Error(
+      'packages/owner/dist is missing: run `pnpm build` first (turbo does it for `pnpm test`)',
+    );
+});
+
+describe('command line: bad input', () => {
+  const temp = new TempDirs();
+  const servers: Server[] = [];
+  let dir: string;
+  let file: string;
+
+  afterEach(async () => {
+    for (const s of servers.splice(0)) s.close();
+    await temp.cleanup();
+  });
+
+  async function prepare(): Promise<void> {
+    dir = await temp.make();
+    file = (await randomFile(dir, 'data.bin', 10_000)).path;
+  }
+
+  /** One line on stderr that matches `problem`, non-zero exit, nothing on stdout, no stack. */
+  function expectRefusal(run: Run, problem: RegExp): void {
+    expect(run.code, run.stderr).not.toBe(0);
+    expect(run.code).not.toBeNull();
+    expect(run.stdout).toBe('');
+    const lines = run.stderr.split('\n').filter((l) => l !== '');
+    expect(lines, run.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^swarmdrop-owner: error: /);
+    expect(lines[0]).toMatch(problem);
+    expect(run.stderr).not.toContain('    at ');
+  }
+
+  it('refuses missing arguments', async () => {
+    await prepare();
+    expectRefusal(await runBin([], dir), /expected <port> <file>/);
+    expectRefusal(await runBin(['7000'], dir), /expected <port> <file>/);
+    expectRefusal(await runBin(['7000', file, 'extra'], dir), /unexpected extra argument "extra"/);
+  });
+
+  it('refuses a file that does not exist, a directory and an empty file', async () => {
+    await prepare();
+    expectRefusal(await runBin(['0', join(dir, 'nope.bin')], dir), /nope\.bin does not exist/);
+    const sub = join(dir, 'a-directory');
+    await mkdir(sub);
+    expectRefusal(await runBin(['0', sub], dir), /a-directory is a directory/);
+    const empty = join(dir, 'empty.bin');
+    await writeFile(empty, '');
+    expectRefusal(await runBin(['0', empty], dir), /empty\.bin is empty/);
+  });
+
+  it.skipIf(isRoot)(
+    'refuses an unreadable file (skipped when run as root: root reads a file whatever its mode)',
+    async () => {
+      await prepare();
+      await chmod(file, 0o000);
+      expectRefusal(
+        await runBin(['0', file], dir),
+        /data\.bin.*(permission denied|cannot be read)/,
+      );
+    },
+  );
+
+  it('refuses a port that is not a number, out of range, or negative', async () => {
+    await prepare();
+    expectRefusal(await runBin(['http', file], dir), /"http" is not a port number/);
+    expectRefusal(await runBin(['70000', file], dir), /port 70000 is out of range/);
+    expectRefusal(await runBin(['127.0.0.1:99999', file], dir), /out of range/);
+    expectRefusal(await runBin(['-5', file], dir), /"-5" is not a port number/);
+    expectRefusal(await runBin(['bad host!:7000', file], dir), /invalid host/);
+  });
+
+  it('refuses a port already in use', async () => {
+    await prepare();
+    const blocker = createServer();
+    servers.push(blocker);
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const address = blocker.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    expectRefusal(
+      await runBin([`127.0.0.1:${address.port}`, file], dir),
+      new RegExp(`127\\.0\\.0\\.1:${address.port} is already in use`),
+    );
+  });
+
+  it('refuses bad option values and unknown options', async () => {
+    await prepare();
+    expectRefusal(await runBin(['0', file, '--chunk-size', 'big'], dir), /--chunk-size: "big"/);
+    expectRefusal(
+      await runBin(['0', file, '--chunk-size', '0'], dir),
+      /--chunk-size: 0 is out of range/,
+    );
+    expectRefusal(await runBin(['0', file, '--log-format', 'xml'], dir), /--log-format: "xml"/);
+    expectRefusal(await runBin(['0', file, '--max-connections', '-1'], dir), /max-connections/);
+    expectRefusal(await runBin(['0', file, '--expected-peers', '0'], dir), /--expected-peers/);
+    expectRefusal(
+      await runBin(['0', file, '--handshake-timeout-ms', '5'], dir),
+      /--handshake-timeout-ms: 5 is out of range/,
+    );
+    expectRefusal(await runBin(['0', file, '--bogus'], dir), /unknown option --bogus/);
+  });
+
+  it('prints help and version, exit 0', async () => {
+    await prepare();
+    const help = await runBin(['--help'], dir);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: swarmdrop-owner <port> <file>/);
+    for (const option of [
+      '--dir',
+      '--chunk-size',
+      '--expected-peers',
+      '--max-connections',
+      '--handshake-timeout-ms',
+      '--public-host',
+      '--log-format',
+    ])
+      expect(help.stdout).toContain(option);
+    const version = await runBin(['--version'], dir);
+    expect(version.code).toBe(0);
+    const pkg = JSON.parse(await readFile(join(packageDir, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(version.stdout).toBe(`${pkg.version}\n`);
+  });
+});
+
+describe('command line: stopping on a signal', () => {
+  const temp = new TempDirs();
+  const children: ChildProcess[] = [];
+
+  afterEach(async () => {
+    for (const child of children.splice(0)) {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        process.kill(child.pid, 'SIGKILL');
+        await once(child, 'exit');
+      }
+    }
+    await temp.cleanup();
+  });
+
+  /** Starts the bin and resolves with its first stdout lines once it logs `ready`. */
+  async function startBin(extra: string[]): Promise<{ child: ChildProcess; out: () => string }> {
+    const dir = await temp.make();
+    const { path } = await randomFile(dir, 'data.bin', 300_000);
+    const child = spawn(
+      process.execPath,
+      [bin, '127.0.0.1:0', path, '--dir', join(dir, 'o'), ...extra],
+      {
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    children.push(child);
+    let stdout = '';
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no "ready" line; stderr: ${stderr}`)),
+        20_000,
+      );
+      child.stdout?.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (/\bready\b/.test(stdout)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`exited with ${code} before ready; stderr: ${stderr}`));
+      });
+    });
+    return { child, out: () => stdout };
+  }
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`exits 0 on ${signal}, having logged "stopping"`, async () => {
+      const { child, out } = await startBin([]);
+      const port = Number(/ listening addr=127\.0\.0\.1:(\d+) /.exec(out())?.[1]);
+      expect(port).toBeGreaterThan(0);
+      // It really serves before it is told to stop.
+      expect((await httpGet(port, '/status')).status).toBe(200);
+      const exited = once(child, 'close'); // after stdout has drained, unlike 'exit'
+      child.kill(signal);
+      const [code, signalCode] = (await exited) as [number | null, string | null];
+      expect(signalCode).toBeNull();
+      expect(code).toBe(0);
+      expect(out()).toMatch(new RegExp(`owner:${port} stopping`));
+      await expect(httpGet(port, '/status')).rejects.toThrow();
+    });
+  }
+
+  it('logs JSON lines with --log-format json', async () => {
+    const { child, out } = await startBin(['--log-format', 'json']);
+    const exited = once(child, 'close'); // after stdout has drained, unlike 'exit'
+    child.kill('SIGTERM');
+    await exited;
+    const records = out()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.map((r) => r.event)).toEqual(['listening', 'ready', 'stopping']);
+    const listening = records[0]!;
+    expect(listening).toMatchObject({
+      role: 'owner',
+      chunks: 3,
+      size: 300_000,
+      written: 3,
+      reused: 0,
+    });
+    expect(listening.port).toBe(records[2]!.port);
+    expect(typeof listening.time).toBe('string');
+  });
+});

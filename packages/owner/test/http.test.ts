@@ -1,0 +1,218 @@
+/**
+ * The owner's HTTP side: the .torrent (announce rewritten to the Host the
+ * client used), the JSON status, and IPv6 peers for the tracker.
+ */
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { bencodeDecode, makePeerId, parseMetainfo } from '@swarmdrop/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { compactPeers6, type Owner } from '../src/index.js';
+import {
+  announcePath,
+  BtClient,
+  httpGet,
+  type LogCapture,
+  randomFile,
+  rawExchange,
+  startOwner,
+  TempDirs,
+} from './helpers.js';
+
+async function ipv6Loopback(): Promise<boolean> {
+  const server = createServer();
+  try {
+    server.listen(0, '::1');
+    await once(server, 'listening');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    server.close();
+  }
+}
+const hasIPv6 = await ipv6Loopback();
+
+describe('HTTP endpoints', () => {
+  const temp = new TempDirs();
+  const clients: BtClient[] = [];
+  let owner: Owner | undefined;
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.destroy();
+    await owner?.close();
+    owner = undefined;
+    await temp.cleanup();
+  });
+
+  async function start(
+    name = 'data.bin',
+    overrides = {},
+  ): Promise<{ o: Owner; log: LogCapture; data: Buffer }> {
+    const dir = await temp.make();
+    const source = await randomFile(dir, name, 250_000);
+    let log: LogCapture;
+    ({ owner, log } = await startOwner(source.path, join(dir, 'owner'), overrides));
+    return { o: owner, log, data: source.data };
+  }
+
+  it('serves the .torrent under its name and /metainfo.torrent, announcing to the Host used', async () => {
+    const { o } = await start();
+    for (const path of ['/data.bin.torrent', '/metainfo.torrent']) {
+      const res = await httpGet(o.port, path);
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toBe('application/x-bittorrent');
+      expect(res.headers['content-disposition']).toContain('data.bin.torrent');
+      const meta = parseMetainfo(res.body);
+      expect(meta.infoHash.equals(o.metainfo.infoHash)).toBe(true);
+      expect(meta.announce).toBe(`http://127.0.0.1:${o.port}/announce`);
+    }
+    const viaName = parseMetainfo(
+      (await httpGet(o.port, '/data.bin.torrent', { headers: { host: 'owner.example:8080' } }))
+        .body,
+    );
+    expect(viaName.announce).toBe('http://owner.example:8080/announce');
+    expect(viaName.infoHash.equals(o.metainfo.infoHash)).toBe(true);
+    // A Host that is no host name falls back to the .torrent as written on disk.
+    const raw = await rawExchange(
+      o.port,
+      'GET /metainfo.torrent HTTP/1.1\r\nHost: evil/"x\r\nConnection: close\r\n\r\n',
+    );
+    expect(raw).toMatch(/^HTTP\/1\.1 200 /);
+    const body = Buffer.from(raw.slice(raw.indexOf('\r\n\r\n') + 4), 'latin1');
+    expect(body.equals(await readFile(o.torrentPath))).toBe(true);
+
+    const head = await httpGet(o.port, '/data.bin.torrent', { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers['content-length'])).toBeGreaterThan(0);
+    expect(head.body.length).toBe(0);
+  });
+
+  // Pins a bug: only the exact encodeURIComponent spelling of the name matched,
+  // so a client that escaped "(" (or did not escape it) got a 404.
+  it('finds the .torrent of a name with spaces and parentheses however it is escaped', async () => {
+    const { o } = await start('my file (1).bin');
+    for (const path of [
+      '/my%20file%20(1).bin.torrent',
+      '/my%20file%20%281%29.bin.torrent',
+      '/my%20file%20%281%29%2Ebin.torrent',
+    ]) {
+      const res = await httpGet(o.port, path);
+      expect(res.status, path).toBe(200);
+      expect(parseMetainfo(res.body).name).toBe('my file (1).bin');
+    }
+  });
+
+  it('writes --public-host into the .torrent on disk', async () => {
+    const { o } = await start('data.bin', { publicHost: 'files.example.org' });
+    const onDisk = parseMetainfo(await readFile(o.torrentPath));
+    expect(onDisk.announce).toBe(`http://files.example.org:${o.port}/announce`);
+  });
+
+  it('reports the swarm in /status, and forgets stock connections once they close', async () => {
+    const { o, log, data } = await start();
+    const index = await httpGet(o.port, '/');
+    expect(index.status).toBe(200);
+    expect(index.body.toString()).toContain('/data.bin.torrent');
+
+    await httpGet(
+      o.port,
+      announcePath({ infoHash: o.metainfo.infoHash, peerId: makePeerId(7001), port: 7001 }),
+    );
+    const client = await BtClient.connect(o.port, o.metainfo);
+    clients.push(client);
+    await client.ready();
+    await client.interested();
+    await client.fetchChunks([0, 1, 2]);
+    expect(client.file().equals(data)).toBe(true);
+
+    const res = await httpGet(o.port, '/status');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+    const status = JSON.parse(res.body.toString()) as {
+      role: string;
+      name: string;
+      chunks: number;
+      infoHash: string;
+      port: number;
+      connections: number;
+      bytesServed: number;
+      chunksServed: number;
+      peers: Array<{
+        address: string;
+        client: string;
+        connected: boolean;
+        batch: string | null;
+        bytesServed: number;
+      }>;
+    };
+    expect(status).toMatchObject({
+      role: 'owner',
+      name: 'data.bin',
+      chunks: 3,
+      infoHash: o.metainfo.infoHash.toString('hex'),
+      port: o.port,
+      connections: 1,
+      bytesServed: 250_000,
+      chunksServed: 3,
+    });
+    const byAddress = new Map(status.peers.map((p) => [p.address, p]));
+    expect(byAddress.get('127.0.0.1:7001')).toMatchObject({
+      client: 'swarmdrop',
+      batch: '0',
+      connected: false,
+    });
+    expect(byAddress.get(client.label)).toMatchObject({
+      client: 'TS0001',
+      connected: true,
+      bytesServed: 250_000,
+    });
+
+    client.destroy();
+    await log.waitFor('disconnected', (f) => f.peer === client.label);
+    const after = o.status() as { connections: number; peers: Array<{ address: string }> };
+    expect(after.connections).toBe(0);
+    expect(after.peers.map((p) => p.address)).toEqual(['127.0.0.1:7001']);
+  });
+
+  it.skipIf(!hasIPv6)('lists IPv6 peers, the owner included, under peers6 (BEP 7)', async () => {
+    const dir = await temp.make();
+    const source = await randomFile(dir, 'data.bin', 50_000);
+    ({ owner } = await startOwner(source.path, join(dir, 'owner'), { host: '::1' }));
+    const o = owner;
+    const res = await httpGet(
+      o.port,
+      announcePath({ infoHash: o.metainfo.infoHash, peerId: makePeerId(7001), port: 7001 }),
+      { host: '::1' },
+    );
+    expect(res.status).toBe(200);
+    const body = bencodeDecode(res.body) as Record<string, Uint8Array>;
+    expect(Buffer.from(body.peers!).length).toBe(0);
+    const peers6 = Buffer.from(body.peers6!);
+    expect(peers6.length).toBe(18);
+    expect(
+      peers6.subarray(0, 16).equals(Buffer.from('00000000000000000000000000000001', 'hex')),
+    ).toBe(true);
+    expect(peers6.readUInt16BE(16)).toBe(o.port);
+  });
+});
+
+describe('compactPeers6', () => {
+  it('packs IPv6 addresses in all their spellings and skips IPv4', () => {
+    const packed = compactPeers6([
+      { host: '::1', port: 1 },
+      { host: '2001:db8::8:800:200c:417a', port: 6881 },
+      { host: '::ffff:1.2.3.4', port: 2 },
+      { host: 'fe80::1%lo', port: 3 },
+      { host: '10.0.0.1', port: 4 },
+    ]);
+    expect(packed.length).toBe(4 * 18);
+    const hex = (i: number) => packed.subarray(i * 18, i * 18 + 16).toString('hex');
+    expect(hex(0)).toBe('00000000000000000000000000000001');
+    expect(hex(1)).toBe('20010db80000000000080800200c417a');
+    expect(hex(2)).toBe('00000000000000000000ffff01020304');
+    expect(hex(3)).toBe('fe800000000000000000000000000001');
+    expect([0, 1, 2, 3].map((i) => packed.readUInt16BE(i * 18 + 16))).toEqual([1, 6881, 2, 3]);
+  });
+});

@@ -1,0 +1,138 @@
+/**
+ * Options: what the command line parses to, what Owner.start refuses (naming
+ * the field), and a --dir that would overwrite the file being distributed.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { DEFAULT_CHUNK_SIZE, OptionError } from '@swarmdrop/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  DEFAULT_EXPECTED_PEERS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  Owner,
+  parseOwnerArgs,
+} from '../src/index.js';
+import { LogCapture, ownerOptions, randomFile, TempDirs } from './helpers.js';
+
+describe('parseOwnerArgs', () => {
+  it('reads port, host:port and [v6]:port, with documented defaults', () => {
+    expect(parseOwnerArgs(['7000', 'movie.mkv'])).toEqual({
+      file: 'movie.mkv',
+      host: undefined,
+      port: 7000,
+      dir: resolve('.swarmdrop/owner-7000'),
+      chunkSize: DEFAULT_CHUNK_SIZE,
+      expectedPeers: DEFAULT_EXPECTED_PEERS,
+      maxConnections: DEFAULT_MAX_CONNECTIONS,
+      handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      publicHost: undefined,
+      logFormat: 'text',
+    });
+    expect(parseOwnerArgs(['10.0.0.5:7000', 'f'])).toMatchObject({ host: '10.0.0.5', port: 7000 });
+    expect(parseOwnerArgs(['[::1]:0', 'f'])).toMatchObject({ host: '::1', port: 0 });
+    expect(
+      parseOwnerArgs([
+        '7000',
+        'f',
+        '--dir',
+        'work',
+        '--chunk-size',
+        '16384',
+        '--expected-peers',
+        '3',
+        '--max-connections',
+        '9',
+        '--handshake-timeout-ms',
+        '500',
+        '--public-host',
+        'owner.example',
+        '--log-format',
+        'json',
+      ]),
+    ).toMatchObject({
+      dir: resolve('work'),
+      chunkSize: 16_384,
+      expectedPeers: 3,
+      maxConnections: 9,
+      handshakeTimeoutMs: 500,
+      publicHost: 'owner.example',
+      logFormat: 'json',
+    });
+    expect(parseOwnerArgs(['--help'])).toBe('help');
+    expect(parseOwnerArgs(['-v'])).toBe('version');
+  });
+
+  it('refuses bad values with an OptionError naming the field', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['7000'], /expected <port> <file>/],
+      [['x', 'f'], /<port>/],
+      [['-1', 'f'], /<port>: "-1"/],
+      [['65536', 'f'], /out of range/],
+      [['7000', 'f', '--chunk-size', '1.5'], /--chunk-size/],
+      [['7000', 'f', '--expected-peers', '0'], /--expected-peers/],
+      [['7000', 'f', '--log-format', 'yaml'], /--log-format/],
+      [['7000', 'f', '--nope'], /unknown option --nope/],
+    ];
+    for (const [argv, message] of cases) {
+      let caught: unknown;
+      try {
+        parseOwnerArgs(argv);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, argv.join(' ')).toBeInstanceOf(OptionError);
+      expect((caught as OptionError).message).toMatch(message);
+    }
+  });
+});
+
+describe('Owner.start refuses', () => {
+  const temp = new TempDirs();
+  afterEach(() => temp.cleanup());
+
+  it('option values out of range, naming the field, before touching the disk', async () => {
+    const dir = await temp.make();
+    const { path } = await randomFile(dir, 'f.bin', 1000);
+    for (const [field, value] of [
+      ['chunkSize', 0],
+      ['chunkSize', 1.5],
+      ['port', 70_000],
+      ['expectedPeers', 0],
+      ['maxConnections', -1],
+      ['handshakeTimeoutMs', Number.NaN],
+    ] as const) {
+      const err = await Owner.start(ownerOptions(path, join(dir, 'o'), { [field]: value }), {
+        logger: new LogCapture().logger,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OptionError);
+      expect((err as OptionError).field).toBe(field);
+      expect((err as OptionError).code).toBe('ERR_OPTION');
+    }
+  });
+
+  // A source named summary.txt, distributed with --dir set to its own
+  // directory, used to be overwritten by the chunk summary.
+  it('a --dir where it would overwrite or delete the file being distributed', async () => {
+    const dir = await temp.make();
+    const summary = await randomFile(dir, 'summary.txt', 5000);
+    await mkdir(join(dir, 'chunks'));
+    const inChunks = await randomFile(join(dir, 'chunks'), 'data.bin', 5000);
+    for (const file of [summary, inChunks]) {
+      const log = new LogCapture();
+      const err = await Owner.start(ownerOptions(file.path, dir), { logger: log.logger }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(OptionError);
+      expect((err as OptionError).message).toMatch(/would overwrite/);
+      expect((await readFile(file.path)).equals(file.data)).toBe(true);
+      expect(log.lines).toHaveLength(0);
+    }
+    // The same file with a --dir of its own is fine.
+    const owner = await Owner.start(ownerOptions(summary.path, join(dir, 'elsewhere')), {
+      logger: new LogCapture().logger,
+    });
+    await owner.close();
+    expect((await readFile(summary.path)).equals(summary.data)).toBe(true);
+  });
+});
