@@ -64,6 +64,13 @@ export class BatchAssigner {
     this.copies[index]!++;
   }
 
+  /** Forgets `key` entirely (a peer that went away): its batch and the copies it counted for. */
+  forget(key: string): void {
+    for (const index of this.holds.get(key) ?? []) this.copies[index]!--;
+    this.holds.delete(key);
+    this.batches.delete(key);
+  }
+
   /** Copies of chunk `index` the owner knows of. */
   copiesOf(index: number): number {
     return this.copies[index] ?? 0;

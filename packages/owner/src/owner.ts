@@ -39,9 +39,9 @@ import {
   type SwarmPeer,
 } from './tracker.js';
 
+/** Defaults shared with the protocol's server and connection. */
+export { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from '@swarmdrop/protocol/node';
 export const DEFAULT_EXPECTED_PEERS = 5;
-export const DEFAULT_MAX_CONNECTIONS = 256;
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface OwnerOptions {
   /** The file to distribute; only ever read. */
@@ -104,7 +104,8 @@ export class Owner {
   private readonly peerId: Buffer;
   private readonly assigner: BatchAssigner;
   private readonly peers = new Map<string, PeerRecord>();
-  private readonly wires = new Set<PeerWire>();
+  /** Each live BitTorrent connection and the uploader serving it. */
+  private readonly wires = new Map<PeerWire, Uploader>();
   private readonly clock: () => Date;
   /** Chunks being restored from the source file after their chunk file failed its SHA-1. */
   private readonly restoring = new Set<number>();
@@ -154,6 +155,7 @@ export class Owner {
     const server = new DualServer({
       host: options.host,
       port: options.port,
+      portField: 'port',
       maxConnections: options.maxConnections,
       firstByteTimeoutMs: options.handshakeTimeoutMs,
       onWire: (socket, initial) => {
@@ -166,18 +168,7 @@ export class Owner {
       },
       onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
     });
-    let address: AddressInfo;
-    try {
-      address = await server.listen();
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      const where = formatEndpoint(options.host ?? '0.0.0.0', options.port);
-      if (e.code === 'EADDRINUSE') throw new OptionError('port', `${where} is already in use`);
-      if (e.code === 'EACCES') throw new OptionError('port', `no permission to listen on ${where}`);
-      if (e.code === 'EADDRNOTAVAIL')
-        throw new OptionError('port', `${options.host} is not an address of this machine`);
-      throw err;
-    }
+    const address: AddressInfo = await server.listen();
     log.setPort(address.port);
     try {
       const dir = resolve(options.dir);
@@ -258,7 +249,7 @@ export class Owner {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.log.log('stopping', {});
-      for (const wire of this.wires) wire.close('owner stopping');
+      for (const wire of this.wires.keys()) wire.close('owner stopping');
       await this.server.close();
       await this.store.close();
     })();
@@ -283,6 +274,22 @@ export class Owner {
     }
     record.lastSeen = this.clock();
     return record;
+  }
+
+  /**
+   * Deletes records of peers that stopped announcing and are not connected,
+   * with what they counted for in batches, so announces with ever new ports
+   * cannot grow the owner's memory or skew later batches for good.
+   */
+  private expireStale(now: number): void {
+    for (const record of this.peers.values()) {
+      const stale =
+        record.announcedAt === undefined || now - record.announcedAt > ANNOUNCE_EXPIRY_MS;
+      if (record.connections === 0 && stale && record.batch !== undefined) {
+        this.peers.delete(record.address);
+        this.assigner.forget(record.address);
+      }
+    }
   }
 
   /**
@@ -328,6 +335,8 @@ export class Owner {
       if (await this.store.matches(index, data)) {
         await this.store.put(index, data);
         restored = true;
+        // Connections that arrived while it was missing got a bitfield without it.
+        for (const uploader of this.wires.values()) uploader.announce(index);
       } else {
         why = 'the source file changed too';
       }
@@ -340,17 +349,13 @@ export class Owner {
   }
 
   private acceptWire(socket: Socket, initial: Buffer): void {
-    // Put the first read back rather than pass it as `initial`: a PeerWire
-    // that decoded it in its constructor would report the handshake before
-    // onHandshake below is attached (stock clients then got no bitfield).
-    socket.unshift(initial);
     const wire = new PeerWire({
       socket,
+      initial,
       metainfo: this.metainfo,
       peerId: this.peerId,
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
     });
-    this.wires.add(wire);
     let record: PeerRecord | undefined;
     const uploader = new Uploader({
       wire,
@@ -370,6 +375,9 @@ export class Owner {
       onRemoteHas: (remote, index) => {
         if (!record) return;
         record.holds = remote.count();
+        // Only announced swarmdrop peers shape later batches: a stock client's
+        // record is gone when it disconnects, so its holds must not linger.
+        if (!record.announced) return;
         // A `have` names one chunk; only a bitfield needs the whole scan.
         const indexes = index === undefined ? remote.heldIds() : [index];
         for (const i of indexes) this.assigner.noteHolds(record.address, i);
@@ -387,6 +395,7 @@ export class Owner {
     wire.onMessage = (message) => {
       uploader.handle(message);
     };
+    this.wires.set(wire, uploader);
     void wire.closed.then(({ reason, error }) => {
       this.wires.delete(wire);
       if (record) {
@@ -489,8 +498,9 @@ export class Owner {
     }
     const host = unmapIPv4(req.socket.remoteAddress ?? '127.0.0.1');
     const address = formatEndpoint(host, request.port);
-    const record = this.peerRecord(address);
     const now = this.clock().getTime();
+    this.expireStale(now);
+    const record = this.peerRecord(address);
     record.announced = request.event !== 'stopped';
     record.announcedAt = record.announced ? now : undefined;
     const swarmdrop =

@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'ERR_CHUNK_HASH'
   | 'ERR_CHUNK_MISSING'
   | 'ERR_FILE_HASH'
+  | 'ERR_STORE_CLOSED'
   // command line / configuration
   | 'ERR_ADDRESS'
   | 'ERR_OPTION';

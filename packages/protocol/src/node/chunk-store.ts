@@ -58,6 +58,8 @@ export class ChunkStore {
   private readonly loading = new Map<number, Promise<Buffer>>();
   private readonly cacheChunks: number;
   private closed = false;
+  /** Puts and drops under way, so close() can wait for them. */
+  private readonly pending = new Set<Promise<unknown>>();
 
   private constructor(options: ChunkStoreOptions) {
     this.dir = options.dir;
@@ -123,7 +125,11 @@ export class ChunkStore {
    * then one summary line. Returns false when it was already held. Throws a
    * ChunkError (ERR_CHUNK_HASH) for data that does not match, storing nothing.
    */
-  async put(index: number, data: Uint8Array): Promise<boolean> {
+  put(index: number, data: Uint8Array): Promise<boolean> {
+    return this.track(() => this.putChecked(index, data));
+  }
+
+  private async putChecked(index: number, data: Uint8Array): Promise<boolean> {
     if (this.has(index)) return false;
     if (!(await this.matches(index, data))) {
       throw new ChunkError('ERR_CHUNK_HASH', `chunk ${index} does not match its SHA-1`);
@@ -191,7 +197,11 @@ export class ChunkStore {
   }
 
   /** Forgets chunk `index` and deletes its file (it failed verification). */
-  async drop(index: number): Promise<void> {
+  drop(index: number): Promise<void> {
+    return this.track(() => this.dropNow(index));
+  }
+
+  private async dropNow(index: number): Promise<void> {
     this.cache.delete(index);
     if (!this.held.clear(index)) return;
     await rm(this.chunkPath(index), { force: true });
@@ -271,12 +281,24 @@ export class ChunkStore {
     return data;
   }
 
+  /** Waits for writes under way, then releases the summary file; later writes are refused. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.allSettled([...this.pending]);
     await this.summaryWrites.catch(() => {});
     await this.summary?.close();
     this.cache.clear();
+  }
+
+  private track<T>(start: () => Promise<T>): Promise<T> {
+    if (this.closed)
+      return Promise.reject(new ChunkError('ERR_STORE_CLOSED', 'the chunk store is closed'));
+    const work = start();
+    this.pending.add(work);
+    const forget = () => this.pending.delete(work);
+    work.then(forget, forget);
+    return work;
   }
 
   private async verifyFile(index: number): Promise<boolean> {
@@ -308,7 +330,7 @@ export class ChunkStore {
     const ids = this.held.heldIds();
     await writeFile(temp, ids.length > 0 ? `${ids.join('\n')}\n` : '');
     await rename(temp, path);
-    if (this.summary) {
+    if (this.summary && !this.closed) {
       // The append handle points at the replaced file; reopen on the new one.
       await this.summary.close();
       this.summary = await open(path, 'a');

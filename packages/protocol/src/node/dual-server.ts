@@ -5,6 +5,7 @@ import {
 } from 'node:http';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { formatEndpoint } from '../address.js';
+import { OptionError } from '../errors.js';
 
 export const DEFAULT_MAX_CONNECTIONS = 256;
 export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 10_000;
@@ -14,6 +15,8 @@ export const BITTORRENT_FIRST_BYTE = 0x13;
 export interface DualServerOptions {
   readonly host?: string | undefined;
   readonly port: number;
+  /** How a bind failure names the port in its error (default `<port>`). */
+  readonly portField?: string;
   readonly maxConnections?: number;
   readonly firstByteTimeoutMs?: number;
   /** A BitTorrent connection; `initial` holds the bytes already read. */
@@ -48,10 +51,23 @@ export class DualServer {
     return this.sockets.size;
   }
 
-  /** Starts listening; rejects (EADDRINUSE, EACCES, …) if the port cannot be bound. */
+  /**
+   * Starts listening. A port in use, a port we may not bind, or a host that is
+   * not ours rejects with an OptionError naming `portField`; anything else as is.
+   */
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
+      const onError = (err: NodeJS.ErrnoException) => {
+        const where = formatEndpoint(this.options.host ?? '0.0.0.0', this.options.port);
+        const field = this.options.portField ?? '<port>';
+        const why: Record<string, string> = {
+          EADDRINUSE: `${where} is already in use`,
+          EACCES: `no permission to listen on ${where}`,
+          EADDRNOTAVAIL: `${this.options.host} is not an address of this machine`,
+        };
+        const message = err.code ? why[err.code] : undefined;
+        reject(message ? new OptionError(field, message) : err);
+      };
       this.server.once('error', onError);
       this.server.listen({ port: this.options.port, host: this.options.host }, () => {
         this.server.off('error', onError);
@@ -93,6 +109,7 @@ export class DualServer {
       this.options.onRefused?.(remote, `sent nothing within ${timeoutMs} ms`);
       socket.destroy();
     }, timeoutMs).unref();
+    socket.once('close', () => clearTimeout(timer));
     socket.once('data', (first: Buffer) => {
       clearTimeout(timer);
       socket.pause();

@@ -59,6 +59,7 @@ export class PeerWire {
   private readonly handshake: Promise<Handshake>;
   private ended = false;
   private drainWaiters: Array<() => void> = [];
+  private lastReceivedAt = Date.now();
 
   constructor(options: PeerWireOptions) {
     this.socket = options.socket;
@@ -82,13 +83,23 @@ export class PeerWire {
       () => this.close(`no handshake within ${timeoutMs} ms`),
       timeoutMs,
     ).unref();
+    // Idle means nothing *received*: socket.setTimeout would be reset by our own keep-alives.
+    const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
+    let lastKeepAlive = Date.now();
     this.keepAliveTimer = setInterval(
-      () => this.send({ type: 'keepAlive' }),
-      options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS,
+      () => {
+        const now = Date.now();
+        if (now - this.lastReceivedAt >= idleMs) {
+          this.close(`idle: nothing received for ${idleMs} ms`);
+        } else if (now - lastKeepAlive >= keepAliveMs) {
+          lastKeepAlive = now;
+          this.send({ type: 'keepAlive' });
+        }
+      },
+      Math.max(50, Math.min(keepAliveMs, idleMs) / 4),
     ).unref();
     this.socket.setNoDelay(true);
-    this.socket.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
-    this.socket.on('timeout', () => this.close('idle timeout'));
     this.socket.on('data', (bytes: Buffer) => this.receive(bytes));
     this.socket.on('drain', () => this.flushDrainWaiters());
     this.socket.on('error', (err) => this.close(`socket error: ${err.message}`));
@@ -179,6 +190,7 @@ export class PeerWire {
 
   private receive(bytes: Uint8Array): void {
     if (this.ended) return;
+    this.lastReceivedAt = Date.now();
     let messages: Message[];
     try {
       messages = this.decoder.push(bytes);

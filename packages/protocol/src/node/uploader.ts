@@ -47,6 +47,7 @@ export class Uploader {
   /** Bytes sent so far of each chunk this remote has asked for. */
   private readonly open = new Map<number, number>();
   private pumping = false;
+  private started = false;
   private unchoked = false;
 
   constructor(options: UploaderOptions) {
@@ -60,6 +61,8 @@ export class Uploader {
 
   /** Sends our chunk ID list; call once, right after the handshake. */
   start(): void {
+    if (this.started) return;
+    this.started = true;
     const held = this.store.held;
     // BEP 3 lets a process that holds nothing skip the bitfield; we always send it so the log shows it.
     this.wire.send({ type: 'bitfield', bytes: held.toBytes() });
@@ -68,7 +71,8 @@ export class Uploader {
 
   /** Tells the remote we now hold `index`. */
   announce(index: number): void {
-    if (this.wire.isClosed) return;
+    // BEP 3: the bitfield is the first message; what we gain before it is in it anyway.
+    if (this.wire.isClosed || !this.started) return;
     this.wire.send({ type: 'have', index });
     this.log('have-sent', { chunk: index, to: this.wire.label });
   }
