@@ -48,28 +48,29 @@ Options:
 `;
 
 export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        dir: { type: 'string' },
-        out: { type: 'string' },
-        'exit-when-done': { type: 'boolean' },
-        'fallback-after-ms': { type: 'string' },
-        'owner-timeout-ms': { type: 'string' },
-        'linger-ms': { type: 'string' },
-        pipeline: { type: 'string' },
-        'log-format': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
-  } catch (err) {
-    throw new OptionError('arguments', (err as Error).message.split('\n')[0]!);
-  }
+  const parsed = (() => {
+    try {
+      return parseArgs({
+        args: argv,
+        allowPositionals: true,
+        strict: true,
+        options: {
+          dir: { type: 'string' },
+          out: { type: 'string' },
+          'exit-when-done': { type: 'boolean' },
+          'fallback-after-ms': { type: 'string' },
+          'owner-timeout-ms': { type: 'string' },
+          'linger-ms': { type: 'string' },
+          pipeline: { type: 'string' },
+          'log-format': { type: 'string' },
+          help: { type: 'boolean', short: 'h' },
+          version: { type: 'boolean', short: 'v' },
+        },
+      });
+    } catch (err) {
+      throw new OptionError('arguments', (err as Error).message.split('\n')[0]!);
+    }
+  })();
   const { values, positionals } = parsed;
   if (values.help) return 'help';
   if (values.version) return 'version';

@@ -140,19 +140,28 @@ export class Downloader {
           pending: new Set(),
         };
         this.active.set(index, piece);
-        this.o.log('request-sent', { chunk: index, to: this.o.wire.label, blocks: piece.blocks.length });
+        this.o.log('request-sent', {
+          chunk: index,
+          to: this.o.wire.label,
+          blocks: piece.blocks.length,
+        });
       }
       const block = piece.blocks[piece.next++]!;
       piece.pending.add(block.begin);
       this.outstanding++;
-      this.o.wire.send({ type: 'request', index: piece.index, begin: block.begin, length: block.length });
+      this.o.wire.send({
+        type: 'request',
+        index: piece.index,
+        begin: block.begin,
+        length: block.length,
+      });
     }
   }
 
   private receive(index: number, begin: number, block: Uint8Array): void {
     const piece = this.active.get(index);
     // A block we did not ask for (or asked for before a choke) is ignored.
-    if (!piece || !piece.pending.has(begin)) return;
+    if (!piece?.pending.has(begin)) return;
     const expected = piece.blocks.find((b) => b.begin === begin);
     if (!expected || expected.length !== block.length) return;
     piece.pending.delete(begin);

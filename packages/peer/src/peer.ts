@@ -1,6 +1,6 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import {
   ChunkError,
@@ -32,6 +32,20 @@ export const DEFAULT_LINGER_MS = 5_000;
 /** Chunks that fail SHA-1 from one source before that connection is cut. */
 export const MAX_HASH_FAILURES = 3;
 const TICK_MS = 250;
+/** Error codes that mean the disk (not the network or the input) failed us. */
+const DISK_ERROR_CODES = new Set([
+  'ENOSPC',
+  'EDQUOT',
+  'EACCES',
+  'EPERM',
+  'EROFS',
+  'EIO',
+  'EFBIG',
+  'ENOTDIR',
+  'EISDIR',
+  'EMFILE',
+  'ENFILE',
+]);
 
 export interface PeerOptions {
   readonly owner: Endpoint;
@@ -88,6 +102,8 @@ export class Peer {
   private readonly peerId: Buffer;
   private readonly abort = new AbortController();
   private readonly sessions = new Set<Session>();
+  /** Downloaders that may still be storing a chunk (kept past their connection until settled). */
+  private readonly downloaders = new Set<Downloader>();
   private store: ChunkStore | undefined;
   private picker: PiecePicker | undefined;
   private torrentBytes: Buffer | undefined;
@@ -97,9 +113,12 @@ export class Peer {
   private lastNeighbourProgress = Date.now();
   private readonly blamed = new Map<string, Set<number>>();
   private readonly hashFailures = new Map<string, number>();
-  private merging = false;
+  /** The merge in progress, if any (close() waits for it). */
+  private merging: Promise<void> | undefined;
   private mergedAt = 0;
   private uploadSessionsSeen = 0;
+  /** `done` is logged (and `finished` resolved) once, however many events re-check it. */
+  private doneLogged = false;
   private tick: NodeJS.Timeout | undefined;
   private resolveFinished!: (code: number) => void;
   private closing: Promise<void> | undefined;
@@ -132,7 +151,7 @@ export class Peer {
       onHttp: (req, res) => peer?.handleHttp(req, res),
       onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
     });
-    let address;
+    let address: AddressInfo;
     try {
       address = await server.listen();
     } catch (err) {
@@ -161,6 +180,10 @@ export class Peer {
       if (this.tick) clearInterval(this.tick);
       for (const session of this.sessions) session.wire.close('peer stopping');
       await this.server.close();
+      // A chunk being written when we stop is finished (file and summary line) before the store closes.
+      await Promise.all([...this.downloaders].map((d) => d.settled()));
+      // A merge in progress finishes (or fails) before the store closes.
+      await this.merging;
       await this.store?.close();
     })();
     return this.closing;
@@ -231,7 +254,10 @@ export class Peer {
           infoHash: metainfo.infoHash,
           peerId: this.peerId,
           port: this.port,
-          left: metainfo.length - opened.verified * metainfo.pieceLength,
+          // Exact bytes still missing (the last chunk may be short, so not verified x pieceLength).
+          left: opened.store.held
+            .missing()
+            .reduce((sum, i) => sum + metainfo.geometry.pieceSize(i), 0),
           event: 'started',
         },
         this.abort.signal,
@@ -262,8 +288,13 @@ export class Peer {
       try {
         return await fetchMetainfo(this.options.owner, this.abort.signal);
       } catch (err) {
-        if (err instanceof MetainfoError)
-          throw new MetainfoError(err.field, `from the owner refused: ${err.message}`);
+        if (err instanceof MetainfoError) {
+          const detail = err.message.replace(`metainfo ${err.field}: `, '');
+          throw new MetainfoError(
+            err.field,
+            `${detail}; refused the .torrent from the owner at ${this.ownerLabel}`,
+          );
+        }
         const wait = backoffMs(attempt);
         if (Date.now() + wait > deadline || this.abort.signal.aborted) {
           throw new Error(
@@ -327,6 +358,7 @@ export class Peer {
         onFatal: (err) => this.fatal(err),
       });
     }
+    if (downloader) this.downloaders.add(downloader);
     const session: Session = { role, openedAt: Date.now(), wire, uploader, downloader };
     this.sessions.add(session);
     wire.onHandshake = () => {
@@ -341,6 +373,7 @@ export class Peer {
       this.sessions.delete(session);
       if (downloader) {
         downloader.close();
+        void downloader.settled().then(() => this.downloaders.delete(downloader));
         // Its unfinished chunks are free again: let the other links take them.
         this.refreshDownloaders();
       }
@@ -429,11 +462,13 @@ export class Peer {
         await pause(wait, signal);
         continue;
       }
-      const session = this.openSession(
+      // Blame is looked up under the connection's label, the key onRejected records it
+      // under (not `label`, which may name the host differently, e.g. localhost).
+      const session: Session = this.openSession(
         socket,
         undefined,
         'neighbour',
-        (i) => !this.picker!.isReserved(i) && !this.isBlamed(label, i),
+        (i) => !this.picker!.isReserved(i) && !this.isBlamed(session.wire.label, i),
       );
       void session.wire.ready().then(
         () => {
@@ -536,9 +571,15 @@ export class Peer {
     void this.runOwnerLink(new Set(wanted), 'fallback');
   }
 
-  private async merge(): Promise<void> {
-    if (this.merging || this.mergedPath) return;
-    this.merging = true;
+  private merge(): Promise<void> {
+    if (this.merging || this.mergedPath || this.abort.signal.aborted) return Promise.resolve();
+    this.merging = this.runMerge().finally(() => {
+      this.merging = undefined;
+    });
+    return this.merging;
+  }
+
+  private async runMerge(): Promise<void> {
     const store = this.store!;
     const out = resolve(this.options.out ?? join(store.dir, store.metainfo.name));
     try {
@@ -570,44 +611,50 @@ export class Peer {
         setTimeout(() => this.maybeFinish(), this.options.lingerMs + 10).unref();
       }
     } catch (err) {
-      if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
-        // The store dropped the bad chunk; fetching resumes and merge runs again when it is back.
+      if (
+        err instanceof ChunkError &&
+        (err.code === 'ERR_CHUNK_HASH' || err.code === 'ERR_CHUNK_MISSING')
+      ) {
+        // The store dropped the bad (or vanished) chunk; fetching resumes and merge runs again when it is back.
         this.log.log('chunk-corrupt', { reason: err.message });
-        for (const session of this.sessions) session.downloader?.refresh();
+        this.refreshDownloaders();
       } else {
         this.fatal(err as Error);
       }
-    } finally {
-      this.merging = false;
     }
   }
 
   /** With exitWhenDone: finish once merged and every upload neighbour holds everything or has gone. */
   private maybeFinish(): void {
-    if (!this.options.exitWhenDone || !this.mergedPath) return;
+    if (!this.options.exitWhenDone || !this.mergedPath || this.doneLogged) return;
     const uploads = [...this.sessions].filter((s) => s.role === 'in');
     const served = uploads.every((s) => s.uploader.remoteHas.isComplete());
     const lingered =
       this.uploadSessionsSeen > 0 || Date.now() - this.mergedAt >= this.options.lingerMs;
     if (served && lingered) {
+      this.doneLogged = true;
       this.log.log('done', { path: this.mergedPath });
       this.resolveFinished(0);
     }
   }
 
+  /**
+   * Stops the peer after an error it cannot work around (a disk error while
+   * storing or merging): logs one `error` line, stops fetching at once so
+   * nothing more is written, and resolves `finished` with 1. The verified
+   * chunk files stay for a restart; `close()` releases the rest.
+   */
   private fatal(err: Error): void {
-    const code = (err as NodeJS.ErrnoException).code;
-    const disk =
-      code === 'ENOSPC' ||
-      code === 'EACCES' ||
-      code === 'EROFS' ||
-      code === 'EIO' ||
-      code === 'EDQUOT';
+    if (this.fatalMessage !== undefined) return;
+    const errno = err as NodeJS.ErrnoException;
+    const disk = typeof errno.path === 'string' || DISK_ERROR_CODES.has(errno.code ?? '');
     const reason = disk
       ? `disk error: ${err.message}; the verified chunks in ${this.store?.dir} are kept: restart with the same --dir to resume`
       : err.message;
     this.log.log('error', { reason });
     this.fatalMessage = reason;
+    this.abort.abort();
+    for (const session of this.sessions) session.wire.close('peer stopping after an error');
     this.resolveFinished(1);
   }
 
