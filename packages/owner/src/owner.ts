@@ -23,9 +23,14 @@ import {
   ChunkStore,
   createLogger,
   DualServer,
+  httpRouter,
   type Logger,
   PeerWire,
+  requestQuery,
   SUMMARY_FILE,
+  sendBody,
+  sendJson,
+  sendText,
   splitFile,
   Uploader,
 } from '@swarmdrop/protocol/node';
@@ -407,63 +412,32 @@ export class Owner {
     });
   }
 
-  private handleHttp(req: IncomingMessage, res: ServerResponse): void {
-    try {
-      this.route(req, res);
-    } catch (err) {
-      // A handler bug must cost one request, never the process.
+  /** HTTP on the owner's port; a bad target or a handler bug costs one request, never the process. */
+  private readonly handleHttp = httpRouter(
+    (path, req, res) => this.route(path, req, res),
+    (err, req) =>
       this.log.log('error', {
         from: formatEndpoint(req.socket.remoteAddress, req.socket.remotePort ?? 0),
         request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
-        reason: (err as Error).message,
-      });
-      if (!res.headersSent) sendText(res, 500, 'internal error\n');
-      else res.destroy();
-    }
-  }
+        reason: err.message,
+      }),
+  );
 
-  private route(req: IncomingMessage, res: ServerResponse): void {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendText(res, 405, `method ${req.method} not allowed\n`, { allow: 'GET, HEAD' });
-      return;
-    }
-    const target = req.url ?? '';
-    // Origin-form only ("/path?query"); `new URL` would throw on some
-    // absolute forms ("http://[") and take "//host/path" for a host.
-    const path = target.startsWith('/') && !target.startsWith('//') ? target.split('?')[0]! : '';
-    let pathname: string | undefined;
-    try {
-      pathname = path === '' ? undefined : decodeURIComponent(path);
-    } catch {
-      pathname = undefined;
-    }
-    if (pathname === undefined) {
-      sendText(res, 400, 'bad request target: expected a path such as /status\n');
-      return;
-    }
+  private route(pathname: string, req: IncomingMessage, res: ServerResponse): void {
     if (pathname === '/metainfo.torrent' || pathname === `/${this.metainfo.name}.torrent`) {
       const host = validHost(req.headers.host);
       const body = host ? withAnnounce(this.torrent, `http://${host}/announce`) : this.torrent;
-      res.writeHead(200, {
-        'content-type': 'application/x-bittorrent',
-        'content-length': body.length,
+      sendBody(req, res, 'application/x-bittorrent', body, {
         'content-disposition': `attachment; filename="${encodeURIComponent(this.metainfo.name)}.torrent"`,
       });
-      res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
     if (pathname === '/announce') {
-      const at = target.indexOf('?');
-      this.announce(req, res, at === -1 ? '' : target.slice(at + 1));
+      this.announce(req, res, requestQuery(req.url));
       return;
     }
     if (pathname === '/status') {
-      const body = `${JSON.stringify(this.status(), null, 2)}\n`;
-      res.writeHead(200, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-      });
-      res.end(req.method === 'HEAD' ? undefined : body);
+      sendJson(req, res, this.status());
       return;
     }
     if (pathname === '/') {
@@ -477,7 +451,7 @@ export class Owner {
       );
       return;
     }
-    sendText(res, 404, `no such path: ${path.slice(0, 200)}\n`);
+    sendText(res, 404, `no such path: ${pathname.slice(0, 200)}\n`);
   }
 
   private announce(req: IncomingMessage, res: ServerResponse, query: string): void {
@@ -628,18 +602,4 @@ function splitAddress(address: string): SwarmPeer | undefined {
 function clientName(peerId: Uint8Array): string {
   const match = /^-([A-Za-z0-9]{2}\d{4})-/.exec(Buffer.from(peerId).toString('latin1'));
   return match ? match[1]! : 'other';
-}
-
-function sendText(
-  res: ServerResponse,
-  status: number,
-  text: string,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, {
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
 }

@@ -1,9 +1,17 @@
-import { type Bitfield, type Block, ChunkError, type Message } from '@swarmdrop/protocol';
+import {
+  type Bitfield,
+  type Block,
+  ChunkError,
+  type Message,
+  WireError,
+} from '@swarmdrop/protocol';
 import type { ChunkStore, LogFn, PeerWire } from '@swarmdrop/protocol/node';
 import type { PiecePicker } from './piece-picker.js';
 
 /** Blocks requested and not yet received, per connection: 128 x 16 KiB keeps a loopback link full. */
 export const DEFAULT_PIPELINE_BLOCKS = 128;
+/** Received chunks waiting for the disk before this connection stops asking for more. */
+export const MAX_STORING = 16;
 
 export interface DownloaderOptions {
   readonly wire: PeerWire;
@@ -119,7 +127,8 @@ export class Downloader {
   }
 
   private requestMore(): void {
-    while (this.outstanding < this.pipeline) {
+    // Chunks still being written count against the pipeline too: reading waits while the disk is behind.
+    while (this.outstanding < this.pipeline && this.storing.size < MAX_STORING) {
       let piece: ActivePiece | undefined;
       for (const candidate of this.active.values()) {
         if (candidate.next < candidate.blocks.length) {
@@ -163,7 +172,15 @@ export class Downloader {
     // A block we did not ask for (or asked for before a choke) is ignored.
     if (!piece?.pending.has(begin)) return;
     const expected = piece.blocks.find((b) => b.begin === begin);
-    if (!expected || expected.length !== block.length) return;
+    if (!expected) return;
+    if (expected.length !== block.length) {
+      // It answered our request with the wrong amount: broken or hostile, and the chunk would never complete.
+      this.o.wire.close(
+        `sent ${block.length} bytes for a block of ${expected.length} (chunk ${index} at ${begin})`,
+        new WireError('ERR_BLOCK_RANGE', 'block of the wrong length'),
+      );
+      return;
+    }
     piece.pending.delete(begin);
     piece.data.set(block, begin);
     piece.received += block.length;
@@ -173,7 +190,11 @@ export class Downloader {
       this.active.delete(index);
       const storing = this.finish(piece);
       this.storing.add(storing);
-      void storing.finally(() => this.storing.delete(storing));
+      void storing.finally(() => {
+        this.storing.delete(storing);
+        // A slot for the disk came free: ask for more (requestMore stops at MAX_STORING).
+        if (!this.closed) this.fill();
+      });
     }
     this.fill();
   }

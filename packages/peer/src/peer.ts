@@ -1,5 +1,4 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import {
@@ -17,8 +16,12 @@ import {
   ChunkStore,
   createLogger,
   DualServer,
+  httpRouter,
   type Logger,
   PeerWire,
+  sendBody,
+  sendJson,
+  sendText,
   Uploader,
 } from '@swarmdrop/protocol/node';
 import { backoffMs, connectTcp, pause } from './backoff.js';
@@ -32,6 +35,8 @@ export const DEFAULT_LINGER_MS = 5_000;
 /** Chunks that fail SHA-1 from one source before that connection is cut. */
 export const MAX_HASH_FAILURES = 3;
 const TICK_MS = 250;
+/** How often the peer re-announces to the owner's tracker (its `interval`). */
+const REANNOUNCE_MS = 30_000;
 /** Error codes that mean the disk (not the network or the input) failed us. */
 const DISK_ERROR_CODES = new Set([
   'ENOSPC',
@@ -70,6 +75,8 @@ export interface PeerOptions {
 
 export interface PeerComponents {
   readonly logger?: Logger;
+  /** Aborting it stops the peer, also while it is still starting (waiting for the owner). */
+  readonly signal?: AbortSignal;
 }
 
 type Role = 'in' | 'neighbour' | 'owner' | 'fallback';
@@ -120,6 +127,7 @@ export class Peer {
   /** `done` is logged (and `finished` resolved) once, however many events re-check it. */
   private doneLogged = false;
   private tick: NodeJS.Timeout | undefined;
+  private reannounce: NodeJS.Timeout | undefined;
   private resolveFinished!: (code: number) => void;
   private closing: Promise<void> | undefined;
   private counts = { fromOwner: 0, fromNeighbour: 0, fromFallback: 0 };
@@ -148,21 +156,18 @@ export class Peer {
         if (peer?.store) peer.accept(socket, initial);
         else socket.destroy();
       },
-      onHttp: (req, res) => peer?.handleHttp(req, res),
+      onHttp: (req, res) => {
+        if (peer) peer.handleHttp(req, res);
+        else sendText(res, 503, 'the peer is starting; try again shortly\n');
+      },
       onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
     });
-    let address: AddressInfo;
-    try {
-      address = await server.listen();
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const where = formatEndpoint(options.listen.host ?? '0.0.0.0', options.listen.port);
-      if (code === 'EADDRINUSE') throw new OptionError('<port>', `${where} is already in use`);
-      if (code === 'EACCES') throw new OptionError('<port>', `no permission to listen on ${where}`);
-      throw err;
-    }
+    const address: AddressInfo = await server.listen();
     log.setPort(address.port);
     peer = new Peer(options, log, server, address.port);
+    const created = peer;
+    if (components.signal?.aborted) void created.close();
+    components.signal?.addEventListener('abort', () => void created.close(), { once: true });
     try {
       await peer.bootstrap();
     } catch (err) {
@@ -178,6 +183,7 @@ export class Peer {
       this.log.log('stopping', {});
       this.abort.abort();
       if (this.tick) clearInterval(this.tick);
+      if (this.reannounce) clearInterval(this.reannounce);
       for (const session of this.sessions) session.wire.close('peer stopping');
       await this.server.close();
       // A chunk being written when we stop is finished (file and summary line) before the store closes.
@@ -255,14 +261,14 @@ export class Peer {
           peerId: this.peerId,
           port: this.port,
           // Exact bytes still missing (the last chunk may be short, so not verified x pieceLength).
-          left: opened.store.held
-            .missing()
-            .reduce((sum, i) => sum + metainfo.geometry.pieceSize(i), 0),
+          left: this.bytesLeft(),
           event: 'started',
         },
         this.abort.signal,
       );
-      this.batch = result.batch ?? [];
+      // Indexes from the network: only real chunk IDs, each once.
+      const count = metainfo.geometry.pieceCount;
+      this.batch = [...new Set(result.batch ?? [])].filter((i) => i < count);
       this.log.log('batch-received', {
         from: this.ownerLabel,
         count: this.batch.length,
@@ -279,7 +285,27 @@ export class Peer {
     for (const neighbour of this.neighbours) void this.neighbourLoop(neighbour);
     this.tick = setInterval(() => this.onTick(), TICK_MS);
     this.tick.unref();
+    // Keep our tracker entry fresh, so stock clients joining later still find us.
+    this.reannounce = setInterval(() => {
+      void announce(
+        this.options.owner,
+        {
+          infoHash: metainfo.infoHash,
+          peerId: this.peerId,
+          port: this.port,
+          left: this.bytesLeft(),
+        },
+        this.abort.signal,
+      ).catch(() => {});
+    }, REANNOUNCE_MS);
+    this.reannounce.unref();
     if (opened.store.isComplete()) void this.merge();
+  }
+
+  /** Exact bytes still missing (the last chunk may be short). */
+  private bytesLeft(): number {
+    const store = this.store!;
+    return store.held.missing().reduce((sum, i) => sum + store.metainfo.geometry.pieceSize(i), 0);
   }
 
   private async fetchMetainfoWithRetry(): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
@@ -316,7 +342,6 @@ export class Peer {
 
   /** The upload side: a peer connected to us. */
   private accept(socket: Socket, initial: Buffer): void {
-    this.uploadSessionsSeen++;
     this.openSession(socket, initial, 'in', undefined);
   }
 
@@ -362,6 +387,8 @@ export class Peer {
     const session: Session = { role, openedAt: Date.now(), wire, uploader, downloader };
     this.sessions.add(session);
     wire.onHandshake = () => {
+      // Only a real handshake counts as an upload neighbour (not a port probe).
+      if (role === 'in') this.uploadSessionsSeen++;
       this.log.log('connected', { peer: wire.label, role, dir: role === 'in' ? 'in' : 'out' });
       uploader.start();
     };
@@ -541,19 +568,20 @@ export class Peer {
   private onTick(): void {
     const store = this.store;
     if (!store || store.isComplete() || this.abort.signal.aborted) return;
+    // Any link (neighbour or owner) with requests out and no block back for the
+    // fallback period is cut, freeing its chunks; an owner link reconnects.
+    for (const session of this.sessions) {
+      const downloader = session.downloader;
+      const stalledMs = Date.now() - Math.max(downloader?.lastBlockAt ?? 0, session.openedAt);
+      if (downloader && downloader.inFlight > 0 && stalledMs >= this.options.fallbackAfterMs) {
+        downloader.close();
+        session.wire.close(`no block in ${stalledMs} ms`);
+      }
+    }
     if (this.ownerLinkActive || this.fallbackActive) return;
     const idleMs = Date.now() - this.lastNeighbourProgress;
     if (idleMs < this.options.fallbackAfterMs) return;
     const neighbours = [...this.sessions].filter((s) => s.role === 'neighbour');
-    for (const neighbour of neighbours) {
-      const downloader = neighbour.downloader;
-      const stalledMs = Date.now() - Math.max(downloader?.lastBlockAt ?? 0, neighbour.openedAt);
-      if (downloader && downloader.inFlight > 0 && stalledMs >= this.options.fallbackAfterMs) {
-        // Requests out and not one block back: free its chunks for the fallback.
-        downloader.close();
-        neighbour.wire.close(`no block in ${stalledMs} ms`);
-      }
-    }
     const wanted = store.held.missing().filter((i) => !this.picker!.isInFlight(i));
     if (wanted.length === 0) return;
     const reason =
@@ -661,24 +689,18 @@ export class Peer {
   /** Why the peer failed, when `finished` resolved with 1. */
   fatalMessage: string | undefined;
 
-  private handleHttp(req: IncomingMessage, res: ServerResponse): void {
-    const path = new URL(req.url ?? '/', 'http://peer.invalid').pathname;
-    if (path === '/status') {
-      const body = `${JSON.stringify(this.status(), null, 2)}\n`;
-      res.writeHead(200, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-      });
-      res.end(body);
-    } else if (path === '/metainfo.torrent' && this.torrentBytes) {
-      res.writeHead(200, {
-        'content-type': 'application/x-bittorrent',
-        'content-length': this.torrentBytes.length,
-      });
-      res.end(this.torrentBytes);
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end(`no such path: ${path}\n`);
-    }
-  }
+  /** `/status` and `/metainfo.torrent` on the peer's port; a bad request costs that request only. */
+  private readonly handleHttp = httpRouter(
+    (path, req, res) => {
+      if (path === '/status') sendJson(req, res, this.status());
+      else if (path === '/metainfo.torrent' && this.torrentBytes) {
+        sendBody(req, res, 'application/x-bittorrent', this.torrentBytes);
+      } else sendText(res, 404, `no such path: ${path.slice(0, 200)}\n`);
+    },
+    (err, req) =>
+      this.log.log('error', {
+        request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
+        reason: err.message,
+      }),
+  );
 }

@@ -20,6 +20,7 @@
 export * from './chunk-store.js';
 export * from './cli.js';
 export * from './dual-server.js';
+export * from './http.js';
 export * from './logger.js';
 export * from './peer-wire.js';
 export * from './split.js';

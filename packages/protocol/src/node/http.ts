@@ -1,0 +1,86 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** A plain-text response; `headers` may add to or override the defaults. */
+export function sendText(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** A 200 with `body`, and no body for HEAD. */
+export function sendBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  contentType: string,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(200, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** Pretty JSON, for the status pages. */
+export function sendJson(req: IncomingMessage, res: ServerResponse, value: unknown): void {
+  sendBody(req, res, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * The decoded path of an origin-form target (`/path?query`), or undefined for
+ * anything else: `new URL` throws on some absolute forms (`http://[`) and
+ * takes `//host/path` for a host, and a bad %-escape throws in decodeURIComponent.
+ */
+export function requestPath(target: string | undefined): string | undefined {
+  if (!target?.startsWith('/') || target.startsWith('//')) return undefined;
+  try {
+    return decodeURIComponent(target.split('?')[0]!);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The raw query string of a target (after `?`), undecoded. */
+export function requestQuery(target: string | undefined): string {
+  const at = (target ?? '').indexOf('?');
+  return at === -1 ? '' : target!.slice(at + 1);
+}
+
+/**
+ * Wraps a router so that a bad target gets 400, a method other than GET/HEAD
+ * 405, and a handler bug costs one request (500, reported to `onError`),
+ * never the process.
+ */
+export function httpRouter(
+  route: (path: string, req: IncomingMessage, res: ServerResponse) => void,
+  onError: (err: Error, req: IncomingMessage) => void,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    try {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendText(res, 405, `method ${req.method} not allowed\n`, { allow: 'GET, HEAD' });
+        return;
+      }
+      const path = requestPath(req.url);
+      if (path === undefined) {
+        sendText(res, 400, 'bad request target: expected a path such as /status\n');
+        return;
+      }
+      route(path, req, res);
+    } catch (err) {
+      onError(err as Error, req);
+      if (!res.headersSent) sendText(res, 500, 'internal error\n');
+      else res.destroy();
+    }
+  };
+}
