@@ -7,6 +7,8 @@ import type { PeerWire } from './peer-wire.js';
 
 /** Pending block requests one remote may queue before it is cut off. */
 export const DEFAULT_MAX_QUEUED_REQUESTS = 1_024;
+/** Chunks read ahead per connection (the store caches 32 in all). */
+const PREFETCH_CHUNKS = 8;
 
 export type LogFn = (event: LogEventName, fields: LogFields) => void;
 
@@ -47,6 +49,8 @@ export class Uploader {
   /** Bytes sent so far of each chunk this remote has asked for. */
   private readonly open = new Map<number, number>();
   private pumping = false;
+  /** Chunk reads under way for queued requests, by chunk ID. */
+  private readonly loads = new Map<number, Promise<Buffer>>();
   private started = false;
   private unchoked = false;
 
@@ -151,12 +155,15 @@ export class Uploader {
     try {
       while (this.queue.length > 0 && !this.wire.isClosed) {
         const head = this.queue[0]!;
+        this.prefetch();
         if (!this.store.cached(head.index)) {
           try {
-            await this.store.readVerified(head.index);
+            await (this.loads.get(head.index) ?? this.store.readVerified(head.index));
           } catch (err) {
             this.failRead(head.index, err);
             return;
+          } finally {
+            this.loads.delete(head.index);
           }
           continue;
         }
@@ -175,6 +182,26 @@ export class Uploader {
       }
     } finally {
       this.pumping = false;
+    }
+  }
+
+  /**
+   * Starts reading the next few distinct chunks the queue asks for, so disk
+   * reads overlap with sending instead of stalling the socket once per chunk.
+   */
+  private prefetch(): void {
+    for (const r of this.queue) {
+      if (this.loads.size >= PREFETCH_CHUNKS) break;
+      if (this.loads.has(r.index) || this.store.cached(r.index)) continue;
+      const load = this.store.readVerified(r.index);
+      this.loads.set(r.index, load);
+      // A chunk read is done once cached; a failed one stays for the pump to report.
+      load.then(
+        () => {
+          if (this.loads.get(r.index) === load) this.loads.delete(r.index);
+        },
+        () => {},
+      );
     }
   }
 
