@@ -25,6 +25,26 @@ export function runMain(program: string, main: () => Promise<void>): void {
   });
 }
 
+export interface ServiceCli<O> {
+  readonly program: string;
+  readonly usage: string;
+  /** The service's package.json, for `--version`. */
+  readonly packageJson: URL;
+  /** Parses argv into options, or says the user asked for help or the version. */
+  readonly parse: (argv: string[]) => O | 'help' | 'version';
+  readonly main: (options: O) => Promise<void>;
+}
+
+/** runMain for a service bin: `--help` and `--version` answered here, the rest by `main`. */
+export function runServiceCli<O>(cli: ServiceCli<O>): void {
+  runMain(cli.program, async () => {
+    const options = cli.parse(process.argv.slice(2));
+    if (options === 'help') process.stdout.write(cli.usage);
+    else if (options === 'version') process.stdout.write(`${packageVersion(cli.packageJson)}\n`);
+    else await cli.main(options);
+  });
+}
+
 /** Calls `stop` on the first SIGINT or SIGTERM; a second one exits at once. */
 export function onShutdownSignal(stop: (signal: NodeJS.Signals) => Promise<void>): void {
   let stopping = false;
