@@ -68,7 +68,7 @@ export class Swarm {
     options.topology.peers.forEach((p, i) => {
       peers.set(p.id, {
         id: p.id,
-        port: ports[i + 1]!,
+        port: p.port ?? ports[i + 1]!,
         client: p.client,
         dir: resolve(options.workDir, p.id),
       });

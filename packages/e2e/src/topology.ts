@@ -7,6 +7,8 @@ export interface TopologyPeer {
   readonly neighbours: readonly string[];
   /** `swarmdrop` (default) or `aria2c`, a stock client standing in for this peer. */
   readonly client: 'swarmdrop' | 'aria2c';
+  /** A fixed listening port; when absent the harness picks a free one. */
+  readonly port?: number;
 }
 
 export interface Topology {
@@ -62,7 +64,23 @@ export function parseTopology(
     if (client !== 'swarmdrop' && client !== 'aria2c') {
       throw new TopologyError(`${source}: peers[${i}].client must be "swarmdrop" or "aria2c"`);
     }
-    peers.push({ id: p.id, neighbours: neighbours as string[], client });
+    if (
+      p.port !== undefined &&
+      (!Number.isInteger(p.port) || (p.port as number) < 1 || (p.port as number) > 65_535)
+    ) {
+      throw new TopologyError(`${source}: peers[${i}].port must be a port number (1-65535)`);
+    }
+    if (p.port !== undefined && peers.some((q) => q.port === p.port)) {
+      throw new TopologyError(
+        `${source}: duplicate port ${p.port} (peers "${peers.find((q) => q.port === p.port)!.id}" and "${p.id}")`,
+      );
+    }
+    peers.push({
+      id: p.id,
+      neighbours: neighbours as string[],
+      client,
+      ...(p.port === undefined ? {} : { port: p.port as number }),
+    });
   });
   for (const peer of peers) {
     for (const n of peer.neighbours) {

@@ -38,6 +38,17 @@ describe('topology files', () => {
     ).toThrow(/duplicate peer id "a"/);
   });
 
+  it('rejects a duplicate port', () => {
+    expect(() =>
+      parseTopology({
+        peers: [
+          { id: 'a', neighbours: ['b'], port: 7001 },
+          { id: 'b', neighbours: ['a'], port: 7001 },
+        ],
+      }),
+    ).toThrow(/duplicate port 7001 \(peers "a" and "b"\)/);
+  });
+
   it('rejects a start order that is not every peer once', () => {
     const peers = ringTopology(3).peers;
     expect(() => parseTopology({ peers, start: ['p1', 'p1', 'p2'] })).toThrow(TopologyError);
