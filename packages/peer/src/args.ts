@@ -40,8 +40,8 @@ Options:
   --linger-ms MS              with --exit-when-done, how long to wait for an
                               upload neighbour that never connects
                               (default: ${DEFAULT_LINGER_MS})
-  --pipeline N                blocks requested ahead per connection
-                              (default: ${DEFAULT_PIPELINE_BLOCKS})
+  --pipeline N                bytes requested ahead per connection, in
+                              16 KiB units (default: ${DEFAULT_PIPELINE_BLOCKS})
   --log-format text|json      console log format (default: text)
   -h, --help                  show this help
   -v, --version               show the version

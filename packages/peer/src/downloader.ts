@@ -1,5 +1,6 @@
 import {
   type Bitfield,
+  BLOCK_SIZE,
   type Block,
   ChunkError,
   type Message,
@@ -25,6 +26,12 @@ export interface DownloaderOptions {
   /** How this connection's chunks are labelled in the log: owner, neighbour or fallback. */
   readonly via: string;
   readonly pipelineBlocks?: number;
+  /**
+   * Bytes per block request, read when a chunk is first requested: 16 KiB
+   * (BLOCK_SIZE) for stock clients; a swarmdrop remote is asked for whole
+   * chunks (up to MAX_BLOCK_LENGTH), a sixth of the per-block work on both ends.
+   */
+  readonly blockSize?: () => number;
   readonly onStored: (index: number) => void;
   readonly onRejected: (index: number) => void;
   readonly onFatal: (err: Error) => void;
@@ -49,7 +56,9 @@ export class Downloader {
   lastBlockAt = 0;
   chunksReceived = 0;
   private readonly o: DownloaderOptions;
-  private readonly pipeline: number;
+  /** Bytes requested and not yet received, at most: pipelineBlocks x 16 KiB, whatever the block size. */
+  private readonly pipelineBytes: number;
+  private outstandingBytes = 0;
   private readonly active = new Map<number, ActivePiece>();
   private outstanding = 0;
   private choked = true;
@@ -60,7 +69,7 @@ export class Downloader {
 
   constructor(options: DownloaderOptions) {
     this.o = options;
-    this.pipeline = options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS;
+    this.pipelineBytes = (options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS) * BLOCK_SIZE;
   }
 
   /** Blocks requested and not yet received. */
@@ -128,7 +137,7 @@ export class Downloader {
 
   private requestMore(): void {
     // Chunks still being written count against the pipeline too: reading waits while the disk is behind.
-    while (this.outstanding < this.pipeline && this.storing.size < MAX_STORING) {
+    while (this.outstandingBytes < this.pipelineBytes && this.storing.size < MAX_STORING) {
       let piece: ActivePiece | undefined;
       for (const candidate of this.active.values()) {
         if (candidate.next < candidate.blocks.length) {
@@ -143,7 +152,7 @@ export class Downloader {
         piece = {
           index,
           data: Buffer.allocUnsafe(size),
-          blocks: this.o.store.metainfo.geometry.blocks(index),
+          blocks: this.o.store.metainfo.geometry.blocks(index, this.o.blockSize?.() ?? BLOCK_SIZE),
           next: 0,
           received: 0,
           pending: new Set(),
@@ -158,6 +167,7 @@ export class Downloader {
       const block = piece.blocks[piece.next++]!;
       piece.pending.add(block.begin);
       this.outstanding++;
+      this.outstandingBytes += block.length;
       this.o.wire.send({
         type: 'request',
         index: piece.index,
@@ -185,6 +195,7 @@ export class Downloader {
     piece.data.set(block, begin);
     piece.received += block.length;
     this.outstanding--;
+    this.outstandingBytes -= block.length;
     this.lastBlockAt = Date.now();
     if (piece.received === piece.data.length) {
       this.active.delete(index);
@@ -198,7 +209,7 @@ export class Downloader {
     }
     // Top the pipeline up in batches, not one 17-byte request per block received:
     // that halves the syscalls and wake-ups on both ends of the link.
-    if (this.outstanding <= this.pipeline / 2) this.fill();
+    if (this.outstandingBytes <= this.pipelineBytes / 2) this.fill();
   }
 
   private async finish(piece: ActivePiece): Promise<void> {
@@ -234,5 +245,6 @@ export class Downloader {
     for (const piece of this.active.values()) this.o.picker.release(piece.index);
     this.active.clear();
     this.outstanding = 0;
+    this.outstandingBytes = 0;
   }
 }

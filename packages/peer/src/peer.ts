@@ -2,11 +2,14 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import {
+  BLOCK_SIZE,
   ChunkError,
   type Endpoint,
   formatEndpoint,
   formatRanges,
+  isSwarmdropPeer,
   type LogFormat,
+  MAX_BLOCK_LENGTH,
   type Metainfo,
   MetainfoError,
   makePeerId,
@@ -32,6 +35,18 @@ import { PiecePicker } from './piece-picker.js';
 export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
 export const DEFAULT_OWNER_TIMEOUT_MS = 60_000;
 export const DEFAULT_LINGER_MS = 5_000;
+/**
+ * Block size to request from `wire`'s remote: whole chunks (capped at
+ * MAX_BLOCK_LENGTH) from another swarmdrop process, 16 KiB from anyone else,
+ * since stock clients refuse larger requests.
+ */
+function blockSizeFor(wire: PeerWire, pieceLength: number): number {
+  const remote = wire.remoteHandshake;
+  return remote && isSwarmdropPeer(remote.peerId)
+    ? Math.min(pieceLength, MAX_BLOCK_LENGTH)
+    : BLOCK_SIZE;
+}
+
 /** Chunks that fail SHA-1 from one source before that connection is cut. */
 export const MAX_HASH_FAILURES = 3;
 const TICK_MS = 250;
@@ -378,6 +393,7 @@ export class Peer {
         allowed,
         via: role,
         pipelineBlocks: this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS,
+        blockSize: () => blockSizeFor(wire, store.metainfo.pieceLength),
         onStored: (index) => this.onStored(index, role),
         onRejected: (index) => this.onRejected(wire, index),
         onFatal: (err) => this.fatal(err),

@@ -281,6 +281,8 @@ export async function readSummary(dir: string): Promise<number[]> {
 
 export interface FakeNeighbourOptions {
   readonly metainfo: Metainfo;
+  /** Its peer id; a swarmdrop one (carrying its port) by default. */
+  readonly peerId?: Uint8Array;
   /** Which chunks it claims to hold; every chunk by default. */
   readonly holds?: (index: number) => boolean;
   /**
@@ -331,7 +333,8 @@ export class FakeNeighbour {
 
   private accept(socket: Socket, initial: Buffer): void {
     const { metainfo } = this.options;
-    const wire = new PeerWire({ socket, initial, metainfo, peerId: makePeerId(this.port) });
+    const peerId = this.options.peerId ?? makePeerId(this.port);
+    const wire = new PeerWire({ socket, initial, metainfo, peerId });
     this.wires.add(wire);
     this.connections++;
     void wire.closed.then(() => this.wires.delete(wire));
