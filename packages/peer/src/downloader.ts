@@ -6,7 +6,7 @@ import {
   type Message,
   WireError,
 } from '@swarmdrop/protocol';
-import type { ChunkStore, LogFn, PeerWire } from '@swarmdrop/protocol/node';
+import type { BufferPool, ChunkStore, LogFn, PeerWire } from '@swarmdrop/protocol/node';
 import type { PiecePicker } from './piece-picker.js';
 
 /** Blocks requested and not yet received, per connection: 128 x 16 KiB keeps a loopback link full. */
@@ -32,6 +32,8 @@ export interface DownloaderOptions {
    * chunks (up to MAX_BLOCK_LENGTH), a sixth of the per-block work on both ends.
    */
   readonly blockSize?: () => number;
+  /** Where chunk buffers come from and go back to once written (shared by a peer's connections). */
+  readonly buffers?: BufferPool;
   readonly onStored: (index: number) => void;
   readonly onRejected: (index: number) => void;
   readonly onFatal: (err: Error) => void;
@@ -151,7 +153,7 @@ export class Downloader {
         const size = this.o.store.metainfo.geometry.pieceSize(index);
         piece = {
           index,
-          data: Buffer.allocUnsafe(size),
+          data: this.o.buffers?.take(size) ?? Buffer.allocUnsafe(size),
           blocks: this.o.store.metainfo.geometry.blocks(index, this.o.blockSize?.() ?? BLOCK_SIZE),
           next: 0,
           received: 0,
@@ -238,11 +240,15 @@ export class Downloader {
         this.o.onFatal(err as Error);
       }
     }
+    this.o.buffers?.give(piece.data);
     if (!this.closed) this.refresh();
   }
 
   private releaseAll(): void {
-    for (const piece of this.active.values()) this.o.picker.release(piece.index);
+    for (const piece of this.active.values()) {
+      this.o.picker.release(piece.index);
+      this.o.buffers?.give(piece.data); // no longer in `active`: late blocks for it are ignored
+    }
     this.active.clear();
     this.outstanding = 0;
     this.outstandingBytes = 0;

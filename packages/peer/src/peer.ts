@@ -16,6 +16,7 @@ import {
   OptionError,
 } from '@swarmdrop/protocol';
 import {
+  BufferPool,
   ChunkStore,
   createLogger,
   DualServer,
@@ -128,6 +129,7 @@ export class Peer {
   private readonly downloaders = new Set<Downloader>();
   private store: ChunkStore | undefined;
   private picker: PiecePicker | undefined;
+  private chunkBuffers: BufferPool | undefined;
   private torrentBytes: Buffer | undefined;
   private batch: number[] = [];
   private ownerLinkActive = false;
@@ -258,6 +260,7 @@ export class Peer {
     const opened = await ChunkStore.open({ dir, metainfo });
     this.store = opened.store;
     this.picker = new PiecePicker(opened.store.held);
+    this.chunkBuffers = new BufferPool(metainfo.pieceLength);
     this.log.log('metainfo', {
       name: metainfo.name,
       size: metainfo.length,
@@ -394,6 +397,7 @@ export class Peer {
         via: role,
         pipelineBlocks: this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS,
         blockSize: () => blockSizeFor(wire, store.metainfo.pieceLength),
+        buffers: this.chunkBuffers!,
         onStored: (index) => this.onStored(index, role),
         onRejected: (index) => this.onRejected(wire, index),
         onFatal: (err) => this.fatal(err),

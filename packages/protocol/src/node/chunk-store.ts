@@ -7,12 +7,32 @@ import { promisify } from 'node:util';
 import { Bitfield } from '../bitfield.js';
 import { ChunkError } from '../errors.js';
 import type { Metainfo } from '../metainfo.js';
+import { BufferPool } from './buffer-pool.js';
 
 // The per-chunk hot path uses the callback API: fs/promises wraps every file
 // in a FileHandle, which costs measurably more event-loop time per chunk.
 const writeFileFast = promisify(fsCallback.writeFile);
 const readFileFast = promisify(fsCallback.readFile);
 const renameFast = promisify(fsCallback.rename);
+const openFast = promisify(fsCallback.open);
+const readFast = promisify(fsCallback.read);
+const closeFast = promisify(fsCallback.close);
+
+/** Reads up to `buffer.length` bytes of the file at `path` into `buffer`; returns the part filled. */
+async function readInto(path: string, buffer: Buffer): Promise<Buffer> {
+  const fd = await openFast(path, 'r');
+  try {
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead: n } = await readFast(fd, buffer, filled, buffer.length - filled, filled);
+      if (n === 0) break;
+      filled += n;
+    }
+    return buffer.subarray(0, filled);
+  } finally {
+    await closeFast(fd);
+  }
+}
 
 export const SUMMARY_FILE = 'summary.txt';
 /** Chunk files read ahead while merging. */
@@ -239,10 +259,14 @@ export class ChunkStore {
         let position = 0;
         // Reads run a few chunks ahead of the writes: one file at a time is latency-bound.
         const reads = new Map<number, Promise<Buffer>>();
+        const buffers = new BufferPool(this.metainfo.pieceLength, MERGE_READ_AHEAD + 1);
         for (let i = 0; i < this.pieceCount; i++) {
           for (let j = i; j < Math.min(i + MERGE_READ_AHEAD, this.pieceCount); j++) {
             if (reads.has(j)) continue;
-            const read = readFileFast(this.chunkPath(j));
+            const read = readInto(
+              this.chunkPath(j),
+              buffers.take(this.metainfo.geometry.pieceSize(j)),
+            );
             read.catch(() => {}); // an error is reported when the merge reaches that chunk
             reads.set(j, read);
           }
@@ -254,6 +278,7 @@ export class ChunkStore {
             done += bytesWritten;
             position += bytesWritten;
           }
+          buffers.give(data); // written: its memory serves a later read
         }
       } finally {
         await out.close();

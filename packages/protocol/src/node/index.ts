@@ -17,6 +17,7 @@
  * await server.listen();
  * ```
  */
+export * from './buffer-pool.js';
 export * from './chunk-store.js';
 export * from './cli.js';
 export * from './dual-server.js';
