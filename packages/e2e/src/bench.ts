@@ -1,8 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bencodeEncode, parseTextLine, withAnnounce } from '@swarmdrop/protocol';
@@ -98,6 +100,65 @@ const socket = net.connect(Number(process.argv[2]), '127.0.0.1', () => fs.create
   return { seconds: Number(done.slice(5)) / 1000, bytes: size, processes };
 }
 
+/**
+ * A process whose output goes straight to a file, as when a user redirects
+ * it: the benchmark then does not spend CPU reading every log line while it
+ * measures (swarmdrop prints a few lines per chunk; aria2c next to nothing).
+ */
+class FileLoggedProcess {
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+  private readonly child: ChildProcess;
+  private readonly logPath: string;
+
+  constructor(file: string, args: string[], cwd: string, logPath: string) {
+    this.logPath = logPath;
+    const fd = openSync(logPath, 'a');
+    this.child = spawn(file, args, { cwd, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  async lines(): Promise<string[]> {
+    return (await readFile(this.logPath, 'utf8')).split('\n');
+  }
+
+  /** Polls the log for a line; rejects if the process exits first or `timeoutMs` passes. */
+  async waitFor(test: (line: string) => boolean, what: string, timeoutMs: number): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let gone = false;
+    void this.exited.then(() => {
+      gone = true;
+    });
+    while (Date.now() < deadline) {
+      const found = (await this.lines()).find(test);
+      if (found !== undefined) return found;
+      if (gone) throw new Error(`exited before ${what} (see ${this.logPath})`);
+      await sleep(50);
+    }
+    throw new Error(`no ${what} within ${timeoutMs} ms (see ${this.logPath})`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Epoch ms of a text log line, from its own `HH:MM:SS.mmm` (UTC) stamp. */
+function lineTime(line: string): number {
+  return Date.parse(`${new Date().toISOString().slice(0, 10)}T${line.slice(0, 12)}Z`);
+}
+
 /** swarmdrop: an owner and one peer that gets every chunk from it (expected peers 1). */
 async function ownerToPeer(
   work: string,
@@ -108,9 +169,7 @@ async function ownerToPeer(
   const dir = join(work, `o2p-${tag}`);
   await mkdir(dir, { recursive: true });
   const [ownerPort, peerPort, nobody] = await freePorts(3);
-  const opts = (name: string) => ({ cwd: dir, logPath: join(dir, `${name}.log`) });
-  const owner = new ManagedProcess(
-    'owner',
+  const owner = new FileLoggedProcess(
     process.execPath,
     [
       binPath('owner'),
@@ -121,13 +180,13 @@ async function ownerToPeer(
       '--expected-peers',
       '1',
     ],
-    opts('owner'),
+    dir,
+    join(dir, 'owner.log'),
   );
-  const ownerStats = new ProcSampler(owner.pid!);
+  const ownerStats = new ProcSampler(owner.pid);
   await owner.waitFor(event('ready'), 'ready', 600_000);
   const started = Date.now();
-  const peer = new ManagedProcess(
-    'peer',
+  const peer = new FileLoggedProcess(
     process.execPath,
     [
       binPath('peer'),
@@ -139,24 +198,25 @@ async function ownerToPeer(
       '--fallback-after-ms',
       '600000',
     ],
-    opts('peer'),
+    dir,
+    join(dir, 'peer.log'),
   );
-  const peerStats = new ProcSampler(peer.pid!);
-  await peer.waitFor(event('merged'), 'merged', 600_000);
+  const peerStats = new ProcSampler(peer.pid);
+  const mergedLine = await peer.waitFor(event('merged'), 'merged', 600_000);
   const processes = {
-    owner: await ownerStats.stop(owner.pid!),
-    peer: await peerStats.stop(peer.pid!),
+    owner: await ownerStats.stop(owner.pid),
+    peer: await peerStats.stop(peer.pid),
   };
-  const first = peer.timeOf(event('request-sent'))!;
-  const last = peer.timeOf(event('chunk-received'), true)!;
-  const merged = peer.timeOf(event('merged'))!;
+  const lines = await peer.lines();
+  const first = lineTime(lines.find(event('request-sent'))!);
+  const last = lineTime(lines.findLast(event('chunk-received'))!);
   await Promise.all([owner.stop(), peer.stop()]);
   const ok = (await sha256File(join(dir, 'peer', 'sample.bin'))) === (await sha256File(file));
   if (!ok) throw new Error(`owner -> peer (${tag}): merged file differs from the original`);
   await rm(dir, { recursive: true, force: true });
   return {
     seconds: (last - first) / 1000,
-    endToEnd: (merged - started) / 1000,
+    endToEnd: (lineTime(mergedLine) - started) / 1000,
     bytes: size,
     processes,
   };
