@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bencodeEncode, parseTextLine, withAnnounce } from '@swarmdrop/protocol';
+import { fromCaller } from './paths.js';
 import { freePorts } from './ports.js';
 import { ProcSampler, type ProcStats } from './proc-stats.js';
 import { binPath, ManagedProcess } from './processes.js';
@@ -492,7 +493,7 @@ async function main(): Promise<void> {
       `  peer peak RSS ${mb(big)} / ${mb(small)} <= 1.5: ${fmt(rssRatio, 2)} ${rssRatio <= 1.5 ? 'met' : 'NOT met'}`,
     );
 
-    const outDir = resolve(values.out ?? join(REPO, 'bench-results'));
+    const outDir = values.out ? fromCaller(values.out) : join(REPO, 'bench-results');
     await mkdir(outDir, { recursive: true });
     const outFile = join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     await writeFile(

@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { fromCaller } from './paths.js';
 import { CHUNK_SIZE, runScenario } from './scenario.js';
 import { loadTopology, ringTopology, type Topology } from './topology.js';
 
@@ -55,7 +56,7 @@ async function main(): Promise<number> {
   }
   let topology: Topology;
   if (values.topology) {
-    const loaded = await loadTopology(resolve(values.topology));
+    const loaded = await loadTopology(fromCaller(values.topology));
     topology = loaded.topology;
     for (const warning of loaded.warnings) process.stdout.write(`warning: ${warning}\n`);
   } else {
@@ -65,7 +66,7 @@ async function main(): Promise<number> {
     topology = ringTopology(count);
   }
   const size = values.file ? undefined : parseSize(values.size ?? '10MiB');
-  const workDir = resolve(values['work-dir'] ?? join(tmpdir(), `swarmdrop-demo-${Date.now()}`));
+  const workDir = fromCaller(values['work-dir'] ?? join(tmpdir(), `swarmdrop-demo-${Date.now()}`));
   const color = process.stdout.isTTY;
   const names = ['owner', ...topology.peers.map((p) => p.id)];
   const width = Math.max(...names.map((n) => n.length));
@@ -83,7 +84,7 @@ async function main(): Promise<number> {
     topology,
     workDir,
     keep: true,
-    ...(values.file ? { file: resolve(values.file) } : { size: size! }),
+    ...(values.file ? { file: fromCaller(values.file) } : { size: size! }),
     ...(values['fallback-after-ms']
       ? { fallbackAfterMs: Number(values['fallback-after-ms']) }
       : {}),
