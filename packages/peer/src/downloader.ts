@@ -19,8 +19,13 @@ export interface DownloaderOptions {
   readonly store: ChunkStore;
   readonly picker: PiecePicker;
   readonly log: LogFn;
-  /** What the remote holds, kept current by the connection's Uploader. */
+  /**
+   * What the remote holds, kept current by the connection's Uploader, which
+   * must call noteRemoteHas() on every change.
+   */
   readonly remoteHas: Bitfield;
+  /** Only these chunks are ever fetched here (the owner link's batch or fallback set). */
+  readonly only?: ReadonlySet<number>;
   /** Which chunks this connection may fetch (the owner link: its batch; the neighbour: all but blamed ones). */
   readonly allowed: (index: number) => boolean;
   /** How this connection's chunks are labelled in the log: owner, neighbour or fallback. */
@@ -62,6 +67,8 @@ export class Downloader {
   private readonly pipelineBytes: number;
   private outstandingBytes = 0;
   private readonly active = new Map<number, ActivePiece>();
+  /** Chunks the remote has that we lacked when we last looked (lazily pruned by the picker). */
+  private readonly candidates = new Set<number>();
   private outstanding = 0;
   private choked = true;
   private interested = false;
@@ -81,7 +88,30 @@ export class Downloader {
 
   /** True when the remote has something we may fetch and still lack. */
   hasWanted(): boolean {
-    return this.o.picker.wantsAny(this.o.remoteHas, this.o.allowed);
+    return this.o.picker.wantsAny(this.candidates, this.o.allowed);
+  }
+
+  /**
+   * The remote announced chunk `index` (a `have`), or sent a whole bitfield
+   * (no index): updates the chunks worth asking it for, then requests more.
+   */
+  noteRemoteHas(index?: number): void {
+    if (index === undefined) this.rebuildCandidates();
+    else if (this.inScope(index) && this.o.picker.lacks(index)) this.candidates.add(index);
+    this.refresh();
+  }
+
+  /** Recomputes the candidates from the remote's list: after a bitfield, or when we lost a chunk we held. */
+  rebuildCandidates(): void {
+    this.candidates.clear();
+    const remote = this.o.remoteHas;
+    // In ascending order, so chunks are fetched roughly front to back.
+    const ids = this.o.only ? [...this.o.only].sort((a, b) => a - b) : remote.heldIds();
+    for (const i of ids) if (remote.has(i) && this.o.picker.lacks(i)) this.candidates.add(i);
+  }
+
+  private inScope(index: number): boolean {
+    return this.o.only?.has(index) ?? true;
   }
 
   handle(message: Message): void {
@@ -148,7 +178,7 @@ export class Downloader {
         }
       }
       if (!piece) {
-        const index = this.o.picker.pick(this.o.wire.label, this.o.remoteHas, this.o.allowed);
+        const index = this.o.picker.pick(this.o.wire.label, this.candidates, this.o.allowed);
         if (index === undefined) break;
         const size = this.o.store.metainfo.geometry.pieceSize(index);
         piece = {

@@ -368,6 +368,7 @@ export class Peer {
     initial: Buffer | undefined,
     role: Role,
     allowed: ((index: number) => boolean) | undefined,
+    only?: ReadonlySet<number>,
   ): Session {
     const store = this.store!;
     const wire = new PeerWire({
@@ -380,9 +381,13 @@ export class Peer {
     const uploader = new Uploader({
       wire,
       store,
-      log: (event, fields) => this.log.log(event, fields),
-      onRemoteHas: () => {
-        downloader?.refresh();
+      log: (event, fields) => {
+        this.log.log(event, fields);
+        // Serving found one of our chunk files rotten and dropped it: it is wanted again.
+        if (event === 'chunk-corrupt') this.chunkLost();
+      },
+      onRemoteHas: (_remote, index) => {
+        downloader?.noteRemoteHas(index);
         if (role === 'in') this.maybeFinish();
       },
     });
@@ -394,6 +399,7 @@ export class Peer {
         log: (event, fields) => this.log.log(event, fields),
         remoteHas: uploader.remoteHas,
         allowed,
+        ...(only ? { only } : {}),
         via: role,
         pipelineBlocks: this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS,
         blockSize: () => blockSizeFor(wire, store.metainfo.pieceLength),
@@ -461,6 +467,12 @@ export class Peer {
       wire.close(`sent ${failures} chunks that failed SHA-1`);
     }
     // The chunk is free again; another link (the owner fallback) may be waiting for it.
+    this.refreshDownloaders();
+  }
+
+  /** A chunk we held was dropped: every link reconsiders what its remote can give us. */
+  private chunkLost(): void {
+    for (const session of this.sessions) session.downloader?.rebuildCandidates();
     this.refreshDownloaders();
   }
 
@@ -566,7 +578,7 @@ export class Peer {
           await pause(backoffMs(attempt++), signal);
           continue;
         }
-        const session = this.openSession(socket, undefined, via, (i) => wanted.has(i));
+        const session = this.openSession(socket, undefined, via, (i) => wanted.has(i), wanted);
         const done = () => {
           if (remaining().length === 0)
             session.wire.close(via === 'owner' ? 'batch complete' : 'fallback complete');
@@ -665,7 +677,7 @@ export class Peer {
       ) {
         // The store dropped the bad (or vanished) chunk; fetching resumes and merge runs again when it is back.
         this.log.log('chunk-corrupt', { reason: err.message });
-        this.refreshDownloaders();
+        this.chunkLost();
       } else {
         this.fatal(err as Error);
       }

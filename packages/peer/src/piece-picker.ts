@@ -14,22 +14,44 @@ export class PiecePicker {
     this.held = held;
   }
 
-  /** The lowest chunk `remote` has that we lack, nobody is fetching, and `allowed` accepts; marks it taken by `source`. */
-  pick(source: string, remote: Bitfield, allowed: (index: number) => boolean): number | undefined {
-    for (let i = 0; i < this.held.size; i++) {
-      if (this.held.has(i) || this.inFlight.has(i) || !remote.has(i) || !allowed(i)) continue;
+  /**
+   * The first of `candidates` (chunks a remote has) that we still lack, nobody
+   * is fetching, and `allowed` accepts; marks it taken by `source`. Chunks we
+   * now hold are dropped from `candidates` on the way, so over a download each
+   * is looked at a bounded number of times, not once per pick.
+   */
+  pick(
+    source: string,
+    candidates: Set<number>,
+    allowed: (index: number) => boolean,
+  ): number | undefined {
+    for (const i of candidates) {
+      if (this.held.has(i)) {
+        candidates.delete(i);
+        continue;
+      }
+      if (this.inFlight.has(i) || !allowed(i)) continue;
       this.inFlight.set(i, source);
       return i;
     }
     return undefined;
   }
 
-  /** True when `remote` has a chunk we lack that `allowed` accepts (in flight or not). */
-  wantsAny(remote: Bitfield, allowed: (index: number) => boolean): boolean {
-    for (let i = 0; i < this.held.size; i++) {
-      if (!this.held.has(i) && remote.has(i) && allowed(i)) return true;
+  /** True when one of `candidates` is a chunk we lack that `allowed` accepts (in flight or not). */
+  wantsAny(candidates: Set<number>, allowed: (index: number) => boolean): boolean {
+    for (const i of candidates) {
+      if (this.held.has(i)) {
+        candidates.delete(i);
+        continue;
+      }
+      if (allowed(i)) return true;
     }
     return false;
+  }
+
+  /** True when we lack chunk `index`. */
+  lacks(index: number): boolean {
+    return !this.held.has(index);
   }
 
   /** Gives chunk `index` back (its source failed or went away). */
