@@ -26,8 +26,6 @@ export {
   ANNOUNCE_INTERVAL_S,
   announceResponse,
   BATCH_KEY,
-  compactPeers,
-  compactPeers6,
   parseAnnounce,
   parseQueryBytes,
 } from './tracker.js';

@@ -1,5 +1,9 @@
-import { isIPv6 } from 'node:net';
-import { bencodeEncode } from '@swarmdrop/protocol';
+import {
+  bencodeEncode,
+  encodeCompactPeers,
+  encodeCompactPeers6,
+  type TrackerPeer,
+} from '@swarmdrop/protocol';
 
 /** Announce interval we ask clients to keep, in seconds. */
 export const ANNOUNCE_INTERVAL_S = 30;
@@ -76,56 +80,7 @@ export function parseAnnounce(query: string): AnnounceRequest {
   };
 }
 
-export interface SwarmPeer {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** 6 bytes per IPv4 peer (address, port); IPv6 peers are left out of the compact list. */
-export function compactPeers(peers: readonly SwarmPeer[]): Buffer {
-  const v4 = peers.filter((p) => /^\d+\.\d+\.\d+\.\d+$/.test(p.host));
-  const out = Buffer.allocUnsafe(v4.length * 6);
-  v4.forEach((p, i) => {
-    p.host.split('.').forEach((octet, j) => {
-      out[i * 6 + j] = Number(octet);
-    });
-    out.writeUInt16BE(p.port, i * 6 + 4);
-  });
-  return out;
-}
-
-/** BEP 7: 18 bytes per IPv6 peer (address, port), for the `peers6` key. */
-export function compactPeers6(peers: readonly SwarmPeer[]): Buffer {
-  const v6 = peers.filter((p) => isIPv6(p.host));
-  const out = Buffer.alloc(v6.length * 18);
-  v6.forEach((p, i) => {
-    ipv6Bytes(p.host).copy(out, i * 18);
-    out.writeUInt16BE(p.port, i * 18 + 16);
-  });
-  return out;
-}
-
-/** The 16 bytes of an IPv6 address (`::1`, `fe80::1%eth0`, `::ffff:1.2.3.4`). */
-function ipv6Bytes(host: string): Buffer {
-  const text = host.replace(/%.*$/, '');
-  const out = Buffer.alloc(16);
-  let groups = text.split(':');
-  const last = groups[groups.length - 1]!;
-  if (last.includes('.')) {
-    const [a, b, c, d] = last.split('.').map(Number) as [number, number, number, number];
-    groups = [...groups.slice(0, -1), ((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
-  }
-  const gap = groups.indexOf('');
-  if (gap !== -1) {
-    const head = groups.slice(0, gap).filter((g) => g !== '');
-    const tail = groups.slice(gap + 1).filter((g) => g !== '');
-    groups = [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
-  }
-  groups.forEach((g, i) => {
-    out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
-  });
-  return out;
-}
+export type SwarmPeer = TrackerPeer;
 
 export function announceResponse(fields: {
   peers: readonly SwarmPeer[];
@@ -138,9 +93,9 @@ export function announceResponse(fields: {
     incomplete: fields.incomplete,
     interval: ANNOUNCE_INTERVAL_S,
     'min interval': 5,
-    peers: compactPeers(fields.peers),
+    peers: encodeCompactPeers(fields.peers),
   };
-  const peers6 = compactPeers6(fields.peers);
+  const peers6 = encodeCompactPeers6(fields.peers);
   if (peers6.length > 0) body.peers6 = peers6;
   if (fields.batch) body[BATCH_KEY] = [...fields.batch];
   return bencodeEncode(body);

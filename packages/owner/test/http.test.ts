@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { bencodeDecode, makePeerId, parseMetainfo } from '@swarmdrop/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { compactPeers6, type Owner } from '../src/index.js';
+import type { Owner } from '../src/index.js';
 import {
   announcePath,
   BtClient,
@@ -195,24 +195,5 @@ describe('HTTP endpoints', () => {
       peers6.subarray(0, 16).equals(Buffer.from('00000000000000000000000000000001', 'hex')),
     ).toBe(true);
     expect(peers6.readUInt16BE(16)).toBe(o.port);
-  });
-});
-
-describe('compactPeers6', () => {
-  it('packs IPv6 addresses in all their spellings and skips IPv4', () => {
-    const packed = compactPeers6([
-      { host: '::1', port: 1 },
-      { host: '2001:db8::8:800:200c:417a', port: 6881 },
-      { host: '::ffff:1.2.3.4', port: 2 },
-      { host: 'fe80::1%lo', port: 3 },
-      { host: '10.0.0.1', port: 4 },
-    ]);
-    expect(packed.length).toBe(4 * 18);
-    const hex = (i: number) => packed.subarray(i * 18, i * 18 + 16).toString('hex');
-    expect(hex(0)).toBe('00000000000000000000000000000001');
-    expect(hex(1)).toBe('20010db80000000000080800200c417a');
-    expect(hex(2)).toBe('00000000000000000000ffff01020304');
-    expect(hex(3)).toBe('fe800000000000000000000000000001');
-    expect([0, 1, 2, 3].map((i) => packed.readUInt16BE(i * 18 + 16))).toEqual([1, 6881, 2, 3]);
   });
 });

@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import {
+  announceQuery,
   bencodeDecode,
   type Endpoint,
   formatEndpoint,
@@ -76,12 +77,6 @@ export interface AnnounceResult {
   readonly peers: number;
 }
 
-function percentBytes(bytes: Uint8Array): string {
-  let out = '';
-  for (const b of bytes) out += `%${b.toString(16).padStart(2, '0')}`;
-  return out;
-}
-
 /** Announces to the owner's tracker; reads swarmdrop's `swarmdrop batch` key. */
 export async function announce(
   owner: Endpoint,
@@ -94,11 +89,12 @@ export async function announce(
   },
   signal?: AbortSignal,
 ): Promise<AnnounceResult> {
-  const query =
-    `info_hash=${percentBytes(fields.infoHash)}&peer_id=${percentBytes(fields.peerId)}` +
-    `&port=${fields.port}&uploaded=0&downloaded=0&left=${fields.left}&compact=1` +
-    (fields.event ? `&event=${fields.event}` : '');
-  const body = await httpGet(owner, `/announce?${query}`, MAX_ANNOUNCE_BYTES, signal);
+  const body = await httpGet(
+    owner,
+    `/announce?${announceQuery(fields)}`,
+    MAX_ANNOUNCE_BYTES,
+    signal,
+  );
   const decoded = bencodeDecode(body) as Record<string, unknown>;
   if (decoded['failure reason'] instanceof Uint8Array) {
     throw new Error(

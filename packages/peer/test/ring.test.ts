@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseRanges } from '@swarmdrop/protocol';
+import { CHUNK, Cleanup, freePorts, merged, startOwner, startPeer } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CHUNK, Cleanup, freePort, merged, startOwner, startPeer } from './helpers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -11,9 +11,9 @@ describe('a three-peer ring', () => {
     const chunks = 31;
     const { owner, data } = await startOwner(cleanup, {
       size: chunks * CHUNK - 777,
-      expectedPeers: 3,
+      options: { expectedPeers: 3 },
     });
-    const ports = [await freePort(), await freePort(), await freePort()];
+    const ports = await freePorts(3);
     // Peer i downloads from peer i+1; the fallback is out of reach, so every
     // chunk outside a peer's batch must come through the ring.
     const peers = await Promise.all(
@@ -26,46 +26,46 @@ describe('a three-peer ring', () => {
         }),
       ),
     );
-    const paths = await Promise.all(peers.map((p) => merged(p.capture)));
+    const paths = await Promise.all(peers.map((p) => merged(p.log)));
 
     const batches = peers.map((p) =>
-      parseRanges(p.capture.filter('batch-received')[0]!.fields.chunks!),
+      parseRanges(p.log.filter('batch-received')[0]!.fields.chunks!),
     );
     // Disjoint batches covering the file.
     expect(batches.flat().sort((a, b) => a - b)).toEqual([...Array(chunks).keys()]);
 
-    for (const [i, { capture }] of peers.entries()) {
+    for (const [i, { log }] of peers.entries()) {
       expect((await readFile(paths[i]!)).equals(data)).toBe(true);
       const neighbour = `127.0.0.1:${ports[(i + 1) % 3]}`;
-      const fromNeighbour = capture.chunks('chunk-received', { via: 'neighbour', from: neighbour });
-      const fromOwner = capture.chunks('chunk-received', { via: 'owner' });
+      const fromNeighbour = log.chunks('chunk-received', { via: 'neighbour', from: neighbour });
+      const fromOwner = log.chunks('chunk-received', { via: 'owner' });
       expect(fromOwner.sort((a, b) => a - b)).toEqual(batches[i]);
       // Everything else came from the neighbour, each chunk once.
       expect([...fromOwner, ...fromNeighbour].sort((a, b) => a - b)).toEqual([
         ...Array(chunks).keys(),
       ]);
-      expect(capture.filter('fallback')).toHaveLength(0);
-      expect(capture.filter('chunk-rejected')).toHaveLength(0);
+      expect(log.filter('fallback')).toHaveLength(0);
+      expect(log.filter('chunk-rejected')).toHaveLength(0);
       // The seed's six activities, named with the counterpart's listening address.
-      expect(capture.filter('idlist-received', { from: neighbour }).length).toBeGreaterThan(0);
-      expect(capture.filter('request-sent', { to: neighbour }).length).toBe(fromNeighbour.length);
+      expect(log.filter('idlist-received', { from: neighbour }).length).toBeGreaterThan(0);
+      expect(log.filter('request-sent', { to: neighbour }).length).toBe(fromNeighbour.length);
       const upload = `127.0.0.1:${ports[(i + 2) % 3]}`;
-      expect(capture.filter('idlist-sent', { to: upload }).length).toBeGreaterThan(0);
-      expect(capture.filter('request-received', { from: upload }).length).toBeGreaterThan(0);
-      expect(capture.filter('chunk-sent', { to: upload }).length).toBeGreaterThan(0);
+      expect(log.filter('idlist-sent', { to: upload }).length).toBeGreaterThan(0);
+      expect(log.filter('request-received', { from: upload }).length).toBeGreaterThan(0);
+      expect(log.filter('chunk-sent', { to: upload }).length).toBeGreaterThan(0);
       // Its chunk ID list, then a `have` for each chunk stored after it: the upload neighbour learns every chunk.
-      const last = capture.lines.findLastIndex(
+      const last = log.lines.findLastIndex(
         (l) => l.event === 'idlist-sent' && l.fields.to === upload,
       );
-      const haves = capture.lines
+      const haves = log.lines
         .slice(last)
         .filter((l) => l.event === 'have-sent' && l.fields.to === upload);
-      expect(Number(capture.lines[last]!.fields.chunks) + haves.length).toBe(chunks);
+      expect(Number(log.lines[last]!.fields.chunks) + haves.length).toBe(chunks);
     }
     // What a peer sent upstream is exactly what its upload neighbour received from it.
-    for (const [i, { capture }] of peers.entries()) {
-      const upload = peers[(i + 2) % 3]!.capture;
-      const sent = capture.chunks('chunk-sent', { to: `127.0.0.1:${ports[(i + 2) % 3]}` });
+    for (const [i, { log }] of peers.entries()) {
+      const upload = peers[(i + 2) % 3]!.log;
+      const sent = log.chunks('chunk-sent', { to: `127.0.0.1:${ports[(i + 2) % 3]}` });
       const got = upload.chunks('chunk-received', { from: `127.0.0.1:${ports[i]}` });
       expect(sent.sort((a, b) => a - b)).toEqual(got.sort((a, b) => a - b));
     }

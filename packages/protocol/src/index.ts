@@ -24,6 +24,7 @@ export * from './log.js';
 export * from './metainfo.js';
 export * from './options.js';
 export * from './peer-id.js';
+export * from './tracker-codec.js';
 export { FrameDecoder, type FrameDecoderOptions } from './wire/decoder.js';
 export { encodeMessage, encodePieceHeader } from './wire/encode.js';
 export {
