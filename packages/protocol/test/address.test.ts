@@ -1,7 +1,8 @@
 /** parseEndpoint: PORT, HOST:PORT and [IPv6]:PORT, and refusals with ERR_ADDRESS. */
+
+import { thrown } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
 import { formatEndpoint, OptionError, parseEndpoint, unmapIPv4 } from '../src/index.js';
-import { thrown } from './helpers.js';
 
 describe('parseEndpoint', () => {
   it.each([

@@ -1,8 +1,9 @@
 /** bencodeEncode / bencodeDecode: canonical output, strict input. */
+
+import { thrown } from '@swarmdrop/testkit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bencodeDecode, bencodeEncode } from '../src/index.js';
-import { thrown } from './helpers.js';
 
 /** Bencodable values: integers, byte strings, lists and dictionaries. */
 const { value: valueArb } = fc.letrec<{ value: unknown }>((tie) => ({

@@ -1,8 +1,9 @@
 /** Bitfield: the chunk ID list, and its BEP 3 wire form. */
+
+import { thrown } from '@swarmdrop/testkit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Bitfield, WireError } from '../src/index.js';
-import { thrown } from './helpers.js';
 
 describe('Bitfield', () => {
   it('set/has/clear/count/missing/heldIds track the held chunks', () => {

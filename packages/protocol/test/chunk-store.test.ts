@@ -4,10 +4,11 @@
  */
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Cleanup, pseudoRandomBytes, rejected } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildMetainfo, ChunkError, DEFAULT_CHUNK_SIZE, type Metainfo } from '../src/index.js';
-import { CHUNK_DIR, ChunkStore, SUMMARY_FILE, sha1 } from '../src/node/index.js';
-import { Cleanup, pseudoRandomBytes, rejected } from './helpers.js';
+import { CHUNK_DIR, ChunkStore, SUMMARY_FILE, sha1, splitFile } from '../src/node/index.js';
+import { storeWith } from './sockets.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -238,5 +239,55 @@ describe('ChunkStore', () => {
     expect(await store.matches(3, Buffer.concat([chunk(3), Buffer.alloc(1)]))).toBe(false);
     expect(await store.matches(4, chunk(3))).toBe(false);
     expect(await store.matches(-1, chunk(0))).toBe(false);
+  });
+});
+
+/*
+ * Pins a bug: ChunkStore.merge wrote through fs.createWriteStream and only
+ * listened for errors while waiting for 'drain'. An error opening or writing
+ * the `.part` file (no such directory, disk full) fired while merge awaited a
+ * chunk read, with no listener: an uncaught exception that took the whole
+ * process down, and the merge promise never settled.
+ */
+describe('merge when the output cannot be written', () => {
+  it('rejects with the file system error instead of crashing the process', async () => {
+    const dir = await cleanup.tempDir();
+    const source = join(dir, 'source.bin');
+    await writeFile(source, pseudoRandomBytes(300_000));
+    const split = await splitFile({ source, dir });
+    const { metainfo } = buildMetainfo({
+      name: 'source.bin',
+      length: split.length,
+      pieceHashes: split.pieceHashes,
+    });
+    const { store } = await ChunkStore.open({ dir, metainfo });
+    cleanup.add(() => store.close());
+    const err = await rejected(store.merge(join(dir, 'no', 'such', 'dir', 'out.bin')));
+    expect(err).toMatchObject({ code: 'ENOENT' });
+    // The store is unharmed: every chunk still held, and a merge to a good path works.
+    expect(store.isComplete()).toBe(true);
+    await store.merge(join(dir, 'out.bin'));
+    expect((await readdir(dir)).sort()).toEqual(['chunks', 'out.bin', 'source.bin', 'summary.txt']);
+  });
+});
+
+// Regression: the store accepted writes after close(), and close() did not
+// wait for writes under way.
+describe('ChunkStore after close', () => {
+  it('waits for a put under way, then refuses further puts with ERR_STORE_CLOSED', async () => {
+    const data = Buffer.alloc(250_000, 9);
+    const { dir, metainfo } = await storeWith(cleanup, data);
+    const { store } = await ChunkStore.open({ dir: join(dir, 'peer'), metainfo });
+    const chunk0 = data.subarray(0, metainfo.pieceLength);
+    expect(sha1(chunk0).equals(metainfo.pieceHashes[0]!)).toBe(true);
+    const underway = store.put(0, chunk0);
+    await store.close();
+    expect(await underway).toBe(true);
+    expect(store.has(0)).toBe(true);
+    const err = await rejected(
+      store.put(1, data.subarray(metainfo.pieceLength, 2 * metainfo.pieceLength)),
+    );
+    expect(err).toMatchObject({ code: 'ERR_STORE_CLOSED' });
+    expect(store.has(1)).toBe(false);
   });
 });

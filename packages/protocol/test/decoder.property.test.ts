@@ -15,7 +15,7 @@ import {
   type Message,
   WireError,
 } from '../src/index.js';
-import { normalize, splitAt, u32 } from './helpers.js';
+import { normalize, splitAt, u32 } from './frames.js';
 
 const RUNS = { numRuns: 300 };
 

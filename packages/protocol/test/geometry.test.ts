@@ -1,7 +1,8 @@
 /** Geometry: how a file divides into chunks and 16 KiB wire blocks. */
+
+import { thrown } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
 import { BLOCK_SIZE, DEFAULT_CHUNK_SIZE, Geometry } from '../src/index.js';
-import { thrown } from './helpers.js';
 
 describe('Geometry', () => {
   it('counts chunks and sizes the last, shorter one', () => {

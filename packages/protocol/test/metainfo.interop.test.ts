@@ -8,10 +8,10 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Cleanup, hasTool, IN_CI, pseudoRandomBytes } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildMetainfo, DEFAULT_CHUNK_SIZE, parseMetainfo } from '../src/index.js';
 import { splitFile } from '../src/node/index.js';
-import { Cleanup, hasTool, IN_CI, pseudoRandomBytes } from './helpers.js';
 
 const run = promisify(execFile);
 const cleanup = new Cleanup();

@@ -3,6 +3,8 @@
  * (err.field, err.code), with malformed torrents made by the bencode package.
  */
 import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { thrown } from '@swarmdrop/testkit';
 import bencode from 'bencode';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -13,8 +15,8 @@ import {
   MAX_PIECE_LENGTH,
   MetainfoError,
   parseMetainfo,
+  withAnnounce,
 } from '../src/index.js';
-import { thrown } from './helpers.js';
 
 const hash = (i: number) => createHash('sha1').update(`chunk ${i}`).digest();
 const sha1 = (bytes: Uint8Array) => createHash('sha1').update(bytes).digest();
@@ -271,5 +273,114 @@ describe('parseMetainfo refusals name the field', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+/*
+ * Pins a bug: bencode 4's decoder takes a string length of "-3" at face
+ * value and moves its read position backwards, so `d1:a-3:e` (8 bytes from a
+ * hostile owner or a corrupt file) made parseMetainfo, withAnnounce and
+ * bencodeDecode (which reads the owner's tracker responses) loop forever and
+ * hang the whole process. They now check the bencode strictly before
+ * decoding.
+ *
+ * A regression is a synchronous infinite loop, which no test timeout can
+ * interrupt, so each input is parsed in a worker thread that is terminated
+ * after a deadline: a hang fails the test instead of hanging the run. The
+ * worker loads the built package (turbo builds protocol before its tests).
+ */
+const hostile = ['d1:a-3:e', 'd4:infod-1:ee', 'd4:infol-5:ee', 'd-0:e', 'd4:infoi1e+3:abce'];
+const DIST = new URL('../dist/index.js', import.meta.url).href;
+const DEADLINE_MS = 10_000;
+
+const WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+import(workerData.dist).then((m) => {
+  const bytes = Buffer.from(workerData.text);
+  const outcome = (fn) => {
+    try { fn(); return 'returned'; } catch (err) { return err.constructor.name + (err.field ? ':' + err.field : ''); }
+  };
+  parentPort.postMessage({
+    parseMetainfo: outcome(() => m.parseMetainfo(bytes)),
+    withAnnounce: outcome(() => m.withAnnounce(bytes, 'http://x/announce')),
+    bencodeDecode: outcome(() => m.bencodeDecode(bytes)),
+  });
+});
+`;
+
+function parseInWorker(text: string): Promise<Record<string, string>> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(WORKER, { eval: true, workerData: { dist: DIST, text } });
+    const timer = setTimeout(() => {
+      void worker.terminate();
+      reject(
+        new Error(`parsing ${JSON.stringify(text)} did not finish within ${DEADLINE_MS} ms (hang)`),
+      );
+    }, DEADLINE_MS);
+    worker.once('message', (result: Record<string, string>) => {
+      clearTimeout(timer);
+      void worker.terminate();
+      resolve(result);
+    });
+    worker.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+describe('a negative or signed bencode string length', () => {
+  it.each(hostile)('%j is refused by every parser, without hanging', async (text) => {
+    expect(await parseInWorker(text)).toEqual({
+      parseMetainfo: 'MetainfoError:torrent',
+      withAnnounce: 'MetainfoError:torrent',
+      bencodeDecode: 'Error',
+    });
+  });
+});
+
+/*
+ * Pins a bug: withAnnounce decoded the whole torrent and encoded it again,
+ * which sorts dictionary keys, so a torrent whose info dictionary was not in
+ * canonical key order came back with a different info-hash: a different
+ * torrent. It now splices the raw info bytes through untouched.
+ */
+const piece = createHash('sha1').update('x').digest();
+
+describe('withAnnounce', () => {
+  it('sets the announce URL of a built torrent and keeps its info-hash', () => {
+    const { bytes, metainfo } = buildMetainfo({ name: 'f', length: 5, pieceHashes: [piece] });
+    const moved = parseMetainfo(withAnnounce(bytes, 'http://10.1.2.3:7000/announce'));
+    expect(moved.announce).toBe('http://10.1.2.3:7000/announce');
+    expect(moved.infoHash.equals(metainfo.infoHash)).toBe(true);
+    // Replacing an existing announce works the same way, and other keys survive.
+    const again = withAnnounce(withAnnounce(bytes, 'http://a/1'), 'http://b/2');
+    expect(parseMetainfo(again).announce).toBe('http://b/2');
+    const top = bencode.decode(again) as Record<string, Uint8Array>;
+    expect(Buffer.from(top['created by'] ?? []).toString()).toBe('swarmdrop');
+  });
+
+  it('keeps the info-hash of a torrent whose info keys are not sorted', () => {
+    const rawInfo = Buffer.concat([
+      Buffer.from('d6:pieces20:'),
+      piece,
+      Buffer.from('4:name1:f12:piece lengthi10e6:lengthi5ee'),
+    ]);
+    const original = Buffer.concat([
+      Buffer.from('d7:comment2:hi4:info'),
+      rawInfo,
+      Buffer.from('e'),
+    ]);
+    const before = parseMetainfo(original);
+    const after = parseMetainfo(withAnnounce(original, 'http://127.0.0.1:9/announce'));
+    expect(before.infoHash.toString('hex')).toBe(createHash('sha1').update(rawInfo).digest('hex'));
+    expect(after.infoHash.toString('hex')).toBe(before.infoHash.toString('hex'));
+    expect(after.announce).toBe('http://127.0.0.1:9/announce');
+  });
+
+  it('the result is canonical bencode: top-level keys sorted', () => {
+    const { bytes } = buildMetainfo({ name: 'f', length: 5, pieceHashes: [piece] });
+    const out = withAnnounce(bytes, 'http://x/a');
+    expect(out.equals(Buffer.from(bencode.encode(bencode.decode(out))))).toBe(true);
   });
 });

@@ -1,7 +1,8 @@
 /** Command-line option parsing: whole numbers in range, log formats; OptionError names the field. */
+
+import { thrown } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
 import { OptionError, parseIntegerOption, parseLogFormat } from '../src/index.js';
-import { thrown } from './helpers.js';
 
 describe('parseIntegerOption', () => {
   it('reads whole numbers within [min, max]', () => {

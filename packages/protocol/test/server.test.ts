@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { get, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { Cleanup, pseudoRandomBytes } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   buildMetainfo,
@@ -33,7 +34,6 @@ import {
   Uploader,
   type WireClose,
 } from '../src/node/index.js';
-import { Cleanup, pseudoRandomBytes } from './helpers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());

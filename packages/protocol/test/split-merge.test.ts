@@ -6,10 +6,10 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Cleanup, pseudoRandomBytes, rejected } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildMetainfo, ChunkError, DEFAULT_CHUNK_SIZE, type Metainfo } from '../src/index.js';
 import { ChunkStore, SUMMARY_FILE, splitFile } from '../src/node/index.js';
-import { Cleanup, pseudoRandomBytes, rejected } from './helpers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
