@@ -8,15 +8,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bencodeEncode, parseTextLine, withAnnounce } from '@swarmdrop/protocol';
+import { freePorts, MiB } from '@swarmdrop/testkit';
 import { fromCaller } from './paths.js';
-import { freePorts } from './ports.js';
 import { ProcSampler, type ProcStats } from './proc-stats.js';
 import { binPath, ManagedProcess } from './processes.js';
 import { makeRandomFile, runScenario } from './scenario.js';
 import { sha256File } from './swarm.js';
 import { ringTopology } from './topology.js';
 
-const MiB = 1024 * 1024;
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 const USAGE = `Usage: pnpm bench [-- options]

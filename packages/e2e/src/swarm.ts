@@ -4,7 +4,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseTextLine } from '@swarmdrop/protocol';
-import { freePorts } from './ports.js';
+import { freePorts } from '@swarmdrop/testkit';
 import { binPath, ManagedProcess } from './processes.js';
 import type { Topology, TopologyPeer } from './topology.js';
 

@@ -1,9 +1,10 @@
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseTextLine } from '@swarmdrop/protocol';
+import { MiB } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
 import { runScenario } from '../src/scenario.js';
-import { MiB, topology } from './helpers.js';
+import { topology } from './helpers.js';
 
 const received = (line: string) => parseTextLine(line)?.event === 'chunk-received';
 

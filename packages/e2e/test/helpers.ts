@@ -1,3 +1,4 @@
+/** The topology files the e2e suites run. */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTopology, type Topology } from '../src/topology.js';
@@ -7,5 +8,3 @@ export const TOPOLOGIES = join(fileURLToPath(import.meta.url), '..', '..', 'topo
 export async function topology(name: string): Promise<Topology> {
   return (await loadTopology(join(TOPOLOGIES, `${name}.json`))).topology;
 }
-
-export const MiB = 1024 * 1024;

@@ -1,20 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { MiB, toolAvailable } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
 import { runScenario } from '../src/scenario.js';
 import { parseTopology } from '../src/topology.js';
-import { MiB } from './helpers.js';
 
-function installed(command: string): boolean {
-  try {
-    execFileSync('which', [command], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// CI installs aria2 (.ci/run); elsewhere the test says why it did not run.
-const noAria2 = !installed('aria2c') && !process.env.CI;
+// CI installs aria2 (.ci/run) and must run this; elsewhere the title says why it did not.
+const noAria2 = !toolAvailable('aria2c');
 
 describe('a stock BitTorrent client in the swarm', () => {
   it.skipIf(noAria2)(

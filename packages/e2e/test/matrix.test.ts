@@ -1,6 +1,7 @@
+import { MiB } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
 import { CHUNK_SIZE, runScenario } from '../src/scenario.js';
-import { MiB, topology } from './helpers.js';
+import { topology } from './helpers.js';
 
 // The seed's procedure through the real bins: an owner, then five peers one at a time.
 describe('topology matrix', () => {
