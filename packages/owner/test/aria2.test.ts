@@ -8,55 +8,32 @@
  * the first read) before the owner had attached its handler, so it never
  * sent its bitfield and aria2 waited forever.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Cleanup, startOwner, toolAvailable, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Owner } from '../src/index.js';
-import { type LogCapture, randomFile, startOwner, TempDirs } from './helpers.js';
 
-function hasAria2(): boolean {
-  try {
-    execFileSync('aria2c', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const available = hasAria2();
 const ARIA2_TIMEOUT_MS = 60_000;
 // In CI aria2c must be there: the test runs, and fails without it.
-const skip = !available && !process.env.CI;
+const skip = !toolAvailable('aria2c');
 const title = `aria2c downloads a 3 MiB file from the owner alone, byte-identical${
   skip ? ' (skipped: aria2c is not installed; in CI it is required)' : ''
 }`;
 
 describe('interop with aria2c', () => {
-  const temp = new TempDirs();
-  let child: ChildProcess | undefined;
-  let owner: Owner | undefined;
-
-  afterEach(async () => {
-    if (child && child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      process.kill(child.pid, 'SIGKILL');
-      await once(child, 'exit');
-    }
-    child = undefined;
-    await owner?.close();
-    owner = undefined;
-    await temp.cleanup();
-  });
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
 
   it.skipIf(skip)(
     title,
     async () => {
-      const dir = await temp.make();
-      const source = await randomFile(dir, 'random-3mib.bin', 3 * 1024 * 1024 + 12_345);
-      let log: LogCapture;
-      ({ owner, log } = await startOwner(source.path, join(dir, 'owner')));
-      const download = join(dir, 'aria2');
+      const { owner, log, data, port } = await startOwner(cleanup, {
+        size: 3 * 1024 * 1024 + 12_345,
+        name: 'random-3mib.bin',
+      });
+      const download = join(await cleanup.tempDir('swarmdrop-aria2-'), 'aria2');
       const args = [
         `--dir=${download}`,
         '--no-conf=true',
@@ -71,10 +48,16 @@ describe('interop with aria2c', () => {
         '--console-log-level=warn',
         '--check-integrity=true',
         '--file-allocation=none',
-        `http://127.0.0.1:${owner.port}/random-3mib.bin.torrent`,
+        `http://127.0.0.1:${port}/random-3mib.bin.torrent`,
       ];
       const aria2 = spawn('aria2c', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      child = aria2;
+      const exited = once(aria2, 'exit') as Promise<[number | null, string | null]>;
+      cleanup.add(async () => {
+        if (aria2.exitCode === null && aria2.signalCode === null && aria2.pid !== undefined) {
+          process.kill(aria2.pid, 'SIGKILL');
+          await exited;
+        }
+      });
       let output = '';
       aria2.stdout?.on('data', (d: Buffer) => {
         output += d.toString();
@@ -85,36 +68,27 @@ describe('interop with aria2c', () => {
       const spawnError = once(aria2, 'error').then(([err]) => {
         throw new Error(`cannot run aria2c: ${(err as Error).message}`);
       });
-      const exited = once(aria2, 'exit') as Promise<[number | null, string | null]>;
-      let timer: NodeJS.Timeout | undefined;
-      const hang = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new Error(
-                `aria2c still running after ${ARIA2_TIMEOUT_MS} ms:\n${output}\nowner log:\n${log.text()}`,
-              ),
-            ),
-          ARIA2_TIMEOUT_MS,
-        );
-      });
-      const [code] = await Promise.race([exited, spawnError, hang]).finally(() =>
-        clearTimeout(timer),
+      const [code] = await within(
+        Promise.race([exited, spawnError]),
+        ARIA2_TIMEOUT_MS,
+        () => `aria2c still running:\n${output}\nowner log:\n${log.tail()}`,
       );
-      expect(code, `${output}\nowner log:\n${log.text()}`).toBe(0);
+      expect(code, `${output}\nowner log:\n${log.tail()}`).toBe(0);
 
       const got = await readFile(join(download, 'random-3mib.bin'));
-      expect(got.length).toBe(source.data.length);
-      expect(got.equals(source.data)).toBe(true);
+      expect(got.length).toBe(data.length);
+      expect(got.equals(data)).toBe(true);
 
       // The owner's side of it: announced, connected, served every chunk.
-      expect(log.events('announce', (f) => f.event === 'started')).toHaveLength(1);
-      const connected = log.events('connected');
-      expect(connected.length).toBeGreaterThanOrEqual(1);
-      const chunks = owner.metainfo.geometry.pieceCount;
-      const sent = new Set(log.events('chunk-sent').map((l) => Number(l.fields.chunk)));
-      expect(sent.size).toBe(chunks);
-      expect(log.events('protocol-error')).toHaveLength(0);
+      expect(log.filter('announce', { event: 'started' })).toHaveLength(1);
+      const connected = log.filter('connected').length;
+      expect(connected).toBeGreaterThanOrEqual(1);
+      // aria2c has exited, so each of its connections ends in a `disconnected`
+      // line: once all are in, any protocol error would have been logged.
+      await log.waitFor('disconnected', undefined, { count: connected });
+      const sent = new Set(log.chunks('chunk-sent'));
+      expect(sent.size).toBe(owner.metainfo.geometry.pieceCount);
+      expect(log.filter('protocol-error')).toHaveLength(0);
     },
     ARIA2_TIMEOUT_MS + 15_000,
   );

@@ -4,19 +4,18 @@
  * re-announce gets the same batch; stock clients get none.
  */
 import { randomBytes } from 'node:crypto';
-import { bencodeDecode, makePeerId, parseRanges } from '@swarmdrop/protocol';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ANNOUNCE_EXPIRY_MS, BATCH_KEY, BatchAssigner, type Owner } from '../src/index.js';
+import { bencodeDecode, decodeCompactPeers, makePeerId, parseRanges } from '@swarmdrop/protocol';
 import {
   announcePath,
-  decodeCompactPeers,
+  Cleanup,
   httpGet,
   type LogCapture,
-  randomFile,
   startOwner,
   stockPeerId,
-  TempDirs,
-} from './helpers.js';
+  type TestOwner,
+} from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ANNOUNCE_EXPIRY_MS, BATCH_KEY, BatchAssigner } from '../src/index.js';
 
 interface Announced {
   readonly batch: number[] | undefined;
@@ -31,33 +30,26 @@ function asDict(value: unknown): Record<string, unknown> {
 }
 
 describe('initial batches for swarmdrop peers', () => {
-  const temp = new TempDirs();
-  let owner: Owner | undefined;
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
   let log: LogCapture;
 
-  afterEach(async () => {
-    await owner?.close();
-    owner = undefined;
-    await temp.cleanup();
-  });
-
-  async function start(chunks: number, now?: { value: number }): Promise<Owner> {
-    const dir = await temp.make();
+  async function start(chunks: number, now?: { value: number }): Promise<TestOwner> {
     const chunkSize = 16_384;
-    // A short last chunk, so the count is not a round multiple of anything.
-    const source = await randomFile(dir, 'file.bin', chunkSize * (chunks - 1) + 1_000);
-    ({ owner, log } = await startOwner(
-      source.path,
-      `${dir}/owner`,
-      { chunkSize },
-      now ? { clock: () => new Date(now.value) } : {},
-    ));
-    expect(owner.metainfo.geometry.pieceCount).toBe(chunks);
-    return owner;
+    const started = await startOwner(cleanup, {
+      // A short last chunk, so the count is not a round multiple of anything.
+      size: chunkSize * (chunks - 1) + 1_000,
+      name: 'file.bin',
+      options: { chunkSize },
+      components: now ? { clock: () => new Date(now.value) } : {},
+    });
+    log = started.log;
+    expect(started.metainfo.geometry.pieceCount).toBe(chunks);
+    return started;
   }
 
   async function announce(
-    o: Owner,
+    o: TestOwner,
     port: number,
     peerId: Uint8Array = makePeerId(port),
     event: string | undefined = 'started',
@@ -71,7 +63,8 @@ describe('initial batches for swarmdrop peers', () => {
     expect(body['failure reason']).toBeUndefined();
     const raw = body[BATCH_KEY];
     const batch = raw === undefined ? undefined : (raw as unknown[]).map((n) => Number(n));
-    return { batch, peers: decodeCompactPeers(body.peers as Uint8Array), body };
+    const peers = decodeCompactPeers(body.peers as Uint8Array).map((p) => `${p.host}:${p.port}`);
+    return { batch, peers, body };
   }
 
   // 21 and 23 chunks do not divide by 5; 21 is where ceil-sized batches
@@ -101,7 +94,7 @@ describe('initial batches for swarmdrop peers', () => {
       }
 
       // One batch-assigned line per peer, naming the same chunks the response carried.
-      const lines = log.events('batch-assigned');
+      const lines = log.filter('batch-assigned');
       expect(lines.map((l) => l.fields.peer)).toEqual(
         [7001, 7002, 7003, 7004, 7005].map((p) => `127.0.0.1:${p}`),
       );
@@ -119,8 +112,8 @@ describe('initial batches for swarmdrop peers', () => {
     const restarted = await announce(o, 7001, makePeerId(7001), 'started');
     expect(again.batch).toEqual(first.batch);
     expect(restarted.batch).toEqual(first.batch);
-    expect(log.events('batch-assigned')).toHaveLength(1);
-    expect(log.events('announce', (f) => f.peer === '127.0.0.1:7001')).toHaveLength(3);
+    expect(log.filter('batch-assigned')).toHaveLength(1);
+    expect(log.filter('announce', { peer: '127.0.0.1:7001' })).toHaveLength(3);
     // The next peer still gets chunks nobody was given.
     const next = await announce(o, 7002);
     expect(next.batch!.some((i) => first.batch!.includes(i))).toBe(false);
@@ -138,7 +131,7 @@ describe('initial batches for swarmdrop peers', () => {
     // A stopped swarmdrop peer gets none either.
     const stopped = await announce(o, 7009, makePeerId(7009), 'stopped');
     expect(stopped.batch).toBeUndefined();
-    expect(log.events('batch-assigned')).toHaveLength(0);
+    expect(log.filter('batch-assigned')).toHaveLength(0);
     // ...and the first real swarmdrop peer still gets the first chunks.
     const real = await announce(o, 7001);
     expect(real.batch![0]).toBe(0);
@@ -186,8 +179,8 @@ describe('initial batches for swarmdrop peers', () => {
     expect(
       Buffer.from(asDict(bencodeDecode(foreign.body))['failure reason'] as Uint8Array).toString(),
     ).toMatch(/info_hash/);
-    expect(log.events('batch-assigned')).toHaveLength(0);
-    expect(log.events('announce')).toHaveLength(0);
+    expect(log.filter('batch-assigned')).toHaveLength(0);
+    expect(log.filter('announce')).toHaveLength(0);
   });
 });
 

@@ -6,39 +6,31 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Cleanup, startOwner, type TestOwner, TestPeer } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Owner } from '../src/index.js';
-import { BtClient, type LogCapture, randomFile, startOwner, TempDirs } from './helpers.js';
 
 describe('a chunk file corrupted while the owner runs', () => {
-  const temp = new TempDirs();
-  const clients: BtClient[] = [];
-  let owner: Owner | undefined;
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
 
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.destroy();
-    await owner?.close();
-    owner = undefined;
-    await temp.cleanup();
-  });
-
-  async function setup(): Promise<{ log: LogCapture; data: Buffer; source: string; work: string }> {
-    const dir = await temp.make();
-    const source = await randomFile(dir, 'data.bin', 500_000);
-    const work = join(dir, 'owner');
-    let log: LogCapture;
-    ({ owner, log } = await startOwner(source.path, work));
+  async function setup(): Promise<TestOwner> {
+    const started = await startOwner(cleanup, { size: 500_000, name: 'data.bin' });
     // Corrupt chunk 2 before anyone has read it (so it is not in the cache).
-    const path = join(work, 'chunks', '2.chunk');
+    const path = join(started.dir, 'chunks', '2.chunk');
     const bytes = await readFile(path);
     bytes[0] = bytes[0]! ^ 0x01;
     await writeFile(path, bytes);
-    return { log, data: source.data, source: source.path, work };
+    return started;
   }
 
-  async function requestChunk2(o: Owner): Promise<BtClient> {
-    const client = await BtClient.connect(o.port, o.metainfo);
-    clients.push(client);
+  async function connectPeer(o: TestOwner): Promise<TestPeer> {
+    const client = await TestPeer.connect(o.port, { metainfo: o.metainfo });
+    cleanup.add(() => client.destroy());
+    return client;
+  }
+
+  async function requestChunk2(o: TestOwner): Promise<TestPeer> {
+    const client = await connectPeer(o);
     await client.ready();
     await client.interested();
     client.requestChunks([2]);
@@ -46,19 +38,19 @@ describe('a chunk file corrupted while the owner runs', () => {
   }
 
   it('is restored from the source file, and served correctly afterwards', async () => {
-    const { log, data, work } = await setup();
-    const first = await requestChunk2(owner!);
+    const o = await setup();
+    const { log, data } = o;
+    const first = await requestChunk2(o);
     // The owner never sends the bad bytes: it closes that connection.
     await first.closedPromise;
     expect(first.hasChunk(2)).toBe(false);
-    const line = await log.waitFor('chunk-corrupt', (f) => f.chunk === '2');
+    const line = await log.waitFor('chunk-corrupt', { chunk: '2' });
     expect(line.fields.restored).toBe('true');
     expect(
-      (await readFile(join(work, 'chunks', '2.chunk'))).equals(data.subarray(204_800, 307_200)),
+      (await readFile(join(o.dir, 'chunks', '2.chunk'))).equals(data.subarray(204_800, 307_200)),
     ).toBe(true);
 
-    const second = await BtClient.connect(owner!.port, owner!.metainfo);
-    clients.push(second);
+    const second = await connectPeer(o);
     await second.ready();
     expect(second.remoteBitfield?.isComplete()).toBe(true);
     await second.interested();
@@ -67,18 +59,18 @@ describe('a chunk file corrupted while the owner runs', () => {
   });
 
   it('stays dropped, and says why, when the source file changed too', async () => {
-    const { log, source } = await setup();
-    const changed = await readFile(source);
+    const o = await setup();
+    const { log } = o;
+    const changed = await readFile(o.file);
     changed[204_800 + 7] = changed[204_800 + 7]! ^ 0x80;
-    await writeFile(source, changed);
-    const first = await requestChunk2(owner!);
+    await writeFile(o.file, changed);
+    const first = await requestChunk2(o);
     await first.closedPromise;
-    const line = await log.waitFor('chunk-corrupt', (f) => f.chunk === '2');
+    const line = await log.waitFor('chunk-corrupt', { chunk: '2' });
     expect(line.fields.restored).toBe('false');
     expect(line.fields.why).toMatch(/source/);
 
-    const second = await BtClient.connect(owner!.port, owner!.metainfo);
-    clients.push(second);
+    const second = await connectPeer(o);
     await second.ready();
     expect(second.remoteBitfield?.missing()).toEqual([2]);
   });

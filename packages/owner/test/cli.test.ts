@@ -3,18 +3,25 @@
  * stderr naming the problem and a non-zero exit, never a stack trace; a
  * running owner stops cleanly on SIGTERM and SIGINT.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  type Child,
+  Cleanup,
+  HANG_MS,
+  httpGet,
+  OWNER_BIN,
+  randomFile,
+  runBin,
+  within,
+} from '@swarmdrop/testkit';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { httpGet, randomFile, TempDirs } from './helpers.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
-const bin = join(packageDir, 'bin', 'swarmdrop-owner.js');
 const isRoot = process.getuid?.() === 0;
 
 interface Run {
@@ -23,18 +30,31 @@ interface Run {
   readonly stderr: string;
 }
 
-function runBin(args: string[], cwd: string): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { cwd, timeout: 30_000, env: { ...process.env, SWARMDROP_DEBUG: '' } },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
+/** The bin, with its raw stdout and a promise of its exit once stdout and stderr have drained. */
+function spawnOwner(
+  cleanup: Cleanup,
+  args: readonly string[],
+  cwd: string,
+): { child: Child; stdout: () => string; closed: Promise<[number | null, string | null]> } {
+  const child = runBin(cleanup, OWNER_BIN, args, { cwd });
+  // Attached in the same tick as the spawn, so no output and no close is missed.
+  const closed = once(child.process, 'close') as Promise<[number | null, string | null]>;
+  let stdout = '';
+  child.process.stdout?.on('data', (text: string) => {
+    stdout += text;
   });
+  return { child, stdout: () => stdout, closed };
+}
+
+/** Runs the bin to its end; the bound only stops a hang. */
+async function run(cleanup: Cleanup, args: readonly string[], cwd: string): Promise<Run> {
+  const { child, stdout, closed } = spawnOwner(cleanup, args, cwd);
+  const [code] = await within(
+    closed,
+    HANG_MS,
+    () => `swarmdrop-owner ${args.join(' ')} is still running; stderr: ${child.stderr}`,
+  );
+  return { code, stdout: stdout(), stderr: child.stderr };
 }
 
 beforeAll(() => {
@@ -45,19 +65,19 @@ beforeAll(() => {
 });
 
 describe('command line: bad input', () => {
-  const temp = new TempDirs();
-  const servers: Server[] = [];
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
   let dir: string;
   let file: string;
 
-  afterEach(async () => {
-    for (const s of servers.splice(0)) s.close();
-    await temp.cleanup();
-  });
-
   async function prepare(): Promise<void> {
-    dir = await temp.make();
-    file = (await randomFile(dir, 'data.bin', 10_000)).path;
+    dir = await cleanup.tempDir();
+    file = join(dir, 'data.bin');
+    await randomFile(file, 10_000);
+  }
+
+  function runBin(args: readonly string[], cwd: string): Promise<Run> {
+    return run(cleanup, args, cwd);
   }
 
   /** One line on stderr that matches `problem`, non-zero exit, nothing on stdout, no stack. */
@@ -114,7 +134,7 @@ describe('command line: bad input', () => {
   it('refuses a port already in use', async () => {
     await prepare();
     const blocker = createServer();
-    servers.push(blocker);
+    cleanup.add(() => new Promise((resolve) => blocker.close(resolve)));
     blocker.listen(0, '127.0.0.1');
     await once(blocker, 'listening');
     const address = blocker.address();
@@ -167,80 +187,53 @@ describe('command line: bad input', () => {
 });
 
 describe('command line: stopping on a signal', () => {
-  const temp = new TempDirs();
-  const children: ChildProcess[] = [];
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
 
-  afterEach(async () => {
-    for (const child of children.splice(0)) {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        process.kill(child.pid, 'SIGKILL');
-        await once(child, 'exit');
-      }
-    }
-    await temp.cleanup();
-  });
-
-  /** Starts the bin and resolves with its first stdout lines once it logs `ready`. */
-  async function startBin(extra: string[]): Promise<{ child: ChildProcess; out: () => string }> {
-    const dir = await temp.make();
-    const { path } = await randomFile(dir, 'data.bin', 300_000);
-    const child = spawn(
-      process.execPath,
-      [bin, '127.0.0.1:0', path, '--dir', join(dir, 'o'), ...extra],
-      {
-        cwd: dir,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+  /** Starts the bin and resolves once it logs `ready` (in either log format). */
+  async function startBin(extra: string[]) {
+    const dir = await cleanup.tempDir();
+    const path = join(dir, 'data.bin');
+    await randomFile(path, 300_000);
+    const started = spawnOwner(
+      cleanup,
+      ['127.0.0.1:0', path, '--dir', join(dir, 'o'), ...extra],
+      dir,
     );
-    children.push(child);
-    let stdout = '';
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
+    const { child, closed } = started;
+    const ready = child.stdout.waitUntil(
+      (l) => l.event === 'ready' || /"event":"ready"/.test(l.line),
+      'ready line',
+    );
+    const exitedEarly = closed.then(([code]) => {
+      throw new Error(`exited with ${code} before ready; stderr: ${child.stderr}`);
     });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`no "ready" line; stderr: ${stderr}`)),
-        20_000,
-      );
-      child.stdout?.on('data', (d: Buffer) => {
-        stdout += d.toString();
-        if (/\bready\b/.test(stdout)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`exited with ${code} before ready; stderr: ${stderr}`));
-      });
-    });
-    return { child, out: () => stdout };
+    await Promise.race([ready, exitedEarly]);
+    return started;
   }
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`exits 0 on ${signal}, having logged "stopping"`, async () => {
-      const { child, out } = await startBin([]);
-      const port = Number(/ listening addr=127\.0\.0\.1:(\d+) /.exec(out())?.[1]);
+      const { child, closed } = await startBin([]);
+      const addr = child.stdout.filter('listening')[0]?.fields.addr ?? '';
+      const port = Number(/^127\.0\.0\.1:(\d+)$/.exec(addr)?.[1]);
       expect(port).toBeGreaterThan(0);
       // It really serves before it is told to stop.
       expect((await httpGet(port, '/status')).status).toBe(200);
-      const exited = once(child, 'close'); // after stdout has drained, unlike 'exit'
-      child.kill(signal);
-      const [code, signalCode] = (await exited) as [number | null, string | null];
+      child.process.kill(signal);
+      const [code, signalCode] = await within(closed, HANG_MS, () => child.stdout.tail());
       expect(signalCode).toBeNull();
       expect(code).toBe(0);
-      expect(out()).toMatch(new RegExp(`owner:${port} stopping`));
+      expect(child.stdout.filter('stopping').map((l) => l.port)).toEqual([port]);
       await expect(httpGet(port, '/status')).rejects.toThrow();
     });
   }
 
   it('logs JSON lines with --log-format json', async () => {
-    const { child, out } = await startBin(['--log-format', 'json']);
-    const exited = once(child, 'close'); // after stdout has drained, unlike 'exit'
-    child.kill('SIGTERM');
-    await exited;
-    const records = out()
+    const { child, closed, stdout } = await startBin(['--log-format', 'json']);
+    child.process.kill('SIGTERM');
+    await within(closed, HANG_MS, () => stdout());
+    const records = stdout()
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);

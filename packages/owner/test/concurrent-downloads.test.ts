@@ -3,39 +3,34 @@
  * one peer that stops reading holds up nobody else.
  */
 import { encodeMessage } from '@swarmdrop/protocol';
+import { Cleanup, startOwner, type TestOwner, TestPeer } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Owner } from '../src/index.js';
-import { BtClient, type LogCapture, randomFile, startOwner, TempDirs } from './helpers.js';
 
 const CLIENTS = 50;
 const FILE_SIZE = 2 * 1024 * 1024; // 21 chunks of 100 KiB, the last one shorter
 
 describe('many downloads at once', () => {
-  const temp = new TempDirs();
-  const clients: BtClient[] = [];
-  let owner: Owner | undefined;
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
 
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.destroy();
-    await owner?.close();
-    owner = undefined;
-    await temp.cleanup();
-  });
+  function start(): Promise<TestOwner> {
+    return startOwner(cleanup, { size: FILE_SIZE, name: 'two-mib.bin' });
+  }
+
+  async function connectPeer(o: TestOwner): Promise<TestPeer> {
+    const client = await TestPeer.connect(o.port, { metainfo: o.metainfo });
+    cleanup.add(() => client.destroy());
+    return client;
+  }
 
   it(`serves ${CLIENTS} simultaneous clients every chunk, byte-identical, overlapping in time`, async () => {
-    const dir = await temp.make();
-    const source = await randomFile(dir, 'two-mib.bin', FILE_SIZE);
-    let log: LogCapture;
-    ({ owner, log } = await startOwner(source.path, `${dir}/owner`));
-    const { metainfo } = owner;
+    const o = await start();
+    const { owner, log, metainfo } = o;
     const chunks = metainfo.geometry.pieceCount;
     expect(chunks).toBe(21);
 
     // All connect and handshake at once.
-    const connecting = Array.from({ length: CLIENTS }, () =>
-      BtClient.connect(owner!.port, metainfo),
-    );
-    clients.push(...(await Promise.all(connecting)));
+    const clients = await Promise.all(Array.from({ length: CLIENTS }, () => connectPeer(o)));
     await Promise.all(clients.map((c) => c.ready()));
     for (const c of clients) expect(c.remoteBitfield?.isComplete()).toBe(true);
     await Promise.all(clients.map((c) => c.interested()));
@@ -60,15 +55,15 @@ describe('many downloads at once', () => {
     );
     for (const c of clients) {
       // fetchChunks checked each chunk's SHA-1 against the metainfo; the whole file too:
-      expect(c.file().equals(source.data)).toBe(true);
+      expect(c.file().equals(o.data)).toBe(true);
       expect(c.decodeError).toBeUndefined();
     }
 
     // The owner's own account agrees: one chunk-sent line per chunk per client.
-    expect(log.events('connected')).toHaveLength(CLIENTS);
-    expect(log.events('chunk-sent')).toHaveLength(CLIENTS * chunks);
+    expect(log.filter('connected')).toHaveLength(CLIENTS);
+    expect(log.filter('chunk-sent')).toHaveLength(CLIENTS * chunks);
     const perClient = new Map<string, number>();
-    for (const l of log.events('chunk-sent'))
+    for (const l of log.filter('chunk-sent'))
       perClient.set(l.fields.to!, (perClient.get(l.fields.to!) ?? 0) + 1);
     expect([...perClient.keys()].sort()).toEqual(clients.map((c) => c.label).sort());
     expect([...perClient.values()].every((n) => n === chunks)).toBe(true);
@@ -78,15 +73,11 @@ describe('many downloads at once', () => {
   });
 
   it('keeps serving others while a client that never reads has a large backlog', async () => {
-    const dir = await temp.make();
-    const source = await randomFile(dir, 'two-mib.bin', FILE_SIZE);
-    let log: LogCapture;
-    ({ owner, log } = await startOwner(source.path, `${dir}/owner`));
-    const { metainfo } = owner;
+    const o = await start();
+    const { log, metainfo } = o;
     const { geometry } = metainfo;
 
-    const stalled = await BtClient.connect(owner.port, metainfo);
-    clients.push(stalled);
+    const stalled = await connectPeer(o);
     await stalled.ready();
     await stalled.interested();
     // Stop reading, then ask for 500 whole chunks (~50 MB) in one go: more
@@ -99,23 +90,22 @@ describe('many downloads at once', () => {
       return { index, begin: 0, length: geometry.pieceSize(index) };
     });
     stalled.send({ type: 'request', ...requested[0]! });
-    stalled.socket.write(
+    stalled.sendRaw(
       Buffer.concat(requested.slice(1).map((r) => encodeMessage({ type: 'request', ...r }))),
     );
-    await log.waitFor('request-received', (f) => f.from === stalled.label);
+    await log.waitFor('request-received', { from: stalled.label });
 
     // Meanwhile a second client downloads the whole file.
-    const good = await BtClient.connect(owner.port, metainfo);
-    clients.push(good);
+    const good = await connectPeer(o);
     await good.ready();
     await good.interested();
     await good.fetchChunks(all);
-    expect(good.file().equals(source.data)).toBe(true);
+    expect(good.file().equals(o.data)).toBe(true);
 
     // The stalled one was neither cut off nor finished: it is still
     // connected, and the owner is still holding back part of its backlog.
     expect(stalled.closed).toBe(false);
-    const sentBeforeResume = log.events('chunk-sent', (f) => f.to === stalled.label).length;
+    const sentBeforeResume = log.filter('chunk-sent', { to: stalled.label }).length;
     expect(sentBeforeResume).toBeLessThan(requested.length);
 
     // Once it reads again it gets every chunk it asked for, in order and correct.
@@ -130,13 +120,13 @@ describe('many downloads at once', () => {
         r !== undefined &&
         m.index === r.index &&
         m.begin === 0 &&
-        Buffer.from(m.block).equals(source.data.subarray(at, at + r.length));
+        Buffer.from(m.block).equals(o.data.subarray(at, at + r.length));
       if (!ok) wrong++;
     };
     stalled.socket.resume();
     await stalled.until(() => pieces >= requested.length, `${requested.length} pieces`);
     expect(wrong).toBe(0);
     expect(stalled.closed).toBe(false);
-    expect(log.events('chunk-sent', (f) => f.to === stalled.label)).toHaveLength(requested.length);
+    expect(log.filter('chunk-sent', { to: stalled.label })).toHaveLength(requested.length);
   });
 });

@@ -5,20 +5,18 @@
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import type { OwnerOptions } from '@swarmdrop/owner';
 import { bencodeDecode, makePeerId, parseMetainfo } from '@swarmdrop/protocol';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { Owner } from '../src/index.js';
 import {
   announcePath,
-  BtClient,
+  Cleanup,
   httpGet,
-  type LogCapture,
-  randomFile,
   rawExchange,
   startOwner,
-  TempDirs,
-} from './helpers.js';
+  type TestOwner,
+  TestPeer,
+} from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
 
 async function ipv6Loopback(): Promise<boolean> {
   const server = createServer();
@@ -35,26 +33,15 @@ async function ipv6Loopback(): Promise<boolean> {
 const hasIPv6 = await ipv6Loopback();
 
 describe('HTTP endpoints', () => {
-  const temp = new TempDirs();
-  const clients: BtClient[] = [];
-  let owner: Owner | undefined;
-
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.destroy();
-    await owner?.close();
-    owner = undefined;
-    await temp.cleanup();
-  });
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
 
   async function start(
     name = 'data.bin',
-    overrides = {},
-  ): Promise<{ o: Owner; log: LogCapture; data: Buffer }> {
-    const dir = await temp.make();
-    const source = await randomFile(dir, name, 250_000);
-    let log: LogCapture;
-    ({ owner, log } = await startOwner(source.path, join(dir, 'owner'), overrides));
-    return { o: owner, log, data: source.data };
+    options: Partial<OwnerOptions> = {},
+  ): Promise<TestOwner & { o: TestOwner['owner'] }> {
+    const started = await startOwner(cleanup, { size: 250_000, name, options });
+    return { ...started, o: started.owner };
   }
 
   it('serves the .torrent under its name and /metainfo.torrent, announcing to the Host used', async () => {
@@ -120,8 +107,8 @@ describe('HTTP endpoints', () => {
       o.port,
       announcePath({ infoHash: o.metainfo.infoHash, peerId: makePeerId(7001), port: 7001 }),
     );
-    const client = await BtClient.connect(o.port, o.metainfo);
-    clients.push(client);
+    const client = await TestPeer.connect(o.port, { metainfo: o.metainfo });
+    cleanup.add(() => client.destroy());
     await client.ready();
     await client.interested();
     await client.fetchChunks([0, 1, 2]);
@@ -170,17 +157,18 @@ describe('HTTP endpoints', () => {
     });
 
     client.destroy();
-    await log.waitFor('disconnected', (f) => f.peer === client.label);
+    await log.waitFor('disconnected', { peer: client.label });
     const after = o.status() as { connections: number; peers: Array<{ address: string }> };
     expect(after.connections).toBe(0);
     expect(after.peers.map((p) => p.address)).toEqual(['127.0.0.1:7001']);
   });
 
   it.skipIf(!hasIPv6)('lists IPv6 peers, the owner included, under peers6 (BEP 7)', async () => {
-    const dir = await temp.make();
-    const source = await randomFile(dir, 'data.bin', 50_000);
-    ({ owner } = await startOwner(source.path, join(dir, 'owner'), { host: '::1' }));
-    const o = owner;
+    const o = await startOwner(cleanup, {
+      size: 50_000,
+      name: 'data.bin',
+      options: { host: '::1' },
+    });
     const res = await httpGet(
       o.port,
       announcePath({ infoHash: o.metainfo.infoHash, peerId: makePeerId(7001), port: 7001 }),

@@ -5,6 +5,14 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEFAULT_CHUNK_SIZE, OptionError } from '@swarmdrop/protocol';
+import {
+  Cleanup,
+  LogCapture,
+  ownerOptions,
+  randomFile,
+  rejected,
+  thrown,
+} from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DEFAULT_EXPECTED_PEERS,
@@ -13,7 +21,6 @@ import {
   Owner,
   parseOwnerArgs,
 } from '../src/index.js';
-import { LogCapture, ownerOptions, randomFile, TempDirs } from './helpers.js';
 
 describe('parseOwnerArgs', () => {
   it('reads port, host:port and [v6]:port, with documented defaults', () => {
@@ -75,12 +82,7 @@ describe('parseOwnerArgs', () => {
       [['7000', 'f', '--nope'], /unknown option --nope/],
     ];
     for (const [argv, message] of cases) {
-      let caught: unknown;
-      try {
-        parseOwnerArgs(argv);
-      } catch (err) {
-        caught = err;
-      }
+      const caught = thrown(() => parseOwnerArgs(argv));
       expect(caught, argv.join(' ')).toBeInstanceOf(OptionError);
       expect((caught as OptionError).message).toMatch(message);
     }
@@ -88,12 +90,13 @@ describe('parseOwnerArgs', () => {
 });
 
 describe('Owner.start refuses', () => {
-  const temp = new TempDirs();
-  afterEach(() => temp.cleanup());
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
 
   it('option values out of range, naming the field, before touching the disk', async () => {
-    const dir = await temp.make();
-    const { path } = await randomFile(dir, 'f.bin', 1000);
+    const dir = await cleanup.tempDir();
+    const path = join(dir, 'f.bin');
+    await randomFile(path, 1000);
     for (const [field, value] of [
       ['chunkSize', 0],
       ['chunkSize', 1.5],
@@ -102,9 +105,11 @@ describe('Owner.start refuses', () => {
       ['maxConnections', -1],
       ['handshakeTimeoutMs', Number.NaN],
     ] as const) {
-      const err = await Owner.start(ownerOptions(path, join(dir, 'o'), { [field]: value }), {
-        logger: new LogCapture().logger,
-      }).catch((e: unknown) => e);
+      const err = await rejected(
+        Owner.start(ownerOptions(path, join(dir, 'o'), { [field]: value }), {
+          logger: new LogCapture().logger('owner'),
+        }),
+      );
       expect(err).toBeInstanceOf(OptionError);
       expect((err as OptionError).field).toBe(field);
       expect((err as OptionError).code).toBe('ERR_OPTION');
@@ -114,25 +119,26 @@ describe('Owner.start refuses', () => {
   // A source named summary.txt, distributed with --dir set to its own
   // directory, used to be overwritten by the chunk summary.
   it('a --dir where it would overwrite or delete the file being distributed', async () => {
-    const dir = await temp.make();
-    const summary = await randomFile(dir, 'summary.txt', 5000);
+    const dir = await cleanup.tempDir();
     await mkdir(join(dir, 'chunks'));
-    const inChunks = await randomFile(join(dir, 'chunks'), 'data.bin', 5000);
-    for (const file of [summary, inChunks]) {
+    const files = [join(dir, 'summary.txt'), join(dir, 'chunks', 'data.bin')];
+    const contents = await Promise.all(files.map((path) => randomFile(path, 5000)));
+    for (const [k, path] of files.entries()) {
       const log = new LogCapture();
-      const err = await Owner.start(ownerOptions(file.path, dir), { logger: log.logger }).catch(
-        (e: unknown) => e,
+      const err = await rejected(
+        Owner.start(ownerOptions(path, dir), { logger: log.logger('owner') }),
       );
       expect(err).toBeInstanceOf(OptionError);
       expect((err as OptionError).message).toMatch(/would overwrite/);
-      expect((await readFile(file.path)).equals(file.data)).toBe(true);
+      expect((await readFile(path)).equals(contents[k]!)).toBe(true);
       expect(log.lines).toHaveLength(0);
     }
     // The same file with a --dir of its own is fine.
-    const owner = await Owner.start(ownerOptions(summary.path, join(dir, 'elsewhere')), {
-      logger: new LogCapture().logger,
+    const owner = await Owner.start(ownerOptions(files[0]!, join(dir, 'elsewhere')), {
+      logger: new LogCapture().logger('owner'),
     });
+    cleanup.add(() => owner.close());
     await owner.close();
-    expect((await readFile(summary.path)).equals(summary.data)).toBe(true);
+    expect((await readFile(files[0]!)).equals(contents[0]!)).toBe(true);
   });
 });
