@@ -1,5 +1,4 @@
 import { connect, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 export const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -7,16 +6,6 @@ export const CONNECT_TIMEOUT_MS = 5_000;
 export function backoffMs(attempt: number, maxMs = 5_000): number {
   const base = Math.min(maxMs, 250 * 2 ** Math.min(attempt, 10));
   return Math.round(base * (0.8 + Math.random() * 0.4));
-}
-
-/** Sleeps, resolving false instead of throwing when `signal` aborts. */
-export async function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  try {
-    await sleep(ms, undefined, { signal });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Opens a TCP connection, failing after `timeoutMs` or on abort. */

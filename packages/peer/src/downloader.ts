@@ -42,6 +42,8 @@ export interface DownloaderOptions {
   readonly onStored: (index: number) => void;
   readonly onRejected: (index: number) => void;
   readonly onFatal: (err: Error) => void;
+  /** The clock `lastBlockAt` is read from (default Date.now). */
+  readonly now?: () => number;
 }
 
 interface ActivePiece {
@@ -59,7 +61,7 @@ interface ActivePiece {
  * hands it to the store, which checks its SHA-1 before keeping it.
  */
 export class Downloader {
-  /** When the last block arrived (ms since epoch); 0 before any. */
+  /** When the last block arrived (on `now`); 0 before any. */
   lastBlockAt = 0;
   chunksReceived = 0;
   private readonly o: DownloaderOptions;
@@ -228,7 +230,7 @@ export class Downloader {
     piece.received += block.length;
     this.outstanding--;
     this.outstandingBytes -= block.length;
-    this.lastBlockAt = Date.now();
+    this.lastBlockAt = (this.o.now ?? Date.now)();
     if (piece.received === piece.data.length) {
       this.active.delete(index);
       const storing = this.finish(piece);

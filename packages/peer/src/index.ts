@@ -15,7 +15,13 @@
  */
 export { PROGRAM, parsePeerArgs, USAGE } from './args.js';
 export { backoffMs } from './backoff.js';
+export { type Clock, pause, systemClock, type Timer } from './clock.js';
 export { DEFAULT_PIPELINE_BLOCKS, Downloader } from './downloader.js';
+export {
+  FallbackPolicy,
+  type LinkProgress,
+  type NeighbourProgress,
+} from './fallback-policy.js';
 export { announce, fetchMetainfo } from './owner-client.js';
 export {
   DEFAULT_FALLBACK_AFTER_MS,
@@ -27,3 +33,4 @@ export {
   type PeerOptions,
 } from './peer.js';
 export { PiecePicker } from './piece-picker.js';
+export { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';

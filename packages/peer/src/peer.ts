@@ -28,10 +28,13 @@ import {
   sendText,
   Uploader,
 } from '@swarmdrop/protocol/node';
-import { backoffMs, connectTcp, pause } from './backoff.js';
+import { backoffMs, connectTcp } from './backoff.js';
+import { type Clock, pause, systemClock, type Timer } from './clock.js';
 import { DEFAULT_PIPELINE_BLOCKS, Downloader } from './downloader.js';
+import { FallbackPolicy } from './fallback-policy.js';
 import { announce, fetchMetainfo } from './owner-client.js';
 import { PiecePicker } from './piece-picker.js';
+import { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
 
 export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
 export const DEFAULT_OWNER_TIMEOUT_MS = 60_000;
@@ -51,8 +54,6 @@ function blockSizeFor(wire: PeerWire, pieceLength: number): number {
 /** Chunks that fail SHA-1 from one source before that connection is cut. */
 export const MAX_HASH_FAILURES = 3;
 const TICK_MS = 250;
-/** How often the peer re-announces to the owner's tracker (its `interval`). */
-const REANNOUNCE_MS = 30_000;
 /** Error codes that mean the disk (not the network or the input) failed us. */
 const DISK_ERROR_CODES = new Set([
   'ENOSPC',
@@ -93,13 +94,15 @@ export interface PeerComponents {
   readonly logger?: Logger;
   /** Aborting it stops the peer, also while it is still starting (waiting for the owner). */
   readonly signal?: AbortSignal;
+  /** Time for every timing decision (fallback, stall cut, re-announce, backoff); the system clock by default. */
+  readonly clock?: Clock;
 }
 
 type Role = 'in' | 'neighbour' | 'owner' | 'fallback';
 
 interface Session {
   readonly role: Role;
-  /** When the connection was opened (ms since epoch). */
+  /** When the connection was opened (on the peer's clock). */
   readonly openedAt: number;
   readonly wire: PeerWire;
   readonly uploader: Uploader;
@@ -134,7 +137,8 @@ export class Peer {
   private batch: number[] = [];
   private ownerLinkActive = false;
   private fallbackActive = false;
-  private lastNeighbourProgress = Date.now();
+  private readonly clock: Clock;
+  private readonly fallback: FallbackPolicy;
   private readonly blamed = new Map<string, Set<number>>();
   private readonly hashFailures = new Map<string, number>();
   /** The merge in progress, if any (close() waits for it). */
@@ -143,15 +147,23 @@ export class Peer {
   private uploadSessionsSeen = 0;
   /** `done` is logged (and `finished` resolved) once, however many events re-check it. */
   private doneLogged = false;
-  private tick: NodeJS.Timeout | undefined;
-  private reannounce: NodeJS.Timeout | undefined;
+  private tick: Timer | undefined;
+  private reannouncer: Reannouncer | undefined;
   private resolveFinished!: (code: number) => void;
   private closing: Promise<void> | undefined;
   private counts = { fromOwner: 0, fromNeighbour: 0, fromFallback: 0 };
 
-  private constructor(options: PeerOptions, log: Logger, server: DualServer, port: number) {
+  private constructor(
+    options: PeerOptions,
+    log: Logger,
+    server: DualServer,
+    port: number,
+    clock: Clock,
+  ) {
     this.options = options;
     this.log = log;
+    this.clock = clock;
+    this.fallback = new FallbackPolicy(options.fallbackAfterMs, clock);
     this.server = server;
     this.port = port;
     this.peerId = makePeerId(port);
@@ -181,7 +193,7 @@ export class Peer {
     });
     const address: AddressInfo = await server.listen();
     log.setPort(address.port);
-    peer = new Peer(options, log, server, address.port);
+    peer = new Peer(options, log, server, address.port, components.clock ?? systemClock);
     const created = peer;
     if (components.signal?.aborted) void created.close();
     components.signal?.addEventListener('abort', () => void created.close(), { once: true });
@@ -199,8 +211,8 @@ export class Peer {
     this.closing ??= (async () => {
       this.log.log('stopping', {});
       this.abort.abort();
-      if (this.tick) clearInterval(this.tick);
-      if (this.reannounce) clearInterval(this.reannounce);
+      this.tick?.cancel();
+      this.reannouncer?.stop();
       for (const session of this.sessions) session.wire.close('peer stopping');
       await this.server.close();
       // A chunk being written when we stop is finished (file and summary line) before the store closes.
@@ -297,15 +309,13 @@ export class Peer {
         reason: `announce failed: ${(err as Error).message}; continuing without a batch`,
       });
     }
-    this.lastNeighbourProgress = Date.now();
+    this.fallback.restart();
     const wanted = this.batch.filter((i) => !opened.store.has(i));
     if (wanted.length > 0) void this.runOwnerLink(new Set(wanted), 'owner');
     for (const neighbour of this.neighbours) void this.neighbourLoop(neighbour);
-    this.tick = setInterval(() => this.onTick(), TICK_MS);
-    this.tick.unref();
-    // Keep our tracker entry fresh, so stock clients joining later still find us.
-    this.reannounce = setInterval(() => {
-      void announce(
+    this.tick = this.clock.setInterval(() => this.onTick(), TICK_MS);
+    this.reannouncer = new Reannouncer(this.clock, REANNOUNCE_MS, () =>
+      announce(
         this.options.owner,
         {
           infoHash: metainfo.infoHash,
@@ -314,9 +324,9 @@ export class Peer {
           left: this.bytesLeft(),
         },
         this.abort.signal,
-      ).catch(() => {});
-    }, REANNOUNCE_MS);
-    this.reannounce.unref();
+      ),
+    );
+    this.reannouncer.start();
     if (opened.store.isComplete()) void this.merge();
   }
 
@@ -326,8 +336,16 @@ export class Peer {
     return store.held.missing().reduce((sum, i) => sum + store.metainfo.geometry.pieceSize(i), 0);
   }
 
+  /**
+   * Fetches the owner's .torrent, retrying with backoff until ownerTimeoutMs
+   * has passed. It tries at least twice, and the first failure is always
+   * logged (`waiting`): on a busy machine the first attempt alone can use up
+   * a short timeout, and the user should still see what went wrong and get a
+   * second chance. The last wait is cut to end at the deadline, so the final
+   * attempt is made on time rather than skipped.
+   */
   private async fetchMetainfoWithRetry(): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
-    const deadline = Date.now() + this.options.ownerTimeoutMs;
+    const deadline = this.clock.now() + this.options.ownerTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
         return await fetchMetainfo(this.options.owner, this.abort.signal);
@@ -339,12 +357,13 @@ export class Peer {
             `${detail}; refused the .torrent from the owner at ${this.ownerLabel}`,
           );
         }
-        const wait = backoffMs(attempt);
-        if (Date.now() + wait > deadline || this.abort.signal.aborted) {
+        const remainingMs = deadline - this.clock.now();
+        if (this.abort.signal.aborted || (attempt > 0 && remainingMs <= 0)) {
           throw new Error(
             `the owner at ${this.ownerLabel} did not serve the metainfo within ${this.options.ownerTimeoutMs} ms (${(err as Error).message})`,
           );
         }
+        const wait = Math.max(0, Math.min(backoffMs(attempt), remainingMs));
         if (attempt % 5 === 0) {
           this.log.log('waiting', {
             for: 'owner',
@@ -353,7 +372,7 @@ export class Peer {
             retryMs: wait,
           });
         }
-        if (!(await pause(wait, this.abort.signal))) throw new Error('stopped');
+        if (!(await pause(wait, this.abort.signal, this.clock))) throw new Error('stopped');
       }
     }
   }
@@ -407,10 +426,11 @@ export class Peer {
         onStored: (index) => this.onStored(index, role),
         onRejected: (index) => this.onRejected(wire, index),
         onFatal: (err) => this.fatal(err),
+        now: () => this.clock.now(),
       });
     }
     if (downloader) this.downloaders.add(downloader);
-    const session: Session = { role, openedAt: Date.now(), wire, uploader, downloader };
+    const session: Session = { role, openedAt: this.clock.now(), wire, uploader, downloader };
     this.sessions.add(session);
     wire.onHandshake = () => {
       // Only a real handshake counts as an upload neighbour (not a port probe).
@@ -442,7 +462,7 @@ export class Peer {
   private onStored(index: number, role: Role): void {
     if (role === 'neighbour') {
       this.counts.fromNeighbour++;
-      this.lastNeighbourProgress = Date.now();
+      this.fallback.restart();
     } else if (role === 'owner') {
       this.counts.fromOwner++;
     } else if (role === 'fallback') {
@@ -493,14 +513,11 @@ export class Peer {
     const { host = '127.0.0.1', port } = neighbour;
     const label = formatEndpoint(host, port);
     const signal = this.abort.signal;
-    // Whether the next handshake restarts the fallback clock: at first, and
-    // after a session that delivered a chunk, so a neighbour that flaps (or is
-    // cut for bad chunks) cannot postpone the fallback forever.
-    let grace = true;
+    const progress = this.fallback.neighbour();
     for (let attempt = 0; !signal.aborted; ) {
       if (this.store!.isComplete()) {
         // Nothing to fetch; stay idle in case a chunk is dropped as corrupt and must come back.
-        await pause(1_000, signal);
+        await pause(1_000, signal, this.clock);
         continue;
       }
       let socket: Socket;
@@ -518,7 +535,7 @@ export class Peer {
           });
         }
         attempt++;
-        await pause(wait, signal);
+        await pause(wait, signal, this.clock);
         continue;
       }
       // Blame is looked up under the connection's label, the key onRejected records it
@@ -530,19 +547,16 @@ export class Peer {
         (i) => !this.picker!.isReserved(i) && !this.isBlamed(session.wire.label, i),
       );
       void session.wire.ready().then(
-        () => {
-          if (grace) this.lastNeighbourProgress = Date.now();
-          grace = false;
-        },
+        () => progress.connected(),
         () => {},
       );
       await session.wire.closed;
       // A session that delivered nothing (dropped at once, stalled, cut for bad
       // chunks) counts as a failed attempt, so the backoff keeps growing.
       const useful = (session.downloader?.chunksReceived ?? 0) > 0;
-      if (useful) grace = true;
+      progress.ended(useful);
       attempt = useful ? 0 : attempt + 1;
-      if (!(await pause(backoffMs(attempt), signal))) return;
+      if (!(await pause(backoffMs(attempt), signal, this.clock))) return;
     }
   }
 
@@ -575,7 +589,7 @@ export class Peer {
               reason: (err as Error).message,
             });
           }
-          await pause(backoffMs(attempt++), signal);
+          await pause(backoffMs(attempt++), signal, this.clock);
           continue;
         }
         const session = this.openSession(socket, undefined, via, (i) => wanted.has(i), wanted);
@@ -583,16 +597,17 @@ export class Peer {
           if (remaining().length === 0)
             session.wire.close(via === 'owner' ? 'batch complete' : 'fallback complete');
         };
-        const poll = setInterval(done, TICK_MS);
+        const poll = this.clock.setInterval(done, TICK_MS);
         await session.wire.closed;
-        clearInterval(poll);
-        if (remaining().length > 0) await pause(backoffMs(attempt++), signal);
+        poll.cancel();
+        if (remaining().length > 0) await pause(backoffMs(attempt++), signal, this.clock);
       }
     } finally {
       picker.unreserve(wanted);
       if (via === 'owner') this.ownerLinkActive = false;
       else this.fallbackActive = false;
-      this.lastNeighbourProgress = Date.now();
+      // The neighbours get a full period to supply whatever is still missing.
+      this.fallback.restart();
       this.refreshDownloaders();
     }
   }
@@ -604,15 +619,20 @@ export class Peer {
     // fallback period is cut, freeing its chunks; an owner link reconnects.
     for (const session of this.sessions) {
       const downloader = session.downloader;
-      const stalledMs = Date.now() - Math.max(downloader?.lastBlockAt ?? 0, session.openedAt);
-      if (downloader && downloader.inFlight > 0 && stalledMs >= this.options.fallbackAfterMs) {
+      if (!downloader) continue;
+      const stalledMs = this.fallback.stalledMs({
+        inFlight: downloader.inFlight,
+        lastBlockAt: downloader.lastBlockAt,
+        openedAt: session.openedAt,
+      });
+      if (stalledMs !== undefined) {
         downloader.close();
         session.wire.close(`no block in ${stalledMs} ms`);
       }
     }
     if (this.ownerLinkActive || this.fallbackActive) return;
-    const idleMs = Date.now() - this.lastNeighbourProgress;
-    if (idleMs < this.options.fallbackAfterMs) return;
+    if (!this.fallback.fallbackDue()) return;
+    const idleMs = this.fallback.idleMs();
     const neighbours = [...this.sessions].filter((s) => s.role === 'neighbour');
     const wanted = store.held.missing().filter((i) => !this.picker!.isInFlight(i));
     if (wanted.length === 0) return;
@@ -646,7 +666,7 @@ export class Peer {
       await mkdir(dirname(out), { recursive: true });
       const result = await store.merge(out);
       this.mergedPath = result.path;
-      this.mergedAt = Date.now();
+      this.mergedAt = this.clock.now();
       this.log.log('merged', {
         path: result.path,
         sha256: result.sha256,
@@ -668,7 +688,7 @@ export class Peer {
       ).catch(() => {});
       this.maybeFinish();
       if (this.options.exitWhenDone) {
-        setTimeout(() => this.maybeFinish(), this.options.lingerMs + 10).unref();
+        this.clock.setTimeout(() => this.maybeFinish(), this.options.lingerMs + 10);
       }
     } catch (err) {
       if (
@@ -690,7 +710,7 @@ export class Peer {
     const uploads = [...this.sessions].filter((s) => s.role === 'in');
     const served = uploads.every((s) => s.uploader.remoteHas.isComplete());
     const lingered =
-      this.uploadSessionsSeen > 0 || Date.now() - this.mergedAt >= this.options.lingerMs;
+      this.uploadSessionsSeen > 0 || this.clock.now() - this.mergedAt >= this.options.lingerMs;
     if (served && lingered) {
       this.doneLogged = true;
       this.log.log('done', { path: this.mergedPath });

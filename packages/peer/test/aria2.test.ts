@@ -1,40 +1,32 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
 import {
   CHUNK,
   Cleanup,
   freePort,
-  merged,
   startOwner,
   startPeer,
-  tempDir,
+  toolAvailable,
   within,
-} from './helpers.js';
+} from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-const hasAria2 = spawnSync('aria2c', ['--version'], { stdio: 'ignore' }).status === 0;
-// In CI a missing aria2c is a failure (the test runs and spawn fails), never a skip.
-const skip = !hasAria2 && !process.env.CI;
-
 describe('a stock BitTorrent client as the download neighbour', () => {
-  it.skipIf(skip)(
-    skip
-      ? 'aria2c seeding the owner torrent serves a swarmdrop peer (SKIPPED: aria2c is not installed; apt-get install aria2)'
-      : 'aria2c seeding the owner torrent serves a swarmdrop peer',
+  // In CI a missing aria2c is a failure (the test runs and spawn fails), never a skip.
+  it.skipIf(!toolAvailable('aria2c'))(
+    'aria2c seeding the owner torrent serves a swarmdrop peer (needs aria2c: apt-get install aria2)',
     async () => {
-      if (!hasAria2)
-        throw new Error('aria2c is not installed and CI is set: apt-get install aria2');
       const chunks = 40;
       // A large expectedPeers keeps the owner's batch small: the rest must come from aria2c.
       const { owner, data, file } = await startOwner(cleanup, {
         size: chunks * CHUNK - 4321,
-        expectedPeers: 50,
+        options: { expectedPeers: 50 },
       });
-      const seedDir = await tempDir(cleanup, 'swarmdrop-aria2-');
+      const seedDir = await cleanup.tempDir('swarmdrop-aria2-');
       await copyFile(file, join(seedDir, owner.metainfo.name));
       const ariaPort = await freePort();
       let ariaLog = '';
@@ -58,6 +50,10 @@ describe('a stock BitTorrent client as the download neighbour', () => {
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       const ariaExited = new Promise<void>((resolve) => aria.once('exit', () => resolve()));
+      const ariaFailed = new Promise<never>((_resolve, reject) =>
+        aria.once('error', (err) => reject(new Error(`aria2c could not run: ${err.message}`))),
+      );
+      ariaFailed.catch(() => {}); // observed by the race below
       aria.stdout.setEncoding('utf8').on('data', (t: string) => {
         ariaLog += t;
       });
@@ -65,28 +61,33 @@ describe('a stock BitTorrent client as the download neighbour', () => {
         ariaLog += t;
       });
       cleanup.add(async () => {
-        if (aria.exitCode === null && aria.signalCode === null) {
+        if (aria.pid !== undefined && aria.exitCode === null && aria.signalCode === null) {
           aria.kill('SIGKILL');
           await ariaExited;
         }
       });
 
-      const { capture } = await startPeer(cleanup, {
+      const { log } = await startPeer(cleanup, {
         ownerPort: owner.port,
         port: 0,
         neighbourPort: ariaPort,
-        options: { fallbackAfterMs: 60_000 },
+        // Out of reach: every chunk outside the batch must come from aria2c.
+        options: { fallbackAfterMs: 600_000 },
       });
-      const path = await within(merged(capture), 50_000, () => `aria2c said:\n${ariaLog}`);
-      expect((await readFile(path)).equals(data)).toBe(true);
+      const mergedLine = await within(
+        Promise.race([log.waitFor('merged', undefined, { timeoutMs: 55_000 }), ariaFailed]),
+        50_000,
+        () => `aria2c said:\n${ariaLog}\nthe peer's log ends:\n${log.tail()}`,
+      );
+      expect((await readFile(mergedLine.fields.path!)).equals(data)).toBe(true);
 
       const label = `127.0.0.1:${ariaPort}`;
-      const fromAria = capture.chunks('chunk-received', { via: 'neighbour', from: label });
-      const fromOwner = capture.chunks('chunk-received', { via: 'owner' });
+      const fromAria = log.chunks('chunk-received', { via: 'neighbour', from: label });
+      const fromOwner = log.chunks('chunk-received', { via: 'owner' });
       expect(fromOwner.length).toBe(1);
       expect([...fromOwner, ...fromAria].sort((a, b) => a - b)).toEqual([...Array(chunks).keys()]);
-      expect(capture.filter('fallback')).toHaveLength(0);
-      expect(capture.filter('idlist-received', { from: label }).length).toBeGreaterThan(0);
+      expect(log.filter('fallback')).toHaveLength(0);
+      expect(log.filter('idlist-received', { from: label }).length).toBeGreaterThan(0);
     },
   );
 });

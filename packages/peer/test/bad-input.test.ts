@@ -3,19 +3,19 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { bencodeEncode } from '@swarmdrop/protocol';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Peer } from '../src/index.js';
 import {
   CHUNK,
   Cleanup,
-  captureLogger,
   freePort,
+  freePorts,
   merged,
-  runPeerBin,
+  PEER_BIN,
+  rawExchange,
+  runBin,
   startOwner,
   startPeer,
-  tempDir,
-} from './helpers.js';
+} from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -67,7 +67,7 @@ describe('bad command-line input', () => {
   ];
   for (const [what, args, message] of cases) {
     it(`${what}: one line on stderr, exit status 2, no stack`, async () => {
-      const child = runPeerBin(cleanup, args);
+      const child = runBin(cleanup, PEER_BIN, args);
       expect(await child.exited).toBe(2);
       const lines = child.stderr.split('\n').filter((l) => l !== '');
       expect(lines).toHaveLength(1);
@@ -85,12 +85,12 @@ describe('bad command-line input', () => {
     cleanup.add(() => new Promise<void>((resolve) => busy.close(() => resolve())));
     const address = busy.address();
     const port = typeof address === 'object' && address ? address.port : 0;
-    const child = runPeerBin(cleanup, [
+    const child = runBin(cleanup, PEER_BIN, [
       '1',
       `127.0.0.1:${port}`,
       '2',
       '--dir',
-      await tempDir(cleanup),
+      await cleanup.tempDir(),
     ]);
     expect(await child.exited).toBe(2);
     const lines = child.stderr.split('\n').filter((l) => l !== '');
@@ -100,7 +100,7 @@ describe('bad command-line input', () => {
   });
 
   it('--help prints the usage on stdout and exits 0', async () => {
-    const child = runPeerBin(cleanup, ['--help']);
+    const child = runBin(cleanup, PEER_BIN, ['--help']);
     expect(await child.exited).toBe(0);
     expect(child.stdout.text()).toMatch(
       /^Usage: swarmdrop-peer <owner> <port> <download-neighbour>/,
@@ -115,33 +115,13 @@ describe('bad command-line input', () => {
       expect(child.stdout.text()).toContain(option);
     expect(child.stderr).toBe('');
   });
-
-  it('an owner that never comes up: a clear error after --owner-timeout-ms, exit status 1', async () => {
-    const [nobody, port, neighbour] = [await freePort(), await freePort(), await freePort()];
-    const dir = await tempDir(cleanup);
-    const child = runPeerBin(cleanup, [
-      String(nobody),
-      String(port),
-      String(neighbour),
-      '--dir',
-      dir,
-      '--owner-timeout-ms',
-      '300',
-    ]);
-    expect(await child.exited).toBe(1);
-    const lines = child.stderr.split('\n').filter((l) => l !== '');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain(`the owner at 127.0.0.1:${nobody} did not serve the metainfo`);
-    expect(child.stderr).not.toContain('    at ');
-    expect(child.stdout.filter('waiting', { for: 'owner' }).length).toBeGreaterThan(0);
-  });
 });
 
 describe('--log-format json', () => {
   it('prints one JSON object per line with the role, port and event', async () => {
-    const [nobody, port, neighbour] = [await freePort(), await freePort(), await freePort()];
-    const dir = await tempDir(cleanup);
-    const child = runPeerBin(cleanup, [
+    const [nobody, port, neighbour] = await freePorts(3);
+    const dir = await cleanup.tempDir();
+    const child = runBin(cleanup, PEER_BIN, [
       String(nobody),
       String(port),
       String(neighbour),
@@ -162,6 +142,7 @@ describe('--log-format json', () => {
       owner: `127.0.0.1:${nobody}`,
       neighbour: `127.0.0.1:${neighbour}`,
     });
+    expect(records.some((r) => r.event === 'waiting' && r.for === 'owner')).toBe(true);
     expect(records.every((r) => typeof r.time === 'string' && r.port === port)).toBe(true);
   });
 });
@@ -170,23 +151,10 @@ describe('a metainfo with a dangerous name', () => {
   for (const name of ['../evil', '/etc/evil', '..', 'a\\..\\evil', 'C:evil']) {
     it(`refuses info.name ${JSON.stringify(name)} before writing anything`, async () => {
       const owner = await fakeOwner(torrentNamed(name));
-      const base = await tempDir(cleanup);
+      const base = await cleanup.tempDir();
       const dir = join(base, 'peer');
       await expect(
-        Peer.start(
-          {
-            owner: { host: '127.0.0.1', port: owner },
-            listen: { host: '127.0.0.1', port: 0 },
-            neighbour: { host: '127.0.0.1', port: await freePort() },
-            dir,
-            exitWhenDone: false,
-            fallbackAfterMs: 60_000,
-            ownerTimeoutMs: 10_000,
-            lingerMs: 0,
-            logFormat: 'text',
-          },
-          { logger: captureLogger('peer').logger },
-        ),
+        startPeer(cleanup, { ownerPort: owner, port: 0, neighbourPort: await freePort(), dir }),
       ).rejects.toMatchObject({ code: 'ERR_METAINFO', field: 'info.name' });
       // Nothing written next to the working directory, nor a torrent inside it.
       expect(await readdir(base)).toEqual(['peer']);
@@ -196,13 +164,13 @@ describe('a metainfo with a dangerous name', () => {
 
   it('the bin says which field was refused, in one line, with exit status 1', async () => {
     const owner = await fakeOwner(torrentNamed('../evil'));
-    const dir = await tempDir(cleanup);
-    const child = runPeerBin(cleanup, [
+    const [port, neighbour] = await freePorts(2);
+    const child = runBin(cleanup, PEER_BIN, [
       String(owner),
-      String(await freePort()),
-      String(await freePort()),
+      String(port),
+      String(neighbour),
       '--dir',
-      dir,
+      await cleanup.tempDir(),
     ]);
     expect(await child.exited).toBe(1);
     const lines = child.stderr.split('\n').filter((l) => l !== '');
@@ -214,27 +182,56 @@ describe('a metainfo with a dangerous name', () => {
   });
 });
 
+describe('a malformed HTTP request on the peer port', () => {
+  // Bug pinned here: one request with a target like `//[` crashed the whole
+  // peer (`new URL` threw inside the request listener).
+  it('is answered 400 and costs only that request', async () => {
+    const { owner } = await startOwner(cleanup, { size: 3 * CHUNK, options: { expectedPeers: 1 } });
+    const { peer } = await startPeer(cleanup, {
+      ownerPort: owner.port,
+      port: 0,
+      neighbourPort: await freePort(),
+    });
+    const answer = await rawExchange(
+      peer.port,
+      'GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 400/);
+    const status = await rawExchange(
+      peer.port,
+      'GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    expect(status).toMatch(/^HTTP\/1\.1 200/);
+  });
+});
+
 describe('--exit-when-done', () => {
   it('a lone peer finishes with 0 once the file is merged and lingerMs has passed', async () => {
-    const { owner, data } = await startOwner(cleanup, { size: 5 * CHUNK, expectedPeers: 1 });
-    const { peer, capture } = await startPeer(cleanup, {
+    const { owner, data } = await startOwner(cleanup, {
+      size: 5 * CHUNK,
+      options: { expectedPeers: 1 },
+    });
+    const { peer, log } = await startPeer(cleanup, {
       ownerPort: owner.port,
       port: 0,
       neighbourPort: await freePort(),
       options: { exitWhenDone: true, lingerMs: 300 },
     });
     expect(await peer.finished).toBe(0);
-    const events = capture.lines.map((l) => l.event);
+    const events = log.lines.map((l) => l.event);
     expect(events.indexOf('merged')).toBeGreaterThan(-1);
     expect(events.indexOf('done')).toBeGreaterThan(events.indexOf('merged'));
-    const path = capture.filter('done')[0]!.fields.path!;
+    const path = log.filter('done')[0]!.fields.path!;
     expect((await readFile(path)).equals(data)).toBe(true);
   });
 
   it('waits for a connected upload neighbour to hold every chunk', async () => {
     const chunks = 20;
     // Batches of one chunk: A gets the rest by fallback, B from A.
-    const { owner } = await startOwner(cleanup, { size: chunks * CHUNK, expectedPeers: chunks });
+    const { owner } = await startOwner(cleanup, {
+      size: chunks * CHUNK,
+      options: { expectedPeers: chunks },
+    });
     // A may not exit before B, downloading from A, is complete (and lingering does not end it).
     const a = await startPeer(cleanup, {
       ownerPort: owner.port,
@@ -242,7 +239,7 @@ describe('--exit-when-done', () => {
       neighbourPort: await freePort(),
       options: { exitWhenDone: true, lingerMs: 600_000, fallbackAfterMs: 100 },
     });
-    await merged(a.capture);
+    await merged(a.log);
     const b = await startPeer(cleanup, {
       ownerPort: owner.port,
       port: 0,
@@ -252,24 +249,24 @@ describe('--exit-when-done', () => {
     expect(await a.peer.finished).toBe(0);
     // B announced its last chunk to A only after storing it.
     expect(b.peer.status()).toMatchObject({ held: chunks, complete: true });
-    expect(b.capture.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
+    expect(b.log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
   });
 });
 
 describe('the summary file', () => {
   it('is rebuilt from the chunk files at start, whatever it said before', async () => {
-    const { owner } = await startOwner(cleanup, { size: 4 * CHUNK, expectedPeers: 1 });
-    const dir = await tempDir(cleanup);
+    const { owner } = await startOwner(cleanup, { size: 4 * CHUNK, options: { expectedPeers: 1 } });
+    const dir = await cleanup.tempDir();
     await writeFile(join(dir, 'summary.txt'), '0\n1\n2\n3\n99\n');
-    const { capture } = await startPeer(cleanup, {
+    const { log } = await startPeer(cleanup, {
       ownerPort: owner.port,
       port: 0,
       neighbourPort: await freePort(),
       dir,
     });
     // It held nothing, so it asked for everything.
-    await merged(capture);
-    expect(capture.chunks('request-sent').sort((a, b) => a - b)).toEqual([0, 1, 2, 3]);
-    expect(capture.filter('resumed')).toHaveLength(0);
+    await merged(log);
+    expect(log.chunks('request-sent').sort((a, b) => a - b)).toEqual([0, 1, 2, 3]);
+    expect(log.filter('resumed')).toHaveLength(0);
   });
 });

@@ -2,7 +2,6 @@ import { mkdirSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseRanges } from '@swarmdrop/protocol';
-import { afterEach, describe, expect, it } from 'vitest';
 import {
   CHUNK,
   Cleanup,
@@ -10,11 +9,11 @@ import {
   merged,
   readSummary,
   scanChunks,
-  startFakeNeighbour,
   startOwner,
   startPeer,
-  tempDir,
-} from './helpers.js';
+  TestPeerServer,
+} from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -30,13 +29,13 @@ describe('disk errors', () => {
       dir: ownerDir,
     } = await startOwner(cleanup, {
       size: chunks * CHUNK,
-      expectedPeers: 2,
+      options: { expectedPeers: 2 },
     });
-    const dir = await tempDir(cleanup);
+    const dir = await cleanup.tempDir();
     const target = chunks - 1; // not in the first peer's batch
     // A neighbour holding one chunk, which it serves correctly; when asked for
     // it, the test puts a directory where the peer's chunk file has to go.
-    const fake = await startFakeNeighbour(cleanup, {
+    const fake = await TestPeerServer.listen({
       metainfo: owner.metainfo,
       holds: (i) => i === target,
       answer: async (r) => {
@@ -45,26 +44,27 @@ describe('disk errors', () => {
         return chunk.subarray(r.begin, r.begin + r.length);
       },
     });
-    const { peer, capture } = await startPeer(cleanup, {
+    cleanup.add(() => fake.close());
+    const { peer, log } = await startPeer(cleanup, {
       ownerPort: owner.port,
       port: 0,
       neighbourPort: fake.port,
       dir,
     });
     expect(await peer.finished).toBe(1);
-    const errors = capture.filter('error');
+    const errors = log.filter('error');
     expect(errors).toHaveLength(1);
     expect(errors[0]!.fields.reason).toMatch(/^disk error: /);
     expect(errors[0]!.fields.reason).toContain(`${target}.chunk`);
     expect(errors[0]!.fields.reason).toContain(`the verified chunks in ${dir} are kept`);
     expect(peer.fatalMessage).toBe(errors[0]!.fields.reason);
-    expect(capture.filter('merged')).toHaveLength(0);
+    expect(log.filter('merged')).toHaveLength(0);
     await peer.close();
 
     // Every chunk it logged as received is on disk and verifies; the summary says exactly that.
     const scan = await scanChunks(dir, owner.metainfo);
     expect(scan.bad).toEqual([`${target}.chunk`]);
-    const received = capture.chunks('chunk-received').sort((a, b) => a - b);
+    const received = log.chunks('chunk-received').sort((a, b) => a - b);
     expect(scan.good).toEqual(received);
     expect((await readSummary(dir)).sort((a, b) => a - b)).toEqual(received);
     expect(received).not.toContain(target);
@@ -78,20 +78,23 @@ describe('disk errors', () => {
       dir,
       options: { fallbackAfterMs: 200 },
     });
-    const path = await merged(again.capture);
+    const path = await merged(again.log);
     expect((await readFile(path)).equals(data)).toBe(true);
-    expect(Number(again.capture.filter('resumed')[0]?.fields.verified)).toBe(received.length);
-    const requested = again.capture.chunks('request-sent');
+    expect(Number(again.log.filter('resumed')[0]?.fields.verified)).toBe(received.length);
+    const requested = again.log.chunks('request-sent');
     expect(requested.filter((i) => received.includes(i))).toEqual([]);
   });
 
   it('a merged file that cannot be written stops the peer; a restart with a good --out only merges', async () => {
     const chunks = 8;
-    const { owner, data } = await startOwner(cleanup, { size: chunks * CHUNK, expectedPeers: 1 });
-    const base = await tempDir(cleanup);
+    const { owner, data } = await startOwner(cleanup, {
+      size: chunks * CHUNK,
+      options: { expectedPeers: 1 },
+    });
+    const base = await cleanup.tempDir();
     await writeFile(join(base, 'a-file'), 'not a directory\n');
     const dir = join(base, 'work');
-    const { peer, capture } = await startPeer(cleanup, {
+    const { peer, log } = await startPeer(cleanup, {
       ownerPort: owner.port,
       port: 0,
       neighbourPort: await freePort(),
@@ -99,10 +102,10 @@ describe('disk errors', () => {
       options: { out: join(base, 'a-file', 'merged.bin') },
     });
     expect(await peer.finished).toBe(1);
-    const [error] = capture.filter('error');
+    const [error] = log.filter('error');
     // mkdir of the --out directory: EEXIST (a file is there) or ENOTDIR, by platform.
     expect(error?.fields.reason).toMatch(/^disk error: E(EXIST|NOTDIR)/);
-    expect(capture.filter('merged')).toHaveLength(0);
+    expect(log.filter('merged')).toHaveLength(0);
     await peer.close();
     const scan = await scanChunks(dir, owner.metainfo);
     expect(scan).toEqual({ good: [...Array(chunks).keys()], bad: [] });
@@ -115,11 +118,11 @@ describe('disk errors', () => {
       dir,
       options: { out },
     });
-    expect(await merged(again.capture)).toBe(out);
+    expect(await merged(again.log)).toBe(out);
     expect((await readFile(out)).equals(data)).toBe(true);
-    expect(again.capture.filter('resumed')[0]?.fields.verified).toBe(String(chunks));
-    expect(again.capture.filter('request-sent')).toHaveLength(0);
-    const batch = parseRanges(again.capture.filter('batch-received')[0]?.fields.chunks ?? '');
+    expect(again.log.filter('resumed')[0]?.fields.verified).toBe(String(chunks));
+    expect(again.log.filter('request-sent')).toHaveLength(0);
+    const batch = parseRanges(again.log.filter('batch-received')[0]?.fields.chunks ?? '');
     expect(batch.length).toBeGreaterThan(0);
   });
 });

@@ -1,16 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
 import {
   CHUNK,
   Cleanup,
-  freePort,
-  runPeerBin,
+  freePorts,
+  MiB,
+  PEER_BIN,
+  runBin,
   scanChunks,
   startGatedProxy,
   startOwner,
-  tempDir,
-} from './helpers.js';
+} from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -18,9 +19,12 @@ afterEach(() => cleanup.run());
 describe('restart after kill -9', () => {
   it('resumes from the chunk files that verify and never fetches one of them again', async () => {
     const chunks = 205; // 20 MiB
-    const { owner, data } = await startOwner(cleanup, { size: chunks * CHUNK, expectedPeers: 4 });
-    const [port, nobody] = [await freePort(), await freePort()];
-    const dir = await tempDir(cleanup);
+    const { owner, data } = await startOwner(cleanup, {
+      size: chunks * CHUNK,
+      options: { expectedPeers: 4 },
+    });
+    const [port, nobody] = await freePorts(2);
+    const dir = await cleanup.tempDir();
     const common = [
       '--dir',
       dir,
@@ -33,9 +37,14 @@ describe('restart after kill -9', () => {
 
     // First run: the owner is reached through a proxy that lets only 3 MiB
     // back, so the run cannot finish; kill -9 it once it has stored chunks.
-    const proxy = await startGatedProxy(cleanup, owner.port, 3 * 1024 * 1024);
-    const first = runPeerBin(cleanup, [String(proxy), String(port), String(nobody), ...common]);
-    await first.stdout.waitFor('chunk-received', {}, 10);
+    const proxy = await startGatedProxy(cleanup, owner.port, 3 * MiB);
+    const first = runBin(cleanup, PEER_BIN, [
+      String(proxy),
+      String(port),
+      String(nobody),
+      ...common,
+    ]);
+    await first.stdout.waitFor('chunk-received', undefined, { count: 10 });
     first.process.kill('SIGKILL');
     expect(await first.exited).toBe('SIGKILL');
     expect(first.stdout.filter('merged')).toHaveLength(0);
@@ -46,7 +55,7 @@ describe('restart after kill -9', () => {
     expect(before.good.length).toBeLessThan(chunks);
 
     // Second run, straight to the owner, same --dir.
-    const second = runPeerBin(cleanup, [
+    const second = runBin(cleanup, PEER_BIN, [
       String(owner.port),
       String(port),
       String(nobody),
