@@ -19,8 +19,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 const FILE_SIZE = 1_000_000; // 10 chunks of 100 KiB, the last one shorter
 const CHUNK_SIZE = 102_400;
-/** Short, for the two tests that wait for it; the others keep the default so a busy machine cannot trip it. */
-const HANDSHAKE_TIMEOUT_MS = 300;
+/**
+ * For the two tests that wait for the handshake timeout (the others keep the
+ * default). Long enough that a busy machine cannot trip it on what a test
+ * sends at once: the good client's handshake, or the first half of one,
+ * which must be read before the timer fires for the halfway case to be a
+ * handshake timeout rather than a silent connection.
+ */
+const HANDSHAKE_TIMEOUT_MS = 2_000;
 
 function handshakeBytes(infoHash: Uint8Array): Buffer {
   return encodeMessage({
