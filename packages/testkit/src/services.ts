@@ -161,7 +161,11 @@ export interface Child {
   readonly process: ChildProcess;
   readonly stdout: LogCapture;
   stderr: string;
-  /** Resolves with the exit code (or the signal name) once the process has exited. */
+  /**
+   * Resolves with the exit code (or the signal name) once the process has
+   * exited and its stdout and stderr are drained, so checks on its output
+   * that follow see all of it.
+   */
   readonly exited: Promise<number | string>;
 }
 
@@ -183,7 +187,8 @@ export function runBin(
     stdout,
     stderr: '',
     exited: new Promise((resolve) => {
-      child.once('exit', (code, signal) => resolve(code ?? signal ?? -1));
+      // 'close', not 'exit': 'exit' can come before the last output is read.
+      child.once('close', (code, signal) => resolve(code ?? signal ?? -1));
     }),
   };
   child.stdout?.setEncoding('utf8').on('data', (text: string) => stdout.push(text));
