@@ -7,15 +7,18 @@ import {
   freePort,
   freePorts,
   httpGet,
+  LogCapture,
   merged,
   PEER_BIN,
   readSummary,
+  rejected,
   runBin,
   scanChunks,
   startOwner,
   startPeer,
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from './manual-clock.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -130,6 +133,32 @@ describe('an owner that is not up', () => {
     const [waiting] = child.stdout.filter('waiting', { for: 'owner' });
     expect(waiting?.fields.addr).toBe(`127.0.0.1:${nobody}`);
     expect(waiting?.fields.reason).toMatch(/ECONNREFUSED/);
+  });
+
+  it('waits for the retry on the peer clock, and gives up only after that second attempt', async () => {
+    const [nobody, neighbour] = (await freePorts(2)) as [number, number];
+    const clock = new ManualClock();
+    const log = new LogCapture('peer');
+    const starting = rejected(
+      startPeer(cleanup, {
+        ownerPort: nobody,
+        port: 0,
+        neighbourPort: neighbour,
+        options: { ownerTimeoutMs: 0 },
+        components: { clock },
+        log,
+      }),
+    );
+    // The first attempt failed; the retry is a timer on the injected clock, not on Node's.
+    const waiting = await log.waitFor('waiting', { for: 'owner' });
+    expect(waiting.fields.retryMs).toBe('0');
+    expect(clock.timers).toBe(1);
+    clock.advance(0);
+    const err = await starting;
+    expect((err as Error).message).toContain(
+      `the owner at 127.0.0.1:${nobody} did not serve the metainfo within 0 ms`,
+    );
+    expect(log.filter('waiting', { for: 'owner' })).toHaveLength(1);
   });
 
   // Bug pinned here: SIGTERM while the peer was still waiting for the owner
