@@ -37,6 +37,8 @@ export interface ScenarioOptions {
   /** Names the artefact directory. */
   readonly name: string;
   readonly topology: Topology;
+  /** How processes start and where they listen (default: workspace bins on 127.0.0.1). */
+  readonly launcher?: SwarmOptions['launcher'];
   /** Use this file, or make a random one of `size` bytes. */
   readonly file?: string;
   readonly size?: number;
@@ -88,6 +90,7 @@ export async function runScenario(
       topology: options.topology,
       file,
       workDir,
+      ...(options.launcher ? { launcher: options.launcher } : {}),
       ...(options.fallbackAfterMs !== undefined
         ? { fallbackAfterMs: options.fallbackAfterMs }
         : {}),

@@ -3,13 +3,41 @@ import { createReadStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseTextLine } from '@swarmdrop/protocol';
+import { formatEndpoint, parseTextLine } from '@swarmdrop/protocol';
 import { freePorts } from '@swarmdrop/testkit';
 import { binPath, ManagedProcess } from './processes.js';
 import type { Topology, TopologyPeer } from './topology.js';
 
+/** What runs a process: an executable and its arguments, before the service's own. */
+export interface Command {
+  readonly file: string;
+  readonly args: readonly string[];
+  /** Working directory (default: the swarm's workDir). */
+  readonly cwd?: string;
+}
+
+/**
+ * How the swarm's processes are started and reached. The default runs the
+ * workspace bins with this Node on 127.0.0.1; the release tests run bundles
+ * copied out of the workspace, the multi-host test runs them inside network
+ * namespaces.
+ */
+export interface Launcher {
+  /** The command that starts `service` as process `name` ('owner' or a peer id). */
+  command(name: string, service: 'owner' | 'peer'): Command;
+  /** The address process `name` listens on and is reached at (default 127.0.0.1). */
+  host?(name: string): string;
+}
+
+/** Runs the workspace bins with the Node running the harness. */
+export const WORKSPACE_LAUNCHER: Launcher = {
+  command: (_name, service) => ({ file: process.execPath, args: [binPath(service)] }),
+};
+
 export interface SwarmOptions {
   readonly topology: Topology;
+  /** Default: WORKSPACE_LAUNCHER. */
+  readonly launcher?: Launcher;
   /** The file the owner distributes. */
   readonly file: string;
   /** Everything the run writes: owner/, one directory per peer, logs/. */
@@ -121,9 +149,20 @@ export class Swarm {
     return join(this.peer(id).dir, this.name);
   }
 
-  private launch(name: string, file: string, args: string[]): ManagedProcess {
+  /** `host:port` of process `name` as the others reach it (IPv6 bracketed). */
+  address(name: string): string {
+    const host = this.options.launcher?.host?.(name) ?? '127.0.0.1';
+    return formatEndpoint(host, name === 'owner' ? this.ownerPort : this.peer(name).port);
+  }
+
+  private launchService(name: string, service: 'owner' | 'peer', args: string[]): ManagedProcess {
+    const command = (this.options.launcher ?? WORKSPACE_LAUNCHER).command(name, service);
+    return this.launch(name, command.file, [...command.args, ...args], command.cwd);
+  }
+
+  private launch(name: string, file: string, args: string[], cwd?: string): ManagedProcess {
     const proc = new ManagedProcess(name, file, args, {
-      cwd: this.options.workDir,
+      cwd: cwd ?? this.options.workDir,
       logPath: join(this.options.workDir, 'logs', `${name}.log`),
       onLine: (line) => this.options.onLine?.(name, line),
     });
@@ -132,9 +171,8 @@ export class Swarm {
   }
 
   private async startOwner(): Promise<void> {
-    const owner = this.launch('owner', process.execPath, [
-      binPath('owner'),
-      `127.0.0.1:${this.ownerPort}`,
+    const owner = this.launchService('owner', 'owner', [
+      this.address('owner'),
       resolve(this.options.file),
       '--dir',
       join(this.options.workDir, 'owner'),
@@ -172,16 +210,15 @@ export class Swarm {
         '--console-log-level=notice',
         '--file-allocation=none',
         '--follow-torrent=mem',
-        `http://127.0.0.1:${this.ownerPort}/metainfo.torrent`,
+        `http://${this.address('owner')}/metainfo.torrent`,
       ]);
       await sleep(300);
       return proc;
     }
-    const neighbours = topo.neighbours.map((n) => `127.0.0.1:${this.peer(n).port}`).join(',');
-    const proc = this.launch(id, process.execPath, [
-      binPath('peer'),
-      `127.0.0.1:${this.ownerPort}`,
-      `127.0.0.1:${run.port}`,
+    const neighbours = topo.neighbours.map((n) => this.address(n)).join(',');
+    const proc = this.launchService(id, 'peer', [
+      this.address('owner'),
+      this.address(id),
       neighbours,
       '--dir',
       run.dir,

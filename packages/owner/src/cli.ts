@@ -2,10 +2,14 @@ import { createLogger, onShutdownSignal, runServiceCli } from '@swarmdrop/protoc
 import { PROGRAM, parseOwnerArgs, USAGE } from './args.js';
 import { Owner } from './owner.js';
 
+// Set by scripts/bundle.mjs in the single-file bundle, which has no package.json beside it.
+declare const SWARMDROP_BUNDLED_VERSION: string | undefined;
+
 runServiceCli({
   program: PROGRAM,
   usage: USAGE,
   packageJson: new URL('../package.json', import.meta.url),
+  ...(typeof SWARMDROP_BUNDLED_VERSION === 'string' ? { version: SWARMDROP_BUNDLED_VERSION } : {}),
   parse: parseOwnerArgs,
   async main(options) {
     const logger = createLogger({ role: 'owner', port: options.port, format: options.logFormat });

@@ -2,10 +2,14 @@ import { onShutdownSignal, runServiceCli } from '@swarmdrop/protocol/node';
 import { PROGRAM, parsePeerArgs, USAGE } from './args.js';
 import { Peer } from './peer.js';
 
+// Set by scripts/bundle.mjs in the single-file bundle, which has no package.json beside it.
+declare const SWARMDROP_BUNDLED_VERSION: string | undefined;
+
 runServiceCli({
   program: PROGRAM,
   usage: USAGE,
   packageJson: new URL('../package.json', import.meta.url),
+  ...(typeof SWARMDROP_BUNDLED_VERSION === 'string' ? { version: SWARMDROP_BUNDLED_VERSION } : {}),
   parse: parsePeerArgs,
   async main(options) {
     // Listen for signals before starting: bootstrap can wait a minute for the owner,

@@ -30,6 +30,8 @@ export interface ServiceCli<O> {
   readonly usage: string;
   /** The service's package.json, for `--version`. */
   readonly packageJson: URL;
+  /** The version when it is known without reading `packageJson` (the single-file bundle). */
+  readonly version?: string;
   /** Parses argv into options, or says the user asked for help or the version. */
   readonly parse: (argv: string[]) => O | 'help' | 'version';
   readonly main: (options: O) => Promise<void>;
@@ -40,7 +42,8 @@ export function runServiceCli<O>(cli: ServiceCli<O>): void {
   runMain(cli.program, async () => {
     const options = cli.parse(process.argv.slice(2));
     if (options === 'help') process.stdout.write(cli.usage);
-    else if (options === 'version') process.stdout.write(`${packageVersion(cli.packageJson)}\n`);
+    else if (options === 'version')
+      process.stdout.write(`${cli.version ?? packageVersion(cli.packageJson)}\n`);
     else await cli.main(options);
   });
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Bundles the service in the current directory (packages/owner or packages/peer)
+// into one ES module that runs with `node` alone: bundle/<bin name>.mjs.
+// Run by the package's `bundle` script; `pnpm release:artifacts` collects the results.
+import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+
+const pkg = JSON.parse(await readFile('package.json', 'utf8'));
+const [bin] = Object.keys(pkg.bin ?? {});
+if (!bin) {
+  console.error(`bundle: ${pkg.name} has no "bin" in package.json`);
+  process.exit(2);
+}
+const nodeMajor = /(\d+)/.exec(pkg.engines?.node ?? '20')?.[1] ?? '20';
+const outfile = join('bundle', `${bin}.mjs`);
+await mkdir('bundle', { recursive: true });
+await build({
+  entryPoints: ['src/cli.ts'],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: `node${nodeMajor}`,
+  // The bundle has no package.json beside it: --version is compiled in.
+  define: { SWARMDROP_BUNDLED_VERSION: JSON.stringify(pkg.version) },
+  banner: {
+    js: [
+      '#!/usr/bin/env node',
+      `// ${pkg.name} ${pkg.version}: single-file bundle; needs only Node.js ${pkg.engines?.node ?? ''}`,
+    ].join('\n'),
+  },
+  legalComments: 'eof',
+  logLevel: 'warning',
+});
+await chmod(outfile, 0o755);
+console.log(`bundle: ${outfile} (${pkg.name} ${pkg.version})`);
