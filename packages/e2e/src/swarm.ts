@@ -27,6 +27,11 @@ export interface Launcher {
   command(name: string, service: 'owner' | 'peer'): Command;
   /** The address process `name` listens on and is reached at (default 127.0.0.1). */
   host?(name: string): string;
+  /**
+   * How peer `name` names the owner on its command line (default the owner's
+   * `host:port`; a peer also accepts the .torrent URL).
+   */
+  ownerArg?(name: string, ownerAddress: string, fileName: string): string;
 }
 
 /** Runs the workspace bins with the Node running the harness. */
@@ -216,8 +221,11 @@ export class Swarm {
       return proc;
     }
     const neighbours = topo.neighbours.map((n) => this.address(n)).join(',');
+    const ownerArg =
+      this.options.launcher?.ownerArg?.(id, this.address('owner'), this.name) ??
+      this.address('owner');
     const proc = this.launchService(id, 'peer', [
-      this.address('owner'),
+      ownerArg,
       this.address(id),
       neighbours,
       '--dir',

@@ -58,8 +58,15 @@ describe(`owner and five peers on six hosts (network namespaces)${skip ? ` — s
     if (id) expect(await namespacesNamed(id), 'namespaces left behind').toEqual([]);
   });
 
-  function launcher(family: 4 | 6): Launcher {
+  /** With `viaUrl`, every peer names the owner by its .torrent URL instead of host:port. */
+  function launcher(family: 4 | 6, viaUrl = false): Launcher {
     return {
+      ...(viaUrl
+        ? {
+            ownerArg: (_name: string, owner: string, file: string) =>
+              `http://${owner}/${file}.torrent`,
+          }
+        : {}),
       command: (name) => {
         const folder = folders.get(name)!;
         return isolatedCommand(folder.bundle, folder.binDir, folder.dir, lab!.exec(HOST_OF[name]!));
@@ -102,20 +109,23 @@ describe(`owner and five peers on six hosts (network namespaces)${skip ? ` — s
     return problems;
   }
 
-  const matrix: Array<{ name: string; family: 4 | 6 }> = [
-    { name: 'ring', family: 4 },
-    { name: 'ring', family: 6 },
-    { name: 'ring-chord', family: 4 },
-    { name: 'ring-chord', family: 6 },
+  // Swarm mode (peers trading with everyone the tracker names) does not exist
+  // yet; when it does it joins this matrix. The ring-with-chord runs give the
+  // owner to the peers as its .torrent URL, the rings as host:port.
+  const matrix: Array<{ name: string; family: 4 | 6; viaUrl: boolean }> = [
+    { name: 'ring', family: 4, viaUrl: false },
+    { name: 'ring', family: 6, viaUrl: false },
+    { name: 'ring-chord', family: 4, viaUrl: true },
+    { name: 'ring-chord', family: 6, viaUrl: true },
   ];
-  for (const { name, family } of matrix) {
+  for (const { name, family, viaUrl } of matrix) {
     it.skipIf(skip)(
-      `${name} over IPv${family}: every host's merged file is byte-identical and the logs agree`,
+      `${name} over IPv${family}, owner given as ${viaUrl ? 'its .torrent URL' : 'host:port'}: every host's merged file is byte-identical and the logs agree`,
       async () => {
         const result = await runScenario({
           name: `multihost-${name}-ipv${family}`,
           topology: await topology(name),
-          launcher: launcher(family),
+          launcher: launcher(family, viaUrl),
           size: 4 * MiB + 777,
           fallbackAfterMs: 20_000,
         });

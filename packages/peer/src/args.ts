@@ -22,8 +22,9 @@ export const USAGE = `Usage: ${PROGRAM} <owner> <port> <download-neighbour> [opt
 Joins the swarm served by the file owner at <owner>, listens for upload
 neighbours on <port>, and downloads from the peer at <download-neighbour>.
 Each of the three may be PORT (on 127.0.0.1; <port> listens on every
-interface) or HOST:PORT. <download-neighbour> may be a comma-separated list
-to download from several neighbours at once (the first is the main one).
+interface) or HOST:PORT. <owner> may also be the owner's .torrent URL,
+http://HOST:PORT/NAME.torrent. <download-neighbour> may be a comma-separated
+list to download from several neighbours at once (the first is the main one).
 
 Options:
   --dir DIR                   working directory: chunks/, summary.txt,
@@ -46,6 +47,47 @@ Options:
   -h, --help                  show this help
   -v, --version               show the version
 `;
+
+/** Where the metainfo is fetched from when `<owner>` is given as PORT or HOST:PORT. */
+export const DEFAULT_METAINFO_PATH = '/metainfo.torrent';
+
+/**
+ * Reads `<owner>`: PORT, HOST:PORT, [IPv6]:PORT, or the owner's `.torrent`
+ * URL (`http://HOST[:PORT]/NAME.torrent`, what the owner prints as `ready
+ * url=`). A URL gives both the endpoint and the path to fetch the metainfo from.
+ */
+export function parseOwnerArg(text: string): { owner: Endpoint; metainfoPath: string } {
+  const field = '<owner>';
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text.trim()))
+    return { owner: parseEndpoint(text, field), metainfoPath: DEFAULT_METAINFO_PATH };
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw new OptionError(field, `"${text}" is not a valid URL`, 'ERR_ADDRESS');
+  }
+  if (url.protocol !== 'http:')
+    throw new OptionError(
+      field,
+      `"${text}": the owner serves its .torrent over http://, not ${url.protocol}//`,
+      'ERR_ADDRESS',
+    );
+  if (url.username || url.password || url.hash)
+    throw new OptionError(
+      field,
+      `"${text}": a .torrent URL takes no user, password or #fragment`,
+      'ERR_ADDRESS',
+    );
+  if (url.pathname === '/' && url.search === '')
+    throw new OptionError(
+      field,
+      `"${text}" names no .torrent (expected http://HOST:PORT/NAME.torrent)`,
+      'ERR_ADDRESS',
+    );
+  // URL keeps an IPv6 hostname bracketed and leaves out port 80; parseEndpoint checks the rest.
+  const owner = parseEndpoint(`${url.hostname}:${url.port || '80'}`, field);
+  return { owner, metainfoPath: `${url.pathname}${url.search}` };
+}
 
 export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' {
   const parsed = (() => {
@@ -78,7 +120,7 @@ export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' 
     throw new OptionError('arguments', 'expected <owner> <port> <download-neighbour>');
   if (positionals.length > 3)
     throw new OptionError('arguments', `unexpected extra argument "${positionals[3]}"`);
-  const owner = parseEndpoint(positionals[0]!, '<owner>');
+  const { owner, metainfoPath } = parseOwnerArg(positionals[0]!);
   const listen = parseEndpoint(positionals[1]!, '<port>', true);
   // A comma-separated list adds download neighbours (a chord); the first is the seed's one.
   const [neighbour, ...moreNeighbours] = positionals[2]!
@@ -90,6 +132,7 @@ export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' 
   };
   return {
     owner,
+    metainfoPath,
     listen,
     neighbour,
     moreNeighbours,

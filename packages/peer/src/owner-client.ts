@@ -66,8 +66,9 @@ export function httpGet(
 export async function fetchMetainfo(
   owner: Endpoint,
   signal?: AbortSignal,
+  path = '/metainfo.torrent',
 ): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
-  const bytes = await httpGet(owner, '/metainfo.torrent', MAX_METAINFO_BYTES, signal);
+  const bytes = await httpGet(owner, path, MAX_METAINFO_BYTES, signal);
   return { bytes, metainfo: parseMetainfo(bytes) };
 }
 

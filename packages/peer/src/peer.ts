@@ -71,6 +71,8 @@ const DISK_ERROR_CODES = new Set([
 
 export interface PeerOptions {
   readonly owner: Endpoint;
+  /** The owner's HTTP path of the metainfo (default `/metainfo.torrent`; a .torrent URL gives its own). */
+  readonly metainfoPath?: string | undefined;
   /** Where to listen for upload neighbours; `host` undefined means every interface. */
   readonly listen: Endpoint;
   readonly neighbour: Endpoint;
@@ -348,7 +350,11 @@ export class Peer {
     const deadline = this.clock.now() + this.options.ownerTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await fetchMetainfo(this.options.owner, this.abort.signal);
+        return await fetchMetainfo(
+          this.options.owner,
+          this.abort.signal,
+          this.options.metainfoPath,
+        );
       } catch (err) {
         if (err instanceof MetainfoError) {
           const detail = err.message.replace(`metainfo ${err.field}: `, '');
