@@ -12,6 +12,7 @@ import { freePorts, MiB } from '@swarmdrop/testkit';
 import { fromCaller } from './paths.js';
 import { ProcSampler, type ProcStats } from './proc-stats.js';
 import { binPath, ManagedProcess } from './processes.js';
+import { buildBundle, type Service } from './release.js';
 import { makeRandomFile, runScenario } from './scenario.js';
 import { sha256File } from './swarm.js';
 import { ringTopology } from './topology.js';
@@ -30,6 +31,8 @@ Options:
   --small-mib N   smaller file, to check memory stays flat (default 16)
   --ring-mib N    file for the ring of five (default 64)
   --no-aria2      skip the aria2c jobs
+  --startup-runs N  start-up time runs per service and form (default 3)
+  --startup-only  measure only start-up time (bundle vs workspace bin)
   --out DIR       where the JSON goes (default: bench-results/)
   -h, --help      show this help
 `;
@@ -358,6 +361,82 @@ function hasAria2(): boolean {
   }
 }
 
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+interface StartupTimes {
+  /** Milliseconds from spawning `node <entry>` to its `listening` line, one per run. */
+  readonly bin: Record<Service, number[]>;
+  readonly bundle: Record<Service, number[]>;
+}
+
+/**
+ * Start-up time of each service, as the workspace bin (bin/ -> dist/, many
+ * modules) and as the single-file bundle: from spawning node to the
+ * `listening` line reaching us. The owner serves a 1 KiB file so its split
+ * costs nothing; the peers join a running owner. Runs alternate forms, so
+ * drift in the machine's load hits both alike.
+ */
+async function startupTimes(work: string, runs: number): Promise<StartupTimes> {
+  const dir = join(work, 'startup');
+  const file = join(dir, 'tiny.bin');
+  await makeRandomFile(file, 1024);
+  const entries = {
+    bin: { owner: binPath('owner'), peer: binPath('peer') },
+    bundle: { owner: await buildBundle('owner'), peer: await buildBundle('peer') },
+  };
+  const out: StartupTimes = {
+    bin: { owner: [], peer: [] },
+    bundle: { owner: [], peer: [] },
+  };
+  const [ownerPort] = await freePorts(1);
+  const host = new ManagedProcess(
+    'owner',
+    process.execPath,
+    [binPath('owner'), `127.0.0.1:${ownerPort}`, file, '--dir', join(dir, 'host')],
+    { cwd: dir, logPath: join(dir, 'host.log') },
+  );
+  try {
+    await host.waitFor(event('ready'), 'ready', 60_000);
+    let n = 0;
+    for (let run = 0; run < runs; run++) {
+      for (const form of ['bin', 'bundle'] as const) {
+        for (const service of ['owner', 'peer'] as const) {
+          n++;
+          const [port, nobody] = await freePorts(2);
+          const args =
+            service === 'owner'
+              ? [`127.0.0.1:${port}`, file, '--dir', join(dir, `o${n}`)]
+              : [
+                  `127.0.0.1:${ownerPort}`,
+                  `127.0.0.1:${port}`,
+                  `127.0.0.1:${nobody}`,
+                  '--dir',
+                  join(dir, `p${n}`),
+                ];
+          const proc = new ManagedProcess(
+            `${service}-${form}`,
+            process.execPath,
+            [entries[form][service], ...args],
+            { cwd: dir, logPath: join(dir, `${service}-${form}.log`) },
+          );
+          try {
+            await proc.waitFor(event('listening'), 'listening', 60_000);
+            out[form][service].push(proc.timeOf(event('listening'))! - proc.startedAt);
+          } finally {
+            await proc.stop();
+          }
+        }
+      }
+    }
+  } finally {
+    await host.stop();
+  }
+  return out;
+}
+
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 const mb = (bytes: number) => `${fmt(bytes / MiB, 0)} MiB`;
 
@@ -369,6 +448,8 @@ async function main(): Promise<void> {
       'small-mib': { type: 'string', default: '16' },
       'ring-mib': { type: 'string', default: '64' },
       'no-aria2': { type: 'boolean' },
+      'startup-runs': { type: 'string', default: '3' },
+      'startup-only': { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -381,9 +462,38 @@ async function main(): Promise<void> {
   const small = Number(values['small-mib']) * MiB;
   const ringSize = Number(values['ring-mib']) * MiB;
   const aria2 = !values['no-aria2'] && hasAria2();
+  const startupRuns = Number(values['startup-runs']);
+  if (!Number.isInteger(startupRuns) || startupRuns < 1 || startupRuns > 50) {
+    process.stderr.write('bench: --startup-runs must be an integer from 1 to 50\n');
+    process.exitCode = 2;
+    return;
+  }
   const work = join(tmpdir(), `swarmdrop-bench-${Date.now()}`);
   await mkdir(work, { recursive: true });
   try {
+    log(`- start-up time, workspace bin vs bundle, ${startupRuns} runs each ...`);
+    const startup = await startupTimes(work, startupRuns);
+    const startupLines = (['owner', 'peer'] as const).map((service) => {
+      const bin = median(startup.bin[service]);
+      const bundle = median(startup.bundle[service]);
+      return `  ${service}: workspace bin ${fmt(bin, 0)} ms, bundle ${fmt(bundle, 0)} ms (medians of ${startupRuns}; bin ${startup.bin[service].map((x) => fmt(x, 0)).join('/')}, bundle ${startup.bundle[service].map((x) => fmt(x, 0)).join('/')}); bundle / bin ${fmt(bundle / bin, 2)}`;
+    });
+    log('\nStart-up, process start to `listening`:');
+    for (const line of startupLines) log(line);
+    const outDir = values.out ? fromCaller(values.out) : join(REPO, 'bench-results');
+    if (values['startup-only']) {
+      await mkdir(outDir, { recursive: true });
+      const outFile = join(
+        outDir,
+        `bench-startup-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+      );
+      await writeFile(
+        outFile,
+        `${JSON.stringify({ date: new Date().toISOString(), startup }, null, 2)}\n`,
+      );
+      log(`\nJSON: ${outFile}`);
+      return;
+    }
     log(
       `swarmdrop bench: ${mb(big)} owner -> peer, ${mb(small)} for memory, ${mb(ringSize)} ring of five; aria2c ${aria2 ? 'yes' : 'not run'}`,
     );
@@ -492,12 +602,13 @@ async function main(): Promise<void> {
       `  peer peak RSS ${mb(big)} / ${mb(small)} <= 1.5: ${fmt(rssRatio, 2)} ${rssRatio <= 1.5 ? 'met' : 'NOT met'}`,
     );
 
-    const outDir = values.out ? fromCaller(values.out) : join(REPO, 'bench-results');
+    log('\nStart-up, process start to `listening`:');
+    for (const line of startupLines) log(line);
     await mkdir(outDir, { recursive: true });
     const outFile = join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     await writeFile(
       outFile,
-      `${JSON.stringify({ date: new Date().toISOString(), sizes: { big, small, ring: ringSize }, plainTcp: tcp, ownerToPeer: ours, ownerToPeerSmall: oursSmall, ring: oursRing, aria2OwnerToPeer: a2 ?? null, aria2Ring: a2Ring ?? null }, null, 2)}\n`,
+      `${JSON.stringify({ date: new Date().toISOString(), sizes: { big, small, ring: ringSize }, plainTcp: tcp, ownerToPeer: ours, ownerToPeerSmall: oursSmall, ring: oursRing, startup, aria2OwnerToPeer: a2 ?? null, aria2Ring: a2Ring ?? null }, null, 2)}\n`,
     );
     log(`\nJSON: ${outFile}`);
   } finally {
