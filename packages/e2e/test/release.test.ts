@@ -131,6 +131,8 @@ describe('npm packages', () => {
   }
 
   it('pnpm release:artifacts puts both bundles, the tarballs and SHA256SUMS in release/', async () => {
+    // The collecting step of `pnpm release:artifacts`, after its `turbo run build bundle`.
+    for (const service of SERVICES) await buildBundle(service);
     await execa('node', [join(REPO_ROOT, 'scripts', 'release-artifacts.mjs')], { cwd: REPO_ROOT });
     const sums = await readFile(join(REPO_ROOT, 'release', 'SHA256SUMS'), 'utf8');
     const names = sums
