@@ -1,6 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseTextLine } from '@swarmdrop/protocol';
+import { IN_CI, MiB } from '@swarmdrop/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labUnavailableReason, NetnsLab, namespacesNamed } from '../src/netns.js';
 import {
@@ -13,11 +14,11 @@ import {
 import { runScenario, type ScenarioResult } from '../src/scenario.js';
 import type { Launcher } from '../src/swarm.js';
 import type { Topology } from '../src/topology.js';
-import { MiB, topology } from './helpers.js';
+import { topology } from './helpers.js';
 
 // In CI (root) this must run: a lab that cannot be built there fails the test.
 const unavailable = labUnavailableReason();
-const skip = unavailable !== undefined && !process.env.CI;
+const skip = unavailable !== undefined && !IN_CI;
 
 /** Host A runs the owner; peers p1..p5 run on B..F, one machine each. */
 const HOST_OF: Record<string, string> = { owner: 'A', p1: 'B', p2: 'C', p3: 'D', p4: 'E', p5: 'F' };

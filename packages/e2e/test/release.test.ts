@@ -1,6 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
+import { MiB } from '@swarmdrop/testkit';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -16,7 +17,6 @@ import {
 } from '../src/release.js';
 import { runScenario } from '../src/scenario.js';
 import { ringTopology } from '../src/topology.js';
-import { MiB } from './helpers.js';
 
 const SERVICES: readonly Service[] = ['owner', 'peer'];
 const outside: string[] = [];

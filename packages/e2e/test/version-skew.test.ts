@@ -1,6 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MiB } from '@swarmdrop/testkit';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,7 +15,6 @@ import {
 import { runScenario } from '../src/scenario.js';
 import type { Launcher } from '../src/swarm.js';
 import { ringTopology } from '../src/topology.js';
-import { MiB } from './helpers.js';
 
 /** The previous release, kept byte for byte (see its README.md). */
 const PREVIOUS = '0.1.0';

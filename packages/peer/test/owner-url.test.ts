@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CHUNK, Cleanup, freePort, PEER_BIN, runBin, startOwner } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_METAINFO_PATH, parseOwnerArg } from '../src/args.js';
-import { CHUNK, Cleanup, freePort, runPeerBin, startOwner, tempDir } from './helpers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -52,29 +52,34 @@ describe('<owner> as host:port or as the .torrent URL', () => {
   });
 
   it('the bin, given the URL the owner printed as `ready url=`, fetches that .torrent and merges the file', async () => {
-    const { owner, data, capture } = await startOwner(cleanup, {
+    const { port, data, log } = await startOwner(cleanup, {
       size: 3 * CHUNK + 17,
-      expectedPeers: 1,
       name: 'movie.mkv',
+      options: { expectedPeers: 1 },
     });
-    await capture.waitFor('ready');
-    const url = capture.filter('ready')[0]!.fields.url!;
-    expect(url).toBe(`http://127.0.0.1:${owner.port}/movie.mkv.torrent`);
-    const dir = await tempDir(cleanup);
-    const child = runPeerBin(cleanup, [url, '127.0.0.1:0', String(await freePort()), '--dir', dir]);
+    const url = (await log.waitFor('ready')).fields.url!;
+    expect(url).toBe(`http://127.0.0.1:${port}/movie.mkv.torrent`);
+    const dir = await cleanup.tempDir();
+    const child = runBin(cleanup, PEER_BIN, [
+      url,
+      '127.0.0.1:0',
+      String(await freePort()),
+      '--dir',
+      dir,
+    ]);
     await child.stdout.waitFor('merged');
-    expect(child.stdout.filter('listening')[0]!.fields.owner).toBe(`127.0.0.1:${owner.port}`);
+    expect(child.stdout.filter('listening')[0]!.fields.owner).toBe(`127.0.0.1:${port}`);
     expect((await readFile(join(dir, 'movie.mkv'))).equals(data)).toBe(true);
   });
 
   it('a URL whose path the owner does not serve: one line naming the path and the answer, exit 1', async () => {
-    const { owner } = await startOwner(cleanup, { size: CHUNK, expectedPeers: 1 });
-    const child = runPeerBin(cleanup, [
-      `http://127.0.0.1:${owner.port}/nope.torrent`,
+    const { port } = await startOwner(cleanup, { size: CHUNK, options: { expectedPeers: 1 } });
+    const child = runBin(cleanup, PEER_BIN, [
+      `http://127.0.0.1:${port}/nope.torrent`,
       '127.0.0.1:0',
       String(await freePort()),
       '--dir',
-      await tempDir(cleanup),
+      await cleanup.tempDir(),
       '--owner-timeout-ms',
       '500',
     ]);
