@@ -70,7 +70,9 @@ describe('single-file bundles on a machine that has only node', () => {
         name: 'release-bundles',
         topology: ringTopology(2),
         size: 3 * MiB + 12_345,
-        fallbackAfterMs: 3_000,
+        // Long enough that p1 waits for p2 even on a loaded machine: both must trade
+        // with each other (checkRequiredLogs), not fetch everything from the owner.
+        fallbackAfterMs: 20_000,
         launcher: {
           command: (_name, service) => isolatedCommand(byService(service), host.binDir, host.dir),
         },
