@@ -12,6 +12,7 @@ import {
   DEFAULT_EXPECTED_PEERS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   type OwnerOptions,
 } from './owner.js';
 
@@ -31,8 +32,13 @@ Options:
                               ceil(chunks / N) (default: ${DEFAULT_EXPECTED_PEERS})
   --max-connections N         connections served at once; more are refused
                               (default: ${DEFAULT_MAX_CONNECTIONS})
-  --handshake-timeout-ms MS   close a connection silent for this long before
-                              its handshake (default: ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
+  --max-connections-per-address N
+                              connections served at once from one source
+                              address (IPv6: one /64); more are refused
+                              (default: ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})
+  --handshake-timeout-ms MS   close a connection that has not completed its
+                              BitTorrent handshake, or an HTTP request, within
+                              this long (default: ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
   --public-host HOST          host written into the .torrent's announce URL
                               on disk (default: the bound host, or 127.0.0.1)
   --log-format text|json      console log format (default: text)
@@ -50,6 +56,7 @@ function parseOptions(argv: string[]) {
       'chunk-size': { type: 'string' },
       'expected-peers': { type: 'string' },
       'max-connections': { type: 'string' },
+      'max-connections-per-address': { type: 'string' },
       'handshake-timeout-ms': { type: 'string' },
       'public-host': { type: 'string' },
       'log-format': { type: 'string' },
@@ -103,6 +110,15 @@ export function parseOwnerArgs(argv: string[]): OwnerOptions | 'help' | 'version
       values['max-connections'] === undefined
         ? DEFAULT_MAX_CONNECTIONS
         : parseIntegerOption(values['max-connections'], '--max-connections', 1, 100_000),
+    maxConnectionsPerAddress:
+      values['max-connections-per-address'] === undefined
+        ? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+        : parseIntegerOption(
+            values['max-connections-per-address'],
+            '--max-connections-per-address',
+            1,
+            100_000,
+          ),
     handshakeTimeoutMs:
       values['handshake-timeout-ms'] === undefined
         ? DEFAULT_HANDSHAKE_TIMEOUT_MS

@@ -45,7 +45,11 @@ import {
 } from './tracker.js';
 
 /** Defaults shared with the protocol's server and connection. */
-export { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from '@swarmdrop/protocol/node';
+export {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+} from '@swarmdrop/protocol/node';
 export const DEFAULT_EXPECTED_PEERS = 5;
 
 export interface OwnerOptions {
@@ -60,6 +64,9 @@ export interface OwnerOptions {
   readonly chunkSize: number;
   readonly expectedPeers: number;
   readonly maxConnections: number;
+  /** Connections held at once from one source address (default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS). */
+  readonly maxConnectionsPerAddress?: number | undefined;
+  /** Deadline for a connection's first byte, its handshake, and each HTTP request. */
   readonly handshakeTimeoutMs: number;
   /** Host written into the `.torrent` on disk's announce URL (HTTP downloads use the request's Host). */
   readonly publicHost?: string | undefined;
@@ -162,7 +169,9 @@ export class Owner {
       port: options.port,
       portField: 'port',
       maxConnections: options.maxConnections,
+      maxConnectionsPerAddress: options.maxConnectionsPerAddress,
       firstByteTimeoutMs: options.handshakeTimeoutMs,
+      requestTimeoutMs: options.handshakeTimeoutMs,
       onWire: (socket, initial) => {
         if (owner) owner.acceptWire(socket, initial);
         else socket.destroy();
@@ -236,6 +245,7 @@ export class Owner {
       infoHash: this.metainfo.infoHash.toString('hex'),
       port: this.port,
       connections: this.wires.size,
+      refused: { ...this.server.stats },
       bytesServed: this.bytesServed,
       chunksServed: this.chunksServed,
       peers: [...this.peers.values()].map((p) => ({
@@ -529,6 +539,8 @@ function checkOptions(o: OwnerOptions): void {
   whole(o.chunkSize, 'chunkSize', 1, MAX_PIECE_LENGTH);
   whole(o.expectedPeers, 'expectedPeers', 1, Number.MAX_SAFE_INTEGER);
   whole(o.maxConnections, 'maxConnections', 1, Number.MAX_SAFE_INTEGER);
+  if (o.maxConnectionsPerAddress !== undefined)
+    whole(o.maxConnectionsPerAddress, 'maxConnectionsPerAddress', 1, Number.MAX_SAFE_INTEGER);
   whole(o.handshakeTimeoutMs, 'handshakeTimeoutMs', 1, 2_147_483_647);
 }
 

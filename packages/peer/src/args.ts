@@ -7,6 +7,10 @@ import {
   parseIntegerOption,
   parseLogFormat,
 } from '@swarmdrop/protocol';
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+} from '@swarmdrop/protocol/node';
 import { DEFAULT_PIPELINE_BLOCKS } from './downloader.js';
 import {
   DEFAULT_FALLBACK_AFTER_MS,
@@ -43,6 +47,12 @@ Options:
                               (default: ${DEFAULT_LINGER_MS})
   --pipeline N                bytes requested ahead per connection, in
                               16 KiB units (default: ${DEFAULT_PIPELINE_BLOCKS})
+  --max-connections N         connections served at once on <port>; more
+                              are refused (default: ${DEFAULT_MAX_CONNECTIONS})
+  --max-connections-per-address N
+                              connections served at once from one source
+                              address (IPv6: one /64); more are refused
+                              (default: ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})
   --log-format text|json      console log format (default: text)
   -h, --help                  show this help
   -v, --version               show the version
@@ -104,6 +114,8 @@ export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' 
           'owner-timeout-ms': { type: 'string' },
           'linger-ms': { type: 'string' },
           pipeline: { type: 'string' },
+          'max-connections': { type: 'string' },
+          'max-connections-per-address': { type: 'string' },
           'log-format': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
           version: { type: 'boolean', short: 'v' },
@@ -146,6 +158,19 @@ export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' 
       values.pipeline === undefined
         ? DEFAULT_PIPELINE_BLOCKS
         : parseIntegerOption(values.pipeline, '--pipeline', 1, 4_096),
+    maxConnections:
+      values['max-connections'] === undefined
+        ? DEFAULT_MAX_CONNECTIONS
+        : parseIntegerOption(values['max-connections'], '--max-connections', 1, 100_000),
+    maxConnectionsPerAddress:
+      values['max-connections-per-address'] === undefined
+        ? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+        : parseIntegerOption(
+            values['max-connections-per-address'],
+            '--max-connections-per-address',
+            1,
+            100_000,
+          ),
     logFormat: parseLogFormat(values['log-format']),
   };
 }

@@ -90,6 +90,10 @@ export interface PeerOptions {
   readonly lingerMs: number;
   readonly logFormat: LogFormat;
   readonly pipelineBlocks?: number;
+  /** Connections served at once on our port (default DEFAULT_MAX_CONNECTIONS). */
+  readonly maxConnections?: number | undefined;
+  /** Connections served at once from one source address (default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS). */
+  readonly maxConnectionsPerAddress?: number | undefined;
 }
 
 export interface PeerComponents {
@@ -183,6 +187,8 @@ export class Peer {
     const server = new DualServer({
       host: options.listen.host,
       port: options.listen.port,
+      maxConnections: options.maxConnections,
+      maxConnectionsPerAddress: options.maxConnectionsPerAddress,
       onWire: (socket, initial) => {
         if (peer?.store) peer.accept(socket, initial);
         else socket.destroy();

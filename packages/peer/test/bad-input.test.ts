@@ -64,6 +64,11 @@ describe('bad command-line input', () => {
       ['6881', '7001', '7002', '--pipeline', '0'],
       /--pipeline: 0 is out of range/,
     ],
+    [
+      'a per-address cap of 0',
+      ['6881', '7001', '7002', '--max-connections-per-address', '0'],
+      /--max-connections-per-address: 0 is out of range/,
+    ],
   ];
   for (const [what, args, message] of cases) {
     it(`${what}: one line on stderr, exit status 2, no stack`, async () => {

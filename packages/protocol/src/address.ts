@@ -55,3 +55,28 @@ export function formatEndpoint(host: string | undefined, port: number): string {
 export function unmapIPv4(host: string): string {
   return host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
 }
+
+/**
+ * The key connections are counted under per source: an IPv4 address as is,
+ * an IPv6 address by its /64, since one host commonly holds a whole /64 and
+ * could otherwise pick a fresh source address for every connection.
+ */
+export function sourceKey(host: string | undefined): string {
+  const h = unmapIPv4(host ?? 'unknown').replace(/%.*$/, '');
+  if (!h.includes(':')) return h;
+  const [head = '', tail] = h.split('::') as [string, string | undefined];
+  const headGroups = head === '' ? [] : head.split(':');
+  const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined
+      ? headGroups
+      : [
+          ...headGroups,
+          ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'),
+          ...tailGroups,
+        ];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g || '0', 16).toString(16))
+    .join(':')}::/64`;
+}

@@ -2,7 +2,7 @@
 
 import { thrown } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
-import { formatEndpoint, OptionError, parseEndpoint, unmapIPv4 } from '../src/index.js';
+import { formatEndpoint, OptionError, parseEndpoint, sourceKey, unmapIPv4 } from '../src/index.js';
 
 describe('parseEndpoint', () => {
   it.each([
@@ -67,5 +67,17 @@ describe('formatEndpoint', () => {
     ] as const) {
       expect(parseEndpoint(formatEndpoint(host, port), 'x')).toEqual({ host, port });
     }
+  });
+});
+
+describe('sourceKey', () => {
+  it('keeps an IPv4 address (mapped or not) and groups IPv6 by its /64', () => {
+    expect(sourceKey('127.0.0.2')).toBe('127.0.0.2');
+    expect(sourceKey('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(sourceKey('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
+    expect(sourceKey('2001:db8:1:2:bbbb:cccc:dddd:eeee')).toBe('2001:db8:1:2::/64');
+    expect(sourceKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(sourceKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(sourceKey('::1')).toBe('0:0:0:0::/64');
   });
 });

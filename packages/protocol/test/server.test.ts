@@ -144,8 +144,17 @@ async function startOwner(options: Partial<DualServerOptions> = {}, handshakeTim
   };
 }
 
-async function openSocket(port: number, allowHalfOpen = false): Promise<Socket> {
-  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen });
+async function openSocket(
+  port: number,
+  allowHalfOpen = false,
+  localAddress?: string,
+): Promise<Socket> {
+  const socket = connect({
+    host: '127.0.0.1',
+    port,
+    allowHalfOpen,
+    ...(localAddress ? { localAddress } : {}),
+  });
   socket.on('error', () => {});
   cleanup.add(() => socket.destroy());
   await once(socket, 'connect');
@@ -401,6 +410,46 @@ describe('DualServer + PeerWire + Uploader over real sockets', { timeout: 20_000
     await third.wire.ready();
     await thirdServer;
     expect(owner.refused).toHaveLength(1);
+  });
+
+  it('maxConnectionsPerAddress turns away a source past its cap while other sources get in', async () => {
+    const owner = await startOwner({ maxConnectionsPerAddress: 2 });
+    // Loopback sources differ by localAddress: 127.0.0.2 plays one address.
+    const a = await openSocket(owner.port, false, '127.0.0.2');
+    const b = await openSocket(owner.port, false, '127.0.0.2');
+    a.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    b.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await Promise.all([once(a, 'data'), once(b, 'data')]);
+    const refusal = owner.nextRefusal();
+    const third = await openSocket(owner.port, false, '127.0.0.2');
+    expect(await refusal).toMatch(/too many connections from 127\.0\.0\.2 \(limit 2 per address\)/);
+    await untilClosed(third);
+    expect(owner.server.stats.refusedAddressCap).toBe(1);
+    // Another source is not held to 127.0.0.2's count.
+    expect((await httpGet(owner.port, '/other')).body).toBe('hello GET /other');
+  });
+
+  it('an HTTP connection that sent one byte is closed by its deadline', async () => {
+    // Pins the slow-loris lock-out: the HTTP server is handed sockets and
+    // never listens, so Node never armed headersTimeout, and the first-byte
+    // timer was cleared once a byte came: "G" held a slot for ever.
+    const owner = await startOwner({ requestTimeoutMs: 200 });
+    const refusal = owner.nextRefusal();
+    const socket = await openSocket(owner.port);
+    socket.write('G');
+    expect(await refusal).toMatch(/no complete HTTP request within 200 ms/);
+    await untilClosed(socket);
+    expect(owner.server.stats.timedOut).toBe(1);
+  });
+
+  it('an HTTP keep-alive connection idle after its response is closed by its deadline', async () => {
+    const owner = await startOwner({ requestTimeoutMs: 200 });
+    const socket = await openSocket(owner.port);
+    const refusal = owner.nextRefusal();
+    socket.write('GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /tw');
+    expect((await once(socket, 'data'))[0].toString()).toMatch(/hello GET \/one/);
+    expect(await refusal).toMatch(/no complete HTTP request within 200 ms/);
+    await untilClosed(socket);
   });
 
   it('close() ends a refused connection too, instead of waiting for its destroy timer', async () => {
