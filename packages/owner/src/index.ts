@@ -22,11 +22,17 @@ export {
   Owner,
   type OwnerComponents,
   type OwnerOptions,
+  STATUS_MAX_PEERS,
 } from './owner.js';
 export {
   ANNOUNCE_INTERVAL_S,
   announceResponse,
   BATCH_KEY,
+  DEFAULT_NUMWANT,
+  DEFAULT_TRACKER_MAX_PEERS,
+  DEFAULT_TRACKER_MAX_PER_ADDRESS,
+  MAX_NUMWANT,
   parseAnnounce,
   parseQueryBytes,
+  TrackerRegistry,
 } from './tracker.js';

@@ -36,12 +36,12 @@ import {
 } from '@swarmdrop/protocol/node';
 import { BatchAssigner } from './batch-assigner.js';
 import {
-  ANNOUNCE_INTERVAL_S,
   type AnnounceRequest,
   announceFailure,
   announceResponse,
   parseAnnounce,
   type SwarmPeer,
+  TrackerRegistry,
 } from './tracker.js';
 
 /** Defaults shared with the protocol's server and connection. */
@@ -79,12 +79,9 @@ export interface OwnerComponents {
   readonly clock?: () => Date;
 }
 
-/**
- * A peer that has not announced for this long is left out of announce
- * responses (three announce intervals, as trackers commonly do): a client
- * killed without `event=stopped` is not handed out forever.
- */
-export const ANNOUNCE_EXPIRY_MS = 3 * ANNOUNCE_INTERVAL_S * 1000;
+export { ANNOUNCE_EXPIRY_MS } from './tracker.js';
+/** Peers listed in `/status` at most (connected ones first, then the most recently seen). */
+export const STATUS_MAX_PEERS = 100;
 
 interface PeerRecord {
   readonly address: string;
@@ -93,9 +90,8 @@ interface PeerRecord {
   connections: number;
   holds: number;
   bytesServed: number;
+  /** In the tracker's table: announced recently, and not `stopped`. */
   announced: boolean;
-  /** When it last announced (not `stopped`); undefined if it never did. */
-  announcedAt: number | undefined;
   lastSeen: Date;
 }
 
@@ -115,7 +111,9 @@ export class Owner {
   private readonly log: Logger;
   private readonly peerId: Buffer;
   private readonly assigner: BatchAssigner;
+  /** Every peer in the tracker's table, and every open connection's remote. */
   private readonly peers = new Map<string, PeerRecord>();
+  private readonly tracker: TrackerRegistry;
   /** Each live BitTorrent connection and the uploader serving it. */
   private readonly wires = new Map<PeerWire, Uploader>();
   private readonly clock: () => Date;
@@ -145,6 +143,7 @@ export class Owner {
     this.log = init.log;
     this.port = init.port;
     this.clock = init.clock;
+    this.tracker = new TrackerRegistry({ clock: init.clock });
     this.peerId = makePeerId(init.port);
     this.assigner = new BatchAssigner(
       init.metainfo.geometry.pieceCount,
@@ -236,6 +235,14 @@ export class Owner {
 
   /** A JSON-friendly snapshot of the swarm as the owner sees it. */
   status(): Record<string, unknown> {
+    for (const gone of this.tracker.expire()) this.forgetAnnounced(gone);
+    const listed = [...this.peers.values()]
+      .sort(
+        (a, b) =>
+          Number(b.connections > 0) - Number(a.connections > 0) ||
+          b.lastSeen.getTime() - a.lastSeen.getTime(),
+      )
+      .slice(0, STATUS_MAX_PEERS);
     return {
       role: 'owner',
       name: this.metainfo.name,
@@ -248,7 +255,8 @@ export class Owner {
       refused: { ...this.server.stats },
       bytesServed: this.bytesServed,
       chunksServed: this.chunksServed,
-      peers: [...this.peers.values()].map((p) => ({
+      peerCount: this.peers.size,
+      peers: listed.map((p) => ({
         address: p.address,
         client: p.client,
         connected: p.connections > 0,
@@ -282,7 +290,6 @@ export class Owner {
         holds: 0,
         bytesServed: 0,
         announced: false,
-        announcedAt: undefined,
         lastSeen: this.clock(),
       };
       this.peers.set(address, record);
@@ -291,30 +298,26 @@ export class Owner {
     return record;
   }
 
-  /**
-   * Deletes records of peers that stopped announcing and are not connected,
-   * with what they counted for in batches, so announces with ever new ports
-   * cannot grow the owner's memory or skew later batches for good.
-   */
-  private expireStale(now: number): void {
-    for (const record of this.peers.values()) {
-      const stale =
-        record.announcedAt === undefined || now - record.announcedAt > ANNOUNCE_EXPIRY_MS;
-      if (record.connections === 0 && stale && record.batch !== undefined) {
-        this.peers.delete(record.address);
-        this.assigner.forget(record.address);
-      }
-    }
+  /** The tracker dropped `address` (expired, stopped, or replaced to make room). */
+  private forgetAnnounced(address: string): void {
+    const record = this.peers.get(address);
+    if (!record) return;
+    record.announced = false;
+    this.forgetIfUnused(record);
   }
 
   /**
-   * Forgets a peer record that only a connection made: a stock client's
-   * connection is named by its ephemeral port, so keeping such records would
-   * grow the map (and /status) by one per connection, forever.
+   * Forgets a peer neither in the tracker's table nor connected, with what
+   * it counted for in batches: a stock client's connection is named by its
+   * ephemeral port, and announces can come with ever new ports, so keeping
+   * such records would grow the map (and /status) for ever and skew later
+   * batches. Both sources are bounded (connection caps, the tracker's), so
+   * this map is too.
    */
   private forgetIfUnused(record: PeerRecord): void {
-    if (record.connections === 0 && !record.announced && record.batch === undefined)
-      this.peers.delete(record.address);
+    if (record.connections > 0 || record.announced) return;
+    this.peers.delete(record.address);
+    this.assigner.forget(record.address);
   }
 
   /**
@@ -481,12 +484,10 @@ export class Owner {
       return;
     }
     const host = unmapIPv4(req.socket.remoteAddress ?? '127.0.0.1');
-    const address = formatEndpoint(host, request.port);
-    const now = this.clock().getTime();
-    this.expireStale(now);
+    const { address, forgotten } = this.tracker.announce(host, request.port, request);
+    for (const gone of forgotten) this.forgetAnnounced(gone);
     const record = this.peerRecord(address);
-    record.announced = request.event !== 'stopped';
-    record.announcedAt = record.announced ? now : undefined;
+    record.announced = this.tracker.has(address);
     const swarmdrop =
       isSwarmdropPeer(request.peerId) && listenPortOf(request.peerId) === request.port;
     if (swarmdrop) record.client = 'swarmdrop';
@@ -507,20 +508,12 @@ export class Owner {
       host: unmapIPv4(req.socket.localAddress ?? '127.0.0.1'),
       port: this.port,
     };
-    const others = [...this.peers.values()]
-      .filter(
-        (p) =>
-          p.announced &&
-          p.address !== address &&
-          p.announcedAt !== undefined &&
-          now - p.announcedAt <= ANNOUNCE_EXPIRY_MS,
-      )
-      .map((p) => splitAddress(p.address))
-      .filter((p): p is SwarmPeer => p !== undefined);
+    // The owner itself first, so a stock client that only knows the .torrent finds it.
+    const { peers, seeds, leechers } = this.tracker.peers(address, request.numwant - 1);
     const body = announceResponse({
-      peers: [self, ...others],
-      complete: 1,
-      incomplete: others.length + (record.announced ? 1 : 0),
+      peers: request.numwant > 0 ? [self, ...peers] : [],
+      complete: 1 + seeds,
+      incomplete: leechers,
       batch,
     });
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
@@ -600,14 +593,6 @@ async function checkSourceFile(file: string): Promise<void> {
 
 function validHost(header: string | undefined): string | undefined {
   return header && /^[A-Za-z0-9.\-:[\]]+$/.test(header) ? header : undefined;
-}
-
-function splitAddress(address: string): SwarmPeer | undefined {
-  const at = address.lastIndexOf(':');
-  const port = Number(address.slice(at + 1));
-  return at > 0 && port > 0
-    ? { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port }
-    : undefined;
 }
 
 /** An Azureus-style client tag (`-TR3000-` -> `TR3000`), else `other`. */
