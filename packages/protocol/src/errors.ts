@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'ERR_BLOCK_RANGE'
   | 'ERR_BITFIELD_LENGTH'
   | 'ERR_BITFIELD_SPARE_BITS'
+  | 'ERR_BITFIELD_REPEATED'
   // metainfo
   | 'ERR_METAINFO'
   // chunk store

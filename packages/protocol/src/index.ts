@@ -21,6 +21,7 @@ export * from './constants.js';
 export * from './errors.js';
 export { type Block, Geometry } from './geometry.js';
 export * from './log.js';
+export * from './log-limit.js';
 export * from './metainfo.js';
 export * from './options.js';
 export * from './peer-id.js';

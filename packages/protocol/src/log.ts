@@ -13,6 +13,8 @@ export const LOG_EVENTS = [
   'disconnected',
   'connection-refused',
   'protocol-error',
+  // lines one remote caused past its share, counted instead of printed
+  'log-suppressed',
   // the seed's six activities
   'idlist-sent',
   'idlist-received',

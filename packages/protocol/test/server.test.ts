@@ -28,6 +28,7 @@ import {
   ChunkStore,
   DualServer,
   type DualServerOptions,
+  MAX_REDUNDANT_BITFIELDS,
   PeerWire,
   sha1,
   splitFile,
@@ -365,8 +366,71 @@ describe('DualServer + PeerWire + Uploader over real sockets', { timeout: 20_000
     await client.wire.ready();
     const bitfield = await client.inbox.next('bitfield');
     expect(Array.from(bitfield.bytes)).toEqual([0b1101_0000]);
+    client.wire.send({ type: 'interested' });
+    await client.inbox.next('unchoke');
     client.wire.send({ type: 'request', index: 2, begin: 0, length: 16_384 });
     expect(wireErrorCode(await (await serverWire).wire.closed)).toBe('ERR_PIECE_INDEX');
+  });
+
+  it('repeated bitfields that add nothing close the connection after MAX_REDUNDANT_BITFIELDS', async () => {
+    // Pins a flood: 50,000 repeated bitfields were accepted, each rescanned
+    // and each writing a log line.
+    const owner = await startOwner();
+    const serverWire = owner.nextWire();
+    const client = await openClient(owner.port, owner.metainfo);
+    await client.wire.ready();
+    const full = new Uint8Array([0b1111_0000]);
+    for (let i = 0; i < 50; i++) client.wire.send({ type: 'bitfield', bytes: full });
+    const close = await (await serverWire).wire.closed;
+    expect(wireErrorCode(close)).toBe('ERR_BITFIELD_REPEATED');
+    expect(close.reason).toMatch(`more than ${MAX_REDUNDANT_BITFIELDS} bitfields that add nothing`);
+    expect(owner.log.filter((l) => l.event === 'idlist-received')).toHaveLength(1);
+    expect(owner.log.filter((l) => l.event === 'have-received')).toHaveLength(0);
+  });
+
+  it('a later bitfield is taken as the haves it adds (aria2 sends one in place of haves)', async () => {
+    const owner = await startOwner();
+    const serverWire = owner.nextWire();
+    const client = await openClient(owner.port, owner.metainfo);
+    await client.wire.ready();
+    client.wire.send({ type: 'interested' });
+    client.wire.send({ type: 'bitfield', bytes: new Uint8Array([0b1000_0000]) });
+    client.wire.send({ type: 'bitfield', bytes: new Uint8Array([0b1010_0000]) });
+    await client.inbox.next('unchoke');
+    client.wire.send({ type: 'request', index: 1, begin: 0, length: 16_384 });
+    await client.inbox.next('piece');
+    const side = await serverWire;
+    expect(side.uploader.remoteHas.heldIds()).toEqual([0, 2]);
+    expect(owner.log.filter((l) => l.event === 'have-received').map((l) => l.fields.chunk)).toEqual(
+      [2],
+    );
+    // One that takes a chunk back is a protocol error.
+    client.wire.send({ type: 'bitfield', bytes: new Uint8Array([0b0010_0000]) });
+    const close = await side.wire.closed;
+    expect(wireErrorCode(close)).toBe('ERR_BITFIELD_REPEATED');
+    expect(close.reason).toMatch(/takes back chunk 0/);
+  });
+
+  it('drops requests received while it chokes the remote (BEP 3), and serves them once unchoked', async () => {
+    const owner = await startOwner();
+    const serverWire = owner.nextWire();
+    const client = await openClient(owner.port, owner.metainfo);
+    await client.wire.ready();
+    await client.inbox.next('bitfield');
+    // Not interested yet, so still choked: this request must be dropped...
+    client.wire.send({ type: 'request', index: 0, begin: 0, length: 16_384 });
+    client.wire.send({ type: 'interested' });
+    await client.inbox.next('unchoke');
+    // ...and this one served. Requests are served in order, so had the
+    // first been queued its piece would have come first.
+    client.wire.send({ type: 'request', index: 1, begin: 0, length: 16_384 });
+    const piece = await client.inbox.next('piece');
+    expect([piece.index, piece.begin]).toEqual([1, 0]);
+    expect(client.inbox.all.filter((m) => m.type === 'piece')).toHaveLength(1);
+    expect((await serverWire).uploader.requestsDroppedChoked).toBe(1);
+    expect(
+      owner.log.filter((l) => l.event === 'request-received').map((l) => l.fields.chunk),
+    ).toEqual([1]);
   });
 
   it('a connection that never completes its handshake is closed by the handshake timer', async () => {

@@ -7,6 +7,12 @@ import type { PeerWire } from './peer-wire.js';
 
 /** Pending block requests one remote may queue before it is cut off. */
 export const DEFAULT_MAX_QUEUED_REQUESTS = 1_024;
+/**
+ * Later bitfields that tell us nothing new, tolerated per connection. aria2
+ * sends a bitfield in place of several `have`s (its checkHave), at times
+ * one that repeats the first; a remote sending more is flooding.
+ */
+export const MAX_REDUNDANT_BITFIELDS = 8;
 /** Chunks read ahead per connection (the store caches 32 in all). */
 const PREFETCH_CHUNKS = 8;
 
@@ -40,6 +46,8 @@ export class Uploader {
   readonly remoteHas: Bitfield;
   bytesSent = 0;
   chunksSent = 0;
+  /** Block requests dropped because we were choking the remote (BEP 3). */
+  requestsDroppedChoked = 0;
   private readonly wire: PeerWire;
   private readonly store: ChunkStore;
   private readonly log: LogFn;
@@ -53,6 +61,8 @@ export class Uploader {
   private readonly loads = new Map<number, Promise<Buffer>>();
   private started = false;
   private unchoked = false;
+  private bitfieldSeen = false;
+  private redundantBitfields = 0;
 
   constructor(options: UploaderOptions) {
     this.wire = options.wire;
@@ -94,6 +104,11 @@ export class Uploader {
         return true;
       case 'bitfield': {
         const remote = Bitfield.fromBytes(message.bytes, this.remoteHas.size);
+        if (this.bitfieldSeen) {
+          this.laterBitfield(remote);
+          return false;
+        }
+        this.bitfieldSeen = true;
         for (const index of remote.heldIds()) this.remoteHas.set(index);
         this.log('idlist-received', {
           from: this.wire.label,
@@ -110,7 +125,9 @@ export class Uploader {
         }
         return false;
       case 'request':
-        this.request(message);
+        // BEP 3: a choked remote's requests are dropped, not served.
+        if (!this.unchoked) this.requestsDroppedChoked++;
+        else this.request(message);
         return true;
       case 'cancel':
         this.queue = this.queue.filter(
@@ -124,6 +141,39 @@ export class Uploader {
         return true;
       default:
         return false;
+    }
+  }
+
+  /**
+   * BEP 3 has the bitfield only first, but stock clients (aria2) send one
+   * later in place of `have`s. So a later bitfield is taken as the `have`s
+   * of what it adds, one line each as for a `have`, and no line when it adds
+   * nothing; one that takes a chunk back, or a run of them adding nothing,
+   * is a protocol error. That bounds what a bitfield flood costs (it used to
+   * be a log line and a rescan each, 50,000 times over).
+   */
+  private laterBitfield(remote: Bitfield): void {
+    for (const index of this.remoteHas.heldIds()) {
+      if (!remote.has(index)) {
+        this.wire.close(
+          `ERR_BITFIELD_REPEATED: a later bitfield takes back chunk ${index}`,
+          new WireError('ERR_BITFIELD_REPEATED', `bitfield takes back chunk ${index}`),
+        );
+        return;
+      }
+    }
+    let added = 0;
+    for (const index of remote.heldIds()) {
+      if (!this.remoteHas.set(index)) continue;
+      added++;
+      this.log('have-received', { chunk: index, from: this.wire.label });
+      this.onRemoteHas?.(this.remoteHas, index);
+    }
+    if (added === 0 && ++this.redundantBitfields > MAX_REDUNDANT_BITFIELDS) {
+      this.wire.close(
+        `ERR_BITFIELD_REPEATED: more than ${MAX_REDUNDANT_BITFIELDS} bitfields that add nothing`,
+        new WireError('ERR_BITFIELD_REPEATED', 'repeated bitfields'),
+      );
     }
   }
 
