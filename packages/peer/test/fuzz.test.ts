@@ -1,0 +1,337 @@
+/**
+ * A bounded fuzz of the network edge (issue 10, item 9): thousands of random
+ * and mutated BitTorrent handshakes and frames, HTTP requests and announce
+ * queries, each on its own connection from 127.0.0.2, at a live owner and a
+ * live peer (in-process). Meanwhile a real peer from 127.0.0.1 downloads
+ * from both and merges the file; after it, another one does; and memory
+ * stays bounded.
+ *
+ * The inputs come from a seeded generator (mulberry32), so a failure is
+ * reproduced with FUZZ_SEED=<the seed printed in the failure>. The run is
+ * bounded by FUZZ_INPUTS (default 4000) and stops by itself.
+ */
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { encodeMessage, type Metainfo, makePeerId } from '@swarmdrop/protocol';
+import {
+  CHUNK,
+  Cleanup,
+  freePort,
+  MiB,
+  merged,
+  startOwner,
+  startPeer,
+  type TestPeerProcess,
+  within,
+} from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const INPUTS = Number(process.env.FUZZ_INPUTS ?? 4_000);
+const CONCURRENCY = 24;
+/** A connection the target has not closed this long after our FIN is closed by us. */
+const LINGER_MS = 2_000;
+const HANG_MS = 90_000;
+
+/** mulberry32: a tiny seeded PRNG, so every run can be replayed. */
+class Rng {
+  private state: number;
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  }
+  int(max: number): number {
+    return Math.floor(this.next() * max);
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+  bytes(length: number): Buffer {
+    const out = Buffer.alloc(length);
+    for (let i = 0; i < length; i++) out[i] = this.int(256);
+    return out;
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+}
+
+/** Byte flips, truncation, duplication and insertion of random bytes. */
+function mutate(rng: Rng, input: Buffer): Buffer {
+  let out = Buffer.from(input);
+  for (let n = 1 + rng.int(3); n > 0; n--) {
+    switch (rng.int(4)) {
+      case 0:
+        if (out.length > 0) out[rng.int(out.length)] = rng.int(256);
+        break;
+      case 1:
+        out = out.subarray(0, rng.int(out.length + 1));
+        break;
+      case 2: {
+        const at = rng.int(out.length + 1);
+        const len = rng.int(Math.min(64, out.length - at) + 1);
+        out = Buffer.concat([
+          out.subarray(0, at + len),
+          out.subarray(at, at + len),
+          out.subarray(at + len),
+        ]);
+        break;
+      }
+      default: {
+        const at = rng.int(out.length + 1);
+        out = Buffer.concat([out.subarray(0, at), rng.bytes(1 + rng.int(16)), out.subarray(at)]);
+      }
+    }
+  }
+  return out;
+}
+
+function interestingU32(rng: Rng, metainfo: Metainfo): number {
+  const count = metainfo.geometry.pieceCount;
+  return rng.pick([
+    0,
+    1,
+    count - 1,
+    count,
+    16_384,
+    16_383,
+    131_072,
+    131_073,
+    CHUNK,
+    2 ** 31,
+    2 ** 32 - 1,
+    rng.int(2 ** 32),
+  ]);
+}
+
+function handshake(rng: Rng, metainfo: Metainfo): Buffer {
+  return encodeMessage({
+    type: 'handshake',
+    reserved: rng.chance(0.8) ? new Uint8Array(8) : rng.bytes(8),
+    infoHash: rng.chance(0.9) ? metainfo.infoHash : rng.bytes(20),
+    peerId: rng.chance(0.5) ? makePeerId(1 + rng.int(65_535)) : rng.bytes(20),
+  });
+}
+
+/** One length-prefixed frame: mostly well-formed messages with hostile fields, some garbage. */
+function frame(rng: Rng, metainfo: Metainfo): Buffer {
+  const u32 = () => interestingU32(rng, metainfo);
+  const bitfieldLength = Math.ceil(metainfo.geometry.pieceCount / 8);
+  const raw = (id: number, body: Buffer) => {
+    const out = Buffer.alloc(5 + body.length);
+    out.writeUInt32BE(1 + body.length, 0);
+    out[4] = id;
+    body.copy(out, 5);
+    return out;
+  };
+  const ints = (...values: number[]) => {
+    const out = Buffer.alloc(values.length * 4);
+    values.forEach((v, i) => {
+      out.writeUInt32BE(v >>> 0, i * 4);
+    });
+    return out;
+  };
+  switch (rng.int(12)) {
+    case 0:
+      return Buffer.alloc(4); // keep-alive
+    case 1:
+      return raw(rng.int(4), Buffer.alloc(0)); // choke, unchoke, interested, not interested
+    case 2:
+      return raw(4, ints(u32()));
+    case 3:
+      return raw(5, rng.chance(0.7) ? rng.bytes(bitfieldLength) : rng.bytes(rng.int(40)));
+    case 4:
+    case 5:
+      return raw(6, ints(u32(), u32(), u32()));
+    case 6:
+      return raw(8, ints(u32(), u32(), u32()));
+    case 7:
+      return raw(7, Buffer.concat([ints(u32(), u32()), rng.bytes(rng.int(600))]));
+    case 8:
+      return raw(9, rng.bytes(2));
+    case 9:
+      return raw(20 + rng.int(200), rng.bytes(rng.int(100)));
+    case 10: {
+      // A length prefix that lies.
+      const out = rng.bytes(5 + rng.int(20));
+      out.writeUInt32BE(rng.pick([0xffff_ffff, 2 ** 24, 1 + rng.int(2 ** 20), 0]), 0);
+      return out;
+    }
+    default:
+      return rng.bytes(rng.int(40));
+  }
+}
+
+function percent(bytes: Uint8Array): string {
+  return [...bytes].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+}
+
+function announceQuery(rng: Rng, metainfo: Metainfo): string {
+  const params: string[] = [];
+  if (rng.chance(0.9))
+    params.push(
+      `info_hash=${percent(rng.chance(0.8) ? metainfo.infoHash : rng.bytes(rng.int(30)))}`,
+    );
+  if (rng.chance(0.9))
+    params.push(`peer_id=${percent(rng.bytes(rng.chance(0.9) ? 20 : rng.int(30)))}`);
+  if (rng.chance(0.9))
+    params.push(
+      `port=${rng.pick(['0', '1', '6881', '65535', '65536', '-1', 'x', String(rng.int(70_000))])}`,
+    );
+  if (rng.chance(0.5))
+    params.push(`left=${rng.pick(['0', '1', '-5', 'lots', String(rng.int(2 ** 31))])}`);
+  if (rng.chance(0.5))
+    params.push(`numwant=${rng.pick(['0', '5', '200', '100000', '-1', 'all', '99999999999'])}`);
+  if (rng.chance(0.5))
+    params.push(`event=${rng.pick(['started', 'stopped', 'completed', '', 'bogus', '%ff'])}`);
+  if (rng.chance(0.3)) params.push(rng.pick(['compact=0', 'compact=1', 'key=%zz', '%', '=', '&&']));
+  return `/announce?${params.join('&')}`;
+}
+
+function httpRequest(rng: Rng, metainfo: Metainfo): Buffer {
+  const method = rng.pick(['GET', 'GET', 'GET', 'HEAD', 'POST', 'PUT', 'OPTIONS', 'BREW', 'G']);
+  const path = rng.pick([
+    '/',
+    '/status',
+    '/metainfo.torrent',
+    `/${metainfo.name}.torrent`,
+    '/%zz',
+    '//x',
+    '*',
+    'http://[',
+    `/${'a'.repeat(rng.int(4_000))}`,
+    `/${percent(rng.bytes(rng.int(50)))}`,
+    announceQuery(rng, metainfo),
+    announceQuery(rng, metainfo),
+    announceQuery(rng, metainfo),
+  ]);
+  const headers = [`Host: ${rng.pick(['127.0.0.1', 'x', '', '[::1]:1', 'a'.repeat(300)])}`];
+  if (rng.chance(0.2))
+    headers.push(`Content-Length: ${rng.pick(['0', '5', '-1', 'x', '99999999'])}`);
+  if (rng.chance(0.1)) headers.push('Transfer-Encoding: chunked');
+  if (rng.chance(0.2)) headers.push(`X-${rng.int(100)}: ${'v'.repeat(rng.int(2_000))}`);
+  if (rng.chance(0.1)) headers.push(rng.bytes(rng.int(30)).toString('latin1'));
+  let text = `${method} ${path} HTTP/1.${rng.int(2)}\r\n${headers.join('\r\n')}\r\n\r\n`;
+  if (rng.chance(0.2)) text += rng.bytes(rng.int(100)).toString('latin1');
+  if (rng.chance(0.2)) text += `GET /status HTTP/1.1\r\nHost: x\r\n\r\n`; // pipelined
+  return Buffer.from(text, 'latin1');
+}
+
+/** One fuzz input: what kind it is (for the tally) and its bytes. */
+function input(rng: Rng, metainfo: Metainfo): { kind: string; bytes: Buffer } {
+  const kind = rng.pick(['random', 'handshake', 'frames', 'frames', 'http', 'http', 'announce']);
+  let bytes: Buffer;
+  switch (kind) {
+    case 'random':
+      bytes = rng.bytes(rng.int(300));
+      if (rng.chance(0.5) && bytes.length > 0) bytes[0] = 0x13;
+      break;
+    case 'handshake':
+      bytes = mutate(rng, handshake(rng, metainfo));
+      break;
+    case 'frames': {
+      const frames = Array.from({ length: 1 + rng.int(30) }, () => frame(rng, metainfo));
+      bytes = Buffer.concat([handshake(rng, metainfo), ...frames]);
+      if (rng.chance(0.3)) bytes = mutate(rng, bytes);
+      break;
+    }
+    case 'announce':
+      bytes = Buffer.from(
+        `GET ${announceQuery(rng, metainfo)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
+        'latin1',
+      );
+      if (rng.chance(0.2)) bytes = mutate(rng, bytes);
+      break;
+    default:
+      bytes = httpRequest(rng, metainfo);
+      if (rng.chance(0.2)) bytes = mutate(rng, bytes);
+  }
+  return { kind, bytes };
+}
+
+/** Sends `bytes` from 127.0.0.2, half-closes, and waits (bounded) for the target to close. */
+async function send(port: number, bytes: Buffer): Promise<void> {
+  const socket = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+  socket.on('error', () => {});
+  socket.resume();
+  const closed = once(socket, 'close');
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  try {
+    await once(socket, 'connect');
+    socket.end(bytes);
+    await closed;
+  } catch {
+    // refused or reset: the target turned it away, which is fine
+  } finally {
+    clearTimeout(timer);
+    socket.destroy();
+  }
+}
+
+describe(`fuzzing the network edge (FUZZ_SEED=${SEED})`, { timeout: 120_000 }, () => {
+  it('an owner and a peer survive thousands of hostile inputs and keep serving real peers', async () => {
+    const size = 30 * CHUNK - 999;
+    const { owner, data } = await startOwner(cleanup, { size, options: { expectedPeers: 2 } });
+    // Peer A: the live peer under fuzz. It gets half from the owner as its
+    // batch, the rest by fallback, then serves whoever connects.
+    const a = await startPeer(cleanup, {
+      ownerPort: owner.port,
+      port: 0,
+      neighbourPort: await freePort(),
+      options: { fallbackAfterMs: 300 },
+    });
+    await within(merged(a.log), HANG_MS, () => a.log.tail());
+    const rssBefore = process.memoryUsage().rss;
+
+    const realPeer = async (name: string): Promise<TestPeerProcess> => {
+      const p = await startPeer(cleanup, {
+        ownerPort: owner.port,
+        port: 0,
+        neighbourPort: a.peer.port,
+      });
+      const path = await within(merged(p.log), HANG_MS, () => `${name}: ${p.log.tail()}`);
+      expect((await readFile(path)).equals(data), `${name} merged a different file`).toBe(true);
+      return p;
+    };
+
+    const rng = new Rng(SEED);
+    const tally = new Map<string, number>();
+    const targets = [owner.port, a.peer.port];
+    let next = 0;
+    const fuzz = async () => {
+      while (next < INPUTS) {
+        const n = next++;
+        const { kind, bytes } = input(rng, owner.metainfo);
+        tally.set(kind, (tally.get(kind) ?? 0) + 1);
+        await send(targets[n % 2]!, bytes);
+      }
+    };
+    // A real peer downloads from the owner and from peer A during the fuzz.
+    const [during] = await Promise.all([
+      realPeer('peer during the fuzz'),
+      Promise.all(Array.from({ length: CONCURRENCY }, fuzz)),
+    ]);
+    expect(next).toBe(INPUTS);
+    expect(during.log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
+
+    // Both still serve a real peer after it.
+    const after = await realPeer('peer after the fuzz');
+    expect(after.log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
+    const status = owner.status() as { peerCount: number };
+    expect(status.peerCount).toBeLessThanOrEqual(3 * 64 + 10);
+    // Memory: generous, it only catches state that grows with every input.
+    const grownMiB = (process.memoryUsage().rss - rssBefore) / MiB;
+    expect(grownMiB, `RSS grew ${grownMiB.toFixed(1)} MiB over ${INPUTS} inputs`).toBeLessThan(256);
+    expect([...tally.values()].reduce((s, n) => s + n, 0)).toBe(INPUTS);
+  });
+});
