@@ -9,15 +9,25 @@ export const DEFAULT_LOG_PER_SECOND = 200;
 export const DEFAULT_LOG_MAX_SOURCES = 4_096;
 
 /**
- * Events that record our own side of a transfer (bounded by the data we
- * send or receive) and are never limited: the logs of both ends must agree
- * on every chunk, and a line there costs a remote a whole chunk.
+ * The events a remote can cause cheaply, by connecting, announcing or
+ * sending small messages: only these are limited. The lines of our own
+ * transfers and decisions (chunk-sent, chunk-received, request-sent,
+ * fallback, …) never are: the logs of both ends must agree on every chunk,
+ * and a line there costs a remote a whole chunk.
  */
-const UNLIMITED: ReadonlySet<LogEventName> = new Set([
-  'chunk-sent',
-  'chunk-received',
-  'chunk-rejected',
-  'request-sent',
+export const LIMITED_LOG_EVENTS: ReadonlySet<LogEventName> = new Set<LogEventName>([
+  'connection-refused',
+  'connected',
+  'disconnected',
+  'protocol-error',
+  'announce',
+  'batch-assigned',
+  'idlist-sent',
+  'idlist-received',
+  'have-sent',
+  'have-received',
+  'request-received',
+  'error',
 ]);
 
 export interface LogLimiterOptions {
@@ -44,8 +54,8 @@ export interface Suppressed {
 
 /**
  * Keeps one remote from flooding the log: every line an address causes
- * (connections, announces, chunk ID lists, `have`s, requests, refusals,
- * protocol errors) takes a token from that address's bucket (`burst`
+ * (LIMITED_LOG_EVENTS: connections, announces, chunk ID lists, `have`s,
+ * requests, refusals, protocol errors) takes a token from that address's bucket (`burst`
  * tokens, refilled at `perSecond`); with none left the line is only
  * counted, and `flush()` turns the counts into one summary per address.
  * Addresses are keyed as connection caps key them (IPv6 by /64), and at
@@ -74,12 +84,13 @@ export class LogLimiter {
   }
 
   /**
-   * Whether to print a line of `event` with `fields`. Lines that name no
-   * remote (`peer`, `from` or `to`), and our own transfer lines, always pass.
+   * Whether to print a line of `event` with `fields`. Events not in
+   * LIMITED_LOG_EVENTS, and lines that name no remote (`peer`, `from` or
+   * `to`), always pass.
    * `evicted` receives the summary of an address forgotten to make room.
    */
   admit(event: LogEventName, fields: LogFields, evicted?: (s: Suppressed) => void): boolean {
-    if (UNLIMITED.has(event)) return true;
+    if (!LIMITED_LOG_EVENTS.has(event)) return true;
     const source = remoteSource(fields);
     if (source === undefined) return true;
     const now = this.now();

@@ -24,8 +24,9 @@ describe('LogLimiter', () => {
     // Another address has its own budget; lines naming no remote always pass.
     expect(limiter.admit('connected', { peer: '10.0.0.2:7001' })).toBe(true);
     expect(limiter.admit('merged', { path: '/x' })).toBe(true);
-    // Our own transfer lines are never limited.
+    // Our own transfer lines and decisions are never limited.
     expect(limiter.admit('chunk-sent', from('10.0.0.1'))).toBe(true);
+    expect(limiter.admit('fallback', from('10.0.0.1'))).toBe(true);
     now.value += 1_000; // two tokens back
     expect([admitted(), admitted(), admitted()]).toEqual([true, true, false]);
     expect(limiter.flush()).toEqual([{ source: '10.0.0.1', count: 3, events: 'have-received:3' }]);
