@@ -281,7 +281,11 @@ async function send(port: number, bytes: Buffer): Promise<void> {
 describe(`fuzzing the network edge (FUZZ_SEED=${SEED})`, { timeout: 120_000 }, () => {
   it('an owner and a peer survive thousands of hostile inputs and keep serving real peers', async () => {
     const size = 30 * CHUNK - 999;
-    const { owner, data } = await startOwner(cleanup, { size, options: { expectedPeers: 2 } });
+    const {
+      owner,
+      data,
+      log: ownerLog,
+    } = await startOwner(cleanup, { size, options: { expectedPeers: 2 } });
     // Peer A: the live peer under fuzz. It gets half from the owner as its
     // batch, the rest by fallback, then serves whoever connects.
     const a = await startPeer(cleanup, {
@@ -322,6 +326,19 @@ describe(`fuzzing the network edge (FUZZ_SEED=${SEED})`, { timeout: 120_000 }, (
       Promise.all(Array.from({ length: CONCURRENCY }, fuzz)),
     ]);
     expect(next).toBe(INPUTS);
+    // The inputs reached the parsers of both: each closed connections for
+    // protocol errors (printed, or counted in a log-suppressed line).
+    for (const [name, log] of [
+      ['owner', ownerLog],
+      ['peer', a.log],
+    ] as const) {
+      const refusedFromFuzz =
+        log.filter('protocol-error', (f) => f.peer?.startsWith('127.0.0.2:') ?? false).length +
+        log
+          .filter('log-suppressed', { from: '127.0.0.2' })
+          .filter((l) => /protocol-error/.test(l.fields.events ?? '')).length;
+      expect(refusedFromFuzz, `${name} saw no protocol error from the fuzz`).toBeGreaterThan(0);
+    }
     expect(during.log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
 
     // Both still serve a real peer after it.
