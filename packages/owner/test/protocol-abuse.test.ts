@@ -7,7 +7,7 @@
  * remote address can make the owner log is a bounded budget.
  */
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import {
   DEFAULT_LOG_BURST,
   encodeMessage,

@@ -41,17 +41,17 @@ export function createLogger(options: LoggerOptions): Logger {
     options.limit === false
       ? undefined
       : new LogLimiter({ now: () => clock().getTime(), ...options.limit });
-  let flushTimer: NodeJS.Timeout | undefined;
+  let _flushTimer: NodeJS.Timeout | undefined;
   const report = (s: { source: string; count: number; events: string }) =>
     write('log-suppressed', { from: s.source, count: s.count, events: s.events });
   const flush = () => {
-    flushTimer = undefined;
+    _flushTimer = undefined;
     for (const s of limiter?.flush() ?? []) report(s);
   };
   return {
     log(event, fields = {}) {
       if (limiter && !limiter.admit(event, fields, report)) {
-        flushTimer ??= setTimeout(flush, LOG_SUPPRESSED_EVERY_MS).unref();
+        _flushTimer ??= setTimeout(flush, LOG_SUPPRESSED_EVERY_MS).unref();
         return;
       }
       write(event, fields);
