@@ -20,6 +20,7 @@
 export * from './buffer-pool.js';
 export * from './chunk-store.js';
 export * from './cli.js';
+export * from './connection.js';
 export * from './dual-server.js';
 export * from './http.js';
 export * from './logger.js';
