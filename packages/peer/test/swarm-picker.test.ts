@@ -1,0 +1,253 @@
+/**
+ * The swarm-mode picker: rarest-first with random ties, a few random pieces
+ * first, strict priority to started pieces, and endgame with cancels. All on
+ * a seeded RNG, so every order here is reproducible.
+ */
+import { Bitfield, Geometry, seededRng } from '@swarmdrop/protocol';
+import { describe, expect, it } from 'vitest';
+import { RarityOrder, SwarmPicker, type SwarmPickerOptions } from '../src/swarm/index.js';
+
+const BLOCK = 16_384;
+/** Pieces of two 16 KiB blocks. */
+const PIECE = 2 * BLOCK;
+
+function holding(size: number, ids: Iterable<number>): Bitfield {
+  const field = new Bitfield(size);
+  for (const i of ids) field.set(i);
+  return field;
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, k) => from + k);
+}
+
+function picker(pieces: number, options: Partial<SwarmPickerOptions> = {}): SwarmPicker {
+  return new SwarmPicker({
+    geometry: new Geometry(pieces * PIECE, PIECE),
+    held: new Bitfield(pieces),
+    rng: seededRng(1),
+    randomFirstPieces: 0,
+    ...options,
+  });
+}
+
+/** Pieces in the order `peer` starts them, one whole piece per pick. */
+function pieceOrder(p: SwarmPicker, peer: string, remote: Bitfield): number[] {
+  const order: number[] = [];
+  for (;;) {
+    const blocks = p.pick(peer, remote, 2);
+    if (blocks.length === 0) break; // in endgame, the same peer is never asked twice for a block
+    expect(new Set(blocks.map((b) => b.index)).size, 'one piece per pick of 2 blocks').toBe(1);
+    order.push(blocks[0]!.index);
+  }
+  return order;
+}
+
+describe('RarityOrder', () => {
+  it('stays sorted by availability through random haves, departures, completions and losses', () => {
+    const rng = seededRng(42);
+    const n = 40;
+    const order = new RarityOrder(n, rng);
+    const counts = new Array<number>(n).fill(0);
+    const retired = new Set<number>();
+    for (let step = 0; step < 1_500; step++) {
+      const i = Math.floor(rng() * n);
+      const roll = rng();
+      if (roll < 0.6) {
+        order.increment(i);
+        counts[i]!++;
+      } else if (roll < 0.9) {
+        if (counts[i] === 0) continue;
+        order.decrement(i);
+        counts[i]!--;
+      } else if (roll < 0.97) {
+        order.retire(i);
+        retired.add(i);
+      } else {
+        order.restore(i);
+        retired.delete(i);
+      }
+      const seen = [...order.rarestFirst()];
+      expect(seen.slice().sort((a, b) => a - b)).toEqual(
+        range(0, n).filter((k) => !retired.has(k)),
+      );
+      for (let k = 1; k < seen.length; k++) {
+        expect(counts[seen[k]!]!, `step ${step}: order not by availability`).toBeGreaterThanOrEqual(
+          counts[seen[k - 1]!]!,
+        );
+      }
+      for (const k of seen) expect(order.availability(k)).toBe(counts[k]);
+    }
+  });
+});
+
+describe('SwarmPicker: which piece first', () => {
+  it('starts the rarest pieces first, counting bitfields and haves', () => {
+    const p = picker(8);
+    // Availability: piece 0 by 4 peers, 1-2 by 3, 3-5 by 2, 6-7 by 1.
+    p.peerBitfield(holding(8, range(0, 8)));
+    p.peerBitfield(holding(8, range(0, 6)));
+    p.peerBitfield(holding(8, []));
+    p.peerBitfield(holding(8, [0]));
+    for (const i of [1, 2]) p.peerHave(i);
+    expect(range(0, 8).map((i) => p.availability(i))).toEqual([3, 3, 3, 2, 2, 2, 1, 1]);
+    p.peerHave(0);
+
+    const order = pieceOrder(p, 'A', holding(8, range(0, 8)));
+    expect(order).toHaveLength(8);
+    expect(new Set(order.slice(0, 2))).toEqual(new Set([6, 7]));
+    expect(new Set(order.slice(2, 5))).toEqual(new Set([3, 4, 5]));
+    expect(new Set(order.slice(5, 7))).toEqual(new Set([1, 2]));
+    expect(order[7]).toBe(0);
+  });
+
+  it('breaks ties at random: reproducible for a seed, different across seeds', () => {
+    const orderFor = (seed: number) => {
+      const p = picker(16, { rng: seededRng(seed) });
+      const all = holding(16, range(0, 16));
+      p.peerBitfield(all);
+      return pieceOrder(p, 'A', all);
+    };
+    const first = orderFor(1);
+    expect(first.slice().sort((a, b) => a - b)).toEqual(range(0, 16));
+    expect(orderFor(1)).toEqual(first);
+    expect(orderFor(2)).not.toEqual(first);
+    expect(first, 'ties are not broken by id').not.toEqual(range(0, 16));
+  });
+
+  it('a disconnect lowers availability, and the order follows', () => {
+    const p = picker(4);
+    const rich = holding(4, [0, 1, 2, 3]);
+    p.peerBitfield(rich);
+    p.peerBitfield(holding(4, [0, 1, 2]));
+    p.peerBitfield(holding(4, [3])); // 3 is now as common as 0-2
+    p.peerGone('C', holding(4, [3]), []);
+    p.peerGone('B', holding(4, [0, 1, 2]), []);
+    p.peerBitfield(holding(4, [0, 1, 3]));
+    expect(pieceOrder(p, 'A', rich)[0]).toBe(2); // the only piece one peer has
+  });
+
+  it('picks the first pieces at random, then rarest-first', () => {
+    const firstPick = (seed: number, randomFirstPieces: number) => {
+      const p = picker(8, { rng: seededRng(seed), randomFirstPieces });
+      p.peerBitfield(holding(8, range(0, 8)));
+      p.peerBitfield(holding(8, range(0, 7))); // piece 7 is the rarest
+      return p.pick('A', holding(8, range(0, 8)), 1)[0]!.index;
+    };
+    const seeds = range(1, 21);
+    expect(new Set(seeds.map((s) => firstPick(s, 0)))).toEqual(new Set([7]));
+    expect(new Set(seeds.map((s) => firstPick(s, 4))).size).toBeGreaterThan(1);
+  });
+
+  it('only picks pieces the connection has and we lack', () => {
+    const held = holding(6, [1]);
+    const p = picker(6, { held });
+    p.peerBitfield(holding(6, [0, 1, 2]));
+    const picked = p.pick('A', holding(6, [0, 1, 2]), 100);
+    expect(new Set(picked.map((b) => b.index))).toEqual(new Set([0, 2]));
+    expect(p.stateOf(1)).toBe('held');
+    expect(p.wantsFrom(holding(6, [1]))).toBe(false);
+    expect(p.wantsFrom(holding(6, [1, 5]))).toBe(true);
+  });
+});
+
+describe('SwarmPicker: started pieces first', () => {
+  it('gives the rest of a started piece to the next connection before starting another', () => {
+    const p = picker(8);
+    const all = holding(8, range(0, 8));
+    p.peerBitfield(all);
+    const [first] = p.pick('A', all, 1);
+    expect(first).toMatchObject({ begin: 0 });
+    const [second] = p.pick('B', all, 1);
+    expect(second).toEqual({ index: first!.index, begin: BLOCK, length: BLOCK });
+    expect(p.stateOf(first!.index)).toBe('started');
+  });
+
+  it('blocks dropped by a choke go to the next connection before anything new', () => {
+    const p = picker(8);
+    const all = holding(8, range(0, 8));
+    p.peerBitfield(all);
+    const asked = p.pick('A', all, 4); // two whole pieces
+    p.requestsDropped('A', asked);
+    expect(p.requestedOf('A')).toEqual([]);
+    expect(p.pick('B', all, 4)).toEqual(asked);
+  });
+
+  it('a piece that fails its hash is wanted again, from anybody', () => {
+    const p = picker(2);
+    const all = holding(2, [0, 1]);
+    p.peerBitfield(all);
+    const blocks = p.pick('A', all, 2);
+    const index = blocks[0]!.index;
+    expect(p.blockReceived('A', index, 0).pieceComplete).toBe(false);
+    expect(p.blockReceived('A', index, BLOCK).pieceComplete).toBe(true);
+    expect(p.stateOf(index)).toBe('complete');
+    p.pieceFailed(index);
+    expect(p.stateOf(index)).toBe('queued');
+    expect(p.pick('B', holding(2, [index]), 2).map((b) => b.index)).toEqual([index, index]);
+  });
+
+  it('a verified piece is held and never picked again', () => {
+    const p = picker(2);
+    const all = holding(2, [0, 1]);
+    p.peerBitfield(all);
+    const [block] = p.pick('A', all, 2);
+    const index = block!.index;
+    p.blockReceived('A', index, 0);
+    p.blockReceived('A', index, BLOCK);
+    p.pieceVerified(index);
+    expect(p.stateOf(index)).toBe('held');
+    expect(p.pick('B', all, 10).every((b) => b.index !== index)).toBe(true);
+  });
+});
+
+describe('SwarmPicker: endgame', () => {
+  it('asks a second connection for blocks already in flight once nothing is unasked, and cancels the loser', () => {
+    const p = picker(2);
+    const all = holding(2, [0, 1]);
+    p.peerBitfield(all);
+    p.peerBitfield(all);
+    const fromA = p.pick('A', all, 3);
+    expect(p.inEndgame).toBe(false); // one block is still unasked
+    const fromB = p.pick('B', all, 10);
+    expect(fromB).toHaveLength(1 + 3); // the last unasked block, then A's three again
+    expect(p.inEndgame).toBe(true);
+    expect(new Set(fromB.slice(1).map((b) => `${b.index}:${b.begin}`))).toEqual(
+      new Set(fromA.map((b) => `${b.index}:${b.begin}`)),
+    );
+
+    const won = fromA[0]!;
+    const outcome = p.blockReceived('B', won.index, won.begin);
+    expect(outcome.accepted).toBe(true);
+    expect(outcome.cancels).toEqual([{ peer: 'A', block: won }]);
+    // A's copy crosses the cancel and arrives anyway: a duplicate, not kept, nothing to cancel.
+    expect(p.blockReceived('A', won.index, won.begin)).toEqual({
+      accepted: false,
+      pieceComplete: false,
+      cancels: [],
+    });
+  });
+
+  it('spreads duplicates: every block gets a second source before any gets a third, up to the cap', () => {
+    const p = picker(1, { endgameMaxRequesters: 2 });
+    const all = holding(1, [0]);
+    p.pick('A', all, 2);
+    const fromB = p.pick('B', all, 1);
+    const fromC = p.pick('C', all, 5);
+    expect(fromC).toHaveLength(1); // the block B did not take; the other has its two requesters
+    expect(fromC[0]!.begin).not.toBe(fromB[0]!.begin);
+    expect(p.pick('D', all, 5)).toEqual([]);
+  });
+
+  it('a connection that goes away frees its requests for the others', () => {
+    const p = picker(1);
+    const all = holding(1, [0]);
+    p.peerBitfield(all);
+    p.peerBitfield(all);
+    const fromA = p.pick('A', all, 2);
+    p.peerGone('A', all, fromA);
+    expect(p.availability(0)).toBe(1);
+    expect(p.inEndgame).toBe(false);
+    expect(p.pick('B', all, 2)).toEqual(fromA);
+  });
+});
