@@ -25,6 +25,7 @@ export * from './log-limit.js';
 export * from './metainfo.js';
 export * from './options.js';
 export * from './peer-id.js';
+export * from './swarm/choker.js';
 export * from './swarm/clock.js';
 export * from './swarm/rate-estimator.js';
 export * from './swarm/typed-emitter.js';
