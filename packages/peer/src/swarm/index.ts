@@ -2,5 +2,7 @@
  * Swarm mode's building blocks: pure parts on an injected clock and RNG, wired
  * into the peer by its scheduler. Invariants: STATE.md next to this file.
  */
+
+export * from './min-rate-policy.js';
 export * from './rarity-order.js';
 export * from './swarm-picker.js';
