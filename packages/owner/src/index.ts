@@ -14,6 +14,11 @@
 export { parseOwnerArgs, USAGE } from './args.js';
 export { BatchAssigner } from './batch-assigner.js';
 export {
+  DEFAULT_OFFERS_PER_PEER,
+  InitialSeeder,
+  type InitialSeederOptions,
+} from './initial-seeder.js';
+export {
   ANNOUNCE_EXPIRY_MS,
   DEFAULT_EXPECTED_PEERS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
