@@ -133,7 +133,7 @@ function simulate(options: { policy: boolean; endgameMaxRequesters: number; chun
       let inFlight = link.queue.reduce((n, b) => n + b.length, 0);
       const limit = policy.maxInFlightBytes(link.id, PIPELINE_BLOCKS * BLOCK_SIZE);
       while (inFlight < limit) {
-        const [block] = picker.pick(link.id, everything, 1);
+        const [block] = picker.pick(link.id, everything, { maxBytes: 1 });
         if (!block) break;
         link.queue.push(block);
         inFlight += block.length;
@@ -152,7 +152,7 @@ function simulate(options: { policy: boolean; endgameMaxRequesters: number; chun
       for (let n = link.deliver(step); n > 0 && link.queue.length > 0; n--) {
         const block = link.queue.shift()!;
         link.rate.record(block.length);
-        const outcome = picker.blockReceived(link.id, block.index, block.begin);
+        const outcome = picker.blockReceived(link.id, block.index, block.begin, block.length);
         for (const cancel of outcome.cancels) {
           const other = links.find((l) => l.id === cancel.peer)!;
           other.queue = other.queue.filter(

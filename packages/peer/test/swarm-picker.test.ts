@@ -17,6 +17,11 @@ function holding(size: number, ids: Iterable<number>): Bitfield {
   return field;
 }
 
+/** A budget of `n` grid blocks, asked one grid block per request. */
+function gridBlocks(n: number) {
+  return { maxBytes: n * BLOCK };
+}
+
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, k) => from + k);
 }
@@ -35,7 +40,7 @@ function picker(pieces: number, options: Partial<SwarmPickerOptions> = {}): Swar
 function pieceOrder(p: SwarmPicker, peer: string, remote: Bitfield): number[] {
   const order: number[] = [];
   for (;;) {
-    const blocks = p.pick(peer, remote, 2);
+    const blocks = p.pick(peer, remote, gridBlocks(2));
     if (blocks.length === 0) break; // in endgame, the same peer is never asked twice for a block
     expect(new Set(blocks.map((b) => b.index)).size, 'one piece per pick of 2 blocks').toBe(1);
     order.push(blocks[0]!.index);
@@ -132,7 +137,7 @@ describe('SwarmPicker: which piece first', () => {
       const p = picker(8, { rng: seededRng(seed), randomFirstPieces });
       p.peerBitfield(holding(8, range(0, 8)));
       p.peerBitfield(holding(8, range(0, 7))); // piece 7 is the rarest
-      return p.pick('A', holding(8, range(0, 8)), 1)[0]!.index;
+      return p.pick('A', holding(8, range(0, 8)), gridBlocks(1))[0]!.index;
     };
     const seeds = range(1, 21);
     expect(new Set(seeds.map((s) => firstPick(s, 0)))).toEqual(new Set([7]));
@@ -143,7 +148,7 @@ describe('SwarmPicker: which piece first', () => {
     const held = holding(6, [1]);
     const p = picker(6, { held });
     p.peerBitfield(holding(6, [0, 1, 2]));
-    const picked = p.pick('A', holding(6, [0, 1, 2]), 100);
+    const picked = p.pick('A', holding(6, [0, 1, 2]), gridBlocks(100));
     expect(new Set(picked.map((b) => b.index))).toEqual(new Set([0, 2]));
     expect(p.stateOf(1)).toBe('held');
     expect(p.wantsFrom(holding(6, [1]))).toBe(false);
@@ -156,9 +161,9 @@ describe('SwarmPicker: started pieces first', () => {
     const p = picker(8);
     const all = holding(8, range(0, 8));
     p.peerBitfield(all);
-    const [first] = p.pick('A', all, 1);
+    const [first] = p.pick('A', all, gridBlocks(1));
     expect(first).toMatchObject({ begin: 0 });
-    const [second] = p.pick('B', all, 1);
+    const [second] = p.pick('B', all, gridBlocks(1));
     expect(second).toEqual({ index: first!.index, begin: BLOCK, length: BLOCK });
     expect(p.stateOf(first!.index)).toBe('started');
   });
@@ -167,37 +172,40 @@ describe('SwarmPicker: started pieces first', () => {
     const p = picker(8);
     const all = holding(8, range(0, 8));
     p.peerBitfield(all);
-    const asked = p.pick('A', all, 4); // two whole pieces
+    const asked = p.pick('A', all, gridBlocks(4)); // two whole pieces
     p.requestsDropped('A', asked);
     expect(p.requestedOf('A')).toEqual([]);
-    expect(p.pick('B', all, 4)).toEqual(asked);
+    expect(p.pick('B', all, gridBlocks(4))).toEqual(asked);
   });
 
   it('a piece that fails its hash is wanted again, from anybody', () => {
     const p = picker(2);
     const all = holding(2, [0, 1]);
     p.peerBitfield(all);
-    const blocks = p.pick('A', all, 2);
+    const blocks = p.pick('A', all, gridBlocks(2));
     const index = blocks[0]!.index;
-    expect(p.blockReceived('A', index, 0).pieceComplete).toBe(false);
-    expect(p.blockReceived('A', index, BLOCK).pieceComplete).toBe(true);
+    expect(p.blockReceived('A', index, 0, BLOCK).pieceComplete).toBe(false);
+    expect(p.blockReceived('A', index, BLOCK, BLOCK).pieceComplete).toBe(true);
     expect(p.stateOf(index)).toBe('complete');
     p.pieceFailed(index);
     expect(p.stateOf(index)).toBe('queued');
-    expect(p.pick('B', holding(2, [index]), 2).map((b) => b.index)).toEqual([index, index]);
+    expect(p.pick('B', holding(2, [index]), gridBlocks(2)).map((b) => b.index)).toEqual([
+      index,
+      index,
+    ]);
   });
 
   it('a verified piece is held and never picked again', () => {
     const p = picker(2);
     const all = holding(2, [0, 1]);
     p.peerBitfield(all);
-    const [block] = p.pick('A', all, 2);
+    const [block] = p.pick('A', all, gridBlocks(2));
     const index = block!.index;
-    p.blockReceived('A', index, 0);
-    p.blockReceived('A', index, BLOCK);
+    p.blockReceived('A', index, 0, BLOCK);
+    p.blockReceived('A', index, BLOCK, BLOCK);
     p.pieceVerified(index);
     expect(p.stateOf(index)).toBe('held');
-    expect(p.pick('B', all, 10).every((b) => b.index !== index)).toBe(true);
+    expect(p.pick('B', all, gridBlocks(10)).every((b) => b.index !== index)).toBe(true);
   });
 });
 
@@ -207,9 +215,9 @@ describe('SwarmPicker: endgame', () => {
     const all = holding(2, [0, 1]);
     p.peerBitfield(all);
     p.peerBitfield(all);
-    const fromA = p.pick('A', all, 3);
+    const fromA = p.pick('A', all, gridBlocks(3));
     expect(p.inEndgame).toBe(false); // one block is still unasked
-    const fromB = p.pick('B', all, 10);
+    const fromB = p.pick('B', all, gridBlocks(10));
     expect(fromB).toHaveLength(1 + 3); // the last unasked block, then A's three again
     expect(p.inEndgame).toBe(true);
     expect(new Set(fromB.slice(1).map((b) => `${b.index}:${b.begin}`))).toEqual(
@@ -217,11 +225,11 @@ describe('SwarmPicker: endgame', () => {
     );
 
     const won = fromA[0]!;
-    const outcome = p.blockReceived('B', won.index, won.begin);
+    const outcome = p.blockReceived('B', won.index, won.begin, BLOCK);
     expect(outcome.accepted).toBe(true);
     expect(outcome.cancels).toEqual([{ peer: 'A', block: won }]);
     // A's copy crosses the cancel and arrives anyway: a duplicate, not kept, nothing to cancel.
-    expect(p.blockReceived('A', won.index, won.begin)).toEqual({
+    expect(p.blockReceived('A', won.index, won.begin, BLOCK)).toEqual({
       accepted: false,
       pieceComplete: false,
       cancels: [],
@@ -231,12 +239,12 @@ describe('SwarmPicker: endgame', () => {
   it('spreads duplicates: every block gets a second source before any gets a third, up to the cap', () => {
     const p = picker(1, { endgameMaxRequesters: 2 });
     const all = holding(1, [0]);
-    p.pick('A', all, 2);
-    const fromB = p.pick('B', all, 1);
-    const fromC = p.pick('C', all, 5);
+    p.pick('A', all, gridBlocks(2));
+    const fromB = p.pick('B', all, gridBlocks(1));
+    const fromC = p.pick('C', all, gridBlocks(5));
     expect(fromC).toHaveLength(1); // the block B did not take; the other has its two requesters
     expect(fromC[0]!.begin).not.toBe(fromB[0]!.begin);
-    expect(p.pick('D', all, 5)).toEqual([]);
+    expect(p.pick('D', all, gridBlocks(5))).toEqual([]);
   });
 
   it('a connection that goes away frees its requests for the others', () => {
@@ -244,10 +252,69 @@ describe('SwarmPicker: endgame', () => {
     const all = holding(1, [0]);
     p.peerBitfield(all);
     p.peerBitfield(all);
-    const fromA = p.pick('A', all, 2);
+    const fromA = p.pick('A', all, gridBlocks(2));
     p.peerGone('A', all, fromA);
     expect(p.availability(0)).toBe(1);
     expect(p.inEndgame).toBe(false);
-    expect(p.pick('B', all, 2)).toEqual(fromA);
+    expect(p.pick('B', all, gridBlocks(2))).toEqual(fromA);
+  });
+});
+
+describe('SwarmPicker: several grid blocks in one request', () => {
+  const CHUNK = 102_400; // seven grid blocks: six of 16 KiB and one of 4 KiB
+  const chunked = (pieces: number, extraBytes = 0) =>
+    new SwarmPicker({
+      geometry: new Geometry(pieces * CHUNK + extraBytes, CHUNK),
+      held: new Bitfield(pieces + (extraBytes > 0 ? 1 : 0)),
+      rng: seededRng(5),
+      randomFirstPieces: 0,
+    });
+
+  it('asks a connection that takes whole pieces for one request per piece, up to its pipeline', () => {
+    const p = chunked(30);
+    const all = holding(30, range(0, 30));
+    const asked = p.pick('S', all, { maxBytes: 128 * BLOCK, requestBytes: CHUNK });
+    // 2 MiB of pipeline is 20.48 chunks: asking while under it takes 21, as the Downloader does.
+    expect(asked).toHaveLength(21);
+    for (const r of asked) expect(r).toMatchObject({ begin: 0, length: CHUNK });
+    const outcome = p.blockReceived('S', asked[0]!.index, 0, CHUNK);
+    expect(outcome).toEqual({ accepted: true, pieceComplete: true, cancels: [] });
+  });
+
+  it('covers the short last piece exactly', () => {
+    const p = chunked(1, 20_000);
+    const asked = p.pick('S', holding(2, [0, 1]), { maxBytes: 10 * CHUNK, requestBytes: CHUNK });
+    expect(asked.map((r) => [r.index, r.length]).sort()).toEqual([
+      [0, CHUNK],
+      [1, 20_000],
+    ]);
+    expect(p.blockReceived('S', 1, 0, 20_000).pieceComplete).toBe(true);
+    expect(p.blockReceived('S', 0, 100, CHUNK - 100).accepted, 'off the grid').toBe(false);
+  });
+
+  it('a choke that drops a whole-piece request frees all its blocks for a stock client', () => {
+    const p = chunked(1);
+    const all = holding(1, [0]);
+    const [whole] = p.pick('S', all, { maxBytes: CHUNK, requestBytes: CHUNK });
+    expect(p.pick('T', all, { maxBytes: CHUNK })).toHaveLength(7); // endgame duplicates
+    p.requestsDropped('S', [whole!]);
+    expect(p.requestedOf('S')).toEqual([]);
+    expect(p.requestedOf('T')).toHaveLength(7);
+    expect(p.inEndgame).toBe(true); // every block is still asked of T
+  });
+
+  it('in endgame, a grid block from a stock client cancels the whole-piece request that covered it', () => {
+    const p = chunked(1);
+    const all = holding(1, [0]);
+    const [whole] = p.pick('S', all, { maxBytes: CHUNK, requestBytes: CHUNK });
+    const dup = p.pick('T', all, { maxBytes: 3 * BLOCK });
+    expect(dup.map((r) => r.begin)).toEqual([0, BLOCK, 2 * BLOCK]);
+    const outcome = p.blockReceived('T', 0, 0, BLOCK);
+    expect(outcome.cancels).toEqual([{ peer: 'S', block: whole }]);
+    expect(p.requestedOf('S')).toEqual([]);
+    // The four blocks only S was asked for are unasked again: not endgame any more.
+    expect(p.inEndgame).toBe(false);
+    const rest = p.pick('T', all, { maxBytes: CHUNK });
+    expect(rest.map((r) => r.begin)).toEqual([3, 4, 5, 6].map((k) => k * BLOCK));
   });
 });

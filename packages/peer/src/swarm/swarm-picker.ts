@@ -18,16 +18,36 @@ export interface SwarmPickerOptions {
   /** What we hold already; the picker keeps it as the truth for "held", updated via `pieceVerified`. */
   readonly held: Bitfield;
   readonly rng: Rng;
+  /**
+   * The grid every piece is cut into (16 KiB, what stock clients take). A
+   * connection may be asked for several adjacent grid blocks in one request
+   * (`requestBytes`), but bookkeeping, endgame and cancels work per grid block.
+   */
   readonly blockSizeBytes?: number;
   readonly randomFirstPieces?: number;
   readonly endgameMaxRequesters?: number;
 }
 
-/** A block to ask one connection for. */
+/** One request to send to one connection: a run of adjacent grid blocks of one piece. */
 export interface PickedBlock {
   readonly index: number;
   readonly begin: number;
   readonly length: number;
+}
+
+/** How much to ask one connection for, in one `pick`. */
+export interface PickBudget {
+  /**
+   * Start another request while the bytes picked in this call are below
+   * this (the link's free pipeline); a request is never cut short for it, so
+   * the total may pass it by less than one request, as the Downloader does.
+   */
+  readonly maxBytes: number;
+  /**
+   * Largest single request: the grid block for a stock client; up to a whole
+   * piece for a swarmdrop remote, a sixth of the per-request work on both ends.
+   */
+  readonly requestBytes?: number;
 }
 
 /** A request to withdraw: `peer` was asked for a block that another connection has delivered. */
@@ -49,8 +69,8 @@ export interface BlockOutcome {
 interface PieceProgress {
   readonly index: number;
   readonly blocks: readonly Block[];
-  /** Connections asked for each block; empty when nobody is. */
-  readonly requesters: Array<Set<string>>;
+  /** Per grid block: the connections asked for it, each with the request that covers it. */
+  readonly requesters: Array<Map<string, PickedBlock>>;
   readonly received: Uint8Array;
   receivedCount: number;
   /** Blocks neither received nor asked of anybody. */
@@ -148,16 +168,20 @@ export class SwarmPicker {
   }
 
   /**
-   * Up to `maxBlocks` blocks to ask `peer` for, among the pieces `remote`
-   * has; each is recorded as asked of `peer` until it arrives or is dropped.
+   * Requests to send `peer`, among the pieces `remote` has, up to the
+   * budget; each is recorded as asked of `peer` until it arrives or is dropped.
    */
-  pick(peer: string, remote: Bitfield, maxBlocks: number): PickedBlock[] {
+  pick(peer: string, remote: Bitfield, budget: PickBudget): PickedBlock[] {
     const out: PickedBlock[] = [];
-    if (maxBlocks <= 0) return out;
+    const requestBytes = Math.max(this.blockSizeBytes, budget.requestBytes ?? this.blockSizeBytes);
+    const room = { left: budget.maxBytes };
+    if (room.left <= 0) return out;
     // 1. Finish what is started.
     for (const piece of this.started.values()) {
-      if (piece.unrequested > 0 && remote.has(piece.index)) this.take(peer, piece, out, maxBlocks);
-      if (out.length >= maxBlocks) return out;
+      if (piece.unrequested > 0 && remote.has(piece.index)) {
+        this.take(peer, piece, out, room, requestBytes);
+      }
+      if (room.left <= 0) return out;
     }
     // 2 and 3. Start new pieces: a few at random, then rarest first.
     const order =
@@ -165,56 +189,65 @@ export class SwarmPicker {
         ? this.rarity.randomOrder()
         : this.rarity.rarestFirst();
     for (const index of order) {
-      if (out.length >= maxBlocks) return out;
+      if (room.left <= 0) return out;
       if (this.started.has(index) || !remote.has(index)) continue;
-      this.take(peer, this.start(index), out, maxBlocks);
+      this.take(peer, this.start(index), out, room, requestBytes);
     }
-    // 4. Endgame: what others are already fetching.
-    if (out.length < maxBlocks && this.inEndgame) this.takeDuplicates(peer, remote, out, maxBlocks);
+    // 4. Endgame: what others are already fetching, one grid block per request.
+    if (room.left > 0 && this.inEndgame) this.takeDuplicates(peer, remote, out, room);
     return out;
   }
 
-  /** The blocks of `peer` no longer in flight (a choke, a cancel, a stall steal): free for others. */
-  requestsDropped(peer: string, blocks: Iterable<PickedBlock>): void {
-    for (const block of blocks) {
-      const piece = this.started.get(block.index);
+  /** Requests of `peer` no longer in flight (a choke, a cancel, a stall steal): free for others. */
+  requestsDropped(peer: string, requests: Iterable<PickedBlock>): void {
+    for (const request of requests) {
+      const piece = this.started.get(request.index);
       if (!piece) continue;
-      const k = this.blockNumber(piece, block.begin);
-      if (k === undefined) continue;
-      const requesters = piece.requesters[k]!;
-      if (!requesters.delete(peer)) continue;
-      if (requesters.size === 0 && !piece.received[k]) {
-        piece.unrequested++;
-        this.unrequestedBlocks++;
-      }
+      for (const k of this.gridBlocks(piece, request.begin, request.length))
+        this.unask(piece, k, peer);
     }
   }
 
   /**
-   * A block arrived from `peer`. Duplicates and blocks of pieces nobody
-   * started are not accepted. Every other connection that was asked for it
-   * gets a cancel.
+   * A block arrived from `peer` (one whole answer to one request). Not
+   * accepted when every grid block it covers is already here, or its piece
+   * is not started. Every other connection asked for any block it covers
+   * gets its whole request cancelled; the rest of such a request is
+   * unasked again, for the next pick.
    */
-  blockReceived(peer: string, index: number, begin: number): BlockOutcome {
+  blockReceived(peer: string, index: number, begin: number, length: number): BlockOutcome {
     const piece = this.started.get(index);
-    const k = piece ? this.blockNumber(piece, begin) : undefined;
-    if (!piece || k === undefined || piece.received[k]) {
+    const covered = piece ? this.gridBlocks(piece, begin, length) : [];
+    if (!piece || covered.length === 0 || covered.every((k) => piece.received[k])) {
       // A duplicate: its requesters were cleared (and cancelled) when the first copy arrived.
+      if (piece) this.requestsDropped(peer, [{ index, begin, length }]);
       return { accepted: false, pieceComplete: false, cancels: [] };
     }
-    const requesters = piece.requesters[k]!;
-    if (requesters.size === 0) {
-      // Unasked (it crossed a choke or a cancel), but it is data we lack.
-      piece.unrequested--;
-      this.unrequestedBlocks--;
+    const cancels = new Map<string, CancelOrder>();
+    for (const k of covered) {
+      for (const [other, request] of piece.requesters[k]!) {
+        if (other === peer) continue;
+        cancels.set(`${other}/${request.begin}`, { peer: other, block: request });
+      }
     }
-    piece.received[k] = 1;
-    piece.receivedCount++;
-    const block = { index, ...piece.blocks[k]! };
-    const cancels: CancelOrder[] = [];
-    for (const other of requesters) if (other !== peer) cancels.push({ peer: other, block });
-    requesters.clear();
-    return { accepted: true, pieceComplete: piece.receivedCount === piece.blocks.length, cancels };
+    // Our own request and theirs are over: every grid block they cover loses those requesters.
+    this.requestsDropped(peer, [{ index, begin, length }]);
+    for (const { peer: other, block } of cancels.values()) this.requestsDropped(other, [block]);
+    for (const k of covered) {
+      if (piece.received[k]) continue;
+      if (piece.requesters[k]!.size === 0) {
+        // It was unasked (dropped above, or crossed a choke): it leaves the unasked count.
+        piece.unrequested--;
+        this.unrequestedBlocks--;
+      }
+      piece.received[k] = 1;
+      piece.receivedCount++;
+    }
+    return {
+      accepted: true,
+      pieceComplete: piece.receivedCount === piece.blocks.length,
+      cancels: [...cancels.values()],
+    };
   }
 
   /** The piece passed its hash and is stored: it leaves the picker for good. */
@@ -229,15 +262,16 @@ export class SwarmPicker {
     this.forgetStarted(index);
   }
 
-  /** Blocks we asked of `peer` and still wait for, per the picker. */
+  /** Requests of `peer` the picker counts as in flight. */
   requestedOf(peer: string): PickedBlock[] {
-    const out: PickedBlock[] = [];
+    const out = new Map<string, PickedBlock>();
     for (const piece of this.started.values()) {
-      piece.requesters.forEach((set, k) => {
-        if (set.has(peer)) out.push({ index: piece.index, ...piece.blocks[k]! });
-      });
+      for (const requesters of piece.requesters) {
+        const request = requesters.get(peer);
+        if (request) out.set(`${request.index}:${request.begin}`, request);
+      }
     }
-    return out;
+    return [...out.values()];
   }
 
   /** Where a piece is in its life: queued → started → (complete, awaiting its hash) → held. */
@@ -257,7 +291,7 @@ export class SwarmPicker {
     const piece: PieceProgress = {
       index,
       blocks,
-      requesters: blocks.map(() => new Set<string>()),
+      requesters: blocks.map(() => new Map<string, PickedBlock>()),
       received: new Uint8Array(blocks.length),
       receivedCount: 0,
       unrequested: blocks.length,
@@ -267,18 +301,36 @@ export class SwarmPicker {
     return piece;
   }
 
-  private take(peer: string, piece: PieceProgress, out: PickedBlock[], maxBlocks: number): void {
-    for (
-      let k = 0;
-      k < piece.blocks.length && out.length < maxBlocks && piece.unrequested > 0;
-      k++
-    ) {
-      const requesters = piece.requesters[k]!;
-      if (piece.received[k] || requesters.size > 0) continue;
-      requesters.add(peer);
-      piece.unrequested--;
-      this.unrequestedBlocks--;
-      out.push({ index: piece.index, ...piece.blocks[k]! });
+  /** Asks `peer` for the unasked blocks of `piece`, in runs of up to `requestBytes`. */
+  private take(
+    peer: string,
+    piece: PieceProgress,
+    out: PickedBlock[],
+    room: { left: number },
+    requestBytes: number,
+  ): void {
+    const n = piece.blocks.length;
+    for (let k = 0; k < n && room.left > 0 && piece.unrequested > 0; k++) {
+      if (!this.isUnasked(piece, k)) continue;
+      let end = k + 1;
+      let length = piece.blocks[k]!.length;
+      while (
+        end < n &&
+        this.isUnasked(piece, end) &&
+        length + piece.blocks[end]!.length <= requestBytes
+      ) {
+        length += piece.blocks[end]!.length;
+        end++;
+      }
+      const request = { index: piece.index, begin: piece.blocks[k]!.begin, length };
+      for (let j = k; j < end; j++) {
+        piece.requesters[j]!.set(peer, request);
+        piece.unrequested--;
+        this.unrequestedBlocks--;
+      }
+      out.push(request);
+      room.left -= length;
+      k = end - 1;
     }
   }
 
@@ -286,23 +338,42 @@ export class SwarmPicker {
     peer: string,
     remote: Bitfield,
     out: PickedBlock[],
-    maxBlocks: number,
+    room: { left: number },
   ): void {
     // Fewest requesters first, so that every remaining block gets a second source before any gets a third.
     const candidates: Array<{ piece: PieceProgress; k: number; load: number }> = [];
     for (const piece of this.started.values()) {
       if (!remote.has(piece.index)) continue;
-      piece.requesters.forEach((set, k) => {
-        if (!piece.received[k] && !set.has(peer) && set.size < this.endgameMaxRequesters) {
-          candidates.push({ piece, k, load: set.size });
+      piece.requesters.forEach((requesters, k) => {
+        if (
+          !piece.received[k] &&
+          !requesters.has(peer) &&
+          requesters.size < this.endgameMaxRequesters
+        ) {
+          candidates.push({ piece, k, load: requesters.size });
         }
       });
     }
     candidates.sort((a, b) => a.load - b.load);
     for (const { piece, k } of candidates) {
-      if (out.length >= maxBlocks) return;
-      piece.requesters[k]!.add(peer);
-      out.push({ index: piece.index, ...piece.blocks[k]! });
+      if (room.left <= 0) return;
+      const request = { index: piece.index, ...piece.blocks[k]! };
+      piece.requesters[k]!.set(peer, request);
+      out.push(request);
+      room.left -= request.length;
+    }
+  }
+
+  private isUnasked(piece: PieceProgress, k: number): boolean {
+    return !piece.received[k] && piece.requesters[k]!.size === 0;
+  }
+
+  /** Takes `peer` off grid block `k`; a block left with nobody asked and not received is unasked again. */
+  private unask(piece: PieceProgress, k: number, peer: string): void {
+    if (!piece.requesters[k]!.delete(peer)) return;
+    if (piece.requesters[k]!.size === 0 && !piece.received[k]) {
+      piece.unrequested++;
+      this.unrequestedBlocks++;
     }
   }
 
@@ -313,9 +384,19 @@ export class SwarmPicker {
     this.started.delete(index);
   }
 
-  private blockNumber(piece: PieceProgress, begin: number): number | undefined {
-    if (begin % this.blockSizeBytes !== 0) return undefined;
-    const k = begin / this.blockSizeBytes;
-    return k < piece.blocks.length ? k : undefined;
+  /**
+   * The grid blocks a request covers: it must start on the grid and end on
+   * it or at the piece's end; anything else covers nothing.
+   */
+  private gridBlocks(piece: PieceProgress, begin: number, length: number): number[] {
+    if (begin % this.blockSizeBytes !== 0 || length <= 0) return [];
+    const first = begin / this.blockSizeBytes;
+    const out: number[] = [];
+    let end = begin;
+    for (let k = first; k < piece.blocks.length && end < begin + length; k++) {
+      out.push(k);
+      end += piece.blocks[k]!.length;
+    }
+    return end === begin + length ? out : [];
   }
 }
