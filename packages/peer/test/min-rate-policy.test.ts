@@ -61,18 +61,21 @@ describe('MinRatePolicy', () => {
     expect(policy.review([asked])).toEqual(['idle']);
   });
 
-  it('lets a link on probation keep one block, and ends probation once it is fast again', () => {
+  it('holds a stripped link to one probe block, strips that too if it sits, and ends probation once the link is fast', () => {
     const clock = new ManualClock();
     const policy = new MinRatePolicy({ clock, windowMs: 1_000 });
     const slow = { id: 'l', bytesInFlight: 500_000, bytesPerSec: 10 };
     policy.review([slow]);
     clock.advance(1_000);
     expect(policy.review([slow])).toEqual(['l']);
-    // The one probe block it keeps is never stripped, however slow.
-    for (let k = 0; k < 5; k++) {
-      clock.advance(1_000);
-      expect(policy.review([{ ...slow, bytesInFlight: BLOCK_SIZE }])).toEqual([]);
-    }
+    expect(policy.maxInFlightBytes('l', 2_000_000)).toBe(BLOCK_SIZE);
+    // Its probe sits as well: after another window it is taken away, so no block stays pinned.
+    const probe = { ...slow, bytesInFlight: BLOCK_SIZE };
+    expect(policy.review([probe])).toEqual([]);
+    clock.advance(999);
+    expect(policy.review([probe])).toEqual([]);
+    clock.advance(1);
+    expect(policy.review([probe])).toEqual(['l']);
     expect(policy.onProbation('l')).toBe(true);
     policy.review([{ id: 'l', bytesInFlight: BLOCK_SIZE, bytesPerSec: 1_000_000 }]);
     expect(policy.onProbation('l')).toBe(false);
@@ -164,7 +167,10 @@ function simulate(options: { policy: boolean; endgameMaxRequesters: number; chun
           via.add(link.id);
           receivedVia.set(block.index, via);
         }
-        if (outcome.pieceComplete) picker.pieceVerified(block.index);
+        if (outcome.pieceComplete) {
+          picker.pieceVerified(block.index);
+          held.set(block.index);
+        }
       }
     }
     const samples = links.map((l) => ({

@@ -147,6 +147,7 @@ describe('Connection: requests in flight', () => {
     expect(a.request(block)).toBe(true);
     expect(a.request(block), 'the same block twice').toBe(false);
     expect([...a.outgoing.values()]).toEqual([{ ...block, sentAtMs: 1_000 }]);
+    expect(a.bytesInFlight).toBe(16_384);
     const [asked] = await request;
     expect(asked).toEqual(block);
     expect(b.incoming.size).toBe(1);
@@ -158,6 +159,7 @@ describe('Connection: requests in flight', () => {
     expect(got).toMatchObject({ index: 1, begin: 16_384, requested: true });
     expect(got.block[0]).toBe(9);
     expect(a.outgoing.size).toBe(0);
+    expect(a.bytesInFlight).toBe(0);
     expect(b.incoming.size).toBe(0);
     expect(a.download.total).toBe(16_384);
     expect(b.upload.total).toBe(16_384);
@@ -182,6 +184,7 @@ describe('Connection: requests in flight', () => {
     );
     for (const block of blocks) a.request(block);
     await within(allAsked, HANG_MS, () => `b saw ${requests} requests`);
+    expect(a.bytesInFlight).toBe(3 * 16_384);
 
     const choked = next(a, 'choke');
     const voided = b.choke();
@@ -193,6 +196,7 @@ describe('Connection: requests in flight', () => {
       blocks.map(({ index, begin }) => ({ index, begin })),
     );
     expect(a.outgoing.size).toBe(0);
+    expect(a.bytesInFlight).toBe(0);
     expect(a.request(blocks[0]!), 'no request while choked').toBe(false);
   });
 
@@ -220,6 +224,7 @@ describe('Connection: requests in flight', () => {
     const cancel = next(b, 'cancel');
     expect(a.cancel(block)).toBe(true);
     expect(a.cancel(block), 'already cancelled').toBe(false);
+    expect(a.bytesInFlight).toBe(0);
     expect((await cancel)[0]).toEqual(block);
     expect(b.incoming.size).toBe(0);
     expect(b.sendPiece(2, 0, new Uint8Array(16_384))).toBe(false);

@@ -6,3 +6,4 @@
 export * from './min-rate-policy.js';
 export * from './rarity-order.js';
 export * from './swarm-picker.js';
+export * from './swarm-scheduler.js';

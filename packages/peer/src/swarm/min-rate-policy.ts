@@ -12,7 +12,11 @@ export const DEFAULT_MIN_RATE_BYTES_PER_SEC = 64 * 1024;
  * ramp up, short next to a download of a few seconds.
  */
 export const DEFAULT_MIN_RATE_WINDOW_MS = 4_000;
-/** What a link on probation may still have in flight: one block, to prove it has recovered. */
+/**
+ * What a link on probation may still have in flight: one block, to prove it
+ * has recovered. A probe that also sits for a window is taken away too, so
+ * even the last block of a download is never pinned to a dead link.
+ */
 export const DEFAULT_PROBATION_IN_FLIGHT_BYTES = BLOCK_SIZE;
 
 export interface MinRatePolicyOptions {
@@ -83,7 +87,7 @@ export class MinRatePolicy {
         continue;
       }
       // Nothing asked of it: it cannot be slow at delivering, and its window starts with its next request.
-      if (link.bytesInFlight <= this.allowance(link.id)) {
+      if (link.bytesInFlight <= 0) {
         this.belowSince.delete(link.id);
         continue;
       }
@@ -115,9 +119,5 @@ export class MinRatePolicy {
   forget(id: string): void {
     this.belowSince.delete(id);
     this.probation.delete(id);
-  }
-
-  private allowance(id: string): number {
-    return this.probation.has(id) ? this.probationInFlightBytes : 0;
   }
 }

@@ -1,5 +1,5 @@
 import {
-  type Bitfield,
+  Bitfield,
   BLOCK_SIZE,
   type Block,
   type Geometry,
@@ -15,7 +15,11 @@ export const DEFAULT_ENDGAME_MAX_REQUESTERS = 3;
 
 export interface SwarmPickerOptions {
   readonly geometry: Geometry;
-  /** What we hold already; the picker keeps it as the truth for "held", updated via `pieceVerified`. */
+  /**
+   * What we hold at the start. Copied: from then on the picker's "held" moves
+   * only with `pieceVerified`, because the store marks a piece held before its
+   * put resolves, and the picker must see each piece become held exactly once.
+   */
   readonly held: Bitfield;
   readonly rng: Rng;
   /**
@@ -107,7 +111,7 @@ export class SwarmPicker {
 
   constructor(options: SwarmPickerOptions) {
     this.geometry = options.geometry;
-    this.held = options.held;
+    this.held = Bitfield.fromBytes(options.held.toBytes(), options.held.size);
     this.blockSizeBytes = options.blockSizeBytes ?? BLOCK_SIZE;
     this.randomFirstPieces = options.randomFirstPieces ?? DEFAULT_RANDOM_FIRST_PIECES;
     this.endgameMaxRequesters = options.endgameMaxRequesters ?? DEFAULT_ENDGAME_MAX_REQUESTERS;

@@ -108,6 +108,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private peerChokingNow = true;
   private peerInterestedNow = false;
   private readonly ours = new Map<string, OutgoingRequest>();
+  private oursBytes = 0;
   private readonly theirs = new Map<string, BlockRef>();
   private readonly localHas: { has(index: number): boolean };
   private readonly clock: Clock;
@@ -168,6 +169,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   /** Our requests to them, not yet answered. */
   get outgoing(): ReadonlyMap<string, OutgoingRequest> {
     return this.ours;
+  }
+  /** Bytes we asked of them and have not received: what a pipeline limit is measured against. */
+  get bytesInFlight(): number {
+    return this.oursBytes;
   }
   /** Their requests to us, not yet served. */
   get incoming(): ReadonlyMap<string, BlockRef> {
@@ -234,6 +239,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       length: block.length,
       sentAtMs: this.clock.now(),
     });
+    this.oursBytes += block.length;
     this.wire.send({
       type: 'request',
       index: block.index,
@@ -248,6 +254,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     const request = this.ours.get(keyOf(block));
     if (!request) return false;
     this.ours.delete(keyOf(block));
+    this.oursBytes -= request.length;
     if (this.stateNow !== 'closed') {
       this.wire.send({
         type: 'cancel',
@@ -321,6 +328,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         this.peerChokingNow = true;
         const dropped = [...this.ours.values()];
         this.ours.clear();
+        this.oursBytes = 0;
         this.emit('choke', dropped);
         return;
       }
@@ -393,7 +401,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       );
       return;
     }
-    if (request) this.ours.delete(key);
+    if (request) {
+      this.ours.delete(key);
+      this.oursBytes -= request.length;
+    }
     this.emit('piece', { index, begin, block, requested: request !== undefined });
   }
 
@@ -401,6 +412,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.stateNow = 'closed';
     const unanswered = [...this.ours.values()];
     this.ours.clear();
+    this.oursBytes = 0;
     this.theirs.clear();
     this.emit('closed', { ...close, unanswered });
   }

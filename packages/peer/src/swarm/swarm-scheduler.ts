@@ -1,0 +1,297 @@
+import {
+  BLOCK_SIZE,
+  ChunkError,
+  type Clock,
+  OptionError,
+  RateEstimator,
+  TypedEmitter,
+} from '@swarmdrop/protocol';
+import type { BufferPool, Connection, OutgoingRequest, PieceEvent } from '@swarmdrop/protocol/node';
+import type { MinRatePolicy } from './min-rate-policy.js';
+import type { PickedBlock, SwarmPicker } from './swarm-picker.js';
+
+/** Bytes asked ahead per link: 128 x 16 KiB, which keeps a loopback link full (the Downloader's measured default). */
+export const DEFAULT_PIPELINE_BYTES = 128 * BLOCK_SIZE;
+/** Complete pieces waiting for the disk before the links stop asking for more: reading waits while the disk is behind. */
+export const DEFAULT_MAX_STORING_PIECES = 16;
+
+/** Where complete pieces go: `ChunkStore` is one. `put` rejects with ChunkError ERR_CHUNK_HASH on a bad hash. */
+export interface PieceSink {
+  put(index: number, data: Uint8Array): Promise<boolean>;
+}
+
+export interface SwarmSchedulerOptions {
+  readonly pipelineBytes?: number;
+  readonly maxStoringPieces?: number;
+}
+
+/** The injected parts: the scheduler owns none of their state. */
+export interface SwarmSchedulerComponents {
+  readonly picker: SwarmPicker;
+  readonly policy: MinRatePolicy;
+  readonly sink: PieceSink;
+  readonly clock: Clock;
+  readonly buffers?: BufferPool;
+}
+
+export interface LinkOptions {
+  /** Largest request this remote is sent: BLOCK_SIZE for a stock client, a whole chunk for swarmdrop. */
+  readonly requestBytes?: number;
+}
+
+export type SwarmSchedulerEvents = {
+  /** A piece was first asked of a link (the `request-sent` log line). */
+  requested: (index: number, link: string) => void;
+  /** A piece passed its hash and is stored; `from` delivered its last block. Send `have` to every connection. */
+  pieceStored: (index: number, from: string) => void;
+  /** A piece failed its hash; `from` lists every link that sent a block of it: blame them. */
+  pieceRejected: (index: number, from: readonly string[]) => void;
+  /** A link was too slow for a window: its requests went to the others. */
+  stalled: (link: string, cancelled: number) => void;
+  /** Storing failed for another reason than the hash (disk full, I/O): the torrent must stop. */
+  error: (error: Error) => void;
+};
+
+interface Link {
+  readonly id: string;
+  readonly connection: Connection;
+  readonly requestBytes: number;
+  /** This link's delivery rate, on the policy's window (the Connection's own window is the choker's). */
+  readonly rate: RateEstimator;
+  /** Pieces it has that we lack: interest without a scan per `have`. */
+  wanted: number;
+  /** Pieces already announced as requested of it (one `requested` event each). */
+  readonly announced: Set<number>;
+  readonly unsubscribe: Array<() => void>;
+}
+
+interface Assembly {
+  readonly data: Buffer;
+  readonly from: Set<string>;
+}
+
+/**
+ * The download side of swarm mode: links Connections to the picker and the
+ * min-rate policy. It keeps each link interested exactly while the remote
+ * has something we lack, keeps each unchoked link's pipeline full, puts
+ * blocks together into pieces and hands them to the sink, sends the cancels
+ * of endgame, and moves the requests of a link that is too slow to the
+ * others. Everything going up is an event (STATE.md: "keeping the picker and
+ * the connections in step" is implemented here).
+ *
+ * Time: `tick()` runs the min-rate review; the caller calls it on a timer
+ * (or a test, after advancing a ManualClock).
+ */
+export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
+  readonly pipelineBytes: number;
+  readonly maxStoringPieces: number;
+  private readonly c: SwarmSchedulerComponents;
+  private readonly links = new Map<string, Link>();
+  private readonly assembling = new Map<number, Assembly>();
+  private storing = 0;
+  private closed = false;
+
+  constructor(components: SwarmSchedulerComponents, options: SwarmSchedulerOptions = {}) {
+    super();
+    this.c = components;
+    this.pipelineBytes = options.pipelineBytes ?? DEFAULT_PIPELINE_BYTES;
+    this.maxStoringPieces = options.maxStoringPieces ?? DEFAULT_MAX_STORING_PIECES;
+    if (!(this.pipelineBytes > 0)) {
+      throw new OptionError('pipelineBytes', `must be positive, got ${this.pipelineBytes}`);
+    }
+    if (!Number.isInteger(this.maxStoringPieces) || this.maxStoringPieces < 1) {
+      throw new OptionError(
+        'maxStoringPieces',
+        `must be a positive integer, got ${this.maxStoringPieces}`,
+      );
+    }
+    // A throwing listener is a bug above us; report it as an error event rather than lose the scheduler's state.
+    this.onListenerError = (error, event) => {
+      if (event === 'error') {
+        queueMicrotask(() => {
+          throw error;
+        });
+      } else {
+        this.emit('error', error as Error);
+      }
+    };
+  }
+
+  /** Starts downloading over `connection`, known as `id` (its label), from its bitfield on. */
+  add(id: string, connection: Connection, options: LinkOptions = {}): void {
+    if (this.links.has(id)) throw new OptionError('id', `link ${id} is already scheduled`);
+    const link: Link = {
+      id,
+      connection,
+      requestBytes: options.requestBytes ?? BLOCK_SIZE,
+      rate: new RateEstimator({ clock: this.c.clock, windowMs: this.c.policy.windowMs }),
+      wanted: 0,
+      announced: new Set(),
+      unsubscribe: [],
+    };
+    this.links.set(id, link);
+    const on = link.unsubscribe;
+    on.push(connection.on('bitfield', (remote) => this.onBitfield(link, remote.heldIds())));
+    on.push(connection.on('have', (index) => this.onHave(link, index)));
+    on.push(connection.on('unchoke', () => this.fill(link)));
+    on.push(
+      connection.on('choke', (dropped) => {
+        this.c.picker.requestsDropped(id, dropped);
+        this.fillAll();
+      }),
+    );
+    on.push(connection.on('piece', (piece) => this.onPiece(link, piece)));
+    on.push(connection.on('closed', (close) => this.remove(link, close.unanswered)));
+    // A connection that already told us what it has (added late) counts from here.
+    if (connection.remoteHas.count() > 0) this.onBitfield(link, connection.remoteHas.heldIds());
+  }
+
+  /** The min-rate review: call it on a timer. Slow links lose their requests to the others. */
+  tick(): void {
+    if (this.closed) return;
+    const samples = [...this.links.values()].map((link) => ({
+      id: link.id,
+      bytesInFlight: link.connection.bytesInFlight,
+      bytesPerSec: link.rate.bytesPerSecond(),
+    }));
+    const stripped = new Set(this.c.policy.review(samples));
+    for (const id of stripped) {
+      const link = this.links.get(id)!;
+      const cancelled = link.connection.cancelAll();
+      this.c.picker.requestsDropped(id, cancelled);
+      this.emit('stalled', id, cancelled.length);
+    }
+    if (stripped.size === 0) return;
+    // The other links first: a stripped link asking first would take its own requests back as its probe.
+    for (const link of this.links.values()) if (!stripped.has(link.id)) this.fill(link);
+    for (const id of stripped) this.fill(this.links.get(id)!);
+  }
+
+  /** Stops asking: links are left open (they belong to the torrent), their requests stay theirs. */
+  close(): void {
+    this.closed = true;
+    for (const link of this.links.values()) for (const off of link.unsubscribe) off();
+    this.links.clear();
+  }
+
+  private onBitfield(link: Link, held: number[]): void {
+    this.c.picker.peerBitfield(link.connection.remoteHas);
+    for (const index of held) if (this.c.picker.stateOf(index) !== 'held') link.wanted++;
+    this.updateInterest(link);
+    this.fill(link);
+  }
+
+  private onHave(link: Link, index: number): void {
+    this.c.picker.peerHave(index);
+    if (this.c.picker.stateOf(index) === 'held') return;
+    link.wanted++;
+    this.updateInterest(link);
+    this.fill(link);
+  }
+
+  private updateInterest(link: Link): void {
+    link.connection.setInterested(link.wanted > 0);
+  }
+
+  private onPiece(link: Link, piece: PieceEvent): void {
+    link.rate.record(piece.block.length);
+    const outcome = this.c.picker.blockReceived(
+      link.id,
+      piece.index,
+      piece.begin,
+      piece.block.length,
+    );
+    for (const cancel of outcome.cancels)
+      this.links.get(cancel.peer)?.connection.cancel(cancel.block);
+    if (outcome.accepted) {
+      let assembly = this.assembling.get(piece.index);
+      if (!assembly) {
+        const size = this.c.picker.geometry.pieceSize(piece.index);
+        assembly = {
+          data: this.c.buffers?.take(size) ?? Buffer.allocUnsafe(size),
+          from: new Set(),
+        };
+        this.assembling.set(piece.index, assembly);
+      }
+      assembly.data.set(piece.block, piece.begin);
+      assembly.from.add(link.id);
+      if (outcome.pieceComplete) {
+        this.assembling.delete(piece.index);
+        void this.store(piece.index, assembly, link.id);
+      }
+    }
+    // Top up in batches, not one request per block received: half the syscalls on both ends.
+    if (
+      link.connection.bytesInFlight <=
+      this.c.policy.maxInFlightBytes(link.id, this.pipelineBytes) / 2
+    ) {
+      this.fill(link);
+    }
+  }
+
+  private async store(index: number, assembly: Assembly, lastFrom: string): Promise<void> {
+    this.storing++;
+    try {
+      await this.c.sink.put(index, assembly.data);
+      this.c.picker.pieceVerified(index);
+      for (const link of this.links.values()) {
+        link.announced.delete(index);
+        if (link.connection.remoteHas.has(index)) {
+          link.wanted--;
+          this.updateInterest(link);
+        }
+      }
+      this.emit('pieceStored', index, lastFrom);
+    } catch (err) {
+      this.c.picker.pieceFailed(index);
+      for (const link of this.links.values()) link.announced.delete(index);
+      if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
+        this.emit('pieceRejected', index, [...assembly.from]);
+      } else {
+        this.emit('error', err as Error);
+      }
+    } finally {
+      this.storing--;
+      this.c.buffers?.give(assembly.data);
+    }
+    this.fillAll();
+  }
+
+  private remove(link: Link, unanswered: readonly OutgoingRequest[]): void {
+    if (this.links.get(link.id) !== link) return;
+    for (const off of link.unsubscribe) off();
+    this.links.delete(link.id);
+    this.c.picker.peerGone(link.id, link.connection.remoteHas, unanswered);
+    this.c.policy.forget(link.id);
+    this.fillAll();
+  }
+
+  private fillAll(): void {
+    for (const link of this.links.values()) this.fill(link);
+  }
+
+  private fill(link: Link): void {
+    const connection = link.connection;
+    if (this.closed || connection.peerChoking || connection.state !== 'live') return;
+    if (this.storing >= this.maxStoringPieces) return;
+    const limit = this.c.policy.maxInFlightBytes(link.id, this.pipelineBytes);
+    const maxBytes = limit - connection.bytesInFlight;
+    if (maxBytes <= 0) return;
+    const picked = this.c.picker.pick(link.id, connection.remoteHas, {
+      maxBytes,
+      requestBytes: link.requestBytes,
+    });
+    if (picked.length === 0) return;
+    const refused: PickedBlock[] = [];
+    connection.batch(() => {
+      for (const request of picked) {
+        if (!connection.request(request)) refused.push(request);
+        else if (!link.announced.has(request.index)) {
+          link.announced.add(request.index);
+          this.emit('requested', request.index, link.id);
+        }
+      }
+    });
+    if (refused.length > 0) this.c.picker.requestsDropped(link.id, refused);
+  }
+}

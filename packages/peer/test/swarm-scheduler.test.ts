@@ -1,0 +1,245 @@
+/**
+ * The swarm scheduler over real loopback sockets: Connections at both ends,
+ * the real picker, min-rate policy and ChunkStore. Seeds are scripted in the
+ * test (serve, corrupt, or sit on requests). Verdicts come from events and
+ * files; the policy's time is a ManualClock the test advances.
+ */
+import { readFile } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import {
+  Bitfield,
+  BLOCK_SIZE,
+  buildMetainfo,
+  ManualClock,
+  type Metainfo,
+  makePeerId,
+  seededRng,
+} from '@swarmdrop/protocol';
+import { ChunkStore, Connection, PeerWire, sha1 } from '@swarmdrop/protocol/node';
+import { Cleanup, HANG_MS, pseudoRandomBytes, within } from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MinRatePolicy, SwarmPicker, SwarmScheduler } from '../src/swarm/index.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+const PIECE = 2 * BLOCK_SIZE;
+const PIECES = 24;
+
+async function socketPair(): Promise<[Socket, Socket]> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const client = connect(port, '127.0.0.1');
+  const other = await accepted;
+  server.close();
+  cleanup.add(() => {
+    client.destroy();
+    other.destroy();
+  });
+  return [client, other];
+}
+
+type SeedBehaviour = 'serve' | 'corrupt' | 'sit';
+
+interface Seed {
+  /** The seed's end. */
+  readonly connection: Connection;
+  /** The leecher's end, once `addSeed` has scheduled it. */
+  leecherSide?: Connection;
+  requests: number;
+  cancels: number;
+}
+
+/** A leecher with a real ChunkStore, and a way to connect it to scripted seeds. */
+async function leecher(options: { endgameMaxRequesters?: number } = {}) {
+  const file = pseudoRandomBytes(PIECE * PIECES, 11);
+  const pieceHashes = Array.from({ length: PIECES }, (_, i) =>
+    sha1(file.subarray(i * PIECE, (i + 1) * PIECE)),
+  );
+  const { metainfo } = buildMetainfo({
+    name: 'f.bin',
+    length: file.length,
+    pieceLength: PIECE,
+    pieceHashes,
+  });
+  const dir = await cleanup.tempDir();
+  const { store } = await ChunkStore.open({ dir, metainfo });
+  cleanup.add(() => store.close());
+  const clock = new ManualClock();
+  const picker = new SwarmPicker({
+    geometry: metainfo.geometry,
+    held: store.held,
+    rng: seededRng(3),
+    ...(options.endgameMaxRequesters ? { endgameMaxRequesters: options.endgameMaxRequesters } : {}),
+  });
+  const policy = new MinRatePolicy({ clock, windowMs: 4_000 });
+  const scheduler = new SwarmScheduler({ picker, policy, sink: store, clock });
+  cleanup.add(() => scheduler.close());
+  const stored: number[] = [];
+  scheduler.on('pieceStored', (index) => stored.push(index));
+  // Counted on the events, not on store.isComplete(): the store marks a piece held before its put resolves.
+  const complete = new Promise<void>((resolve) =>
+    scheduler.on('pieceStored', () => {
+      if (stored.length === PIECES) resolve();
+    }),
+  );
+
+  /** Connects a seed that holds the whole file and behaves as told; the leecher schedules the link. */
+  async function addSeed(
+    id: string,
+    behaviour: SeedBehaviour,
+    requestBytes = BLOCK_SIZE,
+  ): Promise<Seed> {
+    const [ours, theirs] = await socketPair();
+    const mine = new Connection({
+      wire: new PeerWire({ socket: ours, metainfo, peerId: makePeerId(1) }),
+      pieceCount: PIECES,
+      localHas: store.held,
+      clock,
+    });
+    const seed = serve(theirs, metainfo, file, behaviour);
+    await within(mine.wire.ready(), HANG_MS, () => `no handshake from ${id}`);
+    scheduler.add(id, mine, { requestBytes });
+    seed.leecherSide = mine;
+    return seed;
+  }
+
+  const untilComplete = () =>
+    within(complete, HANG_MS, () => `stored ${stored.length} of ${PIECES}: ${stored}`);
+  return { file, dir, store, clock, scheduler, stored, addSeed, untilComplete };
+}
+
+/** The seed's end: bitfield, unchoke on interest, and answers (or not) every request. */
+function serve(socket: Socket, metainfo: Metainfo, file: Buffer, behaviour: SeedBehaviour): Seed {
+  const all = new Bitfield(PIECES);
+  for (let i = 0; i < PIECES; i++) all.set(i);
+  const connection = new Connection({
+    wire: new PeerWire({ socket, metainfo, peerId: makePeerId(2) }),
+    pieceCount: PIECES,
+    localHas: all,
+  });
+  const seed: Seed = { connection, requests: 0, cancels: 0 };
+  connection.on('ready', () => connection.sendBitfield(all));
+  connection.on('interested', () => connection.unchoke());
+  connection.on('cancel', () => seed.cancels++);
+  connection.on('request', (r) => {
+    seed.requests++;
+    if (behaviour === 'sit') return;
+    const block = Buffer.from(
+      file.subarray(r.index * PIECE + r.begin, r.index * PIECE + r.begin + r.length),
+    );
+    if (behaviour === 'corrupt') block[0] = block[0]! ^ 0xff;
+    connection.sendPiece(r.index, r.begin, block);
+  });
+  cleanup.add(() => connection.close('test over'));
+  return seed;
+}
+
+/** Resolves once `test()` holds, checked on every event of `connection`'s kind; bounded against a hang. */
+function until(test: () => boolean, connection: Connection, why: () => string): Promise<void> {
+  return within(
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (test()) resolve();
+      };
+      connection.on('request', check);
+      connection.on('cancel', check);
+      check();
+    }),
+    HANG_MS,
+    why,
+  );
+}
+
+describe('SwarmScheduler over loopback', () => {
+  it('downloads the whole file from several seeds, whole pieces from one and 16 KiB blocks from the others', async () => {
+    const l = await leecher();
+    const seeds = [
+      await l.addSeed('a', 'serve', PIECE),
+      await l.addSeed('b', 'serve'),
+      await l.addSeed('c', 'serve'),
+    ];
+    await l.untilComplete();
+    // Nothing left to want: every link was told so as the last piece was stored.
+    for (const seed of seeds) expect(seed.leecherSide!.amInterested).toBe(false);
+    expect(l.stored.slice().sort((x, y) => x - y)).toEqual(
+      Array.from({ length: PIECES }, (_, i) => i),
+    );
+    const { path } = await l.store.merge(join(l.dir, 'f.bin'));
+    expect((await readFile(path)).equals(l.file)).toBe(true);
+  });
+
+  it('reports a piece that fails its hash with the link that sent it, and completes from another link', async () => {
+    const l = await leecher();
+    const rejected = new Promise<readonly string[]>((resolve) =>
+      l.scheduler.once('pieceRejected', (_index, from) => resolve(from)),
+    );
+    const bad = await l.addSeed('liar', 'corrupt');
+    expect(await within(rejected, HANG_MS, () => 'no pieceRejected')).toEqual(['liar']);
+    // Blame is the torrent's decision; here it closes the link, and its requests go back to the picker.
+    bad.connection.close('blamed');
+    await l.addSeed('honest', 'serve');
+    await l.untilComplete();
+    const { path } = await l.store.merge(join(l.dir, 'f.bin'));
+    expect((await readFile(path)).equals(l.file)).toBe(true);
+  });
+
+  it('moves the requests of a link that sits on them to another link at the min-rate review', async () => {
+    // No endgame duplicates: only the policy can rescue this download.
+    const l = await leecher({ endgameMaxRequesters: 1 });
+    const stalled: Array<[string, number]> = [];
+    l.scheduler.on('stalled', (id, n) => stalled.push([id, n]));
+    const sitter = await l.addSeed('sitter', 'sit');
+    // The whole file fits its 2 MiB pipeline: every block is asked of it.
+    await until(
+      () => sitter.requests === PIECES * 2,
+      sitter.connection,
+      () => `sitter saw ${sitter.requests} requests`,
+    );
+    const fast = await l.addSeed('fast', 'serve');
+    const fastLink = fast.leecherSide!;
+    if (fastLink.peerChoking) {
+      await within(
+        new Promise((resolve) => fastLink.once('unchoke', () => resolve(undefined))),
+        HANG_MS,
+        () => 'the fast seed never unchoked us',
+      );
+    }
+    expect(fastLink.outgoing.size, 'nothing is left to ask of the second link').toBe(0);
+    expect(l.stored).toEqual([]);
+
+    l.clock.advance(1);
+    l.scheduler.tick(); // starts the sitter's window
+    l.clock.advance(4_000);
+    l.scheduler.tick();
+    expect(stalled).toEqual([['sitter', PIECES * 2]]);
+    await l.untilComplete();
+    // The fast link asked first after the strip and took every block; the sitter got no probe back.
+    expect(fast.requests).toBe(PIECES * 2);
+    await until(
+      () => sitter.cancels === PIECES * 2,
+      sitter.connection,
+      () => `sitter saw ${sitter.cancels} cancels`,
+    );
+  });
+
+  it('in endgame asks a second link for what the first sits on, and cancels it there once it arrives', async () => {
+    const l = await leecher();
+    const sitter = await l.addSeed('sitter', 'sit');
+    await until(
+      () => sitter.requests === PIECES * 2,
+      sitter.connection,
+      () => `sitter saw ${sitter.requests} requests`,
+    );
+    await l.addSeed('fast', 'serve');
+    await l.untilComplete();
+    await until(
+      () => sitter.cancels === PIECES * 2,
+      sitter.connection,
+      () => `sitter saw ${sitter.cancels} of ${PIECES * 2} cancels`,
+    );
+  });
+});
