@@ -17,6 +17,7 @@
  * await server.listen();
  * ```
  */
+export * from './block-server.js';
 export * from './buffer-pool.js';
 export * from './chunk-store.js';
 export * from './cli.js';

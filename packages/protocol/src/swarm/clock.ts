@@ -2,6 +2,12 @@
  * Time, injected: schedulers, rate estimators and policies read `now()` from
  * a Clock instead of calling Date.now(), so unit tests drive them with a
  * ManualClock and never wait on wall time.
+ *
+ * Only `now()`: the pure parts never set timers, their owner calls them on
+ * its own timer. The peer's `Clock` (packages/peer/src/clock.ts, with
+ * timers) is a superset and can be passed as is. Give every part of one
+ * process the same clock: times from two clocks (Date.now and
+ * performance.now) cannot be compared.
  */
 export interface Clock {
   /** Milliseconds on a clock that never goes backwards; only differences mean anything. */

@@ -1,0 +1,151 @@
+import { ChunkError } from '../errors.js';
+import { TypedEmitter } from '../swarm/typed-emitter.js';
+import type { ChunkStore } from './chunk-store.js';
+import type { BlockRef, Connection } from './connection.js';
+
+/** Distinct chunks read ahead per connection, so disk reads overlap with sending (the store caches 32 in all). */
+export const DEFAULT_PREFETCH_CHUNKS = 8;
+
+export interface BlockServerOptions {
+  readonly connection: Connection;
+  /** Verified reads with a small cache: `ChunkStore` is one. */
+  readonly store: Pick<ChunkStore, 'readVerified' | 'cached' | 'metainfo'>;
+  readonly prefetchChunks?: number;
+}
+
+export type BlockServerEvents = {
+  /** The remote asked for a block of a chunk it had not asked for yet (the `request-received` line). */
+  requestReceived: (index: number) => void;
+  /** The last byte of a chunk went to the remote (the `chunk-sent` line, and the owner's initial seeding). */
+  chunkSent: (index: number, bytes: number) => void;
+  /** A stored chunk failed its re-check and was dropped (`chunk-corrupt`); the connection is closed. */
+  chunkCorrupt: (index: number) => void;
+};
+
+/**
+ * The serving half of a connection, built on `Connection`: answers the
+ * remote's requests in the order they came, from the store, waiting for the
+ * socket to drain. The queue is the Connection's `incoming`: a cancel or our
+ * choke removes requests there, and this server simply finds them gone
+ * (`sendPiece` returns false), so there is no second copy to keep in step.
+ * Choking is not decided here: whoever runs the Choker calls
+ * `connection.choke()` / `unchoke()`.
+ */
+export class BlockServer extends TypedEmitter<BlockServerEvents> {
+  bytesSent = 0;
+  chunksSent = 0;
+  private readonly connection: Connection;
+  private readonly store: BlockServerOptions['store'];
+  private readonly prefetchChunks: number;
+  /** Bytes sent so far of each chunk the remote has asked for. */
+  private readonly open = new Map<number, number>();
+  private readonly loads = new Map<number, Promise<Buffer>>();
+  private pumping = false;
+  private readonly unsubscribe: Array<() => void> = [];
+
+  constructor(options: BlockServerOptions) {
+    super();
+    this.connection = options.connection;
+    this.store = options.store;
+    this.prefetchChunks = options.prefetchChunks ?? DEFAULT_PREFETCH_CHUNKS;
+    this.unsubscribe.push(this.connection.on('request', (r) => this.onRequest(r)));
+    this.unsubscribe.push(this.connection.on('closed', () => this.stop()));
+  }
+
+  /** Stops serving; the connection stays open. */
+  stop(): void {
+    for (const off of this.unsubscribe.splice(0)) off();
+  }
+
+  private onRequest(r: BlockRef): void {
+    if (!this.open.has(r.index)) {
+      this.open.set(r.index, 0);
+      this.emit('requestReceived', r.index);
+    }
+    if (!this.pumping) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      for (;;) {
+        if (this.isClosed()) return;
+        const head = this.connection.incoming.values().next().value;
+        if (!head) return;
+        this.prefetch();
+        let chunk = this.store.cached(head.index);
+        if (!chunk) {
+          try {
+            chunk = await (this.loads.get(head.index) ?? this.store.readVerified(head.index));
+          } catch (err) {
+            this.failRead(head.index, err);
+            return;
+          } finally {
+            this.loads.delete(head.index);
+          }
+          if (this.isClosed()) return; // it may have closed while we read
+        }
+        // Every queued block whose chunk is in memory goes out in one corked write. The head's
+        // chunk is used as read, not looked up again: the shared cache may have evicted it.
+        const headChunk = chunk;
+        this.connection.batch(() => {
+          for (const r of [...this.connection.incoming.values()]) {
+            const data = r.index === head.index ? headChunk : this.store.cached(r.index);
+            if (!data) break;
+            this.send(r, data);
+            if (this.connection.needsDrain) break;
+          }
+        });
+        if (this.connection.needsDrain) await this.connection.drained();
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private isClosed(): boolean {
+    return this.connection.state === 'closed';
+  }
+
+  private send(r: BlockRef, chunk: Buffer): void {
+    if (!this.connection.sendPiece(r.index, r.begin, chunk.subarray(r.begin, r.begin + r.length))) {
+      return;
+    }
+    this.bytesSent += r.length;
+    const sent = (this.open.get(r.index) ?? 0) + r.length;
+    if (sent >= chunk.length) {
+      this.open.delete(r.index);
+      this.chunksSent++;
+      this.emit('chunkSent', r.index, chunk.length);
+    } else {
+      this.open.set(r.index, sent);
+    }
+  }
+
+  /** Starts reading the next few distinct chunks the queue asks for. */
+  private prefetch(): void {
+    for (const r of this.connection.incoming.values()) {
+      if (this.loads.size >= this.prefetchChunks) break;
+      if (this.loads.has(r.index) || this.store.cached(r.index)) continue;
+      const load = this.store.readVerified(r.index);
+      this.loads.set(r.index, load);
+      // Done once cached; a failed read stays for the pump to report.
+      load.then(
+        () => {
+          if (this.loads.get(r.index) === load) this.loads.delete(r.index);
+        },
+        () => {},
+      );
+    }
+  }
+
+  private failRead(index: number, err: unknown): void {
+    if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
+      this.emit('chunkCorrupt', index);
+      // The remote was told we hold it; reconnecting gets it a bitfield without it.
+      this.connection.close(`stored chunk ${index} was corrupt; dropped it`);
+    } else {
+      this.connection.close(`cannot read chunk ${index}: ${(err as Error).message}`);
+    }
+  }
+}
