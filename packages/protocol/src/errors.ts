@@ -14,7 +14,6 @@ export type ErrorCode =
   | 'ERR_BITFIELD_LENGTH'
   | 'ERR_BITFIELD_SPARE_BITS'
   | 'ERR_BITFIELD_REPEATED'
-  | 'ERR_BITFIELD_ORDER'
   | 'ERR_REQUEST_FLOOD'
   // metainfo
   | 'ERR_METAINFO'

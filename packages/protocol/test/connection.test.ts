@@ -93,13 +93,44 @@ describe('Connection: what the remote holds', () => {
     expect(b.remoteHas.heldIds()).toEqual([0, 2, 3, 5]);
   });
 
-  it('closes a connection whose bitfield comes after another message (BEP 3: first or never)', async () => {
+  // aria2 sends a later bitfield in place of haves: it must not cost the connection.
+  it('takes a later bitfield as the haves of what it adds', async () => {
     const { a, b } = await pair();
+    const bitfield = next(b, 'bitfield');
+    a.sendBitfield(holding([0]));
+    await bitfield;
+    const haves: number[] = [];
+    b.on('have', (i) => haves.push(i));
     a.sendHave(1);
+    a.sendBitfield(holding([0, 1, 3, 4]));
+    const last = next(b, 'have');
+    a.sendHave(5);
+    await last;
+    expect(haves).toEqual([1, 3, 4, 5]);
+    expect(b.remoteHas.heldIds()).toEqual([0, 1, 3, 4, 5]);
+    expect(b.state).toBe('live');
+  });
+
+  it('closes a connection whose later bitfield takes a piece back', async () => {
+    const { a, b } = await pair();
+    a.sendBitfield(holding([0, 2]));
     a.sendBitfield(holding([0]));
     const [close] = await next(b, 'closed');
-    expect(close.error).toMatchObject({ code: 'ERR_BITFIELD_ORDER' });
+    expect(close.error).toMatchObject({ code: 'ERR_BITFIELD_REPEATED' });
+    expect(close.reason).toMatch(/takes back chunk 2/);
     expect(b.state).toBe('closed');
+  });
+
+  it('closes a connection that floods later bitfields adding nothing', async () => {
+    const { a, b } = await pair();
+    const haves: number[] = [];
+    b.on('have', (i) => haves.push(i));
+    a.sendHave(0);
+    for (let k = 0; k < 20; k++) a.sendBitfield(holding([0]));
+    const [close] = await next(b, 'closed');
+    expect(close.error).toMatchObject({ code: 'ERR_BITFIELD_REPEATED' });
+    expect(close.reason).toMatch(/bitfields that add nothing/);
+    expect(haves).toEqual([0]);
   });
 
   it('closes a connection whose bitfield has spare bits set, naming the code', async () => {

@@ -8,6 +8,8 @@ import type { PeerWire, WireClose } from './peer-wire.js';
 
 /** Block requests a remote may have queued with us before it counts as a flood and is cut off. */
 export const DEFAULT_MAX_REMOTE_REQUESTS = 1_024;
+/** Later bitfields that add nothing a remote may send before it counts as a flood (as the owner's Uploader). */
+export const MAX_REDUNDANT_BITFIELDS = 8;
 
 /** One block of one piece: the unit of `request`, `cancel` and `piece`. */
 export interface BlockRef {
@@ -47,7 +49,10 @@ export type ConnectionEvents = {
   ready: (handshake: Handshake) => void;
   /** The remote's first-message bitfield, already stored in `remoteHas`. */
   bitfield: (remoteHas: Bitfield) => void;
-  /** The remote gained a piece (duplicates of a piece it already announced are not re-emitted). */
+  /**
+   * The remote gained a piece (duplicates of a piece it already announced are
+   * not re-emitted). A later bitfield arrives as the `have`s of what it adds.
+   */
   have: (index: number) => void;
   piece: (piece: PieceEvent) => void;
   /** The remote asked us for a block; answer with `sendPiece` unless it is cancelled first. */
@@ -85,7 +90,11 @@ function keyOf(r: BlockRef): string {
  * a second copy (webtorrent's bittorrent-protocol `Wire` is the model).
  *
  * The rules it enforces itself, so that no caller can forget them:
- * - the bitfield is the first message or none (BEP 3); a late one closes;
+ * - the bitfield is the first message or none (BEP 3); stock clients
+ *   (aria2) send a later one in place of `have`s, so a later one counts as
+ *   the `have`s of what it adds, and one that takes a piece back, or a run
+ *   of them adding nothing, closes (`ERR_BITFIELD_REPEATED`), as the owner's
+ *   Uploader does;
  * - a choke from them voids our requests (emitted with `choke`), a choke from
  *   us voids theirs (returned by `choke()`), as BEP 3 says;
  * - a request while we choke them is dropped (it crossed our choke);
@@ -113,8 +122,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private readonly localHas: { has(index: number): boolean };
   private readonly clock: Clock;
   private readonly maxRemoteRequests: number;
-  /** Whether any message other than a keep-alive has arrived: after that, a bitfield is out of order. */
+  /** Whether any message other than a keep-alive has arrived: after that, a bitfield is a later one. */
   private sawMessage = false;
+  private redundantBitfields = 0;
 
   constructor(options: ConnectionOptions) {
     super();
@@ -301,19 +311,16 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.sawMessage = true;
     switch (message.type) {
       case 'bitfield': {
-        if (!first) {
-          this.close(
-            'bitfield after other messages',
-            new WireError('ERR_BITFIELD_ORDER', 'a bitfield may only be the first message'),
-          );
-          return;
-        }
         let remote: Bitfield;
         try {
           remote = Bitfield.fromBytes(message.bytes, this.remoteHas.size);
         } catch (err) {
           const error = err as WireError;
           this.close(`${error.code}: ${error.message}`, error);
+          return;
+        }
+        if (!first) {
+          this.laterBitfield(remote);
           return;
         }
         for (const index of remote.heldIds()) this.remoteHas.set(index);
@@ -361,6 +368,31 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       case 'piece':
         this.receivePiece(message.index, message.begin, message.block);
         return;
+    }
+  }
+
+  private laterBitfield(remote: Bitfield): void {
+    for (const index of this.remoteHas.heldIds()) {
+      if (!remote.has(index)) {
+        this.close(
+          `ERR_BITFIELD_REPEATED: a later bitfield takes back chunk ${index}`,
+          new WireError('ERR_BITFIELD_REPEATED', `bitfield takes back chunk ${index}`),
+        );
+        return;
+      }
+    }
+    let added = 0;
+    for (const index of remote.heldIds()) {
+      if (!this.remoteHas.set(index)) continue;
+      added++;
+      this.emit('have', index);
+      if (this.stateNow === 'closed') return;
+    }
+    if (added === 0 && ++this.redundantBitfields > MAX_REDUNDANT_BITFIELDS) {
+      this.close(
+        `ERR_BITFIELD_REPEATED: more than ${MAX_REDUNDANT_BITFIELDS} bitfields that add nothing`,
+        new WireError('ERR_BITFIELD_REPEATED', 'repeated bitfields'),
+      );
     }
   }
 
