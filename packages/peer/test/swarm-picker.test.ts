@@ -318,3 +318,89 @@ describe('SwarmPicker: several grid blocks in one request', () => {
     expect(rest.map((r) => r.begin)).toEqual([3, 4, 5, 6].map((k) => k * BLOCK));
   });
 });
+
+describe('SwarmPicker under random traffic', () => {
+  /**
+   * Several connections pick, deliver in any order, get choked, fail hashes,
+   * leave and come back, at random (seeded). After every step the picker's
+   * own invariants hold and its view of each connection's requests equals
+   * what the connection has in flight; in the end every piece is held.
+   */
+  it.each([1, 2, 3, 4, 5])('keeps its invariants and completes (seed %i)', (seed) => {
+    const rng = seededRng(seed * 7919);
+    const CHUNK = 5 * BLOCK + 3_000; // six grid blocks, the last short
+    const pieces = 30;
+    const geometry = new Geometry(pieces * CHUNK - 1_000, CHUNK);
+    const p = new SwarmPicker({
+      geometry,
+      held: new Bitfield(geometry.pieceCount),
+      rng: seededRng(seed),
+      endgameMaxRequesters: 2,
+    });
+    const peers = ['a', 'b', 'c', 'd'].map((id, k) => ({
+      id,
+      // a and b have everything; c and d a random half
+      has: holding(
+        geometry.pieceCount,
+        range(0, geometry.pieceCount).filter(() => k < 2 || rng() < 0.5),
+      ),
+      requestBytes: k % 2 === 0 ? BLOCK : CHUNK,
+      inFlight: new Map<string, { index: number; begin: number; length: number }>(),
+      connected: true,
+    }));
+    for (const peer of peers) p.peerBitfield(peer.has);
+    const key = (r: { index: number; begin: number }) => `${r.index}:${r.begin}`;
+    const held = new Set<number>();
+
+    for (let step = 0; step < 20_000 && held.size < geometry.pieceCount; step++) {
+      const peer = peers[Math.floor(rng() * peers.length)]!;
+      const roll = rng();
+      if (!peer.connected) {
+        if (roll < 0.2) {
+          peer.connected = true;
+          p.peerBitfield(peer.has);
+        }
+      } else if (roll < 0.4) {
+        const budget = { maxBytes: Math.ceil(rng() * 6) * BLOCK, requestBytes: peer.requestBytes };
+        for (const r of p.pick(peer.id, peer.has, budget)) {
+          expect(peer.has.has(r.index)).toBe(true);
+          expect(peer.inFlight.has(key(r)), 'asked twice of one connection').toBe(false);
+          peer.inFlight.set(key(r), r);
+        }
+      } else if (roll < 0.9 && peer.inFlight.size > 0) {
+        const all = [...peer.inFlight.values()];
+        const r = all[Math.floor(rng() * all.length)]!;
+        peer.inFlight.delete(key(r));
+        const outcome = p.blockReceived(peer.id, r.index, r.begin, r.length);
+        for (const cancel of outcome.cancels) {
+          const other = peers.find((q) => q.id === cancel.peer)!;
+          expect(other.inFlight.delete(key(cancel.block)), 'cancel names a request in flight').toBe(
+            true,
+          );
+        }
+        if (outcome.pieceComplete) {
+          if (rng() < 0.1) {
+            p.pieceFailed(r.index);
+          } else {
+            p.pieceVerified(r.index);
+            held.add(r.index);
+          }
+        }
+      } else if (roll < 0.95) {
+        p.requestsDropped(peer.id, peer.inFlight.values()); // choked
+        peer.inFlight.clear();
+      } else {
+        p.peerGone(peer.id, peer.has, peer.inFlight.values());
+        peer.inFlight.clear();
+        peer.connected = false;
+      }
+      p.assertConsistent();
+      for (const q of peers) {
+        const picker = new Set(p.requestedOf(q.id).map(key));
+        expect(picker, `step ${step}: ${q.id}'s requests`).toEqual(new Set(q.inFlight.keys()));
+      }
+    }
+    expect(held.size).toBe(geometry.pieceCount);
+    for (let i = 0; i < geometry.pieceCount; i++) expect(p.stateOf(i)).toBe('held');
+  });
+});

@@ -286,6 +286,57 @@ export class SwarmPicker {
     return piece.receivedCount === piece.blocks.length ? 'complete' : 'started';
   }
 
+  /**
+   * Checks the invariants of STATE.md against the whole state and throws on
+   * the first one broken. O(blocks): for tests and debugging, not for a hot path.
+   */
+  assertConsistent(): void {
+    let unasked = 0;
+    for (const piece of this.started.values()) {
+      if (this.held.has(piece.index))
+        throw new Error(`piece ${piece.index} is both held and started`);
+      let received = 0;
+      let pieceUnasked = 0;
+      piece.requesters.forEach((requesters, k) => {
+        if (piece.received[k]) {
+          received++;
+          if (requesters.size > 0)
+            throw new Error(`block ${piece.index}/${k} received but still asked`);
+        } else if (requesters.size === 0) {
+          pieceUnasked++;
+        } else if (requesters.size > 1 && !this.duplicatesAllowed(requesters.size)) {
+          throw new Error(`block ${piece.index}/${k} asked of ${requesters.size} connections`);
+        }
+        for (const [peer, request] of requesters) {
+          const covered = this.gridBlocks(piece, request.begin, request.length);
+          if (request.index !== piece.index || !covered.includes(k)) {
+            throw new Error(`block ${piece.index}/${k}: ${peer}'s request does not cover it`);
+          }
+        }
+      });
+      if (received !== piece.receivedCount)
+        throw new Error(`piece ${piece.index}: received count off`);
+      if (pieceUnasked !== piece.unrequested)
+        throw new Error(`piece ${piece.index}: unasked count off`);
+      unasked += pieceUnasked;
+    }
+    if (unasked !== this.unrequestedBlocks) throw new Error('unrequestedBlocks is off');
+    const active = [...this.rarity.rarestFirst()];
+    for (let k = 1; k < active.length; k++) {
+      if (this.rarity.availability(active[k]!) < this.rarity.availability(active[k - 1]!)) {
+        throw new Error('the rarity order is not sorted');
+      }
+    }
+    if (active.length + this.held.count() !== this.geometry.pieceCount) {
+      throw new Error('active and held pieces do not add up');
+    }
+  }
+
+  /** Outside endgame a block has one requester; a block may have more once endgame began (it can end again). */
+  private duplicatesAllowed(requesters: number): boolean {
+    return requesters <= this.endgameMaxRequesters;
+  }
+
   private queuedCount(): number {
     return this.rarity.activeCount - this.started.size;
   }
