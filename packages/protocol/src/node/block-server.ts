@@ -48,6 +48,12 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
     this.connection = options.connection;
     this.store = options.store;
     this.prefetchChunks = options.prefetchChunks ?? DEFAULT_PREFETCH_CHUNKS;
+    // A listener that throws ends this one connection, never the process.
+    this.onListenerError = (error, event) =>
+      this.connection.close(
+        `${String(event)} handler failed: ${(error as Error).message}`,
+        error as Error,
+      );
     this.unsubscribe.push(this.connection.on('request', (r) => this.onRequest(r)));
     this.unsubscribe.push(this.connection.on('closed', () => this.stop()));
   }

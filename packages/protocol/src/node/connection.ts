@@ -99,6 +99,9 @@ function keyOf(r: BlockRef): string {
  *   us voids theirs (returned by `choke()`), as BEP 3 says;
  * - a request while we choke them is dropped (it crossed our choke);
  * - their queued requests are bounded; a flood closes the connection.
+ *
+ * It takes over the wire's `onHandshake` and `onMessage`: subscribe to its
+ * events instead.
  */
 export class Connection extends TypedEmitter<ConnectionEvents> {
   readonly wire: PeerWire;

@@ -16,6 +16,12 @@
  * }});
  * await server.listen();
  * ```
+ *
+ * For swarm mode (wired in by a later change), `Connection` wraps a
+ * `PeerWire` and owns the remote's state (bitfield, the four choke/interest
+ * flags, requests both ways, rates), emitting typed events; `BlockServer`
+ * serves its requests from the store. Invariants:
+ * `packages/peer/src/swarm/STATE.md`.
  */
 export * from './block-server.js';
 export * from './buffer-pool.js';
