@@ -5,11 +5,11 @@ import { RateEstimator } from '../swarm/rate-estimator.js';
 import { TypedEmitter } from '../swarm/typed-emitter.js';
 import type { Handshake, Message } from '../wire/messages.js';
 import type { PeerWire, WireClose } from './peer-wire.js';
+// One rule for later bitfields, shared with the Uploader that serves today's connections.
+import { MAX_REDUNDANT_BITFIELDS } from './uploader.js';
 
 /** Block requests a remote may have queued with us before it counts as a flood and is cut off. */
 export const DEFAULT_MAX_REMOTE_REQUESTS = 1_024;
-/** Later bitfields that add nothing a remote may send before it counts as a flood (as the owner's Uploader). */
-export const MAX_REDUNDANT_BITFIELDS = 8;
 
 /** One block of one piece: the unit of `request`, `cancel` and `piece`. */
 export interface BlockRef {
