@@ -7,7 +7,7 @@
  * completes with byte-identical files.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { InitialSeeder } from '@swarmdrop/owner';
 import {
@@ -20,7 +20,7 @@ import {
   seededRng,
 } from '@swarmdrop/protocol';
 import { BlockServer, ChunkStore, Connection, PeerWire, splitFile } from '@swarmdrop/protocol/node';
-import { Cleanup, HANG_MS, pseudoRandomBytes, within } from '@swarmdrop/testkit';
+import { Cleanup, HANG_MS, pseudoRandomBytes, socketPair, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MinRatePolicy, SwarmPicker, SwarmScheduler } from '../src/swarm/index.js';
 
@@ -28,21 +28,6 @@ const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
 const LEECHERS = 4;
-
-async function socketPair(): Promise<[Socket, Socket]> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const client = connect(port, '127.0.0.1');
-  const other = await accepted;
-  server.close();
-  cleanup.add(() => {
-    client.destroy();
-    other.destroy();
-  });
-  return [client, other];
-}
 
 /** One process of the swarm: its store and how it treats each connection. */
 interface Node {
@@ -153,7 +138,7 @@ function ownerNode(store: ChunkStore) {
 }
 
 async function link(a: Node, b: Node, metainfo: Metainfo): Promise<void> {
-  const [left, right] = await socketPair();
+  const [left, right] = await socketPair(cleanup);
   const make = (socket: Socket, self: Node) =>
     new Connection({
       wire: new PeerWire({ socket, metainfo, peerId: makePeerId(self.name.length + 1) }),

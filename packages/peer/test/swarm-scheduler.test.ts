@@ -5,7 +5,7 @@
  * files; the policy's time is a ManualClock the test advances.
  */
 import { readFile } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import {
   Bitfield,
@@ -17,7 +17,7 @@ import {
   seededRng,
 } from '@swarmdrop/protocol';
 import { ChunkStore, Connection, PeerWire, sha1 } from '@swarmdrop/protocol/node';
-import { Cleanup, HANG_MS, pseudoRandomBytes, within } from '@swarmdrop/testkit';
+import { Cleanup, HANG_MS, pseudoRandomBytes, socketPair, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MinRatePolicy, SwarmPicker, SwarmScheduler } from '../src/swarm/index.js';
 
@@ -26,21 +26,6 @@ afterEach(() => cleanup.run());
 
 const PIECE = 2 * BLOCK_SIZE;
 const PIECES = 24;
-
-async function socketPair(): Promise<[Socket, Socket]> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const client = connect(port, '127.0.0.1');
-  const other = await accepted;
-  server.close();
-  cleanup.add(() => {
-    client.destroy();
-    other.destroy();
-  });
-  return [client, other];
-}
 
 type SeedBehaviour = 'serve' | 'corrupt' | 'sit';
 
@@ -93,7 +78,7 @@ async function leecher(options: { endgameMaxRequesters?: number } = {}) {
     behaviour: SeedBehaviour,
     requestBytes = BLOCK_SIZE,
   ): Promise<Seed> {
-    const [ours, theirs] = await socketPair();
+    const [ours, theirs] = await socketPair(cleanup);
     const mine = new Connection({
       wire: new PeerWire({ socket: ours, metainfo, peerId: makePeerId(1) }),
       pieceCount: PIECES,

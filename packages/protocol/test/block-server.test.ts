@@ -4,11 +4,11 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Cleanup, HANG_MS, pseudoRandomBytes, within } from '@swarmdrop/testkit';
+import { Cleanup, HANG_MS, pseudoRandomBytes, socketPair, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Bitfield, BLOCK_SIZE, makePeerId } from '../src/index.js';
 import { BlockServer, ChunkStore, Connection, PeerWire } from '../src/node/index.js';
-import { socketPair, storeWith } from './sockets.js';
+import { storeWith } from './sockets.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());

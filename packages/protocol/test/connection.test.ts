@@ -2,11 +2,10 @@
  * Connection: one remote's state (bitfield, the four flags, requests both
  * ways, rates) over a real loopback socket pair, with a Connection at each end.
  */
-import { Cleanup, HANG_MS, within } from '@swarmdrop/testkit';
+import { Cleanup, HANG_MS, socketPair, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Bitfield, buildMetainfo, type Clock, ManualClock, makePeerId } from '../src/index.js';
 import { Connection, type ConnectionEvents, PeerWire } from '../src/node/index.js';
-import { socketPair } from './sockets.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());

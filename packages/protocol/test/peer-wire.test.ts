@@ -1,11 +1,11 @@
 /**
  * PeerWire: one BitTorrent connection over a socket.
  */
-import { Cleanup } from '@swarmdrop/testkit';
+import { Cleanup, socketPair } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeMessage, FrameDecoder, makePeerId } from '../src/index.js';
 import { PeerWire } from '../src/node/index.js';
-import { socketPair, storeWith } from './sockets.js';
+import { storeWith } from './sockets.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());

@@ -2,11 +2,11 @@
  * Uploader: serving a connection from the chunk store.
  */
 import { join } from 'node:path';
-import { Cleanup } from '@swarmdrop/testkit';
+import { Cleanup, socketPair } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameDecoder, type Message, makePeerId } from '../src/index.js';
 import { ChunkStore, PeerWire, Uploader } from '../src/node/index.js';
-import { socketPair, storeWith } from './sockets.js';
+import { storeWith } from './sockets.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());

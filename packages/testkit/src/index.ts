@@ -24,7 +24,7 @@ export { rejected, thrown, within } from './errors.js';
 export { CHUNK, KiB, MiB, pseudoRandomBytes, randomFile } from './files.js';
 export { announcePath, type HttpResult, httpGet, rawExchange } from './http.js';
 export { type FieldMatch, LogCapture, type LogLine, type WaitOptions } from './log-capture.js';
-export { freePort, freePorts } from './ports.js';
+export { freePort, freePorts, socketPair } from './ports.js';
 export { startGatedProxy } from './proxy.js';
 export {
   type Child,

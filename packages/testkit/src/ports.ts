@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Cleanup } from './cleanup.js';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, read, close). */
 export async function freePort(): Promise<number> {
@@ -27,4 +28,20 @@ export async function freePorts(count: number): Promise<number[]> {
   } finally {
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   }
+}
+
+/** Two connected loopback sockets (ours, theirs), destroyed by `cleanup`. */
+export async function socketPair(cleanup: Cleanup): Promise<[Socket, Socket]> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as { port: number }).port;
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const client = connect(port, '127.0.0.1');
+  const other = await accepted;
+  server.close();
+  cleanup.add(() => {
+    client.destroy();
+    other.destroy();
+  });
+  return [client, other];
 }
