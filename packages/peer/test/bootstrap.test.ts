@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseRanges } from '@swarmdrop/protocol';
+import { ManualClock, parseRanges } from '@swarmdrop/protocol';
 import {
   CHUNK,
   Cleanup,
@@ -18,7 +18,6 @@ import {
   startPeer,
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from './manual-clock.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -137,7 +136,7 @@ describe('an owner that is not up', () => {
 
   it('waits for the retry on the peer clock, and gives up only after that second attempt', async () => {
     const [nobody, neighbour] = (await freePorts(2)) as [number, number];
-    const clock = new ManualClock();
+    const clock = new ManualClock(1_000_000);
     const log = new LogCapture('peer');
     const starting = rejected(
       startPeer(cleanup, {

@@ -4,14 +4,14 @@
  * (stalled-neighbour, neighbour-killed, corrupt-neighbour) can only show
  * end to end is pinned here to the millisecond.
  */
+import { ManualClock } from '@swarmdrop/protocol';
 import { describe, expect, it } from 'vitest';
 import { FallbackPolicy } from '../src/index.js';
-import { ManualClock } from './manual-clock.js';
 
 const WINDOW_MS = 1_500;
 
 function setup(): { clock: ManualClock; policy: FallbackPolicy } {
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_000_000);
   return { clock, policy: new FallbackPolicy(WINDOW_MS, clock) };
 }
 

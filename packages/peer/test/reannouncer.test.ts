@@ -1,13 +1,13 @@
+import { ManualClock } from '@swarmdrop/protocol';
 import { describe, expect, it } from 'vitest';
 import { REANNOUNCE_MS, Reannouncer } from '../src/index.js';
-import { ManualClock } from './manual-clock.js';
 
 /** Lets the announce promises settle (they resolve on microtasks, not on the clock). */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('Reannouncer: keeping the tracker entry fresh', () => {
   it('announces every interval, the first one interval after start', async () => {
-    const clock = new ManualClock();
+    const clock = new ManualClock(1_000_000);
     let calls = 0;
     const r = new Reannouncer(clock, REANNOUNCE_MS, async () => {
       calls++;
@@ -28,7 +28,7 @@ describe('Reannouncer: keeping the tracker entry fresh', () => {
   });
 
   it('keeps going after a failed announce, and skips a round while one is still running', async () => {
-    const clock = new ManualClock();
+    const clock = new ManualClock(1_000_000);
     const outcomes: Array<(ok: boolean) => void> = [];
     const r = new Reannouncer(
       clock,
@@ -51,7 +51,7 @@ describe('Reannouncer: keeping the tracker entry fresh', () => {
   });
 
   it('stops: no timer left, no announce after stop', () => {
-    const clock = new ManualClock();
+    const clock = new ManualClock(1_000_000);
     let calls = 0;
     const r = new Reannouncer(clock, REANNOUNCE_MS, async () => {
       calls++;

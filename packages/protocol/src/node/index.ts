@@ -27,6 +27,7 @@ export * from './block-server.js';
 export * from './buffer-pool.js';
 export * from './chunk-store.js';
 export * from './cli.js';
+export * from './clock.js';
 export * from './connection.js';
 export * from './dual-server.js';
 export * from './http.js';

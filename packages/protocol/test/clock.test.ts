@@ -1,0 +1,43 @@
+/** ManualClock: the one fake clock every scheduler test runs on. */
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../src/index.js';
+import { systemClock } from '../src/node/index.js';
+
+describe('ManualClock', () => {
+  it('runs each due timer at its own time, in order, and leaves later ones waiting', () => {
+    const clock = new ManualClock(100);
+    const seen: string[] = [];
+    clock.setTimeout(() => seen.push(`b@${clock.now()}`), 20);
+    clock.setTimeout(() => seen.push(`a@${clock.now()}`), 10);
+    clock.setTimeout(() => seen.push(`c@${clock.now()}`), 50);
+    clock.advance(30);
+    expect(seen).toEqual(['a@110', 'b@120']);
+    expect(clock.now()).toBe(130);
+    expect(clock.timers).toBe(1);
+  });
+
+  it('repeats an interval until cancelled, and a cancelled timer never runs', () => {
+    const clock = new ManualClock();
+    const ticks: number[] = [];
+    const interval = clock.setInterval(() => ticks.push(clock.now()), 10);
+    const never = clock.setTimeout(() => ticks.push(-1), 5);
+    never.cancel();
+    clock.advance(35);
+    interval.cancel();
+    clock.advance(100);
+    expect(ticks).toEqual([10, 20, 30]);
+    expect(clock.timers).toBe(0);
+  });
+
+  it('refuses to go backwards', () => {
+    expect(() => new ManualClock().advance(-1)).toThrow(RangeError);
+  });
+});
+
+describe('systemClock', () => {
+  it('fires its timers and never goes backwards', async () => {
+    const before = systemClock.now();
+    await new Promise<void>((resolve) => systemClock.setTimeout(resolve, 5));
+    expect(systemClock.now()).toBeGreaterThanOrEqual(before);
+  });
+});
