@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import {
   buildMetainfo,
+  ChunkError,
   formatEndpoint,
   formatRanges,
   isSwarmdropPeer,
@@ -25,6 +26,7 @@ import {
   DualServer,
   httpRouter,
   type Logger,
+  listChunkDir,
   PeerWire,
   requestQuery,
   SUMMARY_FILE,
@@ -186,6 +188,7 @@ export class Owner {
     try {
       const dir = resolve(options.dir);
       await mkdir(dir, { recursive: true });
+      await checkChunkDir(dir);
       const split = await splitFile({ source: options.file, dir, chunkSize: options.chunkSize });
       const name = basename(options.file);
       const publicHost = options.publicHost ?? options.host ?? '127.0.0.1';
@@ -539,8 +542,8 @@ function checkOptions(o: OwnerOptions): void {
 
 /**
  * The owner writes `<dir>/summary.txt`, `<dir>/<name>.torrent` and
- * everything under `<dir>/chunks/` (deleting files it does not recognise
- * there). Refuse a source file that is one of those, so the file being
+ * its own chunk and temp files under `<dir>/chunks/` (refusing to start when
+ * anything else is there). Refuse a source file that is one of those, so the file being
  * distributed can never be overwritten or deleted.
  */
 async function checkDirKeepsSource(file: string, dir: string): Promise<void> {
@@ -562,6 +565,17 @@ async function checkDirKeepsSource(file: string, dir: string): Promise<void> {
       '--dir',
       `${dir} would overwrite the file being distributed (${file}); choose another --dir`,
     );
+  }
+}
+
+/** Refuses a --dir whose chunk folder holds files swarmdrop did not write (exit status 2). */
+async function checkChunkDir(dir: string): Promise<void> {
+  try {
+    await listChunkDir(join(dir, CHUNK_DIR));
+  } catch (err) {
+    if (err instanceof ChunkError && err.code === 'ERR_FOREIGN_FILES')
+      throw new OptionError('--dir', err.message);
+    throw err;
   }
 }
 

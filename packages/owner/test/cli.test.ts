@@ -145,6 +145,19 @@ describe('command line: bad input', () => {
     );
   });
 
+  // Starting used to delete, recursively, everything under <dir>/chunks/ that was not a chunk file.
+  it('refuses a --dir whose chunks/ holds files it did not write, deleting nothing', async () => {
+    await prepare();
+    const work = join(dir, 'work');
+    await mkdir(join(work, 'chunks', 'album'), { recursive: true });
+    await writeFile(join(work, 'chunks', 'album', 'song.flac'), 'precious');
+    expectRefusal(
+      await runBin(['0', file, '--dir', work], dir),
+      /--dir: .*chunks holds 1 entry swarmdrop did not write \("album"\)/,
+    );
+    expect(await readFile(join(work, 'chunks', 'album', 'song.flac'), 'utf8')).toBe('precious');
+  });
+
   it('refuses bad option values and unknown options', async () => {
     await prepare();
     expectRefusal(await runBin(['0', file, '--chunk-size', 'big'], dir), /--chunk-size: "big"/);

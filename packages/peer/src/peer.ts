@@ -17,11 +17,13 @@ import {
 } from '@swarmdrop/protocol';
 import {
   BufferPool,
+  CHUNK_DIR,
   ChunkStore,
   createLogger,
   DualServer,
   httpRouter,
   type Logger,
+  listChunkDir,
   PeerWire,
   sendBody,
   sendJson,
@@ -271,6 +273,8 @@ export class Peer {
     } catch (err) {
       throw new OptionError('--dir', `cannot create ${dir}: ${(err as Error).message}`);
     }
+    // Before waiting for the owner: a --dir holding a user's files is refused at once.
+    await checkChunkDir(dir);
     const { bytes, metainfo } = await this.fetchMetainfoWithRetry();
     this.metainfo = metainfo;
     this.torrentBytes = bytes;
@@ -767,4 +771,15 @@ export class Peer {
         reason: err.message,
       }),
   );
+}
+
+/** Refuses a --dir whose chunk folder holds files swarmdrop did not write (exit status 2). */
+async function checkChunkDir(dir: string): Promise<void> {
+  try {
+    await listChunkDir(join(dir, CHUNK_DIR));
+  } catch (err) {
+    if (err instanceof ChunkError && err.code === 'ERR_FOREIGN_FILES')
+      throw new OptionError('--dir', err.message);
+    throw err;
+  }
 }

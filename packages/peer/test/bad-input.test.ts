@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -119,6 +119,25 @@ describe('bad command-line input', () => {
     ])
       expect(child.stdout.text()).toContain(option);
     expect(child.stderr).toBe('');
+  });
+});
+
+describe('a --dir holding files swarmdrop did not write', () => {
+  // Opening the store used to delete, recursively, everything under <dir>/chunks/ that was not a chunk file.
+  it('is refused with one line naming them, exit status 2, and nothing is deleted', async () => {
+    const dir = await cleanup.tempDir();
+    await mkdir(join(dir, 'chunks', 'holiday'), { recursive: true });
+    await writeFile(join(dir, 'chunks', 'holiday', 'beach.jpg'), 'precious');
+    await writeFile(join(dir, 'chunks', 'todo.txt'), 'also precious');
+    const child = runBin(cleanup, PEER_BIN, ['1', '0', '2', '--dir', dir]);
+    expect(await child.exited).toBe(2);
+    const lines = child.stderr.split('\n').filter((l) => l !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^swarmdrop-peer: error: --dir: .*chunks holds 2 entries swarmdrop did not write \("holiday", "todo.txt"\)/,
+    );
+    expect(await readFile(join(dir, 'chunks', 'holiday', 'beach.jpg'), 'utf8')).toBe('precious');
+    expect(await readFile(join(dir, 'chunks', 'todo.txt'), 'utf8')).toBe('also precious');
   });
 });
 

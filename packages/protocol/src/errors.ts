@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'ERR_CHUNK_MISSING'
   | 'ERR_FILE_HASH'
   | 'ERR_STORE_CLOSED'
+  | 'ERR_FOREIGN_FILES'
   // command line / configuration
   | 'ERR_ADDRESS'
   | 'ERR_OPTION';

@@ -2,7 +2,7 @@
  * ChunkStore: chunk files are the truth and summary.txt their record. A chunk
  * that fails its SHA-1 is never stored, served or merged.
  */
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cleanup, pseudoRandomBytes, rejected } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -289,5 +289,47 @@ describe('ChunkStore after close', () => {
     );
     expect(err).toMatchObject({ code: 'ERR_STORE_CLOSED' });
     expect(store.has(1)).toBe(false);
+  });
+});
+
+describe('ChunkStore.open in a --dir that holds foreign files', () => {
+  // It used to delete, recursively, every entry under chunks/ that was not a chunk file.
+  it('refuses a user file or folder under chunks/, naming it, and deletes nothing', async () => {
+    const dir = await cleanup.tempDir();
+    await open(dir).then(({ store }) => store.put(1, chunk(1)));
+    const chunkDir = join(dir, CHUNK_DIR);
+    await writeFile(join(chunkDir, 'notes.txt'), 'mine');
+    await mkdir(join(chunkDir, 'photos'), { recursive: true });
+    await writeFile(join(chunkDir, 'photos', 'a.jpg'), 'also mine');
+    const err = await rejected(ChunkStore.open({ dir, metainfo: META }));
+    expect(err).toBeInstanceOf(ChunkError);
+    expect((err as ChunkError).code).toBe('ERR_FOREIGN_FILES');
+    expect((err as Error).message).toContain('"notes.txt"');
+    expect((err as Error).message).toContain('"photos"');
+    expect(await readFile(join(chunkDir, 'notes.txt'), 'utf8')).toBe('mine');
+    expect(await readFile(join(chunkDir, 'photos', 'a.jpg'), 'utf8')).toBe('also mine');
+    expect(await exists(join(chunkDir, '1.chunk'))).toBe(true);
+  });
+
+  it('refuses a folder named like a chunk file instead of deleting it', async () => {
+    const dir = await cleanup.tempDir();
+    await mkdir(join(dir, CHUNK_DIR, '2.chunk'), { recursive: true });
+    await writeFile(join(dir, CHUNK_DIR, '2.chunk', 'keep'), 'x');
+    const err = await rejected(ChunkStore.open({ dir, metainfo: META }));
+    expect((err as ChunkError).code).toBe('ERR_FOREIGN_FILES');
+    expect(await exists(join(dir, CHUNK_DIR, '2.chunk', 'keep'))).toBe(true);
+  });
+
+  it('removes only its own leftovers: temp files and chunk files that do not verify', async () => {
+    const dir = await cleanup.tempDir();
+    const chunkDir = join(dir, CHUNK_DIR);
+    await mkdir(chunkDir, { recursive: true });
+    await writeFile(join(chunkDir, '0.chunk'), chunk(0));
+    await writeFile(join(chunkDir, '1.chunk'), 'rotten');
+    await writeFile(join(chunkDir, '2.chunk.0a1b2c3d.tmp'), 'half-written');
+    const { verified, discarded } = await open(dir);
+    expect(verified).toBe(1);
+    expect(discarded).toBe(2);
+    expect(await chunkFiles(dir)).toEqual(['0.chunk']);
   });
 });

@@ -62,6 +62,56 @@ export function chunkFileName(index: number): string {
   return `${index}.chunk`;
 }
 
+/** A chunk file's name: `<id>.chunk`. */
+const CHUNK_FILE = /^(\d+)\.chunk$/;
+/** A chunk being written: `<id>.chunk.<8 hex>.tmp` (see put and splitFile). */
+const CHUNK_TEMP = /^\d+\.chunk\.[0-9a-f]{8}\.tmp$/;
+
+/** A fresh temp name for chunk file `path`, matching CHUNK_TEMP. */
+export function chunkTempPath(path: string): string {
+  return `${path}.${randomBytes(4).toString('hex')}.tmp`;
+}
+
+/** What `<dir>/chunks/` holds, by whose it is. */
+export interface ChunkDirListing {
+  /** `<id>.chunk` regular files, by name. */
+  readonly chunks: ReadonlyMap<string, number>;
+  /** Our temp files left by a crash: safe to delete. */
+  readonly temps: readonly string[];
+}
+
+/**
+ * Lists `chunkDir` (creating it), refusing anything swarmdrop did not write:
+ * a user's file or folder there (or a folder named like a chunk) throws a
+ * ChunkError ERR_FOREIGN_FILES naming it, before anything is deleted. Only
+ * regular files named like our chunk and temp files count as ours.
+ */
+export async function listChunkDir(chunkDir: string): Promise<ChunkDirListing> {
+  await mkdir(chunkDir, { recursive: true });
+  const chunks = new Map<string, number>();
+  const temps: string[] = [];
+  const foreign: string[] = [];
+  for (const entry of await readdir(chunkDir, { withFileTypes: true })) {
+    const match = CHUNK_FILE.exec(entry.name);
+    if (entry.isFile() && match) chunks.set(entry.name, Number(match[1]));
+    else if (entry.isFile() && CHUNK_TEMP.test(entry.name)) temps.push(entry.name);
+    else foreign.push(entry.name);
+  }
+  if (foreign.length > 0) {
+    foreign.sort();
+    const shown = foreign
+      .slice(0, 3)
+      .map((name) => escapeName(name))
+      .join(', ');
+    throw new ChunkError(
+      'ERR_FOREIGN_FILES',
+      `${chunkDir} holds ${foreign.length} entr${foreign.length === 1 ? 'y' : 'ies'} swarmdrop did not write (${shown}${foreign.length > 3 ? ', ...' : ''}); ` +
+        'swarmdrop deletes what it does not recognise there, so it refuses to start: move them or choose another --dir',
+    );
+  }
+  return { chunks, temps };
+}
+
 export function sha1(data: Uint8Array): Buffer {
   return createHash('sha1').update(data).digest();
 }
@@ -96,22 +146,24 @@ export class ChunkStore {
 
   static async open(options: ChunkStoreOptions): Promise<OpenResult> {
     const store = new ChunkStore(options);
-    await mkdir(store.chunkDir, { recursive: true });
+    // Foreign entries are refused before anything is deleted; only our own
+    // chunk files that fail to verify and our temp files are removed.
+    const listing = await listChunkDir(store.chunkDir);
     let verified = 0;
     let discarded = 0;
-    const names = await readdir(store.chunkDir);
-    const work = names.map((name) => async () => {
-      const match = /^(\d+)\.chunk$/.exec(name);
-      const index = match ? Number(match[1]) : -1;
+    for (const name of listing.temps) {
+      await rm(join(store.chunkDir, name), { force: true });
+      discarded++;
+    }
+    const work = [...listing.chunks].map(([name, index]) => async () => {
       const ok =
-        index >= 0 &&
         index < store.held.size &&
         (options.trustExisting === true || (await store.verifyFile(index)));
       if (ok) {
         store.held.set(index);
         verified++;
       } else {
-        await rm(join(store.chunkDir, name), { force: true, recursive: true });
+        await rm(join(store.chunkDir, name), { force: true });
         discarded++;
       }
     });
@@ -162,7 +214,7 @@ export class ChunkStore {
       throw new ChunkError('ERR_CHUNK_HASH', `chunk ${index} does not match its SHA-1`);
     }
     const path = this.chunkPath(index);
-    const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+    const temp = chunkTempPath(path);
     try {
       await writeFileFast(temp, data);
       await renameFast(temp, path);
@@ -377,6 +429,11 @@ export class ChunkStore {
       this.summary = await open(path, 'a');
     }
   }
+}
+
+/** A file name as it may be shown: control and bidi characters escaped (see log.ts). */
+function escapeName(name: string): string {
+  return JSON.stringify(name.slice(0, 80));
 }
 
 async function runLimited(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {

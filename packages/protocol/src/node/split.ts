@@ -1,9 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_CHUNK_SIZE } from '../constants.js';
-import { CHUNK_DIR, chunkFileName, sha1 } from './chunk-store.js';
+import { CHUNK_DIR, chunkFileName, chunkTempPath, listChunkDir, sha1 } from './chunk-store.js';
 
 export interface SplitOptions {
   readonly source: string;
@@ -32,7 +32,8 @@ export interface SplitResult {
 export async function splitFile(options: SplitOptions): Promise<SplitResult> {
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const chunkDir = join(options.dir, CHUNK_DIR);
-  await mkdir(chunkDir, { recursive: true });
+  // Refuses a chunk folder holding a user's files before writing or deleting anything.
+  const listing = await listChunkDir(chunkDir);
   const whole = createHash('sha256');
   const pieceHashes: Buffer[] = [];
   let length = 0;
@@ -51,7 +52,7 @@ export async function splitFile(options: SplitOptions): Promise<SplitResult> {
       reused++;
       return;
     }
-    const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+    const temp = chunkTempPath(path);
     await writeFile(temp, data);
     await rename(temp, path);
     written++;
@@ -76,11 +77,11 @@ export async function splitFile(options: SplitOptions): Promise<SplitResult> {
   }
   if (pendingBytes > 0) await emit(Buffer.concat(pending));
 
-  // Chunk files past the end belong to an older, longer version of the file.
-  for (const name of await readdir(chunkDir)) {
-    const match = /^(\d+)\.chunk$/.exec(name);
-    if (!match || Number(match[1]) >= pieceHashes.length)
-      await rm(join(chunkDir, name), { force: true });
+  // Chunk files past the end belong to an older, longer version of the file;
+  // temp files are left from a crash. Nothing else is touched.
+  for (const [name, index] of listing.chunks) {
+    if (index >= pieceHashes.length) await rm(join(chunkDir, name), { force: true });
   }
+  for (const name of listing.temps) await rm(join(chunkDir, name), { force: true });
   return { length, pieceHashes, sha256: whole.digest(), written, reused };
 }
