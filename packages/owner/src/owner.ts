@@ -6,6 +6,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import {
   buildMetainfo,
   ChunkError,
+  escapeUnsafe,
   formatEndpoint,
   formatRanges,
   isSwarmdropPeer,
@@ -16,6 +17,8 @@ import {
   type Metainfo,
   makePeerId,
   OptionError,
+  torrentFileName,
+  UNSAFE_CHARS,
   unmapIPv4,
   withAnnounce,
 } from '@swarmdrop/protocol';
@@ -200,7 +203,7 @@ export class Owner {
         sha256: split.sha256,
         announce: `http://${formatEndpoint(publicHost, address.port)}/announce`,
       });
-      const torrentPath = join(dir, `${name}.torrent`);
+      const torrentPath = join(dir, torrentFileName(name));
       await writeFile(`${torrentPath}.tmp`, bytes);
       await rename(`${torrentPath}.tmp`, torrentPath);
       const { store } = await ChunkStore.open({ dir, metainfo, trustExisting: true });
@@ -554,8 +557,8 @@ async function checkDirKeepsSource(file: string, dir: string): Promise<void> {
   } catch {
     return; // the directory does not exist yet, so the file cannot be in it
   }
-  const name = basename(file);
-  const owned = [SUMMARY_FILE, `${SUMMARY_FILE}.tmp`, `${name}.torrent`, `${name}.torrent.tmp`];
+  const torrent = torrentFileName(basename(file));
+  const owned = [SUMMARY_FILE, `${SUMMARY_FILE}.tmp`, torrent, `${torrent}.tmp`];
   const inChunks = relative(join(work, CHUNK_DIR), source);
   if (
     (dirname(source) === work && owned.includes(basename(source))) ||
@@ -593,6 +596,13 @@ async function checkSourceFile(file: string): Promise<void> {
   if (!info.isFile()) throw new OptionError('file', `${file} is not a regular file`);
   if (info.size === 0)
     throw new OptionError('file', `${file} is empty; there is nothing to distribute`);
+  // Peers refuse such a name (it becomes their file's name), so refuse it here, before the split.
+  if (UNSAFE_CHARS.test(basename(file))) {
+    throw new OptionError(
+      'file',
+      `"${escapeUnsafe(basename(file))}" contains control or bidi characters, which peers refuse in a file name; rename it (or link it under another name)`,
+    );
+  }
   try {
     const handle = await open(file, 'r');
     try {

@@ -158,6 +158,16 @@ describe('command line: bad input', () => {
     expect(await readFile(join(work, 'chunks', 'album', 'song.flac'), 'utf8')).toBe('precious');
   });
 
+  // Peers would refuse (or, before, print raw and create) a file named with a bidi override.
+  it('refuses a file whose name holds a bidi override, showing it escaped', async () => {
+    await prepare();
+    const evil = join(dir, 'invoice\u202efdp.exe');
+    await randomFile(evil, 1000);
+    const run = await runBin(['0', evil, '--dir', join(dir, 'w')], dir);
+    expectRefusal(run, /invoice\\u202efdp\.exe.* contains control or bidi characters/);
+    expect(run.stderr).not.toContain('\u202e');
+  });
+
   it('refuses bad option values and unknown options', async () => {
     await prepare();
     expectRefusal(await runBin(['0', file, '--chunk-size', 'big'], dir), /--chunk-size: "big"/);

@@ -1,10 +1,11 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   BLOCK_SIZE,
   ChunkError,
   type Endpoint,
+  escapeUnsafe,
   formatEndpoint,
   formatRanges,
   isSwarmdropPeer,
@@ -14,6 +15,7 @@ import {
   MetainfoError,
   makePeerId,
   OptionError,
+  torrentFileName,
 } from '@swarmdrop/protocol';
 import {
   BufferPool,
@@ -25,6 +27,7 @@ import {
   type Logger,
   listChunkDir,
   PeerWire,
+  SUMMARY_FILE,
   sendBody,
   sendJson,
   sendText,
@@ -142,6 +145,8 @@ export class Peer {
   private picker: PiecePicker | undefined;
   private chunkBuffers: BufferPool | undefined;
   private torrentBytes: Buffer | undefined;
+  /** Where the merged file goes, checked against the peer's own files once the name is known. */
+  private outPath: string | undefined;
   private batch: number[] = [];
   private ownerLinkActive = false;
   private fallbackActive = false;
@@ -276,9 +281,10 @@ export class Peer {
     // Before waiting for the owner: a --dir holding a user's files is refused at once.
     await checkChunkDir(dir);
     const { bytes, metainfo } = await this.fetchMetainfoWithRetry();
+    this.outPath = mergedPathFor(dir, metainfo.name, this.options.out);
     this.metainfo = metainfo;
     this.torrentBytes = bytes;
-    const torrentPath = join(dir, `${metainfo.name}.torrent`);
+    const torrentPath = join(dir, torrentFileName(metainfo.name));
     await writeFile(`${torrentPath}.tmp`, bytes);
     await rename(`${torrentPath}.tmp`, torrentPath);
     const opened = await ChunkStore.open({ dir, metainfo });
@@ -677,7 +683,7 @@ export class Peer {
 
   private async runMerge(): Promise<void> {
     const store = this.store!;
-    const out = resolve(this.options.out ?? join(store.dir, store.metainfo.name));
+    const out = this.outPath!;
     try {
       await mkdir(dirname(out), { recursive: true });
       const result = await store.merge(out);
@@ -782,4 +788,40 @@ async function checkChunkDir(dir: string): Promise<void> {
       throw new OptionError('--dir', err.message);
     throw err;
   }
+}
+
+/** True for a name in --dir that is, or looks like, one of the peer's own files. */
+export function isOwnFileName(name: string): boolean {
+  return (
+    name === SUMMARY_FILE ||
+    name === `${SUMMARY_FILE}.tmp` ||
+    name === CHUNK_DIR ||
+    /\.(torrent|tmp|part)$/i.test(name)
+  );
+}
+
+/**
+ * The merged file's path: `out`, or `<dir>/<name>`. A metainfo can name any
+ * file, and an honest owner may well share a `summary.txt`; the merged file
+ * must still never replace the peer's own files (summary.txt, chunks/, the
+ * .torrent, temp files), so such a path is refused with a hint to use --out.
+ */
+function mergedPathFor(dir: string, name: string, out: string | undefined): string {
+  const path = resolve(out ?? join(dir, name));
+  const inChunks = relative(join(dir, CHUNK_DIR), path);
+  const own =
+    (dirname(path) === dir && isOwnFileName(basename(path))) ||
+    inChunks === '' ||
+    !inChunks.startsWith('..');
+  if (!own) return path;
+  if (out === undefined) {
+    throw new OptionError(
+      '--out',
+      `the metainfo names the file "${escapeUnsafe(name)}", which would take the place of the peer's own files in ${dir} (summary.txt, chunks/, *.torrent, *.tmp, *.part); pass --out PATH to put the merged file elsewhere`,
+    );
+  }
+  throw new OptionError(
+    '--out',
+    `${path} is one of the peer's own files in --dir; choose another path`,
+  );
 }

@@ -172,7 +172,14 @@ describe('--log-format json', () => {
 });
 
 describe('a metainfo with a dangerous name', () => {
-  for (const name of ['../evil', '/etc/evil', '..', 'a\\..\\evil', 'C:evil']) {
+  for (const name of [
+    '../evil',
+    '/etc/evil',
+    '..',
+    'a\\..\\evil',
+    'C:evil',
+    'invoice\u202efdp.exe',
+  ]) {
     it(`refuses info.name ${JSON.stringify(name)} before writing anything`, async () => {
       const owner = await fakeOwner(torrentNamed(name));
       const base = await cleanup.tempDir();

@@ -70,29 +70,47 @@ export function formatText(record: LogRecord): string {
   return line;
 }
 
-// Values can come from the remote (a peer id, an error message): anything
-// unprintable is quoted and escaped, so a value can neither break the line
-// (U+2028 and U+2029 end a line for JavaScript regexes too) nor send
-// terminal escape sequences.
+// Values can come from the remote (a peer id, an error message, a file
+// name from a metainfo): anything unprintable is quoted and escaped, so a
+// value can neither break the line (U+2028 and U+2029 end a line for
+// JavaScript regexes too), send terminal escape sequences, nor reorder what
+// a reader sees (bidi controls such as U+202E RIGHT-TO-LEFT OVERRIDE).
+/**
+ * Characters never shown raw: C0 and C1 controls, DEL, line and paragraph
+ * separators, bidi marks, embeddings, overrides and isolates, and the
+ * zero-width and BOM characters that hide text.
+ */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
-const NEEDS_QUOTES = /[\s"=\u0000-\u001f\u007f-\u009f]/;
-/** JSON.stringify, also escaping what it leaves raw: DEL, C1 controls, U+2028, U+2029. */
+export const UNSAFE_CHARS =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
+const UNSAFE_CHARS_G = new RegExp(UNSAFE_CHARS.source, 'g');
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const NEEDS_QUOTES = new RegExp(`[\\s"=]|${UNSAFE_CHARS.source}`);
+
+/** `text` with every UNSAFE_CHARS character written as `\uXXXX`. */
+export function escapeUnsafe(text: string): string {
+  return text.replace(UNSAFE_CHARS_G, unicodeEscape);
+}
+
+function unicodeEscape(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+/** JSON.stringify, also escaping what it leaves raw: DEL, C1 controls, separators, bidi controls. */
 function quote(text: string): string {
-  return JSON.stringify(text).replace(
-    /[\u007f-\u009f\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return JSON.stringify(text).replace(UNSAFE_CHARS_G, unicodeEscape);
 }
 
 /** `{"time":"…","role":"peer","port":7001,"event":"chunk-received","chunk":17,…}` */
 export function formatJson(record: LogRecord): string {
+  // JSON.stringify escapes C0 controls only; the rest of UNSAFE_CHARS is escaped here (still valid JSON).
   return JSON.stringify({
     time: record.time.toISOString(),
     role: record.role,
     port: record.port,
     event: record.event,
     ...record.fields,
-  });
+  }).replace(UNSAFE_CHARS_G, unicodeEscape);
 }
 
 export function formatRecord(record: LogRecord, format: LogFormat): string {

@@ -4,6 +4,7 @@ import { scanBencode } from './bencoding.js';
 import { DEFAULT_CHUNK_SIZE, MAX_PIECE_COUNT, MAX_PIECE_LENGTH } from './constants.js';
 import { MetainfoError } from './errors.js';
 import { Geometry } from './geometry.js';
+import { escapeUnsafe, UNSAFE_CHARS } from './log.js';
 
 /** A parsed single-file v1 metainfo, validated. */
 export interface Metainfo {
@@ -150,10 +151,18 @@ export function parseMetainfo(bytes: Uint8Array): Metainfo {
   };
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 function checkName(value: unknown): string {
   if (!(value instanceof Uint8Array))
     throw new MetainfoError('info.name', 'is missing or not a string');
-  const name = Buffer.from(value).toString('utf8');
+  let name: string;
+  try {
+    // Invalid bytes would silently become U+FFFD: the name on disk would not be the one named.
+    name = UTF8.decode(value);
+  } catch {
+    throw new MetainfoError('info.name', 'is not valid UTF-8');
+  }
   if (name.length === 0) throw new MetainfoError('info.name', 'is empty');
   if (name.includes('/') || name.includes('\\')) {
     throw new MetainfoError('info.name', `"${printable(name)}" contains a path separator`);
@@ -162,9 +171,13 @@ function checkName(value: unknown): string {
     throw new MetainfoError('info.name', `"${name}" is not a file name`);
   if (/^[a-zA-Z]:/.test(name))
     throw new MetainfoError('info.name', `"${printable(name)}" is an absolute path`);
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-  if (/[\u0000-\u001f]/.test(name)) {
-    throw new MetainfoError('info.name', `"${printable(name)}" contains control characters`);
+  // Control characters and bidi overrides (U+202E makes "gpj.exe" read as "exe.jpg") are
+  // refused, not escaped: the name becomes a file name, shown by every file manager.
+  if (UNSAFE_CHARS.test(name)) {
+    throw new MetainfoError(
+      'info.name',
+      `"${printable(name)}" contains control or bidi characters`,
+    );
   }
   if (Buffer.byteLength(name) > 255)
     throw new MetainfoError('info.name', 'is longer than 255 bytes');
@@ -172,8 +185,27 @@ function checkName(value: unknown): string {
 }
 
 function printable(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters for the message
-  return s.replace(/[\u0000-\u001f]/g, '?').slice(0, 80);
+  return escapeUnsafe(s.slice(0, 80));
+}
+
+/** Longest file name most file systems allow, in bytes. */
+export const MAX_FILE_NAME_BYTES = 255;
+
+/**
+ * `name + suffix`, with `name` cut (on a character boundary) so that the
+ * result plus `reserveBytes` more (a `.tmp` added while writing) fits in
+ * MAX_FILE_NAME_BYTES: a 255-byte name is legal, `<name>.torrent.tmp` is not.
+ */
+export function fitFileName(name: string, suffix: string, reserveBytes = 0): string {
+  const room = MAX_FILE_NAME_BYTES - Buffer.byteLength(suffix) - reserveBytes;
+  let cut = name;
+  while (Buffer.byteLength(cut) > room) cut = [...cut].slice(0, -1).join('');
+  return cut + suffix;
+}
+
+/** The metainfo's file name on disk, `<name>.torrent`, shortened if `<name>.torrent.tmp` would not fit. */
+export function torrentFileName(name: string): string {
+  return fitFileName(name, '.torrent', '.tmp'.length);
 }
 
 function isDict(value: unknown): value is Record<string, unknown> {

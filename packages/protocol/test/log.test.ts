@@ -195,8 +195,9 @@ describe('formatRanges / parseRanges', () => {
  * regexes; and control characters such as ESC went out raw, so a value from
  * the remote (a peer id, an error message) could send terminal escapes.
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: looking for control characters is the point
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const UNPRINTABLE =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: looking for control characters is the point
+  /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f]/;
 
 function roundTrip(fields: LogFields) {
   const line = formatText({
@@ -218,10 +219,28 @@ describe('unprintable characters in log values', () => {
     ['DEL', 'a\u007fb'],
     ['C1 CSI', 'a\u009b2J'],
     ['NEL', '\u0085'],
+    // A name like "invoice\u202Efdp.exe" reads as "invoiceexe.pdf" when printed raw.
+    ['U+202E right-to-left override', 'invoice\u202efdp.exe'],
+    ['U+2066 left-to-right isolate', 'a\u2066b\u2069c'],
+    ['U+200F right-to-left mark', 'a\u200fb'],
   ])('%s is escaped on the line and parsed back', (_name, value) => {
     const { line, parsed } = roundTrip({ peer: value });
     expect(line).not.toMatch(UNPRINTABLE);
     expect(parsed?.fields).toEqual({ peer: value });
+  });
+
+  it('JSON lines escape bidi controls and separators too, and still parse', () => {
+    const value = 'invoice\u202efdp.exe\u2028\u0085';
+    const line = formatJson({
+      time: TIME,
+      role: 'peer',
+      port: 7001,
+      event: 'metainfo',
+      fields: { name: value },
+    });
+    expect(line).not.toMatch(UNPRINTABLE);
+    expect(line).toContain('\\u202e');
+    expect((JSON.parse(line) as { name: string }).name).toBe(value);
   });
 
   it('property: strings of tricky characters round-trip and leave the line printable', () => {
@@ -251,6 +270,8 @@ describe('unprintable characters in log values', () => {
           '✓',
           '😀',
           '\ufeff',
+          '\u202e',
+          '\u2067',
         ),
         { maxLength: 12 },
       )

@@ -15,6 +15,7 @@ import {
   MAX_PIECE_LENGTH,
   MetainfoError,
   parseMetainfo,
+  torrentFileName,
   withAnnounce,
 } from '../src/index.js';
 
@@ -129,6 +130,10 @@ describe('parseMetainfo refusals name the field', () => {
     ['a Windows drive', 'C:evil.exe'],
     ['an empty name', ''],
     ['a control character', 'a\nb'],
+    ['a right-to-left override (U+202E)', 'invoice\u202efdp.exe'],
+    ['a bidi isolate (U+2067)', 'a\u2067b'],
+    ['a zero-width space', 'a\u200bb'],
+    ['a C1 control', 'a\u009bb'],
     ['a name over 255 bytes', 'x'.repeat(256)],
   ])('info.name: %s', (_what, name) => {
     expect(refusal(torrent({ name })).field).toBe('info.name');
@@ -137,6 +142,18 @@ describe('parseMetainfo refusals name the field', () => {
   it('info.name: missing or not a string', () => {
     expect(refusal(torrent({ name: undefined })).field).toBe('info.name');
     expect(refusal(torrent({ name: 7 })).field).toBe('info.name');
+  });
+
+  it('info.name: bytes that are not UTF-8 (they would silently become U+FFFD on disk)', () => {
+    const err = refusal(torrent({ name: Buffer.from([0x61, 0xff, 0x62]) }));
+    expect(err.field).toBe('info.name');
+    expect(err.message).toContain('not valid UTF-8');
+  });
+
+  it('the refusal shows a bidi override escaped, never raw', () => {
+    const err = refusal(torrent({ name: 'invoice\u202efdp.exe' }));
+    expect(err.message).toContain('invoice\\u202efdp.exe');
+    expect(err.message).not.toContain('\u202e');
   });
 
   it('accepts ordinary names with dots and spaces', () => {
@@ -382,5 +399,23 @@ describe('withAnnounce', () => {
     const { bytes } = buildMetainfo({ name: 'f', length: 5, pieceHashes: [piece] });
     const out = withAnnounce(bytes, 'http://x/a');
     expect(out.equals(Buffer.from(bencode.encode(bencode.decode(out))))).toBe(true);
+  });
+});
+
+describe('torrentFileName', () => {
+  // A legal name of 244-255 bytes used to fail with ENAMETOOLONG on `<name>.torrent.tmp`.
+  it('keeps `<name>.torrent.tmp` within 255 bytes, cutting on a character boundary', () => {
+    for (const name of ['x'.repeat(255), 'é'.repeat(127), `${'x'.repeat(240)}😀😀`]) {
+      const file = torrentFileName(name);
+      expect(Buffer.byteLength(`${file}.tmp`)).toBeLessThanOrEqual(255);
+      expect(file.endsWith('.torrent')).toBe(true);
+      expect(name.startsWith(file.slice(0, -'.torrent'.length))).toBe(true);
+      expect(file).not.toContain('\ufffd');
+    }
+  });
+
+  it('leaves a short name as `<name>.torrent`', () => {
+    expect(torrentFileName('movie.mkv')).toBe('movie.mkv.torrent');
+    expect(torrentFileName('x'.repeat(243))).toBe(`${'x'.repeat(243)}.torrent`);
   });
 });

@@ -2,11 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fsCallback from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Bitfield } from '../bitfield.js';
 import { ChunkError } from '../errors.js';
-import type { Metainfo } from '../metainfo.js';
+import { escapeUnsafe } from '../log.js';
+import { fitFileName, type Metainfo } from '../metainfo.js';
 import { BufferPool } from './buffer-pool.js';
 
 // The per-chunk hot path uses the callback API: fs/promises wraps every file
@@ -81,17 +82,20 @@ export interface ChunkDirListing {
 }
 
 /**
- * Lists `chunkDir` (creating it), refusing anything swarmdrop did not write:
+ * Lists `chunkDir` (none yet is empty), refusing anything swarmdrop did not write:
  * a user's file or folder there (or a folder named like a chunk) throws a
  * ChunkError ERR_FOREIGN_FILES naming it, before anything is deleted. Only
  * regular files named like our chunk and temp files count as ours.
  */
 export async function listChunkDir(chunkDir: string): Promise<ChunkDirListing> {
-  await mkdir(chunkDir, { recursive: true });
   const chunks = new Map<string, number>();
   const temps: string[] = [];
   const foreign: string[] = [];
-  for (const entry of await readdir(chunkDir, { withFileTypes: true })) {
+  const entries = await readdir(chunkDir, { withFileTypes: true }).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  });
+  for (const entry of entries) {
     const match = CHUNK_FILE.exec(entry.name);
     if (entry.isFile() && match) chunks.set(entry.name, Number(match[1]));
     else if (entry.isFile() && CHUNK_TEMP.test(entry.name)) temps.push(entry.name);
@@ -148,6 +152,7 @@ export class ChunkStore {
     const store = new ChunkStore(options);
     // Foreign entries are refused before anything is deleted; only our own
     // chunk files that fail to verify and our temp files are removed.
+    await mkdir(store.chunkDir, { recursive: true });
     const listing = await listChunkDir(store.chunkDir);
     let verified = 0;
     let discarded = 0;
@@ -300,7 +305,8 @@ export class ChunkStore {
         `cannot merge: ${missing.length} chunks missing (first ${missing[0]})`,
       );
     }
-    const part = `${outPath}.part`;
+    // `<name>.part`, shortened when a long (legal) name would not fit with the suffix.
+    const part = join(dirname(outPath), fitFileName(basename(outPath), '.part'));
     const hash = createHash('sha256');
     // A FileHandle, not a write stream: a stream's 'error' (no such directory,
     // disk full) fires while we await a chunk read, with no listener, and
@@ -433,7 +439,7 @@ export class ChunkStore {
 
 /** A file name as it may be shown: control and bidi characters escaped (see log.ts). */
 function escapeName(name: string): string {
-  return JSON.stringify(name.slice(0, 80));
+  return `"${escapeUnsafe(name.slice(0, 80))}"`;
 }
 
 async function runLimited(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_CHUNK_SIZE } from '../constants.js';
 import { CHUNK_DIR, chunkFileName, chunkTempPath, listChunkDir, sha1 } from './chunk-store.js';
@@ -34,6 +34,7 @@ export async function splitFile(options: SplitOptions): Promise<SplitResult> {
   const chunkDir = join(options.dir, CHUNK_DIR);
   // Refuses a chunk folder holding a user's files before writing or deleting anything.
   const listing = await listChunkDir(chunkDir);
+  await mkdir(chunkDir, { recursive: true });
   const whole = createHash('sha256');
   const pieceHashes: Buffer[] = [];
   let length = 0;
