@@ -13,6 +13,7 @@ import {
   type LogFields,
   type LogFormat,
   listenPortOf,
+  MAX_PIECE_COUNT,
   MAX_PIECE_LENGTH,
   type Metainfo,
   makePeerId,
@@ -162,7 +163,7 @@ export class Owner {
    */
   static async start(options: OwnerOptions, components: OwnerComponents = {}): Promise<Owner> {
     checkOptions(options);
-    await checkSourceFile(options.file);
+    await checkSourceFile(options.file, options.chunkSize);
     await checkDirKeepsSource(options.file, options.dir);
     const log =
       components.logger ??
@@ -582,7 +583,7 @@ async function checkChunkDir(dir: string): Promise<void> {
   }
 }
 
-async function checkSourceFile(file: string): Promise<void> {
+async function checkSourceFile(file: string, chunkSize: number): Promise<void> {
   let info: Stats;
   try {
     info = await stat(file);
@@ -596,6 +597,13 @@ async function checkSourceFile(file: string): Promise<void> {
   if (!info.isFile()) throw new OptionError('file', `${file} is not a regular file`);
   if (info.size === 0)
     throw new OptionError('file', `${file} is empty; there is nothing to distribute`);
+  // Peers refuse a metainfo past MAX_PIECE_COUNT; say so before a long split, with the fix.
+  if (Math.ceil(info.size / chunkSize) > MAX_PIECE_COUNT) {
+    throw new OptionError(
+      '--chunk-size',
+      `${file} is ${info.size} bytes: ${Math.ceil(info.size / chunkSize)} chunks of ${chunkSize} bytes, more than ${MAX_PIECE_COUNT}; use --chunk-size ${Math.ceil(info.size / MAX_PIECE_COUNT)} or more`,
+    );
+  }
   // Peers refuse such a name (it becomes their file's name), so refuse it here, before the split.
   if (UNSAFE_CHARS.test(basename(file))) {
     throw new OptionError(

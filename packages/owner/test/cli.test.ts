@@ -9,6 +9,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MAX_PIECE_COUNT } from '@swarmdrop/protocol';
 import {
   type Child,
   Cleanup,
@@ -166,6 +167,20 @@ describe('command line: bad input', () => {
     const run = await runBin(['0', evil, '--dir', join(dir, 'w')], dir);
     expectRefusal(run, /invoice\\u202efdp\.exe.* contains control or bidi characters/);
     expect(run.stderr).not.toContain('\u202e');
+  });
+
+  it('refuses a file that needs more than MAX_PIECE_COUNT chunks, naming the --chunk-size that works', async () => {
+    await prepare();
+    const big = join(dir, 'many.bin');
+    await randomFile(big, MAX_PIECE_COUNT + 1);
+    const run = await runBin(['0', big, '--chunk-size', '1', '--dir', join(dir, 'w')], dir);
+    expectRefusal(
+      run,
+      new RegExp(
+        `--chunk-size: .*${MAX_PIECE_COUNT + 1} chunks of 1 bytes, more than ${MAX_PIECE_COUNT}; use --chunk-size 2 or more`,
+      ),
+    );
+    expect(existsSync(join(dir, 'w'))).toBe(false);
   });
 
   it('refuses bad option values and unknown options', async () => {

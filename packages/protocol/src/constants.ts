@@ -6,8 +6,13 @@ export const BLOCK_SIZE = 16_384;
 export const MAX_BLOCK_LENGTH = 131_072;
 /** Largest piece length a metainfo may declare before we call it absurd. */
 export const MAX_PIECE_LENGTH = 64 * 1024 * 1024;
-/** Largest chunk count we accept, so a bitfield stays small (1 MiB of bits). */
-export const MAX_PIECE_COUNT = 8 * 1024 * 1024;
+/**
+ * Largest chunk count we accept: 2 Mi chunks (libtorrent's default limit
+ * too) is a 200 GiB file at the default 100 KiB and 32 TiB at the largest
+ * chunk size, so no real file needs more; it keeps a metainfo under 40 MiB
+ * and a bitfield at 256 KiB.
+ */
+export const MAX_PIECE_COUNT = 2 * 1024 * 1024;
 /** The 19-byte protocol string of a BEP 3 handshake. */
 export const PROTOCOL_NAME = 'BitTorrent protocol';
 export const HANDSHAKE_LENGTH = 68;

@@ -12,6 +12,7 @@ import {
   buildMetainfo,
   DEFAULT_CHUNK_SIZE,
   MAX_METAINFO_BYTES,
+  MAX_PIECE_COUNT,
   MAX_PIECE_LENGTH,
   MetainfoError,
   parseMetainfo,
@@ -67,8 +68,8 @@ describe('buildMetainfo -> parseMetainfo', () => {
     expect(parsed.name).toBe('movie.mkv');
     expect(parsed.length).toBe(input.length);
     expect(parsed.pieceLength).toBe(DEFAULT_CHUNK_SIZE);
-    expect(parsed.pieceHashes.map((h) => h.toString('hex'))).toEqual(
-      input.pieceHashes.map((h) => h.toString('hex')),
+    expect([...parsed.pieceHashes].map((h) => h.toString('hex'))).toEqual(
+      [...input.pieceHashes].map((h) => h.toString('hex')),
     );
     expect(parsed.sha256?.equals(sha256)).toBe(true);
     expect(parsed.announce).toBe(input.announce);
@@ -417,5 +418,40 @@ describe('torrentFileName', () => {
   it('leaves a short name as `<name>.torrent`', () => {
     expect(torrentFileName('movie.mkv')).toBe('movie.mkv.torrent');
     expect(torrentFileName('x'.repeat(243))).toBe(`${'x'.repeat(243)}.torrent`);
+  });
+});
+
+describe('a hostile metainfo at the piece-count limit', () => {
+  // A fake owner serving 8 Mi pieces (then within the limit) made a peer reach
+  // 2.1 GB of RSS: every piece hash became its own Buffer.
+  const torrentOf = (count: number) =>
+    Buffer.from(
+      bencode.encode({
+        info: {
+          length: count,
+          name: 'many',
+          'piece length': 1,
+          pieces: Buffer.alloc(20 * count, 0xab),
+        },
+      }),
+    );
+
+  it('MAX_PIECE_COUNT pieces parse into one buffer of hashes, with little heap', () => {
+    const bytes = torrentOf(MAX_PIECE_COUNT);
+    expect(bytes.length).toBeLessThanOrEqual(MAX_METAINFO_BYTES);
+    const before = process.memoryUsage().heapUsed;
+    const parsed = parseMetainfo(bytes);
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(parsed.pieceHashes.count).toBe(MAX_PIECE_COUNT);
+    expect(parsed.pieceHashes.bytes.length).toBe(20 * MAX_PIECE_COUNT);
+    expect(parsed.pieceHashes.get(MAX_PIECE_COUNT - 1)?.equals(Buffer.alloc(20, 0xab))).toBe(true);
+    // Two million Buffer objects took hundreds of MB of heap; one buffer takes next to none.
+    expect(grown).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('one piece more is refused, naming info.pieces', () => {
+    const err = refusal(torrentOf(MAX_PIECE_COUNT + 1));
+    expect(err.field).toBe('info.pieces');
+    expect(err.message).toContain(`more than ${MAX_PIECE_COUNT}`);
   });
 });

@@ -262,7 +262,7 @@ describe('DualServer + PeerWire + Uploader over real sockets', { timeout: 20_000
     // A full chunk (7 blocks of up to 16 KiB) and the short last one.
     for (const index of [1, 3]) {
       const chunk = await fetchChunk(client, owner.metainfo, index);
-      expect(sha1(chunk).equals(owner.metainfo.pieceHashes[index]!)).toBe(true);
+      expect(sha1(chunk).equals(owner.metainfo.pieceHashes.get(index)!)).toBe(true);
       expect(
         chunk.equals(
           owner.data.subarray(index * DEFAULT_CHUNK_SIZE, (index + 1) * DEFAULT_CHUNK_SIZE),
@@ -333,7 +333,7 @@ describe('DualServer + PeerWire + Uploader over real sockets', { timeout: 20_000
     good.wire.send({ type: 'interested' });
     await good.inbox.next('unchoke');
     const chunk = await fetchChunk(good, owner.metainfo, 0);
-    expect(sha1(chunk).equals(owner.metainfo.pieceHashes[0]!)).toBe(true);
+    expect(sha1(chunk).equals(owner.metainfo.pieceHashes.get(0)!)).toBe(true);
     expect(good.wire.isClosed).toBe(false);
 
     // And a new good connection is still welcome.
@@ -347,7 +347,7 @@ describe('DualServer + PeerWire + Uploader over real sockets', { timeout: 20_000
     const { metainfo: other } = buildMetainfo({
       name: 'other.bin',
       length: owner.metainfo.length,
-      pieceHashes: owner.metainfo.pieceHashes.map((h) => sha1(h)),
+      pieceHashes: [...owner.metainfo.pieceHashes].map((h) => sha1(h)),
     });
     const serverWire = owner.nextWire();
     const client = await openClient(owner.port, other);

@@ -136,7 +136,7 @@ export async function scanChunks(
   for (const name of await readdir(join(dir, 'chunks'))) {
     const match = /^(\d+)\.chunk$/.exec(name);
     const index = match ? Number(match[1]) : -1;
-    const expected = metainfo.pieceHashes[index];
+    const expected = metainfo.pieceHashes.get(index);
     let ok = false;
     if (expected) {
       const data = await readFile(join(dir, 'chunks', name)).catch(() => undefined);

@@ -197,7 +197,7 @@ export class TestPeer {
     this.requestChunks(indices);
     await this.until(() => indices.every((i) => this.hasChunk(i)), 'chunks', timeoutMs);
     for (const index of indices) {
-      const expected = this.metainfo.pieceHashes[index]!;
+      const expected = this.metainfo.pieceHashes.get(index)!;
       if (!sha1(this.chunk(index)).equals(expected))
         throw new Error(`chunk ${index} does not match its SHA-1`);
     }

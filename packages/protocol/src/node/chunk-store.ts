@@ -196,12 +196,11 @@ export class ChunkStore {
 
   /** True when `data` is exactly chunk `index` of the metainfo (hashed off the event loop). */
   async matches(index: number, data: Uint8Array): Promise<boolean> {
-    const expected = this.metainfo.pieceHashes[index];
-    if (expected === undefined || data.length !== this.metainfo.geometry.pieceSize(index))
+    if (index >= this.pieceCount || data.length !== this.metainfo.geometry.pieceSize(index))
       return false;
     // Synchronous on purpose: SHA-1 of 100 KiB takes ~60 µs here, and WebCrypto's
     // thread-pool jobs cost ~1.7x the CPU in all, which a 2-core machine feels.
-    return sha1(data).equals(expected);
+    return this.metainfo.pieceHashes.matches(index, sha1(data));
   }
 
   /**

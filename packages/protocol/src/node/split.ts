@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_CHUNK_SIZE } from '../constants.js';
+import { PieceHashes } from '../metainfo.js';
 import { CHUNK_DIR, chunkFileName, chunkTempPath, listChunkDir, sha1 } from './chunk-store.js';
 
 export interface SplitOptions {
@@ -15,7 +16,7 @@ export interface SplitOptions {
 
 export interface SplitResult {
   readonly length: number;
-  readonly pieceHashes: Buffer[];
+  readonly pieceHashes: PieceHashes;
   readonly sha256: Buffer;
   /** Chunk files written by this call. */
   readonly written: number;
@@ -36,7 +37,9 @@ export async function splitFile(options: SplitOptions): Promise<SplitResult> {
   const listing = await listChunkDir(chunkDir);
   await mkdir(chunkDir, { recursive: true });
   const whole = createHash('sha256');
-  const pieceHashes: Buffer[] = [];
+  // One growing buffer of 20-byte hashes, not one Buffer per chunk.
+  let hashes = Buffer.allocUnsafe(20 * 1024);
+  let count = 0;
   let length = 0;
   let written = 0;
   let reused = 0;
@@ -44,9 +47,15 @@ export async function splitFile(options: SplitOptions): Promise<SplitResult> {
   let pendingBytes = 0;
 
   const emit = async (data: Buffer): Promise<void> => {
-    const index = pieceHashes.length;
+    const index = count;
     const hash = sha1(data);
-    pieceHashes.push(hash);
+    if ((count + 1) * 20 > hashes.length) {
+      const grown = Buffer.allocUnsafe(hashes.length * 2);
+      hashes.copy(grown, 0, 0, count * 20);
+      hashes = grown;
+    }
+    hash.copy(hashes, count * 20);
+    count++;
     const path = join(chunkDir, chunkFileName(index));
     const existing = await readFile(path).catch(() => undefined);
     if (existing && existing.length === data.length && sha1(existing).equals(hash)) {
@@ -81,8 +90,9 @@ export async function splitFile(options: SplitOptions): Promise<SplitResult> {
   // Chunk files past the end belong to an older, longer version of the file;
   // temp files are left from a crash. Nothing else is touched.
   for (const [name, index] of listing.chunks) {
-    if (index >= pieceHashes.length) await rm(join(chunkDir, name), { force: true });
+    if (index >= count) await rm(join(chunkDir, name), { force: true });
   }
   for (const name of listing.temps) await rm(join(chunkDir, name), { force: true });
+  const pieceHashes = new PieceHashes(Buffer.from(hashes.subarray(0, count * 20)));
   return { length, pieceHashes, sha256: whole.digest(), written, reused };
 }
