@@ -44,6 +44,8 @@ export interface ScenarioOptions {
   readonly size?: number;
   readonly fallbackAfterMs?: number;
   readonly extraPeerArgs?: readonly string[];
+  readonly extraOwnerArgs?: readonly string[];
+  readonly env?: SwarmOptions['env'];
   /** Bounds the wait for every peer to complete. */
   readonly timeoutMs?: number;
   readonly onLine?: SwarmOptions['onLine'];
@@ -95,6 +97,8 @@ export async function runScenario(
         ? { fallbackAfterMs: options.fallbackAfterMs }
         : {}),
       ...(options.extraPeerArgs ? { extraPeerArgs: options.extraPeerArgs } : {}),
+      ...(options.extraOwnerArgs ? { extraOwnerArgs: options.extraOwnerArgs } : {}),
+      ...(options.env ? { env: options.env } : {}),
       ...(options.onLine ? { onLine: options.onLine } : {}),
       ...(options.afterStart ? { afterStart: options.afterStart } : {}),
     });

@@ -49,6 +49,9 @@ export interface SwarmOptions {
   readonly workDir: string;
   readonly fallbackAfterMs?: number;
   readonly extraPeerArgs?: readonly string[];
+  readonly extraOwnerArgs?: readonly string[];
+  /** Extra environment for every owner and peer process (e.g. SWARMDROP_TOKEN). */
+  readonly env?: Readonly<Record<string, string>>;
   /** Bounds each wait for a readiness line. */
   readonly stepTimeoutMs?: number;
   /** Every line of every process, as it arrives (the demo prints them). */
@@ -170,6 +173,7 @@ export class Swarm {
       cwd: cwd ?? this.options.workDir,
       logPath: join(this.options.workDir, 'logs', `${name}.log`),
       onLine: (line) => this.options.onLine?.(name, line),
+      ...(this.options.env ? { env: { ...this.options.env } } : {}),
     });
     this.processes.set(name, proc);
     return proc;
@@ -183,6 +187,7 @@ export class Swarm {
       join(this.options.workDir, 'owner'),
       '--expected-peers',
       String(this.options.topology.peers.filter((p) => p.client === 'swarmdrop').length || 1),
+      ...(this.options.extraOwnerArgs ?? []),
     ]);
     await owner.waitFor(
       (l) => parseTextLine(l)?.event === 'ready',

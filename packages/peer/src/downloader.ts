@@ -11,8 +11,12 @@ import type { PiecePicker } from './piece-picker.js';
 
 /** Blocks requested and not yet received, per connection: 128 x 16 KiB keeps a loopback link full. */
 export const DEFAULT_PIPELINE_BLOCKS = 128;
-/** Received chunks waiting for the disk before this connection stops asking for more. */
-export const MAX_STORING = 16;
+/**
+ * Bytes of received chunks waiting for the disk before this connection stops
+ * asking for more (one chunk at least, whatever its size): in bytes, so a
+ * larger --chunk-size does not multiply it.
+ */
+export const MAX_STORING_BYTES = 2 * 1024 * 1024;
 
 export interface DownloaderOptions {
   readonly wire: PeerWire;
@@ -77,6 +81,9 @@ export class Downloader {
   private closed = false;
   /** Chunks handed to the store and not yet stored or rejected. */
   private readonly storing = new Set<Promise<void>>();
+  private storingBytes = 0;
+  /** Most bytes this connection had waiting for the disk at once (for the memory tests). */
+  peakStoringBytes = 0;
 
   constructor(options: DownloaderOptions) {
     this.o = options;
@@ -171,7 +178,10 @@ export class Downloader {
 
   private requestMore(): void {
     // Chunks still being written count against the pipeline too: reading waits while the disk is behind.
-    while (this.outstandingBytes < this.pipelineBytes && this.storing.size < MAX_STORING) {
+    while (
+      this.outstandingBytes < this.pipelineBytes &&
+      (this.storing.size === 0 || this.storingBytes < MAX_STORING_BYTES)
+    ) {
       let piece: ActivePiece | undefined;
       for (const candidate of this.active.values()) {
         if (candidate.next < candidate.blocks.length) {
@@ -235,9 +245,12 @@ export class Downloader {
       this.active.delete(index);
       const storing = this.finish(piece);
       this.storing.add(storing);
+      this.storingBytes += piece.data.length;
+      this.peakStoringBytes = Math.max(this.peakStoringBytes, this.storingBytes);
       void storing.finally(() => {
         this.storing.delete(storing);
-        // A slot for the disk came free: ask for more (requestMore stops at MAX_STORING).
+        this.storingBytes -= piece.data.length;
+        // Room for the disk came free: ask for more (requestMore stops at MAX_STORING_BYTES).
         if (!this.closed) this.fill();
       });
     }

@@ -4,8 +4,15 @@ export const DEFAULT_CHUNK_SIZE = 102_400;
 export const BLOCK_SIZE = 16_384;
 /** Largest block we accept in a request or piece (some clients ask for 32 KiB; 128 KiB is generous). */
 export const MAX_BLOCK_LENGTH = 131_072;
-/** Largest piece length a metainfo may declare before we call it absurd. */
-export const MAX_PIECE_LENGTH = 64 * 1024 * 1024;
+/**
+ * Largest chunk (piece) size: the owner's --chunk-size cap and what a peer
+ * accepts in a metainfo. Past a few MiB a user gains nothing: the per-chunk
+ * costs (a file, a SHA-1 check, a `have`, a log line) are already spread
+ * thin, and MAX_PIECE_COUNT chunks of 16 MiB make 32 TiB. A larger chunk only
+ * costs memory (a whole chunk is held to verify it, in each budget) and time
+ * (a peer shares nothing of a chunk until all of it has arrived).
+ */
+export const MAX_PIECE_LENGTH = 16 * 1024 * 1024;
 /**
  * Largest chunk count we accept: 2 Mi chunks (libtorrent's default limit
  * too) is a 200 GiB file at the default 100 KiB and 32 TiB at the largest

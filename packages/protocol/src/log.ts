@@ -80,11 +80,10 @@ export function formatText(record: LogRecord): string {
  * separators, bidi marks, embeddings, overrides and isolates, and the
  * zero-width and BOM characters that hide text.
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 export const UNSAFE_CHARS =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
   /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
 const UNSAFE_CHARS_G = new RegExp(UNSAFE_CHARS.source, 'g');
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const NEEDS_QUOTES = new RegExp(`[\\s"=]|${UNSAFE_CHARS.source}`);
 
 /** `text` with every UNSAFE_CHARS character written as `\uXXXX`. */

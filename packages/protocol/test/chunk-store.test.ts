@@ -7,7 +7,15 @@ import { join } from 'node:path';
 import { Cleanup, pseudoRandomBytes, rejected } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildMetainfo, ChunkError, DEFAULT_CHUNK_SIZE, type Metainfo } from '../src/index.js';
-import { CHUNK_DIR, ChunkStore, SUMMARY_FILE, sha1, splitFile } from '../src/node/index.js';
+import {
+  CHUNK_DIR,
+  ChunkStore,
+  DEFAULT_CACHE_BYTES,
+  MERGE_READ_AHEAD_BYTES,
+  SUMMARY_FILE,
+  sha1,
+  splitFile,
+} from '../src/node/index.js';
 import { storeWith } from './sockets.js';
 
 const cleanup = new Cleanup();
@@ -331,5 +339,52 @@ describe('ChunkStore.open in a --dir that holds foreign files', () => {
     expect(verified).toBe(1);
     expect(discarded).toBe(2);
     expect(await chunkFiles(dir)).toEqual(['0.chunk']);
+  });
+});
+
+describe('ChunkStore memory is budgeted in bytes', () => {
+  // The cache held 32 chunks and the merge read 8 ahead, whatever their size:
+  // with 64 MiB chunks an owner kept 1.08 GiB after a transfer.
+  const BIG = 4 * 1024 * 1024;
+  const bigData = pseudoRandomBytes(6 * BIG, 9);
+  const bigChunk = (i: number) => bigData.subarray(i * BIG, (i + 1) * BIG);
+  const { metainfo: BIG_META } = buildMetainfo({
+    name: 'big.bin',
+    length: bigData.length,
+    pieceLength: BIG,
+    pieceHashes: [0, 1, 2, 3, 4, 5].map((i) => sha1(bigChunk(i))),
+  });
+
+  it('the serving cache holds at most DEFAULT_CACHE_BYTES of 4 MiB chunks', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir, BIG_META);
+    for (let i = 0; i < 6; i++) await store.put(i, bigChunk(i));
+    for (let i = 0; i < 6; i++)
+      expect((await store.readVerified(i)).equals(bigChunk(i))).toBe(true);
+    expect(store.cachedBytes).toBeGreaterThanOrEqual(BIG);
+    expect(store.cachedBytes).toBeLessThanOrEqual(DEFAULT_CACHE_BYTES);
+    // The most recent chunk is served from memory.
+    expect(store.cached(5)?.equals(bigChunk(5))).toBe(true);
+  });
+
+  it('the merge reads ahead at most MERGE_READ_AHEAD_BYTES (one chunk when chunks are larger)', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir, BIG_META);
+    for (let i = 0; i < 6; i++) await store.put(i, bigChunk(i));
+    const out = join(dir, 'merged.bin');
+    await store.merge(out);
+    expect((await readFile(out)).equals(bigData)).toBe(true);
+    expect(store.mergePeakReadBytes).toBe(
+      Math.max(BIG, Math.floor(MERGE_READ_AHEAD_BYTES / BIG) * BIG),
+    );
+  });
+
+  it('with 100 KiB chunks the merge still reads several ahead, within the budget', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    for (let i = 0; i < 4; i++) await store.put(i, chunk(i));
+    await store.merge(join(dir, 'merged.bin'));
+    expect(store.mergePeakReadBytes).toBeGreaterThan(DEFAULT_CHUNK_SIZE);
+    expect(store.mergePeakReadBytes).toBeLessThanOrEqual(MERGE_READ_AHEAD_BYTES);
   });
 });

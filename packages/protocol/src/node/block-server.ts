@@ -2,15 +2,14 @@ import { ChunkError } from '../errors.js';
 import { TypedEmitter } from '../swarm/typed-emitter.js';
 import type { ChunkStore } from './chunk-store.js';
 import type { BlockRef, Connection } from './connection.js';
-
-/** Distinct chunks read ahead per connection, so disk reads overlap with sending (the store caches 32 in all). */
-export const DEFAULT_PREFETCH_CHUNKS = 8;
+import { UPLOAD_READ_AHEAD_BYTES } from './memory.js';
 
 export interface BlockServerOptions {
   readonly connection: Connection;
   /** Verified reads with a small cache: `ChunkStore` is one. */
   readonly store: Pick<ChunkStore, 'readVerified' | 'cached' | 'metainfo'>;
-  readonly prefetchChunks?: number;
+  /** Bytes of chunk reads kept in flight ahead of the socket, so disk reads overlap with sending (default UPLOAD_READ_AHEAD_BYTES; one chunk at least). */
+  readonly readAheadBytes?: number;
 }
 
 export type BlockServerEvents = {
@@ -36,7 +35,9 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
   chunksSent = 0;
   private readonly connection: Connection;
   private readonly store: BlockServerOptions['store'];
-  private readonly prefetchChunks: number;
+  private readonly readAheadBytes: number;
+  /** Bytes of the chunks in `loads`. */
+  private loadBytes = 0;
   /** Bytes sent so far of each chunk the remote has asked for. */
   private readonly open = new Map<number, number>();
   private readonly loads = new Map<number, Promise<Buffer>>();
@@ -47,7 +48,7 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
     super();
     this.connection = options.connection;
     this.store = options.store;
-    this.prefetchChunks = options.prefetchChunks ?? DEFAULT_PREFETCH_CHUNKS;
+    this.readAheadBytes = options.readAheadBytes ?? UPLOAD_READ_AHEAD_BYTES;
     // A listener that throws ends this one connection, never the process.
     this.onListenerError = (error, event) =>
       this.connection.close(
@@ -87,7 +88,7 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
             this.failRead(head.index, err);
             return;
           } finally {
-            this.loads.delete(head.index);
+            this.forgetLoad(head.index);
           }
           if (this.isClosed()) return; // it may have closed while we read
         }
@@ -131,18 +132,25 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
   /** Starts reading the next few distinct chunks the queue asks for. */
   private prefetch(): void {
     for (const r of this.connection.incoming.values()) {
-      if (this.loads.size >= this.prefetchChunks) break;
       if (this.loads.has(r.index) || this.store.cached(r.index)) continue;
+      const size = this.store.metainfo.geometry.pieceSize(r.index);
+      // Within the byte budget, but always one read, whatever the chunk size.
+      if (this.loads.size > 0 && this.loadBytes + size > this.readAheadBytes) break;
       const load = this.store.readVerified(r.index);
       this.loads.set(r.index, load);
+      this.loadBytes += size;
       // Done once cached; a failed read stays for the pump to report.
       load.then(
         () => {
-          if (this.loads.get(r.index) === load) this.loads.delete(r.index);
+          if (this.loads.get(r.index) === load) this.forgetLoad(r.index);
         },
         () => {},
       );
     }
+  }
+
+  private forgetLoad(index: number): void {
+    if (this.loads.delete(index)) this.loadBytes -= this.store.metainfo.geometry.pieceSize(index);
   }
 
   private failRead(index: number, err: unknown): void {

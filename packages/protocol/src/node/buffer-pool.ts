@@ -1,3 +1,5 @@
+import { chunksWithin, DEFAULT_POOL_BYTES } from './memory.js';
+
 /**
  * Reuses buffers of one size, so a steady stream of chunks does not leave
  * 100 KiB of garbage per chunk for the GC (which shows up as RSS growing with
@@ -9,9 +11,15 @@ export class BufferPool {
   private readonly max: number;
   private readonly free: ArrayBuffer[] = [];
 
-  constructor(size: number, max = 64) {
+  /** Keeps at most `maxBytes` of free buffers (at least one buffer, whatever its size). */
+  constructor(size: number, maxBytes = DEFAULT_POOL_BYTES) {
     this.size = size;
-    this.max = max;
+    this.max = chunksWithin(maxBytes, size);
+  }
+
+  /** Bytes of free buffers held for reuse. */
+  get retainedBytes(): number {
+    return this.free.length * this.size;
   }
 
   take(length = this.size): Buffer {

@@ -9,6 +9,7 @@ import { ChunkError } from '../errors.js';
 import { escapeUnsafe } from '../log.js';
 import { fitFileName, type Metainfo } from '../metainfo.js';
 import { BufferPool } from './buffer-pool.js';
+import { chunksWithin, DEFAULT_CACHE_BYTES, MERGE_READ_AHEAD_BYTES } from './memory.js';
 
 // The per-chunk hot path uses the callback API: fs/promises wraps every file
 // in a FileHandle, which costs measurably more event-loop time per chunk.
@@ -36,11 +37,7 @@ async function readInto(path: string, buffer: Buffer): Promise<Buffer> {
 }
 
 export const SUMMARY_FILE = 'summary.txt';
-/** Chunk files read ahead while merging. */
-const MERGE_READ_AHEAD = 8;
 export const CHUNK_DIR = 'chunks';
-/** Verified chunks kept in memory for serving: 32 x 100 KiB. */
-export const DEFAULT_CACHE_CHUNKS = 32;
 
 export interface ChunkStoreOptions {
   /** The process's working directory; chunks go in `<dir>/chunks`. */
@@ -48,7 +45,10 @@ export interface ChunkStoreOptions {
   readonly metainfo: Metainfo;
   /** Skip re-hashing chunk files on open because the caller just wrote and verified them all. */
   readonly trustExisting?: boolean;
-  readonly cacheChunks?: number;
+  /** Verified chunks kept in memory for serving, in bytes (default DEFAULT_CACHE_BYTES; one chunk at least). */
+  readonly cacheBytes?: number;
+  /** Chunk files read ahead while merging, in bytes (default MERGE_READ_AHEAD_BYTES; one chunk at least). */
+  readonly mergeReadAheadBytes?: number;
 }
 
 export interface OpenResult {
@@ -135,7 +135,11 @@ export class ChunkStore {
   private summaryWrites: Promise<void> = Promise.resolve();
   private readonly cache = new Map<number, Buffer>();
   private readonly loading = new Map<number, Promise<Buffer>>();
-  private readonly cacheChunks: number;
+  private readonly cacheBytes: number;
+  private readonly mergeReadAheadBytes: number;
+  private cacheUsed = 0;
+  /** Most bytes of chunk reads in flight at once during the last merge (for the memory tests). */
+  mergePeakReadBytes = 0;
   private closed = false;
   /** Puts and drops under way, so close() can wait for them. */
   private readonly pending = new Set<Promise<unknown>>();
@@ -145,7 +149,8 @@ export class ChunkStore {
     this.chunkDir = join(options.dir, CHUNK_DIR);
     this.metainfo = options.metainfo;
     this.held = new Bitfield(options.metainfo.geometry.pieceCount);
-    this.cacheChunks = options.cacheChunks ?? DEFAULT_CACHE_CHUNKS;
+    this.cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.mergeReadAheadBytes = options.mergeReadAheadBytes ?? MERGE_READ_AHEAD_BYTES;
   }
 
   static async open(options: ChunkStoreOptions): Promise<OpenResult> {
@@ -257,8 +262,7 @@ export class ChunkStore {
           `stored chunk ${index} no longer matches its SHA-1; dropped it`,
         );
       }
-      this.cache.set(index, data);
-      if (this.cache.size > this.cacheChunks) this.cache.delete(this.cache.keys().next().value!);
+      this.cacheInsert(index, data);
       return data;
     })();
     this.loading.set(index, load);
@@ -267,6 +271,28 @@ export class ChunkStore {
     } finally {
       this.loading.delete(index);
     }
+  }
+
+  /** Bytes of chunks held in the serving cache. */
+  get cachedBytes(): number {
+    return this.cacheUsed;
+  }
+
+  /** Adds a verified chunk, dropping the least recently used past the byte budget (the newest always stays). */
+  private cacheInsert(index: number, data: Buffer): void {
+    this.cacheRemove(index);
+    this.cache.set(index, data);
+    this.cacheUsed += data.length;
+    while (this.cacheUsed > this.cacheBytes && this.cache.size > 1) {
+      this.cacheRemove(this.cache.keys().next().value!);
+    }
+  }
+
+  private cacheRemove(index: number): void {
+    const old = this.cache.get(index);
+    if (old === undefined) return;
+    this.cache.delete(index);
+    this.cacheUsed -= old.length;
   }
 
   /** Chunk `index` if it is in the serving cache (already verified), without I/O. */
@@ -285,7 +311,7 @@ export class ChunkStore {
   }
 
   private async dropNow(index: number): Promise<void> {
-    this.cache.delete(index);
+    this.cacheRemove(index);
     if (!this.held.clear(index)) return;
     await rm(this.chunkPath(index), { force: true });
     await this.enqueueSummary(() => this.rewriteSummary());
@@ -314,11 +340,15 @@ export class ChunkStore {
     try {
       try {
         let position = 0;
-        // Reads run a few chunks ahead of the writes: one file at a time is latency-bound.
+        // Reads run a few chunks ahead of the writes (one file at a time is
+        // latency-bound), as many as fit in the read-ahead budget.
+        const pieceLength = this.metainfo.pieceLength;
+        const ahead = chunksWithin(this.mergeReadAheadBytes, pieceLength);
         const reads = new Map<number, Promise<Buffer>>();
-        const buffers = new BufferPool(this.metainfo.pieceLength, MERGE_READ_AHEAD + 1);
+        const buffers = new BufferPool(pieceLength, (ahead + 1) * pieceLength);
+        this.mergePeakReadBytes = 0;
         for (let i = 0; i < this.pieceCount; i++) {
-          for (let j = i; j < Math.min(i + MERGE_READ_AHEAD, this.pieceCount); j++) {
+          for (let j = i; j < Math.min(i + ahead, this.pieceCount); j++) {
             if (reads.has(j)) continue;
             const read = readInto(
               this.chunkPath(j),
@@ -327,6 +357,7 @@ export class ChunkStore {
             read.catch(() => {}); // an error is reported when the merge reaches that chunk
             reads.set(j, read);
           }
+          this.mergePeakReadBytes = Math.max(this.mergePeakReadBytes, reads.size * pieceLength);
           const data = await this.readForMerge(i, reads.get(i)!);
           reads.delete(i);
           hash.update(data);
@@ -387,6 +418,7 @@ export class ChunkStore {
     await this.summaryWrites.catch(() => {});
     await this.summary?.close();
     this.cache.clear();
+    this.cacheUsed = 0;
   }
 
   private track<T>(start: () => Promise<T>): Promise<T> {

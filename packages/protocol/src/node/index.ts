@@ -32,6 +32,7 @@ export * from './connection.js';
 export * from './dual-server.js';
 export * from './http.js';
 export * from './logger.js';
+export * from './memory.js';
 export * from './peer-wire.js';
 export * from './split.js';
 export * from './uploader.js';

@@ -3,6 +3,7 @@ import { ChunkError, WireError } from '../errors.js';
 import type { LogEventName, LogFields } from '../log.js';
 import type { Message } from '../wire/messages.js';
 import type { ChunkStore } from './chunk-store.js';
+import { UPLOAD_READ_AHEAD_BYTES } from './memory.js';
 import type { PeerWire } from './peer-wire.js';
 
 /** Pending block requests one remote may queue before it is cut off. */
@@ -13,8 +14,6 @@ export const DEFAULT_MAX_QUEUED_REQUESTS = 1_024;
  * one that repeats the first; a remote sending more is flooding.
  */
 export const MAX_REDUNDANT_BITFIELDS = 8;
-/** Chunks read ahead per connection (the store caches 32 in all). */
-const PREFETCH_CHUNKS = 8;
 
 export type LogFn = (event: LogEventName, fields: LogFields) => void;
 
@@ -23,6 +22,8 @@ export interface UploaderOptions {
   readonly store: ChunkStore;
   readonly log: LogFn;
   readonly maxQueuedRequests?: number;
+  /** Bytes of chunk reads kept in flight ahead of the socket (default UPLOAD_READ_AHEAD_BYTES; one chunk at least). */
+  readonly readAheadBytes?: number;
   /**
    * Called when a `have` (with its `index`) or a bitfield (no index) changes
    * what we know the remote holds.
@@ -59,6 +60,11 @@ export class Uploader {
   private pumping = false;
   /** Chunk reads under way for queued requests, by chunk ID. */
   private readonly loads = new Map<number, Promise<Buffer>>();
+  /** Bytes of the chunks in `loads`. */
+  private loadBytes = 0;
+  private readonly readAheadBytes: number;
+  /** Most bytes of chunk reads this connection had in flight at once (for the memory tests). */
+  peakReadAheadBytes = 0;
   private started = false;
   private unchoked = false;
   private bitfieldSeen = false;
@@ -69,6 +75,7 @@ export class Uploader {
     this.store = options.store;
     this.log = options.log;
     this.maxQueued = options.maxQueuedRequests ?? DEFAULT_MAX_QUEUED_REQUESTS;
+    this.readAheadBytes = options.readAheadBytes ?? UPLOAD_READ_AHEAD_BYTES;
     this.onRemoteHas = options.onRemoteHas;
     this.remoteHas = new Bitfield(options.store.pieceCount);
   }
@@ -203,17 +210,21 @@ export class Uploader {
   private async pump(): Promise<void> {
     this.pumping = true;
     try {
+      // The chunk the head of the queue needed, held here: with a cache budget
+      // in bytes it may already have been evicted for another connection's.
+      let loaded: { index: number; data: Buffer } | undefined;
       while (this.queue.length > 0 && !this.wire.isClosed) {
         const head = this.queue[0]!;
         this.prefetch();
-        if (!this.store.cached(head.index)) {
+        if (loaded?.index !== head.index && !this.store.cached(head.index)) {
           try {
-            await (this.loads.get(head.index) ?? this.store.readVerified(head.index));
+            const data = await (this.loads.get(head.index) ?? this.store.readVerified(head.index));
+            loaded = { index: head.index, data };
           } catch (err) {
             this.failRead(head.index, err);
             return;
           } finally {
-            this.loads.delete(head.index);
+            this.forgetLoad(head.index);
           }
           continue;
         }
@@ -222,7 +233,7 @@ export class Uploader {
         this.wire.batch(() => {
           while (this.queue.length > 0 && !full) {
             const r = this.queue[0]!;
-            const chunk = this.store.cached(r.index);
+            const chunk = loaded?.index === r.index ? loaded.data : this.store.cached(r.index);
             if (!chunk) break;
             this.queue.shift();
             full = !this.sendBlock(r, chunk);
@@ -241,18 +252,26 @@ export class Uploader {
    */
   private prefetch(): void {
     for (const r of this.queue) {
-      if (this.loads.size >= PREFETCH_CHUNKS) break;
       if (this.loads.has(r.index) || this.store.cached(r.index)) continue;
+      const size = this.store.metainfo.geometry.pieceSize(r.index);
+      // Within the byte budget, but always one read, whatever the chunk size.
+      if (this.loads.size > 0 && this.loadBytes + size > this.readAheadBytes) break;
       const load = this.store.readVerified(r.index);
       this.loads.set(r.index, load);
+      this.loadBytes += size;
+      this.peakReadAheadBytes = Math.max(this.peakReadAheadBytes, this.loadBytes);
       // A chunk read is done once cached; a failed one stays for the pump to report.
       load.then(
         () => {
-          if (this.loads.get(r.index) === load) this.loads.delete(r.index);
+          if (this.loads.get(r.index) === load) this.forgetLoad(r.index);
         },
         () => {},
       );
     }
+  }
+
+  private forgetLoad(index: number): void {
+    if (this.loads.delete(index)) this.loadBytes -= this.store.metainfo.geometry.pieceSize(index);
   }
 
   private sendBlock(r: BlockRequest, chunk: Buffer): boolean {
