@@ -1,3 +1,4 @@
+import { get } from 'node:http';
 import { MiB } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
 import { CHUNK_SIZE, runScenario } from '../src/scenario.js';
@@ -70,5 +71,38 @@ describe('topology matrix', () => {
       );
       expect(fallbacks.length, `a fallback in cycle ${cycle.join(',')}`).toBeGreaterThan(0);
     }
+  });
+
+  it('a private swarm: five peers with a token (SWARMDROP_TOKEN) in a ring; strangers get nothing', async () => {
+    const token = 'e2e-private-swarm-token-0123456789';
+    let strangerStatus = 0;
+    const result = await runScenario({
+      name: 'private-ring',
+      topology: await topology('ring'),
+      size: 3 * MiB + 4_321,
+      env: { SWARMDROP_TOKEN: token },
+      during: async (swarm) => {
+        strangerStatus = await new Promise<number>((resolve, reject) => {
+          get(`http://127.0.0.1:${swarm.ownerPort}/metainfo.torrent`, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          }).on('error', reject);
+        });
+      },
+    });
+    expect(result.problems).toEqual([]);
+    expect(strangerStatus).toBe(401);
+    const ready = result.swarm.events('owner').find((e) => e.event === 'ready')!;
+    expect(ready.fields.private).toBe('true');
+    const pinned = ready.fields.link!.split('/').pop();
+    for (const peer of result.summary) {
+      const meta = result.swarm.events(peer.id).find((e) => e.event === 'metainfo')!;
+      expect(meta.fields.infohash, `${peer.id} has the private torrent`).toBe(pinned);
+      expect(peer.fromOwner + peer.fromNeighbours + peer.fromFallback).toBe(result.chunkCount);
+    }
+    expect(
+      result.swarm.events('owner').filter((e) => e.event === 'connection-refused'),
+      'no swarm member was refused',
+    ).toEqual([]);
   });
 });

@@ -8,6 +8,7 @@ import {
   parseIntegerOption,
   parseLogFormat,
 } from '@swarmdrop/protocol';
+import { loadToken } from '@swarmdrop/protocol/node';
 import {
   DEFAULT_EXPECTED_PEERS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -41,6 +42,10 @@ Options:
                               this long (default: ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
   --public-host HOST          host written into the .torrent's announce URL
                               on disk (default: the bound host, or 127.0.0.1)
+  --token-file FILE           make the swarm private: HTTP and announces need
+                              this token, the wire admits only addresses that
+                              announced with it, and the torrent is marked
+                              private (BEP 27). Default: $SWARMDROP_TOKEN
   --log-format text|json      console log format (default: text)
   -h, --help                  show this help
   -v, --version               show the version
@@ -59,6 +64,7 @@ function parseOptions(argv: string[]) {
       'max-connections-per-address': { type: 'string' },
       'handshake-timeout-ms': { type: 'string' },
       'public-host': { type: 'string' },
+      'token-file': { type: 'string' },
       'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -78,7 +84,10 @@ function argumentError(err: Error): OptionError {
   return new OptionError('arguments', err.message.split('\n')[0]!);
 }
 
-export function parseOwnerArgs(argv: string[]): OwnerOptions | 'help' | 'version' {
+export function parseOwnerArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): OwnerOptions | 'help' | 'version' {
   let parsed: ReturnType<typeof parseOptions>;
   try {
     parsed = parseOptions(argv);
@@ -129,6 +138,7 @@ export function parseOwnerArgs(argv: string[]): OwnerOptions | 'help' | 'version
             3_600_000,
           ),
     publicHost: values['public-host'],
+    token: loadToken(values['token-file'], env),
     logFormat: parseLogFormat(values['log-format']),
   };
 }

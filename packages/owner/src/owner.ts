@@ -8,6 +8,7 @@ import {
   ChunkError,
   escapeUnsafe,
   formatEndpoint,
+  formatLink,
   formatRanges,
   isSwarmdropPeer,
   type LogFields,
@@ -26,6 +27,7 @@ import {
 import {
   CHUNK_DIR,
   ChunkStore,
+  carriesToken,
   createLogger,
   DualServer,
   httpRouter,
@@ -37,11 +39,13 @@ import {
   sendBody,
   sendJson,
   sendText,
+  sendUnauthorized,
   splitFile,
   Uploader,
 } from '@swarmdrop/protocol/node';
 import { BatchAssigner } from './batch-assigner.js';
 import {
+  ANNOUNCE_EXPIRY_MS,
   type AnnounceRequest,
   announceFailure,
   announceResponse,
@@ -77,6 +81,13 @@ export interface OwnerOptions {
   /** Host written into the `.torrent` on disk's announce URL (HTTP downloads use the request's Host). */
   readonly publicHost?: string | undefined;
   readonly logFormat: LogFormat;
+  /**
+   * Makes the swarm private: the metainfo, announces and the detailed
+   * /status need it, BitTorrent connections are accepted only from addresses
+   * that announced with it within ANNOUNCE_EXPIRY_MS, and the torrent is
+   * marked private (BEP 27), which changes its info-hash.
+   */
+  readonly token?: string | undefined;
 }
 
 export interface OwnerComponents {
@@ -125,6 +136,8 @@ export class Owner {
   private readonly clock: () => Date;
   /** Chunks being restored from the source file after their chunk file failed its SHA-1. */
   private readonly restoring = new Set<number>();
+  /** With a token: when each source address last announced with it (ms since epoch). */
+  private readonly admitted = new Map<string, number>();
   private bytesServed = 0;
   private chunksServed = 0;
   private closing: Promise<void> | undefined;
@@ -202,7 +215,9 @@ export class Owner {
         pieceLength: options.chunkSize,
         pieceHashes: split.pieceHashes,
         sha256: split.sha256,
+        // The token stays out of the file on disk; token holders get it in the URL over HTTP.
         announce: `http://${formatEndpoint(publicHost, address.port)}/announce`,
+        private: options.token !== undefined,
       });
       const torrentPath = join(dir, torrentFileName(name));
       await writeFile(`${torrentPath}.tmp`, bytes);
@@ -232,12 +247,28 @@ export class Owner {
       log.log('ready', {
         torrent: torrentPath,
         url: `http://${formatEndpoint(publicHost, address.port)}/${encodeURIComponent(name)}.torrent`,
+        link: formatLink(publicHost, address.port, metainfo.infoHash),
+        private: metainfo.private,
       });
       return owner;
     } catch (err) {
       await server.close();
       throw err;
     }
+  }
+
+  /**
+   * What /status shows a request without the token of a private swarm:
+   * counts only, no addresses, paths, name or info-hash.
+   */
+  publicStatus(): Record<string, unknown> {
+    return {
+      role: 'owner',
+      private: true,
+      chunks: this.metainfo.geometry.pieceCount,
+      connections: this.wires.size,
+      peers: this.peers.size,
+    };
   }
 
   /** A JSON-friendly snapshot of the swarm as the owner sees it. */
@@ -257,6 +288,7 @@ export class Owner {
       chunks: this.metainfo.geometry.pieceCount,
       chunkSize: this.metainfo.pieceLength,
       infoHash: this.metainfo.infoHash.toString('hex'),
+      private: this.metainfo.private,
       port: this.port,
       connections: this.wires.size,
       refused: { ...this.server.stats },
@@ -373,7 +405,24 @@ export class Owner {
     this.log.log('chunk-corrupt', { ...fields, restored, ...(why ? { why } : {}) });
   }
 
+  /** True when `host` announced with the token recently (always, for a public swarm). */
+  private isAdmitted(host: string): boolean {
+    if (this.options.token === undefined) return true;
+    const at = this.admitted.get(host);
+    return at !== undefined && this.clock().getTime() - at <= ANNOUNCE_EXPIRY_MS;
+  }
+
   private acceptWire(socket: Socket, initial: Buffer): void {
+    const host = unmapIPv4(socket.remoteAddress ?? '');
+    if (!this.isAdmitted(host)) {
+      // A private swarm: only addresses that announced with the token may trade.
+      this.log.log('connection-refused', {
+        from: formatEndpoint(host, socket.remotePort ?? 0),
+        reason: 'not announced with the token',
+      });
+      socket.destroy();
+      return;
+    }
     const wire = new PeerWire({
       socket,
       initial,
@@ -444,20 +493,36 @@ export class Owner {
   );
 
   private route(pathname: string, req: IncomingMessage, res: ServerResponse): void {
+    const token = this.options.token;
+    const authorized = carriesToken(req, token);
     if (pathname === '/metainfo.torrent' || pathname === `/${this.metainfo.name}.torrent`) {
+      if (!authorized) {
+        sendUnauthorized(res);
+        return;
+      }
       const host = validHost(req.headers.host);
-      const body = host ? withAnnounce(this.torrent, `http://${host}/announce`) : this.torrent;
+      // Token holders get the token in the tracker URL, so a stock client announces with it.
+      const key = token === undefined ? '' : `?key=${token}`;
+      const body = host
+        ? withAnnounce(this.torrent, `http://${host}/announce${key}`)
+        : this.torrent;
       sendBody(req, res, 'application/x-bittorrent', body, {
         'content-disposition': `attachment; filename="${encodeURIComponent(this.metainfo.name)}.torrent"`,
       });
       return;
     }
     if (pathname === '/announce') {
+      if (!authorized) {
+        const body = announceFailure('this swarm is private: announce with key=<token>');
+        res.writeHead(401, { 'content-type': 'text/plain', 'content-length': body.length });
+        res.end(body);
+        return;
+      }
       this.announce(req, res, requestQuery(req.url));
       return;
     }
     if (pathname === '/status') {
-      sendJson(req, res, this.status());
+      sendJson(req, res, authorized ? this.status() : this.publicStatus());
       return;
     }
     if (pathname === '/') {
@@ -472,6 +537,17 @@ export class Owner {
       return;
     }
     sendText(res, 404, `no such path: ${pathname.slice(0, 200)}\n`);
+  }
+
+  /**
+   * Records an address that announced with the token, and drops stale ones.
+   * By address, not port: a client connects from an ephemeral port. A
+   * `stopped` does not revoke it, since other peers may share the address;
+   * it simply expires.
+   */
+  private admit(host: string, now: number): void {
+    for (const [h, at] of this.admitted) if (now - at > ANNOUNCE_EXPIRY_MS) this.admitted.delete(h);
+    this.admitted.set(host, now);
   }
 
   private announce(req: IncomingMessage, res: ServerResponse, query: string): void {
@@ -493,6 +569,8 @@ export class Owner {
     const host = unmapIPv4(req.socket.remoteAddress ?? '127.0.0.1');
     const { address, forgotten } = this.tracker.announce(host, request.port, request);
     for (const gone of forgotten) this.forgetAnnounced(gone);
+    // A private swarm admits this address to the wire (see acceptWire).
+    if (this.options.token !== undefined) this.admit(host, this.clock().getTime());
     const record = this.peerRecord(address);
     record.announced = this.tracker.has(address);
     const swarmdrop =

@@ -2,14 +2,19 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   type Endpoint,
+  looksLikeLink,
   OptionError,
   parseEndpoint,
+  parseInfoHash,
   parseIntegerOption,
+  parseLink,
   parseLogFormat,
+  parseSha256,
 } from '@swarmdrop/protocol';
 import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  loadToken,
 } from '@swarmdrop/protocol/node';
 import { DEFAULT_PIPELINE_BLOCKS } from './downloader.js';
 import {
@@ -27,8 +32,10 @@ Joins the swarm served by the file owner at <owner>, listens for upload
 neighbours on <port>, and downloads from the peer at <download-neighbour>.
 Each of the three may be PORT (on 127.0.0.1; <port> listens on every
 interface) or HOST:PORT. <owner> may also be the owner's .torrent URL,
-http://HOST:PORT/NAME.torrent. <download-neighbour> may be a comma-separated
-list to download from several neighbours at once (the first is the main one).
+http://HOST:PORT/NAME.torrent, or its link, swarmdrop://HOST:PORT/INFOHASH,
+which pins the content: any other metainfo is refused. <download-neighbour>
+may be a comma-separated list to download from several neighbours at once
+(the first is the main one).
 
 Options:
   --dir DIR                   working directory: chunks/, summary.txt,
@@ -53,6 +60,13 @@ Options:
                               connections served at once from one source
                               address (IPv6: one /64); more are refused
                               (default: ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})
+  --infohash HEX              accept only the metainfo with this info-hash
+                              (40 hex digits); anything else exits 1
+  --sha256 HEX                the merged file must have this SHA-256
+  --token-file FILE           the private swarm's token: sent to the owner,
+                              and required on our own port (HTTP, and the
+                              wire from hosts the tracker did not list).
+                              Default: $SWARMDROP_TOKEN
   --log-format text|json      console log format (default: text)
   -h, --help                  show this help
   -v, --version               show the version
@@ -99,7 +113,10 @@ export function parseOwnerArg(text: string): { owner: Endpoint; metainfoPath: st
   return { owner, metainfoPath: `${url.pathname}${url.search}` };
 }
 
-export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' {
+export function parsePeerArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): PeerOptions | 'help' | 'version' {
   const parsed = (() => {
     try {
       return parseArgs({
@@ -116,6 +133,9 @@ export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' 
           pipeline: { type: 'string' },
           'max-connections': { type: 'string' },
           'max-connections-per-address': { type: 'string' },
+          infohash: { type: 'string' },
+          sha256: { type: 'string' },
+          'token-file': { type: 'string' },
           'log-format': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
           version: { type: 'boolean', short: 'v' },
@@ -132,7 +152,15 @@ export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' 
     throw new OptionError('arguments', 'expected <owner> <port> <download-neighbour>');
   if (positionals.length > 3)
     throw new OptionError('arguments', `unexpected extra argument "${positionals[3]}"`);
-  const { owner, metainfoPath } = parseOwnerArg(positionals[0]!);
+  const link = looksLikeLink(positionals[0]!) ? parseLink(positionals[0]!, '<owner>') : undefined;
+  const { owner, metainfoPath } = link
+    ? { owner: link.owner, metainfoPath: DEFAULT_METAINFO_PATH }
+    : parseOwnerArg(positionals[0]!);
+  const pinned =
+    values.infohash === undefined ? undefined : parseInfoHash(values.infohash, '--infohash');
+  if (link && pinned && !link.infoHash.equals(pinned)) {
+    throw new OptionError('--infohash', 'differs from the info-hash in the <owner> link');
+  }
   const listen = parseEndpoint(positionals[1]!, '<port>', true);
   // A comma-separated list adds download neighbours (a chord); the first is the seed's one.
   const [neighbour, ...moreNeighbours] = positionals[2]!
@@ -172,5 +200,8 @@ export function parsePeerArgs(argv: string[]): PeerOptions | 'help' | 'version' 
             100_000,
           ),
     logFormat: parseLogFormat(values['log-format']),
+    infoHash: link?.infoHash ?? pinned,
+    sha256: values.sha256 === undefined ? undefined : parseSha256(values.sha256, '--sha256'),
+    token: loadToken(values['token-file'], env),
   };
 }

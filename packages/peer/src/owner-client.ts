@@ -2,7 +2,10 @@ import { request } from 'node:http';
 import {
   announceQuery,
   bencodeDecode,
+  decodeCompactPeers,
+  decodeCompactPeers6,
   type Endpoint,
+  escapeUnsafe,
   formatEndpoint,
   MAX_METAINFO_BYTES,
   type Metainfo,
@@ -12,12 +15,22 @@ import {
 export const HTTP_TIMEOUT_MS = 10_000;
 const MAX_ANNOUNCE_BYTES = 1024 * 1024;
 
+/** A non-200 answer from the owner; `status` says which. */
+export class HttpStatusError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
 /** GET `path` from the owner; resolves with the body, rejects on a non-200 or an oversize body. */
 export function httpGet(
   owner: Endpoint,
   path: string,
   maxBytes: number,
   signal?: AbortSignal,
+  token?: string,
 ): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -26,6 +39,7 @@ export function httpGet(
         port: owner.port,
         path,
         method: 'GET',
+        ...(token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } }),
         timeout: HTTP_TIMEOUT_MS,
         signal,
       },
@@ -43,8 +57,9 @@ export function httpGet(
         res.on('end', () => {
           if (res.statusCode !== 200) {
             reject(
-              new Error(
-                `GET ${path} answered ${res.statusCode}: ${Buffer.concat(chunks).toString('utf8', 0, 200).trim()}`,
+              new HttpStatusError(
+                res.statusCode ?? 0,
+                `GET ${path.split('?')[0]} answered ${res.statusCode}: ${escapeUnsafe(Buffer.concat(chunks).toString('utf8', 0, 200).trim())}`,
               ),
             );
           } else {
@@ -67,8 +82,9 @@ export async function fetchMetainfo(
   owner: Endpoint,
   signal?: AbortSignal,
   path = '/metainfo.torrent',
+  token?: string,
 ): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
-  const bytes = await httpGet(owner, path, MAX_METAINFO_BYTES, signal);
+  const bytes = await httpGet(owner, path, MAX_METAINFO_BYTES, signal, token);
   return { bytes, metainfo: parseMetainfo(bytes) };
 }
 
@@ -76,6 +92,8 @@ export interface AnnounceResult {
   /** The initial batch the owner assigned us, when it assigned one. */
   readonly batch: number[] | undefined;
   readonly peers: number;
+  /** The hosts of the peers in the answer (IPv4 and IPv6), as the owner's tracker saw them announce. */
+  readonly hosts: string[];
 }
 
 /** Announces to the owner's tracker; reads swarmdrop's `swarmdrop batch` key. */
@@ -89,13 +107,13 @@ export async function announce(
     event?: 'started' | 'completed' | 'stopped';
   },
   signal?: AbortSignal,
+  token?: string,
 ): Promise<AnnounceResult> {
-  const body = await httpGet(
-    owner,
-    `/announce?${announceQuery(fields)}`,
-    MAX_ANNOUNCE_BYTES,
-    signal,
-  );
+  const query =
+    announceQuery(fields) +
+    // As a stock client would, from the tracker URL (the Bearer header carries it too).
+    (token === undefined ? '' : `&key=${token}`);
+  const body = await httpGet(owner, `/announce?${query}`, MAX_ANNOUNCE_BYTES, signal, token);
   const decoded = bencodeDecode(body) as Record<string, unknown>;
   if (decoded['failure reason'] instanceof Uint8Array) {
     throw new Error(
@@ -106,6 +124,10 @@ export async function announce(
   const batch = Array.isArray(raw)
     ? raw.filter((n): n is number => Number.isInteger(n) && n >= 0)
     : undefined;
+  const hosts = [
+    ...(decoded.peers instanceof Uint8Array ? decodeCompactPeers(decoded.peers) : []),
+    ...(decoded.peers6 instanceof Uint8Array ? decodeCompactPeers6(decoded.peers6) : []),
+  ].map((p) => p.host);
   const peers = decoded.peers instanceof Uint8Array ? decoded.peers.length / 6 : 0;
-  return { batch, peers };
+  return { batch, peers, hosts };
 }

@@ -15,12 +15,16 @@ import {
   MetainfoError,
   makePeerId,
   OptionError,
+  SwarmdropError,
+  TOKEN_ENV,
   torrentFileName,
+  unmapIPv4,
 } from '@swarmdrop/protocol';
 import {
   BufferPool,
   CHUNK_DIR,
   ChunkStore,
+  carriesToken,
   createLogger,
   DualServer,
   httpRouter,
@@ -31,13 +35,14 @@ import {
   sendBody,
   sendJson,
   sendText,
+  sendUnauthorized,
   Uploader,
 } from '@swarmdrop/protocol/node';
 import { backoffMs, connectTcp } from './backoff.js';
 import { type Clock, pause, systemClock, type Timer } from './clock.js';
 import { DEFAULT_PIPELINE_BLOCKS, Downloader } from './downloader.js';
 import { FallbackPolicy } from './fallback-policy.js';
-import { announce, fetchMetainfo } from './owner-client.js';
+import { type AnnounceResult, announce, fetchMetainfo, HttpStatusError } from './owner-client.js';
 import { PiecePicker } from './piece-picker.js';
 import { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
 
@@ -54,6 +59,22 @@ function blockSizeFor(wire: PeerWire, pieceLength: number): number {
   return remote && isSwarmdropPeer(remote.peerId)
     ? Math.min(pieceLength, MAX_BLOCK_LENGTH)
     : BLOCK_SIZE;
+}
+
+/** How long a host the tracker listed may open connections to us (the owner's announce expiry). */
+const ADMISSION_MS = 90_000;
+/** At most one extra announce this often to admit a host we have not seen (the tracker's min interval). */
+const ADMIT_REFRESH_MS = 5_000;
+
+/** A host as Node reports a remote address: IPv4 unmapped, IPv6 in its short form. */
+function canonicalHost(host: string): string {
+  const h = unmapIPv4(host);
+  if (!h.includes(':')) return h;
+  try {
+    return new URL(`http://[${h.replace(/%.*$/, '')}]/`).hostname.slice(1, -1);
+  } catch {
+    return h;
+  }
 }
 
 /** Chunks that fail SHA-1 from one source before that connection is cut. */
@@ -99,6 +120,15 @@ export interface PeerOptions {
   readonly maxConnections?: number | undefined;
   /** Connections served at once from one source address (default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS). */
   readonly maxConnectionsPerAddress?: number | undefined;
+  /** Pinned content: any other metainfo is refused (a `swarmdrop://` link or --infohash). */
+  readonly infoHash?: Buffer | undefined;
+  /** The merged file must have this SHA-256 (--sha256). */
+  readonly sha256?: Buffer | undefined;
+  /**
+   * A private swarm's token: sent to the owner, and required on our own port
+   * (HTTP needs it; the wire admits only addresses the owner's tracker lists).
+   */
+  readonly token?: string | undefined;
 }
 
 export interface PeerComponents {
@@ -153,6 +183,11 @@ export class Peer {
   private readonly clock: Clock;
   private readonly fallback: FallbackPolicy;
   private readonly blamed = new Map<string, Set<number>>();
+  /** With a token: hosts the owner's tracker listed (they announced with it), and when. */
+  private readonly admitted = new Map<string, number>();
+  /** The tracker query under way to admit a new host, and when the last one ran. */
+  private admitting: Promise<void> | undefined;
+  private lastAdmitRefresh = 0;
   private readonly hashFailures = new Map<string, number>();
   /** The merge in progress, if any (close() waits for it). */
   private merging: Promise<void> | undefined;
@@ -239,6 +274,18 @@ export class Peer {
     return this.closing;
   }
 
+  /** What /status shows a request without the token of a private swarm: no addresses, paths or name. */
+  publicStatus(): Record<string, unknown> {
+    const held = this.store?.held;
+    return {
+      role: 'peer',
+      private: true,
+      chunks: held?.size ?? null,
+      held: held?.count() ?? 0,
+      complete: held?.isComplete() ?? false,
+    };
+  }
+
   status(): Record<string, unknown> {
     const held = this.store?.held;
     return {
@@ -302,18 +349,7 @@ export class Peer {
       this.log.log('resumed', { verified: opened.verified, discarded: opened.discarded, dir });
     }
     try {
-      const result = await announce(
-        this.options.owner,
-        {
-          infoHash: metainfo.infoHash,
-          peerId: this.peerId,
-          port: this.port,
-          // Exact bytes still missing (the last chunk may be short, so not verified x pieceLength).
-          left: this.bytesLeft(),
-          event: 'started',
-        },
-        this.abort.signal,
-      );
+      const result = await this.announceNow('started');
       // Indexes from the network: only real chunk IDs, each once.
       const count = metainfo.geometry.pieceCount;
       this.batch = [...new Set(result.batch ?? [])].filter((i) => i < count);
@@ -332,18 +368,7 @@ export class Peer {
     if (wanted.length > 0) void this.runOwnerLink(new Set(wanted), 'owner');
     for (const neighbour of this.neighbours) void this.neighbourLoop(neighbour);
     this.tick = this.clock.setInterval(() => this.onTick(), TICK_MS);
-    this.reannouncer = new Reannouncer(this.clock, REANNOUNCE_MS, () =>
-      announce(
-        this.options.owner,
-        {
-          infoHash: metainfo.infoHash,
-          peerId: this.peerId,
-          port: this.port,
-          left: this.bytesLeft(),
-        },
-        this.abort.signal,
-      ),
-    );
+    this.reannouncer = new Reannouncer(this.clock, REANNOUNCE_MS, () => this.announceNow());
     this.reannouncer.start();
     if (opened.store.isComplete()) void this.merge();
   }
@@ -366,12 +391,25 @@ export class Peer {
     const deadline = this.clock.now() + this.options.ownerTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await fetchMetainfo(
+        const fetched = await fetchMetainfo(
           this.options.owner,
           this.abort.signal,
           this.options.metainfoPath,
+          this.options.token,
         );
+        this.checkPinned(fetched.metainfo);
+        return fetched;
       } catch (err) {
+        if (err instanceof SwarmdropError && err.code === 'ERR_PINNED') throw err;
+        if (err instanceof HttpStatusError && err.status === 401) {
+          // Retrying will not help: the swarm is private and our token is missing or wrong.
+          throw new SwarmdropError(
+            'ERR_PINNED',
+            this.options.token === undefined
+              ? `the owner at ${this.ownerLabel} runs a private swarm: pass its token with --token-file FILE or ${TOKEN_ENV}`
+              : `the owner at ${this.ownerLabel} refused our token: check --token-file or ${TOKEN_ENV}`,
+          );
+        }
         if (err instanceof MetainfoError) {
           const detail = err.message.replace(`metainfo ${err.field}: `, '');
           throw new MetainfoError(
@@ -399,9 +437,98 @@ export class Peer {
     }
   }
 
+  /**
+   * Pinned content: a metainfo with another info-hash, or a SHA-256 other
+   * than --sha256, is refused (the peer exits 1) instead of downloaded.
+   */
+  private checkPinned(metainfo: Metainfo): void {
+    const pinned = this.options.infoHash;
+    if (pinned && !metainfo.infoHash.equals(pinned)) {
+      throw new SwarmdropError(
+        'ERR_PINNED',
+        `the owner at ${this.ownerLabel} served a metainfo with info-hash ${metainfo.infoHash.toString('hex')}, not the pinned ${pinned.toString('hex')}; refused it`,
+      );
+    }
+    const sha256 = this.options.sha256;
+    if (sha256 && metainfo.sha256 && !metainfo.sha256.equals(sha256)) {
+      throw new SwarmdropError(
+        'ERR_PINNED',
+        `the owner at ${this.ownerLabel} served a metainfo for a file with SHA-256 ${metainfo.sha256.toString('hex')}, not the pinned --sha256 ${sha256.toString('hex')}; refused it`,
+      );
+    }
+  }
+
   /** The upload side: a peer connected to us. */
   private accept(socket: Socket, initial: Buffer): void {
-    this.openSession(socket, initial, 'in', undefined);
+    if (this.options.token === undefined) {
+      this.openSession(socket, initial, 'in', undefined);
+      return;
+    }
+    // A private swarm: only hosts that announced with the token may trade. A
+    // host we have not seen yet may have just joined: ask the tracker first.
+    const host = canonicalHost(socket.remoteAddress ?? '');
+    void (async () => {
+      if (!this.isAdmitted(host)) await this.refreshAdmitted();
+      if (socket.destroyed || this.abort.signal.aborted) return;
+      if (this.isAdmitted(host)) {
+        this.openSession(socket, initial, 'in', undefined);
+      } else {
+        this.log.log('connection-refused', {
+          from: formatEndpoint(host, socket.remotePort ?? 0),
+          reason: 'not announced with the token',
+        });
+        socket.destroy();
+      }
+    })();
+  }
+
+  private isAdmitted(host: string): boolean {
+    const at = this.admitted.get(host);
+    return at !== undefined && this.clock.now() - at <= ADMISSION_MS;
+  }
+
+  /** Notes the hosts a tracker answer listed (they announced with the token). */
+  private admit(hosts: readonly string[]): void {
+    const now = this.clock.now();
+    for (const [h, at] of this.admitted) if (now - at > ADMISSION_MS) this.admitted.delete(h);
+    for (const h of hosts) this.admitted.set(canonicalHost(h), now);
+  }
+
+  /** Re-announces to learn newly admitted hosts; at most once per ADMIT_REFRESH_MS, shared by callers. */
+  private refreshAdmitted(): Promise<void> {
+    if (this.admitting) return this.admitting;
+    if (this.clock.now() - this.lastAdmitRefresh < ADMIT_REFRESH_MS || !this.store)
+      return Promise.resolve();
+    this.lastAdmitRefresh = this.clock.now();
+    this.admitting = this.announceNow()
+      .then(
+        () => {},
+        () => {},
+      )
+      .finally(() => {
+        this.admitting = undefined;
+      });
+    return this.admitting;
+  }
+
+  /** One announce with what we hold now; notes the hosts it lists. */
+  private async announceNow(event?: 'started' | 'completed'): Promise<AnnounceResult> {
+    const metainfo = this.metainfo!;
+    const result = await announce(
+      this.options.owner,
+      {
+        infoHash: metainfo.infoHash,
+        peerId: this.peerId,
+        port: this.port,
+        // Exact bytes still missing (the last chunk may be short, so not verified x pieceLength).
+        left: this.store ? this.bytesLeft() : metainfo.length,
+        ...(event ? { event } : {}),
+      },
+      this.abort.signal,
+      this.options.token,
+    );
+    if (this.options.token !== undefined) this.admit(result.hosts);
+    return result;
   }
 
   private openSession(
@@ -686,7 +813,7 @@ export class Peer {
     const out = this.outPath!;
     try {
       await mkdir(dirname(out), { recursive: true });
-      const result = await store.merge(out);
+      const result = await store.merge(out, { sha256: this.options.sha256 });
       this.mergedPath = result.path;
       this.mergedAt = this.clock.now();
       this.log.log('merged', {
@@ -697,17 +824,7 @@ export class Peer {
         neighbour: this.counts.fromNeighbour,
         fallback: this.counts.fromFallback,
       });
-      void announce(
-        this.options.owner,
-        {
-          infoHash: store.metainfo.infoHash,
-          peerId: this.peerId,
-          port: this.port,
-          left: 0,
-          event: 'completed',
-        },
-        this.abort.signal,
-      ).catch(() => {});
+      void this.announceNow('completed').catch(() => {});
       this.maybeFinish();
       if (this.options.exitWhenDone) {
         this.clock.setTimeout(() => this.maybeFinish(), this.options.lingerMs + 10);
@@ -766,9 +883,11 @@ export class Peer {
   /** `/status` and `/metainfo.torrent` on the peer's port; a bad request costs that request only. */
   private readonly handleHttp = httpRouter(
     (path, req, res) => {
-      if (path === '/status') sendJson(req, res, this.status());
+      const authorized = carriesToken(req, this.options.token);
+      if (path === '/status') sendJson(req, res, authorized ? this.status() : this.publicStatus());
       else if (path === '/metainfo.torrent' && this.torrentBytes) {
-        sendBody(req, res, 'application/x-bittorrent', this.torrentBytes);
+        if (authorized) sendBody(req, res, 'application/x-bittorrent', this.torrentBytes);
+        else sendUnauthorized(res);
       } else sendText(res, 404, `no such path: ${path.slice(0, 200)}\n`);
     },
     (err, req) =>

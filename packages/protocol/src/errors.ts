@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'ERR_REQUEST_FLOOD'
   // metainfo
   | 'ERR_METAINFO'
+  // pinned content
+  | 'ERR_PINNED'
   // chunk store
   | 'ERR_CHUNK_HASH'
   | 'ERR_CHUNK_MISSING'

@@ -30,6 +30,7 @@ export * from './swarm/clock.js';
 export * from './swarm/rate-estimator.js';
 export * from './swarm/typed-emitter.js';
 export * from './tracker-codec.js';
+export * from './trust.js';
 export { FrameDecoder, type FrameDecoderOptions } from './wire/decoder.js';
 export { encodeMessage, encodePieceHeader } from './wire/encode.js';
 export {

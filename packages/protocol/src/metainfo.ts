@@ -56,6 +56,8 @@ export interface Metainfo {
   /** SHA-256 of the whole file, when the info dictionary carries swarmdrop's `sha256` key. */
   readonly sha256: Buffer | undefined;
   readonly announce: string | undefined;
+  /** BEP 27: `private=1` in the info dictionary; clients keep it off DHT and PEX. */
+  readonly private: boolean;
   /** SHA-1 of the bencoded info dictionary exactly as it appears in the torrent. */
   readonly infoHash: Buffer;
   readonly geometry: Geometry;
@@ -68,6 +70,8 @@ export interface MetainfoInput {
   readonly pieceHashes: PieceHashes | readonly Uint8Array[];
   readonly sha256?: Uint8Array;
   readonly announce?: string;
+  /** BEP 27 private flag; it is part of the info dictionary, so it changes the info-hash. */
+  readonly private?: boolean;
 }
 
 /** Largest .torrent we parse: MAX_PIECE_COUNT hashes of 20 bytes (40 MiB), plus room. */
@@ -89,6 +93,7 @@ export function buildMetainfo(input: MetainfoInput): { bytes: Buffer; metainfo: 
         : Buffer.concat(input.pieceHashes.map((h) => Buffer.from(h))),
   };
   if (input.sha256) info.sha256 = Buffer.from(input.sha256);
+  if (input.private) info.private = 1;
   const torrent: Record<string, unknown> = { 'created by': 'swarmdrop', info };
   if (input.announce) torrent.announce = input.announce;
   const bytes = Buffer.from(bencode.encode(torrent));
@@ -183,6 +188,7 @@ export function parseMetainfo(bytes: Uint8Array): Metainfo {
     name,
     length,
     pieceLength,
+    private: info.private === 1,
     // A view into the decoded torrent, not a copy and not one object per piece.
     pieceHashes: new PieceHashes(pieces),
     sha256,

@@ -2,6 +2,7 @@
  * ChunkStore: chunk files are the truth and summary.txt their record. A chunk
  * that fails its SHA-1 is never stored, served or merged.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cleanup, pseudoRandomBytes, rejected } from '@swarmdrop/testkit';
@@ -386,5 +387,20 @@ describe('ChunkStore memory is budgeted in bytes', () => {
     await store.merge(join(dir, 'merged.bin'));
     expect(store.mergePeakReadBytes).toBeGreaterThan(DEFAULT_CHUNK_SIZE);
     expect(store.mergePeakReadBytes).toBeLessThanOrEqual(MERGE_READ_AHEAD_BYTES);
+  });
+});
+
+describe('ChunkStore.merge with a pinned SHA-256', () => {
+  it('refuses a file whose SHA-256 is not the pinned one and leaves nothing behind', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    for (let i = 0; i < 4; i++) await store.put(i, chunk(i));
+    const out = join(dir, 'merged.bin');
+    const err = await rejected(store.merge(out, { sha256: Buffer.alloc(32, 7) }));
+    expect((err as ChunkError).code).toBe('ERR_FILE_HASH');
+    expect(await exists(out)).toBe(false);
+    expect(await exists(`${out}.part`)).toBe(false);
+    const sha256 = createHash('sha256').update(DATA).digest();
+    expect((await store.merge(out, { sha256 })).sha256).toBe(sha256.toString('hex'));
   });
 });

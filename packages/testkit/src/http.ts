@@ -14,7 +14,13 @@ export interface HttpResult {
 export function httpGet(
   port: number,
   path: string,
-  options: { method?: string; headers?: Record<string, string>; host?: string } = {},
+  options: {
+    method?: string;
+    headers?: Record<string, string>;
+    host?: string;
+    /** Source address to connect from (another loopback address, say 127.0.0.2). */
+    localAddress?: string;
+  } = {},
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
@@ -26,6 +32,7 @@ export function httpGet(
         headers: { connection: 'close', ...options.headers },
         agent: false,
         timeout: HANG_MS,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       },
       (res) => {
         const parts: Buffer[] = [];

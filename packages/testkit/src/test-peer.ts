@@ -28,6 +28,8 @@ export interface TestPeerScript {
   readonly infoHash?: Uint8Array;
   /** Send our handshake at all (default true): off to test a remote waiting for it. */
   readonly handshake?: boolean;
+  /** Connect from this source address (another loopback address, say 127.0.0.2). */
+  readonly localAddress?: string;
   /** Send a bitfield after the handshake claiming these chunks (default: no bitfield). */
   readonly holds?: (index: number) => boolean;
   /**
@@ -110,7 +112,11 @@ export class TestPeer {
     script: TestPeerScript,
     host = '127.0.0.1',
   ): Promise<TestPeer> {
-    const socket = connect({ host, port });
+    const socket = connect({
+      host,
+      port,
+      ...(script.localAddress ? { localAddress: script.localAddress } : {}),
+    });
     const peer = new TestPeer(socket, script, script.peerId ?? stockPeerId());
     await once(socket, 'connect');
     peer.label = `${socket.localAddress}:${socket.localPort}`;

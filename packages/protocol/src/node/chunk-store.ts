@@ -322,7 +322,13 @@ export class ChunkStore {
    * renamed), re-checking each chunk and, when the metainfo has one, the
    * whole file's SHA-256. Streams: one chunk in memory at a time.
    */
-  async merge(outPath: string): Promise<{ path: string; sha256: string }> {
+  async merge(
+    outPath: string,
+    options: {
+      /** A SHA-256 the user pinned (`--sha256`), checked as well as the metainfo's. */
+      readonly sha256?: Uint8Array | undefined;
+    } = {},
+  ): Promise<{ path: string; sha256: string }> {
     const missing = this.held.missing();
     if (missing.length > 0) {
       throw new ChunkError(
@@ -381,6 +387,13 @@ export class ChunkStore {
       throw new ChunkError(
         'ERR_FILE_HASH',
         `merged file SHA-256 ${digest.toString('hex')} does not match the metainfo`,
+      );
+    }
+    if (options.sha256 && !digest.equals(options.sha256)) {
+      await rm(part, { force: true });
+      throw new ChunkError(
+        'ERR_FILE_HASH',
+        `merged file SHA-256 ${digest.toString('hex')} is not the pinned --sha256 ${Buffer.from(options.sha256).toString('hex')}; removed it`,
       );
     }
     await rename(part, outPath);

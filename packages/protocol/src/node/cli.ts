@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { SwarmdropError } from '../errors.js';
+import { OptionError, SwarmdropError } from '../errors.js';
+import { parseToken, TOKEN_ENV } from '../trust.js';
 
 /** The `version` field of the package.json at `url` (resolved against the caller's module). */
 export function packageVersion(url: URL): string {
@@ -64,4 +65,26 @@ export function onShutdownSignal(stop: (signal: NodeJS.Signals) => Promise<void>
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+}
+
+/**
+ * The swarm token from `--token-file FILE`, else from the SWARMDROP_TOKEN
+ * environment variable, else undefined (a public swarm). A file that cannot
+ * be read or a malformed token is an OptionError naming where it came from.
+ */
+export function loadToken(
+  tokenFile: string | undefined,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  if (tokenFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(tokenFile, 'utf8');
+    } catch (err) {
+      throw new OptionError('--token-file', `cannot read ${tokenFile}: ${(err as Error).message}`);
+    }
+    return parseToken(text, '--token-file');
+  }
+  const fromEnv = env[TOKEN_ENV];
+  return fromEnv === undefined || fromEnv === '' ? undefined : parseToken(fromEnv, TOKEN_ENV);
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tokenMatches } from '../trust.js';
 
 /** A plain-text response; `headers` may add to or override the defaults. */
 export function sendText(
@@ -83,4 +84,31 @@ export function httpRouter(
       else res.destroy();
     }
   };
+}
+
+/**
+ * Whether a request carries the swarm token: `Authorization: Bearer <token>`,
+ * or any `key=<token>` in the query (stock clients put it in the tracker or
+ * .torrent URL, and add a `key` of their own to announces, so every `key`
+ * counts). Always true when the swarm has no token.
+ */
+export function carriesToken(req: IncomingMessage, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const auth = req.headers.authorization;
+  const bearer = auth && /^Bearer\s+(\S+)\s*$/i.exec(auth);
+  if (bearer && tokenMatches(token, bearer[1])) return true;
+  for (const part of requestQuery(req.url).split('&')) {
+    if (part.startsWith('key=') && tokenMatches(token, part.slice(4))) return true;
+  }
+  return false;
+}
+
+/** The answer to a request without the token: 401, saying how to send it. */
+export function sendUnauthorized(res: ServerResponse): void {
+  sendText(
+    res,
+    401,
+    'this swarm is private: send its token as "Authorization: Bearer <token>" or add ?key=<token> to the URL\n',
+    { 'www-authenticate': 'Bearer realm="swarmdrop"' },
+  );
 }
