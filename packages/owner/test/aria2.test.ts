@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Cleanup, startOwner, toolAvailable, within } from '@swarmdrop/testkit';
+import { Cleanup, type LogCapture, startOwner, toolAvailable, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const ARIA2_TIMEOUT_MS = 60_000;
@@ -34,44 +34,11 @@ describe('interop with aria2c', () => {
         name: 'random-3mib.bin',
       });
       const download = join(await cleanup.tempDir('swarmdrop-aria2-'), 'aria2');
-      const args = [
-        `--dir=${download}`,
-        '--no-conf=true',
-        '--enable-dht=false',
-        '--enable-dht6=false',
-        '--bt-enable-lpd=false',
-        '--enable-peer-exchange=false',
-        '--seed-time=0',
-        '--bt-stop-timeout=60',
-        '--follow-torrent=mem',
-        '--summary-interval=0',
-        '--console-log-level=warn',
-        '--check-integrity=true',
-        '--file-allocation=none',
+      const { code, output } = await aria2Download(
+        cleanup,
+        download,
         `http://127.0.0.1:${port}/random-3mib.bin.torrent`,
-      ];
-      const aria2 = spawn('aria2c', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      const exited = once(aria2, 'exit') as Promise<[number | null, string | null]>;
-      cleanup.add(async () => {
-        if (aria2.exitCode === null && aria2.signalCode === null && aria2.pid !== undefined) {
-          process.kill(aria2.pid, 'SIGKILL');
-          await exited;
-        }
-      });
-      let output = '';
-      aria2.stdout?.on('data', (d: Buffer) => {
-        output += d.toString();
-      });
-      aria2.stderr?.on('data', (d: Buffer) => {
-        output += d.toString();
-      });
-      const spawnError = once(aria2, 'error').then(([err]) => {
-        throw new Error(`cannot run aria2c: ${(err as Error).message}`);
-      });
-      const [code] = await within(
-        Promise.race([exited, spawnError]),
-        ARIA2_TIMEOUT_MS,
-        () => `aria2c still running:\n${output}\nowner log:\n${log.tail()}`,
+        log,
       );
       expect(code, `${output}\nowner log:\n${log.tail()}`).toBe(0);
 
@@ -92,4 +59,80 @@ describe('interop with aria2c', () => {
     },
     ARIA2_TIMEOUT_MS + 15_000,
   );
+
+  // A private swarm: a stock client puts the token in the .torrent URL, and the
+  // .torrent it gets announces with it, so the owner admits it to the wire.
+  it.skipIf(skip)(
+    `aria2c joins a private swarm with ?key=<token> in the .torrent URL${skip ? ' (skipped: aria2c is not installed)' : ''}`,
+    async () => {
+      const token = 'aria2-private-swarm-token-0123';
+      const { owner, log, data, port } = await startOwner(cleanup, {
+        size: 2 * 1024 * 1024 + 7,
+        name: 'private.bin',
+        options: { token },
+      });
+      expect(owner.metainfo.private).toBe(true);
+      const download = join(await cleanup.tempDir('swarmdrop-aria2-'), 'aria2');
+      const { code, output } = await aria2Download(
+        cleanup,
+        download,
+        `http://127.0.0.1:${port}/private.bin.torrent?key=${token}`,
+        log,
+      );
+      expect(code, `${output}\nowner log:\n${log.tail()}`).toBe(0);
+      expect((await readFile(join(download, 'private.bin'))).equals(data)).toBe(true);
+      expect(log.filter('connection-refused')).toHaveLength(0);
+      expect(log.filter('announce', { event: 'started' })).toHaveLength(1);
+    },
+    ARIA2_TIMEOUT_MS + 15_000,
+  );
 });
+
+/** Runs aria2c on `url` until it exits (bounded against a hang); its exit code and output. */
+async function aria2Download(
+  cleanup: Cleanup,
+  download: string,
+  url: string,
+  log: LogCapture,
+): Promise<{ code: number | null; output: string }> {
+  const args = [
+    `--dir=${download}`,
+    '--no-conf=true',
+    '--enable-dht=false',
+    '--enable-dht6=false',
+    '--bt-enable-lpd=false',
+    '--enable-peer-exchange=false',
+    '--seed-time=0',
+    '--bt-stop-timeout=60',
+    '--follow-torrent=mem',
+    '--summary-interval=0',
+    '--console-log-level=warn',
+    '--check-integrity=true',
+    '--file-allocation=none',
+    url,
+  ];
+  const aria2 = spawn('aria2c', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = once(aria2, 'exit') as Promise<[number | null, string | null]>;
+  cleanup.add(async () => {
+    if (aria2.exitCode === null && aria2.signalCode === null && aria2.pid !== undefined) {
+      process.kill(aria2.pid, 'SIGKILL');
+      await exited;
+    }
+  });
+  let output = '';
+  aria2.stdout?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  aria2.stderr?.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const spawnError = once(aria2, 'error').then(([err]) => {
+    throw new Error(`cannot run aria2c: ${(err as Error).message}`);
+  });
+  const [code] = await within(
+    Promise.race([exited, spawnError]),
+    ARIA2_TIMEOUT_MS,
+    () => `aria2c still running:\n${output}\nowner log:\n${log.tail()}`,
+  );
+  return { code, output };
+}
