@@ -40,9 +40,9 @@ export class FallbackPolicy {
     this.lastProgressAt = this.clock.now();
   }
 
-  /** How long the neighbours have supplied nothing. */
+  /** How long the neighbours have supplied nothing, in whole ms (the clock may be sub-ms). */
   idleMs(): number {
-    return this.clock.now() - this.lastProgressAt;
+    return Math.floor(this.clock.now() - this.lastProgressAt);
   }
 
   /** Whether to fetch from the owner what the neighbours have not supplied. */
@@ -57,7 +57,7 @@ export class FallbackPolicy {
    */
   stalledMs(link: LinkProgress): number | undefined {
     if (link.inFlight === 0) return undefined;
-    const waitedMs = this.clock.now() - Math.max(link.lastBlockAt, link.openedAt);
+    const waitedMs = Math.floor(this.clock.now() - Math.max(link.lastBlockAt, link.openedAt));
     return waitedMs >= this.fallbackAfterMs ? waitedMs : undefined;
   }
 
