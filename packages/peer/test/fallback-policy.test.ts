@@ -93,3 +93,17 @@ describe('FallbackPolicy: when a link is stalled', () => {
     expect(policy.stalledMs({ inFlight: 0, lastBlockAt: 0, openedAt })).toBeUndefined();
   });
 });
+
+// Bug pinned here: on the real (monotonic, sub-millisecond) clock the stall
+// cut logged "no block in 1749.88 ms", which the log's integer fields and
+// the tests reading them did not expect.
+describe('FallbackPolicy on a sub-millisecond clock', () => {
+  it('reports idle and stalled times in whole milliseconds', () => {
+    const clock = new ManualClock(1_000_000.25);
+    const policy = new FallbackPolicy(WINDOW_MS, clock);
+    const openedAt = clock.now();
+    clock.advance(WINDOW_MS + 0.5);
+    expect(policy.idleMs()).toBe(WINDOW_MS);
+    expect(policy.stalledMs({ inFlight: 1, lastBlockAt: 0, openedAt })).toBe(WINDOW_MS);
+  });
+});
