@@ -11,6 +11,18 @@ export interface LabHost {
   readonly ipv6: string;
 }
 
+/** Token bucket depth of `shapeUpload`: a few full-size frames, so the rate holds on a 100 ms scale. */
+export const DEFAULT_TBF_BURST_BYTES = 32 * 1024;
+/** How long a packet may wait in `shapeUpload`'s queue before tbf drops it. */
+export const DEFAULT_TBF_LATENCY_MS = 50;
+
+export interface UploadShape {
+  /** Token bucket depth, bytes (default DEFAULT_TBF_BURST_BYTES). */
+  readonly burstBytes?: number;
+  /** Queue length, as time at the shaped rate (default DEFAULT_TBF_LATENCY_MS). */
+  readonly latencyMs?: number;
+}
+
 /** The lab's LAN: 10.77.0.0/24 and fd00::/64, private to the lab's namespaces. */
 export const LAB_IPV4_PREFIX = '10.77.0.';
 export const LAB_IPV6_PREFIX = 'fd00::';
@@ -25,6 +37,18 @@ export function labUnavailableReason(): string | undefined {
     execFileSync('ip', ['-V'], { stdio: 'ignore' });
   } catch {
     return 'needs iproute2 (`ip`)';
+  }
+  return undefined;
+}
+
+/** As labUnavailableReason, for a lab whose uploads are shaped: also needs `tc`. */
+export function shapedLabUnavailableReason(): string | undefined {
+  const reason = labUnavailableReason();
+  if (reason) return reason;
+  try {
+    execFileSync('tc', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return 'needs iproute2 (`tc`)';
   }
   return undefined;
 }
@@ -121,6 +145,46 @@ export class NetnsLab {
     await ip('-n', ns, '-6', 'addr', 'add', `${ipv6}/64`, 'dev', 'eth0', 'nodad');
     await ip('-n', ns, 'link', 'set', 'eth0', 'up');
     this.hosts.set(name, { name, ns, ipv4, ipv6 });
+  }
+
+  /**
+   * Limits host `name`'s upload (its eth0 egress) to `rateBitsPerSecond`
+   * with a token bucket (`tc qdisc … tbf`). `netem` is not available on
+   * every kernel this runs on; tbf is. The queue behind the bucket holds
+   * `latencyMs` of traffic at that rate: what a home router's upload queue
+   * does, and what a request or `have` waits behind on a full link.
+   */
+  async shapeUpload(
+    name: string,
+    rateBitsPerSecond: number,
+    shape: UploadShape = {},
+  ): Promise<void> {
+    if (!Number.isFinite(rateBitsPerSecond) || rateBitsPerSecond < 8_000)
+      throw new Error(`upload rate must be at least 8000 bit/s, got ${rateBitsPerSecond}`);
+    const burstBytes = shape.burstBytes ?? DEFAULT_TBF_BURST_BYTES;
+    const latencyMs = shape.latencyMs ?? DEFAULT_TBF_LATENCY_MS;
+    const result = await execa(
+      'tc',
+      [
+        '-n',
+        this.host(name).ns,
+        'qdisc',
+        'replace',
+        'dev',
+        'eth0',
+        'root',
+        'tbf',
+        'rate',
+        `${Math.round(rateBitsPerSecond)}bit`,
+        'burst',
+        String(burstBytes),
+        'latency',
+        `${latencyMs}ms`,
+      ],
+      { reject: false },
+    );
+    if (result.exitCode !== 0)
+      throw new Error(`tc tbf on ${name} failed: ${result.stderr.trim() || result.exitCode}`);
   }
 
   /** Deletes every namespace this lab created (their veths and bridge go with them). Safe to call twice. */

@@ -53,3 +53,24 @@ export class ProcSampler {
     return this.last;
   }
 }
+
+/** The whole machine's CPU time so far, from /proc/stat, in clock ticks. */
+export interface MachineCpu {
+  readonly busyTicks: number;
+  readonly totalTicks: number;
+}
+
+export async function readMachineCpu(): Promise<MachineCpu> {
+  const text = await readFile('/proc/stat', 'utf8');
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+  const fields = text.split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = fields[3]! + fields[4]!;
+  return { busyTicks: total - idle, totalTicks: total };
+}
+
+/** The fraction of all cores' time that was busy between two readings (0..1). */
+export function busyFraction(from: MachineCpu, to: MachineCpu): number {
+  const total = to.totalTicks - from.totalTicks;
+  return total > 0 ? (to.busyTicks - from.busyTicks) / total : 0;
+}

@@ -56,6 +56,8 @@ export interface SwarmOptions {
   readonly stepTimeoutMs?: number;
   /** Every line of every process, as it arrives (the demo prints them). */
   readonly onLine?: (name: string, line: string) => void;
+  /** Every process as it is spawned (a benchmark samples its CPU, or stops it on Ctrl-C). */
+  readonly onSpawn?: (proc: ManagedProcess) => void;
   /** Called after each peer has started, before the next (fault injection). */
   readonly afterStart?: (swarm: Swarm, id: string) => Promise<void>;
 }
@@ -176,6 +178,7 @@ export class Swarm {
       ...(this.options.env ? { env: { ...this.options.env } } : {}),
     });
     this.processes.set(name, proc);
+    this.options.onSpawn?.(proc);
     return proc;
   }
 

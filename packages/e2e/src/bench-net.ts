@@ -1,0 +1,216 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  createShapedLab,
+  DEFAULT_UPLOAD_BITS_PER_SECOND,
+  dMinSeconds,
+  type JobResult,
+  NET_JOBS,
+  Resources,
+} from './net-jobs.js';
+import { shapedLabUnavailableReason } from './netns.js';
+import { makeRandomFile } from './scenario.js';
+import { sha256File } from './swarm.js';
+
+const USAGE = `Usage: pnpm bench:net [-- options]      (needs root: network namespaces and tc)
+
+Distributes one file to N peers, each process on its own host (a network
+namespace on a bridge) whose upload is limited by tc tbf, and prints per N
+and per job the wall time from the first peer's start to the last peer's
+complete file (SHA-256 checked) and its ratio to
+D_min = max(F/u_owner, N*F/(u_owner + sum of u_peers)).
+
+Jobs: ring (the seed's ring of swarmdrop peers), swarm (not built yet),
+aria2c (one seeder on the owner's host, N leechers; DHT, LPD, PEX off).
+
+Options:
+  --peers LIST       peer counts, comma-separated (default 5,10,20)
+  --size-mb N        file size in MB, 10^6 bytes (default 25)
+  --rate-mbit N      every host's upload, Mbit/s (default 40)
+  --jobs LIST        jobs to run, comma-separated (default ring,swarm,aria2c)
+  --pipeline N       swarmdrop peers' --pipeline (default: the peer's own)
+  --max-minutes N    bound on the whole run; past it everything is stopped (default 30)
+  --links            print each ring peer's intake per sender (chunks, Mbit/s)
+  --out DIR          where the JSON goes (default bench-results/)
+  -h, --help         show this help
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`bench:net: ${message}\n`);
+  process.exit(1);
+}
+
+function positiveList(text: string, what: string): number[] {
+  const list = text.split(',').map((s) => Number(s.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1 || n > 100))
+    fail(`--${what} must be a comma-separated list of integers 1..100, got "${text}"`);
+  return list;
+}
+
+function positive(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) fail(`--${what} must be a positive number, got "${text}"`);
+  return n;
+}
+
+const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '—');
+const pct = (n: number) => `${Math.round(n * 100)}%`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      peers: { type: 'string', default: '5,10,20' },
+      'size-mb': { type: 'string', default: '25' },
+      'rate-mbit': { type: 'string', default: String(DEFAULT_UPLOAD_BITS_PER_SECOND / 1e6) },
+      jobs: { type: 'string', default: NET_JOBS.map((j) => j.name).join(',') },
+      pipeline: { type: 'string' },
+      'max-minutes': { type: 'string', default: '30' },
+      links: { type: 'boolean', default: false },
+      out: { type: 'string', default: 'bench-results' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const unavailable = shapedLabUnavailableReason();
+  if (unavailable) fail(`${unavailable}; run it as root (sudo pnpm bench:net)`);
+  const peerCounts = positiveList(values.peers, 'peers');
+  const size = Math.round(positive(values['size-mb'], 'size-mb') * 1e6);
+  const rate = positive(values['rate-mbit'], 'rate-mbit') * 1e6;
+  const maxMs = positive(values['max-minutes'], 'max-minutes') * 60_000;
+  const wanted = values.jobs.split(',').map((s) => s.trim());
+  for (const name of wanted)
+    if (!NET_JOBS.some((j) => j.name === name))
+      fail(`--jobs: unknown job "${name}" (jobs: ${NET_JOBS.map((j) => j.name).join(', ')})`);
+  const jobs = NET_JOBS.filter((j) => wanted.includes(j.name));
+  const extraPeerArgs =
+    values.pipeline !== undefined
+      ? ['--pipeline', String(positive(values.pipeline, 'pipeline'))]
+      : [];
+
+  const resources = new Resources();
+  const work = await mkdtemp(join(tmpdir(), 'swarmdrop-bench-net-'));
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => {
+    cleaning ??= resources.closeAll().then(async (failures) => {
+      for (const f of failures) process.stderr.write(`bench:net: cleanup: ${f}\n`);
+      await rm(work, { recursive: true, force: true });
+    });
+    return cleaning;
+  };
+  const stopOn = (why: string, code: number) => {
+    process.stderr.write(`bench:net: ${why}; stopping everything\n`);
+    void cleanup().finally(() => process.exit(code));
+  };
+  process.once('SIGINT', () => stopOn('interrupted', 130));
+  process.once('SIGTERM', () => stopOn('terminated', 143));
+  const bound = setTimeout(
+    () => stopOn(`time bound of ${values['max-minutes']} min reached`, 1),
+    maxMs,
+  );
+  bound.unref();
+
+  const results: JobResult[] = [];
+  try {
+    const file = join(work, 'sample.bin');
+    await makeRandomFile(file, size);
+    const sha256 = await sha256File(file);
+    console.log(
+      `swarmdrop bench:net: ${fmt(size / 1e6, 1)} MB, 100 KiB chunks, every host's upload ${fmt(rate / 1e6, 0)} Mbit/s (tc tbf), peers ${peerCounts.join(',')}, jobs ${jobs.map((j) => j.name).join(',')}; ${cpus().length} cores`,
+    );
+    for (const n of peerCounts) {
+      const dMin = dMinSeconds(size, n, rate);
+      console.log(`\nN=${n}: D_min = ${fmt(dMin)} s`);
+      for (const job of jobs) {
+        if (!job.run) {
+          console.log(`  ${job.name.padEnd(7)} —  (${job.missing})`);
+          continue;
+        }
+        const lab = await createShapedLab(n, rate, resources);
+        const workDir = join(work, `${job.name}-${n}`);
+        await mkdir(workDir, { recursive: true });
+        try {
+          const result = await job.run({
+            lab,
+            peers: n,
+            file,
+            sha256,
+            workDir,
+            uploadBitsPerSecond: rate,
+            // Bounds a hang only: generous against the slowest job measured (~5x D_min).
+            timeoutMs: Math.max(120_000, 30 * dMin * 1000),
+            resources,
+            extraPeerArgs,
+          });
+          results.push(result);
+          const ok = result.identical.every(Boolean);
+          console.log(
+            `  ${job.name.padEnd(7)} ${fmt(result.seconds).padStart(7)} s = ${fmt(result.seconds / dMin)}x D_min  files ${ok ? 'identical' : `DIFFER (${result.identical.filter((x) => !x).length})`}  CPU: machine ${pct(result.machineBusy)} busy, ours ${pct(result.ownCpuShare)}${result.notes.length ? `  (${result.notes.join('; ')})` : ''}`,
+          );
+          if (!ok) throw new Error(`${job.name} N=${n}: a peer's file differs from the source`);
+          if (values.links && result.links) printLinks(result, n);
+        } finally {
+          await lab.close();
+        }
+        await rm(workDir, { recursive: true, force: true });
+      }
+    }
+    printTable(results, size, rate);
+    await mkdir(values.out, { recursive: true });
+    const outFile = join(
+      values.out,
+      `bench-net-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+    );
+    await writeFile(
+      outFile,
+      `${JSON.stringify({ date: new Date().toISOString(), size, uploadBitsPerSecond: rate, results }, null, 2)}\n`,
+    );
+    console.log(`\nJSON: ${outFile}`);
+  } finally {
+    clearTimeout(bound);
+    await cleanup();
+  }
+}
+
+/** The ring's links: what each peer took from its download neighbour and from the owner. */
+function printLinks(result: JobResult, n: number): void {
+  const links = result.links ?? [];
+  const ring = links.filter((l) => l.from !== 'owner');
+  const owner = links.filter((l) => l.from === 'owner');
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length ? s[Math.floor(s.length / 2)]! : Number.NaN;
+  };
+  console.log(
+    `    ring links (N=${n}): median ${pct(median(ring.map((l) => l.utilisation)))} of the shaped rate while in use; owner links: ${owner.length} peers, ${owner.reduce((a, l) => a + l.chunks, 0)} chunks`,
+  );
+  for (const l of links)
+    console.log(
+      `    ${l.from.padStart(5)} -> ${l.to.padEnd(4)} ${String(l.chunks).padStart(4)} chunks in ${fmt(l.activeSeconds)} s = ${fmt((l.bytes * 8) / l.activeSeconds / 1e6, 1)} Mbit/s (${pct(l.utilisation)})`,
+    );
+}
+
+function printTable(results: JobResult[], size: number, rate: number): void {
+  const counts = [...new Set(results.map((r) => r.peers))];
+  const names = NET_JOBS.map((j) => j.name);
+  console.log(`\n| N | D_min | ${names.join(' | ')} |`);
+  console.log(`|---|---|${names.map(() => '---').join('|')}|`);
+  for (const n of counts) {
+    const dMin = dMinSeconds(size, n, rate);
+    const cells = names.map((name) => {
+      const r = results.find((x) => x.peers === n && x.job === name);
+      return r ? `${fmt(r.seconds)} s = ${fmt(r.seconds / dMin)}×` : '—';
+    });
+    console.log(`| ${n} | ${fmt(dMin)} s | ${cells.join(' | ')} |`);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:net: error: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,424 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { basename, join } from 'node:path';
+import { parseTextLine, withAnnounce } from '@swarmdrop/protocol';
+import { NetnsLab } from './netns.js';
+import { busyFraction, ProcSampler, type ProcStats, readMachineCpu } from './proc-stats.js';
+import { binPath, ManagedProcess } from './processes.js';
+import { type Launcher, Swarm, sha256File } from './swarm.js';
+import { ringTopology } from './topology.js';
+
+/**
+ * The jobs of `pnpm bench:net` (and its CI test): one file distributed to N
+ * peers, each process on its own host (network namespace) whose upload is
+ * limited by `tc tbf`. The owner (or the aria2c seeder) is host `own`, peer
+ * i is host `h<i>`.
+ */
+
+export const OWNER_HOST = 'own';
+export const peerHost = (i: number) => `h${i}`;
+
+/** The default upload rate of every host, bit/s (the issue's measurement). */
+export const DEFAULT_UPLOAD_BITS_PER_SECOND = 40e6;
+
+/**
+ * Everything a run started, so that it can be stopped from anywhere (a
+ * failure, Ctrl-C, the time bound): processes by PID first, then the labs'
+ * namespaces, which a process still inside would keep alive.
+ */
+export class Resources {
+  private readonly processes = new Set<ManagedProcess>();
+  private readonly labs = new Set<NetnsLab>();
+
+  addProcess(proc: ManagedProcess): void {
+    this.processes.add(proc);
+  }
+
+  addLab(lab: NetnsLab): void {
+    this.labs.add(lab);
+  }
+
+  /** Stops every process and removes every lab; what fails is reported, the rest still goes. */
+  async closeAll(): Promise<string[]> {
+    const failures: string[] = [];
+    const procs = [...this.processes];
+    this.processes.clear();
+    await Promise.all(procs.map((p) => p.stop().catch((e: Error) => failures.push(e.message))));
+    const labs = [...this.labs];
+    this.labs.clear();
+    for (const lab of labs) await lab.close().catch((e: Error) => failures.push(e.message));
+    return failures;
+  }
+}
+
+/** Builds the owner's host and `peers` peer hosts, each with its upload shaped. */
+export async function createShapedLab(
+  peers: number,
+  uploadBitsPerSecond: number,
+  resources: Resources,
+): Promise<NetnsLab> {
+  const names = [OWNER_HOST, ...Array.from({ length: peers }, (_, i) => peerHost(i + 1))];
+  const lab = await NetnsLab.create(names);
+  resources.addLab(lab);
+  for (const name of names) await lab.shapeUpload(name, uploadBitsPerSecond);
+  return lab;
+}
+
+/**
+ * The lower bound for F bytes to N peers: D_min = max(F/u_owner,
+ * N·F/(u_owner + Σu_peers)), every host uploading at `uploadBitsPerSecond`
+ * and downloads unlimited.
+ */
+export function dMinSeconds(fileBytes: number, peers: number, uploadBitsPerSecond: number): number {
+  const u = uploadBitsPerSecond / 8;
+  return Math.max(fileBytes / u, (peers * fileBytes) / ((peers + 1) * u));
+}
+
+/** One direction of traffic as the receiving peer logged it. */
+export interface LinkUse {
+  readonly to: string;
+  readonly from: string;
+  readonly chunks: number;
+  readonly bytes: number;
+  /** First to last chunk-received on this link, seconds. */
+  readonly activeSeconds: number;
+  /** bytes / activeSeconds as a fraction of the shaped rate. */
+  readonly utilisation: number;
+}
+
+export interface JobResult {
+  readonly job: string;
+  readonly peers: number;
+  /** From the first peer's start to the last peer's complete file. */
+  readonly seconds: number;
+  /** Per peer, in order: its file's SHA-256 equals the source's. */
+  readonly identical: boolean[];
+  /** CPU and peak RSS of each process this job started. */
+  readonly processes: Record<string, ProcStats>;
+  /** The whole machine's busy fraction over the job (all cores, everyone's work). */
+  readonly machineBusy: number;
+  /** Our processes' CPU seconds per wall second, over the cores there are (0..1). */
+  readonly ownCpuShare: number;
+  readonly notes: string[];
+  /** Ring only: each peer's intake per sender. */
+  readonly links?: LinkUse[];
+}
+
+export interface JobOptions {
+  readonly lab: NetnsLab;
+  readonly peers: number;
+  /** The source file; its basename is the name every copy gets. */
+  readonly file: string;
+  readonly sha256: string;
+  /** A directory of this job's own (the hosts' directories and logs go here). */
+  readonly workDir: string;
+  readonly uploadBitsPerSecond: number;
+  /** Bounds the wait for every peer to complete. */
+  readonly timeoutMs: number;
+  readonly resources: Resources;
+  /** Extra arguments for every swarmdrop peer (e.g. `--pipeline`). */
+  readonly extraPeerArgs?: readonly string[];
+}
+
+/** Samples every spawned process, and the machine, from start to `finish()`. */
+class Sampling {
+  private readonly samplers = new Map<string, { proc: ManagedProcess; sampler: ProcSampler }>();
+  private readonly machineAtStart = readMachineCpu();
+  private readonly startedAt = Date.now();
+
+  constructor(private readonly resources: Resources) {}
+
+  add(proc: ManagedProcess): void {
+    this.resources.addProcess(proc);
+    if (proc.pid !== undefined)
+      this.samplers.set(proc.name, { proc, sampler: new ProcSampler(proc.pid, 200) });
+  }
+
+  async finish(): Promise<Pick<JobResult, 'processes' | 'machineBusy' | 'ownCpuShare'>> {
+    const processes: Record<string, ProcStats> = {};
+    for (const [name, { proc, sampler }] of this.samplers)
+      processes[name] = await sampler.stop(proc.pid!);
+    const wall = (Date.now() - this.startedAt) / 1000;
+    const cpu = Object.values(processes).reduce((a, p) => a + p.cpuSeconds, 0);
+    return {
+      processes,
+      machineBusy: busyFraction(await this.machineAtStart, await readMachineCpu()),
+      ownCpuShare: wall > 0 ? cpu / wall / cpus().length : 0,
+    };
+  }
+}
+
+/** Runs `command` inside a lab host with this Node (no bundle: the workspace's built bins). */
+function nodeIn(lab: NetnsLab, host: string, script: string): { file: string; args: string[] } {
+  const [file, ...args] = lab.exec(host);
+  return { file: file!, args: [...args, process.execPath, script] };
+}
+
+/**
+ * The seed's ring: the owner on host `own`, peer i on host `h<i>`
+ * downloading from peer i+1, started one at a time as the seed does.
+ */
+export async function ringJob(options: JobOptions): Promise<JobResult> {
+  const { lab, peers } = options;
+  const hostOf = (name: string) =>
+    name === 'owner' ? OWNER_HOST : peerHost(Number(name.slice(1)));
+  const launcher: Launcher = {
+    command: (name, service) => nodeIn(lab, hostOf(name), binPath(service)),
+    host: (name) => lab.host(hostOf(name)).ipv4,
+  };
+  const sampling = new Sampling(options.resources);
+  let swarm: Swarm | undefined;
+  try {
+    swarm = await Swarm.start({
+      topology: ringTopology(peers),
+      launcher,
+      file: options.file,
+      workDir: options.workDir,
+      // The peer's own default: a fallback to the owner shows in the notes.
+      extraPeerArgs: options.extraPeerArgs ?? [],
+      onSpawn: (proc) => sampling.add(proc),
+      stepTimeoutMs: 60_000,
+    });
+    await swarm.waitAllComplete(options.sha256, options.timeoutMs);
+    const runs = [...swarm.peers.values()];
+    const procs = runs.map((r) => swarm!.processes.get(r.id)!);
+    const first = Math.min(...procs.map((p) => p.startedAt));
+    const last = Math.max(...procs.map((p) => p.completedAt));
+    const identical: boolean[] = [];
+    for (const run of runs)
+      identical.push((await sha256File(swarm.mergedPath(run.id))) === options.sha256);
+    const stats = await sampling.finish();
+    const links = linkUse(swarm, options.uploadBitsPerSecond);
+    const fallback = runs.reduce(
+      (n, r) =>
+        n +
+        swarm!
+          .events(r.id)
+          .filter((e) => e.event === 'chunk-received' && e.fields.via === 'fallback').length,
+      0,
+    );
+    return {
+      job: 'ring',
+      peers,
+      seconds: (last - first) / 1000,
+      identical,
+      ...stats,
+      notes: fallback > 0 ? [`${fallback} chunks came by fallback to the owner`] : [],
+      links,
+    };
+  } finally {
+    await swarm?.stopAll();
+  }
+}
+
+/** Per receiving peer and sender: chunks, bytes, and the rate over the span it was used. */
+function linkUse(swarm: Swarm, uploadBitsPerSecond: number): LinkUse[] {
+  const names = new Map<string, string>();
+  names.set(swarm.address('owner'), 'owner');
+  for (const id of swarm.peers.keys()) names.set(swarm.address(id), id);
+  const out: LinkUse[] = [];
+  for (const id of swarm.peers.keys()) {
+    const proc = swarm.processes.get(id)!;
+    const perFrom = new Map<
+      string,
+      { chunks: number; bytes: number; first: number; last: number }
+    >();
+    proc.lines.forEach((line, i) => {
+      const e = parseTextLine(line);
+      if (e?.event !== 'chunk-received') return;
+      const from = names.get(e.fields.from ?? '') ?? e.fields.from ?? '?';
+      const t = proc.lineTimes[i]!;
+      const entry = perFrom.get(from) ?? { chunks: 0, bytes: 0, first: t, last: t };
+      entry.chunks++;
+      entry.bytes += Number(e.fields.bytes ?? 0);
+      entry.last = t;
+      perFrom.set(from, entry);
+    });
+    for (const [from, e] of perFrom) {
+      const activeSeconds = (e.last - e.first) / 1000;
+      out.push({
+        to: id,
+        from,
+        chunks: e.chunks,
+        bytes: e.bytes,
+        activeSeconds,
+        utilisation:
+          activeSeconds > 0 ? (e.bytes * 8) / activeSeconds / uploadBitsPerSecond : Number.NaN,
+      });
+    }
+  }
+  return out;
+}
+
+/** A tracker for the aria2c job, run on the owner's host: it knows only the processes announcing to it. */
+const TRACKER_SCRIPT = `import { createServer } from 'node:http';
+const [host, portText] = process.argv.slice(2);
+const peers = new Map();
+const bencode = (fields) => {
+  const parts = [Buffer.from('d')];
+  for (const [k, v] of Object.entries(fields).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    parts.push(Buffer.from(k.length + ':' + k));
+    if (Buffer.isBuffer(v)) parts.push(Buffer.from(v.length + ':'), v);
+    else parts.push(Buffer.from('i' + v + 'e'));
+  }
+  parts.push(Buffer.from('e'));
+  return Buffer.concat(parts);
+};
+let seeded = false;
+const server = createServer((req, res) => {
+  const url = new URL(req.url ?? '/', 'http://tracker.invalid');
+  const port = Number(url.searchParams.get('port'));
+  const from = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  const me = from + ':' + port;
+  if (port > 0 && /^\\d+\\.\\d+\\.\\d+\\.\\d+$/.test(from)) {
+    const entry = Buffer.alloc(6);
+    from.split('.').forEach((o, i) => { entry[i] = Number(o); });
+    entry.writeUInt16BE(port, 4);
+    peers.set(me, entry);
+  }
+  if (url.searchParams.get('left') === '0' && !seeded) { seeded = true; console.log('seeded ' + me); }
+  const others = [...peers].filter(([k]) => k !== me).map(([, v]) => v);
+  res.end(bencode({ interval: 5, 'min interval': 1, peers: Buffer.concat(others) }));
+});
+process.on('SIGTERM', () => process.exit(0));
+server.listen(Number(portText), host, () => console.log('ready'));
+`;
+
+const ARIA2_FLAGS = [
+  '--enable-dht=false',
+  '--enable-dht6=false',
+  '--bt-enable-lpd=false',
+  '--enable-peer-exchange=false',
+  '--summary-interval=0',
+  '--console-log-level=warn',
+  '--file-allocation=none',
+  // Every leecher keeps seeding until the job ends, as every swarmdrop peer keeps serving.
+  '--seed-ratio=0.0',
+  '--seed-time=600',
+];
+
+const COMPLETE_LINE = 'bt-download-complete ';
+
+/**
+ * The same job by a stock client: one aria2c seeder on the owner's host
+ * seeding the owner's own .torrent (its announce pointed at a tracker on
+ * that host), and N aria2c leechers, one per peer host, started together.
+ * A leecher is complete when aria2c runs its `--on-bt-download-complete`
+ * hook; its file is then checked by SHA-256.
+ */
+export async function aria2Job(options: JobOptions): Promise<JobResult> {
+  const { lab, peers, workDir } = options;
+  const name = basename(options.file);
+  const sampling = new Sampling(options.resources);
+  const procs: ManagedProcess[] = [];
+  const spawn = (id: string, host: string, file: string, args: string[]) => {
+    const [ipFile, ...ipArgs] = lab.exec(host);
+    const proc = new ManagedProcess(id, ipFile!, [...ipArgs, file, ...args], {
+      cwd: workDir,
+      logPath: join(workDir, 'logs', `${id}.log`),
+    });
+    procs.push(proc);
+    sampling.add(proc);
+    return proc;
+  };
+  try {
+    await mkdir(join(workDir, 'logs'), { recursive: true });
+    const torrent = await ownerTorrent(options, spawn);
+    const trackerScript = join(workDir, 'tracker.mjs');
+    await writeFile(trackerScript, TRACKER_SCRIPT);
+    const ownerIp = lab.host(OWNER_HOST).ipv4;
+    const tracker = spawn('tracker', OWNER_HOST, process.execPath, [
+      trackerScript,
+      ownerIp,
+      '6969',
+    ]);
+    await tracker.waitFor((l) => l === 'ready', 'tracker ready', 30_000);
+    const announced = join(workDir, `${name}.torrent`);
+    await writeFile(
+      announced,
+      withAnnounce(await readFile(torrent), `http://${ownerIp}:6969/announce`),
+    );
+    const hook = join(workDir, 'complete-hook.sh');
+    await writeFile(hook, `#!/bin/sh\necho "${COMPLETE_LINE}$3"\n`, { mode: 0o755 });
+
+    const seedDir = join(workDir, 'seeder');
+    await mkdir(seedDir, { recursive: true });
+    await writeFile(join(seedDir, name), await readFile(options.file));
+    const seeder = spawn('seeder', OWNER_HOST, 'aria2c', [
+      ...ARIA2_FLAGS,
+      `--dir=${seedDir}`,
+      '--listen-port=6881',
+      '--check-integrity=true',
+      announced,
+    ]);
+    await Promise.race([
+      tracker.waitFor((l) => l.startsWith('seeded '), 'seeder announce', 120_000),
+      seeder.exited.then((e) => Promise.reject(new Error(`aria2c seeder exited (${e.code})`))),
+    ]);
+
+    const leechers = Array.from({ length: peers }, (_, i) =>
+      spawn(`leecher${i + 1}`, peerHost(i + 1), 'aria2c', [
+        ...ARIA2_FLAGS,
+        `--dir=${join(workDir, `leecher${i + 1}`)}`,
+        '--listen-port=6881',
+        `--on-bt-download-complete=${hook}`,
+        announced,
+      ]),
+    );
+    await Promise.all(
+      leechers.map((p) =>
+        p.waitFor((l) => l.startsWith(COMPLETE_LINE), 'download complete', options.timeoutMs),
+      ),
+    );
+    const first = Math.min(...leechers.map((p) => p.startedAt));
+    const last = Math.max(...leechers.map((p) => p.timeOf((l) => l.startsWith(COMPLETE_LINE))!));
+    const identical: boolean[] = [];
+    for (let i = 1; i <= peers; i++)
+      identical.push((await sha256File(join(workDir, `leecher${i}`, name))) === options.sha256);
+    return {
+      job: 'aria2c',
+      peers,
+      seconds: (last - first) / 1000,
+      identical,
+      ...(await sampling.finish()),
+      notes: [],
+    };
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+  }
+}
+
+/** The .torrent swarmdrop's owner writes for the file: the owner runs on its host until ready. */
+async function ownerTorrent(
+  options: JobOptions,
+  spawn: (id: string, host: string, file: string, args: string[]) => ManagedProcess,
+): Promise<string> {
+  const dir = join(options.workDir, 'owner');
+  const owner = spawn('owner', OWNER_HOST, process.execPath, [
+    binPath('owner'),
+    `${options.lab.host(OWNER_HOST).ipv4}:7000`,
+    options.file,
+    '--dir',
+    dir,
+  ]);
+  await owner.waitFor((l) => parseTextLine(l)?.event === 'ready', 'owner ready', 120_000);
+  await owner.stop();
+  return join(dir, `${basename(options.file)}.torrent`);
+}
+
+/** A job of the benchmark: `run` is undefined for one not built yet. */
+export interface NetJob {
+  readonly name: string;
+  readonly run?: (options: JobOptions) => Promise<JobResult>;
+  /** Why it does not run yet. */
+  readonly missing?: string;
+}
+
+export const NET_JOBS: readonly NetJob[] = [
+  { name: 'ring', run: ringJob },
+  // Swarm mode (issue 9, item 1) is not in the peer yet. When it is, its job
+  // is ringJob with a topology whose peers have no download neighbour (or
+  // `--swarm` in extraPeerArgs); add `run` here and it joins every table.
+  { name: 'swarm', missing: 'swarm mode is not built yet' },
+  { name: 'aria2c', run: aria2Job },
+];
