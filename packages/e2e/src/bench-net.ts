@@ -6,6 +6,7 @@ import {
   createShapedLab,
   DEFAULT_UPLOAD_BITS_PER_SECOND,
   dMinSeconds,
+  dRingSeconds,
   type JobResult,
   NET_JOBS,
   Resources,
@@ -152,6 +153,13 @@ async function main(): Promise<void> {
           console.log(
             `  ${job.name.padEnd(7)} ${fmt(result.seconds).padStart(7)} s = ${fmt(result.seconds / dMin)}x D_min  files ${ok ? 'identical' : `DIFFER (${result.identical.filter((x) => !x).length})`}  CPU: machine ${pct(result.machineBusy)} busy, ours ${pct(result.ownCpuShare)}${result.notes.length ? `  (${result.notes.join('; ')})` : ''}`,
           );
+          if (result.lastStartS !== undefined) {
+            const dRing = dRingSeconds(size, n, rate, result.lastStartS);
+            const owner = result.ownerSendS;
+            console.log(
+              `          last peer started at ${fmt(result.lastStartS)} s; D_ring = ${fmt(dRing)} s, wall = ${fmt(result.seconds / dRing)}x D_ring${owner ? `; owner sent chunks from ${fmt(owner[0])} to ${fmt(owner[1])} s` : ''}`,
+            );
+          }
           if (!ok) throw new Error(`${job.name} N=${n}: a peer's file differs from the source`);
           if (values.links && result.links) printLinks(result, n);
         } finally {
@@ -191,7 +199,7 @@ function printLinks(result: JobResult, n: number): void {
   );
   for (const l of links)
     console.log(
-      `    ${l.from.padStart(5)} -> ${l.to.padEnd(4)} ${String(l.chunks).padStart(4)} chunks in ${fmt(l.activeSeconds)} s = ${fmt((l.bytes * 8) / l.activeSeconds / 1e6, 1)} Mbit/s (${pct(l.utilisation)})`,
+      `    ${l.from.padStart(5)} -> ${l.to.padEnd(4)} ${String(l.chunks).padStart(4)} chunks in ${fmt(l.activeSeconds)} s (${fmt(l.firstAtS)}..${fmt(l.lastAtS)}) = ${fmt((l.bytes * 8) / l.activeSeconds / 1e6, 1)} Mbit/s (${pct(l.utilisation)})`,
     );
 }
 

@@ -80,6 +80,9 @@ export interface LinkUse {
   readonly from: string;
   readonly chunks: number;
   readonly bytes: number;
+  /** First and last chunk-received on this link, seconds after the first peer's start. */
+  readonly firstAtS: number;
+  readonly lastAtS: number;
   /** First to last chunk-received on this link, seconds. */
   readonly activeSeconds: number;
   /** bytes / activeSeconds as a fraction of the shaped rate. */
@@ -102,6 +105,29 @@ export interface JobResult {
   readonly notes: string[];
   /** Ring only: each peer's intake per sender. */
   readonly links?: LinkUse[];
+  /** Ring only: when the last peer was started, seconds after the first (the seed starts them one at a time). */
+  readonly lastStartS?: number;
+  /** Ring only: the owner's first and last chunk-sent, seconds after the first peer's start. */
+  readonly ownerSendS?: readonly [number, number];
+}
+
+/**
+ * The ring's own lower bound. Peer N, started last at t_N, gets only its
+ * batch (about F/N) from the owner and everything else through its one
+ * download link at rate u: it cannot finish before t_N + (F − F/N)/u. So
+ * D_ring = max(D_min, t_N + (N−1)·F/(N·u)).
+ */
+export function dRingSeconds(
+  fileBytes: number,
+  peers: number,
+  uploadBitsPerSecond: number,
+  lastStartS: number,
+): number {
+  const u = uploadBitsPerSecond / 8;
+  return Math.max(
+    dMinSeconds(fileBytes, peers, uploadBitsPerSecond),
+    lastStartS + ((peers - 1) * fileBytes) / (peers * u),
+  );
 }
 
 export interface JobOptions {
@@ -188,7 +214,7 @@ export async function ringJob(options: JobOptions): Promise<JobResult> {
     for (const run of runs)
       identical.push((await sha256File(swarm.mergedPath(run.id))) === options.sha256);
     const stats = await sampling.finish();
-    const links = linkUse(swarm, options.uploadBitsPerSecond);
+    const links = linkUse(swarm, options.uploadBitsPerSecond, first);
     const fallback = runs.reduce(
       (n, r) =>
         n +
@@ -197,6 +223,10 @@ export async function ringJob(options: JobOptions): Promise<JobResult> {
           .filter((e) => e.event === 'chunk-received' && e.fields.via === 'fallback').length,
       0,
     );
+    const owner = swarm.processes.get('owner')!;
+    const sent = (l: string) => parseTextLine(l)?.event === 'chunk-sent';
+    const ownerFirst = owner.timeOf(sent);
+    const ownerLast = owner.timeOf(sent, true);
     return {
       job: 'ring',
       peers,
@@ -205,6 +235,10 @@ export async function ringJob(options: JobOptions): Promise<JobResult> {
       ...stats,
       notes: fallback > 0 ? [`${fallback} chunks came by fallback to the owner`] : [],
       links,
+      lastStartS: (Math.max(...procs.map((p) => p.startedAt)) - first) / 1000,
+      ...(ownerFirst !== undefined && ownerLast !== undefined
+        ? { ownerSendS: [(ownerFirst - first) / 1000, (ownerLast - first) / 1000] as const }
+        : {}),
     };
   } finally {
     await swarm?.stopAll();
@@ -212,7 +246,7 @@ export async function ringJob(options: JobOptions): Promise<JobResult> {
 }
 
 /** Per receiving peer and sender: chunks, bytes, and the rate over the span it was used. */
-function linkUse(swarm: Swarm, uploadBitsPerSecond: number): LinkUse[] {
+function linkUse(swarm: Swarm, uploadBitsPerSecond: number, t0: number): LinkUse[] {
   const names = new Map<string, string>();
   names.set(swarm.address('owner'), 'owner');
   for (const id of swarm.peers.keys()) names.set(swarm.address(id), id);
@@ -241,6 +275,8 @@ function linkUse(swarm: Swarm, uploadBitsPerSecond: number): LinkUse[] {
         from,
         chunks: e.chunks,
         bytes: e.bytes,
+        firstAtS: (e.first - t0) / 1000,
+        lastAtS: (e.last - t0) / 1000,
         activeSeconds,
         utilisation:
           activeSeconds > 0 ? (e.bytes * 8) / activeSeconds / uploadBitsPerSecond : Number.NaN,

@@ -1,0 +1,64 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IN_CI, MiB } from '@swarmdrop/testkit';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  createShapedLab,
+  DEFAULT_UPLOAD_BITS_PER_SECOND,
+  Resources,
+  ringJob,
+} from '../src/net-jobs.js';
+import { namespacesNamed, shapedLabUnavailableReason } from '../src/netns.js';
+import { makeRandomFile } from '../src/scenario.js';
+import { sha256File } from '../src/swarm.js';
+
+// In CI (root) this must run: a lab that cannot be built there fails the test.
+const unavailable = shapedLabUnavailableReason();
+const skip = unavailable !== undefined && !IN_CI;
+
+// The jobs of `pnpm bench:net`, run small: completion and identical files
+// only. How long they take is the benchmark's business, never a test's.
+describe(`bench:net's jobs on shaped hosts (namespaces, tc tbf uploads)${skip ? ` — skipped: ${unavailable}` : ''}`, () => {
+  const resources = new Resources();
+  const labIds: string[] = [];
+  let work: string | undefined;
+
+  afterAll(async () => {
+    expect(await resources.closeAll()).toEqual([]);
+    if (work) await rm(work, { recursive: true, force: true });
+    for (const id of labIds)
+      expect(await namespacesNamed(id), 'namespaces left behind').toEqual([]);
+  });
+
+  it.skipIf(skip)(
+    "the seed's ring of five, owner and each peer on its own host with a 40 Mbit/s upload: every peer's merged file is byte-identical to the source",
+    async () => {
+      work = await mkdtemp(join(tmpdir(), 'swarmdrop-shaped-'));
+      const file = join(work, 'sample.bin');
+      await makeRandomFile(file, 2 * MiB + 777);
+      const sha256 = await sha256File(file);
+      const lab = await createShapedLab(5, DEFAULT_UPLOAD_BITS_PER_SECOND, resources);
+      labIds.push(lab.id);
+      const workDir = join(work, 'ring');
+      await mkdir(workDir);
+      const result = await ringJob({
+        lab,
+        peers: 5,
+        file,
+        sha256,
+        workDir,
+        uploadBitsPerSecond: DEFAULT_UPLOAD_BITS_PER_SECOND,
+        timeoutMs: 120_000,
+        resources,
+      });
+      expect(result.identical).toEqual([true, true, true, true, true]);
+      // Every peer took chunks from its ring neighbour over the shaped LAN, not only from the owner.
+      const fromNeighbour = new Set(
+        (result.links ?? []).filter((l) => l.from !== 'owner' && l.chunks > 0).map((l) => l.to),
+      );
+      expect([...fromNeighbour].sort()).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
+    },
+    300_000,
+  );
+});
