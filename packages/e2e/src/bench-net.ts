@@ -31,8 +31,11 @@ Options:
   --size-mb N        file size in MB, 10^6 bytes (default 25)
   --rate-mbit N      every host's upload, Mbit/s (default 40)
   --jobs LIST        jobs to run, comma-separated (default ring,swarm,aria2c)
+  --start MODE       how ring peers start: one-by-one (the seed's way, each
+                     once the previous is up; default) or together
   --pipeline N       swarmdrop peers' --pipeline (default: the peer's own)
   --max-minutes N    bound on the whole run; past it everything is stopped (default 30)
+  --keep             keep every process's log (the work directory is printed)
   --links            print each ring peer's intake per sender (chunks, Mbit/s)
   --out DIR          where the JSON goes (default bench-results/)
   -h, --help         show this help
@@ -67,8 +70,10 @@ async function main(): Promise<void> {
       'rate-mbit': { type: 'string', default: String(DEFAULT_UPLOAD_BITS_PER_SECOND / 1e6) },
       jobs: { type: 'string', default: NET_JOBS.map((j) => j.name).join(',') },
       pipeline: { type: 'string' },
+      start: { type: 'string', default: 'one-by-one' },
       'max-minutes': { type: 'string', default: '30' },
       links: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
       out: { type: 'string', default: 'bench-results' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -88,6 +93,9 @@ async function main(): Promise<void> {
   for (const name of wanted)
     if (!NET_JOBS.some((j) => j.name === name))
       fail(`--jobs: unknown job "${name}" (jobs: ${NET_JOBS.map((j) => j.name).join(', ')})`);
+  if (values.start !== 'one-by-one' && values.start !== 'together')
+    fail(`--start must be one-by-one or together, got "${values.start}"`);
+  const startTogether = values.start === 'together';
   const jobs = NET_JOBS.filter((j) => wanted.includes(j.name));
   const extraPeerArgs =
     values.pipeline !== undefined
@@ -100,7 +108,8 @@ async function main(): Promise<void> {
   const cleanup = () => {
     cleaning ??= resources.closeAll().then(async (failures) => {
       for (const f of failures) process.stderr.write(`bench:net: cleanup: ${f}\n`);
-      await rm(work, { recursive: true, force: true });
+      if (values.keep) process.stderr.write(`bench:net: logs kept in ${work}\n`);
+      else await rm(work, { recursive: true, force: true });
     });
     return cleaning;
   };
@@ -122,7 +131,7 @@ async function main(): Promise<void> {
     await makeRandomFile(file, size);
     const sha256 = await sha256File(file);
     console.log(
-      `swarmdrop bench:net: ${fmt(size / 1e6, 1)} MB, 100 KiB chunks, every host's upload ${fmt(rate / 1e6, 0)} Mbit/s (tc tbf), peers ${peerCounts.join(',')}, jobs ${jobs.map((j) => j.name).join(',')}; ${cpus().length} cores`,
+      `swarmdrop bench:net: ${fmt(size / 1e6, 1)} MB, 100 KiB chunks, every host's upload ${fmt(rate / 1e6, 0)} Mbit/s (tc tbf), peers ${peerCounts.join(',')} (ring peers started ${values.start}), jobs ${jobs.map((j) => j.name).join(',')}; ${cpus().length} cores`,
     );
     for (const n of peerCounts) {
       const dMin = dMinSeconds(size, n, rate);
@@ -147,11 +156,12 @@ async function main(): Promise<void> {
             timeoutMs: Math.max(120_000, 30 * dMin * 1000),
             resources,
             extraPeerArgs,
+            startTogether,
           });
           results.push(result);
           const ok = result.identical.every(Boolean);
           console.log(
-            `  ${job.name.padEnd(7)} ${fmt(result.seconds).padStart(7)} s = ${fmt(result.seconds / dMin)}x D_min  files ${ok ? 'identical' : `DIFFER (${result.identical.filter((x) => !x).length})`}  CPU: machine ${pct(result.machineBusy)} busy, ours ${pct(result.ownCpuShare)}${result.notes.length ? `  (${result.notes.join('; ')})` : ''}`,
+            `  ${job.name.padEnd(7)} ${fmt(result.seconds).padStart(7)} s = ${fmt(result.seconds / dMin)}x D_min  files ${ok ? 'identical' : `DIFFER (${result.identical.filter((x) => !x).length})`}  CPU: machine ${pct(result.machineBusy)} busy, ours ${pct(result.ownCpuShare)}, waiting for a core ${pct(result.cpuWaitShare)} of the time they wanted one${result.notes.length ? `  (${result.notes.join('; ')})` : ''}`,
           );
           if (result.lastStartS !== undefined) {
             const dRing = dRingSeconds(size, n, rate, result.lastStartS);
@@ -165,7 +175,7 @@ async function main(): Promise<void> {
         } finally {
           await lab.close();
         }
-        await rm(workDir, { recursive: true, force: true });
+        if (!values.keep) await rm(workDir, { recursive: true, force: true });
       }
     }
     printTable(results, size, rate);

@@ -5,6 +5,7 @@ import { parseTextLine, withAnnounce } from '@swarmdrop/protocol';
 import { NetnsLab } from './netns.js';
 import { busyFraction, ProcSampler, type ProcStats, readMachineCpu } from './proc-stats.js';
 import { binPath, ManagedProcess } from './processes.js';
+import { CHUNK_SIZE } from './scenario.js';
 import { type Launcher, Swarm, sha256File } from './swarm.js';
 import { ringTopology } from './topology.js';
 
@@ -102,6 +103,12 @@ export interface JobResult {
   readonly machineBusy: number;
   /** Our processes' CPU seconds per wall second, over the cores there are (0..1). */
   readonly ownCpuShare: number;
+  /**
+   * Of the time our processes wanted a core, the fraction they waited for
+   * one: wait / (CPU + wait). Near 0, the network sets the pace; large, the
+   * machine's CPU does.
+   */
+  readonly cpuWaitShare: number;
   readonly notes: string[];
   /** Ring only: each peer's intake per sender. */
   readonly links?: LinkUse[];
@@ -112,21 +119,28 @@ export interface JobResult {
 }
 
 /**
- * The ring's own lower bound. Peer N, started last at t_N, gets only its
- * batch (about F/N) from the owner and everything else through its one
- * download link at rate u: it cannot finish before t_N + (F − F/N)/u. So
- * D_ring = max(D_min, t_N + (N−1)·F/(N·u)).
+ * The ring's own lower bound, above D_min. Two things hold it up:
+ * - peer N, started last at t_N, gets only its batch (about F/N) from the
+ *   owner and everything else through its one download link at rate u: it
+ *   cannot finish before t_N + (N−1)·F/(N·u);
+ * - the owner's last chunk leaves it no earlier than F/u_owner, to one peer,
+ *   and reaches the peer N−1 hops down the ring only after N−1 more
+ *   store-and-forward transmissions of c bytes: F/u_owner + (N−1)·c/u.
+ * D_ring = max(D_min, both). With the seed's one-at-a-time start, t_N is
+ * (N−1) start-ups: the ring's time grows with N even on a perfect network.
  */
 export function dRingSeconds(
   fileBytes: number,
   peers: number,
   uploadBitsPerSecond: number,
   lastStartS: number,
+  chunkBytes = CHUNK_SIZE,
 ): number {
   const u = uploadBitsPerSecond / 8;
   return Math.max(
     dMinSeconds(fileBytes, peers, uploadBitsPerSecond),
     lastStartS + ((peers - 1) * fileBytes) / (peers * u),
+    fileBytes / u + ((peers - 1) * Math.min(chunkBytes, fileBytes)) / u,
   );
 }
 
@@ -142,6 +156,8 @@ export interface JobOptions {
   /** Bounds the wait for every peer to complete. */
   readonly timeoutMs: number;
   readonly resources: Resources;
+  /** Start every peer at once (default: the seed's one at a time). */
+  readonly startTogether?: boolean;
   /** Extra arguments for every swarmdrop peer (e.g. `--pipeline`). */
   readonly extraPeerArgs?: readonly string[];
 }
@@ -160,13 +176,17 @@ class Sampling {
       this.samplers.set(proc.name, { proc, sampler: new ProcSampler(proc.pid, 200) });
   }
 
-  async finish(): Promise<Pick<JobResult, 'processes' | 'machineBusy' | 'ownCpuShare'>> {
+  async finish(): Promise<
+    Pick<JobResult, 'processes' | 'machineBusy' | 'ownCpuShare' | 'cpuWaitShare'>
+  > {
     const processes: Record<string, ProcStats> = {};
     for (const [name, { proc, sampler }] of this.samplers)
       processes[name] = await sampler.stop(proc.pid!);
     const wall = (Date.now() - this.startedAt) / 1000;
     const cpu = Object.values(processes).reduce((a, p) => a + p.cpuSeconds, 0);
+    const wait = Object.values(processes).reduce((a, p) => a + p.runQueueWaitSeconds, 0);
     return {
+      cpuWaitShare: cpu + wait > 0 ? wait / (cpu + wait) : 0,
       processes,
       machineBusy: busyFraction(await this.machineAtStart, await readMachineCpu()),
       ownCpuShare: wall > 0 ? cpu / wall / cpus().length : 0,
@@ -203,6 +223,7 @@ export async function ringJob(options: JobOptions): Promise<JobResult> {
       // The peer's own default: a fallback to the owner shows in the notes.
       extraPeerArgs: options.extraPeerArgs ?? [],
       onSpawn: (proc) => sampling.add(proc),
+      startTogether: options.startTogether ?? false,
       stepTimeoutMs: 60_000,
     });
     await swarm.waitAllComplete(options.sha256, options.timeoutMs);

@@ -8,20 +8,33 @@ export interface ProcStats {
   cpuSeconds: number;
   /** Peak resident set size (VmHWM), bytes. */
   peakRssBytes: number;
+  /**
+   * Seconds the process was ready to run but waited for a core
+   * (/proc/<pid>/schedstat; 0 where the kernel does not keep it): how much
+   * a busy machine held it back.
+   */
+  runQueueWaitSeconds: number;
 }
 
 /** Reads CPU time and peak RSS of `pid` from /proc; undefined once it has gone. */
 export async function readProcStats(pid: number): Promise<ProcStats | undefined> {
   try {
-    const [stat, status] = await Promise.all([
+    const [stat, status, schedstat] = await Promise.all([
       readFile(`/proc/${pid}/stat`, 'utf8'),
       readFile(`/proc/${pid}/status`, 'utf8'),
+      readFile(`/proc/${pid}/schedstat`, 'utf8').catch(() => ''),
     ]);
     // Fields after the ")" that closes the command name: utime is field 14, stime 15 (1-based).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
     const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-    return { cpuSeconds: ticks / TICKS_PER_SECOND, peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0 };
+    // schedstat: <ns on a core> <ns waiting on a run queue> <timeslices>
+    const waitNs = Number(schedstat.split(' ')[1]);
+    return {
+      cpuSeconds: ticks / TICKS_PER_SECOND,
+      peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0,
+      runQueueWaitSeconds: Number.isFinite(waitNs) ? waitNs / 1e9 : 0,
+    };
   } catch {
     return undefined;
   }
@@ -33,7 +46,7 @@ export async function readProcStats(pid: number): Promise<ProcStats | undefined>
  * within one interval.
  */
 export class ProcSampler {
-  last: ProcStats = { cpuSeconds: 0, peakRssBytes: 0 };
+  last: ProcStats = { cpuSeconds: 0, peakRssBytes: 0, runQueueWaitSeconds: 0 };
   private readonly timer: NodeJS.Timeout;
 
   constructor(pid: number, intervalMs = 50) {

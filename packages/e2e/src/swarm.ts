@@ -56,6 +56,11 @@ export interface SwarmOptions {
   readonly stepTimeoutMs?: number;
   /** Every line of every process, as it arrives (the demo prints them). */
   readonly onLine?: (name: string, line: string) => void;
+  /**
+   * Start every peer at once instead of the seed's one at a time (each once
+   * the previous is up); `afterStart` then runs once all are up.
+   */
+  readonly startTogether?: boolean;
   /** Every process as it is spawned (a benchmark samples its CPU, or stops it on Ctrl-C). */
   readonly onSpawn?: (proc: ManagedProcess) => void;
   /** Called after each peer has started, before the next (fault injection). */
@@ -115,9 +120,14 @@ export class Swarm {
     const swarm = new Swarm(options, ports[0]!, peers);
     try {
       await swarm.startOwner();
-      for (const id of options.topology.start) {
-        await swarm.startPeer(id);
-        await options.afterStart?.(swarm, id);
+      if (options.startTogether) {
+        await Promise.all(options.topology.start.map((id) => swarm.startPeer(id)));
+        for (const id of options.topology.start) await options.afterStart?.(swarm, id);
+      } else {
+        for (const id of options.topology.start) {
+          await swarm.startPeer(id);
+          await options.afterStart?.(swarm, id);
+        }
       }
     } catch (err) {
       await swarm.stopAll();
