@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /** Clock ticks per second for /proc/<pid>/stat times (USER_HZ; 100 on Linux). */
 const TICKS_PER_SECOND = 100;
@@ -10,30 +10,46 @@ export interface ProcStats {
   peakRssBytes: number;
   /**
    * Seconds the process was ready to run but waited for a core
-   * (/proc/<pid>/schedstat; 0 where the kernel does not keep it): how much
+   * (summed over its threads; 0 where the kernel keeps no schedstat): how much
    * a busy machine held it back.
    */
   runQueueWaitSeconds: number;
 }
 
+/**
+ * Nanoseconds all of `pid`'s threads (Node's main thread, libuv's pool, V8's
+ * helpers) spent ready to run but waiting for a core: the second field of
+ * each /proc/<pid>/task/<tid>/schedstat. Threads that have ended are not
+ * counted; 0 where the kernel keeps no schedstat.
+ */
+async function runQueueWaitNs(pid: number): Promise<number> {
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const waits = await Promise.all(
+    tids.map((tid) =>
+      readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8')
+        .then((text) => Number(text.split(' ')[1]))
+        .catch(() => 0),
+    ),
+  );
+  return waits.reduce((a, w) => a + (Number.isFinite(w) ? w : 0), 0);
+}
+
 /** Reads CPU time and peak RSS of `pid` from /proc; undefined once it has gone. */
 export async function readProcStats(pid: number): Promise<ProcStats | undefined> {
   try {
-    const [stat, status, schedstat] = await Promise.all([
+    const [stat, status, waitNs] = await Promise.all([
       readFile(`/proc/${pid}/stat`, 'utf8'),
       readFile(`/proc/${pid}/status`, 'utf8'),
-      readFile(`/proc/${pid}/schedstat`, 'utf8').catch(() => ''),
+      runQueueWaitNs(pid),
     ]);
     // Fields after the ")" that closes the command name: utime is field 14, stime 15 (1-based).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
     const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-    // schedstat: <ns on a core> <ns waiting on a run queue> <timeslices>
-    const waitNs = Number(schedstat.split(' ')[1]);
     return {
       cpuSeconds: ticks / TICKS_PER_SECOND,
       peakRssBytes: hwm ? Number(hwm[1]) * 1024 : 0,
-      runQueueWaitSeconds: Number.isFinite(waitNs) ? waitNs / 1e9 : 0,
+      runQueueWaitSeconds: waitNs / 1e9,
     };
   } catch {
     return undefined;
