@@ -37,6 +37,7 @@ Options:
   --max-minutes N    bound on the whole run; past it everything is stopped (default 30)
   --keep             keep every process's log (the work directory is printed)
   --links            print each ring peer's intake per sender (chunks, Mbit/s)
+                     and how long a chunk takes per hop (have, request, chunk)
   --out DIR          where the JSON goes (default bench-results/)
   -h, --help         show this help
 `;
@@ -113,12 +114,18 @@ async function main(): Promise<void> {
     });
     return cleaning;
   };
+  let stopping = false;
   const stopOn = (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
     process.stderr.write(`bench:net: ${why}; stopping everything\n`);
     void cleanup().finally(() => process.exit(code));
   };
-  process.once('SIGINT', () => stopOn('interrupted', 130));
-  process.once('SIGTERM', () => stopOn('terminated', 143));
+  // `on`, not `once`: execa's exit hook (signal-exit) re-raises a signal
+  // that no other listener is left to handle, which would kill this process
+  // mid-cleanup and leave the namespaces behind. A second Ctrl-C waits too.
+  process.on('SIGINT', () => stopOn('interrupted', 130));
+  process.on('SIGTERM', () => stopOn('terminated', 143));
   const bound = setTimeout(
     () => stopOn(`time bound of ${values['max-minutes']} min reached`, 1),
     maxMs,
@@ -207,6 +214,15 @@ function printLinks(result: JobResult, n: number): void {
   console.log(
     `    ring links (N=${n}): median ${pct(median(ring.map((l) => l.utilisation)))} of the shaped rate while in use; owner links: ${owner.length} peers, ${owner.reduce((a, l) => a + l.chunks, 0)} chunks`,
   );
+  const h = result.hops;
+  if (h) {
+    const q = (x: { p10: number; median: number; p90: number; max: number }) =>
+      `median ${fmt(x.median, 0)}, p10 ${fmt(x.p10, 0)}, p90 ${fmt(x.p90, 0)}, max ${fmt(x.max, 0)} ms`;
+    console.log(`    one hop, peer to peer (${h.chunks} chunks): ${q(h.hopMs)}`);
+    console.log(`      stored there -> have here:   ${q(h.haveMs)}`);
+    console.log(`      have -> request sent:        ${q(h.requestWaitMs)}`);
+    console.log(`      request -> chunk stored:     ${q(h.requestToChunkMs)}`);
+  }
   for (const l of links)
     console.log(
       `    ${l.from.padStart(5)} -> ${l.to.padEnd(4)} ${String(l.chunks).padStart(4)} chunks in ${fmt(l.activeSeconds)} s (${fmt(l.firstAtS)}..${fmt(l.lastAtS)}) = ${fmt((l.bytes * 8) / l.activeSeconds / 1e6, 1)} Mbit/s (${pct(l.utilisation)})`,

@@ -59,8 +59,8 @@ export async function createShapedLab(
   resources: Resources,
 ): Promise<NetnsLab> {
   const names = [OWNER_HOST, ...Array.from({ length: peers }, (_, i) => peerHost(i + 1))];
-  const lab = await NetnsLab.create(names);
-  resources.addLab(lab);
+  // Registered before it is built, so that Ctrl-C mid-build removes it too.
+  const lab = await NetnsLab.create(names, { onCreated: (l) => resources.addLab(l) });
   for (const name of names) await lab.shapeUpload(name, uploadBitsPerSecond);
   return lab;
 }
@@ -73,6 +73,30 @@ export async function createShapedLab(
 export function dMinSeconds(fileBytes: number, peers: number, uploadBitsPerSecond: number): number {
   const u = uploadBitsPerSecond / 8;
   return Math.max(fileBytes / u, (peers * fileBytes) / ((peers + 1) * u));
+}
+
+export interface Quantiles {
+  readonly p10: number;
+  readonly median: number;
+  readonly p90: number;
+  readonly max: number;
+}
+
+/**
+ * For every chunk a peer got from another peer, from the peers' own log
+ * timestamps: stored by the sender → `have-received` at the receiver
+ * (`haveMs`: the have's trip, behind whatever the sender's socket and tbf
+ * queue hold), → `request-sent` (`requestWaitMs`: the receiver's pipeline
+ * was full), → `chunk-received` (`requestToChunkMs`: the request's trip,
+ * the chunk's wait in the sender's queue, its transmission, the SHA-1
+ * check). `hopMs` is the whole: stored there → stored here.
+ */
+export interface HopLatency {
+  readonly chunks: number;
+  readonly haveMs: Quantiles;
+  readonly requestWaitMs: Quantiles;
+  readonly requestToChunkMs: Quantiles;
+  readonly hopMs: Quantiles;
 }
 
 /** One direction of traffic as the receiving peer logged it. */
@@ -112,6 +136,8 @@ export interface JobResult {
   readonly notes: string[];
   /** Ring only: each peer's intake per sender. */
   readonly links?: LinkUse[];
+  /** Ring only: how long a chunk takes from one peer to the next, and where the time goes. */
+  readonly hops?: HopLatency;
   /** Ring only: when the last peer was started, seconds after the first (the seed starts them one at a time). */
   readonly lastStartS?: number;
   /** Ring only: the owner's first and last chunk-sent, seconds after the first peer's start. */
@@ -244,6 +270,7 @@ export async function ringJob(options: JobOptions): Promise<JobResult> {
           .filter((e) => e.event === 'chunk-received' && e.fields.via === 'fallback').length,
       0,
     );
+    const hops = hopLatency(swarm);
     const owner = swarm.processes.get('owner')!;
     const sent = (l: string) => parseTextLine(l)?.event === 'chunk-sent';
     const ownerFirst = owner.timeOf(sent);
@@ -256,6 +283,7 @@ export async function ringJob(options: JobOptions): Promise<JobResult> {
       ...stats,
       notes: fallback > 0 ? [`${fallback} chunks came by fallback to the owner`] : [],
       links,
+      ...(hops ? { hops } : {}),
       lastStartS: (Math.max(...procs.map((p) => p.startedAt)) - first) / 1000,
       ...(ownerFirst !== undefined && ownerLast !== undefined
         ? { ownerSendS: [(ownerFirst - first) / 1000, (ownerLast - first) / 1000] as const }
@@ -305,6 +333,78 @@ function linkUse(swarm: Swarm, uploadBitsPerSecond: number, t0: number): LinkUse
     }
   }
   return out;
+}
+
+/** Milliseconds since midnight from a log line's `HH:MM:SS.mmm` (every process here shares one clock). */
+function lineMs(line: string): number | undefined {
+  const m = /^(\d\d):(\d\d):(\d\d)\.(\d{3}) /.exec(line);
+  return m
+    ? ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4])
+    : undefined;
+}
+
+function quantiles(values: number[]): Quantiles {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
+  return { p10: at(0.1), median: at(0.5), p90: at(0.9), max: s[s.length - 1] ?? Number.NaN };
+}
+
+function hopLatency(swarm: Swarm): HopLatency | undefined {
+  const nameOf = new Map<string, string>();
+  for (const id of swarm.peers.keys()) nameOf.set(swarm.address(id), id);
+  type Times = {
+    stored: Map<number, { at: number; from?: string }>;
+    have: Map<string, number>;
+    request: Map<string, number>;
+  };
+  const times = new Map<string, Times>();
+  for (const id of swarm.peers.keys()) {
+    const t: Times = { stored: new Map(), have: new Map(), request: new Map() };
+    for (const line of swarm.processes.get(id)!.lines) {
+      const e = parseTextLine(line);
+      const at = lineMs(line);
+      if (!e || at === undefined) continue;
+      const chunk = Number(e.fields.chunk);
+      if (e.event === 'chunk-received') {
+        const from = nameOf.get(e.fields.from ?? '');
+        t.stored.set(chunk, from ? { at, from } : { at });
+      } else if (e.event === 'have-received') {
+        const key = `${nameOf.get(e.fields.from ?? '')}/${chunk}`;
+        if (!t.have.has(key)) t.have.set(key, at);
+      } else if (e.event === 'request-sent') {
+        const key = `${nameOf.get(e.fields.to ?? '')}/${chunk}`;
+        if (!t.request.has(key)) t.request.set(key, at);
+      }
+    }
+    times.set(id, t);
+  }
+  const have: number[] = [];
+  const wait: number[] = [];
+  const fetch: number[] = [];
+  const hop: number[] = [];
+  for (const t of times.values()) {
+    for (const [chunk, got] of t.stored) {
+      if (!got.from) continue;
+      const there = times.get(got.from)?.stored.get(chunk)?.at;
+      const key = `${got.from}/${chunk}`;
+      const h = t.have.get(key);
+      const r = t.request.get(key);
+      // Chunks in the sender's first bitfield have no `have`: only hops seen whole count.
+      if (there === undefined || h === undefined || r === undefined) continue;
+      have.push(h - there);
+      wait.push(r - h);
+      fetch.push(got.at - r);
+      hop.push(got.at - there);
+    }
+  }
+  if (hop.length === 0) return undefined;
+  return {
+    chunks: hop.length,
+    haveMs: quantiles(have),
+    requestWaitMs: quantiles(wait),
+    requestToChunkMs: quantiles(fetch),
+    hopMs: quantiles(hop),
+  };
 }
 
 /** A tracker for the aria2c job, run on the owner's host: it knows only the processes announcing to it. */

@@ -74,6 +74,8 @@ export class NetnsLab {
   readonly hosts = new Map<string, LabHost>();
   private readonly namespaces: string[] = [];
   private closed = false;
+  /** The build under way (create); close() lets it stop before removing what it made. */
+  private building: Promise<void> | undefined;
 
   private constructor(id: string) {
     this.id = id;
@@ -83,23 +85,37 @@ export class NetnsLab {
     return `${this.id}-sw`;
   }
 
-  /** Builds the lab; on any failure removes what it made and rethrows. */
-  static async create(hostNames: readonly string[]): Promise<NetnsLab> {
+  /**
+   * Builds the lab; on any failure removes what it made and rethrows.
+   * `onCreated` receives the lab before its first namespace exists, so that
+   * whoever must clean up on Ctrl-C can `close()` it even mid-build: close
+   * then stops the build and removes what it had made.
+   */
+  static async create(
+    hostNames: readonly string[],
+    hooks: { onCreated?: (lab: NetnsLab) => void } = {},
+  ): Promise<NetnsLab> {
     if (hostNames.length > 200) throw new Error('a lab has at most 200 hosts');
     const lab = new NetnsLab(`sd${randomBytes(4).toString('hex')}`);
+    hooks.onCreated?.(lab);
+    lab.building = lab.build(hostNames);
     try {
-      await lab.addNamespace(lab.switchNs);
-      await ip('-n', lab.switchNs, 'link', 'add', 'br0', 'type', 'bridge', 'forward_delay', '0');
-      // Snooping would hold back the multicast that IPv6 neighbour discovery needs
-      // until a querier speaks; a test LAN has none.
-      await ip('-n', lab.switchNs, 'link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0');
-      await ip('-n', lab.switchNs, 'link', 'set', 'br0', 'up');
-      for (const [i, name] of hostNames.entries()) await lab.addHost(name, i + 1);
+      await lab.building;
     } catch (err) {
       await lab.close();
       throw err;
     }
     return lab;
+  }
+
+  private async build(hostNames: readonly string[]): Promise<void> {
+    await this.addNamespace(this.switchNs);
+    await ip('-n', this.switchNs, 'link', 'add', 'br0', 'type', 'bridge', 'forward_delay', '0');
+    // Snooping would hold back the multicast that IPv6 neighbour discovery needs
+    // until a querier speaks; a test LAN has none.
+    await ip('-n', this.switchNs, 'link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0');
+    await ip('-n', this.switchNs, 'link', 'set', 'br0', 'up');
+    for (const [i, name] of hostNames.entries()) await this.addHost(name, i + 1);
   }
 
   host(name: string): LabHost {
@@ -114,6 +130,7 @@ export class NetnsLab {
   }
 
   private async addNamespace(ns: string): Promise<void> {
+    if (this.closed) throw new Error(`lab ${this.id} closed while it was being built`);
     await ip('netns', 'add', ns);
     this.namespaces.push(ns);
     await ip('-n', ns, 'link', 'set', 'lo', 'up');
@@ -191,6 +208,8 @@ export class NetnsLab {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // After this, the build adds no namespace: the list below is complete.
+    await this.building?.catch(() => undefined);
     const failures: string[] = [];
     for (const ns of this.namespaces.reverse()) {
       const result = await execa('ip', ['netns', 'del', ns], { reject: false });
