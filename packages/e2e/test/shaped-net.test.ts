@@ -1,8 +1,7 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IN_CI, MiB } from '@swarmdrop/testkit';
-import { afterAll, describe, expect, it } from 'vitest';
+import { Cleanup, IN_CI, MiB } from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   createShapedLab,
   DEFAULT_UPLOAD_BITS_PER_SECOND,
@@ -20,21 +19,21 @@ const skip = unavailable !== undefined && !IN_CI;
 // The jobs of `pnpm bench:net`, run small: completion and identical files
 // only. How long they take is the benchmark's business, never a test's.
 describe(`bench:net's jobs on shaped hosts (namespaces, tc tbf uploads)${skip ? ` — skipped: ${unavailable}` : ''}`, () => {
-  const resources = new Resources();
-  const labIds: string[] = [];
-  let work: string | undefined;
-
-  afterAll(async () => {
-    expect(await resources.closeAll()).toEqual([]);
-    if (work) await rm(work, { recursive: true, force: true });
-    for (const id of labIds)
-      expect(await namespacesNamed(id), 'namespaces left behind').toEqual([]);
-  });
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
 
   it.skipIf(skip)(
     "the seed's ring of five, owner and each peer on its own host with a 40 Mbit/s upload: every peer's merged file is byte-identical to the source",
     async () => {
-      work = await mkdtemp(join(tmpdir(), 'swarmdrop-shaped-'));
+      const work = await cleanup.tempDir('swarmdrop-shaped-');
+      const resources = new Resources();
+      const labIds: string[] = [];
+      // Runs before the temp dir goes (reverse order): processes by PID, then the namespaces.
+      cleanup.add(async () => {
+        expect(await resources.closeAll()).toEqual([]);
+        for (const id of labIds)
+          expect(await namespacesNamed(id), 'namespaces left behind').toEqual([]);
+      });
       const file = join(work, 'sample.bin');
       await makeRandomFile(file, 2 * MiB + 777);
       const sha256 = await sha256File(file);
