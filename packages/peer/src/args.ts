@@ -23,14 +23,19 @@ import {
   DEFAULT_OWNER_TIMEOUT_MS,
   type PeerOptions,
 } from './peer.js';
+import { DEFAULT_MAX_PEERS } from './swarm/swarm-session.js';
 
 export const PROGRAM = 'swarmdrop-peer';
 
-export const USAGE = `Usage: ${PROGRAM} <owner> <port> <download-neighbour> [options]
+export const USAGE = `Usage: ${PROGRAM} <owner> <port> [<download-neighbour>] [options]
 
-Joins the swarm served by the file owner at <owner>, listens for upload
-neighbours on <port>, and downloads from the peer at <download-neighbour>.
-Each of the three may be PORT (on 127.0.0.1; <port> listens on every
+Joins the swarm served by the file owner at <owner> and listens on <port>.
+Ring mode (with <download-neighbour>): downloads from the peer at
+<download-neighbour>, serves its upload neighbours, and falls back to the
+owner. Swarm mode (without it, or with --swarm): takes peers from the
+owner's tracker and trades with all of them (rarest-first, endgame,
+choking with an optimistic slot).
+Each address may be PORT (on 127.0.0.1; <port> listens on every
 interface) or HOST:PORT. <owner> may also be the owner's .torrent URL,
 http://HOST:PORT/NAME.torrent, or its link, swarmdrop://HOST:PORT/INFOHASH,
 which pins the content: any other metainfo is refused. <download-neighbour>
@@ -38,6 +43,10 @@ may be a comma-separated list to download from several neighbours at once
 (the first is the main one).
 
 Options:
+  --swarm                     swarm mode even with <download-neighbour>
+                              (the neighbours are dialled as swarm peers)
+  --max-peers N               swarm mode: connections held at once, dialled
+                              and accepted (default: ${DEFAULT_MAX_PEERS})
   --dir DIR                   working directory: chunks/, summary.txt,
                               <name>.torrent (default: .swarmdrop/peer-<port>)
   --out PATH                  where the merged file goes (default: DIR/<name>)
@@ -127,6 +136,8 @@ export function parsePeerArgs(
           dir: { type: 'string' },
           out: { type: 'string' },
           'exit-when-done': { type: 'boolean' },
+          swarm: { type: 'boolean' },
+          'max-peers': { type: 'string' },
           'fallback-after-ms': { type: 'string' },
           'owner-timeout-ms': { type: 'string' },
           'linger-ms': { type: 'string' },
@@ -148,8 +159,8 @@ export function parsePeerArgs(
   const { values, positionals } = parsed;
   if (values.help) return 'help';
   if (values.version) return 'version';
-  if (positionals.length < 3)
-    throw new OptionError('arguments', 'expected <owner> <port> <download-neighbour>');
+  if (positionals.length < 2)
+    throw new OptionError('arguments', 'expected <owner> <port> [<download-neighbour>]');
   if (positionals.length > 3)
     throw new OptionError('arguments', `unexpected extra argument "${positionals[3]}"`);
   const link = looksLikeLink(positionals[0]!) ? parseLink(positionals[0]!, '<owner>') : undefined;
@@ -163,9 +174,9 @@ export function parsePeerArgs(
   }
   const listen = parseEndpoint(positionals[1]!, '<port>', true);
   // A comma-separated list adds download neighbours (a chord); the first is the seed's one.
-  const [neighbour, ...moreNeighbours] = positionals[2]!
-    .split(',')
-    .map((part) => parseEndpoint(part, '<download-neighbour>')) as [Endpoint, ...Endpoint[]];
+  const [neighbour, ...moreNeighbours] = (positionals[2]?.split(',') ?? []).map((part) =>
+    parseEndpoint(part, '<download-neighbour>'),
+  ) as [Endpoint | undefined, ...Endpoint[]];
   const ms = (name: string, fallback: number) => {
     const text = values[name as keyof typeof values] as string | undefined;
     return text === undefined ? fallback : parseIntegerOption(text, `--${name}`, 0, 86_400_000);
@@ -179,6 +190,11 @@ export function parsePeerArgs(
     dir: resolve(values.dir ?? `.swarmdrop/peer-${listen.port}`),
     out: values.out === undefined ? undefined : resolve(values.out),
     exitWhenDone: values['exit-when-done'] ?? false,
+    swarm: (values.swarm ?? false) || neighbour === undefined,
+    maxPeers:
+      values['max-peers'] === undefined
+        ? DEFAULT_MAX_PEERS
+        : parseIntegerOption(values['max-peers'], '--max-peers', 1, 1_000),
     fallbackAfterMs: ms('fallback-after-ms', DEFAULT_FALLBACK_AFTER_MS),
     ownerTimeoutMs: ms('owner-timeout-ms', DEFAULT_OWNER_TIMEOUT_MS),
     lingerMs: ms('linger-ms', DEFAULT_LINGER_MS),

@@ -94,6 +94,8 @@ export interface AnnounceResult {
   readonly peers: number;
   /** The hosts of the peers in the answer (IPv4 and IPv6), as the owner's tracker saw them announce. */
   readonly hosts: string[];
+  /** The peers the tracker listed (BEP 23 compact, and BEP 7 `peers6`): whom swarm mode dials. */
+  readonly peerList: readonly Endpoint[];
 }
 
 /** Announces to the owner's tracker; reads swarmdrop's `swarmdrop batch` key. */
@@ -105,6 +107,8 @@ export async function announce(
     port: number;
     left: number;
     event?: 'started' | 'completed' | 'stopped';
+    /** Peers wanted in the answer (swarm mode asks for --max-peers); the tracker's default without it. */
+    numwant?: number;
   },
   signal?: AbortSignal,
   token?: string,
@@ -124,10 +128,12 @@ export async function announce(
   const batch = Array.isArray(raw)
     ? raw.filter((n): n is number => Number.isInteger(n) && n >= 0)
     : undefined;
-  const hosts = [
+  const listed = [
     ...(decoded.peers instanceof Uint8Array ? decodeCompactPeers(decoded.peers) : []),
     ...(decoded.peers6 instanceof Uint8Array ? decodeCompactPeers6(decoded.peers6) : []),
-  ].map((p) => p.host);
+  ];
+  const hosts = listed.map((p) => p.host);
+  const peerList = listed.filter((p) => p.port > 0);
   const peers = decoded.peers instanceof Uint8Array ? decoded.peers.length / 6 : 0;
-  return { batch, peers, hosts };
+  return { batch, peers, hosts, peerList };
 }

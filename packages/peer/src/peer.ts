@@ -45,6 +45,8 @@ import { FallbackPolicy } from './fallback-policy.js';
 import { type AnnounceResult, announce, fetchMetainfo, HttpStatusError } from './owner-client.js';
 import { PiecePicker } from './piece-picker.js';
 import { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
+import { logSwarm } from './swarm/swarm-log.js';
+import { SwarmSession } from './swarm/swarm-session.js';
 
 export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
 export const DEFAULT_OWNER_TIMEOUT_MS = 60_000;
@@ -101,13 +103,18 @@ export interface PeerOptions {
   readonly metainfoPath?: string | undefined;
   /** Where to listen for upload neighbours; `host` undefined means every interface. */
   readonly listen: Endpoint;
-  readonly neighbour: Endpoint;
+  /** The download neighbour; without one the peer runs in swarm mode. */
+  readonly neighbour?: Endpoint | undefined;
   /** Further download neighbours (a chord in the topology); each gets its own download side. */
   readonly moreNeighbours?: readonly Endpoint[] | undefined;
   readonly dir: string;
   /** Where the merged file goes; default `<dir>/<name>`. */
   readonly out?: string | undefined;
   readonly exitWhenDone: boolean;
+  /** Swarm mode (also without a neighbour): trade with the tracker's peers; any neighbours are dialled as swarm peers. */
+  readonly swarm?: boolean | undefined;
+  /** Swarm mode: connections held at once (default DEFAULT_MAX_PEERS). */
+  readonly maxPeers?: number | undefined;
   /** Fetch from the owner what the download neighbour has not supplied for this long. */
   readonly fallbackAfterMs: number;
   /** Give up if the owner's metainfo cannot be fetched for this long. */
@@ -199,7 +206,9 @@ export class Peer {
   private reannouncer: Reannouncer | undefined;
   private resolveFinished!: (code: number) => void;
   private closing: Promise<void> | undefined;
-  private counts = { fromOwner: 0, fromNeighbour: 0, fromFallback: 0 };
+  private counts = { fromOwner: 0, fromNeighbour: 0, fromFallback: 0, fromSwarm: 0 };
+  /** Swarm mode's session, set at bootstrap when the peer runs in swarm mode. */
+  private swarm: SwarmSession | undefined;
 
   private constructor(
     options: PeerOptions,
@@ -263,6 +272,7 @@ export class Peer {
       this.abort.abort();
       this.tick?.cancel();
       this.reannouncer?.stop();
+      this.swarm?.close();
       for (const session of this.sessions) session.wire.close('peer stopping');
       await this.server.close();
       // A chunk being written when we stop is finished (file and summary line) before the store closes.
@@ -298,6 +308,7 @@ export class Peer {
       merged: this.mergedPath ?? null,
       batch: formatRanges(this.batch),
       received: this.counts,
+      ...(this.swarm ? { swarm: this.swarm.status() } : {}),
       connections: [...this.sessions].map((s) => ({
         peer: s.wire.label,
         role: s.role,
@@ -364,6 +375,11 @@ export class Peer {
       });
     }
     this.fallback.restart();
+    if (this.options.swarm || this.neighbours.length === 0) {
+      this.startSwarm(opened.store);
+      if (opened.store.isComplete()) void this.merge();
+      return;
+    }
     const wanted = this.batch.filter((i) => !opened.store.has(i));
     if (wanted.length > 0) void this.runOwnerLink(new Set(wanted), 'owner');
     for (const neighbour of this.neighbours) void this.neighbourLoop(neighbour);
@@ -461,7 +477,7 @@ export class Peer {
   /** The upload side: a peer connected to us. */
   private accept(socket: Socket, initial: Buffer): void {
     if (this.options.token === undefined) {
-      this.openSession(socket, initial, 'in', undefined);
+      this.serveIncoming(socket, initial);
       return;
     }
     // A private swarm: only hosts that announced with the token may trade. A
@@ -471,7 +487,7 @@ export class Peer {
       if (!this.isAdmitted(host)) await this.refreshAdmitted();
       if (socket.destroyed || this.abort.signal.aborted) return;
       if (this.isAdmitted(host)) {
-        this.openSession(socket, initial, 'in', undefined);
+        this.serveIncoming(socket, initial);
       } else {
         this.log.log('connection-refused', {
           from: formatEndpoint(host, socket.remotePort ?? 0),
@@ -529,6 +545,58 @@ export class Peer {
     );
     if (this.options.token !== undefined) this.admit(result.hosts);
     return result;
+  }
+
+  /** An admitted incoming connection: the swarm session's in swarm mode, else an upload neighbour. */
+  private serveIncoming(socket: Socket, initial: Buffer): void {
+    if (this.swarm) this.swarm.accept(socket, initial);
+    else this.openSession(socket, initial, 'in', undefined);
+  }
+
+  /** Swarm mode (swarm/swarm-session.ts): the session trades; the peer counts, merges and finishes. */
+  private startSwarm(store: ChunkStore): void {
+    const swarm = new SwarmSession(
+      {
+        store,
+        peerId: this.peerId,
+        clock: this.clock,
+        signal: this.abort.signal,
+        buffers: this.chunkBuffers!,
+        announce: async (numwant) => {
+          const result = await announce(
+            this.options.owner,
+            {
+              infoHash: store.metainfo.infoHash,
+              peerId: this.peerId,
+              port: this.port,
+              left: this.bytesLeft(),
+              numwant,
+            },
+            this.abort.signal,
+            this.options.token,
+          );
+          if (this.options.token !== undefined) this.admit(result.hosts);
+          return result;
+        },
+      },
+      {
+        owner: this.options.owner,
+        maxPeers: this.options.maxPeers,
+        pipelineBytes: (this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS) * BLOCK_SIZE,
+        extraPeers: this.neighbours,
+      },
+    );
+    this.swarm = swarm;
+    logSwarm(swarm, this.log);
+    swarm.on('pieceStored', (_index, _from, role) => {
+      if (role === 'owner') this.counts.fromOwner++;
+      else this.counts.fromSwarm++;
+      if (store.isComplete()) void this.merge();
+    });
+    swarm.on('chunkCorrupt', () => this.chunkLost());
+    swarm.on('remoteProgress', () => this.maybeFinish());
+    swarm.on('error', (err) => this.fatal(err));
+    swarm.start();
   }
 
   private openSession(
@@ -655,7 +723,8 @@ export class Peer {
 
   /** The download side: connect to the download neighbour, retrying with backoff, for as long as we lack chunks. */
   private get neighbours(): Endpoint[] {
-    return [this.options.neighbour, ...(this.options.moreNeighbours ?? [])];
+    const first = this.options.neighbour;
+    return [...(first ? [first] : []), ...(this.options.moreNeighbours ?? [])];
   }
 
   private async neighbourLoop(neighbour: Endpoint): Promise<void> {
@@ -823,6 +892,7 @@ export class Peer {
         owner: this.counts.fromOwner,
         neighbour: this.counts.fromNeighbour,
         fallback: this.counts.fromFallback,
+        ...(this.swarm ? { swarm: this.counts.fromSwarm } : {}),
       });
       void this.announceNow('completed').catch(() => {});
       this.maybeFinish();
@@ -847,9 +917,11 @@ export class Peer {
   private maybeFinish(): void {
     if (!this.options.exitWhenDone || !this.mergedPath || this.doneLogged) return;
     const uploads = [...this.sessions].filter((s) => s.role === 'in');
-    const served = uploads.every((s) => s.uploader.remoteHas.isComplete());
+    const served =
+      uploads.every((s) => s.uploader.remoteHas.isComplete()) && (this.swarm?.allServed() ?? true);
     const lingered =
-      this.uploadSessionsSeen > 0 || this.clock.now() - this.mergedAt >= this.options.lingerMs;
+      this.uploadSessionsSeen + (this.swarm?.incomingSeen ?? 0) > 0 ||
+      this.clock.now() - this.mergedAt >= this.options.lingerMs;
     if (served && lingered) {
       this.doneLogged = true;
       this.log.log('done', { path: this.mergedPath });

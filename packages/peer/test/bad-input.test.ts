@@ -47,8 +47,9 @@ function torrentNamed(name: string): Buffer {
 
 describe('bad command-line input', () => {
   const cases: Array<[string, string[], RegExp]> = [
-    ['no arguments', [], /expected <owner> <port> <download-neighbour>/],
-    ['two arguments', ['6881', '7001'], /expected <owner> <port> <download-neighbour>/],
+    ['no arguments', [], /expected <owner> <port> \[<download-neighbour>\]/],
+    ['one argument', ['6881'], /expected <owner> <port> \[<download-neighbour>\]/],
+    ['a bad --max-peers', ['6881', '7001', '--max-peers', '0'], /--max-peers/],
     ['a port out of range', ['6881', '99999', '7002'], /<port>: port 99999 is out of range/],
     ['a neighbour that is not an address', ['6881', '7001', 'x:y'], /<download-neighbour>: "x:y"/],
     ['an owner port of 0', ['0', '7001', '7002'], /<owner>: port 0 is out of range/],
@@ -108,12 +109,14 @@ describe('bad command-line input', () => {
     const child = runBin(cleanup, PEER_BIN, ['--help']);
     expect(await child.exited).toBe(0);
     expect(child.stdout.text()).toMatch(
-      /^Usage: swarmdrop-peer <owner> <port> <download-neighbour>/,
+      /^Usage: swarmdrop-peer <owner> <port> \[<download-neighbour>\]/,
     );
     for (const option of [
       '--dir',
       '--out',
       '--exit-when-done',
+      '--swarm',
+      '--max-peers',
       '--fallback-after-ms',
       '--log-format',
     ])

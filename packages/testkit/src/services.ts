@@ -84,7 +84,8 @@ export interface PeerSpec {
   readonly ownerPort: number;
   /** 0 picks a free port (then no neighbour can know it up front). */
   readonly port: number;
-  readonly neighbourPort: number;
+  /** The download neighbour; without one the peer runs in swarm mode. */
+  readonly neighbourPort?: number;
   readonly dir?: string;
   readonly options?: Partial<PeerOptions>;
   readonly components?: Omit<PeerComponents, 'logger'>;
@@ -106,7 +107,10 @@ export async function startPeer(cleanup: Cleanup, spec: PeerSpec): Promise<TestP
     {
       owner: { host: '127.0.0.1', port: spec.ownerPort },
       listen: { host: '127.0.0.1', port: spec.port },
-      neighbour: { host: '127.0.0.1', port: spec.neighbourPort },
+      neighbour:
+        spec.neighbourPort === undefined
+          ? undefined
+          : { host: '127.0.0.1', port: spec.neighbourPort },
       dir,
       exitWhenDone: false,
       fallbackAfterMs: 60_000,

@@ -5,5 +5,7 @@
 
 export * from './min-rate-policy.js';
 export * from './rarity-order.js';
+export * from './swarm-log.js';
 export * from './swarm-picker.js';
 export * from './swarm-scheduler.js';
+export * from './swarm-session.js';

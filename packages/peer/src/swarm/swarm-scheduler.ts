@@ -275,8 +275,13 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     if (this.closed || connection.peerChoking || connection.state !== 'live') return;
     if (this.storing >= this.maxStoringPieces) return;
     const limit = this.c.policy.maxInFlightBytes(link.id, this.pipelineBytes);
-    const maxBytes = limit - connection.bytesInFlight;
-    if (maxBytes <= 0) return;
+    const room = limit - connection.bytesInFlight;
+    if (room <= 0) return;
+    // Whole requests: a budget that ends inside a chunk would split that chunk over two links (one
+    // sends its head, another its tail) for no gain. A link on probation keeps its small budget.
+    const maxBytes = this.c.policy.onProbation(link.id)
+      ? room
+      : Math.ceil(room / link.requestBytes) * link.requestBytes;
     const picked = this.c.picker.pick(link.id, connection.remoteHas, {
       maxBytes,
       requestBytes: link.requestBytes,

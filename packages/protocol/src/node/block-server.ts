@@ -15,7 +15,14 @@ export interface BlockServerOptions {
 export type BlockServerEvents = {
   /** The remote asked for a block of a chunk it had not asked for yet (the `request-received` line). */
   requestReceived: (index: number) => void;
-  /** The last byte of a chunk went to the remote (the `chunk-sent` line, and the owner's initial seeding). */
+  /**
+   * The last byte of a chunk went to the remote (the `chunk-sent` line, and
+   * the owner's initial seeding). When the remote took only part of a chunk
+   * from us (endgame, or a piece that several links shared), it is reported
+   * once the remote announces the chunk (`have`), with the bytes we sent of
+   * it: the receiver names the sender of its last block, and that sender
+   * must have logged the chunk as sent.
+   */
   chunkSent: (index: number, bytes: number) => void;
   /** A stored chunk failed its re-check and was dropped (`chunk-corrupt`); the connection is closed. */
   chunkCorrupt: (index: number) => void;
@@ -56,6 +63,7 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
         error as Error,
       );
     this.unsubscribe.push(this.connection.on('request', (r) => this.onRequest(r)));
+    this.unsubscribe.push(this.connection.on('have', (index) => this.onHave(index)));
     this.unsubscribe.push(this.connection.on('closed', () => this.stop()));
   }
 
@@ -70,6 +78,16 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
       this.emit('requestReceived', r.index);
     }
     if (!this.pumping) void this.pump();
+  }
+
+  private onHave(index: number): void {
+    const sent = this.open.get(index);
+    if (sent === undefined) return;
+    this.open.delete(index);
+    if (sent > 0) {
+      this.chunksSent++;
+      this.emit('chunkSent', index, sent);
+    }
   }
 
   private async pump(): Promise<void> {

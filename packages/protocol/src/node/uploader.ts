@@ -128,6 +128,7 @@ export class Uploader {
       case 'have':
         if (this.remoteHas.set(message.index)) {
           this.log('have-received', { chunk: message.index, from: this.wire.label });
+          this.partlySent(message.index);
           this.onRemoteHas?.(this.remoteHas, message.index);
         }
         return false;
@@ -174,6 +175,7 @@ export class Uploader {
       if (!this.remoteHas.set(index)) continue;
       added++;
       this.log('have-received', { chunk: index, from: this.wire.label });
+      this.partlySent(index);
       this.onRemoteHas?.(this.remoteHas, index);
     }
     if (added === 0 && ++this.redundantBitfields > MAX_REDUNDANT_BITFIELDS) {
@@ -182,6 +184,19 @@ export class Uploader {
         new WireError('ERR_BITFIELD_REPEATED', 'repeated bitfields'),
       );
     }
+  }
+
+  /**
+   * The remote now holds a chunk it took only part of from us (swarm mode's
+   * endgame asks several senders for blocks of one chunk): its `chunk-sent`
+   * line, with the bytes we sent, so that whoever the receiver names as the
+   * sender of its last block has logged the chunk as sent.
+   */
+  private partlySent(index: number): void {
+    const sent = this.open.get(index);
+    if (sent === undefined) return;
+    this.open.delete(index);
+    if (sent > 0) this.log('chunk-sent', { chunk: index, to: this.wire.label, bytes: sent });
   }
 
   private request(r: BlockRequest): void {

@@ -1,0 +1,389 @@
+import type { Socket } from 'node:net';
+import {
+  BLOCK_SIZE,
+  Choker,
+  type Endpoint,
+  formatEndpoint,
+  isSwarmdropPeer,
+  MAX_BLOCK_LENGTH,
+  type Rng,
+  TypedEmitter,
+} from '@swarmdrop/protocol';
+import {
+  BlockServer,
+  type BufferPool,
+  type ChunkStore,
+  Connection,
+  PeerWire,
+} from '@swarmdrop/protocol/node';
+import { connectTcp } from '../backoff.js';
+import type { Clock, Timer } from '../clock.js';
+import type { AnnounceResult } from '../owner-client.js';
+import { REANNOUNCE_MS, Reannouncer } from '../reannouncer.js';
+import { MinRatePolicy } from './min-rate-policy.js';
+import { SwarmPicker } from './swarm-picker.js';
+import { SwarmScheduler } from './swarm-scheduler.js';
+
+/**
+ * Connections a swarm peer dials and accepts at most. Four regular unchoke
+ * slots and one optimistic need a field to choose from, and rarest-first
+ * needs a fair sample of who holds what; aria2c (55) and Transmission (50)
+ * allow more, but every connection costs a pipeline of requests in flight
+ * (DEFAULT_PIPELINE_BYTES), so 30 keeps the worst case near 60 MiB asked
+ * ahead while leaving every peer of a 20-peer swarm (plus the owner) room
+ * to reach every other.
+ */
+export const DEFAULT_MAX_PEERS = 30;
+/** Chunks failing SHA-1 from one link before it is cut (the ring's MAX_HASH_FAILURES). */
+export const MAX_HASH_FAILURES_PER_LINK = 3;
+/** How often the min-rate review runs and the choker is asked whether a round is due. */
+export const SWARM_TICK_MS = 1_000;
+
+/** What a connection is to us: the owner (which seeds), or any other member of the swarm. */
+export type SwarmRole = 'owner' | 'swarm';
+
+export interface SwarmSessionOptions {
+  readonly owner: Endpoint;
+  /** Connections held at once, dialled and accepted together (default DEFAULT_MAX_PEERS). */
+  readonly maxPeers?: number;
+  /** Bytes asked ahead per link (the scheduler's pipeline). */
+  readonly pipelineBytes?: number;
+  /** Besides the tracker's peers, whom to dial (the download neighbours given next to `--swarm`). */
+  readonly extraPeers?: readonly Endpoint[];
+  readonly reannounceMs?: number;
+}
+
+/** The injected parts: everything the session uses but does not own. */
+export interface SwarmSessionComponents {
+  readonly store: ChunkStore;
+  /** Our peer id: carries our listening port, so a remote names us by it. */
+  readonly peerId: Buffer;
+  readonly clock: Clock;
+  /** Announces to the owner's tracker asking for `numwant` peers. */
+  readonly announce: (numwant: number) => Promise<AnnounceResult>;
+  readonly signal: AbortSignal;
+  readonly buffers?: BufferPool;
+  readonly rng?: Rng;
+}
+
+/** One live member of the swarm as the session keeps it. */
+export interface SwarmLink {
+  readonly connection: Connection;
+  readonly server: BlockServer;
+  readonly role: SwarmRole;
+  readonly dir: 'in' | 'out';
+}
+
+/**
+ * What the session tells the level above (the peer) and the log; the log is
+ * one subscriber among others, and nothing here reacts to a log line.
+ */
+export type SwarmSessionEvents = {
+  /** A connection handshook and was kept (a duplicate of a live one is closed before this). */
+  connected: (link: SwarmLink) => void;
+  disconnected: (link: SwarmLink, reason: string, error: boolean) => void;
+  /** We sent our chunk ID list (bitfield) to `to`. */
+  idlistSent: (link: SwarmLink, chunks: number, of: number) => void;
+  haveSent: (index: number, link: SwarmLink) => void;
+  /** A chunk was first asked of a link; `blocks` requests cover it. */
+  requested: (index: number, link: SwarmLink, blocks: number) => void;
+  /** A chunk passed its hash and is stored; `from` (a label) sent its last block. */
+  pieceStored: (index: number, from: string, role: SwarmRole, bytes: number) => void;
+  pieceRejected: (index: number, from: readonly string[]) => void;
+  /** A stored chunk failed its re-check while being served, and was dropped. */
+  chunkCorrupt: (index: number) => void;
+  /** A connected remote gained a piece, or one left: exit-when-done re-checks. */
+  remoteProgress: () => void;
+  /** Storing failed for another reason than the hash (disk): the peer must stop. */
+  error: (error: Error) => void;
+};
+
+/**
+ * Swarm mode: the peer takes peers from the owner's tracker, dials up to
+ * `maxPeers` of them (the owner, which seeds, among them), accepts the ones
+ * that dial it, and trades with every one: the SwarmScheduler downloads
+ * (rarest-first, endgame with cancels, min-rate stealing), a BlockServer per
+ * connection uploads, and the Choker decides who is served (regular slots by
+ * rate, a rotating optimistic slot, by upload rate once we seed).
+ *
+ * A remote that speaks swarmdrop is asked for whole chunks; anyone else
+ * (aria2c, libtorrent) for 16 KiB blocks, the size stock clients accept.
+ * Between two swarmdrop peers that dial each other at once, the connection
+ * opened by the peer with the smaller peer id is kept, so both ends agree.
+ */
+export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
+  readonly maxPeers: number;
+  readonly ownerLabel: string;
+  /** Remotes that dialled us and handshook (exit-when-done: someone came to be served). */
+  incomingSeen = 0;
+  private readonly c: SwarmSessionComponents;
+  private readonly options: SwarmSessionOptions;
+  private readonly scheduler: SwarmScheduler;
+  private readonly choker: Choker;
+  /** Live connections, by label (a swarmdrop remote's label is its listening address). */
+  private readonly links = new Map<string, SwarmLink>();
+  /** Connections not yet handshaken, counted against maxPeers. */
+  private pending = 0;
+  /** Addresses being dialled now, so one announce does not dial a peer twice. */
+  private readonly dialling = new Set<string>();
+  private readonly reannouncer: Reannouncer;
+  private readonly timer: Timer;
+  private readonly hashFailures = new Map<string, number>();
+  private closed = false;
+
+  constructor(components: SwarmSessionComponents, options: SwarmSessionOptions) {
+    super();
+    this.c = components;
+    this.options = options;
+    this.maxPeers = options.maxPeers ?? DEFAULT_MAX_PEERS;
+    this.ownerLabel = formatEndpoint(options.owner.host ?? '127.0.0.1', options.owner.port);
+    const rng = components.rng ?? Math.random;
+    const store = components.store;
+    const picker = new SwarmPicker({ geometry: store.metainfo.geometry, held: store.held, rng });
+    this.scheduler = new SwarmScheduler(
+      {
+        picker,
+        policy: new MinRatePolicy({ clock: components.clock }),
+        sink: store,
+        clock: components.clock,
+        ...(components.buffers ? { buffers: components.buffers } : {}),
+      },
+      options.pipelineBytes === undefined ? {} : { pipelineBytes: options.pipelineBytes },
+    );
+    this.choker = new Choker({ clock: components.clock, rng });
+    // A throwing subscriber is a bug above us: it becomes an `error` (the peer stops), unless it was one.
+    this.onListenerError = (error, event) =>
+      queueMicrotask(() => {
+        if (event === 'error') throw error;
+        this.emit('error', error as Error);
+      });
+    this.scheduler.on('requested', (index, id) => {
+      const link = this.links.get(id);
+      if (!link) return;
+      const requestBytes = this.requestBytesFor(link.connection);
+      const size = store.metainfo.geometry.pieceSize(index);
+      this.emit('requested', index, link, Math.ceil(size / requestBytes));
+    });
+    this.scheduler.on('pieceStored', (index, from) => this.onStored(index, from));
+    this.scheduler.on('pieceRejected', (index, from) => this.onRejected(index, from));
+    this.scheduler.on('error', (err) => this.emit('error', err));
+    this.reannouncer = new Reannouncer(
+      components.clock,
+      options.reannounceMs ?? REANNOUNCE_MS,
+      () => this.announce(),
+    );
+    this.timer = components.clock.setInterval(() => this.tick(), SWARM_TICK_MS);
+  }
+
+  /** Announces, dials what the tracker lists (and the extra peers), and re-announces on the clock. */
+  start(): void {
+    for (const peer of this.options.extraPeers ?? []) this.dial(peer);
+    void this.announce().catch(() => {});
+    this.reannouncer.start();
+  }
+
+  /** A remote dialled our port; refused (closed) when maxPeers connections are held. */
+  accept(socket: Socket, initial: Buffer): void {
+    if (this.closed || this.links.size + this.pending >= this.maxPeers) {
+      socket.destroy();
+      return;
+    }
+    this.open(socket, initial, 'in');
+  }
+
+  /** Every connected remote holds every chunk (the owner does from the start). */
+  allServed(): boolean {
+    return [...this.links.values()].every((l) => l.connection.remoteHas.isComplete());
+  }
+
+  get size(): number {
+    return this.links.size;
+  }
+
+  status(): Record<string, unknown>[] {
+    return [...this.links.values()].map((l) => ({
+      peer: l.connection.label,
+      role: l.role,
+      dir: l.dir,
+      holds: l.connection.remoteHas.count(),
+      amChoking: l.connection.amChoking,
+      peerChoking: l.connection.peerChoking,
+      chunksSent: l.server.chunksSent,
+    }));
+  }
+
+  /** Stops dialling, announcing and trading, and closes every connection. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.timer.cancel();
+    this.reannouncer.stop();
+    this.scheduler.close();
+    for (const link of this.links.values()) link.connection.close('peer stopping');
+  }
+
+  private async announce(): Promise<void> {
+    if (this.closed) return;
+    const result = await this.c.announce(this.maxPeers);
+    for (const peer of result.peerList) this.dial(peer);
+  }
+
+  private dial(peer: Endpoint): void {
+    const host = peer.host ?? '127.0.0.1';
+    const label = formatEndpoint(host, peer.port);
+    if (this.closed || this.links.has(label) || this.dialling.has(label)) return;
+    if (this.links.size + this.pending >= this.maxPeers) return;
+    this.dialling.add(label);
+    this.pending++;
+    connectTcp(host, peer.port, this.c.signal).then(
+      (socket) => {
+        this.pending--;
+        if (this.closed) {
+          this.dialling.delete(label);
+          socket.destroy();
+        } else this.open(socket, undefined, 'out', label);
+      },
+      // Gone or not up: the next announce lists it again if it is still in the swarm.
+      () => {
+        this.dialling.delete(label);
+        this.pending--;
+      },
+    );
+  }
+
+  /** `dialled`: the address we dialled, which stays "being dialled" until the handshake settles it. */
+  private open(
+    socket: Socket,
+    initial: Buffer | undefined,
+    dir: 'in' | 'out',
+    dialled?: string,
+  ): void {
+    const store = this.c.store;
+    const wire = new PeerWire({
+      socket,
+      metainfo: store.metainfo,
+      peerId: this.c.peerId,
+      ...(initial ? { initial } : {}),
+    });
+    const connection = new Connection({
+      wire,
+      pieceCount: store.pieceCount,
+      localHas: store.held,
+      clock: this.c.clock,
+    });
+    this.pending++;
+    let counted = true;
+    const uncount = () => {
+      if (counted) this.pending--;
+      counted = false;
+      if (dialled !== undefined) this.dialling.delete(dialled);
+    };
+    connection.on('ready', (handshake) => {
+      uncount();
+      const label = connection.label;
+      const existing = this.links.get(label);
+      if (this.closed) {
+        connection.close('peer stopping');
+        return;
+      }
+      if (existing) {
+        // Both ends dialled at once: keep the one the smaller peer id opened, on both sides alike.
+        const weOpenWins = Buffer.compare(this.c.peerId, Buffer.from(handshake.peerId)) < 0;
+        const keepNew = (dir === 'out') === weOpenWins && existing.dir !== dir;
+        if (!keepNew) {
+          connection.close('duplicate connection');
+          return;
+        }
+        this.links.delete(label);
+        existing.connection.close('duplicate connection');
+      }
+      this.live(connection, dir);
+    });
+    connection.on('closed', uncount);
+  }
+
+  private live(connection: Connection, dir: 'in' | 'out'): void {
+    const label = connection.label;
+    const role: SwarmRole = label === this.ownerLabel ? 'owner' : 'swarm';
+    const server = new BlockServer({ connection, store: this.c.store });
+    const link: SwarmLink = { connection, server, role, dir };
+    this.links.set(label, link);
+    if (dir === 'in') this.incomingSeen++;
+    server.on('chunkCorrupt', (index) => this.emit('chunkCorrupt', index));
+    connection.on('closed', (close) => {
+      if (this.links.get(label) === link) this.links.delete(label);
+      this.emit('disconnected', link, close.reason, close.error !== undefined);
+      this.rechoke();
+      this.emit('remoteProgress');
+    });
+    connection.on('have', () => {
+      if (connection.remoteHas.isComplete()) this.emit('remoteProgress');
+    });
+    // Interest changes are the moments a rechoke matters between the regular rounds.
+    connection.on('interested', () => this.rechoke());
+    connection.on('notInterested', () => this.rechoke());
+    this.emit('connected', link);
+    connection.sendBitfield(this.c.store.held);
+    const held = this.c.store.held;
+    this.emit('idlistSent', link, held.count(), held.size);
+    this.scheduler.add(label, connection, { requestBytes: this.requestBytesFor(connection) });
+  }
+
+  /** Whole chunks from swarmdrop (capped at MAX_BLOCK_LENGTH), 16 KiB from stock clients. */
+  private requestBytesFor(connection: Connection): number {
+    const remote = connection.wire.remoteHandshake;
+    const pieceLength = this.c.store.metainfo.pieceLength;
+    return remote && isSwarmdropPeer(remote.peerId)
+      ? Math.min(pieceLength, MAX_BLOCK_LENGTH)
+      : BLOCK_SIZE;
+  }
+
+  private onStored(index: number, from: string): void {
+    for (const link of this.links.values()) {
+      if (link.connection.state !== 'live') continue;
+      link.connection.sendHave(index);
+      this.emit('haveSent', index, link);
+    }
+    const role: SwarmRole = from === this.ownerLabel ? 'owner' : 'swarm';
+    this.emit('pieceStored', index, from, role, this.c.store.metainfo.geometry.pieceSize(index));
+    // A leecher that just became a seed ranks by upload from now on.
+    if (this.c.store.isComplete()) this.rechoke();
+  }
+
+  private onRejected(index: number, from: readonly string[]): void {
+    this.emit('pieceRejected', index, from);
+    for (const id of from) {
+      const failures = (this.hashFailures.get(id) ?? 0) + 1;
+      this.hashFailures.set(id, failures);
+      if (failures >= MAX_HASH_FAILURES_PER_LINK)
+        this.links.get(id)?.connection.close(`sent ${failures} chunks that failed SHA-1`);
+    }
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    this.scheduler.tick();
+    if (this.choker.isDue()) this.rechoke();
+  }
+
+  private rechoke(): void {
+    if (this.closed) return;
+    const links = [...this.links.entries()].filter(([, l]) => l.connection.state === 'live');
+    const { unchoked } = this.choker.rechoke(
+      links.map(([id, l]) => ({
+        id,
+        interested: l.connection.peerInterested,
+        downloadBytesPerSec: l.connection.download.bytesPerSecond(),
+        uploadBytesPerSec: l.connection.upload.bytesPerSecond(),
+        connectedAtMs: l.connection.openedAtMs,
+        amInterested: l.connection.amInterested,
+        lastPieceAtMs: l.connection.lastPieceAtMs,
+      })),
+      this.c.store.isComplete(),
+    );
+    for (const [id, l] of links) {
+      if (unchoked.has(id)) l.connection.unchoke();
+      else l.connection.choke();
+    }
+  }
+}
