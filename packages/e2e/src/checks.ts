@@ -31,10 +31,12 @@ export async function checkMergedFiles(swarm: Swarm, expectedSha256: string): Pr
 /**
  * Each swarmdrop peer logged receiving chunks, receiving a chunk ID list,
  * sending one and requesting chunks; a peer that another swarmdrop peer
- * requested chunks from also logged receiving requests and sending chunks.
- * Whether anyone requests from a peer depends on the schedule (a neighbour
+ * received chunks from also logged receiving requests and sending chunks.
+ * Whether anyone gets chunks from a peer depends on the schedule (a neighbour
  * may have finished through the owner before it came up), so that part is
- * judged from the requesters' own logs, never from the topology alone.
+ * judged from the receivers' own logs, never from the topology alone. (A
+ * request alone proves nothing: in swarm mode it may cross a choke or be
+ * cancelled in endgame, and go unserved.)
  */
 export function checkRequiredLogs(swarm: Swarm): string[] {
   const problems: string[] = [];
@@ -42,7 +44,7 @@ export function checkRequiredLogs(swarm: Swarm): string[] {
   const requestedFrom = new Set<number>();
   for (const run of peers)
     for (const e of swarm.events(run.id))
-      if (e.event === 'request-sent') requestedFrom.add(portOf(e.fields.to));
+      if (e.event === 'chunk-received') requestedFrom.add(portOf(e.fields.from));
   for (const run of peers) {
     const seen = new Set(swarm.events(run.id).map((e) => e.event));
     for (const event of REQUIRED_EVENTS) {
@@ -128,6 +130,8 @@ export interface PeerSummary {
   readonly fromOwner: number;
   readonly fromNeighbours: number;
   readonly fromFallback: number;
+  /** Swarm mode: chunks from other peers of the swarm. */
+  readonly fromSwarm: number;
   /** Milliseconds from the peer's start to its merge. */
   readonly completeMs: number | undefined;
   readonly sha256Match: boolean;
@@ -150,6 +154,7 @@ export async function summarize(swarm: Swarm, expectedSha256: string): Promise<P
       fromOwner: count('owner'),
       fromNeighbours: count('neighbour'),
       fromFallback: count('fallback'),
+      fromSwarm: count('swarm'),
       completeMs:
         proc && mergedAt !== undefined && mergedAt >= 0
           ? proc.completedAt - proc.startedAt

@@ -239,13 +239,16 @@ export class Swarm {
       return proc;
     }
     const neighbours = topo.neighbours.map((n) => this.address(n)).join(',');
+    // A swarm peer without neighbours is started without the argument; with some, with --swarm.
+    const modeArgs =
+      topo.swarm === true ? (neighbours === '' ? [] : [neighbours, '--swarm']) : [neighbours];
     const ownerArg =
       this.options.launcher?.ownerArg?.(id, this.address('owner'), this.name) ??
       this.address('owner');
     const proc = this.launchService(id, 'peer', [
       ownerArg,
       this.address(id),
-      neighbours,
+      ...modeArgs,
       '--dir',
       run.dir,
       '--fallback-after-ms',

@@ -3,8 +3,13 @@ import { readFile } from 'node:fs/promises';
 /** One peer of a topology: its id, the peers it downloads from, and what runs it. */
 export interface TopologyPeer {
   readonly id: string;
-  /** Download neighbours, by id; the first is the seed's "download neighbour". */
+  /**
+   * Download neighbours, by id; the first is the seed's "download neighbour".
+   * Empty for a swarm peer with none (then it is started without one).
+   */
   readonly neighbours: readonly string[];
+  /** Swarm mode (`--swarm`, or no neighbour): trades with whoever the tracker lists. */
+  readonly swarm?: boolean;
   /** `swarmdrop` (default) or `aria2c`, a stock client standing in for this peer. */
   readonly client: 'swarmdrop' | 'aria2c';
   /** A fixed listening port; when absent the harness picks a free one. */
@@ -50,17 +55,23 @@ export function parseTopology(
     }
     if (ids.has(p.id)) throw new TopologyError(`${source}: duplicate peer id "${p.id}"`);
     ids.add(p.id);
-    const neighbours = p.neighbours ?? (p.neighbour === undefined ? undefined : [p.neighbour]);
+    if (p.swarm !== undefined && typeof p.swarm !== 'boolean')
+      throw new TopologyError(`${source}: peers[${i}].swarm must be true or false`);
+    const swarm = p.swarm === true;
+    const neighbours =
+      p.neighbours ?? (p.neighbour === undefined ? (swarm ? [] : undefined) : [p.neighbour]);
     if (
       !Array.isArray(neighbours) ||
-      neighbours.length === 0 ||
+      (neighbours.length === 0 && !swarm) ||
       !neighbours.every((n) => typeof n === 'string')
     ) {
       throw new TopologyError(
-        `${source}: peers[${i}] ("${p.id}") needs "neighbours": a non-empty list of peer ids`,
+        `${source}: peers[${i}] ("${p.id}") needs "neighbours": a non-empty list of peer ids (or "swarm": true)`,
       );
     }
     const client = p.client ?? 'swarmdrop';
+    if (swarm && client !== 'swarmdrop')
+      throw new TopologyError(`${source}: peers[${i}]: "swarm" is for swarmdrop peers`);
     if (client !== 'swarmdrop' && client !== 'aria2c') {
       throw new TopologyError(`${source}: peers[${i}].client must be "swarmdrop" or "aria2c"`);
     }
@@ -78,6 +89,7 @@ export function parseTopology(
     peers.push({
       id: p.id,
       neighbours: neighbours as string[],
+      swarm,
       client,
       ...(p.port === undefined ? {} : { port: p.port as number }),
     });
@@ -131,7 +143,8 @@ export async function loadTopology(
 /**
  * Chunks flow from a neighbour to the peer that downloads from it. Every peer
  * starts with a batch, so a peer gets every batch through neighbours only if
- * every other peer reaches it along those flows.
+ * every other peer reaches it along those flows. A swarm peer (or an aria2c)
+ * trades with everyone the tracker lists, so whatever reaches one reaches all.
  */
 export function reachabilityWarnings(topology: Topology): string[] {
   const warnings: string[] = [];
@@ -140,7 +153,12 @@ export function reachabilityWarnings(topology: Topology): string[] {
     const sources = new Set<string>([peer.id]);
     const queue = [peer.id];
     while (queue.length > 0) {
-      for (const n of byId.get(queue.shift()!)!.neighbours) {
+      const current = byId.get(queue.shift()!)!;
+      const from =
+        current.swarm || current.client === 'aria2c'
+          ? topology.peers.map((p) => p.id)
+          : current.neighbours;
+      for (const n of from) {
         if (!sources.has(n)) {
           sources.add(n);
           queue.push(n);
@@ -165,8 +183,19 @@ export function ringTopology(count: number): Topology {
     peers: ids.map((id, i) => ({
       id,
       neighbours: [ids[(i + 1) % count]!],
+      swarm: false,
       client: 'swarmdrop' as const,
     })),
+    start: ids,
+  };
+}
+
+/** `count` swarm peers (no neighbours), started one at a time. */
+export function swarmTopology(count: number): Topology {
+  const ids = Array.from({ length: count }, (_, i) => `s${i + 1}`);
+  return {
+    description: `swarm of ${count}`,
+    peers: ids.map((id) => ({ id, neighbours: [], swarm: true, client: 'swarmdrop' as const })),
     start: ids,
   };
 }

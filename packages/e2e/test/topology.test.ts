@@ -20,6 +20,25 @@ describe('topology files', () => {
     expect((await loadTopology(join(TOPOLOGIES, 'ring-chord.json'))).warnings).toEqual([]);
   });
 
+  it('swarm peers need no neighbours, and make everything reachable for the ring peers downloading from them', async () => {
+    const swarm = await loadTopology(join(TOPOLOGIES, 'swarm.json'));
+    expect(swarm.topology.peers.every((p) => p.swarm && p.neighbours.length === 0)).toBe(true);
+    expect(swarm.warnings).toEqual([]);
+    const mixed = await loadTopology(join(TOPOLOGIES, 'ring-and-swarm.json'));
+    expect(mixed.warnings).toEqual([]);
+    expect(mixed.topology.peers.find((p) => p.id === 's2')).toMatchObject({
+      swarm: true,
+      neighbours: ['r3'],
+    });
+  });
+
+  it('rejects a peer with neither neighbours nor "swarm", and "swarm" on a stock client', () => {
+    expect(() => parseTopology({ peers: [{ id: 'a' }] })).toThrow(/"swarm": true/);
+    expect(() => parseTopology({ peers: [{ id: 'a', swarm: true, client: 'aria2c' }] })).toThrow(
+      /"swarm" is for swarmdrop peers/,
+    );
+  });
+
   it('rejects an unknown neighbour', () => {
     expect(() => parseTopology({ peers: [{ id: 'a', neighbours: ['zz'] }] })).toThrow(
       /unknown neighbour "zz"/,

@@ -920,7 +920,7 @@ export class Peer {
     const served =
       uploads.every((s) => s.uploader.remoteHas.isComplete()) && (this.swarm?.allServed() ?? true);
     const lingered =
-      this.uploadSessionsSeen + (this.swarm?.incomingSeen ?? 0) > 0 ||
+      this.uploadSessionsSeen + (this.swarm?.peersSeen ?? 0) > 0 ||
       this.clock.now() - this.mergedAt >= this.options.lingerMs;
     if (served && lingered) {
       this.doneLogged = true;

@@ -114,8 +114,8 @@ export type SwarmSessionEvents = {
 export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
   readonly maxPeers: number;
   readonly ownerLabel: string;
-  /** Remotes that dialled us and handshook (exit-when-done: someone came to be served). */
-  incomingSeen = 0;
+  /** Members of the swarm (not the owner) we have been connected to, either way (exit-when-done's linger). */
+  peersSeen = 0;
   private readonly c: SwarmSessionComponents;
   private readonly options: SwarmSessionOptions;
   private readonly scheduler: SwarmScheduler;
@@ -308,7 +308,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
     const server = new BlockServer({ connection, store: this.c.store });
     const link: SwarmLink = { connection, server, role, dir };
     this.links.set(label, link);
-    if (dir === 'in') this.incomingSeen++;
+    if (role === 'swarm') this.peersSeen++;
     server.on('chunkCorrupt', (index) => this.emit('chunkCorrupt', index));
     connection.on('closed', (close) => {
       if (this.links.get(label) === link) this.links.delete(label);
