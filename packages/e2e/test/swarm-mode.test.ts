@@ -1,8 +1,8 @@
 import { parseTextLine } from '@swarmdrop/protocol';
-import { MiB } from '@swarmdrop/testkit';
+import { MiB, toolAvailable } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
 import { CHUNK_SIZE, runScenario } from '../src/scenario.js';
-import { swarmTopology } from '../src/topology.js';
+import { parseTopology, swarmTopology } from '../src/topology.js';
 import { topology } from './helpers.js';
 
 /** Every chunk of a swarm peer came from the owner or another swarm member, each once. */
@@ -92,4 +92,51 @@ describe('swarm topologies', () => {
         .some((e) => e.event === 'connected' && e.fields.peer?.endsWith(`:${r3}`)),
     ).toBe(true);
   });
+
+  // CI installs aria2 (.ci/run) and must run this; elsewhere the title says why it did not.
+  it.skipIf(!toolAvailable('aria2c'))(
+    'a mixed swarm: four swarm peers and aria2c (needs aria2c on PATH)',
+    async () => {
+      const { topology: mixed } = parseTopology({
+        description: 'swarm peers and a stock client that takes the same tracker',
+        peers: [
+          { id: 's1', swarm: true },
+          { id: 's2', swarm: true },
+          // aria2c ignores neighbours: it takes the .torrent and the tracker like any stock client.
+          { id: 'a1', client: 'aria2c', neighbours: ['s1'] },
+          { id: 's3', swarm: true },
+          { id: 's4', swarm: true },
+        ],
+        start: ['s1', 's2', 'a1', 's3', 's4'],
+      });
+      const result = await runScenario({
+        name: 'swarm-aria2c',
+        topology: mixed,
+        // Big enough that aria2c is still downloading when it dials the swarm peers it was given.
+        size: 24 * MiB + 5,
+      });
+      expect(result.problems).toEqual([]);
+      expectAllChunks(result.summary, result.chunkCount);
+      // aria2c took s1 and s2 from the tracker and dialled them: each logged a connection from
+      // an address that is neither the owner nor a swarmdrop peer, and aria2c's bitfield.
+      const known = new Set([
+        result.swarm.ownerPort,
+        ...['s1', 's2', 's3', 's4'].map((id) => result.swarm.peer(id).port),
+      ]);
+      const stock = (e: { fields: Record<string, string | undefined> }) =>
+        !known.has(Number(e.fields.from?.slice(e.fields.from.lastIndexOf(':') + 1)));
+      const fromAria2 = ['s1', 's2'].flatMap((id) =>
+        result.swarm.events(id).filter((e) => e.event === 'idlist-received' && stock(e)),
+      );
+      expect(fromAria2.length, "a swarm peer received aria2c's bitfield").toBeGreaterThan(0);
+      // Requests to aria2c are 16 KiB blocks (it refuses more): a chunk asked of it in whole
+      // would have cut the connection with a protocol error.
+      for (const id of ['s1', 's2', 's3', 's4']) {
+        const errors = result.swarm
+          .events(id)
+          .filter((e) => e.event === 'protocol-error' && e.fields.peer?.startsWith('127.0.0.1:'));
+        expect(errors, `${id}: no protocol errors`).toEqual([]);
+      }
+    },
+  );
 });
