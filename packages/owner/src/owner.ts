@@ -11,6 +11,8 @@ import {
   formatLink,
   formatRanges,
   isSwarmdropPeer,
+  isSwarmModePeer,
+  type LogEventName,
   type LogFields,
   type LogFormat,
   listenPortOf,
@@ -44,6 +46,7 @@ import {
   Uploader,
 } from '@swarmdrop/protocol/node';
 import { BatchAssigner } from './batch-assigner.js';
+import { SuperSeeding } from './super-seeding.js';
 import {
   ANNOUNCE_EXPIRY_MS,
   type AnnounceRequest,
@@ -128,6 +131,8 @@ export class Owner {
   private readonly log: Logger;
   private readonly peerId: Buffer;
   private readonly assigner: BatchAssigner;
+  /** Swarm-mode peers are seeded piece by piece (super-seeding.ts). */
+  private readonly seeding: SuperSeeding;
   /** Every peer in the tracker's table, and every open connection's remote. */
   private readonly peers = new Map<string, PeerRecord>();
   private readonly tracker: TrackerRegistry;
@@ -164,6 +169,7 @@ export class Owner {
     this.clock = init.clock;
     this.tracker = new TrackerRegistry({ clock: init.clock });
     this.peerId = makePeerId(init.port);
+    this.seeding = new SuperSeeding(init.store);
     this.assigner = new BatchAssigner(
       init.metainfo.geometry.pieceCount,
       init.options.expectedPeers,
@@ -431,21 +437,22 @@ export class Owner {
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
     });
     let record: PeerRecord | undefined;
+    const log = (event: LogEventName, fields: LogFields) => {
+      if (event === 'chunk-sent') {
+        this.chunksServed++;
+        this.bytesServed += Number(fields.bytes ?? 0);
+        if (record) record.bytesServed += Number(fields.bytes ?? 0);
+      }
+      if (event === 'chunk-corrupt' && typeof fields.chunk === 'number') {
+        void this.restoreChunk(fields.chunk, fields);
+        return;
+      }
+      this.log.log(event, fields);
+    };
     const uploader = new Uploader({
       wire,
       store: this.store,
-      log: (event, fields) => {
-        if (event === 'chunk-sent') {
-          this.chunksServed++;
-          this.bytesServed += Number(fields.bytes ?? 0);
-          if (record) record.bytesServed += Number(fields.bytes ?? 0);
-        }
-        if (event === 'chunk-corrupt' && typeof fields.chunk === 'number') {
-          void this.restoreChunk(fields.chunk, fields);
-          return;
-        }
-        this.log.log(event, fields);
-      },
+      log,
       onRemoteHas: (remote, index) => {
         if (!record) return;
         record.holds = remote.count();
@@ -464,7 +471,8 @@ export class Owner {
         ? 'swarmdrop'
         : clientName(handshake.peerId);
       this.log.log('connected', { peer: wire.label, client: record.client, dir: 'in' });
-      uploader.start();
+      if (isSwarmModePeer(handshake.peerId)) this.seeding.serve(wire, log);
+      else uploader.start();
     };
     wire.onMessage = (message) => {
       uploader.handle(message);

@@ -223,7 +223,8 @@ export class Peer {
     this.fallback = new FallbackPolicy(options.fallbackAfterMs, clock);
     this.server = server;
     this.port = port;
-    this.peerId = makePeerId(port);
+    // A swarm-mode id tells the owner to seed us piece by piece (its super-seeding).
+    this.peerId = makePeerId(port, options.swarm || !options.neighbour ? 'swarm' : 'other');
     this.finished = new Promise((resolve) => {
       this.resolveFinished = resolve;
     });

@@ -168,4 +168,47 @@ describe('swarm mode', () => {
     expect(s2.log.filter('connected', { peer: at(ringB), dir: 'out' })).toHaveLength(1);
     expect(b.log.filter('connected', { peer: at(swarmB), role: 'in' })).toHaveLength(1);
   });
+
+  it('the owner seeds swarm peers piece by piece: no chunk goes out twice before nearly all went out once', async () => {
+    const chunks = 60;
+    const {
+      owner,
+      data,
+      log: ownerLog,
+    } = await startOwner(cleanup, {
+      size: chunks * CHUNK - 1,
+      options: { expectedPeers: 4 },
+    });
+    const ports = await freePorts(4);
+    const peers = await Promise.all(
+      ports.map((port) => startPeer(cleanup, { ownerPort: owner.port, port })),
+    );
+    const paths = await Promise.all(peers.map((p) => merged(p.log)));
+    for (const path of paths) expect((await readFile(path)).equals(data)).toBe(true);
+    // Each swarm peer got an empty chunk ID list from the owner, then offers (`have`s).
+    for (const port of ports) {
+      const to = `127.0.0.1:${port}`;
+      expect(ownerLog.filter('idlist-sent', { to, chunks: '0' })).toHaveLength(1);
+      expect(ownerLog.filter('have-sent', { to }).length).toBeGreaterThan(0);
+    }
+    // A chunk is offered a second time only once every chunk was offered (InitialSeeder), and
+    // at most 4 offers per peer are outstanding: so before the first chunk the owner sends twice,
+    // it has sent all but 4 x 4 of the chunks. A whole bitfield would let the peers' random
+    // first picks collide at once.
+    const sent = ownerLog.chunks('chunk-sent');
+    const seen = new Set<number>();
+    let beforeRepeat = sent.length;
+    for (const [k, index] of sent.entries()) {
+      if (seen.has(index)) {
+        beforeRepeat = k;
+        break;
+      }
+      seen.add(index);
+    }
+    expect(
+      seen.size,
+      `distinct chunks out before the first repeat (${beforeRepeat} sends)`,
+    ).toBeGreaterThanOrEqual(chunks - 16);
+    expect(new Set(sent).size).toBe(chunks);
+  });
 });

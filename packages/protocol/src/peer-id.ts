@@ -1,17 +1,32 @@
 import { randomBytes } from 'node:crypto';
 import { PEER_ID_PREFIX } from './constants.js';
 
+/** The first random character of a swarm-mode peer's id; no other swarmdrop id starts its random part with it. */
+const SWARM_MODE_MARK = 'S';
+
 /**
  * A swarmdrop peer id: `-SD0100-` + the sender's listening port (5 digits) +
  * `-` + 6 random characters. Carrying the port lets the other side name a
  * connection by its listening address, so both ends' logs name the same peer.
+ * A peer in swarm mode starts the random part with `S` (the owner seeds it
+ * piece by piece, InitialSeeder); older parsers read the port as before.
  */
-export function makePeerId(listenPort: number): Buffer {
-  const random = randomBytes(6)
+export function makePeerId(listenPort: number, mode: 'swarm' | 'other' = 'other'): Buffer {
+  let random = randomBytes(6)
     .toString('base64')
     .replace(/[^A-Za-z0-9]/g, 'x')
     .slice(0, 6);
+  random = mode === 'swarm' ? SWARM_MODE_MARK + random.slice(1) : random.replace(/^S/, 'x');
   return Buffer.from(`${PEER_ID_PREFIX}${String(listenPort).padStart(5, '0')}-${random}`, 'latin1');
+}
+
+/** True for the id of a swarmdrop peer in swarm mode (`makePeerId(port, 'swarm')`). */
+export function isSwarmModePeer(peerId: Uint8Array): boolean {
+  return (
+    isSwarmdropPeer(peerId) &&
+    Buffer.from(peerId).toString('latin1', PEER_ID_PREFIX.length + 6, PEER_ID_PREFIX.length + 7) ===
+      SWARM_MODE_MARK
+  );
 }
 
 /** The listening port inside a swarmdrop peer id, or undefined for other clients. */

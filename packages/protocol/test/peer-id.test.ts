@@ -1,6 +1,12 @@
 /** swarmdrop peer ids carry the sender's listening port. */
 import { describe, expect, it } from 'vitest';
-import { isSwarmdropPeer, listenPortOf, makePeerId, PEER_ID_PREFIX } from '../src/index.js';
+import {
+  isSwarmdropPeer,
+  isSwarmModePeer,
+  listenPortOf,
+  makePeerId,
+  PEER_ID_PREFIX,
+} from '../src/index.js';
 
 describe('peer ids', () => {
   it('are 20 bytes, start with the prefix and carry the listening port', () => {
@@ -24,5 +30,19 @@ describe('peer ids', () => {
       expect(listenPortOf(id)).toBeUndefined();
       expect(isSwarmdropPeer(id)).toBe(false);
     }
+  });
+});
+
+describe('swarm-mode peer ids', () => {
+  it('carry the mark the owner seeds by, keep the port readable, and no other id carries it', () => {
+    for (let k = 0; k < 500; k++) {
+      const swarm = makePeerId(7001, 'swarm');
+      expect(swarm).toHaveLength(20);
+      expect(isSwarmModePeer(swarm)).toBe(true);
+      expect(listenPortOf(swarm)).toBe(7001);
+      // 500 draws: a plain id whose random part started with the mark by chance would be misread.
+      expect(isSwarmModePeer(makePeerId(7001))).toBe(false);
+    }
+    expect(isSwarmModePeer(Buffer.from('-qB4650-S12345678901'))).toBe(false);
   });
 });

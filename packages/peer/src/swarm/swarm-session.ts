@@ -191,9 +191,11 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
     this.open(socket, initial, 'in');
   }
 
-  /** Every connected remote holds every chunk (the owner does from the start). */
+  /** Every connected member of the swarm holds every chunk (the owner, which seeds, is not waited for). */
   allServed(): boolean {
-    return [...this.links.values()].every((l) => l.connection.remoteHas.isComplete());
+    return [...this.links.values()].every(
+      (l) => l.role === 'owner' || l.connection.remoteHas.isComplete(),
+    );
   }
 
   get size(): number {
