@@ -1,14 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { PEER_ID_PREFIX } from './constants.js';
 
-/** The first random character of a swarm-mode peer's id; no other swarmdrop id starts its random part with it. */
-const SWARM_MODE_MARK = 'S';
+/**
+ * The first random character of a swarm-mode peer's id. The random part is
+ * otherwise letters and digits only, in every version so far, so no ring
+ * peer, old or new, can carry it by chance (the owner would seed such a peer
+ * piece by piece, and its batch would never come).
+ */
+const SWARM_MODE_MARK = '~';
 
 /**
  * A swarmdrop peer id: `-SD0100-` + the sender's listening port (5 digits) +
  * `-` + 6 random characters. Carrying the port lets the other side name a
  * connection by its listening address, so both ends' logs name the same peer.
- * A peer in swarm mode starts the random part with `S` (the owner seeds it
+ * A peer in swarm mode starts the random part with `~` (the owner seeds it
  * piece by piece, InitialSeeder); older parsers read the port as before.
  */
 export function makePeerId(listenPort: number, mode: 'swarm' | 'other' = 'other'): Buffer {
@@ -16,7 +21,7 @@ export function makePeerId(listenPort: number, mode: 'swarm' | 'other' = 'other'
     .toString('base64')
     .replace(/[^A-Za-z0-9]/g, 'x')
     .slice(0, 6);
-  random = mode === 'swarm' ? SWARM_MODE_MARK + random.slice(1) : random.replace(/^S/, 'x');
+  if (mode === 'swarm') random = SWARM_MODE_MARK + random.slice(1);
   return Buffer.from(`${PEER_ID_PREFIX}${String(listenPort).padStart(5, '0')}-${random}`, 'latin1');
 }
 

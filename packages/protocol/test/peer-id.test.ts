@@ -40,9 +40,10 @@ describe('swarm-mode peer ids', () => {
       expect(swarm).toHaveLength(20);
       expect(isSwarmModePeer(swarm)).toBe(true);
       expect(listenPortOf(swarm)).toBe(7001);
-      // 500 draws: a plain id whose random part started with the mark by chance would be misread.
       expect(isSwarmModePeer(makePeerId(7001))).toBe(false);
     }
-    expect(isSwarmModePeer(Buffer.from('-qB4650-S12345678901'))).toBe(false);
+    // Ids of every version so far: letters and digits after the port, never the mark.
+    expect(isSwarmModePeer(Buffer.from('-SD0100-07001-SWxy12', 'latin1'))).toBe(false);
+    expect(isSwarmModePeer(Buffer.from('-qB4650-~12345678901', 'latin1'))).toBe(false);
   });
 });
