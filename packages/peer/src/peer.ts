@@ -331,6 +331,7 @@ export class Peer {
       dir,
       owner: this.ownerLabel,
       neighbour: this.neighbours.map((n) => formatEndpoint(n.host, n.port)).join(','),
+      mode: this.options.swarm || this.neighbours.length === 0 ? 'swarm' : 'ring',
     });
     try {
       await mkdir(dir, { recursive: true });

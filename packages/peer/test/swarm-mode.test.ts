@@ -97,6 +97,7 @@ describe('swarm mode', () => {
       expect(log.filter('idlist-received', { from: ownerLabel }).length).toBe(1);
       expect(log.filter('idlist-sent').length).toBeGreaterThan(0);
       expect(log.filter('done')).toHaveLength(1);
+      expect(log.filter('listening', { mode: 'swarm' })).toHaveLength(1);
       // Every other peer is connected to it, in one direction or the other (a full mesh of four).
       for (const [j, port] of ports.entries()) {
         if (j === i) continue;
@@ -156,7 +157,11 @@ describe('swarm mode', () => {
     for (const [i, port] of ports.entries()) byLabel.set(at(port), all[i]!.log);
     checkTrades('s1', s1.log, chunks, byLabel, at(swarmA));
     checkTrades('s2', s2.log, chunks, byLabel, at(swarmB));
-    for (const ring of [a, b]) expect(ring.log.filter('fallback')).toHaveLength(0);
+    for (const ring of [a, b]) {
+      expect(ring.log.filter('fallback')).toHaveLength(0);
+      expect(ring.log.filter('listening', { mode: 'ring' })).toHaveLength(1);
+    }
+    expect(s2.log.filter('listening', { mode: 'swarm' })).toHaveLength(1);
     // Ring A took from swarm peer A as its download neighbour, which served it as a swarm member.
     expect(
       a.log.filter('chunk-received', { from: at(swarmA), via: 'neighbour' }).length,
