@@ -711,6 +711,7 @@ export class Peer {
 
   /** A chunk we held was dropped: every link reconsiders what its remote can give us. */
   private chunkLost(): void {
+    this.swarm?.storeChanged();
     for (const session of this.sessions) session.downloader?.rebuildCandidates();
     this.refreshDownloaders();
   }

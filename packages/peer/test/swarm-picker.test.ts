@@ -156,6 +156,25 @@ describe('SwarmPicker: which piece first', () => {
   });
 });
 
+describe('SwarmPicker: a held piece lost', () => {
+  it('is queued again at its place in the rarity order, and only then', () => {
+    const p = picker(4, { held: holding(4, [2]) });
+    const remote = holding(4, [0, 1, 2, 3]);
+    p.peerBitfield(remote);
+    p.peerBitfield(holding(4, [0, 1, 3]));
+    expect(pieceOrder(p, 'A', remote)).not.toContain(2);
+    const q = picker(4, { held: holding(4, [2]) });
+    q.peerBitfield(remote);
+    q.peerBitfield(holding(4, [0, 1, 3]));
+    q.pieceLost(2);
+    q.pieceLost(2); // a second report of the same loss changes nothing
+    expect(q.stateOf(2)).toBe('queued');
+    // Piece 2 is the rarest (one copy, the others two): it comes first.
+    expect(pieceOrder(q, 'A', remote)[0]).toBe(2);
+    q.assertConsistent();
+  });
+});
+
 describe('SwarmPicker: started pieces first', () => {
   it('gives the rest of a started piece to the next connection before starting another', () => {
     const p = picker(8);

@@ -157,6 +157,22 @@ describe('SwarmScheduler over loopback', () => {
     expect((await readFile(path)).equals(l.file)).toBe(true);
   });
 
+  it('fetches a piece again once its stored copy is reported lost (a re-check failed and dropped it)', async () => {
+    const l = await leecher();
+    const seed = await l.addSeed('a', 'serve', PIECE);
+    await l.untilComplete();
+    expect(seed.leecherSide!.amInterested).toBe(false);
+    const again = new Promise<number>((resolve) =>
+      l.scheduler.on('pieceStored', (index) => resolve(index)),
+    );
+    await l.store.drop(3);
+    l.scheduler.pieceLost(3);
+    expect(seed.leecherSide!.amInterested).toBe(true);
+    expect(await within(again, HANG_MS, () => 'piece 3 was not fetched again')).toBe(3);
+    const { path } = await l.store.merge(join(l.dir, 'f.bin'));
+    expect((await readFile(path)).equals(l.file)).toBe(true);
+  });
+
   it('reports a piece that fails its hash with the link that sent it, and completes from another link', async () => {
     const l = await leecher();
     const rejected = new Promise<readonly string[]>((resolve) =>

@@ -261,6 +261,15 @@ export class SwarmPicker {
     this.rarity.retire(index);
   }
 
+  /**
+   * We lost a held piece (its stored copy failed a re-check and was dropped):
+   * it is queued again, at its place in the rarity order.
+   */
+  pieceLost(index: number): void {
+    if (!this.held.clear(index)) return;
+    this.rarity.restore(index);
+  }
+
   /** The piece failed its hash: every block is wanted again, from anybody. */
   pieceFailed(index: number): void {
     this.forgetStarted(index);

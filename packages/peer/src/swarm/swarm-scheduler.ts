@@ -167,6 +167,18 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     for (const id of stripped) this.fill(this.links.get(id)!);
   }
 
+  /** A stored piece was dropped (it failed a re-check): it is wanted again from whoever has it. */
+  pieceLost(index: number): void {
+    if (this.c.picker.stateOf(index) !== 'held') return;
+    this.c.picker.pieceLost(index);
+    for (const link of this.links.values()) {
+      if (!link.connection.remoteHas.has(index)) continue;
+      link.wanted++;
+      this.updateInterest(link);
+    }
+    this.fillAll();
+  }
+
   /** Stops asking: links are left open (they belong to the torrent), their requests stay theirs. */
   close(): void {
     this.closed = true;

@@ -198,6 +198,15 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
     );
   }
 
+  /**
+   * The store dropped chunks it found bad (a merge's re-check): whatever the
+   * scheduler counts as held and the store no longer has is wanted again.
+   */
+  storeChanged(): void {
+    for (let index = 0; index < this.c.store.pieceCount; index++)
+      if (!this.c.store.has(index)) this.scheduler.pieceLost(index);
+  }
+
   get size(): number {
     return this.links.size;
   }
@@ -311,7 +320,10 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
     const link: SwarmLink = { connection, server, role, dir };
     this.links.set(label, link);
     if (role === 'swarm') this.peersSeen++;
-    server.on('chunkCorrupt', (index) => this.emit('chunkCorrupt', index));
+    server.on('chunkCorrupt', (index) => {
+      this.emit('chunkCorrupt', index);
+      this.scheduler.pieceLost(index);
+    });
     connection.on('closed', (close) => {
       if (this.links.get(label) === link) this.links.delete(label);
       this.emit('disconnected', link, close.reason, close.error !== undefined);
