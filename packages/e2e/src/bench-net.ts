@@ -78,6 +78,8 @@ async function main(): Promise<void> {
       out: { type: 'string', default: 'bench-results' },
       help: { type: 'boolean', short: 'h', default: false },
     },
+    // `pnpm bench:net -- --links` arrives with pnpm's `--` separators in front.
+    args: process.argv.slice(2).filter((a) => a !== '--'),
     strict: true,
   });
   if (values.help) {

@@ -7,7 +7,7 @@ import { busyFraction, ProcSampler, type ProcStats, readMachineCpu } from './pro
 import { binPath, ManagedProcess } from './processes.js';
 import { CHUNK_SIZE } from './scenario.js';
 import { type Launcher, Swarm, sha256File } from './swarm.js';
-import { ringTopology } from './topology.js';
+import { ringTopology, swarmTopology, type Topology } from './topology.js';
 
 /**
  * The jobs of `pnpm bench:net` (and its CI test): one file distributed to N
@@ -134,13 +134,13 @@ export interface JobResult {
    */
   readonly cpuWaitShare: number;
   readonly notes: string[];
-  /** Ring only: each peer's intake per sender. */
+  /** Ring and swarm: each peer's intake per sender. */
   readonly links?: LinkUse[];
-  /** Ring only: how long a chunk takes from one peer to the next, and where the time goes. */
+  /** Ring and swarm: how long a chunk takes from one peer to the next, and where the time goes. */
   readonly hops?: HopLatency;
-  /** Ring only: when the last peer was started, seconds after the first (the seed starts them one at a time). */
+  /** Ring and swarm: when the last peer was started, seconds after the first (the seed starts them one at a time). */
   readonly lastStartS?: number;
-  /** Ring only: the owner's first and last chunk-sent, seconds after the first peer's start. */
+  /** Ring and swarm: the owner's first and last chunk-sent, seconds after the first peer's start. */
   readonly ownerSendS?: readonly [number, number];
 }
 
@@ -230,7 +230,24 @@ function nodeIn(lab: NetnsLab, host: string, script: string): { file: string; ar
  * The seed's ring: the owner on host `own`, peer i on host `h<i>`
  * downloading from peer i+1, started one at a time as the seed does.
  */
-export async function ringJob(options: JobOptions): Promise<JobResult> {
+export function ringJob(options: JobOptions): Promise<JobResult> {
+  return topologyJob('ring', ringTopology(options.peers), options);
+}
+
+/**
+ * Swarm mode: the same hosts, every peer without a download neighbour, so
+ * each takes its peers from the owner's tracker and trades with all of them.
+ */
+export function swarmJob(options: JobOptions): Promise<JobResult> {
+  return topologyJob('swarm', swarmTopology(options.peers), options);
+}
+
+/** One owner and a peer per host in `topology`, started as the seed does; measured the same for every mode. */
+async function topologyJob(
+  job: 'ring' | 'swarm',
+  topology: Topology,
+  options: JobOptions,
+): Promise<JobResult> {
   const { lab, peers } = options;
   const hostOf = (name: string) =>
     name === 'owner' ? OWNER_HOST : peerHost(Number(name.slice(1)));
@@ -242,7 +259,7 @@ export async function ringJob(options: JobOptions): Promise<JobResult> {
   let swarm: Swarm | undefined;
   try {
     swarm = await Swarm.start({
-      topology: ringTopology(peers),
+      topology,
       launcher,
       file: options.file,
       workDir: options.workDir,
@@ -276,7 +293,7 @@ export async function ringJob(options: JobOptions): Promise<JobResult> {
     const ownerFirst = owner.timeOf(sent);
     const ownerLast = owner.timeOf(sent, true);
     return {
-      job: 'ring',
+      job,
       peers,
       seconds: (last - first) / 1000,
       identical,
@@ -573,9 +590,6 @@ export interface NetJob {
 
 export const NET_JOBS: readonly NetJob[] = [
   { name: 'ring', run: ringJob },
-  // Swarm mode (issue 9, item 1) is not in the peer yet. When it is, its job
-  // is ringJob with a topology whose peers have no download neighbour (or
-  // `--swarm` in extraPeerArgs); add `run` here and it joins every table.
-  { name: 'swarm', missing: 'swarm mode is not built yet' },
+  { name: 'swarm', run: swarmJob },
   { name: 'aria2c', run: aria2Job },
 ];
