@@ -4,9 +4,11 @@ import {
   DEFAULT_CHUNK_SIZE,
   MAX_PIECE_LENGTH,
   OptionError,
+  parseEncryptionPolicy,
   parseEndpoint,
   parseIntegerOption,
   parseLogFormat,
+  parseTransportPolicy,
 } from '@swarmdrop/protocol';
 import { loadToken } from '@swarmdrop/protocol/node';
 import {
@@ -40,6 +42,10 @@ Options:
   --handshake-timeout-ms MS   close a connection that has not completed its
                               BitTorrent handshake, or an HTTP request, within
                               this long (default: ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
+  --encryption POLICY         prefer|require|off: MSE/PE (RC4) for BitTorrent
+                              connections (default: prefer; see README)
+  --transport POLICY          both|tcp|utp: BitTorrent over TCP, µTP (UDP on
+                              the same port number) or both (default: both)
   --public-host HOST          host written into the .torrent's announce URL
                               on disk (default: the bound host, or 127.0.0.1)
   --token-file FILE           make the swarm private: HTTP and announces need
@@ -65,6 +71,8 @@ function parseOptions(argv: string[]) {
       'handshake-timeout-ms': { type: 'string' },
       'public-host': { type: 'string' },
       'token-file': { type: 'string' },
+      encryption: { type: 'string' },
+      transport: { type: 'string' },
       'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -139,6 +147,8 @@ export function parseOwnerArgs(
           ),
     publicHost: values['public-host'],
     token: loadToken(values['token-file'], env),
+    encryption: parseEncryptionPolicy(values.encryption),
+    transport: parseTransportPolicy(values.transport),
     logFormat: parseLogFormat(values['log-format']),
   };
 }

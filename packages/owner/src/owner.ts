@@ -6,6 +6,9 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import {
   buildMetainfo,
   ChunkError,
+  DEFAULT_ENCRYPTION,
+  DEFAULT_TRANSPORT,
+  type EncryptionPolicy,
   escapeUnsafe,
   formatEndpoint,
   formatLink,
@@ -21,9 +24,12 @@ import {
   type Metainfo,
   makePeerId,
   OptionError,
+  type TransportPolicy,
   torrentFileName,
   UNSAFE_CHARS,
   unmapIPv4,
+  type WireEncryption,
+  type WireTransport,
   withAnnounce,
 } from '@swarmdrop/protocol';
 import {
@@ -32,9 +38,11 @@ import {
   carriesToken,
   createLogger,
   DualServer,
+  firstBytes,
   httpRouter,
   type Logger,
   listChunkDir,
+  mseRespond,
   PeerWire,
   requestQuery,
   SUMMARY_FILE,
@@ -42,8 +50,12 @@ import {
   sendJson,
   sendText,
   sendUnauthorized,
+  sniffConnection,
   splitFile,
   Uploader,
+  UtpEndpoint,
+  type UtpStream,
+  type WireSocket,
 } from '@swarmdrop/protocol/node';
 import { BatchAssigner } from './batch-assigner.js';
 import { SuperSeeding } from './super-seeding.js';
@@ -91,6 +103,10 @@ export interface OwnerOptions {
    * marked private (BEP 27), which changes its info-hash.
    */
   readonly token?: string | undefined;
+  /** MSE/PE policy for incoming BitTorrent connections (default prefer). */
+  readonly encryption?: EncryptionPolicy;
+  /** TCP, µTP (UDP on the same port number) or both for BitTorrent (default both). */
+  readonly transport?: TransportPolicy;
 }
 
 export interface OwnerComponents {
@@ -127,6 +143,7 @@ export class Owner {
   readonly torrent: Buffer;
   readonly port: number;
   private readonly server: DualServer;
+  private readonly utp: UtpEndpoint | undefined;
   private readonly store: ChunkStore;
   private readonly log: Logger;
   private readonly peerId: Buffer;
@@ -153,6 +170,7 @@ export class Owner {
     torrent: Buffer;
     torrentPath: string;
     server: DualServer;
+    utp: UtpEndpoint | undefined;
     store: ChunkStore;
     log: Logger;
     port: number;
@@ -163,6 +181,7 @@ export class Owner {
     this.torrent = init.torrent;
     this.torrentPath = init.torrentPath;
     this.server = init.server;
+    this.utp = init.utp;
     this.store = init.store;
     this.log = init.log;
     this.port = init.port;
@@ -197,7 +216,11 @@ export class Owner {
       firstByteTimeoutMs: options.handshakeTimeoutMs,
       requestTimeoutMs: options.handshakeTimeoutMs,
       onWire: (socket, initial) => {
-        if (owner) owner.acceptWire(socket, initial);
+        if (owner) owner.acceptTcp(socket, initial, 'plaintext');
+        else socket.destroy();
+      },
+      onEncrypted: (socket, initial) => {
+        if (owner) owner.acceptTcp(socket, initial, 'mse');
         else socket.destroy();
       },
       onHttp: (req, res) => {
@@ -208,7 +231,22 @@ export class Owner {
     });
     const address: AddressInfo = await server.listen();
     log.setPort(address.port);
+    let utp: UtpEndpoint | undefined;
     try {
+      if ((options.transport ?? DEFAULT_TRANSPORT) !== 'tcp') {
+        utp = new UtpEndpoint({
+          host: options.host,
+          port: address.port,
+          portField: 'port',
+          maxConnections: options.maxConnections,
+          onConnection: (stream) => {
+            if (owner) owner.acceptUtp(stream);
+            else stream.destroy();
+          },
+          onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
+        });
+        await utp.listen();
+      }
       const dir = resolve(options.dir);
       await mkdir(dir, { recursive: true });
       await checkChunkDir(dir);
@@ -235,6 +273,7 @@ export class Owner {
         torrent: bytes,
         torrentPath,
         server,
+        utp,
         store,
         log,
         port: address.port,
@@ -258,6 +297,7 @@ export class Owner {
       });
       return owner;
     } catch (err) {
+      await utp?.close();
       await server.close();
       throw err;
     }
@@ -318,6 +358,7 @@ export class Owner {
     this.closing ??= (async () => {
       this.log.log('stopping', {});
       for (const wire of this.wires.keys()) wire.close('owner stopping');
+      await this.utp?.close();
       await this.server.close();
       await this.store.close();
     })();
@@ -418,20 +459,80 @@ export class Owner {
     return at !== undefined && this.clock().getTime() - at <= ANNOUNCE_EXPIRY_MS;
   }
 
-  private acceptWire(socket: Socket, initial: Buffer): void {
-    const host = unmapIPv4(socket.remoteAddress ?? '');
-    if (!this.isAdmitted(host)) {
-      // A private swarm: only addresses that announced with the token may trade.
-      this.log.log('connection-refused', {
-        from: formatEndpoint(host, socket.remotePort ?? 0),
-        reason: 'not announced with the token',
-      });
-      socket.destroy();
+  private get encryption(): EncryptionPolicy {
+    return this.options.encryption ?? DEFAULT_ENCRYPTION;
+  }
+
+  private acceptTcp(socket: Socket, initial: Buffer, kind: 'plaintext' | 'mse'): void {
+    if ((this.options.transport ?? DEFAULT_TRANSPORT) === 'utp') {
+      this.refuse(socket, 'BitTorrent over TCP, but --transport is utp');
       return;
     }
+    this.acceptStream(socket, initial, kind, 'tcp');
+  }
+
+  /** A µTP connection: its first bytes say plaintext or MSE, as on TCP. */
+  private acceptUtp(stream: UtpStream): void {
+    firstBytes(stream, this.options.handshakeTimeoutMs).then(
+      (initial) => {
+        const kind = sniffConnection(initial);
+        if (kind === 'http') this.refuse(stream, 'HTTP over µTP');
+        else this.acceptStream(stream, initial, kind === 'bittorrent' ? 'plaintext' : 'mse', 'utp');
+      },
+      (err: Error) => this.refuse(stream, err.message),
+    );
+  }
+
+  private refuse(socket: WireSocket, reason: string): void {
+    this.log.log('connection-refused', {
+      from: formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0),
+      reason,
+    });
+    socket.destroy();
+  }
+
+  /** A plaintext handshake or an MSE one, answered under our policy, on either transport. */
+  private acceptStream(
+    socket: WireSocket,
+    initial: Buffer,
+    kind: 'plaintext' | 'mse',
+    transport: WireTransport,
+  ): void {
+    if (!this.isAdmitted(unmapIPv4(socket.remoteAddress ?? ''))) {
+      // A private swarm: only addresses that announced with the token may trade.
+      this.refuse(socket, 'not announced with the token');
+      return;
+    }
+    if (kind === 'plaintext') {
+      if (this.encryption === 'require') {
+        this.refuse(socket, 'plaintext handshake, but --encryption is require');
+      } else {
+        this.acceptWire(socket, initial, 'plaintext', transport);
+      }
+      return;
+    }
+    const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
+    mseRespond(socket, initial, {
+      infoHash: this.metainfo.infoHash,
+      policy: this.encryption,
+      timeoutMs: this.options.handshakeTimeoutMs,
+    }).then(
+      (mse) => this.acceptWire(mse.socket, mse.initial, mse.encryption, transport),
+      (err: Error) => this.log.log('connection-refused', { from, reason: err.message }),
+    );
+  }
+
+  private acceptWire(
+    socket: WireSocket,
+    initial: Buffer,
+    encryption: WireEncryption,
+    transport: WireTransport,
+  ): void {
     const wire = new PeerWire({
       socket,
       initial,
+      encryption,
+      transport,
       metainfo: this.metainfo,
       peerId: this.peerId,
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
@@ -470,7 +571,13 @@ export class Owner {
       record.client = isSwarmdropPeer(handshake.peerId)
         ? 'swarmdrop'
         : clientName(handshake.peerId);
-      this.log.log('connected', { peer: wire.label, client: record.client, dir: 'in' });
+      this.log.log('connected', {
+        peer: wire.label,
+        client: record.client,
+        dir: 'in',
+        transport: wire.transport,
+        encryption: wire.encryption,
+      });
       if (isSwarmModePeer(handshake.peerId)) this.seeding.serve(wire, log);
       else uploader.start();
     };

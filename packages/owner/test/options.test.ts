@@ -37,7 +37,21 @@ describe('parseOwnerArgs', () => {
       handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
       publicHost: undefined,
       logFormat: 'text',
+      encryption: 'prefer',
+      transport: 'both',
     });
+    expect(
+      parseOwnerArgs(['7000', 'f', '--encryption', 'require', '--transport', 'utp']),
+    ).toMatchObject({
+      encryption: 'require',
+      transport: 'utp',
+    });
+    expect(() => parseOwnerArgs(['7000', 'f', '--encryption', 'always'])).toThrow(
+      /--encryption: "always" is not one of: prefer, require, off/,
+    );
+    expect(() => parseOwnerArgs(['7000', 'f', '--transport', 'udp'])).toThrow(
+      /--transport: "udp" is not one of: both, tcp, utp/,
+    );
     expect(parseOwnerArgs(['10.0.0.5:7000', 'f'])).toMatchObject({ host: '10.0.0.5', port: 7000 });
     expect(parseOwnerArgs(['[::1]:0', 'f'])).toMatchObject({ host: '::1', port: 0 });
     expect(

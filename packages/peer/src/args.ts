@@ -4,12 +4,14 @@ import {
   type Endpoint,
   looksLikeLink,
   OptionError,
+  parseEncryptionPolicy,
   parseEndpoint,
   parseInfoHash,
   parseIntegerOption,
   parseLink,
   parseLogFormat,
   parseSha256,
+  parseTransportPolicy,
 } from '@swarmdrop/protocol';
 import {
   DEFAULT_MAX_CONNECTIONS,
@@ -76,6 +78,11 @@ Options:
                               and required on our own port (HTTP, and the
                               wire from hosts the tracker did not list).
                               Default: $SWARMDROP_TOKEN
+  --encryption POLICY         prefer|require|off: MSE/PE (RC4) for BitTorrent
+                              connections, both ways (default: prefer; see README)
+  --transport POLICY          both|tcp|utp: BitTorrent over TCP, µTP (UDP on
+                              the same port number) or both; with both,
+                              connect over TCP and fall back to µTP (default: both)
   --log-format text|json      console log format (default: text)
   -h, --help                  show this help
   -v, --version               show the version
@@ -147,6 +154,8 @@ export function parsePeerArgs(
           infohash: { type: 'string' },
           sha256: { type: 'string' },
           'token-file': { type: 'string' },
+          encryption: { type: 'string' },
+          transport: { type: 'string' },
           'log-format': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
           version: { type: 'boolean', short: 'v' },
@@ -219,5 +228,7 @@ export function parsePeerArgs(
     infoHash: link?.infoHash ?? pinned,
     sha256: values.sha256 === undefined ? undefined : parseSha256(values.sha256, '--sha256'),
     token: loadToken(values['token-file'], env),
+    encryption: parseEncryptionPolicy(values.encryption),
+    transport: parseTransportPolicy(values.transport),
   };
 }

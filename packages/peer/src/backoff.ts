@@ -1,4 +1,11 @@
 import { connect, type Socket } from 'node:net';
+import type {
+  EncryptionPolicy,
+  TransportPolicy,
+  WireEncryption,
+  WireTransport,
+} from '@swarmdrop/protocol';
+import { mseInitiate, type UtpEndpoint, type WireSocket } from '@swarmdrop/protocol/node';
 
 export const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -39,4 +46,76 @@ export function connectTcp(
       resolve(socket);
     });
   });
+}
+
+export interface WireConnection {
+  readonly socket: WireSocket;
+  /** Payload bytes the MSE handshake already read, for PeerWire's `initial`. */
+  readonly initial?: Buffer;
+  readonly encryption: WireEncryption;
+  readonly transport: WireTransport;
+}
+
+export interface ConnectWireOptions {
+  readonly policy: EncryptionPolicy;
+  readonly infoHash: Uint8Array;
+  /** Default tcp; `both` tries TCP first and µTP when TCP cannot connect. */
+  readonly transport?: TransportPolicy;
+  /** Our µTP endpoint (needed unless transport is tcp). */
+  readonly utp?: UtpEndpoint | undefined;
+}
+
+/** One connection over the transport policy: TCP, µTP, or TCP then µTP. */
+async function connectTransport(
+  host: string,
+  port: number,
+  signal: AbortSignal,
+  options: ConnectWireOptions,
+): Promise<{ socket: WireSocket; transport: WireTransport }> {
+  const policy = options.transport ?? 'tcp';
+  const viaUtp = async () => {
+    if (!options.utp) throw new Error('µTP is not enabled');
+    return { socket: await options.utp.connect(host, port, { signal }), transport: 'utp' as const };
+  };
+  if (policy === 'utp') return viaUtp();
+  try {
+    return { socket: await connectTcp(host, port, signal), transport: 'tcp' };
+  } catch (err) {
+    if (policy === 'tcp' || signal.aborted) throw err;
+    return viaUtp().catch((utpErr: Error) => {
+      throw new Error(`${(err as Error).message}; µTP: ${utpErr.message}`);
+    });
+  }
+}
+
+/**
+ * Opens a BitTorrent connection under an encryption policy: `off` is
+ * plaintext; `require` is MSE offering only RC4; `prefer` is MSE offering RC4
+ * and plaintext, and when the remote does not complete MSE (a client with
+ * encryption off closes on our public key), one more connection in
+ * plaintext, as Transmission and libtorrent do.
+ */
+export async function connectWire(
+  host: string,
+  port: number,
+  signal: AbortSignal,
+  options: ConnectWireOptions,
+): Promise<WireConnection> {
+  const { socket, transport } = await connectTransport(host, port, signal, options);
+  if (options.policy === 'off') return { socket, encryption: 'plaintext', transport };
+  const onAbort = () => socket.destroy();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const mse = await mseInitiate(socket, { infoHash: options.infoHash, policy: options.policy });
+    return { ...mse, transport };
+  } catch (err) {
+    if (options.policy === 'require' || signal.aborted) throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+  const retry = await connectTransport(host, port, signal, {
+    ...options,
+    transport: transport === 'utp' ? 'utp' : 'tcp',
+  });
+  return { ...retry, encryption: 'plaintext' };
 }

@@ -4,6 +4,9 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   BLOCK_SIZE,
   ChunkError,
+  DEFAULT_ENCRYPTION,
+  DEFAULT_TRANSPORT,
+  type EncryptionPolicy,
   type Endpoint,
   escapeUnsafe,
   formatEndpoint,
@@ -17,8 +20,10 @@ import {
   OptionError,
   SwarmdropError,
   TOKEN_ENV,
+  type TransportPolicy,
   torrentFileName,
   unmapIPv4,
+  type WireTransport,
 } from '@swarmdrop/protocol';
 import {
   BufferPool,
@@ -26,19 +31,26 @@ import {
   ChunkStore,
   carriesToken,
   createLogger,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DualServer,
+  firstBytes,
   httpRouter,
   type Logger,
   listChunkDir,
+  mseRespond,
   PeerWire,
   SUMMARY_FILE,
   sendBody,
   sendJson,
   sendText,
   sendUnauthorized,
+  sniffConnection,
   Uploader,
+  UtpEndpoint,
+  type UtpStream,
+  type WireSocket,
 } from '@swarmdrop/protocol/node';
-import { backoffMs, connectTcp } from './backoff.js';
+import { backoffMs, connectWire, type WireConnection } from './backoff.js';
 import { type Clock, pause, systemClock, type Timer } from './clock.js';
 import { DEFAULT_PIPELINE_BLOCKS, Downloader } from './downloader.js';
 import { FallbackPolicy } from './fallback-policy.js';
@@ -136,6 +148,10 @@ export interface PeerOptions {
    * (HTTP needs it; the wire admits only addresses the owner's tracker lists).
    */
   readonly token?: string | undefined;
+  /** MSE/PE policy for every BitTorrent connection, both ways (default prefer). */
+  readonly encryption?: EncryptionPolicy;
+  /** TCP, µTP (UDP on the same port number) or both for BitTorrent, both ways (default both). */
+  readonly transport?: TransportPolicy;
 }
 
 export interface PeerComponents {
@@ -173,6 +189,7 @@ export class Peer {
 
   private readonly log: Logger;
   private readonly server: DualServer;
+  private utp: UtpEndpoint | undefined;
   private readonly peerId: Buffer;
   private readonly abort = new AbortController();
   private readonly sessions = new Set<Session>();
@@ -242,7 +259,11 @@ export class Peer {
       maxConnections: options.maxConnections,
       maxConnectionsPerAddress: options.maxConnectionsPerAddress,
       onWire: (socket, initial) => {
-        if (peer?.store) peer.accept(socket, initial);
+        if (peer?.store) peer.acceptTcp(socket, initial, 'plaintext');
+        else socket.destroy();
+      },
+      onEncrypted: (socket, initial) => {
+        if (peer?.store) peer.acceptTcp(socket, initial, 'mse');
         else socket.destroy();
       },
       onHttp: (req, res) => {
@@ -254,6 +275,24 @@ export class Peer {
     const address: AddressInfo = await server.listen();
     log.setPort(address.port);
     peer = new Peer(options, log, server, address.port, components.clock ?? systemClock);
+    if ((options.transport ?? DEFAULT_TRANSPORT) !== 'tcp') {
+      const utp = new UtpEndpoint({
+        host: options.listen.host,
+        port: address.port,
+        onConnection: (stream) => {
+          if (peer?.store) peer.acceptUtp(stream);
+          else stream.destroy();
+        },
+        onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
+      });
+      peer.utp = utp;
+      try {
+        await utp.listen();
+      } catch (err) {
+        await peer.close();
+        throw err;
+      }
+    }
     const created = peer;
     if (components.signal?.aborted) void created.close();
     components.signal?.addEventListener('abort', () => void created.close(), { once: true });
@@ -275,6 +314,7 @@ export class Peer {
       this.reannouncer?.stop();
       this.swarm?.close();
       for (const session of this.sessions) session.wire.close('peer stopping');
+      await this.utp?.close();
       await this.server.close();
       // A chunk being written when we stop is finished (file and summary line) before the store closes.
       await Promise.all([...this.downloaders].map((d) => d.settled()));
@@ -477,9 +517,10 @@ export class Peer {
   }
 
   /** The upload side: a peer connected to us. */
-  private accept(socket: Socket, initial: Buffer): void {
+  /** Runs `then` once `socket`'s host may trade with us (at once, in a public swarm). */
+  private admitThen(socket: WireSocket, then: () => void): void {
     if (this.options.token === undefined) {
-      this.serveIncoming(socket, initial);
+      then();
       return;
     }
     // A private swarm: only hosts that announced with the token may trade. A
@@ -488,15 +529,8 @@ export class Peer {
     void (async () => {
       if (!this.isAdmitted(host)) await this.refreshAdmitted();
       if (socket.destroyed || this.abort.signal.aborted) return;
-      if (this.isAdmitted(host)) {
-        this.serveIncoming(socket, initial);
-      } else {
-        this.log.log('connection-refused', {
-          from: formatEndpoint(host, socket.remotePort ?? 0),
-          reason: 'not announced with the token',
-        });
-        socket.destroy();
-      }
+      if (this.isAdmitted(host)) then();
+      else this.refuse(socket, 'not announced with the token');
     })();
   }
 
@@ -550,9 +584,9 @@ export class Peer {
   }
 
   /** An admitted incoming connection: the swarm session's in swarm mode, else an upload neighbour. */
-  private serveIncoming(socket: Socket, initial: Buffer): void {
-    if (this.swarm) this.swarm.accept(socket, initial);
-    else this.openSession(socket, initial, 'in', undefined);
+  private serveIncoming(connection: WireConnection): void {
+    if (this.swarm) this.swarm.accept(connection.socket, connection.initial ?? Buffer.alloc(0));
+    else this.openSession(connection, 'in', undefined);
   }
 
   /** Swarm mode (swarm/swarm-session.ts): the session trades; the peer counts, merges and finishes. */
@@ -601,19 +635,91 @@ export class Peer {
     swarm.start();
   }
 
+  private get encryption(): EncryptionPolicy {
+    return this.options.encryption ?? DEFAULT_ENCRYPTION;
+  }
+
+  private acceptTcp(socket: Socket, initial: Buffer, kind: 'plaintext' | 'mse'): void {
+    if ((this.options.transport ?? DEFAULT_TRANSPORT) === 'utp') {
+      this.refuse(socket, 'BitTorrent over TCP, but --transport is utp');
+      return;
+    }
+    this.acceptStream(socket, initial, kind, 'tcp');
+  }
+
+  /** A µTP connection: its first bytes say plaintext or MSE, as on TCP. */
+  private acceptUtp(stream: UtpStream): void {
+    firstBytes(stream, DEFAULT_HANDSHAKE_TIMEOUT_MS).then(
+      (initial) => {
+        const kind = sniffConnection(initial);
+        if (kind === 'http') this.refuse(stream, 'HTTP over µTP');
+        else this.acceptStream(stream, initial, kind === 'bittorrent' ? 'plaintext' : 'mse', 'utp');
+      },
+      (err: Error) => this.refuse(stream, err.message),
+    );
+  }
+
+  private refuse(socket: WireSocket, reason: string): void {
+    this.log.log('connection-refused', {
+      from: formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0),
+      reason,
+    });
+    socket.destroy();
+  }
+
+  /** A plaintext or MSE handshake, answered under our policy, on either transport: an upload link. */
+  private acceptStream(
+    socket: WireSocket,
+    initial: Buffer,
+    kind: 'plaintext' | 'mse',
+    transport: WireTransport,
+  ): void {
+    this.admitThen(socket, () => {
+      if (kind === 'plaintext') {
+        if (this.encryption === 'require') {
+          this.refuse(socket, 'plaintext handshake, but --encryption is require');
+        } else {
+          this.serveIncoming({ socket, initial, encryption: 'plaintext', transport });
+        }
+        return;
+      }
+      const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
+      mseRespond(socket, initial, {
+        infoHash: this.store!.metainfo.infoHash,
+        policy: this.encryption,
+      }).then(
+        (mse) => {
+          if (this.abort.signal.aborted) mse.socket.destroy();
+          else this.serveIncoming({ ...mse, transport });
+        },
+        (err: Error) => this.log.log('connection-refused', { from, reason: err.message }),
+      );
+    });
+  }
+
+  private connect(host: string, port: number, signal: AbortSignal): Promise<WireConnection> {
+    return connectWire(host, port, signal, {
+      policy: this.encryption,
+      transport: this.options.transport ?? DEFAULT_TRANSPORT,
+      utp: this.utp,
+      infoHash: this.store!.metainfo.infoHash,
+    });
+  }
+
   private openSession(
-    socket: Socket,
-    initial: Buffer | undefined,
+    connection: WireConnection,
     role: Role,
     allowed: ((index: number) => boolean) | undefined,
     only?: ReadonlySet<number>,
   ): Session {
     const store = this.store!;
     const wire = new PeerWire({
-      socket,
+      socket: connection.socket,
       metainfo: store.metainfo,
       peerId: this.peerId,
-      ...(initial ? { initial } : {}),
+      encryption: connection.encryption,
+      transport: connection.transport,
+      ...(connection.initial ? { initial: connection.initial } : {}),
     });
     let downloader: Downloader | undefined;
     const uploader = new Uploader({
@@ -654,7 +760,13 @@ export class Peer {
     wire.onHandshake = () => {
       // Only a real handshake counts as an upload neighbour (not a port probe).
       if (role === 'in') this.uploadSessionsSeen++;
-      this.log.log('connected', { peer: wire.label, role, dir: role === 'in' ? 'in' : 'out' });
+      this.log.log('connected', {
+        peer: wire.label,
+        role,
+        dir: role === 'in' ? 'in' : 'out',
+        transport: wire.transport,
+        encryption: wire.encryption,
+      });
       uploader.start();
     };
     wire.onMessage = (message) => {
@@ -741,9 +853,9 @@ export class Peer {
         await pause(1_000, signal, this.clock);
         continue;
       }
-      let socket: Socket;
+      let connection: WireConnection;
       try {
-        socket = await connectTcp(host, port, signal);
+        connection = await this.connect(host, port, signal);
       } catch (err) {
         if (signal.aborted) return;
         const wait = backoffMs(attempt);
@@ -762,8 +874,7 @@ export class Peer {
       // Blame is looked up under the connection's label, the key onRejected records it
       // under (not `label`, which may name the host differently, e.g. localhost).
       const session: Session = this.openSession(
-        socket,
-        undefined,
+        connection,
         'neighbour',
         (i) => !this.picker!.isReserved(i) && !this.isBlamed(session.wire.label, i),
       );
@@ -798,9 +909,9 @@ export class Peer {
     else this.fallbackActive = true;
     try {
       for (let attempt = 0; !signal.aborted && remaining().length > 0 && attempt < 20; ) {
-        let socket: Socket;
+        let connection: WireConnection;
         try {
-          socket = await connectTcp(host, port, signal);
+          connection = await this.connect(host, port, signal);
         } catch (err) {
           if (signal.aborted) return;
           if (attempt % 5 === 0) {
@@ -813,7 +924,7 @@ export class Peer {
           await pause(backoffMs(attempt++), signal, this.clock);
           continue;
         }
-        const session = this.openSession(socket, undefined, via, (i) => wanted.has(i), wanted);
+        const session = this.openSession(connection, via, (i) => wanted.has(i), wanted);
         const done = () => {
           if (remaining().length === 0)
             session.wire.close(via === 'owner' ? 'batch complete' : 'fallback complete');

@@ -67,6 +67,19 @@ describe('a stock BitTorrent client as the download neighbour', () => {
         }
       });
 
+      // Start the peer once aria2c listens, so that the peer's own connection to it comes
+      // first: aria2c drops a second connection from a peer it already has one with.
+      await within(
+        new Promise<void>((resolve) => {
+          const check = () => {
+            if (/listening on TCP port/.test(ariaLog)) resolve();
+          };
+          check();
+          aria.stdout.on('data', check);
+        }),
+        30_000,
+        () => `aria2c never said it listens:\n${ariaLog}`,
+      );
       const { log } = await startPeer(cleanup, {
         ownerPort: owner.port,
         port: 0,

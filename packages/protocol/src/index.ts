@@ -23,6 +23,7 @@ export { type Block, Geometry } from './geometry.js';
 export * from './log.js';
 export * from './log-limit.js';
 export * from './metainfo.js';
+export * from './mse.js';
 export * from './options.js';
 export * from './peer-id.js';
 export * from './swarm/choker.js';
@@ -31,6 +32,9 @@ export * from './swarm/rate-estimator.js';
 export * from './swarm/typed-emitter.js';
 export * from './tracker-codec.js';
 export * from './trust.js';
+export * from './utp/connection.js';
+export * from './utp/ledbat.js';
+export * from './utp/packet.js';
 export { FrameDecoder, type FrameDecoderOptions } from './wire/decoder.js';
 export { encodeMessage, encodePieceHeader } from './wire/encode.js';
 export {

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import {
   BLOCK_SIZE,
   Choker,
@@ -15,6 +14,7 @@ import {
   type ChunkStore,
   Connection,
   PeerWire,
+  type WireSocket,
 } from '@swarmdrop/protocol/node';
 import { connectTcp } from '../backoff.js';
 import type { Clock, Timer } from '../clock.js';
@@ -183,7 +183,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
   }
 
   /** A remote dialled our port; refused (closed) when maxPeers connections are held. */
-  accept(socket: Socket, initial: Buffer): void {
+  accept(socket: WireSocket, initial: Buffer): void {
     if (this.closed || this.links.size + this.pending >= this.maxPeers) {
       socket.destroy();
       return;
@@ -264,7 +264,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
 
   /** `dialled`: the address we dialled, which stays "being dialled" until the handshake settles it. */
   private open(
-    socket: Socket,
+    socket: WireSocket,
     initial: Buffer | undefined,
     dir: 'in' | 'out',
     dialled?: string,

@@ -25,6 +25,35 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** First byte of a BitTorrent handshake (pstrlen = 19). HTTP starts with a method letter. */
 export const BITTORRENT_FIRST_BYTE = 0x13;
 
+/** The first bytes of a plaintext handshake that tell it from an MSE key starting with 0x13. */
+const PLAINTEXT_PREFIX = Buffer.from('\x13Bit', 'latin1');
+/** How many first bytes the HTTP test looks at. */
+const HTTP_SNIFF_BYTES = 16;
+
+/**
+ * Tells apart what a connection's first bytes start: a plaintext BitTorrent
+ * handshake, HTTP, or an MSE handshake (a random 96-byte public key).
+ * - An MSE key starts with 0x13 one time in 256, so 0x13 alone is not enough:
+ *   a handshake is 0x13 followed by "Bit" (as far as it has arrived), and a
+ *   handshake that goes wrong after that is still one (and fails as one).
+ * - HTTP, even malformed, is text: the first 16 bytes are printable ASCII,
+ *   CR, LF or tab. A random key passes that about once in 5 million.
+ */
+export function sniffConnection(first: Uint8Array): 'bittorrent' | 'http' | 'mse' {
+  if (first[0] === BITTORRENT_FIRST_BYTE) {
+    const n = Math.min(first.length, PLAINTEXT_PREFIX.length);
+    let matches = true;
+    for (let i = 1; i < n; i++) if (first[i] !== PLAINTEXT_PREFIX[i]) matches = false;
+    return matches ? 'bittorrent' : 'mse';
+  }
+  const n = Math.min(first.length, HTTP_SNIFF_BYTES);
+  for (let i = 0; i < n; i++) {
+    const c = first[i]!;
+    if (!((c >= 0x20 && c <= 0x7e) || c === 0x0d || c === 0x0a || c === 0x09)) return 'mse';
+  }
+  return 'http';
+}
+
 export interface DualServerOptions {
   readonly host?: string | undefined;
   readonly port: number;
@@ -41,6 +70,11 @@ export interface DualServerOptions {
   /** A BitTorrent connection; `initial` holds the bytes already read. */
   readonly onWire: (socket: Socket, initial: Buffer) => void;
   readonly onHttp: (req: IncomingMessage, res: ServerResponse) => void;
+  /**
+   * A connection that is neither a plaintext handshake nor HTTP: an MSE
+   * (encrypted) handshake. Without this handler such bytes go to HTTP, as before.
+   */
+  readonly onEncrypted?: (socket: Socket, initial: Buffer) => void;
   /** A connection turned away or closed by its deadline, with why. */
   readonly onRefused?: (remote: string, reason: string) => void;
 }
@@ -56,8 +90,8 @@ export interface DualServerStats {
 }
 
 /**
- * One TCP port for two protocols: the first byte of a connection picks
- * BitTorrent (0x13) or HTTP. Tracks every socket so `close()` really ends
+ * One TCP port for BitTorrent and HTTP: the first bytes of a connection pick
+ * a plaintext BitTorrent handshake, HTTP, or (with `onEncrypted`) MSE. Tracks every socket so `close()` really ends
  * them, turns away connections past `maxConnections` in all or
  * `maxConnectionsPerAddress` from one source, and holds every connection to
  * a deadline until it is useful: the first byte, then for HTTP each request
@@ -165,7 +199,10 @@ export class DualServer {
     this.arm(socket, remote, timeoutMs, `sent nothing within ${timeoutMs} ms`);
     socket.once('data', (first: Buffer) => {
       socket.pause();
-      if (first[0] === BITTORRENT_FIRST_BYTE) {
+      if (this.options.onEncrypted && sniffConnection(first) === 'mse') {
+        this.disarm(socket);
+        this.options.onEncrypted(socket, first);
+      } else if (first[0] === BITTORRENT_FIRST_BYTE) {
         this.disarm(socket);
         this.options.onWire(socket, first);
       } else {

@@ -33,6 +33,8 @@ export * from './dual-server.js';
 export * from './http.js';
 export * from './logger.js';
 export * from './memory.js';
+export * from './mse-handshake.js';
 export * from './peer-wire.js';
 export * from './split.js';
 export * from './uploader.js';
+export * from './utp.js';

@@ -1,7 +1,8 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { formatEndpoint } from '../address.js';
 import { type SwarmdropError, WireError } from '../errors.js';
 import type { Metainfo } from '../metainfo.js';
+import type { WireEncryption, WireTransport } from '../mse.js';
 import { listenPortOf } from '../peer-id.js';
 import { FrameDecoder } from '../wire/decoder.js';
 import { encodeMessage, encodePieceHeader } from '../wire/encode.js';
@@ -11,13 +12,27 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
 export const DEFAULT_KEEPALIVE_MS = 60_000;
 
+/**
+ * What PeerWire needs from a connection. A net.Socket is one; so is an
+ * MseStream (RC4 over a socket) and a UtpStream.
+ */
+export type WireSocket = Duplex & {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  setNoDelay?(noDelay?: boolean): unknown;
+};
+
 export interface PeerWireOptions {
-  readonly socket: Socket;
+  readonly socket: WireSocket;
   readonly metainfo: Metainfo;
   /** Our 20-byte peer id. */
   readonly peerId: Uint8Array;
   /** Bytes already read from the socket (the first read, used to tell BitTorrent from HTTP). */
   readonly initial?: Uint8Array;
+  /** What the transport below encrypts with, for the logs (default plaintext). */
+  readonly encryption?: WireEncryption;
+  /** What the connection runs over, for the logs (default tcp). */
+  readonly transport?: WireTransport;
   readonly handshakeTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly keepAliveMs?: number;
@@ -39,9 +54,11 @@ const RESERVED = new Uint8Array(8);
  * reported once through `closed`.
  */
 export class PeerWire {
-  readonly socket: Socket;
+  readonly socket: WireSocket;
   readonly remoteHost: string;
   readonly remotePort: number;
+  readonly encryption: WireEncryption;
+  readonly transport: WireTransport;
   remoteHandshake: Handshake | undefined;
   /** Called once with the remote's handshake, before any message that follows it. */
   onHandshake: (handshake: Handshake) => void = () => {};
@@ -65,6 +82,8 @@ export class PeerWire {
     this.socket = options.socket;
     this.remoteHost = options.socket.remoteAddress ?? 'unknown';
     this.remotePort = options.socket.remotePort ?? 0;
+    this.encryption = options.encryption ?? 'plaintext';
+    this.transport = options.transport ?? 'tcp';
     this.decoder = new FrameDecoder({
       geometry: options.metainfo.geometry,
       infoHash: options.metainfo.infoHash,
@@ -99,7 +118,7 @@ export class PeerWire {
       },
       Math.max(50, Math.min(keepAliveMs, idleMs) / 4),
     ).unref();
-    this.socket.setNoDelay(true);
+    this.socket.setNoDelay?.(true);
     this.socket.on('data', (bytes: Buffer) => this.receive(bytes));
     this.socket.on('drain', () => this.flushDrainWaiters());
     this.socket.on('error', (err) => this.close(`socket error: ${err.message}`));

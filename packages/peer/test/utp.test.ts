@@ -1,0 +1,122 @@
+/**
+ * µTP between swarmdrop processes: with --transport utp on the owner and
+ * both peers, every BitTorrent connection runs over UDP (HTTP stays on TCP),
+ * with RC4 on top, and both peers merge byte-identical.
+ */
+import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { encodeMessage, makePeerId } from '@swarmdrop/protocol';
+import { firstBytes, mseRespond, UtpEndpoint } from '@swarmdrop/protocol/node';
+import { CHUNK, Cleanup, freePorts, merged, startOwner, startPeer } from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connectWire } from '../src/backoff.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+describe('µTP between swarmdrop processes', () => {
+  it('owner and two peers with --transport utp: every connection is µTP and both merge byte-identical', async () => {
+    const {
+      port: ownerPort,
+      data,
+      log: ownerLog,
+    } = await startOwner(cleanup, {
+      size: 24 * CHUNK + 321,
+      options: { expectedPeers: 2, transport: 'utp' },
+    });
+    const [portA, portB] = await freePorts(2);
+    const options = { transport: 'utp' as const };
+    const a = await startPeer(cleanup, { ownerPort, port: portA!, neighbourPort: portB!, options });
+    const b = await startPeer(cleanup, { ownerPort, port: portB!, neighbourPort: portA!, options });
+    const [pathA, pathB] = await Promise.all([merged(a.log), merged(b.log)]);
+    expect((await readFile(pathA)).equals(data)).toBe(true);
+    expect((await readFile(pathB)).equals(data)).toBe(true);
+    for (const log of [a.log, b.log]) {
+      const connected = log.filter('connected');
+      expect(connected.map((l) => l.fields.role)).toEqual(
+        expect.arrayContaining(['owner', 'neighbour']),
+      );
+      for (const line of connected) {
+        expect(line.fields.transport).toBe('utp');
+        expect(line.fields.encryption).toBe('rc4');
+      }
+      // Each peer got chunks over µTP from its neighbour, not only from the owner.
+      expect(log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
+    }
+    for (const line of ownerLog.filter('connected')) expect(line.fields.transport).toBe('utp');
+  });
+
+  it('an owner with --transport utp refuses a BitTorrent handshake over TCP and says why', async () => {
+    const { port, metainfo, log } = await startOwner(cleanup, { options: { transport: 'utp' } });
+    const socket = connect(port, '127.0.0.1');
+    cleanup.add(() => socket.destroy());
+    socket.resume();
+    socket.write(
+      encodeMessage({
+        type: 'handshake',
+        reserved: new Uint8Array(8),
+        infoHash: metainfo.infoHash,
+        peerId: makePeerId(1),
+      }),
+    );
+    const refused = await log.waitFor('connection-refused');
+    expect(refused.fields.reason).toMatch(/TCP, but --transport is utp/);
+  });
+
+  it('with --transport both a peer connects to the owner over TCP', async () => {
+    const { port: ownerPort, data } = await startOwner(cleanup, {
+      size: 6 * CHUNK,
+      options: { expectedPeers: 1 },
+    });
+    const [port, nobody] = await freePorts(2);
+    const { log } = await startPeer(cleanup, {
+      ownerPort,
+      port: port!,
+      neighbourPort: nobody!,
+      options: { transport: 'both' },
+    });
+    const path = await merged(log);
+    expect((await readFile(path)).equals(data)).toBe(true);
+    expect(log.filter('connected', { role: 'owner' })[0]?.fields.transport).toBe('tcp');
+  });
+
+  it('connectWire with transport both falls back to µTP when nothing listens on TCP', async () => {
+    const infoHash = new Uint8Array(20).fill(3);
+    const [port] = await freePorts(1);
+    const server = new UtpEndpoint({
+      host: '127.0.0.1',
+      port: port!,
+      onConnection: (stream) => {
+        void firstBytes(stream, 5_000).then((initial) =>
+          mseRespond(stream, initial, { infoHash, policy: 'prefer' }).then((mse) => {
+            cleanup.add(() => mse.socket.destroy());
+          }),
+        );
+      },
+    });
+    await server.listen();
+    cleanup.add(() => server.close());
+    const ours = new UtpEndpoint({ host: '127.0.0.1', port: 0 });
+    await ours.listen();
+    cleanup.add(() => ours.close());
+    const signal = new AbortController().signal;
+    const connection = await connectWire('127.0.0.1', port!, signal, {
+      policy: 'prefer',
+      infoHash,
+      transport: 'both',
+      utp: ours,
+    });
+    cleanup.add(() => connection.socket.destroy());
+    expect(connection.transport).toBe('utp');
+    expect(connection.encryption).toBe('rc4');
+    // tcp alone does not try µTP.
+    await expect(
+      connectWire('127.0.0.1', port!, signal, {
+        policy: 'prefer',
+        infoHash,
+        transport: 'tcp',
+        utp: ours,
+      }),
+    ).rejects.toThrow(/ECONNREFUSED/);
+  });
+});

@@ -1,0 +1,119 @@
+/**
+ * LEDBAT congestion control (RFC 6817, as BEP 29 applies it): the window
+ * grows while the one-way queueing delay we cause is under the target and
+ * shrinks above it, so a bulk µTP transfer gives way to other traffic on the
+ * same link. Pure: the caller feeds it acknowledgements, delay samples and
+ * losses with its own clock.
+ */
+
+/** Queueing delay LEDBAT aims at (BEP 29: 100 ms). */
+export const LEDBAT_TARGET_US = 100_000;
+/** Most the window may grow in one round trip with no delay at all (libutp's constant). */
+export const MAX_CWND_INCREASE_BYTES_PER_RTT = 3_000;
+/**
+ * Slow start (doubling per round trip) stops here. A delay signal needs a
+ * queue to build; a receiver's UDP socket buffer (about 200 KB by default,
+ * some 90 full-size packets) overflows before that on a fast, empty link.
+ */
+export const SLOW_START_THRESHOLD_BYTES = 64 * 1024;
+/**
+ * Most bytes in flight. libtorrent (qBittorrent) stalled for good when some
+ * 250 packets were in flight past a lost one: it holds out-of-order packets
+ * in its receive buffer and, once that is full, drops even the packet that
+ * fills the hole. 128 KiB is still 2x the bandwidth-delay product of a
+ * 40 Mbit/s link at 25 ms.
+ */
+export const LEDBAT_MAX_WINDOW_BYTES = 128 * 1024;
+/** How long a base-delay minimum counts: two one-minute buckets. */
+export const BASE_DELAY_BUCKET_MS = 60_000;
+
+export interface LedbatOptions {
+  /** Largest payload per packet: the smallest window is one of these. */
+  readonly packetBytes: number;
+  readonly initialWindowBytes?: number;
+  readonly maxWindowBytes?: number;
+  readonly targetUs?: number;
+}
+
+export class Ledbat {
+  /** Congestion window: bytes we may have in flight. */
+  window: number;
+  private readonly packetBytes: number;
+  private readonly maxWindow: number;
+  private readonly targetUs: number;
+  /** Slow start doubles the window per round trip until the first loss or half the target. */
+  private slowStart = true;
+  private baseCurrent = Number.POSITIVE_INFINITY;
+  private basePrevious = Number.POSITIVE_INFINITY;
+  private bucketStartMs: number | undefined;
+  /** Reference the u32 delay samples are taken relative to, so clock offsets and wrap cancel out. */
+  private reference: number | undefined;
+  /** Latest queueing delay estimate, microseconds (for stats and tests). */
+  queueingDelayUs = 0;
+
+  constructor(options: LedbatOptions) {
+    this.packetBytes = options.packetBytes;
+    this.maxWindow = options.maxWindowBytes ?? LEDBAT_MAX_WINDOW_BYTES;
+    this.targetUs = options.targetUs ?? LEDBAT_TARGET_US;
+    this.window = options.initialWindowBytes ?? 4 * options.packetBytes;
+  }
+
+  get minWindow(): number {
+    return 2 * this.packetBytes;
+  }
+
+  /**
+   * One acknowledgement: `ackedBytes` newly acknowledged, `delaySampleUs` the
+   * remote's timestamp difference (its clock minus ours, u32), `nowMs` our clock.
+   */
+  onAck(ackedBytes: number, delaySampleUs: number | undefined, nowMs: number): void {
+    if (ackedBytes <= 0) return;
+    if (delaySampleUs !== undefined) this.sample(delaySampleUs >>> 0, nowMs);
+    const offTarget = (this.targetUs - this.queueingDelayUs) / this.targetUs;
+    if (
+      this.slowStart &&
+      this.queueingDelayUs < this.targetUs / 2 &&
+      this.window < SLOW_START_THRESHOLD_BYTES
+    ) {
+      this.window += ackedBytes;
+    } else {
+      this.slowStart = false;
+      // Scaled by the share of the window this ack covers: per round trip at most MAX_CWND_INCREASE.
+      const windowFactor = ackedBytes / Math.max(this.window, ackedBytes);
+      this.window += MAX_CWND_INCREASE_BYTES_PER_RTT * offTarget * windowFactor;
+    }
+    this.clamp();
+  }
+
+  /** A packet was lost (fast retransmit): halve. */
+  onLoss(): void {
+    this.slowStart = false;
+    this.window /= 2;
+    this.clamp();
+  }
+
+  /** The retransmission timer fired: back to the smallest window. */
+  onTimeout(): void {
+    this.slowStart = false;
+    this.window = this.minWindow;
+  }
+
+  private clamp(): void {
+    this.window = Math.max(this.minWindow, Math.min(this.maxWindow, this.window));
+  }
+
+  private sample(sampleUs: number, nowMs: number): void {
+    this.reference ??= sampleUs;
+    // Relative to the first sample, signed: survives the u32 wrap and any clock offset.
+    const relative = (sampleUs - this.reference) | 0;
+    if (this.bucketStartMs === undefined) this.bucketStartMs = nowMs;
+    if (nowMs - this.bucketStartMs >= BASE_DELAY_BUCKET_MS) {
+      this.basePrevious = this.baseCurrent;
+      this.baseCurrent = Number.POSITIVE_INFINITY;
+      this.bucketStartMs = nowMs;
+    }
+    this.baseCurrent = Math.min(this.baseCurrent, relative);
+    const base = Math.min(this.baseCurrent, this.basePrevious);
+    this.queueingDelayUs = Math.max(0, relative - base);
+  }
+}
