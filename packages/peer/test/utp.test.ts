@@ -38,7 +38,8 @@ describe('µTP between swarmdrop processes', () => {
       );
       for (const line of connected) {
         expect(line.fields.transport).toBe('utp');
-        expect(line.fields.encryption).toBe('rc4');
+        // Both ends prefer: the MSE handshake, then a plaintext payload.
+        expect(line.fields.encryption).toBe('plaintext');
       }
       // Each peer got chunks over µTP from its neighbour, not only from the owner.
       expect(log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
@@ -108,7 +109,7 @@ describe('µTP between swarmdrop processes', () => {
     });
     cleanup.add(() => connection.socket.destroy());
     expect(connection.transport).toBe('utp');
-    expect(connection.encryption).toBe('rc4');
+    expect(connection.encryption).toBe('plaintext');
     // tcp alone does not try µTP.
     await expect(
       connectWire('127.0.0.1', port!, signal, {
