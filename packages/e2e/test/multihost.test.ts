@@ -22,6 +22,8 @@ const skip = unavailable !== undefined && !IN_CI;
 
 /** Host A runs the owner; peers p1..p5 run on B..F, one machine each. */
 const HOST_OF: Record<string, string> = { owner: 'A', p1: 'B', p2: 'C', p3: 'D', p4: 'E', p5: 'F' };
+/** The swarm topology names its peers s1..s5: they take p1..p5's seats. */
+const seat = (name: string) => name.replace(/^s(\d)$/, 'p$1');
 
 interface HostFolder {
   readonly dir: string;
@@ -69,11 +71,16 @@ describe(`owner and five peers on six hosts (network namespaces)${skip ? ` — s
           }
         : {}),
       command: (name) => {
-        const folder = folders.get(name)!;
-        return isolatedCommand(folder.bundle, folder.binDir, folder.dir, lab!.exec(HOST_OF[name]!));
+        const folder = folders.get(seat(name))!;
+        return isolatedCommand(
+          folder.bundle,
+          folder.binDir,
+          folder.dir,
+          lab!.exec(HOST_OF[seat(name)]!),
+        );
       },
       host: (name) => {
-        const host = lab!.host(HOST_OF[name]!);
+        const host = lab!.host(HOST_OF[seat(name)]!);
         return family === 4 ? host.ipv4 : host.ipv6;
       },
     };
@@ -86,7 +93,7 @@ describe(`owner and five peers on six hosts (network namespaces)${skip ? ` — s
   function crossHostProblems(result: ScenarioResult, family: 4 | 6): string[] {
     const problems: string[] = [];
     const addressOf = (name: string) => {
-      const host = lab!.host(HOST_OF[name]!);
+      const host = lab!.host(HOST_OF[seat(name)]!);
       return family === 4 ? host.ipv4 : host.ipv6;
     };
     const labAddresses = new Set(Object.keys(HOST_OF).map(addressOf));
@@ -110,14 +117,16 @@ describe(`owner and five peers on six hosts (network namespaces)${skip ? ` — s
     return problems;
   }
 
-  // Swarm mode (peers trading with everyone the tracker names) does not exist
-  // yet; when it does it joins this matrix. The ring-with-chord runs give the
-  // owner to the peers as its .torrent URL, the rings as host:port.
+  // The ring-with-chord runs give the owner to the peers as its .torrent URL,
+  // the rings and the swarm (peers trading with everyone the tracker names)
+  // as host:port.
   const matrix: Array<{ name: string; family: 4 | 6; viaUrl: boolean }> = [
     { name: 'ring', family: 4, viaUrl: false },
     { name: 'ring', family: 6, viaUrl: false },
     { name: 'ring-chord', family: 4, viaUrl: true },
     { name: 'ring-chord', family: 6, viaUrl: true },
+    { name: 'swarm', family: 4, viaUrl: false },
+    { name: 'swarm', family: 6, viaUrl: false },
   ];
   for (const { name, family, viaUrl } of matrix) {
     it.skipIf(skip)(
@@ -133,6 +142,16 @@ describe(`owner and five peers on six hosts (network namespaces)${skip ? ` — s
         expect(result.problems).toEqual([]);
         expect(result.summary.map((p) => p.sha256Match)).toEqual([true, true, true, true, true]);
         expect(crossHostProblems(result, family)).toEqual([]);
+        if (name === 'swarm') {
+          // The peers found each other through the tracker (peers6 on IPv6) and traded.
+          const owner = result.swarm.address('owner');
+          const fromPeers = [...result.swarm.peers.keys()].flatMap((id) =>
+            result.swarm
+              .events(id)
+              .filter((e) => e.event === 'chunk-received' && e.fields.from !== owner),
+          );
+          expect(fromPeers.length, 'chunks received from other swarm peers').toBeGreaterThan(0);
+        }
       },
     );
   }
