@@ -23,7 +23,7 @@ and per job the wall time from the first peer's start to the last peer's
 complete file (SHA-256 checked) and its ratio to
 D_min = max(F/u_owner, N*F/(u_owner + sum of u_peers)).
 
-Jobs: ring (the seed's ring of swarmdrop peers), swarm (not built yet),
+Jobs: ring (the seed's ring of swarmdrop peers), swarm (the same hosts, every peer in swarm mode),
 aria2c (one seeder on the owner's host, N leechers; DHT, LPD, PEX off).
 
 Options:
