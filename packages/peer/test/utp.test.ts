@@ -9,7 +9,7 @@ import { encodeMessage, makePeerId } from '@swarmdrop/protocol';
 import { firstBytes, mseRespond, UtpEndpoint } from '@swarmdrop/protocol/node';
 import { CHUNK, Cleanup, freePorts, merged, startOwner, startPeer } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectWire } from '../src/backoff.js';
+import { connectWire, UTP_PROBE_TIMEOUT_MS } from '../src/backoff.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -119,5 +119,27 @@ describe('µTP between swarmdrop processes', () => {
         utp: ours,
       }),
     ).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  // Bug pinned here: after a refused TCP connect (a neighbour still
+  // starting), a full µTP connect kept resending its SYN, caught the
+  // neighbour as it came up, and the ring link ran over µTP instead of TCP.
+  it('after a refused TCP connect, µTP gets one SYN: a connect bounded by UTP_PROBE_TIMEOUT_MS', async () => {
+    const [nobody] = await freePorts(1);
+    const asked: Array<number | undefined> = [];
+    const utp = {
+      connect: async (_host: string, _port: number, opts: { timeoutMs?: number }) => {
+        asked.push(opts.timeoutMs);
+        throw new Error('µTP connect timed out');
+      },
+    } as unknown as UtpEndpoint;
+    const err = await connectWire('127.0.0.1', nobody!, new AbortController().signal, {
+      policy: 'off',
+      infoHash: Buffer.alloc(20),
+      transport: 'both',
+      utp,
+    }).catch((e: Error) => e);
+    expect(String(err)).toMatch(/ECONNREFUSED.*µTP: µTP connect timed out/);
+    expect(asked).toEqual([UTP_PROBE_TIMEOUT_MS]);
   });
 });
