@@ -382,7 +382,10 @@ describe('Transmission in network namespaces', () => {
       const chunks = Math.ceil(setup.data.length / CHUNK);
       expect(fromSeeder.length).toBeGreaterThanOrEqual(chunks - 1);
       expect(new Set([...fromSeeder, ...fromOwner]).size).toBe(chunks);
-      expect(peerLog.filter('connected', { role: 'neighbour' })[0]?.fields.encryption).toBe('rc4');
+      // Outgoing `prefer` opens in plaintext, which Transmission (encryption preferred) accepts.
+      expect(peerLog.filter('connected', { role: 'neighbour' })[0]?.fields.encryption).toBe(
+        'plaintext',
+      );
     },
     CLIENT_HANG_MS + 30_000,
   );

@@ -75,7 +75,7 @@ describe('encryption between swarmdrop processes', () => {
     expect(log.filter('connected')).toHaveLength(0);
   });
 
-  it('prefer retries in plaintext when the remote hangs up on MSE; require does not', async () => {
+  it('outgoing prefer opens in plaintext; require opens with MSE and never falls back', async () => {
     const firstBytes: number[] = [];
     const server = createServer((socket: Socket) => {
       socket.once('data', (first: Buffer) => {
@@ -104,17 +104,18 @@ describe('encryption between swarmdrop processes', () => {
     );
     preferred.socket.resume();
     await once(preferred.socket, 'close');
-    expect(firstBytes).toHaveLength(2);
-    expect(firstBytes[1]).toBe(0x13);
+    // prefer opens in plaintext: one connection, a plaintext handshake first.
+    expect(firstBytes).toEqual([0x13]);
 
     await rejected(connectWire('127.0.0.1', port, signal, { policy: 'require', infoHash }));
-    // One connection, no plaintext retry.
-    expect(firstBytes).toHaveLength(3);
+    // require: one MSE connection, no plaintext retry.
+    expect(firstBytes).toHaveLength(2);
+    expect(firstBytes[1]).not.toBe(0x13);
   });
 
-  it('--encryption and --transport: defaults prefer and both; a wrong value names the flag', () => {
+  it('--encryption and --transport: defaults off and both; a wrong value names the flag', () => {
     expect(parsePeerArgs(['7000', '7001', '7002'])).toMatchObject({
-      encryption: 'prefer',
+      encryption: 'off',
       transport: 'both',
     });
     expect(

@@ -132,7 +132,7 @@ describe('encryption policy', () => {
   });
 
   it.each([
-    ['prefer', CRYPTO_RC4 | CRYPTO_PLAINTEXT, CRYPTO_PLAINTEXT],
+    ['prefer', CRYPTO_RC4 | CRYPTO_PLAINTEXT, CRYPTO_RC4],
     ['prefer', CRYPTO_PLAINTEXT, CRYPTO_PLAINTEXT],
     ['prefer', CRYPTO_RC4, CRYPTO_RC4],
     ['require', CRYPTO_RC4 | CRYPTO_PLAINTEXT, CRYPTO_RC4],
