@@ -19,6 +19,7 @@ export { bencodeDecode, bencodeEncode } from './bencoding.js';
 export { Bitfield } from './bitfield.js';
 export * from './constants.js';
 export * from './errors.js';
+export * from './events.js';
 export { type Block, Geometry } from './geometry.js';
 export * from './log.js';
 export * from './log-limit.js';
