@@ -8,6 +8,7 @@ import {
   ChunkError,
   DEFAULT_ENCRYPTION,
   DEFAULT_TRANSPORT,
+  DomainEvents,
   type EncryptionPolicy,
   escapeUnsafe,
   formatEndpoint,
@@ -15,8 +16,6 @@ import {
   formatRanges,
   isSwarmdropPeer,
   isSwarmModePeer,
-  type LogEventName,
-  type LogFields,
   type LogFormat,
   listenPortOf,
   MAX_PIECE_COUNT,
@@ -24,6 +23,7 @@ import {
   type Metainfo,
   makePeerId,
   OptionError,
+  subscribeLog,
   type TransportPolicy,
   torrentFileName,
   UNSAFE_CHARS,
@@ -110,7 +110,13 @@ export interface OwnerOptions {
 }
 
 export interface OwnerComponents {
+  /** The console log: one subscriber to `events` (created from logFormat by default). */
   readonly logger?: Logger;
+  /**
+   * Where the owner publishes its domain events (a new one by default);
+   * pass one to subscribe before `start()` returns, to see `listening` and `ready`.
+   */
+  readonly events?: DomainEvents;
   /** The time, for announce expiry and `lastSeen` (tests move it forward). */
   readonly clock?: () => Date;
 }
@@ -145,7 +151,11 @@ export class Owner {
   private readonly server: DualServer;
   private readonly utp: UtpEndpoint | undefined;
   private readonly store: ChunkStore;
-  private readonly log: Logger;
+  /**
+   * Every state change, published once (README, "Log events"); the console
+   * log, metrics and dashboard subscribe. Nothing reacts to a printed line.
+   */
+  readonly events: DomainEvents;
   private readonly peerId: Buffer;
   private readonly assigner: BatchAssigner;
   /** Swarm-mode peers are seeded piece by piece (super-seeding.ts). */
@@ -172,7 +182,7 @@ export class Owner {
     server: DualServer;
     utp: UtpEndpoint | undefined;
     store: ChunkStore;
-    log: Logger;
+    events: DomainEvents;
     port: number;
     clock: () => Date;
   }) {
@@ -183,12 +193,23 @@ export class Owner {
     this.server = init.server;
     this.utp = init.utp;
     this.store = init.store;
-    this.log = init.log;
+    this.events = init.events;
     this.port = init.port;
     this.clock = init.clock;
     this.tracker = new TrackerRegistry({ clock: init.clock });
     this.peerId = makePeerId(init.port);
-    this.seeding = new SuperSeeding(init.store);
+    this.seeding = new SuperSeeding(
+      init.store,
+      this.events.publish,
+      (index) => void this.restoreChunk(index),
+    );
+    // What was served, to whom: counted from the events the Uploaders and the seeding publish.
+    this.events.on('chunk-sent', ({ to, bytes }) => {
+      this.chunksServed++;
+      this.bytesServed += bytes;
+      const record = this.peers.get(to);
+      if (record) record.bytesServed += bytes;
+    });
     this.assigner = new BatchAssigner(
       init.metainfo.geometry.pieceCount,
       init.options.expectedPeers,
@@ -206,6 +227,8 @@ export class Owner {
     const log =
       components.logger ??
       createLogger({ role: 'owner', port: options.port, format: options.logFormat });
+    const events = components.events ?? new DomainEvents();
+    subscribeLog(events, log);
     let owner: Owner | undefined;
     const server = new DualServer({
       host: options.host,
@@ -227,7 +250,7 @@ export class Owner {
         if (owner) owner.handleHttp(req, res);
         else sendText(res, 503, 'the owner is still preparing the file; try again shortly\n');
       },
-      onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
+      onRefused: (remote, reason) => events.publish('connection-refused', { from: remote, reason }),
     });
     const address: AddressInfo = await server.listen();
     log.setPort(address.port);
@@ -243,7 +266,8 @@ export class Owner {
             if (owner) owner.acceptUtp(stream);
             else stream.destroy();
           },
-          onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
+          onRefused: (remote, reason) =>
+            events.publish('connection-refused', { from: remote, reason }),
         });
         await utp.listen();
       }
@@ -275,11 +299,11 @@ export class Owner {
         server,
         utp,
         store,
-        log,
+        events,
         port: address.port,
         clock: components.clock ?? (() => new Date()),
       });
-      log.log('listening', {
+      events.publish('listening', {
         addr: formatEndpoint(address.address, address.port),
         file: resolve(options.file),
         size: metainfo.length,
@@ -289,7 +313,7 @@ export class Owner {
         written: split.written,
         reused: split.reused,
       });
-      log.log('ready', {
+      events.publish('ready', {
         torrent: torrentPath,
         url: `http://${formatEndpoint(publicHost, address.port)}/${encodeURIComponent(name)}.torrent`,
         link: formatLink(publicHost, address.port, metainfo.infoHash),
@@ -356,7 +380,7 @@ export class Owner {
   /** Stops listening, closes every connection, and releases the store. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.log.log('stopping', {});
+      this.events.publish('stopping', {});
       for (const wire of this.wires.keys()) wire.close('owner stopping');
       await this.utp?.close();
       await this.server.close();
@@ -409,10 +433,10 @@ export class Owner {
   /**
    * The owner still has the original file: when a chunk file fails its SHA-1
    * (rot, or tampering while running) the store drops it; put it back from
-   * the source so the swarm can still complete. Logs one `chunk-corrupt` line
-   * saying whether it was restored.
+   * the source so the swarm can still complete. Publishes one `chunk-corrupt`
+   * event saying whether it was restored.
    */
-  private async restoreChunk(index: number, fields: LogFields): Promise<void> {
+  private async restoreChunk(index: number): Promise<void> {
     if (this.restoring.has(index)) return;
     this.restoring.add(index);
     let restored = false;
@@ -449,7 +473,12 @@ export class Owner {
     } finally {
       this.restoring.delete(index);
     }
-    this.log.log('chunk-corrupt', { ...fields, restored, ...(why ? { why } : {}) });
+    this.events.publish('chunk-corrupt', {
+      chunk: index,
+      reason: 'stored file failed SHA-1; dropped',
+      restored,
+      ...(why ? { why } : {}),
+    });
   }
 
   /** True when `host` announced with the token recently (always, for a public swarm). */
@@ -484,7 +513,7 @@ export class Owner {
   }
 
   private refuse(socket: WireSocket, reason: string): void {
-    this.log.log('connection-refused', {
+    this.events.publish('connection-refused', {
       from: formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0),
       reason,
     });
@@ -518,7 +547,7 @@ export class Owner {
       timeoutMs: this.options.handshakeTimeoutMs,
     }).then(
       (mse) => this.acceptWire(mse.socket, mse.initial, mse.encryption, transport),
-      (err: Error) => this.log.log('connection-refused', { from, reason: err.message }),
+      (err: Error) => this.events.publish('connection-refused', { from, reason: err.message }),
     );
   }
 
@@ -538,22 +567,11 @@ export class Owner {
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
     });
     let record: PeerRecord | undefined;
-    const log = (event: LogEventName, fields: LogFields) => {
-      if (event === 'chunk-sent') {
-        this.chunksServed++;
-        this.bytesServed += Number(fields.bytes ?? 0);
-        if (record) record.bytesServed += Number(fields.bytes ?? 0);
-      }
-      if (event === 'chunk-corrupt' && typeof fields.chunk === 'number') {
-        void this.restoreChunk(fields.chunk, fields);
-        return;
-      }
-      this.log.log(event, fields);
-    };
     const uploader = new Uploader({
       wire,
       store: this.store,
-      log,
+      publish: this.events.publish,
+      onChunkCorrupt: (index) => void this.restoreChunk(index),
       onRemoteHas: (remote, index) => {
         if (!record) return;
         record.holds = remote.count();
@@ -571,14 +589,14 @@ export class Owner {
       record.client = isSwarmdropPeer(handshake.peerId)
         ? 'swarmdrop'
         : clientName(handshake.peerId);
-      this.log.log('connected', {
+      this.events.publish('connected', {
         peer: wire.label,
         client: record.client,
         dir: 'in',
         transport: wire.transport,
         encryption: wire.encryption,
       });
-      if (isSwarmModePeer(handshake.peerId)) this.seeding.serve(wire, log);
+      if (isSwarmModePeer(handshake.peerId)) this.seeding.serve(wire);
       else uploader.start();
     };
     wire.onMessage = (message) => {
@@ -591,8 +609,8 @@ export class Owner {
         record.connections--;
         this.forgetIfUnused(record);
       }
-      if (error) this.log.log('protocol-error', { peer: wire.label, reason });
-      this.log.log('disconnected', { peer: wire.label, reason, sent: uploader.chunksSent });
+      if (error) this.events.publish('protocol-error', { peer: wire.label, reason });
+      this.events.publish('disconnected', { peer: wire.label, reason, sent: uploader.chunksSent });
     });
   }
 
@@ -600,7 +618,7 @@ export class Owner {
   private readonly handleHttp = httpRouter(
     (path, req, res) => this.route(path, req, res),
     (err, req) =>
-      this.log.log('error', {
+      this.events.publish('error', {
         from: formatEndpoint(req.socket.remoteAddress, req.socket.remotePort ?? 0),
         request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
         reason: err.message,
@@ -697,13 +715,13 @@ export class Owner {
       batch = this.assigner.assign(address);
       record.batch = batch;
       if (!known)
-        this.log.log('batch-assigned', {
+        this.events.publish('batch-assigned', {
           peer: address,
           count: batch.length,
           chunks: formatRanges(batch),
         });
     }
-    this.log.log('announce', { peer: address, event: request.event, left: request.left });
+    this.events.publish('announce', { peer: address, event: request.event, left: request.left });
     const self: SwarmPeer = {
       host: unmapIPv4(req.socket.localAddress ?? '127.0.0.1'),
       port: this.port,

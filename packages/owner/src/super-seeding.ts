@@ -1,8 +1,6 @@
-import { Bitfield, type LogEventName, type LogFields, type Rng } from '@swarmdrop/protocol';
+import { Bitfield, type Publish, type Rng } from '@swarmdrop/protocol';
 import { BlockServer, type ChunkStore, Connection, type PeerWire } from '@swarmdrop/protocol/node';
 import { InitialSeeder } from './initial-seeder.js';
-
-export type SeedLog = (event: LogEventName, fields: LogFields) => void;
 
 /**
  * How the owner serves swarm-mode peers (their peer id says so): initial
@@ -12,20 +10,32 @@ export type SeedLog = (event: LogEventName, fields: LogFields) => void;
  * and stock clients are served as before (the whole bitfield, Uploader):
  * a ring peer's batch and fallback ask the owner for chunks of its choosing.
  *
- * The log lines are the same as the Uploader's, through the owner's `log`
- * (which also counts what was served and restores a corrupt chunk file).
+ * It publishes the same domain events as the Uploader, through the owner's
+ * `publish` (the owner counts what was served by subscribing to
+ * `chunk-sent`); a chunk file found corrupt goes to `onChunkCorrupt`, since
+ * the owner, which holds the source file, restores it.
  */
 export class SuperSeeding {
   private readonly seeder: InitialSeeder;
   private readonly store: ChunkStore;
 
-  constructor(store: ChunkStore, rng: Rng = Math.random) {
+  private readonly publish: Publish;
+  private readonly onChunkCorrupt: (index: number) => void;
+
+  constructor(
+    store: ChunkStore,
+    publish: Publish,
+    onChunkCorrupt: (index: number) => void,
+    rng: Rng = Math.random,
+  ) {
     this.store = store;
+    this.publish = publish;
+    this.onChunkCorrupt = onChunkCorrupt;
     this.seeder = new InitialSeeder({ pieceCount: store.pieceCount, rng });
   }
 
   /** Takes over a handshaken wire of a swarm-mode peer. */
-  serve(wire: PeerWire, log: SeedLog): void {
+  serve(wire: PeerWire): void {
     const id = wire.label;
     const connection = new Connection({
       wire,
@@ -40,34 +50,34 @@ export class SuperSeeding {
       connection.batch(() => {
         for (const index of fresh) {
           connection.sendHave(index);
-          log('have-sent', { chunk: index, to: id });
+          this.publish('have-sent', { chunk: index, to: id });
         }
       });
     };
     connection.on('bitfield', (remote) => {
-      log('idlist-received', { from: id, chunks: remote.count(), of: remote.size });
+      this.publish('idlist-received', { from: id, chunks: remote.count(), of: remote.size });
       this.seeder.peerBitfield(id, remote);
       offer();
     });
     connection.on('have', (index) => {
-      log('have-received', { chunk: index, from: id });
+      this.publish('have-received', { chunk: index, from: id });
       this.seeder.peerHas(id, index);
       offer();
     });
     // The owner serves everyone who asks (as the Uploader does): offers, not choking, ration it.
     connection.on('interested', () => connection.unchoke());
     connection.on('closed', () => this.seeder.removePeer(id));
-    server.on('requestReceived', (index) => log('request-received', { chunk: index, from: id }));
+    server.on('requestReceived', (index) =>
+      this.publish('request-received', { chunk: index, from: id }),
+    );
     server.on('chunkSent', (index, bytes) => {
-      log('chunk-sent', { chunk: index, to: id, bytes });
+      this.publish('chunk-sent', { chunk: index, to: id, bytes });
       this.seeder.pieceSent(id, index);
       offer();
     });
-    server.on('chunkCorrupt', (index) =>
-      log('chunk-corrupt', { chunk: index, reason: 'stored file failed SHA-1; dropped' }),
-    );
+    server.on('chunkCorrupt', (index) => this.onChunkCorrupt(index));
     connection.sendBitfield(new Bitfield(this.store.pieceCount));
-    log('idlist-sent', { to: id, chunks: 0, of: this.store.pieceCount });
+    this.publish('idlist-sent', { to: id, chunks: 0, of: this.store.pieceCount });
     offer();
   }
 

@@ -3,10 +3,12 @@ import {
   BLOCK_SIZE,
   type Block,
   ChunkError,
+  type ChunkSource,
   type Message,
+  type Publish,
   WireError,
 } from '@swarmdrop/protocol';
-import type { BufferPool, ChunkStore, LogFn, PeerWire } from '@swarmdrop/protocol/node';
+import type { BufferPool, ChunkStore, PeerWire } from '@swarmdrop/protocol/node';
 import type { PiecePicker } from './piece-picker.js';
 
 /** Blocks requested and not yet received, per connection: 128 x 16 KiB keeps a loopback link full. */
@@ -22,7 +24,8 @@ export interface DownloaderOptions {
   readonly wire: PeerWire;
   readonly store: ChunkStore;
   readonly picker: PiecePicker;
-  readonly log: LogFn;
+  /** Where its domain events go (the peer's `DomainEvents.publish`). */
+  readonly publish: Publish;
   /**
    * What the remote holds, kept current by the connection's Uploader, which
    * must call noteRemoteHas() on every change.
@@ -32,8 +35,8 @@ export interface DownloaderOptions {
   readonly only?: ReadonlySet<number>;
   /** Which chunks this connection may fetch (the owner link: its batch; the neighbour: all but blamed ones). */
   readonly allowed: (index: number) => boolean;
-  /** How this connection's chunks are labelled in the log: owner, neighbour or fallback. */
-  readonly via: string;
+  /** Where this connection's chunks come from: owner, neighbour or fallback. */
+  readonly via: ChunkSource;
   readonly pipelineBlocks?: number;
   /**
    * Bytes per block request, read when a chunk is first requested: 16 KiB
@@ -202,7 +205,7 @@ export class Downloader {
           pending: new Set(),
         };
         this.active.set(index, piece);
-        this.o.log('request-sent', {
+        this.o.publish('request-sent', {
           chunk: index,
           to: this.o.wire.label,
           blocks: piece.blocks.length,
@@ -265,7 +268,7 @@ export class Downloader {
       this.o.picker.release(piece.index);
       if (!stored) return;
       this.chunksReceived++;
-      this.o.log('chunk-received', {
+      this.o.publish('chunk-received', {
         chunk: piece.index,
         from: this.o.wire.label,
         bytes: piece.data.length,
@@ -275,7 +278,7 @@ export class Downloader {
     } catch (err) {
       this.o.picker.release(piece.index);
       if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
-        this.o.log('chunk-rejected', {
+        this.o.publish('chunk-rejected', {
           chunk: piece.index,
           from: this.o.wire.label,
           reason: 'sha1-mismatch',

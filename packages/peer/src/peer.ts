@@ -6,6 +6,7 @@ import {
   ChunkError,
   DEFAULT_ENCRYPTION,
   DEFAULT_TRANSPORT,
+  DomainEvents,
   type EncryptionPolicy,
   type Endpoint,
   escapeUnsafe,
@@ -19,6 +20,7 @@ import {
   makePeerId,
   OptionError,
   SwarmdropError,
+  subscribeLog,
   TOKEN_ENV,
   type TransportPolicy,
   torrentFileName,
@@ -57,7 +59,7 @@ import { FallbackPolicy } from './fallback-policy.js';
 import { type AnnounceResult, announce, fetchMetainfo, HttpStatusError } from './owner-client.js';
 import { PiecePicker } from './piece-picker.js';
 import { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
-import { logSwarm } from './swarm/swarm-log.js';
+import { publishSwarm } from './swarm/swarm-log.js';
 import { SwarmSession } from './swarm/swarm-session.js';
 
 export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
@@ -155,7 +157,13 @@ export interface PeerOptions {
 }
 
 export interface PeerComponents {
+  /** The console log: one subscriber to `events` (created from logFormat by default). */
   readonly logger?: Logger;
+  /**
+   * Where the peer publishes its domain events (a new one by default); pass
+   * one to subscribe before `start()` returns, to see `listening` and `metainfo`.
+   */
+  readonly events?: DomainEvents;
   /** Aborting it stops the peer, also while it is still starting (waiting for the owner). */
   readonly signal?: AbortSignal;
   /** Time for every timing decision (fallback, stall cut, re-announce, backoff); the system clock by default. */
@@ -187,7 +195,11 @@ export class Peer {
   metainfo: Metainfo | undefined;
   mergedPath: string | undefined;
 
-  private readonly log: Logger;
+  /**
+   * Every state change, published once (README, "Log events"); the console
+   * log, metrics and dashboard subscribe. Nothing reacts to a printed line.
+   */
+  readonly events: DomainEvents;
   private readonly server: DualServer;
   private utp: UtpEndpoint | undefined;
   private readonly peerId: Buffer;
@@ -229,13 +241,13 @@ export class Peer {
 
   private constructor(
     options: PeerOptions,
-    log: Logger,
+    events: DomainEvents,
     server: DualServer,
     port: number,
     clock: Clock,
   ) {
     this.options = options;
-    this.log = log;
+    this.events = events;
     this.clock = clock;
     this.fallback = new FallbackPolicy(options.fallbackAfterMs, clock);
     this.server = server;
@@ -252,6 +264,8 @@ export class Peer {
     const log =
       components.logger ??
       createLogger({ role: 'peer', port: options.listen.port, format: options.logFormat });
+    const events = components.events ?? new DomainEvents();
+    subscribeLog(events, log);
     let peer: Peer | undefined;
     const server = new DualServer({
       host: options.listen.host,
@@ -270,11 +284,11 @@ export class Peer {
         if (peer) peer.handleHttp(req, res);
         else sendText(res, 503, 'the peer is starting; try again shortly\n');
       },
-      onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
+      onRefused: (remote, reason) => events.publish('connection-refused', { from: remote, reason }),
     });
     const address: AddressInfo = await server.listen();
     log.setPort(address.port);
-    peer = new Peer(options, log, server, address.port, components.clock ?? systemClock);
+    peer = new Peer(options, events, server, address.port, components.clock ?? systemClock);
     if ((options.transport ?? DEFAULT_TRANSPORT) !== 'tcp') {
       const utp = new UtpEndpoint({
         host: options.listen.host,
@@ -283,7 +297,8 @@ export class Peer {
           if (peer?.store) peer.acceptUtp(stream);
           else stream.destroy();
         },
-        onRefused: (remote, reason) => log.log('connection-refused', { from: remote, reason }),
+        onRefused: (remote, reason) =>
+          events.publish('connection-refused', { from: remote, reason }),
       });
       peer.utp = utp;
       try {
@@ -308,7 +323,7 @@ export class Peer {
   /** Stops every loop and connection and releases the store. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.log.log('stopping', {});
+      this.events.publish('stopping', {});
       this.abort.abort();
       this.tick?.cancel();
       this.reannouncer?.stop();
@@ -366,7 +381,7 @@ export class Peer {
 
   private async bootstrap(): Promise<void> {
     const dir = resolve(this.options.dir);
-    this.log.log('listening', {
+    this.events.publish('listening', {
       addr: formatEndpoint(this.server.address.address, this.port),
       dir,
       owner: this.ownerLabel,
@@ -391,7 +406,7 @@ export class Peer {
     this.store = opened.store;
     this.picker = new PiecePicker(opened.store.held);
     this.chunkBuffers = new BufferPool(metainfo.pieceLength);
-    this.log.log('metainfo', {
+    this.events.publish('metainfo', {
       name: metainfo.name,
       size: metainfo.length,
       chunks: metainfo.geometry.pieceCount,
@@ -399,20 +414,24 @@ export class Peer {
       torrent: torrentPath,
     });
     if (opened.verified > 0 || opened.discarded > 0) {
-      this.log.log('resumed', { verified: opened.verified, discarded: opened.discarded, dir });
+      this.events.publish('resumed', {
+        verified: opened.verified,
+        discarded: opened.discarded,
+        dir,
+      });
     }
     try {
       const result = await this.announceNow('started');
       // Indexes from the network: only real chunk IDs, each once.
       const count = metainfo.geometry.pieceCount;
       this.batch = [...new Set(result.batch ?? [])].filter((i) => i < count);
-      this.log.log('batch-received', {
+      this.events.publish('batch-received', {
         from: this.ownerLabel,
         count: this.batch.length,
         chunks: formatRanges(this.batch),
       });
     } catch (err) {
-      this.log.log('error', {
+      this.events.publish('error', {
         reason: `announce failed: ${(err as Error).message}; continuing without a batch`,
       });
     }
@@ -483,7 +502,7 @@ export class Peer {
         }
         const wait = Math.max(0, Math.min(backoffMs(attempt), remainingMs));
         if (attempt % 5 === 0) {
-          this.log.log('waiting', {
+          this.events.publish('waiting', {
             for: 'owner',
             addr: this.ownerLabel,
             reason: (err as Error).message,
@@ -623,7 +642,7 @@ export class Peer {
       },
     );
     this.swarm = swarm;
-    logSwarm(swarm, this.log);
+    publishSwarm(swarm, this.events.publish);
     swarm.on('pieceStored', (_index, _from, role) => {
       if (role === 'owner') this.counts.fromOwner++;
       else this.counts.fromSwarm++;
@@ -660,7 +679,7 @@ export class Peer {
   }
 
   private refuse(socket: WireSocket, reason: string): void {
-    this.log.log('connection-refused', {
+    this.events.publish('connection-refused', {
       from: formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0),
       reason,
     });
@@ -692,7 +711,7 @@ export class Peer {
           if (this.abort.signal.aborted) mse.socket.destroy();
           else this.serveIncoming({ ...mse, transport });
         },
-        (err: Error) => this.log.log('connection-refused', { from, reason: err.message }),
+        (err: Error) => this.events.publish('connection-refused', { from, reason: err.message }),
       );
     });
   }
@@ -725,22 +744,27 @@ export class Peer {
     const uploader = new Uploader({
       wire,
       store,
-      log: (event, fields) => {
-        this.log.log(event, fields);
+      publish: this.events.publish,
+      onChunkCorrupt: (index) => {
+        this.events.publish('chunk-corrupt', {
+          chunk: index,
+          reason: 'stored file failed SHA-1; dropped',
+        });
         // Serving found one of our chunk files rotten and dropped it: it is wanted again.
-        if (event === 'chunk-corrupt') this.chunkLost();
+        this.chunkLost();
       },
       onRemoteHas: (_remote, index) => {
         downloader?.noteRemoteHas(index);
         if (role === 'in') this.maybeFinish();
       },
     });
-    if (allowed) {
+    // An upload neighbour (`in`) is only served; the other links fetch.
+    if (allowed && role !== 'in') {
       downloader = new Downloader({
         wire,
         store,
         picker: this.picker!,
-        log: (event, fields) => this.log.log(event, fields),
+        publish: this.events.publish,
         remoteHas: uploader.remoteHas,
         allowed,
         ...(only ? { only } : {}),
@@ -760,7 +784,7 @@ export class Peer {
     wire.onHandshake = () => {
       // Only a real handshake counts as an upload neighbour (not a port probe).
       if (role === 'in') this.uploadSessionsSeen++;
-      this.log.log('connected', {
+      this.events.publish('connected', {
         peer: wire.label,
         role,
         dir: role === 'in' ? 'in' : 'out',
@@ -782,8 +806,8 @@ export class Peer {
         this.refreshDownloaders();
       }
       if (wire.remoteHandshake || error) {
-        if (error) this.log.log('protocol-error', { peer: wire.label, reason });
-        this.log.log('disconnected', { peer: wire.label, role, reason });
+        if (error) this.events.publish('protocol-error', { peer: wire.label, reason });
+        this.events.publish('disconnected', { peer: wire.label, role, reason });
       }
       if (role === 'in') this.maybeFinish();
     });
@@ -860,7 +884,7 @@ export class Peer {
         if (signal.aborted) return;
         const wait = backoffMs(attempt);
         if (attempt % 10 === 0) {
-          this.log.log('waiting', {
+          this.events.publish('waiting', {
             for: 'neighbour',
             addr: label,
             reason: (err as Error).message,
@@ -915,7 +939,7 @@ export class Peer {
         } catch (err) {
           if (signal.aborted) return;
           if (attempt % 5 === 0) {
-            this.log.log('waiting', {
+            this.events.publish('waiting', {
               for: 'owner',
               addr: this.ownerLabel,
               reason: (err as Error).message,
@@ -974,7 +998,7 @@ export class Peer {
         : neighbours.some((n) => n.downloader?.hasWanted())
           ? `no chunk from neighbour in ${idleMs} ms`
           : 'neighbour has none of the missing chunks';
-    this.log.log('fallback', {
+    this.events.publish('fallback', {
       from: this.ownerLabel,
       count: wanted.length,
       chunks: formatRanges(wanted),
@@ -999,7 +1023,7 @@ export class Peer {
       const result = await store.merge(out, { sha256: this.options.sha256 });
       this.mergedPath = result.path;
       this.mergedAt = this.clock.now();
-      this.log.log('merged', {
+      this.events.publish('merged', {
         path: result.path,
         sha256: result.sha256,
         verified: store.metainfo.sha256 !== undefined,
@@ -1019,7 +1043,7 @@ export class Peer {
         (err.code === 'ERR_CHUNK_HASH' || err.code === 'ERR_CHUNK_MISSING')
       ) {
         // The store dropped the bad (or vanished) chunk; fetching resumes and merge runs again when it is back.
-        this.log.log('chunk-corrupt', { reason: err.message });
+        this.events.publish('chunk-corrupt', { reason: err.message });
         this.chunkLost();
       } else {
         this.fatal(err as Error);
@@ -1038,7 +1062,7 @@ export class Peer {
       this.clock.now() - this.mergedAt >= this.options.lingerMs;
     if (served && lingered) {
       this.doneLogged = true;
-      this.log.log('done', { path: this.mergedPath });
+      this.events.publish('done', { path: this.mergedPath });
       this.resolveFinished(0);
     }
   }
@@ -1056,7 +1080,7 @@ export class Peer {
     const reason = disk
       ? `disk error: ${err.message}; the verified chunks in ${this.store?.dir} are kept: restart with the same --dir to resume`
       : err.message;
-    this.log.log('error', { reason });
+    this.events.publish('error', { reason });
     this.fatalMessage = reason;
     this.abort.abort();
     for (const session of this.sessions) session.wire.close('peer stopping after an error');
@@ -1077,7 +1101,7 @@ export class Peer {
       } else sendText(res, 404, `no such path: ${path.slice(0, 200)}\n`);
     },
     (err, req) =>
-      this.log.log('error', {
+      this.events.publish('error', {
         request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
         reason: err.message,
       }),

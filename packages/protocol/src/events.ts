@@ -43,7 +43,7 @@ export interface EventFields {
   'request-sent': { chunk: number; to: string; blocks?: number };
   'request-received': { chunk: number; from: string };
   'chunk-sent': { chunk: number; to: string; bytes: number };
-  'chunk-received': { chunk: number; from: string; bytes: number; via: ChunkSource | string };
+  'chunk-received': { chunk: number; from: string; bytes: number; via: ChunkSource };
   'have-sent': { chunk: number; to: string };
   'have-received': { chunk: number; from: string };
   'chunk-rejected': { chunk: number; from: string; reason: string };
@@ -67,6 +67,12 @@ export interface EventFields {
   done: { path: string };
 }
 
+/**
+ * How a part publishes upward without knowing who listens: a DomainEvents'
+ * bound `publish`, or a test's recorder.
+ */
+export type Publish = <E extends LogEventName>(event: E, fields: EventFields[E]) => void;
+
 /** Each event name to a listener of its typed fields. */
 export type ServiceEvents = { [E in LogEventName]: (fields: EventFields[E]) => void };
 
@@ -75,9 +81,10 @@ export type ServiceEvents = { [E in LogEventName]: (fields: EventFields[E]) => v
  * upward through it instead of calling the level above.
  */
 export class DomainEvents extends TypedEmitter<ServiceEvents> {
-  publish<E extends LogEventName>(event: E, fields: EventFields[E]): void {
-    this.emit(event, ...([fields] as Parameters<ServiceEvents[E]>));
-  }
+  /** Bound, so a part can be handed `events.publish` alone. */
+  readonly publish: Publish = (event, fields) => {
+    this.emit(event, ...([fields] as Parameters<ServiceEvents[typeof event]>));
+  };
 }
 
 /** A sink with the shape of the console logger (`Logger` in `/node`). */

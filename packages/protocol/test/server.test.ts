@@ -106,7 +106,7 @@ async function startOwner(options: Partial<DualServerOptions> = {}, handshakeTim
       const uploader = new Uploader({
         wire,
         store,
-        log: (event, fields) => log.push({ event, fields }),
+        publish: (event, fields) => log.push({ event, fields: fields as LogFields }),
       });
       wire.onMessage = (m) => {
         uploader.handle(m);

@@ -25,7 +25,7 @@ describe('Uploader.announce before start', () => {
     cleanup.add(() => store.close());
     const [ours, theirs] = await socketPair(cleanup);
     const wire = new PeerWire({ socket: ours, metainfo, peerId: makePeerId(1) });
-    const uploader = new Uploader({ wire, store, log: () => {} });
+    const uploader = new Uploader({ wire, store, publish: () => {} });
     const seen: Message[] = [];
     const decoder = new FrameDecoder({ geometry: metainfo.geometry });
     let sawHave: () => void = () => {};

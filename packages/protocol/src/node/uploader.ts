@@ -1,6 +1,6 @@
 import { Bitfield } from '../bitfield.js';
 import { ChunkError, WireError } from '../errors.js';
-import type { LogEventName, LogFields } from '../log.js';
+import type { Publish } from '../events.js';
 import type { Message } from '../wire/messages.js';
 import type { ChunkStore } from './chunk-store.js';
 import { UPLOAD_READ_AHEAD_BYTES } from './memory.js';
@@ -15,12 +15,18 @@ export const DEFAULT_MAX_QUEUED_REQUESTS = 1_024;
  */
 export const MAX_REDUNDANT_BITFIELDS = 8;
 
-export type LogFn = (event: LogEventName, fields: LogFields) => void;
-
 export interface UploaderOptions {
   readonly wire: PeerWire;
   readonly store: ChunkStore;
-  readonly log: LogFn;
+  /** Where its domain events go (`DomainEvents.publish` of the owner or peer). */
+  readonly publish: Publish;
+  /**
+   * A chunk file we were serving failed its SHA-1 and the store dropped it:
+   * the service that owns the store decides what follows (the owner restores
+   * it from the source, a peer fetches it again) and publishes the
+   * `chunk-corrupt` event. Without it the Uploader publishes that event.
+   */
+  readonly onChunkCorrupt?: (index: number) => void;
   readonly maxQueuedRequests?: number;
   /** Bytes of chunk reads kept in flight ahead of the socket (default UPLOAD_READ_AHEAD_BYTES; one chunk at least). */
   readonly readAheadBytes?: number;
@@ -51,7 +57,8 @@ export class Uploader {
   requestsDroppedChoked = 0;
   private readonly wire: PeerWire;
   private readonly store: ChunkStore;
-  private readonly log: LogFn;
+  private readonly publish: Publish;
+  private readonly onChunkCorrupt: ((index: number) => void) | undefined;
   private readonly maxQueued: number;
   private readonly onRemoteHas: ((remote: Bitfield, index?: number) => void) | undefined;
   private queue: BlockRequest[] = [];
@@ -73,7 +80,8 @@ export class Uploader {
   constructor(options: UploaderOptions) {
     this.wire = options.wire;
     this.store = options.store;
-    this.log = options.log;
+    this.publish = options.publish;
+    this.onChunkCorrupt = options.onChunkCorrupt;
     this.maxQueued = options.maxQueuedRequests ?? DEFAULT_MAX_QUEUED_REQUESTS;
     this.readAheadBytes = options.readAheadBytes ?? UPLOAD_READ_AHEAD_BYTES;
     this.onRemoteHas = options.onRemoteHas;
@@ -87,7 +95,7 @@ export class Uploader {
     const held = this.store.held;
     // BEP 3 lets a process that holds nothing skip the bitfield; we always send it so the log shows it.
     this.wire.send({ type: 'bitfield', bytes: held.toBytes() });
-    this.log('idlist-sent', { to: this.wire.label, chunks: held.count(), of: held.size });
+    this.publish('idlist-sent', { to: this.wire.label, chunks: held.count(), of: held.size });
   }
 
   /** Tells the remote we now hold `index`. */
@@ -95,7 +103,7 @@ export class Uploader {
     // BEP 3: the bitfield is the first message; what we gain before it is in it anyway.
     if (this.wire.isClosed || !this.started) return;
     this.wire.send({ type: 'have', index });
-    this.log('have-sent', { chunk: index, to: this.wire.label });
+    this.publish('have-sent', { chunk: index, to: this.wire.label });
   }
 
   /** Handles the messages that concern serving; returns false for the rest. */
@@ -117,7 +125,7 @@ export class Uploader {
         }
         this.bitfieldSeen = true;
         for (const index of remote.heldIds()) this.remoteHas.set(index);
-        this.log('idlist-received', {
+        this.publish('idlist-received', {
           from: this.wire.label,
           chunks: remote.count(),
           of: remote.size,
@@ -127,7 +135,7 @@ export class Uploader {
       }
       case 'have':
         if (this.remoteHas.set(message.index)) {
-          this.log('have-received', { chunk: message.index, from: this.wire.label });
+          this.publish('have-received', { chunk: message.index, from: this.wire.label });
           this.partlySent(message.index);
           this.onRemoteHas?.(this.remoteHas, message.index);
         }
@@ -174,7 +182,7 @@ export class Uploader {
     for (const index of remote.heldIds()) {
       if (!this.remoteHas.set(index)) continue;
       added++;
-      this.log('have-received', { chunk: index, from: this.wire.label });
+      this.publish('have-received', { chunk: index, from: this.wire.label });
       this.partlySent(index);
       this.onRemoteHas?.(this.remoteHas, index);
     }
@@ -196,7 +204,7 @@ export class Uploader {
     const sent = this.open.get(index);
     if (sent === undefined) return;
     this.open.delete(index);
-    if (sent > 0) this.log('chunk-sent', { chunk: index, to: this.wire.label, bytes: sent });
+    if (sent > 0) this.publish('chunk-sent', { chunk: index, to: this.wire.label, bytes: sent });
   }
 
   private request(r: BlockRequest): void {
@@ -216,7 +224,7 @@ export class Uploader {
     }
     if (!this.open.has(r.index)) {
       this.open.set(r.index, 0);
-      this.log('request-received', { chunk: r.index, from: this.wire.label });
+      this.publish('request-received', { chunk: r.index, from: this.wire.label });
     }
     this.queue.push(r);
     if (!this.pumping) void this.pump();
@@ -296,7 +304,7 @@ export class Uploader {
     if (sent >= chunk.length) {
       this.open.delete(r.index);
       this.chunksSent++;
-      this.log('chunk-sent', { chunk: r.index, to: this.wire.label, bytes: chunk.length });
+      this.publish('chunk-sent', { chunk: r.index, to: this.wire.label, bytes: chunk.length });
     } else {
       this.open.set(r.index, sent);
     }
@@ -305,7 +313,12 @@ export class Uploader {
 
   private failRead(index: number, err: unknown): void {
     if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
-      this.log('chunk-corrupt', { chunk: index, reason: 'stored file failed SHA-1; dropped' });
+      if (this.onChunkCorrupt) this.onChunkCorrupt(index);
+      else
+        this.publish('chunk-corrupt', {
+          chunk: index,
+          reason: 'stored file failed SHA-1; dropped',
+        });
       // The remote was told we hold it; reconnecting gets it a bitfield without it.
       this.wire.close(`stored chunk ${index} was corrupt; dropped it`);
     } else {
