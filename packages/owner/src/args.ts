@@ -8,6 +8,7 @@ import {
   parseEndpoint,
   parseIntegerOption,
   parseLogFormat,
+  parseRateLimit,
   parseTransportPolicy,
 } from '@swarmdrop/protocol';
 import { loadToken } from '@swarmdrop/protocol/node';
@@ -52,6 +53,14 @@ Options:
                               this token, the wire admits only addresses that
                               announced with it, and the torrent is marked
                               private (BEP 27). Default: $SWARMDROP_TOKEN
+  --upload-limit RATE         bytes per second sent to all BitTorrent
+                              connections together, e.g. 500k, 2M, 10MiB
+                              (k, M, G = 1000^n; Ki, Mi, Gi = 1024^n;
+                              default: 0, no limit)
+  --download-limit RATE       bytes per second received from all BitTorrent
+                              connections together (same units; default: 0)
+  --quiet                     no live status line on the terminal (log
+                              lines are printed as always)
   --log-format text|json      console log format (default: text)
   -h, --help                  show this help
   -v, --version               show the version
@@ -74,6 +83,9 @@ function parseOptions(argv: string[]) {
       encryption: { type: 'string' },
       transport: { type: 'string' },
       'log-format': { type: 'string' },
+      'upload-limit': { type: 'string' },
+      'download-limit': { type: 'string' },
+      quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -92,10 +104,16 @@ function argumentError(err: Error): OptionError {
   return new OptionError('arguments', err.message.split('\n')[0]!);
 }
 
+/** What the command line gives: the owner's options, and how the terminal shows it. */
+export interface OwnerCliOptions extends OwnerOptions {
+  /** --quiet: no live status line. */
+  readonly quiet: boolean;
+}
+
 export function parseOwnerArgs(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
-): OwnerOptions | 'help' | 'version' {
+): OwnerCliOptions | 'help' | 'version' {
   let parsed: ReturnType<typeof parseOptions>;
   try {
     parsed = parseOptions(argv);
@@ -150,5 +168,8 @@ export function parseOwnerArgs(
     encryption: parseEncryptionPolicy(values.encryption),
     transport: parseTransportPolicy(values.transport),
     logFormat: parseLogFormat(values['log-format']),
+    uploadLimitBytesPerSecond: parseRateLimit(values['upload-limit'], '--upload-limit'),
+    downloadLimitBytesPerSecond: parseRateLimit(values['download-limit'], '--download-limit'),
+    quiet: values.quiet ?? false,
   };
 }

@@ -37,6 +37,7 @@ import {
   ChunkStore,
   carriesToken,
   createLogger,
+  createWireLimits,
   DualServer,
   firstBytes,
   httpRouter,
@@ -55,6 +56,8 @@ import {
   Uploader,
   UtpEndpoint,
   type UtpStream,
+  systemClock,
+  type WireLimits,
   type WireSocket,
 } from '@swarmdrop/protocol/node';
 import { BatchAssigner } from './batch-assigner.js';
@@ -107,6 +110,10 @@ export interface OwnerOptions {
   readonly encryption?: EncryptionPolicy;
   /** TCP, µTP (UDP on the same port number) or both for BitTorrent (default both). */
   readonly transport?: TransportPolicy;
+  /** Bytes per second sent over all BitTorrent connections together; 0 or undefined: no limit. */
+  readonly uploadLimitBytesPerSecond?: number | undefined;
+  /** Bytes per second received over all BitTorrent connections together; 0 or undefined: no limit. */
+  readonly downloadLimitBytesPerSecond?: number | undefined;
 }
 
 export interface OwnerComponents {
@@ -165,6 +172,8 @@ export class Owner {
   private readonly tracker: TrackerRegistry;
   /** Each live BitTorrent connection and the uploader serving it. */
   private readonly wires = new Map<PeerWire, Uploader>();
+  /** One bucket per direction for every connection (--upload-limit, --download-limit). */
+  private readonly limits: WireLimits;
   private readonly clock: () => Date;
   /** Chunks being restored from the source file after their chunk file failed its SHA-1. */
   private readonly restoring = new Set<number>();
@@ -198,6 +207,7 @@ export class Owner {
     this.clock = init.clock;
     this.tracker = new TrackerRegistry({ clock: init.clock });
     this.peerId = makePeerId(init.port);
+    this.limits = createWireLimits({ ...init.options, clock: systemClock });
     this.seeding = new SuperSeeding(
       init.store,
       this.events.publish,
@@ -382,6 +392,8 @@ export class Owner {
     this.closing ??= (async () => {
       this.events.publish('stopping', {});
       for (const wire of this.wires.keys()) wire.close('owner stopping');
+      this.limits.upload?.close();
+      this.limits.download?.close();
       await this.utp?.close();
       await this.server.close();
       await this.store.close();
@@ -565,6 +577,7 @@ export class Owner {
       metainfo: this.metainfo,
       peerId: this.peerId,
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
+      limits: this.limits,
     });
     let record: PeerRecord | undefined;
     const uploader = new Uploader({

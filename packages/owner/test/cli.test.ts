@@ -93,6 +93,18 @@ describe('command line: bad input', () => {
     expect(run.stderr).not.toContain('    at ');
   }
 
+  it('refuses a rate limit that is not a rate, naming the flag', async () => {
+    await prepare();
+    expectRefusal(
+      await runBin(['0', file, '--upload-limit', '2X'], dir),
+      /--upload-limit: "2X" is not a rate in bytes per second \(examples: 500k, 2M, 10MiB, 0 for no limit\)/,
+    );
+    expectRefusal(
+      await runBin(['0', file, '--download-limit=-1M'], dir),
+      /--download-limit: "-1M" is not a rate/,
+    );
+  });
+
   it('refuses missing arguments', async () => {
     await prepare();
     expectRefusal(await runBin([], dir), /expected <port> <file>/);

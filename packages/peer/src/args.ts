@@ -11,6 +11,7 @@ import {
   parseIntegerOption,
   parseLink,
   parseLogFormat,
+  parseRateLimit,
   parseSha256,
   parseTransportPolicy,
 } from '@swarmdrop/protocol';
@@ -94,6 +95,14 @@ Options:
   --transport POLICY          both|tcp|utp: BitTorrent over TCP, µTP (UDP on
                               the same port number) or both; with both,
                               connect over TCP and fall back to µTP (default: both)
+  --upload-limit RATE         bytes per second sent to all BitTorrent
+                              connections together, e.g. 500k, 2M, 10MiB
+                              (k, M, G = 1000^n; Ki, Mi, Gi = 1024^n;
+                              default: 0, no limit)
+  --download-limit RATE       bytes per second received from all BitTorrent
+                              connections together (same units; default: 0)
+  --quiet                     no live status line on the terminal (log
+                              lines are printed as always)
   --log-format text|json      console log format (default: text)
   -h, --help                  show this help
   -v, --version               show the version
@@ -140,10 +149,16 @@ export function parseOwnerArg(text: string): { owner: Endpoint; metainfoPath: st
   return { owner, metainfoPath: `${url.pathname}${url.search}` };
 }
 
+/** What the command line gives: the peer's options, and how the terminal shows it. */
+export interface PeerCliOptions extends PeerOptions {
+  /** --quiet: no live status line. */
+  readonly quiet: boolean;
+}
+
 export function parsePeerArgs(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
-): PeerOptions | 'help' | 'version' {
+): PeerCliOptions | 'help' | 'version' {
   const parsed = (() => {
     try {
       return parseArgs({
@@ -168,6 +183,9 @@ export function parsePeerArgs(
           encryption: { type: 'string' },
           transport: { type: 'string' },
           'log-format': { type: 'string' },
+          'upload-limit': { type: 'string' },
+          'download-limit': { type: 'string' },
+          quiet: { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
           version: { type: 'boolean', short: 'v' },
         },
@@ -244,5 +262,8 @@ export function parsePeerArgs(
         ? DEFAULT_PEER_ENCRYPTION
         : parseEncryptionPolicy(values.encryption),
     transport: parseTransportPolicy(values.transport),
+    uploadLimitBytesPerSecond: parseRateLimit(values['upload-limit'], '--upload-limit'),
+    downloadLimitBytesPerSecond: parseRateLimit(values['download-limit'], '--download-limit'),
+    quiet: values.quiet ?? false,
   };
 }

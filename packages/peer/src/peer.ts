@@ -33,6 +33,7 @@ import {
   ChunkStore,
   carriesToken,
   createLogger,
+  createWireLimits,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DualServer,
   firstBytes,
@@ -50,6 +51,7 @@ import {
   Uploader,
   UtpEndpoint,
   type UtpStream,
+  type WireLimits,
   type WireSocket,
 } from '@swarmdrop/protocol/node';
 import { backoffMs, connectWire, type WireConnection } from './backoff.js';
@@ -154,6 +156,10 @@ export interface PeerOptions {
   readonly encryption?: EncryptionPolicy;
   /** TCP, µTP (UDP on the same port number) or both for BitTorrent, both ways (default both). */
   readonly transport?: TransportPolicy;
+  /** Bytes per second sent over all BitTorrent connections together; 0 or undefined: no limit. */
+  readonly uploadLimitBytesPerSecond?: number | undefined;
+  /** Bytes per second received over all BitTorrent connections together; 0 or undefined: no limit. */
+  readonly downloadLimitBytesPerSecond?: number | undefined;
 }
 
 export interface PeerComponents {
@@ -217,6 +223,8 @@ export class Peer {
   private ownerLinkActive = false;
   private fallbackActive = false;
   private readonly clock: Clock;
+  /** One bucket per direction for every connection (--upload-limit, --download-limit). */
+  private readonly limits: WireLimits;
   private readonly fallback: FallbackPolicy;
   private readonly blamed = new Map<string, Set<number>>();
   /** With a token: hosts the owner's tracker listed (they announced with it), and when. */
@@ -249,6 +257,7 @@ export class Peer {
     this.options = options;
     this.events = events;
     this.clock = clock;
+    this.limits = createWireLimits({ ...options, clock });
     this.fallback = new FallbackPolicy(options.fallbackAfterMs, clock);
     this.server = server;
     this.port = port;
@@ -329,6 +338,8 @@ export class Peer {
       this.reannouncer?.stop();
       this.swarm?.close();
       for (const session of this.sessions) session.wire.close('peer stopping');
+      this.limits.upload?.close();
+      this.limits.download?.close();
       await this.utp?.close();
       await this.server.close();
       // A chunk being written when we stop is finished (file and summary line) before the store closes.
@@ -617,6 +628,7 @@ export class Peer {
         clock: this.clock,
         signal: this.abort.signal,
         buffers: this.chunkBuffers!,
+        limits: this.limits,
         announce: async (numwant) => {
           const result = await announce(
             this.options.owner,
@@ -739,6 +751,7 @@ export class Peer {
       encryption: connection.encryption,
       transport: connection.transport,
       ...(connection.initial ? { initial: connection.initial } : {}),
+      limits: this.limits,
     });
     let downloader: Downloader | undefined;
     const uploader = new Uploader({

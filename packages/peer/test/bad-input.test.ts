@@ -66,6 +66,16 @@ describe('bad command-line input', () => {
       /--pipeline: 0 is out of range/,
     ],
     [
+      'an upload limit that is not a rate',
+      ['6881', '7001', '--upload-limit', 'fast'],
+      /--upload-limit: "fast" is not a rate in bytes per second \(examples: 500k, 2M, 10MiB/,
+    ],
+    [
+      'a download limit in bits',
+      ['6881', '7001', '--download-limit', '500kb'],
+      /--download-limit: "500kb" is not a rate in bytes per second/,
+    ],
+    [
       'a per-address cap of 0',
       ['6881', '7001', '7002', '--max-connections-per-address', '0'],
       /--max-connections-per-address: 0 is out of range/,

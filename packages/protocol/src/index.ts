@@ -30,6 +30,7 @@ export * from './peer-id.js';
 export * from './swarm/choker.js';
 export * from './swarm/clock.js';
 export * from './swarm/rate-estimator.js';
+export * from './swarm/rate-limiter.js';
 export * from './swarm/typed-emitter.js';
 export * from './tracker-codec.js';
 export * from './trust.js';

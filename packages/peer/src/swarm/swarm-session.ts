@@ -14,6 +14,7 @@ import {
   type ChunkStore,
   Connection,
   PeerWire,
+  type WireLimits,
   type WireSocket,
 } from '@swarmdrop/protocol/node';
 import { connectTcp } from '../backoff.js';
@@ -64,6 +65,8 @@ export interface SwarmSessionComponents {
   readonly signal: AbortSignal;
   readonly buffers?: BufferPool;
   readonly rng?: Rng;
+  /** The peer's rate limits, shared with its other connections. */
+  readonly limits?: WireLimits;
 }
 
 /** One live member of the swarm as the session keeps it. */
@@ -275,6 +278,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
       metainfo: store.metainfo,
       peerId: this.c.peerId,
       ...(initial ? { initial } : {}),
+      ...(this.c.limits ? { limits: this.c.limits } : {}),
     });
     const connection = new Connection({
       wire,

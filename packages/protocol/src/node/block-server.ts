@@ -92,6 +92,8 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
 
   private async pump(): Promise<void> {
     this.pumping = true;
+    // After a wait in drained() one block goes out, whatever the limit says by then.
+    let granted = false;
     try {
       for (;;) {
         if (this.isClosed()) return;
@@ -110,6 +112,14 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
           }
           if (this.isClosed()) return; // it may have closed while we read
         }
+        // A pump that starts while the upload limit is in debt waits for its turn too: a
+        // remote asking one block at a time would otherwise never be held back.
+        if (!granted && this.connection.needsDrain) {
+          await this.connection.drained();
+          granted = true;
+          continue;
+        }
+        granted = false;
         // Every queued block whose chunk is in memory goes out in one corked write. The head's
         // chunk is used as read, not looked up again: the shared cache may have evicted it.
         const headChunk = chunk;
@@ -121,7 +131,10 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
             if (this.connection.needsDrain) break;
           }
         });
-        if (this.connection.needsDrain) await this.connection.drained();
+        if (this.connection.needsDrain) {
+          await this.connection.drained();
+          granted = true;
+        }
       }
     } finally {
       this.pumping = false;

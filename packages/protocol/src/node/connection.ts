@@ -191,9 +191,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   get incoming(): ReadonlyMap<string, BlockRef> {
     return this.theirs;
   }
-  /** True when the socket buffer is full: wait for `drained()` before sending more pieces. */
+  /** True when the socket buffer is full or the upload limit in debt: wait for `drained()` before sending more pieces. */
   get needsDrain(): boolean {
-    return this.wire.socket.writableNeedDrain;
+    return this.wire.needsDrain;
   }
 
   drained(): Promise<void> {

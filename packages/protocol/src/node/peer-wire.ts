@@ -2,6 +2,8 @@ import type { Duplex } from 'node:stream';
 import { formatEndpoint } from '../address.js';
 import { type SwarmdropError, WireError } from '../errors.js';
 import type { Metainfo } from '../metainfo.js';
+import type { TimerClock } from '../swarm/clock.js';
+import { RateLimiter } from '../swarm/rate-limiter.js';
 import type { WireEncryption, WireTransport } from '../mse.js';
 import { listenPortOf } from '../peer-id.js';
 import { FrameDecoder } from '../wire/decoder.js';
@@ -36,6 +38,20 @@ export interface PeerWireOptions {
   readonly handshakeTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly keepAliveMs?: number;
+  /** The process's shared rate limits (--upload-limit, --download-limit); none by default. */
+  readonly limits?: WireLimits;
+}
+
+/**
+ * One token bucket per direction, shared by every connection of a process.
+ * Every byte of the BitTorrent wire counts (handshake, messages, pieces;
+ * not the TCP, UDP or µTP headers below, nor HTTP).
+ */
+export interface WireLimits {
+  /** Pieces wait for tokens before they are written (`needsDrain`, `drained()`). */
+  readonly upload?: RateLimiter | undefined;
+  /** Reading pauses while the bucket is in debt, so the transport's window holds the sender back. */
+  readonly download?: RateLimiter | undefined;
 }
 
 export interface WireClose {
@@ -43,6 +59,25 @@ export interface WireClose {
   readonly reason: string;
   /** Set when the remote broke the protocol. */
   readonly error?: SwarmdropError | Error;
+}
+
+/**
+ * The limits of one process from its options: a bucket for each direction
+ * with a limit above 0, none for 0 or undefined (no limit).
+ */
+export function createWireLimits(options: {
+  readonly uploadLimitBytesPerSecond?: number | undefined;
+  readonly downloadLimitBytesPerSecond?: number | undefined;
+  readonly clock: TimerClock;
+}): WireLimits {
+  const bucket = (bytesPerSecond: number | undefined) =>
+    bytesPerSecond !== undefined && bytesPerSecond > 0
+      ? new RateLimiter({ bytesPerSecond, clock: options.clock })
+      : undefined;
+  return {
+    upload: bucket(options.uploadLimitBytesPerSecond),
+    download: bucket(options.downloadLimitBytesPerSecond),
+  };
 }
 
 const RESERVED = new Uint8Array(8);
@@ -77,6 +112,11 @@ export class PeerWire {
   private ended = false;
   private drainWaiters: Array<() => void> = [];
   private lastReceivedAt = Date.now();
+  private readonly limits: WireLimits;
+  /** Set while reading is paused for the download limit; cancels the wait. */
+  private throttled: (() => void) | undefined;
+  /** Waits for the upload limit's tokens under way (for close). */
+  private readonly tokenWaits = new Set<() => void>();
 
   constructor(options: PeerWireOptions) {
     this.socket = options.socket;
@@ -84,6 +124,7 @@ export class PeerWire {
     this.remotePort = options.socket.remotePort ?? 0;
     this.encryption = options.encryption ?? 'plaintext';
     this.transport = options.transport ?? 'tcp';
+    this.limits = options.limits ?? {};
     this.decoder = new FrameDecoder({
       geometry: options.metainfo.geometry,
       infoHash: options.metainfo.infoHash,
@@ -109,6 +150,8 @@ export class PeerWire {
     this.keepAliveTimer = setInterval(
       () => {
         const now = Date.now();
+        // While we hold reading back for the download limit, the silence is ours, not the remote's.
+        if (this.throttled) this.lastReceivedAt = now;
         if (now - this.lastReceivedAt >= idleMs) {
           this.close(`idle: nothing received for ${idleMs} ms`);
         } else if (now - lastKeepAlive >= keepAliveMs) {
@@ -123,7 +166,7 @@ export class PeerWire {
     this.socket.on('drain', () => this.flushDrainWaiters());
     this.socket.on('error', (err) => this.close(`socket error: ${err.message}`));
     this.socket.on('close', () => this.close('closed by remote'));
-    this.socket.write(
+    this.write(
       encodeMessage({
         type: 'handshake',
         reserved: RESERVED,
@@ -135,7 +178,7 @@ export class PeerWire {
     const initial = options.initial;
     queueMicrotask(() => {
       if (initial && initial.length > 0) this.receive(initial);
-      if (!this.ended && this.socket.isPaused()) this.socket.resume();
+      if (!this.ended && !this.throttled && this.socket.isPaused()) this.socket.resume();
     });
   }
 
@@ -158,20 +201,33 @@ export class PeerWire {
     return this.ended;
   }
 
-  /** Sends one message; false means the socket buffer is full: wait for `drained()`. */
+  /**
+   * Sends one message; false means the socket buffer is full: wait for
+   * `drained()`. Messages other than pieces are small and never wait for the
+   * upload limit, but their bytes count against it.
+   */
   send(message: Message): boolean {
     if (this.ended) return false;
-    return this.socket.write(encodeMessage(message));
+    return this.write(encodeMessage(message));
   }
 
-  /** Sends a piece without copying the block into the frame. */
+  /**
+   * Sends a piece without copying the block into the frame. False when the
+   * socket is full or the upload limit is in debt: wait for `drained()`
+   * before the next piece.
+   */
   sendPiece(index: number, begin: number, block: Uint8Array): boolean {
     if (this.ended) return false;
     this.socket.cork();
-    this.socket.write(encodePieceHeader(index, begin, block.length));
-    this.socket.write(block);
+    this.write(encodePieceHeader(index, begin, block.length));
+    this.write(block);
     this.socket.uncork();
-    return !this.socket.writableNeedDrain;
+    return !this.needsDrain;
+  }
+
+  /** True when the next piece must wait: the socket buffer is full, or the upload limit is in debt. */
+  get needsDrain(): boolean {
+    return this.socket.writableNeedDrain || (this.limits.upload?.blocked ?? false);
   }
 
   /** Runs `send`s inside one corked write, so a burst of messages costs one syscall. */
@@ -184,10 +240,26 @@ export class PeerWire {
     }
   }
 
-  /** Resolves when the socket can take more, or the connection has ended. */
-  drained(): Promise<void> {
-    if (this.ended || !this.socket.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  /**
+   * Resolves when the socket can take more and the upload limit has given
+   * this connection its turn, or the connection has ended. After a turn the
+   * caller sends one piece even if others have spent the tokens meanwhile
+   * (the limiter queues turns oldest first, so no connection starves).
+   */
+  async drained(): Promise<void> {
+    while (!this.ended && this.socket.writableNeedDrain)
+      await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    const limit = this.limits.upload;
+    if (this.ended || !limit?.blocked) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.tokenWaits.delete(done);
+        cancel();
+        resolve();
+      };
+      const cancel = limit.whenAvailable(done);
+      this.tokenWaits.add(done);
+    });
   }
 
   close(reason: string, error?: SwarmdropError | Error): void {
@@ -197,6 +269,9 @@ export class PeerWire {
     clearInterval(this.keepAliveTimer);
     this.socket.destroy();
     this.flushDrainWaiters();
+    this.throttled?.();
+    this.throttled = undefined;
+    for (const done of [...this.tokenWaits]) done();
     this.rejectHandshake(new Error(reason));
     this.resolveClosed(error ? { reason, error } : { reason });
   }
@@ -207,9 +282,28 @@ export class PeerWire {
     for (const wake of waiters) wake();
   }
 
+  private write(bytes: Uint8Array): boolean {
+    this.limits.upload?.consume(bytes.length);
+    return this.socket.write(bytes);
+  }
+
+  /** Pauses reading until the download limit is out of debt: the transport's window then holds the sender back. */
+  private throttleReading(limit: RateLimiter): void {
+    this.socket.pause();
+    this.throttled = limit.whenAvailable(() => {
+      this.throttled = undefined;
+      if (!this.ended) this.socket.resume();
+    });
+  }
+
   private receive(bytes: Uint8Array): void {
     if (this.ended) return;
     this.lastReceivedAt = Date.now();
+    const limit = this.limits.download;
+    if (limit) {
+      limit.consume(bytes.length);
+      if (limit.blocked && !this.throttled) this.throttleReading(limit);
+    }
     let messages: Message[];
     try {
       messages = this.decoder.push(bytes);

@@ -236,6 +236,8 @@ export class Uploader {
       // The chunk the head of the queue needed, held here: with a cache budget
       // in bytes it may already have been evicted for another connection's.
       let loaded: { index: number; data: Buffer } | undefined;
+      // After a wait in drained() one block goes out, whatever the limit says by then.
+      let granted = false;
       while (this.queue.length > 0 && !this.wire.isClosed) {
         const head = this.queue[0]!;
         this.prefetch();
@@ -251,6 +253,14 @@ export class Uploader {
           }
           continue;
         }
+        // A pump that starts while the upload limit is in debt waits for its turn too: a
+        // remote asking one block at a time would otherwise never be held back.
+        if (!granted && this.wire.needsDrain) {
+          await this.wire.drained();
+          granted = true;
+          continue;
+        }
+        granted = false;
         // Every queued block whose chunk is in memory goes out in one corked write.
         let full = false;
         this.wire.batch(() => {
@@ -262,7 +272,10 @@ export class Uploader {
             full = !this.sendBlock(r, chunk);
           }
         });
-        if (full) await this.wire.drained();
+        if (full) {
+          await this.wire.drained();
+          granted = true;
+        }
       }
     } finally {
       this.pumping = false;
