@@ -54,7 +54,13 @@ function transfer(log: LogCapture): { bytes: number; seconds: number; bytesPerSe
 
 async function ownerWith(file: string, args: readonly string[]): Promise<number> {
   const dir = await cleanup.tempDir('swarmdrop-limit-owner-');
-  const owner = runBin(cleanup, OWNER_BIN, ['127.0.0.1:0', file, '--dir', join(dir, 'work'), ...args]);
+  const owner = runBin(cleanup, OWNER_BIN, [
+    '127.0.0.1:0',
+    file,
+    '--dir',
+    join(dir, 'work'),
+    ...args,
+  ]);
   const listening = await owner.stdout.waitFor('listening');
   await owner.stdout.waitFor('ready');
   return Number(listening.fields.addr!.split(':').at(-1));
@@ -62,7 +68,14 @@ async function ownerWith(file: string, args: readonly string[]): Promise<number>
 
 async function peerDone(args: readonly string[]): Promise<LogCapture> {
   const dir = await cleanup.tempDir('swarmdrop-limit-peer-');
-  const peer = runBin(cleanup, PEER_BIN, [...args, '--dir', dir, '--exit-when-done', '--linger-ms', '0']);
+  const peer = runBin(cleanup, PEER_BIN, [
+    ...args,
+    '--dir',
+    dir,
+    '--exit-when-done',
+    '--linger-ms',
+    '0',
+  ]);
   const code = await within(peer.exited, TRANSFER_HANG_MS, () => peer.stdout.tail());
   expect(code, peer.stderr).toBe(0);
   const merged = peer.stdout.filter('merged');
@@ -115,7 +128,7 @@ describe('rate limits on loopback', () => {
     await randomFile(file, SIZE);
     const ownerPort = await ownerWith(file, ['--transport', 'tcp']);
     const [port] = await freePorts(1);
-    const t = transfer(await peerDone([String(ownerPort), String(port), "--transport", "tcp"]));
+    const t = transfer(await peerDone([String(ownerPort), String(port), '--transport', 'tcp']));
     expect(t.bytes).toBe(SIZE);
     expect(t.bytesPerSecond).toBeGreaterThan(1.1 * LIMIT_BYTES_PER_SECOND);
   });

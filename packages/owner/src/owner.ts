@@ -53,10 +53,10 @@ import {
   sendUnauthorized,
   sniffConnection,
   splitFile,
+  systemClock,
   Uploader,
   UtpEndpoint,
   type UtpStream,
-  systemClock,
   type WireLimits,
   type WireSocket,
 } from '@swarmdrop/protocol/node';

@@ -3,7 +3,7 @@
  */
 import { Cleanup, socketPair } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeMessage, FrameDecoder, makePeerId } from '../src/index.js';
+import { encodeMessage, FrameDecoder, ManualClock, makePeerId, RateLimiter } from '../src/index.js';
 import { PeerWire } from '../src/node/index.js';
 import { storeWith } from './sockets.js';
 
@@ -41,5 +41,78 @@ describe('PeerWire idle timeout', () => {
     const closed = await wire.closed;
     expect(closed.reason).toMatch(/idle/);
     expect(keepAlives, 'keep-alives went out before the idle close').toBeGreaterThan(0);
+  });
+});
+
+/** Settles once the event loop has gone round: what a socket had to deliver by now, it has. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('PeerWire rate limits', () => {
+  const handshake = (infoHash: Buffer) =>
+    encodeMessage({
+      type: 'handshake',
+      reserved: new Uint8Array(8),
+      infoHash,
+      peerId: makePeerId(2),
+    });
+
+  it('holds the next piece until the upload limit has the tokens, then gives the connection its turn', async () => {
+    const { metainfo } = await storeWith(cleanup, Buffer.alloc(1000, 7));
+    const [ours] = await socketPair(cleanup);
+    const clock = new ManualClock();
+    const upload = new RateLimiter({ clock, bytesPerSecond: 10_000, burstMs: 0 });
+    const wire = new PeerWire({
+      socket: ours,
+      metainfo,
+      peerId: makePeerId(1),
+      limits: { upload },
+    });
+    cleanup.add(() => wire.close('test over'));
+    // Handshake (68 bytes) and a 1000-byte piece (13 + 1000) go out; then the bucket is in debt.
+    expect(wire.sendPiece(0, 0, Buffer.alloc(1000, 7))).toBe(false);
+    expect(wire.needsDrain).toBe(true);
+    expect(upload.total).toBe(68 + 13 + 1000);
+    let drained = false;
+    void wire.drained().then(() => {
+      drained = true;
+    });
+    await turn();
+    clock.advance(100); // 1000 of the 1081 bytes paid back
+    await turn();
+    expect(drained).toBe(false);
+    clock.advance(10); // 1100 ≥ 1081: the debt is paid
+    await turn();
+    expect(drained).toBe(true);
+    expect(wire.needsDrain).toBe(false);
+  });
+
+  it('pauses reading while the download limit is in debt, and reads on once it is paid', async () => {
+    const { metainfo } = await storeWith(cleanup, Buffer.alloc(1000, 7));
+    const [ours, theirs] = await socketPair(cleanup);
+    const clock = new ManualClock();
+    const download = new RateLimiter({ clock, bytesPerSecond: 1_000, burstMs: 0 });
+    const wire = new PeerWire({
+      socket: ours,
+      metainfo,
+      peerId: makePeerId(1),
+      limits: { download },
+    });
+    cleanup.add(() => wire.close('test over'));
+    let haves = 0;
+    wire.onMessage = (m) => {
+      if (m.type === 'have') haves++;
+    };
+    theirs.write(handshake(metainfo.infoHash));
+    await wire.ready();
+    expect(download.blocked).toBe(true); // 68 bytes taken from an empty bucket
+    expect(ours.isPaused()).toBe(true);
+    theirs.write(encodeMessage({ type: 'have', index: 0 }));
+    // The bytes reach our socket's buffer, where they wait: the positive sign that they came.
+    while (ours.readableLength === 0) await turn();
+    expect(haves).toBe(0);
+    clock.advance(68); // 68 bytes at 1000 B/s: the debt is paid, the wire reads again
+    while (haves === 0) await turn();
+    expect(haves).toBe(1);
+    expect(download.total).toBe(68 + 9);
   });
 });

@@ -3,13 +3,7 @@
  * ManualClock: every wake-up is a timer the test moves the clock past.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  formatRate,
-  ManualClock,
-  OptionError,
-  parseRateLimit,
-  RateLimiter,
-} from '../src/index.js';
+import { formatRate, ManualClock, OptionError, parseRateLimit, RateLimiter } from '../src/index.js';
 
 /** A caller that sends `unit` bytes per turn, as PeerWire does: consume, and wait while in debt. */
 function sender(limiter: RateLimiter, unit: number) {
@@ -138,28 +132,21 @@ describe('parseRateLimit', () => {
     expect(parseRateLimit(text, '--upload-limit')).toBe(bytes);
   });
 
-  it.each([
-    '',
-    'fast',
-    '-1M',
-    '2X',
-    '1e6',
-    '500kb',
-    '5 M B',
-    '0.5',
-    '2000T',
-  ])('rejects %j with one line naming the flag', (text) => {
-    let error: unknown;
-    try {
-      parseRateLimit(text, '--download-limit');
-    } catch (err) {
-      error = err;
-    }
-    expect(error).toBeInstanceOf(OptionError);
-    expect((error as OptionError).code).toBe('ERR_OPTION');
-    expect((error as OptionError).message).toMatch(/^--download-limit: /);
-    expect((error as OptionError).message).not.toContain('\n');
-  });
+  it.each(['', 'fast', '-1M', '2X', '1e6', '500kb', '5 M B', '0.5', '2000T'])(
+    'rejects %j with one line naming the flag',
+    (text) => {
+      let error: unknown;
+      try {
+        parseRateLimit(text, '--download-limit');
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(OptionError);
+      expect((error as OptionError).code).toBe('ERR_OPTION');
+      expect((error as OptionError).message).toMatch(/^--download-limit: /);
+      expect((error as OptionError).message).not.toContain('\n');
+    },
+  );
 });
 
 describe('formatRate', () => {

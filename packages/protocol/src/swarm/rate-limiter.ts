@@ -49,7 +49,9 @@ export class RateLimiter {
 
   constructor(options: RateLimiterOptions) {
     if (!(options.bytesPerSecond > 0) || !Number.isFinite(options.bytesPerSecond))
-      throw new RangeError(`bytesPerSecond must be a positive number, not ${options.bytesPerSecond}`);
+      throw new RangeError(
+        `bytesPerSecond must be a positive number, not ${options.bytesPerSecond}`,
+      );
     const burstMs = options.burstMs ?? DEFAULT_RATE_LIMIT_BURST_MS;
     if (!(burstMs >= 0)) throw new RangeError(`burstMs must be 0 or more, not ${burstMs}`);
     this.bytesPerSecond = options.bytesPerSecond;
@@ -173,7 +175,10 @@ export function parseRateLimit(text: string | undefined, field: string): number 
   }
   const value = Number(match[1]) * RATE_UNITS[(match[2] ?? '').toLowerCase()]!;
   if (value > MAX_RATE_LIMIT_BYTES_PER_SECOND)
-    throw new OptionError(field, `"${text}" is more than ${MAX_RATE_LIMIT_BYTES_PER_SECOND} bytes/s`);
+    throw new OptionError(
+      field,
+      `"${text}" is more than ${MAX_RATE_LIMIT_BYTES_PER_SECOND} bytes/s`,
+    );
   if (value > 0 && value < 1)
     throw new OptionError(field, `"${text}" is less than 1 byte/s (use 0 for no limit)`);
   return Math.round(value);
