@@ -35,6 +35,7 @@ export * from './logger.js';
 export * from './memory.js';
 export * from './mse-handshake.js';
 export * from './peer-wire.js';
+export * from './progress-line.js';
 export * from './split.js';
 export * from './uploader.js';
 export * from './utp.js';

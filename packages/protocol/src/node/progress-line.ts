@@ -1,0 +1,234 @@
+import { Writable } from 'node:stream';
+import { createLogUpdate } from 'log-update';
+import type { DomainEvents } from '../events.js';
+import type { Timer, TimerClock } from '../swarm/clock.js';
+import { RateEstimator } from '../swarm/rate-estimator.js';
+import { formatBytes, formatRate } from '../swarm/rate-limiter.js';
+import { systemClock } from './clock.js';
+
+/** How often the status line is redrawn when no log line comes (rates and ETA move with time). */
+export const PROGRESS_REDRAW_MS = 500;
+/** The rates shown look back this far: long enough to be steady, short enough to follow a change. */
+export const PROGRESS_RATE_WINDOW_MS = 5_000;
+
+/** What the status line is drawn on: a TTY stream (process.stdout), or a fake one in tests. */
+export interface StatusOutput {
+  write(text: string): boolean;
+  readonly isTTY?: boolean;
+  readonly columns?: number;
+  readonly rows?: number;
+}
+
+/**
+ * Whether to show a status line: only on a terminal, never in CI (CI set to
+ * anything but `0` or `false`) or with `--quiet`.
+ */
+export function wantsStatusLine(options: {
+  readonly output: StatusOutput;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly quiet?: boolean;
+}): boolean {
+  const ci = (options.env ?? process.env).CI;
+  const inCi = ci !== undefined && !['', '0', 'false'].includes(ci.toLowerCase());
+  return options.output.isTTY === true && !inCi && options.quiet !== true;
+}
+
+/**
+ * The numbers on the status line, kept from a service's domain events: the
+ * line is a subscriber like the log, and reads no log line.
+ */
+export class ProgressStats {
+  /** Chunks in the file (0 until the metainfo is known). */
+  total = 0;
+  /** Chunks held (the owner holds them all). */
+  held = 0;
+  /** Bytes of the whole file. */
+  size = 0;
+  /** Connections open now. */
+  connections = 0;
+  chunksSent = 0;
+  chunksReceived = 0;
+  /** The listening address, once known. */
+  addr: string | undefined;
+  merged = false;
+  readonly down: RateEstimator;
+  readonly up: RateEstimator;
+  private readonly offs: Array<() => void>;
+
+  constructor(
+    readonly role: 'owner' | 'peer',
+    events: DomainEvents,
+    clock: TimerClock,
+  ) {
+    this.down = new RateEstimator({ clock, windowMs: PROGRESS_RATE_WINDOW_MS });
+    this.up = new RateEstimator({ clock, windowMs: PROGRESS_RATE_WINDOW_MS });
+    this.offs = [
+      events.on('listening', (f) => {
+        this.addr = f.addr;
+        // The owner's `listening` carries the file; it holds every chunk.
+        if (role === 'owner' && typeof f.chunks === 'number') {
+          this.total = f.chunks;
+          this.held = f.chunks;
+          if (typeof f.size === 'number') this.size = f.size;
+        }
+      }),
+      events.on('metainfo', (f) => {
+        this.total = f.chunks;
+        this.size = f.size;
+      }),
+      events.on('resumed', (f) => {
+        this.held = f.verified;
+      }),
+      events.on('chunk-received', (f) => {
+        this.chunksReceived++;
+        this.held = Math.min(this.total || Number.POSITIVE_INFINITY, this.held + 1);
+        this.down.record(f.bytes);
+      }),
+      events.on('chunk-sent', (f) => {
+        this.chunksSent++;
+        this.up.record(f.bytes);
+      }),
+      events.on('chunk-corrupt', (f) => {
+        // A held chunk that rotted and was dropped (the owner restores its own at once).
+        if (role === 'peer' && f.chunk !== undefined && f.restored !== true)
+          this.held = Math.max(0, this.held - 1);
+      }),
+      events.on('merged', () => {
+        this.merged = true;
+        this.held = this.total;
+      }),
+      events.on('connected', () => {
+        this.connections++;
+      }),
+      events.on('disconnected', () => {
+        this.connections = Math.max(0, this.connections - 1);
+      }),
+    ];
+  }
+
+  /** Seconds until every chunk is held at the current download rate; undefined when unknown. */
+  etaSeconds(): number | undefined {
+    if (this.total === 0 || this.held >= this.total) return 0;
+    const rate = this.down.bytesPerSecond();
+    if (rate <= 0) return undefined;
+    const remaining = ((this.total - this.held) * this.size) / this.total;
+    return remaining / rate;
+  }
+
+  /** The status line's text, one line. */
+  text(): string {
+    const who = `${this.role}${this.addr ? ` ${this.addr}` : ''}`;
+    const peers = `${this.connections} ${this.connections === 1 ? 'peer' : 'peers'}`;
+    const up = `↑ ${formatRate(this.up.bytesPerSecond())}`;
+    if (this.total === 0) return `${who} │ starting │ ${peers}`;
+    if (this.role === 'owner') {
+      return `${who} │ ${this.total} chunks (${formatBytes(this.size)}) │ ${up} │ ${this.chunksSent} sent │ ${peers}`;
+    }
+    const pct = Math.floor((this.held * 100) / this.total);
+    const down = `↓ ${formatRate(this.down.bytesPerSecond())}`;
+    const eta = this.merged
+      ? 'done'
+      : this.held >= this.total
+        ? 'merging'
+        : `ETA ${formatDuration(this.etaSeconds())}`;
+    return `${who} │ ${this.held}/${this.total} chunks ${pct}% │ ${down} ${up} │ ${eta} │ ${peers}`;
+  }
+
+  close(): void {
+    for (const off of this.offs.splice(0)) off();
+  }
+}
+
+/** `0:46`, `12:05`, `1:02:03`; `--:--` when unknown. */
+export function formatDuration(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return '--:--';
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+export interface ProgressLineOptions {
+  readonly role: 'owner' | 'peer';
+  /** The service's domain events (pass the same DomainEvents as its `events` component). */
+  readonly events: DomainEvents;
+  /** The terminal: the status line is drawn here, and log lines written to `stream` go here above it. */
+  readonly output: StatusOutput;
+  readonly clock?: TimerClock;
+  /** Redraws at least this often (default PROGRESS_REDRAW_MS). */
+  readonly redrawMs?: number;
+}
+
+/**
+ * A live status line at the bottom of the terminal (chunks held, rates
+ * down and up, ETA, connections), redrawn with `log-update`. The logger
+ * writes into `stream`: each complete line is printed above the status
+ * line, which is then drawn again below it, so log lines scroll as always
+ * and none is lost or cut. Only for a terminal: see `wantsStatusLine`.
+ */
+export class ProgressLine {
+  /** Where the logger writes: complete lines go to the terminal above the status line. */
+  readonly stream: Writable;
+  readonly stats: ProgressStats;
+  private readonly output: StatusOutput;
+  private readonly render: ReturnType<typeof createLogUpdate>;
+  private readonly timer: Timer;
+  private partial = '';
+  private closed = false;
+
+  constructor(options: ProgressLineOptions) {
+    const clock = options.clock ?? systemClock;
+    this.output = options.output;
+    this.stats = new ProgressStats(options.role, options.events, clock);
+    // The cursor stays visible: hiding it would need an exit hook to bring it back after a crash.
+    this.render = createLogUpdate(options.output as NodeJS.WriteStream, { showCursor: true });
+    this.stream = new Writable({
+      decodeStrings: false,
+      write: (chunk: Buffer | string, _encoding, callback) => {
+        this.print(chunk.toString());
+        callback();
+      },
+    });
+    this.timer = clock.setInterval(() => this.redraw(), options.redrawMs ?? PROGRESS_REDRAW_MS);
+    this.redraw();
+  }
+
+  /** Draws the status line again with the current numbers. */
+  redraw(): void {
+    if (!this.closed) this.render(this.stats.text());
+  }
+
+  /**
+   * Prints text above the status line. Whole lines only: a partial line
+   * waits for its end, so the status line never splits one.
+   */
+  print(text: string): void {
+    if (this.closed) {
+      this.output.write(text);
+      return;
+    }
+    const all = this.partial + text;
+    const end = all.lastIndexOf('\n');
+    if (end < 0) {
+      this.partial = all;
+      return;
+    }
+    this.partial = all.slice(end + 1);
+    this.render.clear();
+    this.output.write(all.slice(0, end + 1));
+    this.redraw();
+  }
+
+  /** Removes the status line for good (before exit); later writes go straight through. */
+  close(): void {
+    if (this.closed) return;
+    this.timer.cancel();
+    this.stats.close();
+    this.render.clear();
+    this.render.done();
+    this.closed = true;
+    if (this.partial !== '') this.output.write(this.partial);
+    this.partial = '';
+  }
+}
