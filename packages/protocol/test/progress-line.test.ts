@@ -28,7 +28,7 @@ class FakeTerminal {
         if (this.screen.length <= this.row) this.screen.push('');
       } else if (token === '\u001b[2K') {
         this.screen[this.row] = '';
-      } else if (/^\u001b\[\d*A$/.test(token)) {
+      } else if (token.startsWith('\u001b[') && token.endsWith('A')) {
         this.row = Math.max(0, this.row - Number(token.slice(2, -1) || 1));
       } else if (token.startsWith('\u001b')) {
         // cursor to column 0, synchronized output on/off: nothing to model
