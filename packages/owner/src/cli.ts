@@ -1,4 +1,11 @@
-import { createLogger, onShutdownSignal, runServiceCli } from '@swarmdrop/protocol/node';
+import { DomainEvents } from '@swarmdrop/protocol';
+import {
+  createLogger,
+  onShutdownSignal,
+  ProgressLine,
+  runServiceCli,
+  wantsStatusLine,
+} from '@swarmdrop/protocol/node';
 import { PROGRAM, parseOwnerArgs, USAGE } from './args.js';
 import { Owner } from './owner.js';
 
@@ -12,7 +19,17 @@ runServiceCli({
   ...(typeof SWARMDROP_BUNDLED_VERSION === 'string' ? { version: SWARMDROP_BUNDLED_VERSION } : {}),
   parse: parseOwnerArgs,
   async main(options) {
-    const logger = createLogger({ role: 'owner', port: options.port, format: options.logFormat });
+    const events = new DomainEvents();
+    // On a terminal, a live status line under the log (not in a pipe, in CI or with --quiet).
+    const progress = wantsStatusLine({ output: process.stdout, quiet: options.quiet })
+      ? new ProgressLine({ role: 'owner', events, output: process.stdout })
+      : undefined;
+    const logger = createLogger({
+      role: 'owner',
+      port: options.port,
+      format: options.logFormat,
+      ...(progress ? { stream: progress.stream } : {}),
+    });
     let owner: Owner | undefined;
     // Listen for signals before starting: without a listener, a SIGTERM that
     // arrives during the split, or just after `ready` is printed, kills the
@@ -20,7 +37,13 @@ runServiceCli({
     onShutdownSignal(async () => {
       if (owner) await owner.close();
       else logger.log('stopping', {});
+      progress?.close();
     });
-    owner = await Owner.start(options, { logger });
+    try {
+      owner = await Owner.start(options, { logger, events });
+    } catch (err) {
+      progress?.close(); // the error line goes below the log, not under a status line
+      throw err;
+    }
   },
 });

@@ -1,4 +1,11 @@
-import { onShutdownSignal, runServiceCli } from '@swarmdrop/protocol/node';
+import { DomainEvents } from '@swarmdrop/protocol';
+import {
+  createLogger,
+  onShutdownSignal,
+  ProgressLine,
+  runServiceCli,
+  wantsStatusLine,
+} from '@swarmdrop/protocol/node';
 import { PROGRAM, parsePeerArgs, USAGE } from './args.js';
 import { Peer } from './peer.js';
 
@@ -12,6 +19,17 @@ runServiceCli({
   ...(typeof SWARMDROP_BUNDLED_VERSION === 'string' ? { version: SWARMDROP_BUNDLED_VERSION } : {}),
   parse: parsePeerArgs,
   async main(options) {
+    const events = new DomainEvents();
+    // On a terminal, a live status line under the log (not in a pipe, in CI or with --quiet).
+    const progress = wantsStatusLine({ output: process.stdout, quiet: options.quiet })
+      ? new ProgressLine({ role: 'peer', events, output: process.stdout })
+      : undefined;
+    const logger = createLogger({
+      role: 'peer',
+      port: options.listen.port,
+      format: options.logFormat,
+      ...(progress ? { stream: progress.stream } : {}),
+    });
     // Listen for signals before starting: bootstrap can wait a minute for the owner,
     // and a SIGTERM then must stop it cleanly, not kill it by signal.
     const controller = new AbortController();
@@ -19,15 +37,18 @@ runServiceCli({
     onShutdownSignal(async () => {
       controller.abort();
       await peer?.close();
+      progress?.close();
     });
     try {
-      peer = await Peer.start(options, { signal: controller.signal });
+      peer = await Peer.start(options, { signal: controller.signal, logger, events });
     } catch (err) {
+      progress?.close(); // the error line goes below the log, not under a status line
       if (controller.signal.aborted) return; // stopped while starting: the signal handler exits 0
       throw err;
     }
     const code = await peer.finished;
     await peer.close();
+    progress?.close();
     if (code !== 0) process.stderr.write(`${PROGRAM}: error: ${peer.fatalMessage ?? 'failed'}\n`);
     process.exit(code);
   },

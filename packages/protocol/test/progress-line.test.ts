@@ -10,8 +10,10 @@ import { createLogger, formatDuration, ProgressLine, wantsStatusLine } from '../
 /** Enough of a terminal for log-update: text, newlines, erase line, cursor up, cursor to column 0. */
 class FakeTerminal {
   readonly isTTY = true;
-  readonly columns = 200;
-  readonly rows = 40;
+  constructor(
+    readonly columns = 200,
+    readonly rows = 40,
+  ) {}
   readonly screen: string[] = [''];
   row = 0;
   writes = 0;
@@ -138,6 +140,19 @@ describe('ProgressLine', () => {
     expect(terminal.writes).toBe(writes);
     progress.stream.write('last\n');
     expect(terminal.lines().at(-1)).toBe('last');
+  });
+
+  it('draws on a terminal that reports no size (a pty from script(1)) as on 80 by 24', () => {
+    const events = new DomainEvents();
+    const terminal = new FakeTerminal(0, 0);
+    const progress = new ProgressLine({
+      role: 'peer',
+      events,
+      output: terminal,
+      clock: new ManualClock(),
+    });
+    expect(terminal.lines()).toEqual(['peer │ starting │ 0 peers']);
+    progress.close();
   });
 
   it('the owner shows its chunks, upload rate, chunks sent and peers', () => {

@@ -181,8 +181,21 @@ export class ProgressLine {
     const clock = options.clock ?? systemClock;
     this.output = options.output;
     this.stats = new ProgressStats(options.role, options.events, clock);
+    // A terminal that reports no size (a pty that script(1) made, a serial console) says 0
+    // rows, and log-update would draw nothing: take it as 80 by 24.
+    const output = options.output;
+    const sized = {
+      isTTY: true,
+      write: (text: string) => output.write(text),
+      get columns() {
+        return output.columns || 80;
+      },
+      get rows() {
+        return output.rows || 24;
+      },
+    };
     // The cursor stays visible: hiding it would need an exit hook to bring it back after a crash.
-    this.render = createLogUpdate(options.output as NodeJS.WriteStream, { showCursor: true });
+    this.render = createLogUpdate(sized as unknown as NodeJS.WriteStream, { showCursor: true });
     this.stream = new Writable({
       decodeStrings: false,
       write: (chunk: Buffer | string, _encoding, callback) => {
