@@ -39,6 +39,16 @@ describe('parseOwnerArgs', () => {
       logFormat: 'text',
       encryption: 'prefer',
       transport: 'both',
+      uploadLimitBytesPerSecond: 0,
+      downloadLimitBytesPerSecond: 0,
+      quiet: false,
+    });
+    expect(
+      parseOwnerArgs(['7000', 'f', '--upload-limit', '2M', '--download-limit', '10MiB', '--quiet']),
+    ).toMatchObject({
+      uploadLimitBytesPerSecond: 2_000_000,
+      downloadLimitBytesPerSecond: 10_485_760,
+      quiet: true,
     });
     expect(
       parseOwnerArgs(['7000', 'f', '--encryption', 'require', '--transport', 'utp']),
