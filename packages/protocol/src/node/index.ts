@@ -22,6 +22,11 @@
  * flags, requests both ways, rates), emitting typed events; `BlockServer`
  * serves its requests from the store. Invariants:
  * `packages/peer/src/swarm/STATE.md`.
+ *
+ * Rate limits: `createWireLimits` makes one `RateLimiter` (a token bucket,
+ * in the pure part) per direction for a process; every `PeerWire` of that
+ * process gets the same pair (`limits`). `ProgressLine` is the terminal's
+ * status line, a subscriber to a service's `DomainEvents`.
  */
 export * from './block-server.js';
 export * from './buffer-pool.js';
