@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { formatRate, ManualClock, OptionError, parseRateLimit, RateLimiter } from '../src/index.js';
+import { createWireLimits } from '../src/node/index.js';
 
 /** A caller that sends `unit` bytes per turn, as PeerWire does: consume, and wait while in debt. */
 function sender(limiter: RateLimiter, unit: number) {
@@ -155,5 +156,27 @@ describe('formatRate', () => {
     expect(formatRate(1_048_576)).toBe('1.00 MiB/s');
     expect(formatRate(1_536)).toBe('1.50 KiB/s');
     expect(formatRate(200 * 1024)).toBe('200 KiB/s');
+  });
+});
+
+describe('createWireLimits', () => {
+  it('makes a bucket per limited direction, none for 0 or undefined, and refuses a negative limit', () => {
+    const clock = new ManualClock();
+    const none = createWireLimits({ clock, uploadLimitBytesPerSecond: 0 });
+    expect(none.upload).toBeUndefined();
+    expect(none.download).toBeUndefined();
+    const both = createWireLimits({
+      clock,
+      uploadLimitBytesPerSecond: 1_000,
+      downloadLimitBytesPerSecond: 2_000,
+    });
+    expect(both.upload?.bytesPerSecond).toBe(1_000);
+    expect(both.download?.bytesPerSecond).toBe(2_000);
+    expect(() => createWireLimits({ clock, downloadLimitBytesPerSecond: -5 })).toThrow(
+      /downloadLimitBytesPerSecond must be 0 \(no limit\) or a positive number, not -5/,
+    );
+    expect(() => createWireLimits({ clock, uploadLimitBytesPerSecond: Number.NaN })).toThrow(
+      RangeError,
+    );
   });
 });

@@ -70,13 +70,17 @@ export function createWireLimits(options: {
   readonly downloadLimitBytesPerSecond?: number | undefined;
   readonly clock: TimerClock;
 }): WireLimits {
-  const bucket = (bytesPerSecond: number | undefined) =>
-    bytesPerSecond !== undefined && bytesPerSecond > 0
-      ? new RateLimiter({ bytesPerSecond, clock: options.clock })
-      : undefined;
+  const bucket = (bytesPerSecond: number | undefined, field: string) => {
+    if (bytesPerSecond === undefined || bytesPerSecond === 0) return undefined;
+    if (!(bytesPerSecond > 0) || !Number.isFinite(bytesPerSecond))
+      throw new RangeError(
+        `${field} must be 0 (no limit) or a positive number, not ${bytesPerSecond}`,
+      );
+    return new RateLimiter({ bytesPerSecond, clock: options.clock });
+  };
   return {
-    upload: bucket(options.uploadLimitBytesPerSecond),
-    download: bucket(options.downloadLimitBytesPerSecond),
+    upload: bucket(options.uploadLimitBytesPerSecond, 'uploadLimitBytesPerSecond'),
+    download: bucket(options.downloadLimitBytesPerSecond, 'downloadLimitBytesPerSecond'),
   };
 }
 
