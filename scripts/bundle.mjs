@@ -3,7 +3,8 @@
 // into one ES module that runs with `node` alone: bundle/<bin name>.mjs.
 // Run by the package's `bundle` script; `pnpm release:artifacts` collects the results.
 import { chmod, mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const pkg = JSON.parse(await readFile('package.json', 'utf8'));
@@ -14,6 +15,20 @@ if (!bin) {
 }
 const nodeMajor = /(\d+)/.exec(pkg.engines?.node ?? '20')?.[1] ?? '20';
 const outfile = join('bundle', `${bin}.mjs`);
+// The bundle has no package folder beside it either: the dashboard's page,
+// script and style are compiled in as text (dashboardAssets() in protocol/node).
+const dashboardDir = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'packages',
+  'protocol',
+  'dashboard',
+);
+const dashboard = {
+  html: await readFile(join(dashboardDir, 'index.html'), 'utf8'),
+  js: await readFile(join(dashboardDir, 'dashboard.js'), 'utf8'),
+  css: await readFile(join(dashboardDir, 'dashboard.css'), 'utf8'),
+};
 await mkdir('bundle', { recursive: true });
 await build({
   entryPoints: ['src/cli.ts'],
@@ -23,7 +38,10 @@ await build({
   format: 'esm',
   target: `node${nodeMajor}`,
   // The bundle has no package.json beside it: --version is compiled in.
-  define: { SWARMDROP_BUNDLED_VERSION: JSON.stringify(pkg.version) },
+  define: {
+    SWARMDROP_BUNDLED_VERSION: JSON.stringify(pkg.version),
+    SWARMDROP_DASHBOARD_ASSETS: JSON.stringify(dashboard),
+  },
   banner: {
     js: [
       '#!/usr/bin/env node',

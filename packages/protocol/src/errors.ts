@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'ERR_FILE_HASH'
   | 'ERR_STORE_CLOSED'
   | 'ERR_FOREIGN_FILES'
+  // a peer's dashboard report
+  | 'ERR_DASHBOARD_REPORT'
   // command line / configuration
   | 'ERR_ADDRESS'
   | 'ERR_OPTION';

@@ -18,6 +18,7 @@ export * from './address.js';
 export { bencodeDecode, bencodeEncode } from './bencoding.js';
 export { Bitfield } from './bitfield.js';
 export * from './constants.js';
+export * from './dashboard/model.js';
 export * from './errors.js';
 export * from './events.js';
 export { type Block, Geometry } from './geometry.js';

@@ -157,6 +157,16 @@ export class DualServer {
     return this.server.address() as AddressInfo;
   }
 
+  /**
+   * A response that streams for as long as its client listens (the
+   * dashboard's Server-Sent Events): lifts its connection's deadline. The
+   * stream's owner bounds such streams and ends stalled ones; close() still
+   * ends them.
+   */
+  holdOpen(res: ServerResponse): void {
+    this.disarm(res.socket as Socket);
+  }
+
   async close(): Promise<void> {
     const closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of [...this.sockets, ...this.refused]) socket.destroy();

@@ -59,20 +59,24 @@ export function requestQuery(target: string | undefined): string {
 
 /**
  * Wraps a router so that a bad target gets 400, a method other than GET/HEAD
- * 405, and a handler bug costs one request (500, reported to `onError`),
- * never the process.
+ * 405 (POST too, on the paths `postPaths` names), and a handler bug costs one
+ * request (500, reported to `onError`), never the process.
  */
 export function httpRouter(
   route: (path: string, req: IncomingMessage, res: ServerResponse) => void,
   onError: (err: Error, req: IncomingMessage) => void,
+  postPaths: ReadonlySet<string> = new Set(),
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     try {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        sendText(res, 405, `method ${req.method} not allowed\n`, { allow: 'GET, HEAD' });
+      const path = requestPath(req.url);
+      const post = req.method === 'POST' && path !== undefined && postPaths.has(path);
+      if (req.method !== 'GET' && req.method !== 'HEAD' && !post) {
+        sendText(res, 405, `method ${req.method} not allowed\n`, {
+          allow: path !== undefined && postPaths.has(path) ? 'POST' : 'GET, HEAD',
+        });
         return;
       }
-      const path = requestPath(req.url);
       if (path === undefined) {
         sendText(res, 400, 'bad request target: expected a path such as /status\n');
         return;

@@ -34,6 +34,7 @@ export * from './chunk-store.js';
 export * from './cli.js';
 export * from './clock.js';
 export * from './connection.js';
+export * from './dashboard-http.js';
 export * from './dual-server.js';
 export * from './http.js';
 export * from './logger.js';

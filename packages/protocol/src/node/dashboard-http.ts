@@ -1,0 +1,253 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { formatEndpoint, unmapIPv4 } from '../address.js';
+import {
+  type DashboardModel,
+  MAX_REPORT_BYTES,
+  type PeerReport,
+  parseReport,
+  ReportError,
+} from '../dashboard/model.js';
+import type { Timer, TimerClock } from '../swarm/clock.js';
+import { carriesToken, sendBody, sendJson, sendText, sendUnauthorized } from './http.js';
+
+/** How often browsers get a delta: a chunk's arrival is not pushed on its own. */
+export const DEFAULT_DASHBOARD_INTERVAL_MS = 500;
+/** Browsers (event streams) served at once; more get a 503. */
+export const DEFAULT_MAX_DASHBOARD_CLIENTS = 16;
+/** A comment line this often keeps idle streams (and proxies) open. */
+export const DASHBOARD_KEEPALIVE_MS = 15_000;
+/** A browser that has not taken its data for this long is cut. */
+export const DASHBOARD_STALL_MS = 30_000;
+/** The path peers POST their reports to, on the owner. */
+export const DASHBOARD_REPORT_PATH = '/dashboard/report';
+
+/** The page, script and style; compiled into the release bundles by scripts/bundle.mjs. */
+export interface DashboardAssets {
+  readonly html: string;
+  readonly js: string;
+  readonly css: string;
+}
+
+declare const SWARMDROP_DASHBOARD_ASSETS: DashboardAssets | undefined;
+
+let assets: DashboardAssets | undefined;
+
+/**
+ * The dashboard's files: built into a release bundle, else read once from
+ * the package's `dashboard/` folder (beside `src/` and `dist/`).
+ */
+export function dashboardAssets(): DashboardAssets {
+  if (assets) return assets;
+  if (typeof SWARMDROP_DASHBOARD_ASSETS === 'object' && SWARMDROP_DASHBOARD_ASSETS) {
+    assets = SWARMDROP_DASHBOARD_ASSETS;
+  } else {
+    const read = (name: string) =>
+      readFileSync(new URL(`../../dashboard/${name}`, import.meta.url), 'utf8');
+    assets = { html: read('index.html'), js: read('dashboard.js'), css: read('dashboard.css') };
+  }
+  return assets;
+}
+
+export interface DashboardHttpOptions {
+  readonly model: DashboardModel;
+  readonly clock: TimerClock;
+  /** With a token, the page, its state and its event stream need it (`?key=` or a Bearer header). */
+  readonly token?: string | undefined;
+  /** The page's title: what this process is. */
+  readonly title: string;
+  /** Lifts the server's request deadline for a long-lived stream (DualServer.holdOpen). */
+  readonly holdOpen: (res: ServerResponse) => void;
+  /** The owner: accept peers' reports. */
+  readonly acceptReports?: boolean;
+  readonly intervalMs?: number;
+  readonly maxClients?: number;
+}
+
+interface Client {
+  readonly res: ServerResponse;
+  /** When it last could not take a delta (its socket buffer was full); undefined while it keeps up. */
+  behindSince: number | undefined;
+}
+
+/**
+ * The dashboard over HTTP, on the service's own port: the page at `/`, its
+ * script and style, `/dashboard/state` (the model's full state as JSON),
+ * `/dashboard/events` (Server-Sent Events: one full state, then a delta every
+ * `intervalMs` while anything changed), and on the owner the peers' reports.
+ */
+export class DashboardHttp {
+  private readonly o: DashboardHttpOptions;
+  private readonly clients = new Set<Client>();
+  private flushTimer: Timer | undefined;
+  private keepaliveTimer: Timer | undefined;
+
+  constructor(options: DashboardHttpOptions) {
+    this.o = options;
+  }
+
+  /** Browsers connected now. */
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  /** Answers `path` if it is the dashboard's; returns false otherwise. */
+  handle(path: string, req: IncomingMessage, res: ServerResponse): boolean {
+    const authorized = carriesToken(req, this.o.token);
+    switch (path) {
+      case '/':
+      case '/index.html':
+        if (!authorized) sendUnauthorized(res);
+        else {
+          const page = dashboardAssets().html.replaceAll('{{title}}', escapeHtml(this.o.title));
+          sendBody(req, res, 'text/html; charset=utf-8', page, {
+            'content-security-policy': "default-src 'self'; style-src 'self'; script-src 'self'",
+          });
+        }
+        return true;
+      // The script and style hold no swarm data, so they need no token.
+      case '/dashboard.js':
+        sendBody(req, res, 'text/javascript; charset=utf-8', dashboardAssets().js);
+        return true;
+      case '/dashboard.css':
+        sendBody(req, res, 'text/css; charset=utf-8', dashboardAssets().css);
+        return true;
+      case '/dashboard/state':
+        if (!authorized) sendUnauthorized(res);
+        else sendJson(req, res, this.o.model.full());
+        return true;
+      case '/dashboard/events':
+        if (!authorized) sendUnauthorized(res);
+        else this.subscribe(req, res);
+        return true;
+      case DASHBOARD_REPORT_PATH:
+        if (!this.o.acceptReports) return false;
+        if (!authorized) sendUnauthorized(res);
+        else this.report(req, res);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** Ends every stream and stops the timers. */
+  close(): void {
+    this.flushTimer?.cancel();
+    this.keepaliveTimer?.cancel();
+    this.flushTimer = undefined;
+    this.keepaliveTimer = undefined;
+    for (const client of this.clients) client.res.end();
+    this.clients.clear();
+  }
+
+  private subscribe(req: IncomingMessage, res: ServerResponse): void {
+    if (this.clients.size >= (this.o.maxClients ?? DEFAULT_MAX_DASHBOARD_CLIENTS)) {
+      sendText(res, 503, 'too many dashboard viewers; try again later\n', { 'retry-after': '10' });
+      return;
+    }
+    this.o.holdOpen(res);
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    if (this.clients.size === 0) {
+      // Nobody watched: what piled up since the last delta is in the full state below.
+      this.o.model.delta();
+      this.flushTimer = this.o.clock.setInterval(
+        () => this.flush(),
+        this.o.intervalMs ?? DEFAULT_DASHBOARD_INTERVAL_MS,
+      );
+      this.keepaliveTimer = this.o.clock.setInterval(() => {
+        for (const c of this.clients)
+          if (c.behindSince === undefined) c.res.write(': keepalive\n\n');
+      }, DASHBOARD_KEEPALIVE_MS);
+    }
+    const client: Client = { res, behindSince: undefined };
+    this.clients.add(client);
+    res.write(`data: ${JSON.stringify(this.o.model.full())}\n\n`);
+    res.on('drain', () => {
+      if (client.behindSince === undefined) return;
+      // It missed deltas while it was full: start it over from the whole state.
+      client.behindSince = undefined;
+      res.write(`data: ${JSON.stringify(this.o.model.full())}\n\n`);
+    });
+    res.on('close', () => {
+      this.clients.delete(client);
+      if (this.clients.size === 0) this.close();
+    });
+  }
+
+  /** One delta to every browser that keeps up. */
+  private flush(): void {
+    const delta = this.o.model.delta();
+    const now = this.o.clock.now();
+    const line = delta ? `data: ${JSON.stringify(delta)}\n\n` : undefined;
+    for (const client of [...this.clients]) {
+      if (client.behindSince !== undefined) {
+        if (now - client.behindSince > DASHBOARD_STALL_MS) client.res.destroy();
+        continue;
+      }
+      if (!line) continue;
+      if (client.res.writableNeedDrain) client.behindSince = now;
+      else client.res.write(line);
+    }
+  }
+
+  private report(req: IncomingMessage, res: ServerResponse): void {
+    const declared = Number(req.headers['content-length'] ?? Number.NaN);
+    if (declared > MAX_REPORT_BYTES) {
+      sendText(res, 413, `report larger than ${MAX_REPORT_BYTES} bytes\n`, { connection: 'close' });
+      req.destroy();
+      return;
+    }
+    const parts: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_REPORT_BYTES && !failed) {
+        failed = true;
+        sendText(res, 413, `report larger than ${MAX_REPORT_BYTES} bytes\n`, {
+          connection: 'close',
+        });
+        req.destroy();
+        return;
+      }
+      if (!failed) parts.push(chunk);
+    });
+    req.on('end', () => {
+      if (failed) return;
+      let report: PeerReport;
+      try {
+        let value: unknown;
+        try {
+          value = JSON.parse(Buffer.concat(parts).toString('utf8'));
+        } catch {
+          throw new ReportError('report: body is not JSON');
+        }
+        report = parseReport(value);
+        // The peer names us by the address it reached us at.
+        this.o.model.addAlias(formatEndpoint(req.socket.localAddress, req.socket.localPort ?? 0));
+        this.o.model.applyReport(unmapIPv4(req.socket.remoteAddress ?? '127.0.0.1'), report);
+      } catch (err) {
+        if (err instanceof ReportError) sendText(res, 400, `${err.message}\n`);
+        else sendText(res, 500, 'internal error\n');
+        return;
+      }
+      res.writeHead(204);
+      res.end();
+    });
+  }
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
+}

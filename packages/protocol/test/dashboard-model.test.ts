@@ -1,0 +1,308 @@
+import { thrown } from '@swarmdrop/testkit';
+import { describe, expect, it } from 'vitest';
+import {
+  DashboardModel,
+  type DashboardUpdate,
+  DomainEvents,
+  decodeRuns,
+  encodeRuns,
+  ManualClock,
+  parseReport,
+  ReportError,
+} from '../src/index.js';
+
+const OWNER = '127.0.0.1:7000';
+const FILE = { name: 'f.bin', size: 1000 * 102_400, chunks: 1000, chunkSize: 102_400 };
+
+function ownerModel(clock = new ManualClock()) {
+  const events = new DomainEvents();
+  const model = new DashboardModel({ clock, selfId: OWNER, selfKind: 'owner' });
+  model.setFile(FILE, () => true, 'o');
+  model.attach(events);
+  return { clock, events, model };
+}
+
+function codes(map: string): string {
+  return map.replace(/(\d+)(.)/g, (_, n: string, c: string) => c.repeat(Number(n)));
+}
+
+interface WireNode {
+  i: number;
+  id?: string;
+  kind?: string;
+  map?: string;
+  set?: string;
+  held: number;
+  conns: number;
+}
+
+/** Applies updates as the browser does, to check that deltas rebuild the full state. */
+function replay(updates: DashboardUpdate[]) {
+  const nodes = new Map<number, { id: string; map: string[]; held: number }>();
+  const edges = new Map<string, { rate: number; bytes: number }>();
+  for (const u of updates) {
+    if (u.type === 'full') {
+      nodes.clear();
+      edges.clear();
+    }
+    for (const n of (u.nodes ?? []) as WireNode[]) {
+      const node = nodes.get(n.i) ?? { id: n.id ?? '?', map: [], held: 0 };
+      if (n.map !== undefined) node.map = codes(n.map).split('');
+      for (const [, code, index] of (n.set ?? '').matchAll(/(\D)(\d+)/g))
+        node.map[Number(index)] = code!;
+      node.held = n.held;
+      nodes.set(n.i, node);
+    }
+    for (const e of (u.edges ?? []) as { a: number; b: number; rate: number; bytes: number }[])
+      edges.set(`${e.a}>${e.b}`, e);
+    for (const k of (u.removedEdges ?? []) as string[]) edges.delete(k);
+  }
+  return { nodes, edges };
+}
+
+describe('run-length chunk maps', () => {
+  it('round-trips and refuses a map of the wrong length or with unknown codes', () => {
+    const map = new TextEncoder().encode(`${'o'.repeat(120)}${'n'.repeat(30)}.s.fdh`);
+    const runs = encodeRuns(map);
+    expect(runs).toBe('120o30n1.1s1.1f1d1h');
+    expect(decodeRuns(runs, map.length)).toEqual(map);
+    expect(thrown(() => decodeRuns(runs, map.length + 1))).toMatchObject({
+      code: 'ERR_DASHBOARD_REPORT',
+    });
+    expect(thrown(() => decodeRuns('3o2x', 5))).toBeInstanceOf(ReportError);
+    expect(thrown(() => decodeRuns('3o0n', 3))).toBeInstanceOf(ReportError);
+    expect(thrown(() => decodeRuns('3o2', 5))).toBeInstanceOf(ReportError);
+    expect(thrown(() => decodeRuns('6o', 5))).toBeInstanceOf(ReportError);
+  });
+});
+
+describe('parseReport', () => {
+  const good = {
+    port: 7001,
+    map: '10o',
+    connections: 2,
+    done: false,
+    links: [{ peer: '127.0.0.1:7002', kind: 'swarmdrop', down: 5, up: 0, bytesIn: 9, bytesOut: 0 }],
+  };
+  it('accepts a well-formed report', () => {
+    expect(parseReport(good)).toMatchObject({ port: 7001, connections: 2 });
+  });
+  it.each([
+    ['not an object', []],
+    ['a port out of range', { ...good, port: 70_000 }],
+    ['a negative count', { ...good, connections: -1 }],
+    ['a rate that is not a number', { ...good, links: [{ ...good.links[0], down: 'fast' }] }],
+    ['a peer that is not an address', { ...good, links: [{ ...good.links[0], peer: '<b>' }] }],
+    ['an unknown kind', { ...good, links: [{ ...good.links[0], kind: 'robot' }] }],
+    ['too many links', { ...good, links: Array(300).fill(good.links[0]) }],
+    ['done missing', { ...good, done: undefined }],
+  ])('refuses %s with a one-line ReportError', (_, value) => {
+    const err = thrown(() => parseReport(value));
+    expect(err).toBeInstanceOf(ReportError);
+    expect((err as Error).message).not.toContain('\n');
+  });
+});
+
+describe('DashboardModel', () => {
+  it('builds nodes, edges with rates, and chunk maps by source from events and reports', () => {
+    const { clock, events, model } = ownerModel();
+    events.publish('connected', { peer: '127.0.0.1:7001', dir: 'in', client: 'swarmdrop' });
+    events.publish('connected', { peer: '127.0.0.1:50000', dir: 'in', client: 'TR3000' });
+    for (let i = 0; i < 10; i++) {
+      clock.advance(100);
+      events.publish('chunk-sent', { chunk: i, to: '127.0.0.1:7001', bytes: 102_400 });
+    }
+    events.publish('have-received', { chunk: 500, from: '127.0.0.1:50000' });
+    model.applyReport(
+      '127.0.0.1',
+      parseReport({
+        port: 7002,
+        map: encodeRuns(new TextEncoder().encode(`${'s'.repeat(5)}${'.'.repeat(995)}`)),
+        connections: 2,
+        done: false,
+        links: [
+          {
+            peer: '127.0.0.1:7001',
+            kind: 'swarmdrop',
+            down: 4096,
+            up: 0,
+            bytesIn: 512_000,
+            bytesOut: 0,
+          },
+          { peer: OWNER, kind: 'owner', down: 0, up: 0, bytesIn: 0, bytesOut: 0 },
+        ],
+      }),
+    );
+    const full = model.full();
+    const nodes = full.nodes as {
+      i: number;
+      id: string;
+      kind: string;
+      map: string;
+      held: number;
+    }[];
+    const byId = new Map(nodes.map((n) => [n.id, n]));
+    expect([...byId.keys()].sort()).toEqual(
+      [OWNER, '127.0.0.1:50000', '127.0.0.1:7001', '127.0.0.1:7002'].sort(),
+    );
+    expect(byId.get('127.0.0.1:50000')!.kind).toBe('stock');
+    expect(byId.get(OWNER)!.held).toBe(1000);
+    // What the owner sent is held (source unknown until that peer reports).
+    expect(codes(byId.get('127.0.0.1:7001')!.map).slice(0, 11)).toBe('hhhhhhhhhh.');
+    expect(codes(byId.get('127.0.0.1:7002')!.map).slice(0, 6)).toBe('sssss.');
+    const edges = full.edges as { a: number; b: number; rate: number; bytes: number }[];
+    const named = edges.map((e) => ({
+      from: nodes.find((n) => n.i === e.a)!.id,
+      to: nodes.find((n) => n.i === e.b)!.id,
+      rate: e.rate,
+      bytes: e.bytes,
+    }));
+    // 10 chunks over the 0.9 s since the link's first byte.
+    expect(named).toContainEqual({
+      from: OWNER,
+      to: '127.0.0.1:7001',
+      rate: Math.round(1_024_000 / 0.9),
+      bytes: 1_024_000,
+    });
+    expect(named).toContainEqual({
+      from: '127.0.0.1:7001',
+      to: '127.0.0.1:7002',
+      rate: 4096,
+      bytes: 512_000,
+    });
+    // The report's link to the owner is the owner's own to measure: no second edge.
+    expect(named.filter((e) => e.to === '127.0.0.1:7002')).toHaveLength(1);
+  });
+
+  it('keeps the notable events in a bounded ring and sends only the new ones in a delta', () => {
+    const clock = new ManualClock();
+    const events = new DomainEvents();
+    const model = new DashboardModel({
+      clock,
+      selfId: '127.0.0.1:7001',
+      selfKind: 'swarmdrop',
+      recentEvents: 3,
+    });
+    model.attach(events);
+    model.delta();
+    for (let i = 0; i < 5; i++)
+      events.publish('fallback', { from: OWNER, count: i, chunks: `${i}`, reason: 'stalled' });
+    events.publish('chunk-received', { chunk: 1, from: OWNER, bytes: 10, via: 'owner' });
+    const delta = model.delta()!;
+    expect((delta.events as { event: string }[]).map((e) => e.event)).toEqual([
+      'fallback',
+      'fallback',
+      'fallback',
+    ]);
+    expect((model.full().events as unknown[]).length).toBe(3);
+    events.publish('protocol-error', { peer: '127.0.0.1:7003', reason: 'bad bitfield' });
+    expect((model.delta()!.events as { text: string }[])[0]!.text).toContain('bad bitfield');
+  });
+
+  it('deltas rebuild exactly the full state', () => {
+    const { clock, events, model } = ownerModel();
+    const updates: DashboardUpdate[] = [model.full()];
+    model.delta();
+    for (let step = 0; step < 40; step++) {
+      clock.advance(250);
+      for (let p = 1; p <= 5; p++) {
+        events.publish('chunk-sent', {
+          chunk: step * 5 + p,
+          to: `127.0.0.1:${7000 + p}`,
+          bytes: 100,
+        });
+      }
+      if (step % 4 === 0) {
+        model.applyReport('127.0.0.1', {
+          port: 7003,
+          map: encodeRuns(new TextEncoder().encode('n'.repeat(step * 5).padEnd(1000, '.'))),
+          connections: 1,
+          done: false,
+          links: [
+            {
+              peer: '127.0.0.1:7002',
+              kind: 'swarmdrop',
+              down: step,
+              up: 0,
+              bytesIn: step,
+              bytesOut: 0,
+            },
+          ],
+        });
+      }
+      const delta = model.delta();
+      if (delta) updates.push(delta);
+    }
+    const rebuilt = replay(updates);
+    const direct = replay([model.full()]);
+    expect(rebuilt.nodes).toEqual(direct.nodes);
+    expect(rebuilt.edges).toEqual(direct.edges);
+  });
+
+  it('stays cheap at 1,000 chunks and 50 peers: bounded delta size and count', () => {
+    const { clock, events, model } = ownerModel();
+    const peers = Array.from({ length: 50 }, (_, p) => `127.0.0.1:${7001 + p}`);
+    for (const peer of peers) events.publish('connected', { peer, dir: 'in', client: 'swarmdrop' });
+    const FLUSH_MS = 250;
+    const REPORT_MS = 1000;
+    const DURATION_MS = 60_000;
+    const held = peers.map(() => new Uint8Array(1000).fill('.'.charCodeAt(0)));
+    const sizes: number[] = [];
+    sizes.push(JSON.stringify(model.full()).length);
+    model.delta();
+    let chunkEvents = 0;
+    // Every 10 ms one chunk arrives at every peer (each from the owner or a
+    // neighbour), so all 50 hold all 1,000 chunks after 10 s; the owner sees
+    // its own chunk-sent and a report per peer per second.
+    for (let t = 10; t <= DURATION_MS; t += 10) {
+      clock.advance(10);
+      const chunk = t / 10 - 1;
+      if (chunk < 1000) {
+        peers.forEach((peer, p) => {
+          if ((chunk + p) % 5 === 0) {
+            events.publish('chunk-sent', { chunk, to: peer, bytes: 102_400 });
+            held[p]![chunk] = 'o'.charCodeAt(0);
+          } else held[p]![chunk] = 's'.charCodeAt(0);
+          chunkEvents++;
+        });
+      }
+      if (t % REPORT_MS === 0) {
+        peers.forEach((peer, p) => {
+          model.applyReport('127.0.0.1', {
+            port: Number(peer.split(':')[1]),
+            map: encodeRuns(held[p]!),
+            connections: 4,
+            done: chunk >= 999,
+            links: [1, 2, 3, 4].map((d) => ({
+              peer: peers[(p + d) % 50]!,
+              kind: 'swarmdrop' as const,
+              down: 100_000 * d,
+              up: 0,
+              bytesIn: t * d,
+              bytesOut: 0,
+            })),
+          });
+        });
+      }
+      if (t % FLUSH_MS === 0) {
+        const delta = model.delta();
+        if (delta) sizes.push(JSON.stringify(delta).length);
+      }
+    }
+    expect(chunkEvents).toBe(50_000);
+    // At most one update per flush (plus the first full state), whatever the event count.
+    expect(sizes.length).toBeLessThanOrEqual(DURATION_MS / FLUSH_MS + 1);
+    // Every chunk of every peer reached the browser: the last full state shows all held.
+    const final = replay([model.full()]);
+    expect([...final.nodes.values()].filter((n) => n.held === 1000)).toHaveLength(51);
+    // Measured: the largest delta is about 36 KB (50 reports' worth of changed chunks at
+    // once), the whole run about 1.1 MB; these bounds leave room and still catch a
+    // full state per flush (about 60 KB x 240 = 14 MB) or a message per chunk.
+    expect(Math.max(...sizes)).toBeLessThan(64 * 1024);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBeLessThan(3 * 1024 * 1024);
+    // Once quiet, nothing is sent at all.
+    clock.advance(20_000);
+    model.delta();
+    expect(model.delta()).toBeUndefined();
+  });
+});
