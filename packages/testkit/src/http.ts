@@ -20,6 +20,8 @@ export function httpGet(
     host?: string;
     /** Source address to connect from (another loopback address, say 127.0.0.2). */
     localAddress?: string;
+    /** A request body (for a POST). */
+    body?: string | Buffer;
   } = {},
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
@@ -49,7 +51,7 @@ export function httpGet(
     );
     req.on('timeout', () => req.destroy(new Error(`HTTP ${path} timed out`)));
     req.on('error', reject);
-    req.end();
+    req.end(options.body);
   });
 }
 
@@ -73,4 +75,72 @@ export function announcePath(
 ): string {
   const query = announceQuery({ ...fields, left: fields.left ?? 0, event: undefined });
   return `/announce?${query}${fields.event ? `&event=${fields.event}` : ''}`;
+}
+
+/** A Server-Sent Events stream being read: each `data:` message in order. */
+export interface EventStream {
+  readonly status: number;
+  /** Every message so far. */
+  readonly messages: string[];
+  /** Resolves with message number `n` (0-based) once it has come; rejects if the stream ends first or after HANG_MS. */
+  message(n: number): Promise<string>;
+  close(): void;
+}
+
+/** Opens `path` as an event stream (the dashboard's); resolves once the response head is in. */
+export function openEventStream(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<EventStream> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      const messages: string[] = [];
+      const waiters = new Set<() => void>();
+      let ended = false;
+      let buffered = '';
+      res.setEncoding('utf8');
+      res.on('data', (text: string) => {
+        buffered += text;
+        for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
+          const block = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const data = block
+            .split('\n')
+            .filter((line) => line.startsWith('data: '))
+            .map((line) => line.slice(6));
+          if (data.length > 0) messages.push(data.join('\n'));
+        }
+        for (const wake of waiters) wake();
+      });
+      res.on('close', () => {
+        ended = true;
+        for (const wake of waiters) wake();
+      });
+      resolve({
+        status: res.statusCode ?? 0,
+        messages,
+        message: (n) =>
+          new Promise((ok, fail) => {
+            const timer = setTimeout(() => {
+              waiters.delete(check);
+              fail(new Error(`event stream ${path}: no message ${n} within ${HANG_MS} ms`));
+            }, HANG_MS);
+            const check = () => {
+              if (messages.length > n) ok(messages[n]!);
+              else if (ended)
+                fail(new Error(`event stream ${path} ended after ${messages.length} messages`));
+              else return;
+              clearTimeout(timer);
+              waiters.delete(check);
+            };
+            waiters.add(check);
+            check();
+          }),
+        close: () => req.destroy(),
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -22,7 +22,14 @@ export { Cleanup } from './cleanup.js';
 export { HANG_MS, hasTool, IN_CI, toolAvailable } from './env.js';
 export { rejected, thrown, within } from './errors.js';
 export { CHUNK, KiB, MiB, pseudoRandomBytes, randomFile } from './files.js';
-export { announcePath, type HttpResult, httpGet, rawExchange } from './http.js';
+export {
+  announcePath,
+  type EventStream,
+  type HttpResult,
+  httpGet,
+  openEventStream,
+  rawExchange,
+} from './http.js';
 export { type FieldMatch, LogCapture, type LogLine, type WaitOptions } from './log-capture.js';
 export { freePort, freePorts, socketPair } from './ports.js';
 export { startGatedProxy } from './proxy.js';

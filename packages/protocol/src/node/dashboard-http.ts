@@ -122,7 +122,9 @@ export class DashboardHttp {
         return true;
       case DASHBOARD_REPORT_PATH:
         if (!this.o.acceptReports) return false;
-        if (!authorized) sendUnauthorized(res);
+        if (req.method !== 'POST')
+          sendText(res, 405, `${path} takes a POST of a peer's report\n`, { allow: 'POST' });
+        else if (!authorized) sendUnauthorized(res);
         else this.report(req, res);
         return true;
       default:
