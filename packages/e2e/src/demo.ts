@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fromCaller } from './paths.js';
-import { CHUNK_SIZE, runScenario } from './scenario.js';
+import { CHUNK_SIZE, runScenario, type ScenarioResult } from './scenario.js';
 import { loadTopology, ringTopology, type Topology } from './topology.js';
 
 const USAGE = `Usage: pnpm demo [-- options]
@@ -21,6 +21,8 @@ Options:
   --work-dir DIR     where chunks, merged files and logs go
                      (default: a new directory under ${tmpdir()})
   --quiet            print only the summary, not every log line
+  --dashboard        keep the swarm up after completion, so the dashboard
+                     (its URL is printed at the start) can be watched, until Ctrl-C
   -h, --help         show this help
 `;
 
@@ -47,6 +49,7 @@ async function main(): Promise<number> {
       'fallback-after-ms': { type: 'string' },
       'work-dir': { type: 'string' },
       quiet: { type: 'boolean' },
+      dashboard: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -79,21 +82,51 @@ async function main(): Promise<number> {
       `${values.file ? values.file : `a random ${size} byte sample`}; work dir ${workDir}\n`,
   );
   const started = Date.now();
-  const result = await runScenario({
-    name: 'demo',
-    topology,
-    workDir,
-    keep: true,
-    ...(values.file ? { file: fromCaller(values.file) } : { size: size! }),
-    ...(values['fallback-after-ms']
-      ? { fallbackAfterMs: Number(values['fallback-after-ms']) }
-      : {}),
-    ...(values.quiet
-      ? {}
-      : {
-          onLine: (name: string, line: string) => process.stdout.write(`${prefix(name)} ${line}\n`),
-        }),
-  });
+  let printedUrl = false;
+  let code = 0;
+  await runScenario(
+    {
+      name: 'demo',
+      topology,
+      workDir,
+      keep: true,
+      ...(values.file ? { file: fromCaller(values.file) } : { size: size! }),
+      ...(values['fallback-after-ms']
+        ? { fallbackAfterMs: Number(values['fallback-after-ms']) }
+        : {}),
+      ...(values.quiet
+        ? {}
+        : {
+            onLine: (name: string, line: string) =>
+              process.stdout.write(`${prefix(name)} ${line}\n`),
+          }),
+      afterStart: async (swarm) => {
+        if (printedUrl) return;
+        printedUrl = true;
+        process.stdout.write(
+          `\ndashboard: http://${swarm.address('owner')}/ (open it in a browser)\n\n`,
+        );
+      },
+    },
+    async (result) => {
+      code = printSummary(result, started, workDir);
+      if (!values.dashboard) return;
+      // The harness stops every process once this returns: hold it until Ctrl-C.
+      process.stdout.write(
+        `\nthe swarm stays up for the dashboard at http://${result.swarm.address('owner')}/; Ctrl-C to stop\n`,
+      );
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      process.stdout.write('stopping the swarm\n');
+    },
+  );
+  return code;
+}
+
+/** The table per peer, and whether every merged file matched (0) or not (1). */
+function printSummary(result: ScenarioResult, started: number, workDir: string): number {
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   const rows = [
     [

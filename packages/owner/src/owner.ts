@@ -6,6 +6,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import {
   buildMetainfo,
   ChunkError,
+  DashboardModel,
   DEFAULT_ENCRYPTION,
   DEFAULT_TRANSPORT,
   DomainEvents,
@@ -38,6 +39,8 @@ import {
   carriesToken,
   createLogger,
   createWireLimits,
+  DASHBOARD_REPORT_PATH,
+  DashboardHttp,
   DualServer,
   firstBytes,
   httpRouter,
@@ -182,6 +185,9 @@ export class Owner {
   private bytesServed = 0;
   private chunksServed = 0;
   private closing: Promise<void> | undefined;
+  /** The swarm as the dashboard shows it: a subscriber to our events and the peers' reports. */
+  readonly dashboard: DashboardModel;
+  private readonly dashboardHttp: DashboardHttp;
 
   private constructor(init: {
     options: OwnerOptions;
@@ -224,6 +230,31 @@ export class Owner {
       init.metainfo.geometry.pieceCount,
       init.options.expectedPeers,
     );
+    const publicHost = init.options.publicHost ?? init.options.host ?? '127.0.0.1';
+    this.dashboard = new DashboardModel({
+      clock: systemClock,
+      selfId: formatEndpoint(publicHost, init.port),
+      selfKind: 'owner',
+    });
+    this.dashboard.setFile(
+      {
+        name: init.metainfo.name,
+        size: init.metainfo.length,
+        chunks: init.metainfo.geometry.pieceCount,
+        chunkSize: init.metainfo.pieceLength,
+      },
+      () => true,
+      'o',
+    );
+    this.dashboard.attach(this.events);
+    this.dashboardHttp = new DashboardHttp({
+      model: this.dashboard,
+      clock: systemClock,
+      token: init.options.token,
+      title: `owner of ${init.metainfo.name}`,
+      holdOpen: (res) => init.server.holdOpen(res),
+      acceptReports: true,
+    });
   }
 
   /**
@@ -391,6 +422,7 @@ export class Owner {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.events.publish('stopping', {});
+      this.dashboardHttp.close();
       for (const wire of this.wires.keys()) wire.close('owner stopping');
       this.limits.upload?.close();
       this.limits.download?.close();
@@ -636,6 +668,7 @@ export class Owner {
         request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
         reason: err.message,
       }),
+    new Set([DASHBOARD_REPORT_PATH]),
   );
 
   private route(pathname: string, req: IncomingMessage, res: ServerResponse): void {
@@ -671,17 +704,23 @@ export class Owner {
       sendJson(req, res, authorized ? this.status() : this.publicStatus());
       return;
     }
-    if (pathname === '/') {
+    // A browser gets the dashboard at `/`; curl and scripts get the list of endpoints.
+    if (pathname === '/' && !acceptsHtml(req)) {
       sendText(
         res,
         200,
         `swarmdrop owner serving ${this.metainfo.name}\n` +
           `  GET /${encodeURIComponent(this.metainfo.name)}.torrent  (also /metainfo.torrent)\n` +
           '  GET /announce                 BitTorrent tracker\n' +
-          '  GET /status                   JSON status of the swarm\n',
+          '  GET /status                   JSON status of the swarm\n' +
+          '  GET / (from a browser)        the live dashboard\n' +
+          '  GET /dashboard/events         its updates (Server-Sent Events)\n' +
+          '  GET /dashboard/state          its whole state as JSON\n' +
+          `  POST ${DASHBOARD_REPORT_PATH}        peers' reports\n`,
       );
       return;
     }
+    if (this.dashboardHttp.handle(pathname, req, res)) return;
     sendText(res, 404, `no such path: ${pathname.slice(0, 200)}\n`);
   }
 
@@ -845,6 +884,11 @@ async function checkSourceFile(file: string, chunkSize: number): Promise<void> {
   } catch (err) {
     throw new OptionError('file', `${file} cannot be read: ${(err as Error).message}`);
   }
+}
+
+/** A browser asking for a page (its Accept names text/html). */
+function acceptsHtml(req: IncomingMessage): boolean {
+  return /\btext\/html\b/.test(req.headers.accept ?? '');
 }
 
 function validHost(header: string | undefined): string | undefined {

@@ -9,8 +9,10 @@ import {
   formatEndpoint,
   MAX_METAINFO_BYTES,
   type Metainfo,
+  type PeerReport,
   parseMetainfo,
 } from '@swarmdrop/protocol';
+import { DASHBOARD_REPORT_PATH } from '@swarmdrop/protocol/node';
 
 export const HTTP_TIMEOUT_MS = 10_000;
 const MAX_ANNOUNCE_BYTES = 1024 * 1024;
@@ -136,4 +138,44 @@ export async function announce(
   const peerList = listed.filter((p) => p.port > 0);
   const peers = decoded.peers instanceof Uint8Array ? decoded.peers.length / 6 : 0;
   return { batch, peers, hosts, peerList };
+}
+
+/**
+ * POSTs a dashboard report to the owner (DASHBOARD_REPORT_PATH); resolves on
+ * its 204, rejects with an HttpStatusError on any other answer.
+ */
+export function postReport(
+  owner: Endpoint,
+  report: PeerReport,
+  signal?: AbortSignal,
+  token?: string,
+): Promise<void> {
+  const body = JSON.stringify(report);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: owner.host ?? '127.0.0.1',
+        port: owner.port,
+        path: DASHBOARD_REPORT_PATH,
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+        },
+        timeout: HTTP_TIMEOUT_MS,
+        signal,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 204) resolve();
+          else reject(new HttpStatusError(res.statusCode ?? 0, `report: HTTP ${res.statusCode}`));
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('report timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
 }

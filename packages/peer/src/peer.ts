@@ -4,6 +4,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   BLOCK_SIZE,
   ChunkError,
+  DashboardModel,
   DEFAULT_ENCRYPTION,
   DEFAULT_TRANSPORT,
   DomainEvents,
@@ -34,6 +35,7 @@ import {
   carriesToken,
   createLogger,
   createWireLimits,
+  DashboardHttp,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DualServer,
   firstBytes,
@@ -58,7 +60,13 @@ import { backoffMs, connectWire, type WireConnection } from './backoff.js';
 import { type Clock, pause, systemClock, type Timer } from './clock.js';
 import { DEFAULT_PIPELINE_BLOCKS, Downloader } from './downloader.js';
 import { FallbackPolicy } from './fallback-policy.js';
-import { type AnnounceResult, announce, fetchMetainfo, HttpStatusError } from './owner-client.js';
+import {
+  type AnnounceResult,
+  announce,
+  fetchMetainfo,
+  HttpStatusError,
+  postReport,
+} from './owner-client.js';
 import { PiecePicker } from './piece-picker.js';
 import { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
 import { publishSwarm } from './swarm/swarm-log.js';
@@ -67,6 +75,8 @@ import { SwarmSession } from './swarm/swarm-session.js';
 export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
 export const DEFAULT_OWNER_TIMEOUT_MS = 60_000;
 export const DEFAULT_LINGER_MS = 5_000;
+/** How often the peer tells the owner's dashboard what it holds and whom it trades with. */
+export const DASHBOARD_REPORT_MS = 1_000;
 /**
  * Block size to request from `wire`'s remote: whole chunks (capped at
  * MAX_BLOCK_LENGTH) from another swarmdrop process, 16 KiB from anyone else,
@@ -246,6 +256,11 @@ export class Peer {
   private counts = { fromOwner: 0, fromNeighbour: 0, fromFallback: 0, fromSwarm: 0 };
   /** Swarm mode's session, set at bootstrap when the peer runs in swarm mode. */
   private swarm: SwarmSession | undefined;
+  /** This peer's view of the swarm, for its own dashboard and its reports to the owner's. */
+  readonly dashboard: DashboardModel;
+  private readonly dashboardHttp: DashboardHttp;
+  private reportTimer: Timer | undefined;
+  private reporting = false;
 
   private constructor(
     options: PeerOptions,
@@ -265,6 +280,19 @@ export class Peer {
     this.peerId = makePeerId(port, options.swarm || !options.neighbour ? 'swarm' : 'other');
     this.finished = new Promise((resolve) => {
       this.resolveFinished = resolve;
+    });
+    this.dashboard = new DashboardModel({
+      clock,
+      selfId: formatEndpoint(options.listen.host, port),
+      selfKind: 'swarmdrop',
+    });
+    this.dashboard.attach(this.events);
+    this.dashboardHttp = new DashboardHttp({
+      model: this.dashboard,
+      clock,
+      token: options.token,
+      title: `peer ${formatEndpoint(options.listen.host, port)}`,
+      holdOpen: (res) => server.holdOpen(res),
     });
   }
 
@@ -335,6 +363,8 @@ export class Peer {
       this.events.publish('stopping', {});
       this.abort.abort();
       this.tick?.cancel();
+      this.reportTimer?.cancel();
+      this.dashboardHttp.close();
       this.reannouncer?.stop();
       this.swarm?.close();
       for (const session of this.sessions) session.wire.close('peer stopping');
@@ -374,6 +404,8 @@ export class Peer {
       complete: held?.isComplete() ?? false,
       merged: this.mergedPath ?? null,
       batch: formatRanges(this.batch),
+      // The chunk map by source (run-length, as the dashboard shows it) and bytes per link.
+      ...this.dashboard.selfStatus(),
       received: this.counts,
       ...(this.swarm ? { swarm: this.swarm.status() } : {}),
       connections: [...this.sessions].map((s) => ({
@@ -417,6 +449,17 @@ export class Peer {
     this.store = opened.store;
     this.picker = new PiecePicker(opened.store.held);
     this.chunkBuffers = new BufferPool(metainfo.pieceLength);
+    this.dashboard.setFile(
+      {
+        name: metainfo.name,
+        size: metainfo.length,
+        chunks: metainfo.geometry.pieceCount,
+        chunkSize: metainfo.pieceLength,
+      },
+      (i) => opened.store.has(i),
+      'd',
+    );
+    this.reportTimer = this.clock.setInterval(() => this.reportToOwner(), DASHBOARD_REPORT_MS);
     this.events.publish('metainfo', {
       name: metainfo.name,
       size: metainfo.length,
@@ -459,6 +502,25 @@ export class Peer {
     this.reannouncer = new Reannouncer(this.clock, REANNOUNCE_MS, () => this.announceNow());
     this.reannouncer.start();
     if (opened.store.isComplete()) void this.merge();
+  }
+
+  /**
+   * Tells the owner's dashboard what we hold and whom we trade with. One at a
+   * time; an owner that takes no reports (an older one) is not asked again,
+   * and a failed report is simply replaced by the next.
+   */
+  private reportToOwner(): void {
+    if (this.reporting || this.abort.signal.aborted) return;
+    this.reporting = true;
+    const report = this.dashboard.report(this.port, this.mergedPath !== undefined);
+    postReport(this.options.owner, report, this.abort.signal, this.options.token)
+      .catch((err: unknown) => {
+        const status = err instanceof HttpStatusError ? err.status : 0;
+        if (status === 404 || status === 405) this.reportTimer?.cancel();
+      })
+      .finally(() => {
+        this.reporting = false;
+      });
   }
 
   /** Exact bytes still missing (the last chunk may be short). */
@@ -1103,10 +1165,11 @@ export class Peer {
   /** Why the peer failed, when `finished` resolved with 1. */
   fatalMessage: string | undefined;
 
-  /** `/status` and `/metainfo.torrent` on the peer's port; a bad request costs that request only. */
+  /** `/status`, `/metainfo.torrent` and the dashboard on the peer's port; a bad request costs that request only. */
   private readonly handleHttp = httpRouter(
     (path, req, res) => {
       const authorized = carriesToken(req, this.options.token);
+      if (this.dashboardHttp.handle(path, req, res)) return;
       if (path === '/status') sendJson(req, res, authorized ? this.status() : this.publicStatus());
       else if (path === '/metainfo.torrent' && this.torrentBytes) {
         if (authorized) sendBody(req, res, 'application/x-bittorrent', this.torrentBytes);
