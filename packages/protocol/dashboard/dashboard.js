@@ -91,13 +91,23 @@
     return e;
   }
 
-  /** The owner in the middle (or this peer, on a peer's page), everyone else on a circle. */
+  /**
+   * The owner in the middle (or this peer, on a peer's page), everyone else on
+   * a circle in the order their links run, so that a ring is drawn as one.
+   */
   function layout() {
     const nodes = [...state.nodes.values()];
     const centre = nodes.find((n) => n.kind === 'owner') ?? state.nodes.get(state.self);
-    const ring = nodes
-      .filter((n) => n !== centre)
-      .sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
+    const byId = (a, b) => a.id.localeCompare(b.id, 'en', { numeric: true });
+    const left = new Set(nodes.filter((n) => n !== centre).sort(byId));
+    const linked = (a, b) => state.edges.has(`${a.i}>${b.i}`) || state.edges.has(`${b.i}>${a.i}`);
+    const ring = [];
+    while (left.size > 0) {
+      const last = ring[ring.length - 1];
+      const next = (last && [...left].find((n) => linked(last, n))) ?? [...left][0];
+      ring.push(next);
+      left.delete(next);
+    }
     const at = new Map();
     if (centre) at.set(centre.i, { x: 0, y: 0 });
     ring.forEach((n, k) => {
@@ -110,6 +120,7 @@
   function renderGraph() {
     const at = layout();
     const maxRate = Math.max(1, ...[...state.edges.values()].map((e) => e.rate));
+    const maxBytes = Math.max(1, ...[...state.edges.values()].map((e) => e.bytes));
     const edges = [];
     for (const e of state.edges.values()) {
       const a = at.get(e.a);
@@ -128,7 +139,11 @@
           y1: a.y + (dy * 18) / len,
           x2: b.x - (dx * 22) / len,
           y2: b.y - (dy * 22) / len,
-          'stroke-width': (1 + 9 * Math.sqrt(e.rate / maxRate)).toFixed(1),
+          // Live throughput sets the width; an idle link keeps a thin trace of what it carried.
+          'stroke-width': (e.rate > 0
+            ? 1.5 + 8 * Math.sqrt(e.rate / maxRate)
+            : 1 + 3 * Math.sqrt(e.bytes / maxBytes)
+          ).toFixed(1),
           'data-from': from?.id ?? '',
           'data-to': state.nodes.get(e.b)?.id ?? '',
           'data-rate': e.rate,

@@ -10,18 +10,23 @@ export const HANG_MS = 30_000;
 /** True when the environment variable CI says this is a CI run. */
 export const IN_CI = !['', '0', 'false', undefined].includes(process.env.CI?.toLowerCase());
 
-/** True when `name` is an executable on PATH. */
-export function hasTool(name: string): boolean {
+/** Where the executable `name` is on PATH, or undefined. */
+export function toolPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir === '') continue;
     try {
       accessSync(join(dir, name), constants.X_OK);
-      return true;
+      return join(dir, name);
     } catch {
       // not in this directory
     }
   }
-  return false;
+  return undefined;
+}
+
+/** True when `name` is an executable on PATH. */
+export function hasTool(name: string): boolean {
+  return toolPath(name) !== undefined;
 }
 
 /**

@@ -19,7 +19,7 @@
  * ```
  */
 export { Cleanup } from './cleanup.js';
-export { HANG_MS, hasTool, IN_CI, toolAvailable } from './env.js';
+export { HANG_MS, hasTool, IN_CI, toolAvailable, toolPath } from './env.js';
 export { rejected, thrown, within } from './errors.js';
 export { CHUNK, KiB, MiB, pseudoRandomBytes, randomFile } from './files.js';
 export {

@@ -409,8 +409,9 @@ export class DashboardModel {
     }
     for (const link of report.links) {
       const remote = this.node(link.peer, link.kind);
-      // The owner measures its own links; a report adds the peer-to-peer ones.
-      if (!remote || remote === this.self) continue;
+      // The owner measures its own links; a report adds the peer-to-peer ones
+      // that carried something into this peer (its uploads are the others' downloads).
+      if (!remote || remote === this.self || (link.bytesIn === 0 && link.down === 0)) continue;
       const edge = this.edge(remote, node, false);
       if (edge) {
         edge.reportedRate = link.down;

@@ -109,6 +109,10 @@ export class DashboardHttp {
       case '/dashboard.js':
         sendBody(req, res, 'text/javascript; charset=utf-8', dashboardAssets().js);
         return true;
+      case '/favicon.ico':
+        res.writeHead(204);
+        res.end();
+        return true;
       case '/dashboard.css':
         sendBody(req, res, 'text/css; charset=utf-8', dashboardAssets().css);
         return true;
