@@ -66,7 +66,12 @@ async function expected(swarm: Swarm): Promise<Seen> {
   const maps: Record<string, string> = { [owner]: 'o'.repeat(chunks) };
   // Every peer the owner lists is a node; each peer's own /status says what it holds and from whom.
   const listed = (ownerStatus.peers as { address: string }[]).map((p) => p.address).sort();
-  expect(listed).toEqual(swarm.activePeers().map((p) => swarm.address(p.id)).sort());
+  expect(listed).toEqual(
+    swarm
+      .activePeers()
+      .map((p) => swarm.address(p.id))
+      .sort(),
+  );
   for (const run of swarm.activePeers()) {
     const id = swarm.address(run.id);
     const peer = (await status(run.port)) as {
