@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
-import { MiB } from '@swarmdrop/testkit';
+import { httpGet, MiB } from '@swarmdrop/testkit';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -19,6 +19,7 @@ import { runScenario } from '../src/scenario.js';
 import { ringTopology } from '../src/topology.js';
 
 const SERVICES: readonly Service[] = ['owner', 'peer'];
+const DASHBOARD_DIR = join(REPO_ROOT, 'packages', 'protocol', 'dashboard');
 const outside: string[] = [];
 
 afterAll(async () => {
@@ -77,11 +78,23 @@ describe('single-file bundles on a machine that has only node', () => {
           command: (_name, service) => isolatedCommand(byService(service), host.binDir, host.dir),
         },
       },
-      async ({ workDir }) => {
+      async ({ workDir, swarm }) => {
         // Each log starts with the command that ran: proof the lines came from the copies.
         for (const name of ['owner', 'p1', 'p2']) {
           const log = await readFile(join(workDir, 'logs', `${name}.log`), 'utf8');
           commandLines.set(name, log.slice(0, log.indexOf('\n')));
+        }
+        // The dashboard's files are compiled into the bundles: no package folder beside them.
+        const asset = (name: string) => readFile(join(DASHBOARD_DIR, name), 'utf8');
+        for (const port of [swarm.ownerPort, swarm.peer('p1').port]) {
+          const page = await httpGet(port, '/', { headers: { accept: 'text/html' } });
+          expect(page.status).toBe(200);
+          expect(page.body.toString()).toContain('<script src="dashboard.js"');
+          const js = await httpGet(port, '/dashboard.js');
+          expect(js.body.toString()).toBe(await asset('dashboard.js'));
+          expect((await httpGet(port, '/dashboard.css')).body.toString()).toBe(
+            await asset('dashboard.css'),
+          );
         }
       },
     );
@@ -131,6 +144,16 @@ describe('npm packages', () => {
       expect(manifest.dependencies['@swarmdrop/protocol']).toMatch(/^\d+\.\d+\.\d+/);
     });
   }
+
+  it('@swarmdrop/protocol packs the dashboard page, script and style the services serve', async () => {
+    const packed = await execa('pnpm', ['pack', '--pack-destination', packDir], {
+      cwd: join(REPO_ROOT, 'packages', 'protocol'),
+    });
+    const tarball = packed.stdout.trim().split('\n').pop()!;
+    const list = (await execa('tar', ['tzf', tarball])).stdout.split('\n');
+    for (const name of ['index.html', 'dashboard.js', 'dashboard.css'])
+      expect(list).toContain(`package/dashboard/${name}`);
+  });
 
   it('pnpm release:artifacts puts both bundles, the tarballs and SHA256SUMS in release/', async () => {
     // The collecting step of `pnpm release:artifacts`, after its `turbo run build bundle`.
