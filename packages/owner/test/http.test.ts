@@ -97,6 +97,56 @@ describe('HTTP endpoints', () => {
     expect(onDisk.announce).toBe(`http://files.example.org:${o.port}/announce`);
   });
 
+  it('serves the dashboard to a browser at /, with what it sent and what peers report', async () => {
+    const { o } = await start();
+    const page = await httpGet(o.port, '/', { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(200);
+    expect(page.body.toString()).toContain('owner of data.bin');
+    const client = await TestPeer.connect(o.port, { metainfo: o.metainfo });
+    cleanup.add(() => client.destroy());
+    await client.ready();
+    await client.interested();
+    await client.fetchChunks([0, 1]);
+    const chunks = o.metainfo.geometry.pieceCount;
+    const report = {
+      port: 7001,
+      map: `1n${chunks - 1}.`,
+      connections: 1,
+      done: false,
+      links: [
+        { peer: client.label, kind: 'stock', down: 1000, up: 0, bytesIn: 102_400, bytesOut: 0 },
+      ],
+    };
+    const posted = await httpGet(o.port, '/dashboard/report', {
+      method: 'POST',
+      body: JSON.stringify(report),
+    });
+    expect(posted.status).toBe(204);
+    const bad = await httpGet(o.port, '/dashboard/report', {
+      method: 'POST',
+      body: JSON.stringify({ ...report, map: '1n' }),
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.toString()).toBe(`map: 1 chunks, expected ${chunks}\n`);
+    const state = JSON.parse((await httpGet(o.port, '/dashboard/state')).body.toString()) as {
+      nodes: { i: number; id: string; kind: string; map: string }[];
+      edges: { a: number; b: number; bytes: number }[];
+    };
+    const node = (id: string) => state.nodes.find((n) => n.id === id)!;
+    const self = node(`127.0.0.1:${o.port}`);
+    expect(self).toMatchObject({ kind: 'owner', map: `${chunks}o` });
+    // The stock client: the chunks we sent it, source unknown.
+    expect(node(client.label)).toMatchObject({ kind: 'stock', map: `2h${chunks - 2}.` });
+    expect(node('127.0.0.1:7001').map).toBe(report.map);
+    const edges = state.edges.map((e) => [
+      state.nodes.find((n) => n.i === e.a)!.id,
+      state.nodes.find((n) => n.i === e.b)!.id,
+      e.bytes,
+    ]);
+    expect(edges).toContainEqual([self.id, client.label, 2 * 102_400]);
+    expect(edges).toContainEqual([client.label, '127.0.0.1:7001', 102_400]);
+  });
+
   it('reports the swarm in /status, and forgets stock connections once they close', async () => {
     const { o, log, data } = await start();
     const index = await httpGet(o.port, '/');
