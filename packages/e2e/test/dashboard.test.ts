@@ -2,6 +2,7 @@
 /// <reference lib="dom.iterable" />
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { Cleanup, HANG_MS, httpGet, MiB, toolAvailable, toolPath } from '@swarmdrop/testkit';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -93,7 +94,7 @@ async function expected(swarm: Swarm): Promise<Seen> {
 async function pageShows(page: Page, want: Seen): Promise<Seen> {
   const deadline = Date.now() + HANG_MS;
   let got = await seen(page);
-  while (JSON.stringify(got) !== JSON.stringify(want) && Date.now() < deadline) {
+  while (!isDeepStrictEqual(got, want) && Date.now() < deadline) {
     await page.waitForTimeout(200);
     got = await seen(page);
   }
