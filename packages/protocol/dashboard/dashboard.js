@@ -112,7 +112,7 @@
     if (centre) at.set(centre.i, { x: 0, y: 0 });
     ring.forEach((n, k) => {
       const angle = (2 * Math.PI * k) / ring.length - Math.PI / 2;
-      at.set(n.i, { x: 250 * Math.cos(angle), y: 250 * Math.sin(angle) });
+      at.set(n.i, { x: 230 * Math.cos(angle), y: 230 * Math.sin(angle) });
     });
     return at;
   }
@@ -126,22 +126,24 @@
       const a = at.get(e.a);
       const b = at.get(e.b);
       if (!a || !b) continue;
-      // Stop short of the target's circle so the arrow shows.
+      // Stop short of the target's circle so the arrow shows, and shift each
+      // direction a little to its left so that A→B and B→A are both visible.
       const dx = b.x - a.x;
       const dy = b.y - a.y;
       const len = Math.hypot(dx, dy) || 1;
+      const ox = (dy / len) * 5;
+      const oy = (-dx / len) * 5;
       const from = state.nodes.get(e.a);
       const line = el(
         'line',
         {
           class: `edge${e.rate > 0 ? ' active' : ''}${from?.kind === 'owner' ? ' from-owner' : ''}`,
-          x1: a.x + (dx * 18) / len,
-          y1: a.y + (dy * 18) / len,
-          x2: b.x - (dx * 22) / len,
-          y2: b.y - (dy * 22) / len,
-          // Live throughput sets the width; an idle link keeps a thin trace of what it carried.
+          x1: a.x + (dx * 18) / len + ox,
+          y1: a.y + (dy * 18) / len + oy,
+          x2: b.x - (dx * 20) / len + ox,
+          y2: b.y - (dy * 20) / len + oy,
           'stroke-width': (e.rate > 0
-            ? 1.5 + 8 * Math.sqrt(e.rate / maxRate)
+            ? 1.5 + 5 * Math.sqrt(e.rate / maxRate)
             : 1 + 3 * Math.sqrt(e.bytes / maxBytes)
           ).toFixed(1),
           'data-from': from?.id ?? '',
@@ -171,7 +173,13 @@
         SVG,
       );
       g.append(el('circle', { r: n.kind === 'owner' ? 18 : 14 }, SVG));
-      const label = el('text', { y: 32 }, SVG);
+      // The label sits outside the circle, away from the centre, clear of the edges.
+      const r = Math.hypot(p.x, p.y);
+      const label = el(
+        'text',
+        r > 0 ? { x: (p.x / r) * 48, y: (p.y / r) * 36 + 6 } : { y: 34 },
+        SVG,
+      );
       label.textContent = `${n.id.replace(/^.*:/, ':')}${n.i === state.self ? ' (this)' : ''} ${percent(n)}%`;
       const title = el('title', {}, SVG);
       title.textContent = `${n.id} (${n.kind}): ${percent(n)}%, ${n.conns} connections`;
