@@ -177,7 +177,7 @@
       const r = Math.hypot(p.x, p.y);
       const label = el(
         'text',
-        r > 0 ? { x: (p.x / r) * 48, y: (p.y / r) * 36 + 6 } : { y: 34 },
+        r > 0 ? { x: (p.x / r) * 48, y: (p.y / r) * 36 + 6 } : { y: 40 },
         SVG,
       );
       label.textContent = `${n.id.replace(/^.*:/, ':')}${n.i === state.self ? ' (this)' : ''} ${percent(n)}%`;
@@ -217,7 +217,7 @@
         n.row.innerHTML =
           '<td class="id"></td><td class="progress"><span class="bar"><b></b></span><span class="pct"></span></td>' +
           '<td class="num down"></td><td class="num up"></td><td class="num eta"></td><td class="num conns"></td>' +
-          '<td><canvas class="map"></canvas></td>';
+          '<td class="map-cell"><canvas class="map"></canvas></td>';
       }
       body.append(n.row); // keeps the order
       const cell = (c) => n.row.querySelector(c);
