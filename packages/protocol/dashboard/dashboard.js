@@ -221,7 +221,9 @@
       }
       body.append(n.row); // keeps the order
       const cell = (c) => n.row.querySelector(c);
-      cell('.id').textContent = `${n.id}${n.i === state.self ? ' (this)' : ''} · ${n.kind}`;
+      cell('.id').textContent = `${n.id}${n.i === state.self ? ' (this)' : ''}`;
+      cell('.id').className = `id kind-${n.kind}`;
+      cell('.id').title = n.kind;
       cell('.bar b').style.width = `${percent(n)}%`;
       cell('.pct').textContent = `${percent(n)}% (${n.held}/${state.file?.chunks ?? '?'})`;
       n.row.dataset.progress = percent(n);
