@@ -96,6 +96,9 @@ describe('parseReport', () => {
     ['an unknown kind', { ...good, links: [{ ...good.links[0], kind: 'robot' }] }],
     ['too many links', { ...good, links: Array(300).fill(good.links[0]) }],
     ['done missing', { ...good, done: undefined }],
+    ['an event that is not notable', { ...good, events: [{ event: 'chunk-sent', text: 'x' }] }],
+    ['an event text with a line break', { ...good, events: [{ event: 'fallback', text: 'a\nb' }] }],
+    ['too many events', { ...good, events: Array(21).fill({ event: 'fallback', text: 'x' }) }],
   ])('refuses %s with a one-line ReportError', (_, value) => {
     const err = thrown(() => parseReport(value));
     expect(err).toBeInstanceOf(ReportError);
@@ -197,6 +200,27 @@ describe('DashboardModel', () => {
     expect((model.full().events as unknown[]).length).toBe(3);
     events.publish('protocol-error', { peer: '127.0.0.1:7003', reason: 'bad bitfield' });
     expect((model.delta()!.events as { text: string }[])[0]!.text).toContain('bad bitfield');
+  });
+
+  it("a peer's report carries its notable events once, and the owner lists them under that peer", () => {
+    const clock = new ManualClock();
+    const peerEvents = new DomainEvents();
+    const peer = new DashboardModel({ clock, selfId: '127.0.0.1:7001', selfKind: 'swarmdrop' });
+    peer.setFile(FILE, () => false, 'd');
+    peer.attach(peerEvents);
+    peerEvents.publish('fallback', { from: OWNER, count: 3, chunks: '7-9', reason: 'stalled' });
+    peerEvents.publish('chunk-rejected', { chunk: 4, from: '127.0.0.1:7002', reason: 'sha1' });
+    const first = parseReport(JSON.parse(JSON.stringify(peer.report(7001, false))));
+    expect(first.events?.map((e) => e.event)).toEqual(['fallback', 'chunk-rejected']);
+    expect(peer.report(7001, false).events).toBeUndefined();
+    const { model } = ownerModel(clock);
+    model.delta();
+    model.applyReport('127.0.0.1', first);
+    const listed = model.delta()!.events as { event: string; text: string }[];
+    expect(listed.map((e) => e.text)).toEqual([
+      'peer=127.0.0.1:7001 from=127.0.0.1:7000 count=3 chunks=7-9 reason=stalled',
+      'peer=127.0.0.1:7001 chunk=4 from=127.0.0.1:7002 reason=sha1',
+    ]);
   });
 
   it('deltas rebuild exactly the full state', () => {

@@ -43,10 +43,21 @@ export const DEFAULT_MAX_NODES = 256;
 export const DEFAULT_MAX_EDGES = 2048;
 /** Links one report may list. */
 export const MAX_REPORT_LINKS = 256;
+/** Notable events one report may carry (those since the last report, the newest kept). */
+export const MAX_REPORT_EVENTS = 20;
 /** A report's body at most, in bytes: a run-length map of 2M chunks that alternate sources would not fit, so such a peer leaves its map out. */
 export const MAX_REPORT_BYTES = 512 * 1024;
 
 export type NodeKind = 'owner' | 'swarmdrop' | 'stock';
+
+/** The events the "recent events" list keeps. */
+export const NOTABLE_EVENTS = [
+  'fallback',
+  'chunk-rejected',
+  'chunk-corrupt',
+  'protocol-error',
+] as const;
+const NOTABLE: readonly string[] = NOTABLE_EVENTS;
 
 /** The code of a chunk from a `via` (a ChunkSource or a link role). */
 export function codeOfVia(via: string): ChunkCode {
@@ -127,6 +138,8 @@ export interface PeerReport {
   readonly connections: number;
   readonly links: readonly ReportLink[];
   readonly done: boolean;
+  /** Its notable events since its last report, so the owner's list shows the peers' fallbacks and rejects. */
+  readonly events?: readonly { readonly event: string; readonly text: string }[] | undefined;
 }
 
 /** Strictly checks a report body (already parsed as JSON); throws a one-line ReportError. */
@@ -159,12 +172,33 @@ export function parseReport(value: unknown): PeerReport {
       bytesOut: count(link.bytesOut, `links[${n}].bytesOut`),
     };
   });
+  let events: { event: string; text: string }[] | undefined;
+  if (value.events !== undefined) {
+    if (!Array.isArray(value.events) || value.events.length > MAX_REPORT_EVENTS)
+      throw new ReportError(`report: events must be a list of at most ${MAX_REPORT_EVENTS}`);
+    events = value.events.map((e: unknown, n: number) => {
+      if (
+        !isRecord(e) ||
+        typeof e.event !== 'string' ||
+        !NOTABLE.includes(e.event) ||
+        typeof e.text !== 'string' ||
+        e.text.length > 300 ||
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+        /[\u0000-\u001f\u007f]/.test(e.text)
+      )
+        throw new ReportError(
+          `report: events[${n}] must be {event: ${NOTABLE.join('|')}, text: up to 300 printable characters}`,
+        );
+      return { event: e.event, text: e.text };
+    });
+  }
   return {
     port: port as number,
     map: map as string | undefined,
     connections,
     links,
     done: value.done,
+    ...(events ? { events } : {}),
   };
 }
 
@@ -239,8 +273,6 @@ export interface DashboardUpdate {
   readonly [key: string]: unknown;
 }
 
-const NOTABLE = ['fallback', 'chunk-rejected', 'chunk-corrupt', 'protocol-error'] as const;
-
 export class DashboardModel {
   readonly selfId: string;
   file: DashboardFile | undefined;
@@ -253,6 +285,9 @@ export class DashboardModel {
   private readonly removedNodes: number[] = [];
   private readonly recent: RecentEvent[] = [];
   private recentNew = 0;
+  /** Notable events noted in all, and how many of them went out in a report. */
+  private notes = 0;
+  private notesReported = 0;
   private nextIndex = 0;
   private readonly self: NodeState;
   private readonly recentMax: number;
@@ -308,7 +343,9 @@ export class DashboardModel {
       events.on('chunk-sent', (f) => this.chunkSent(f)),
       events.on('have-received', (f) => this.haveReceived(f)),
       events.on('chunk-corrupt', (f) => this.chunkCorrupt(f)),
-      ...NOTABLE.map((name) => events.on(name, (f: Record<string, unknown>) => this.note(name, f))),
+      ...NOTABLE_EVENTS.map((name) =>
+        events.on(name, (f: Record<string, unknown>) => this.note(name, f)),
+      ),
     ];
     return () => {
       for (const off of offs) off();
@@ -374,10 +411,17 @@ export class DashboardModel {
 
   /** Remembers a notable event for the recent list. */
   note(event: string, fields: Record<string, unknown>): void {
-    const text = Object.entries(fields)
-      .map(([k, v]) => `${k}=${String(v)}`)
-      .join(' ')
-      .slice(0, 300);
+    this.noteText(
+      event,
+      Object.entries(fields)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(' '),
+    );
+  }
+
+  private noteText(event: string, text: string): void {
+    this.notes++;
+    text = text.slice(0, 300);
     this.recent.push({ t: Math.round(this.clock.now() - this.startedAt), event, text });
     if (this.recent.length > this.recentMax) this.recent.shift();
     this.recentNew = Math.min(this.recentNew + 1, this.recentMax);
@@ -404,6 +448,7 @@ export class DashboardModel {
       up += link.up;
     }
     node.reported = { down, up };
+    for (const e of report.events ?? []) this.noteText(e.event, `peer=${id} ${e.text}`);
     if (map) {
       for (let i = 0; i < map.length; i++) this.setChunk(node, i, map[i]!);
     }
@@ -421,10 +466,38 @@ export class DashboardModel {
   }
 
   /**
-   * This process's own report to its owner: its map, connections, and each
-   * link's rates and bytes.
+   * This process's own report to its owner: its map, connections, each
+   * link's rates and bytes, and the notable events since the last report.
    */
   report(port: number, done: boolean, maxMapChars = MAX_REPORT_BYTES / 2): PeerReport {
+    const map = this.file ? encodeRuns(this.self.map) : undefined;
+    const fresh = Math.min(this.notes - this.notesReported, this.recent.length, MAX_REPORT_EVENTS);
+    this.notesReported = this.notes;
+    const events = this.recent.slice(this.recent.length - fresh).map(({ event, text }) => ({
+      event,
+      text,
+    }));
+    return {
+      port,
+      ...(map !== undefined && map.length <= maxMapChars ? { map } : {}),
+      connections: this.self.connections,
+      links: this.links().slice(0, MAX_REPORT_LINKS),
+      done,
+      ...(events.length > 0 ? { events } : {}),
+    };
+  }
+
+  /** This process's chunk map as run-length text, and its links (for /status). */
+  selfStatus(): {
+    map: string | null;
+    links: { peer: string; bytesIn: number; bytesOut: number }[];
+  } {
+    const links = this.links().map(({ peer, bytesIn, bytesOut }) => ({ peer, bytesIn, bytesOut }));
+    return { map: this.file ? encodeRuns(this.self.map) : null, links };
+  }
+
+  /** This process's links, one per remote, with rates and bytes both ways. */
+  private links(): ReportLink[] {
     const links = new Map<string, ReportLink>();
     const add = (peer: NodeState, down: number, up: number, bytesIn: number, bytesOut: number) => {
       const was = links.get(peer.id);
@@ -442,27 +515,7 @@ export class DashboardModel {
       if (edge.to === this.self) add(edge.from, rate, 0, edge.bytes, 0);
       else if (edge.from === this.self) add(edge.to, 0, rate, 0, edge.bytes);
     }
-    const map = this.file ? encodeRuns(this.self.map) : undefined;
-    return {
-      port,
-      ...(map !== undefined && map.length <= maxMapChars ? { map } : {}),
-      connections: this.self.connections,
-      links: [...links.values()].slice(0, MAX_REPORT_LINKS),
-      done,
-    };
-  }
-
-  /** This process's chunk map as run-length text, and its links (for /status). */
-  selfStatus(): {
-    map: string | null;
-    links: { peer: string; bytesIn: number; bytesOut: number }[];
-  } {
-    const links = this.report(0, false).links.map(({ peer, bytesIn, bytesOut }) => ({
-      peer,
-      bytesIn,
-      bytesOut,
-    }));
-    return { map: this.file ? encodeRuns(this.self.map) : null, links };
+    return [...links.values()];
   }
 
   /** The whole state, for a browser that just connected. */
