@@ -120,8 +120,12 @@ describe('the live dashboard in a browser', () => {
             if (id !== 'p1') return;
             browser = await chromium.launch({
               executablePath: toolPath('chromium') ?? 'chromium',
-              // As root (CI's container) Chromium runs only without its sandbox.
-              args: process.getuid?.() === 0 ? ['--no-sandbox'] : [],
+              // As root (CI's container) Chromium runs only without its sandbox; a
+              // container's small /dev/shm would crash its renderer.
+              args: [
+                '--disable-dev-shm-usage',
+                ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
+              ],
             });
             page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
             page.on('pageerror', (err) => errors.push(err.message));
