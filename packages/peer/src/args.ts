@@ -20,13 +20,13 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   loadToken,
 } from '@swarmdrop/protocol/node';
-import { DEFAULT_PIPELINE_BLOCKS } from './downloader.js';
 import {
   DEFAULT_FALLBACK_AFTER_MS,
   DEFAULT_LINGER_MS,
   DEFAULT_OWNER_TIMEOUT_MS,
   type PeerOptions,
 } from './peer.js';
+import { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';
 import { DEFAULT_MAX_PEERS } from './swarm/swarm-session.js';
 
 /**

@@ -16,7 +16,6 @@
 export { PROGRAM, parsePeerArgs, USAGE } from './args.js';
 export { backoffMs } from './backoff.js';
 export { type Clock, pause, systemClock, type Timer } from './clock.js';
-export { DEFAULT_PIPELINE_BLOCKS, Downloader } from './downloader.js';
 export {
   FallbackPolicy,
   type LinkProgress,
@@ -32,5 +31,5 @@ export {
   type PeerComponents,
   type PeerOptions,
 } from './peer.js';
-export { PiecePicker } from './piece-picker.js';
 export { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
+export { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';

@@ -29,9 +29,11 @@ import {
   type WireTransport,
 } from '@swarmdrop/protocol';
 import {
+  BlockServer,
   BufferPool,
   CHUNK_DIR,
   ChunkStore,
+  Connection,
   carriesToken,
   createLogger,
   createWireLimits,
@@ -50,7 +52,6 @@ import {
   sendText,
   sendUnauthorized,
   sniffConnection,
-  Uploader,
   UtpEndpoint,
   type UtpStream,
   type WireLimits,
@@ -58,7 +59,6 @@ import {
 } from '@swarmdrop/protocol/node';
 import { backoffMs, connectWire, type WireConnection } from './backoff.js';
 import { type Clock, pause, systemClock, type Timer } from './clock.js';
-import { DEFAULT_PIPELINE_BLOCKS, Downloader } from './downloader.js';
 import { FallbackPolicy } from './fallback-policy.js';
 import {
   type AnnounceResult,
@@ -67,9 +67,11 @@ import {
   HttpStatusError,
   postReport,
 } from './owner-client.js';
-import { PiecePicker } from './piece-picker.js';
 import { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
+import { MinRatePolicy } from './swarm/min-rate-policy.js';
 import { publishSwarm } from './swarm/swarm-log.js';
+import { SwarmPicker } from './swarm/swarm-picker.js';
+import { DEFAULT_PIPELINE_BLOCKS, SwarmScheduler } from './swarm/swarm-scheduler.js';
 import { SwarmSession } from './swarm/swarm-session.js';
 
 export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
@@ -188,13 +190,27 @@ export interface PeerComponents {
 
 type Role = 'in' | 'neighbour' | 'owner' | 'fallback';
 
+/** One ring connection: the Connection owns the remote's state, the BlockServer serves it. */
 interface Session {
+  /** Its name in the scheduler (a label can have two links: an upload neighbour that is also our download neighbour). */
+  readonly id: string;
   readonly role: Role;
   /** When the connection was opened (on the peer's clock). */
   readonly openedAt: number;
-  readonly wire: PeerWire;
-  readonly uploader: Uploader;
-  readonly downloader: Downloader | undefined;
+  readonly connection: Connection;
+  readonly server: BlockServer;
+  /** Our bitfield went out: from here on it gets a `have` for each chunk we store. */
+  bitfieldSent: boolean;
+  /** Chunks this link delivered. */
+  received: number;
+}
+
+/** A download link as the scheduler's events name it; kept past its connection while a chunk it sent is stored. */
+interface DownloadLink {
+  readonly session: Session;
+  readonly label: string;
+  readonly role: Exclude<Role, 'in'>;
+  readonly requestBytes: number;
 }
 
 /**
@@ -221,10 +237,14 @@ export class Peer {
   private readonly peerId: Buffer;
   private readonly abort = new AbortController();
   private readonly sessions = new Set<Session>();
-  /** Downloaders that may still be storing a chunk (kept past their connection until settled). */
-  private readonly downloaders = new Set<Downloader>();
+  private nextSessionId = 0;
+  /** Ring mode's download side: the swarm scheduler over fixed links (set at bootstrap in ring mode). */
+  private scheduler: SwarmScheduler | undefined;
+  /** The ring's download links, by scheduler id. */
+  private readonly links = new Map<string, DownloadLink>();
+  /** Chunks an owner link (batch or fallback) is fetching: the neighbours leave them alone. */
+  private readonly reserved = new Set<number>();
   private store: ChunkStore | undefined;
-  private picker: PiecePicker | undefined;
   private chunkBuffers: BufferPool | undefined;
   private torrentBytes: Buffer | undefined;
   /** Where the merged file goes, checked against the peer's own files once the name is known. */
@@ -367,13 +387,14 @@ export class Peer {
       this.dashboardHttp.close();
       this.reannouncer?.stop();
       this.swarm?.close();
-      for (const session of this.sessions) session.wire.close('peer stopping');
+      this.scheduler?.close();
+      for (const session of this.sessions) session.connection.close('peer stopping');
       this.limits.upload?.close();
       this.limits.download?.close();
       await this.utp?.close();
       await this.server.close();
       // A chunk being written when we stop is finished (file and summary line) before the store closes.
-      await Promise.all([...this.downloaders].map((d) => d.settled()));
+      await this.scheduler?.settled();
       // A merge in progress finishes (or fails) before the store closes.
       await this.merging;
       await this.store?.close();
@@ -409,11 +430,11 @@ export class Peer {
       received: this.counts,
       ...(this.swarm ? { swarm: this.swarm.status() } : {}),
       connections: [...this.sessions].map((s) => ({
-        peer: s.wire.label,
+        peer: s.connection.label,
         role: s.role,
-        holds: s.uploader.remoteHas.count(),
-        chunksSent: s.uploader.chunksSent,
-        chunksReceived: s.downloader?.chunksReceived ?? 0,
+        holds: s.connection.remoteHas.count(),
+        chunksSent: s.server.chunksSent,
+        chunksReceived: s.received,
       })),
     };
   }
@@ -447,7 +468,6 @@ export class Peer {
     await rename(`${torrentPath}.tmp`, torrentPath);
     const opened = await ChunkStore.open({ dir, metainfo });
     this.store = opened.store;
-    this.picker = new PiecePicker(opened.store.held);
     this.chunkBuffers = new BufferPool(metainfo.pieceLength);
     this.dashboard.setFile(
       {
@@ -495,6 +515,7 @@ export class Peer {
       if (opened.store.isComplete()) void this.merge();
       return;
     }
+    this.startRing(opened.store);
     const wanted = this.batch.filter((i) => !opened.store.has(i));
     if (wanted.length > 0) void this.runOwnerLink(new Set(wanted), 'owner');
     for (const neighbour of this.neighbours) void this.neighbourLoop(neighbour);
@@ -799,13 +820,56 @@ export class Peer {
     });
   }
 
+  /**
+   * Ring mode's download side: one SwarmScheduler (picker, endgame, min-rate)
+   * over the fixed links, each with its own policy (`allowed`): the owner
+   * link takes its batch, a fallback link what it was given, a neighbour all
+   * but those and what it sent bad.
+   */
+  private startRing(store: ChunkStore): void {
+    const picker = new SwarmPicker({
+      geometry: store.metainfo.geometry,
+      held: store.held,
+      rng: Math.random,
+    });
+    const scheduler = new SwarmScheduler(
+      {
+        picker,
+        policy: new MinRatePolicy({ clock: this.clock }),
+        sink: store,
+        clock: this.clock,
+        ...(this.chunkBuffers ? { buffers: this.chunkBuffers } : {}),
+      },
+      { pipelineBytes: (this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS) * BLOCK_SIZE },
+    );
+    scheduler.on('requested', (index, id) => {
+      const link = this.links.get(id);
+      if (!link) return;
+      const size = store.metainfo.geometry.pieceSize(index);
+      this.events.publish('request-sent', {
+        chunk: index,
+        to: link.label,
+        blocks: Math.ceil(size / link.requestBytes),
+      });
+    });
+    scheduler.on('pieceStored', (index, id) => this.onStored(index, id));
+    scheduler.on('pieceRejected', (index, ids) => this.onRejected(index, ids));
+    scheduler.on('error', (err) => this.fatal(err));
+    this.scheduler = scheduler;
+  }
+
+  /**
+   * One ring connection: a Connection (the remote's bitfield, flags and
+   * requests) and a BlockServer that serves whoever is interested. With
+   * `allowed`, it is also a download link of the scheduler.
+   */
   private openSession(
     connection: WireConnection,
     role: Role,
     allowed: ((index: number) => boolean) | undefined,
-    only?: ReadonlySet<number>,
   ): Session {
     const store = this.store!;
+    const publish = this.events.publish;
     const wire = new PeerWire({
       socket: connection.socket,
       metainfo: store.metainfo,
@@ -815,120 +879,136 @@ export class Peer {
       ...(connection.initial ? { initial: connection.initial } : {}),
       limits: this.limits,
     });
-    let downloader: Downloader | undefined;
-    const uploader = new Uploader({
+    const conn = new Connection({
       wire,
-      store,
-      publish: this.events.publish,
-      onChunkCorrupt: (index) => {
-        this.events.publish('chunk-corrupt', {
-          chunk: index,
-          reason: 'stored file failed SHA-1; dropped',
-        });
-        // Serving found one of our chunk files rotten and dropped it: it is wanted again.
-        this.chunkLost();
-      },
-      onRemoteHas: (_remote, index) => {
-        downloader?.noteRemoteHas(index);
-        if (role === 'in') this.maybeFinish();
-      },
+      pieceCount: store.pieceCount,
+      localHas: store.held,
+      clock: this.clock,
     });
-    // An upload neighbour (`in`) is only served; the other links fetch.
-    if (allowed && role !== 'in') {
-      downloader = new Downloader({
-        wire,
-        store,
-        picker: this.picker!,
-        publish: this.events.publish,
-        remoteHas: uploader.remoteHas,
-        allowed,
-        ...(only ? { only } : {}),
-        via: role,
-        pipelineBlocks: this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS,
-        blockSize: () => blockSizeFor(wire, store.metainfo.pieceLength),
-        buffers: this.chunkBuffers!,
-        onStored: (index) => this.onStored(index, role),
-        onRejected: (index) => this.onRejected(wire, index),
-        onFatal: (err) => this.fatal(err),
-        now: () => this.clock.now(),
-      });
-    }
-    if (downloader) this.downloaders.add(downloader);
-    const session: Session = { role, openedAt: this.clock.now(), wire, uploader, downloader };
+    const server = new BlockServer({ connection: conn, store });
+    const session: Session = {
+      id: `${role}#${++this.nextSessionId}`,
+      role,
+      openedAt: this.clock.now(),
+      connection: conn,
+      server,
+      bitfieldSent: false,
+      received: 0,
+    };
     this.sessions.add(session);
-    wire.onHandshake = () => {
+    conn.on('ready', () => {
+      const label = conn.label;
       // Only a real handshake counts as an upload neighbour (not a port probe).
       if (role === 'in') this.uploadSessionsSeen++;
-      this.events.publish('connected', {
-        peer: wire.label,
+      publish('connected', {
+        peer: label,
         role,
         dir: role === 'in' ? 'in' : 'out',
         transport: wire.transport,
         encryption: wire.encryption,
       });
-      uploader.start();
-    };
-    wire.onMessage = (message) => {
-      uploader.handle(message);
-      downloader?.handle(message);
-    };
-    void wire.closed.then(({ reason, error }) => {
-      this.sessions.delete(session);
-      if (downloader) {
-        downloader.close();
-        void downloader.settled().then(() => this.downloaders.delete(downloader));
-        // Its unfinished chunks are free again: let the other links take them.
-        this.refreshDownloaders();
+      // BEP 3 lets a process that holds nothing skip the bitfield; we always send it so the log shows it.
+      conn.sendBitfield(store.held);
+      session.bitfieldSent = true;
+      publish('idlist-sent', { to: label, chunks: store.held.count(), of: store.held.size });
+      if (allowed && role !== 'in' && this.scheduler) {
+        const requestBytes = blockSizeFor(wire, store.metainfo.pieceLength);
+        this.links.set(session.id, { session, label, role, requestBytes });
+        this.scheduler.add(session.id, conn, { requestBytes, allowed });
       }
+    });
+    // The ring serves whoever asks: no choking rounds.
+    conn.on('interested', () => conn.unchoke());
+    conn.on('bitfield', (remote) => {
+      publish('idlist-received', { from: conn.label, chunks: remote.count(), of: remote.size });
+      if (role === 'in') this.maybeFinish();
+    });
+    conn.on('have', (index) => {
+      publish('have-received', { chunk: index, from: conn.label });
+      if (role === 'in') this.maybeFinish();
+    });
+    server.on('requestReceived', (index) =>
+      publish('request-received', { chunk: index, from: conn.label }),
+    );
+    server.on('chunkSent', (index, bytes) =>
+      publish('chunk-sent', { chunk: index, to: conn.label, bytes }),
+    );
+    server.on('chunkCorrupt', (index) => {
+      publish('chunk-corrupt', { chunk: index, reason: 'stored file failed SHA-1; dropped' });
+      // Serving found one of our chunk files rotten and dropped it: it is wanted again.
+      this.chunkLost();
+    });
+    conn.on('closed', ({ reason, error }) => {
+      this.sessions.delete(session);
       if (wire.remoteHandshake || error) {
-        if (error) this.events.publish('protocol-error', { peer: wire.label, reason });
-        this.events.publish('disconnected', { peer: wire.label, role, reason });
+        if (error) publish('protocol-error', { peer: conn.label, reason });
+        publish('disconnected', { peer: conn.label, role, reason });
       }
       if (role === 'in') this.maybeFinish();
     });
     return session;
   }
 
-  private onStored(index: number, role: Role): void {
+  private onStored(index: number, id: string): void {
+    const link = this.links.get(id);
+    const role = link?.role ?? 'neighbour';
+    if (link) link.session.received++;
     if (role === 'neighbour') {
       this.counts.fromNeighbour++;
       this.fallback.restart();
     } else if (role === 'owner') {
       this.counts.fromOwner++;
-    } else if (role === 'fallback') {
+    } else {
       this.counts.fromFallback++;
     }
-    for (const session of this.sessions) session.uploader.announce(index);
-    this.refreshDownloaders();
-    if (this.store!.isComplete()) void this.merge();
+    const store = this.store!;
+    this.events.publish('chunk-received', {
+      chunk: index,
+      from: link?.label ?? id,
+      bytes: store.metainfo.geometry.pieceSize(index),
+      via: role,
+    });
+    for (const session of this.sessions) {
+      if (!session.bitfieldSent || session.connection.state !== 'live') continue;
+      session.connection.sendHave(index);
+      this.events.publish('have-sent', { chunk: index, to: session.connection.label });
+    }
+    if (store.isComplete()) void this.merge();
   }
 
-  private onRejected(wire: PeerWire, index: number): void {
-    const key = wire.label;
-    let set = this.blamed.get(key);
-    if (!set) {
-      set = new Set();
-      this.blamed.set(key, set);
-    }
-    set.add(index);
-    const failures = (this.hashFailures.get(key) ?? 0) + 1;
-    this.hashFailures.set(key, failures);
-    if (failures >= MAX_HASH_FAILURES) {
-      wire.close(`sent ${failures} chunks that failed SHA-1`);
+  /** A chunk failed SHA-1: every link that sent a block of it is blamed for it. */
+  private onRejected(index: number, ids: readonly string[]): void {
+    const links = ids.flatMap((id) => this.links.get(id) ?? []);
+    this.events.publish('chunk-rejected', {
+      chunk: index,
+      from: links.map((l) => l.label).join(','),
+      reason: 'sha1-mismatch',
+    });
+    for (const link of links) {
+      let set = this.blamed.get(link.label);
+      if (!set) {
+        set = new Set();
+        this.blamed.set(link.label, set);
+      }
+      set.add(index);
+      const failures = (this.hashFailures.get(link.label) ?? 0) + 1;
+      this.hashFailures.set(link.label, failures);
+      if (failures >= MAX_HASH_FAILURES) {
+        link.session.connection.close(`sent ${failures} chunks that failed SHA-1`);
+      }
     }
     // The chunk is free again; another link (the owner fallback) may be waiting for it.
-    this.refreshDownloaders();
+    this.scheduler?.refresh();
   }
 
-  /** A chunk we held was dropped: every link reconsiders what its remote can give us. */
+  /** Chunks we held were dropped: every link reconsiders what its remote can give us. */
   private chunkLost(): void {
     this.swarm?.storeChanged();
-    for (const session of this.sessions) session.downloader?.rebuildCandidates();
-    this.refreshDownloaders();
-  }
-
-  private refreshDownloaders(): void {
-    for (const session of this.sessions) session.downloader?.refresh();
+    const store = this.store;
+    const scheduler = this.scheduler;
+    if (!store || !scheduler) return;
+    for (let index = 0; index < store.pieceCount; index++)
+      if (!store.has(index)) scheduler.pieceLost(index);
   }
 
   private isBlamed(label: string, index: number): boolean {
@@ -975,16 +1055,17 @@ export class Peer {
       const session: Session = this.openSession(
         connection,
         'neighbour',
-        (i) => !this.picker!.isReserved(i) && !this.isBlamed(session.wire.label, i),
+        (i) => !this.reserved.has(i) && !this.isBlamed(session.connection.label, i),
       );
-      void session.wire.ready().then(
+      const wire = session.connection.wire;
+      void wire.ready().then(
         () => progress.connected(),
         () => {},
       );
-      await session.wire.closed;
+      await wire.closed;
       // A session that delivered nothing (dropped at once, stalled, cut for bad
       // chunks) counts as a failed attempt, so the backoff keeps growing.
-      const useful = (session.downloader?.chunksReceived ?? 0) > 0;
+      const useful = session.received > 0;
       progress.ended(useful);
       attempt = useful ? 0 : attempt + 1;
       if (!(await pause(backoffMs(attempt), signal, this.clock))) return;
@@ -998,12 +1079,11 @@ export class Peer {
    */
   private async runOwnerLink(wanted: Set<number>, via: 'owner' | 'fallback'): Promise<void> {
     const store = this.store!;
-    const picker = this.picker!;
     const signal = this.abort.signal;
     const { host = '127.0.0.1', port } = this.options.owner;
     const remaining = () => [...wanted].filter((i) => !store.has(i));
     // Reserved for this link while it runs: the neighbours leave them alone.
-    picker.reserve(wanted);
+    for (const i of wanted) this.reserved.add(i);
     if (via === 'owner') this.ownerLinkActive = true;
     else this.fallbackActive = true;
     try {
@@ -1023,23 +1103,23 @@ export class Peer {
           await pause(backoffMs(attempt++), signal, this.clock);
           continue;
         }
-        const session = this.openSession(connection, via, (i) => wanted.has(i), wanted);
+        const session = this.openSession(connection, via, (i) => wanted.has(i));
         const done = () => {
           if (remaining().length === 0)
-            session.wire.close(via === 'owner' ? 'batch complete' : 'fallback complete');
+            session.connection.close(via === 'owner' ? 'batch complete' : 'fallback complete');
         };
         const poll = this.clock.setInterval(done, TICK_MS);
-        await session.wire.closed;
+        await session.connection.wire.closed;
         poll.cancel();
         if (remaining().length > 0) await pause(backoffMs(attempt++), signal, this.clock);
       }
     } finally {
-      picker.unreserve(wanted);
+      for (const i of wanted) this.reserved.delete(i);
       if (via === 'owner') this.ownerLinkActive = false;
       else this.fallbackActive = false;
       // The neighbours get a full period to supply whatever is still missing.
       this.fallback.restart();
-      this.refreshDownloaders();
+      this.scheduler?.refresh();
     }
   }
 
@@ -1049,28 +1129,26 @@ export class Peer {
     // Any link (neighbour or owner) with requests out and no block back for the
     // fallback period is cut, freeing its chunks; an owner link reconnects.
     for (const session of this.sessions) {
-      const downloader = session.downloader;
-      if (!downloader) continue;
+      if (!this.links.has(session.id)) continue;
+      const connection = session.connection;
       const stalledMs = this.fallback.stalledMs({
-        inFlight: downloader.inFlight,
-        lastBlockAt: downloader.lastBlockAt,
+        inFlight: connection.outgoing.size,
+        lastBlockAt: connection.lastPieceAtMs ?? 0,
         openedAt: session.openedAt,
       });
-      if (stalledMs !== undefined) {
-        downloader.close();
-        session.wire.close(`no block in ${stalledMs} ms`);
-      }
+      if (stalledMs !== undefined) connection.close(`no block in ${stalledMs} ms`);
     }
     if (this.ownerLinkActive || this.fallbackActive) return;
     if (!this.fallback.fallbackDue()) return;
     const idleMs = this.fallback.idleMs();
     const neighbours = [...this.sessions].filter((s) => s.role === 'neighbour');
-    const wanted = store.held.missing().filter((i) => !this.picker!.isInFlight(i));
+    const inFlight = this.scheduler?.inFlight() ?? new Set<number>();
+    const wanted = store.held.missing().filter((i) => !inFlight.has(i));
     if (wanted.length === 0) return;
     const reason =
       neighbours.length === 0
         ? 'neighbour not connected'
-        : neighbours.some((n) => n.downloader?.hasWanted())
+        : neighbours.some((n) => this.scheduler?.wants(n.id))
           ? `no chunk from neighbour in ${idleMs} ms`
           : 'neighbour has none of the missing chunks';
     this.events.publish('fallback', {
@@ -1131,7 +1209,8 @@ export class Peer {
     if (!this.options.exitWhenDone || !this.mergedPath || this.doneLogged) return;
     const uploads = [...this.sessions].filter((s) => s.role === 'in');
     const served =
-      uploads.every((s) => s.uploader.remoteHas.isComplete()) && (this.swarm?.allServed() ?? true);
+      uploads.every((s) => s.connection.remoteHas.isComplete()) &&
+      (this.swarm?.allServed() ?? true);
     const lingered =
       this.uploadSessionsSeen + (this.swarm?.peersSeen ?? 0) > 0 ||
       this.clock.now() - this.mergedAt >= this.options.lingerMs;
@@ -1158,7 +1237,8 @@ export class Peer {
     this.events.publish('error', { reason });
     this.fatalMessage = reason;
     this.abort.abort();
-    for (const session of this.sessions) session.wire.close('peer stopping after an error');
+    this.scheduler?.close();
+    for (const session of this.sessions) session.connection.close('peer stopping after an error');
     this.resolveFinished(1);
   }
 

@@ -39,12 +39,18 @@ export interface PickedBlock {
   readonly length: number;
 }
 
+/**
+ * The pieces one connection may be asked for: its remote's bitfield, or a
+ * view of it narrowed by the link's policy (a ring's owner link: its batch).
+ */
+export type PieceSet = Pick<Bitfield, 'has'>;
+
 /** How much to ask one connection for, in one `pick`. */
 export interface PickBudget {
   /**
    * Start another request while the bytes picked in this call are below
    * this (the link's free pipeline); a request is never cut short for it, so
-   * the total may pass it by less than one request, as the Downloader does.
+   * the total may pass it by less than one request.
    */
   readonly maxBytes: number;
   /**
@@ -166,7 +172,7 @@ export class SwarmPicker {
   }
 
   /** True when `remote` has a piece we lack: whether to be interested in it. */
-  wantsFrom(remote: Bitfield): boolean {
+  wantsFrom(remote: PieceSet): boolean {
     for (const index of this.rarity.rarestFirst()) if (remote.has(index)) return true;
     return false;
   }
@@ -175,7 +181,7 @@ export class SwarmPicker {
    * Requests to send `peer`, among the pieces `remote` has, up to the
    * budget; each is recorded as asked of `peer` until it arrives or is dropped.
    */
-  pick(peer: string, remote: Bitfield, budget: PickBudget): PickedBlock[] {
+  pick(peer: string, remote: PieceSet, budget: PickBudget): PickedBlock[] {
     const out: PickedBlock[] = [];
     const requestBytes = Math.max(this.blockSizeBytes, budget.requestBytes ?? this.blockSizeBytes);
     const room = { left: budget.maxBytes };
@@ -400,7 +406,7 @@ export class SwarmPicker {
 
   private takeDuplicates(
     peer: string,
-    remote: Bitfield,
+    remote: PieceSet,
     out: PickedBlock[],
     room: { left: number },
   ): void {

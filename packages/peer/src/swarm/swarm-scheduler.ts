@@ -8,10 +8,12 @@ import {
 } from '@swarmdrop/protocol';
 import type { BufferPool, Connection, OutgoingRequest, PieceEvent } from '@swarmdrop/protocol/node';
 import type { MinRatePolicy } from './min-rate-policy.js';
-import type { PickedBlock, SwarmPicker } from './swarm-picker.js';
+import type { PickedBlock, PieceSet, SwarmPicker } from './swarm-picker.js';
 
-/** Bytes asked ahead per link: 128 x 16 KiB, which keeps a loopback link full (the Downloader's measured default). */
-export const DEFAULT_PIPELINE_BYTES = 128 * BLOCK_SIZE;
+/** Blocks of 16 KiB asked ahead per link (`--pipeline-blocks`): 128 keeps a loopback link full (measured). */
+export const DEFAULT_PIPELINE_BLOCKS = 128;
+/** Bytes asked ahead per link: DEFAULT_PIPELINE_BLOCKS x 16 KiB. */
+export const DEFAULT_PIPELINE_BYTES = DEFAULT_PIPELINE_BLOCKS * BLOCK_SIZE;
 /** Complete pieces waiting for the disk before the links stop asking for more: reading waits while the disk is behind. */
 export const DEFAULT_MAX_STORING_PIECES = 16;
 
@@ -37,6 +39,13 @@ export interface SwarmSchedulerComponents {
 export interface LinkOptions {
   /** Largest request this remote is sent: BLOCK_SIZE for a stock client, a whole chunk for swarmdrop. */
   readonly requestBytes?: number;
+  /**
+   * The link's policy: which pieces it may be asked for (default: any its
+   * remote has). A ring's owner link takes its batch only, a neighbour all
+   * but the batch and the chunks it sent bad. Call `refresh()` when the
+   * answer changes.
+   */
+  readonly allowed?: (index: number) => boolean;
 }
 
 export type SwarmSchedulerEvents = {
@@ -56,6 +65,8 @@ interface Link {
   readonly id: string;
   readonly connection: Connection;
   readonly requestBytes: number;
+  /** What it may be asked for: its remote's bitfield through the link's policy. */
+  readonly view: PieceSet;
   /** This link's delivery rate, on the policy's window (the Connection's own window is the choker's). */
   readonly rate: RateEstimator;
   /** Pieces it has that we lack: interest without a scan per `have`. */
@@ -89,6 +100,8 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   private readonly links = new Map<string, Link>();
   private readonly assembling = new Map<number, Assembly>();
   private storing = 0;
+  /** Pieces being written, so `settled()` can wait for them. */
+  private readonly writes = new Set<Promise<void>>();
   private closed = false;
 
   constructor(components: SwarmSchedulerComponents, options: SwarmSchedulerOptions = {}) {
@@ -120,10 +133,13 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   /** Starts downloading over `connection`, known as `id` (its label), from its bitfield on. */
   add(id: string, connection: Connection, options: LinkOptions = {}): void {
     if (this.links.has(id)) throw new OptionError('id', `link ${id} is already scheduled`);
+    const allowed = options.allowed;
+    const remote = connection.remoteHas;
     const link: Link = {
       id,
       connection,
       requestBytes: options.requestBytes ?? BLOCK_SIZE,
+      view: allowed ? { has: (index) => remote.has(index) && allowed(index) } : remote,
       rate: new RateEstimator({ clock: this.c.clock, windowMs: this.c.policy.windowMs }),
       wanted: 0,
       announced: new Set(),
@@ -179,6 +195,30 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     this.fillAll();
   }
 
+  /** A link's policy changed (`allowed`): every link asks again for what it may now take. */
+  refresh(): void {
+    this.fillAll();
+  }
+
+  /** True when link `id` has a piece we lack that its policy lets us ask it for. */
+  wants(id: string): boolean {
+    const link = this.links.get(id);
+    return link !== undefined && this.c.picker.wantsFrom(link.view);
+  }
+
+  /** Pieces asked of some link and not yet answered. */
+  inFlight(): Set<number> {
+    const out = new Set<number>();
+    for (const link of this.links.values())
+      for (const request of link.connection.outgoing.values()) out.add(request.index);
+    return out;
+  }
+
+  /** Resolves once every complete piece handed to the sink has been stored or rejected. */
+  async settled(): Promise<void> {
+    while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+  }
+
   /** Stops asking: links are left open (they belong to the torrent), their requests stay theirs. */
   close(): void {
     this.closed = true;
@@ -229,7 +269,9 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
       assembly.from.add(link.id);
       if (outcome.pieceComplete) {
         this.assembling.delete(piece.index);
-        void this.store(piece.index, assembly, link.id);
+        const write = this.store(piece.index, assembly, link.id);
+        this.writes.add(write);
+        void write.finally(() => this.writes.delete(write));
       }
     }
     // Top up in batches, not one request per block received: half the syscalls on both ends.
@@ -294,7 +336,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     const maxBytes = this.c.policy.onProbation(link.id)
       ? room
       : Math.ceil(room / link.requestBytes) * link.requestBytes;
-    const picked = this.c.picker.pick(link.id, connection.remoteHas, {
+    const picked = this.c.picker.pick(link.id, link.view, {
       maxBytes,
       requestBytes: link.requestBytes,
     });
