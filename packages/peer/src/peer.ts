@@ -59,6 +59,7 @@ import {
 } from '@swarmdrop/protocol/node';
 import { backoffMs, connectWire, type WireConnection } from './backoff.js';
 import { type Clock, pause, systemClock, type Timer } from './clock.js';
+import { Completion } from './completion.js';
 import { FallbackPolicy } from './fallback-policy.js';
 import {
   type AnnounceResult,
@@ -225,7 +226,6 @@ export class Peer {
   /** Resolves with an exit status: 0 once done (with exitWhenDone), 1 on a fatal error. */
   readonly finished: Promise<number>;
   metainfo: Metainfo | undefined;
-  mergedPath: string | undefined;
 
   /**
    * Every state change, published once (README, "Log events"); the console
@@ -263,17 +263,13 @@ export class Peer {
   private admitting: Promise<void> | undefined;
   private lastAdmitRefresh = 0;
   private readonly hashFailures = new Map<string, number>();
-  /** The merge in progress, if any (close() waits for it). */
-  private merging: Promise<void> | undefined;
-  private mergedAt = 0;
+  /** Merge, exit and linger (set at bootstrap, once the store is open). */
+  private completion: Completion | undefined;
   private uploadSessionsSeen = 0;
-  /** `done` is logged (and `finished` resolved) once, however many events re-check it. */
-  private doneLogged = false;
   private tick: Timer | undefined;
   private reannouncer: Reannouncer | undefined;
   private resolveFinished!: (code: number) => void;
   private closing: Promise<void> | undefined;
-  private counts = { fromOwner: 0, fromNeighbour: 0, fromFallback: 0, fromSwarm: 0 };
   /** Swarm mode's session, set at bootstrap when the peer runs in swarm mode. */
   private swarm: SwarmSession | undefined;
   /** This peer's view of the swarm, for its own dashboard and its reports to the owner's. */
@@ -396,7 +392,7 @@ export class Peer {
       // A chunk being written when we stop is finished (file and summary line) before the store closes.
       await this.scheduler?.settled();
       // A merge in progress finishes (or fails) before the store closes.
-      await this.merging;
+      await this.completion?.settled();
       await this.store?.close();
     })();
     return this.closing;
@@ -427,7 +423,7 @@ export class Peer {
       batch: formatRanges(this.batch),
       // The chunk map by source (run-length, as the dashboard shows it) and bytes per link.
       ...this.dashboard.selfStatus(),
-      received: this.counts,
+      received: this.completion?.counts ?? null,
       ...(this.swarm ? { swarm: this.swarm.status() } : {}),
       connections: [...this.sessions].map((s) => ({
         peer: s.connection.label,
@@ -510,9 +506,11 @@ export class Peer {
       });
     }
     this.fallback.restart();
-    if (this.options.swarm || this.neighbours.length === 0) {
+    const swarmMode = this.options.swarm || this.neighbours.length === 0;
+    this.startCompletion(opened.store, swarmMode);
+    if (swarmMode) {
       this.startSwarm(opened.store);
-      if (opened.store.isComplete()) void this.merge();
+      this.completion!.check();
       return;
     }
     this.startRing(opened.store);
@@ -522,7 +520,42 @@ export class Peer {
     this.tick = this.clock.setInterval(() => this.onTick(), TICK_MS);
     this.reannouncer = new Reannouncer(this.clock, REANNOUNCE_MS, () => this.announceNow());
     this.reannouncer.start();
-    if (opened.store.isComplete()) void this.merge();
+    this.completion!.check();
+  }
+
+  /** Where the merged file went, once merged. */
+  get mergedPath(): string | undefined {
+    return this.completion?.mergedPath;
+  }
+
+  /** Completion (completion.ts): merges when every chunk is held, finishes when served. */
+  private startCompletion(store: ChunkStore, swarmMode: boolean): void {
+    const completion = new Completion(
+      {
+        outPath: this.outPath!,
+        sha256: this.options.sha256,
+        exitWhenDone: this.options.exitWhenDone,
+        lingerMs: this.options.lingerMs,
+        swarmMode,
+      },
+      {
+        store,
+        clock: this.clock,
+        events: this.events,
+        signal: this.abort.signal,
+        allServed: () =>
+          [...this.sessions]
+            .filter((s) => s.role === 'in')
+            .every((s) => s.connection.remoteHas.isComplete()) &&
+          (this.swarm?.allServed() ?? true),
+        peersSeen: () => this.uploadSessionsSeen + (this.swarm?.peersSeen ?? 0),
+      },
+    );
+    completion.on('merged', () => void this.announceNow('completed').catch(() => {}));
+    completion.on('chunksLost', () => this.chunkLost());
+    completion.on('done', () => this.resolveFinished(0));
+    completion.on('error', (err) => this.fatal(err));
+    this.completion = completion;
   }
 
   /**
@@ -738,13 +771,8 @@ export class Peer {
     );
     this.swarm = swarm;
     publishSwarm(swarm, this.events.publish);
-    swarm.on('pieceStored', (_index, _from, role) => {
-      if (role === 'owner') this.counts.fromOwner++;
-      else this.counts.fromSwarm++;
-      if (store.isComplete()) void this.merge();
-    });
     swarm.on('chunkCorrupt', () => this.chunkLost());
-    swarm.on('remoteProgress', () => this.maybeFinish());
+    swarm.on('remoteProgress', () => this.completion?.recheck());
     swarm.on('error', (err) => this.fatal(err));
     swarm.start();
   }
@@ -921,11 +949,11 @@ export class Peer {
     conn.on('interested', () => conn.unchoke());
     conn.on('bitfield', (remote) => {
       publish('idlist-received', { from: conn.label, chunks: remote.count(), of: remote.size });
-      if (role === 'in') this.maybeFinish();
+      if (role === 'in') this.completion?.recheck();
     });
     conn.on('have', (index) => {
       publish('have-received', { chunk: index, from: conn.label });
-      if (role === 'in') this.maybeFinish();
+      if (role === 'in') this.completion?.recheck();
     });
     server.on('requestReceived', (index) =>
       publish('request-received', { chunk: index, from: conn.label }),
@@ -944,7 +972,7 @@ export class Peer {
         if (error) publish('protocol-error', { peer: conn.label, reason });
         publish('disconnected', { peer: conn.label, role, reason });
       }
-      if (role === 'in') this.maybeFinish();
+      if (role === 'in') this.completion?.recheck();
     });
     return session;
   }
@@ -953,14 +981,7 @@ export class Peer {
     const link = this.links.get(id);
     const role = link?.role ?? 'neighbour';
     if (link) link.session.received++;
-    if (role === 'neighbour') {
-      this.counts.fromNeighbour++;
-      this.fallback.restart();
-    } else if (role === 'owner') {
-      this.counts.fromOwner++;
-    } else {
-      this.counts.fromFallback++;
-    }
+    if (role === 'neighbour') this.fallback.restart();
     const store = this.store!;
     this.events.publish('chunk-received', {
       chunk: index,
@@ -973,7 +994,6 @@ export class Peer {
       session.connection.sendHave(index);
       this.events.publish('have-sent', { chunk: index, to: session.connection.label });
     }
-    if (store.isComplete()) void this.merge();
   }
 
   /** A chunk failed SHA-1: every link that sent a block of it is blamed for it. */
@@ -1158,67 +1178,6 @@ export class Peer {
       reason,
     });
     void this.runOwnerLink(new Set(wanted), 'fallback');
-  }
-
-  private merge(): Promise<void> {
-    if (this.merging || this.mergedPath || this.abort.signal.aborted) return Promise.resolve();
-    this.merging = this.runMerge().finally(() => {
-      this.merging = undefined;
-    });
-    return this.merging;
-  }
-
-  private async runMerge(): Promise<void> {
-    const store = this.store!;
-    const out = this.outPath!;
-    try {
-      await mkdir(dirname(out), { recursive: true });
-      const result = await store.merge(out, { sha256: this.options.sha256 });
-      this.mergedPath = result.path;
-      this.mergedAt = this.clock.now();
-      this.events.publish('merged', {
-        path: result.path,
-        sha256: result.sha256,
-        verified: store.metainfo.sha256 !== undefined,
-        owner: this.counts.fromOwner,
-        neighbour: this.counts.fromNeighbour,
-        fallback: this.counts.fromFallback,
-        ...(this.swarm ? { swarm: this.counts.fromSwarm } : {}),
-      });
-      void this.announceNow('completed').catch(() => {});
-      this.maybeFinish();
-      if (this.options.exitWhenDone) {
-        this.clock.setTimeout(() => this.maybeFinish(), this.options.lingerMs + 10);
-      }
-    } catch (err) {
-      if (
-        err instanceof ChunkError &&
-        (err.code === 'ERR_CHUNK_HASH' || err.code === 'ERR_CHUNK_MISSING')
-      ) {
-        // The store dropped the bad (or vanished) chunk; fetching resumes and merge runs again when it is back.
-        this.events.publish('chunk-corrupt', { reason: err.message });
-        this.chunkLost();
-      } else {
-        this.fatal(err as Error);
-      }
-    }
-  }
-
-  /** With exitWhenDone: finish once merged and every upload neighbour holds everything or has gone. */
-  private maybeFinish(): void {
-    if (!this.options.exitWhenDone || !this.mergedPath || this.doneLogged) return;
-    const uploads = [...this.sessions].filter((s) => s.role === 'in');
-    const served =
-      uploads.every((s) => s.connection.remoteHas.isComplete()) &&
-      (this.swarm?.allServed() ?? true);
-    const lingered =
-      this.uploadSessionsSeen + (this.swarm?.peersSeen ?? 0) > 0 ||
-      this.clock.now() - this.mergedAt >= this.options.lingerMs;
-    if (served && lingered) {
-      this.doneLogged = true;
-      this.events.publish('done', { path: this.mergedPath });
-      this.resolveFinished(0);
-    }
   }
 
   /**

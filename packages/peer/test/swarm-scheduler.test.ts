@@ -77,6 +77,7 @@ async function leecher(options: { endgameMaxRequesters?: number } = {}) {
     id: string,
     behaviour: SeedBehaviour,
     requestBytes = BLOCK_SIZE,
+    allowed?: (index: number) => boolean,
   ): Promise<Seed> {
     const [ours, theirs] = await socketPair(cleanup);
     const mine = new Connection({
@@ -87,7 +88,7 @@ async function leecher(options: { endgameMaxRequesters?: number } = {}) {
     });
     const seed = serve(theirs, metainfo, file, behaviour);
     await within(mine.wire.ready(), HANG_MS, () => `no handshake from ${id}`);
-    scheduler.add(id, mine, { requestBytes });
+    scheduler.add(id, mine, { requestBytes, ...(allowed ? { allowed } : {}) });
     seed.leecherSide = mine;
     return seed;
   }
@@ -225,6 +226,38 @@ describe('SwarmScheduler over loopback', () => {
       sitter.connection,
       () => `sitter saw ${sitter.cancels} cancels`,
     );
+  });
+
+  it('asks each link only for what its policy allows, and again after refresh() widens it', async () => {
+    const l = await leecher();
+    const from = new Map<number, string>();
+    l.scheduler.on('pieceStored', (index, id) => from.set(index, id));
+    // A ring's shape: one link for a batch, another for all but the batch while the batch link runs.
+    const batch = new Set([0, 1, 2, 3, 4, 5]);
+    let batchReserved = true;
+    const batchLink = await l.addSeed('owner', 'serve', PIECE, (i) => batch.has(i));
+    await l.addSeed('neighbour', 'serve', PIECE, (i) => !batchReserved || !batch.has(i));
+    await within(
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if ([...batch].every((i) => from.has(i))) resolve();
+        };
+        l.scheduler.on('pieceStored', check);
+        check();
+      }),
+      HANG_MS,
+      () => `batch pieces stored: ${[...from.keys()]}`,
+    );
+    for (const [index, id] of from)
+      expect(id, `piece ${index}`).toBe(batch.has(index) ? 'owner' : 'neighbour');
+    // The batch link goes; the neighbour may now take anything (nothing of the batch is left anyway).
+    batchLink.connection.close('batch complete');
+    batchReserved = false;
+    l.scheduler.refresh();
+    await l.untilComplete();
+    for (const [index, id] of from)
+      if (id === 'owner') expect(batch.has(index), `piece ${index} from the owner link`).toBe(true);
+    expect(l.scheduler.inFlight().size).toBe(0);
   });
 
   it('in endgame asks a second link for what the first sits on, and cancels it there once it arrives', async () => {

@@ -1,0 +1,151 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ChunkError, type DomainEvents, TypedEmitter } from '@swarmdrop/protocol';
+import type { ChunkStore } from '@swarmdrop/protocol/node';
+import type { Clock } from './clock.js';
+
+/** Chunks received so far, by where they came from (the `merged` line, `/status`). */
+export interface ReceivedCounts {
+  fromOwner: number;
+  fromNeighbour: number;
+  fromFallback: number;
+  fromSwarm: number;
+}
+
+export interface CompletionOptions {
+  /** Where the merged file goes (checked against the peer's own files by bootstrap). */
+  readonly outPath: string;
+  /** The merged file must have this SHA-256 (--sha256). */
+  readonly sha256?: Buffer | undefined;
+  /** Finish (`done`, then `finished`) once merged and served; else keep seeding. */
+  readonly exitWhenDone: boolean;
+  /** With exitWhenDone: how long to wait for an upload neighbour that never connected. */
+  readonly lingerMs: number;
+  /** The `merged` line counts chunks from the swarm (swarm mode). */
+  readonly swarmMode: boolean;
+}
+
+export interface CompletionComponents {
+  readonly store: ChunkStore;
+  readonly clock: Clock;
+  /** The peer's domain events: Completion counts `chunk-received` and publishes `merged`, `chunk-corrupt`, `done`. */
+  readonly events: DomainEvents;
+  readonly signal: AbortSignal;
+  /** Every upload neighbour (ring) or swarm member holds everything, or has gone. */
+  readonly allServed: () => boolean;
+  /** Upload neighbours or swarm members seen so far: none means exit-when-done lingers. */
+  readonly peersSeen: () => number;
+}
+
+/** What Completion tells the level above. */
+export type CompletionEvents = {
+  /** The file is merged and verified (the peer announces `completed`). */
+  merged: (path: string) => void;
+  /** The merge's re-check dropped chunks: they are wanted again. */
+  chunksLost: () => void;
+  /** Finished: exit-when-done's conditions hold (`done` was published). */
+  done: () => void;
+  /** The merge failed for another reason than a bad chunk (disk): the peer must stop. */
+  error: (error: Error) => void;
+};
+
+/**
+ * The end of a download: merges the chunks into the file once the store
+ * holds every one, re-fetches what the merge's re-check dropped, and with
+ * exit-when-done finishes once every upload neighbour is served (or after
+ * lingering `lingerMs` for one that never came). It learns of new chunks
+ * from the `chunk-received` domain events, and tells the peer what follows
+ * by its own events; it imports nothing of the peer.
+ */
+export class Completion extends TypedEmitter<CompletionEvents> {
+  readonly counts: ReceivedCounts = {
+    fromOwner: 0,
+    fromNeighbour: 0,
+    fromFallback: 0,
+    fromSwarm: 0,
+  };
+  mergedPath: string | undefined;
+  private readonly o: CompletionOptions;
+  private readonly c: CompletionComponents;
+  /** The merge in progress, if any (`settled()` waits for it). */
+  private merging: Promise<void> | undefined;
+  private mergedAt = 0;
+  /** `done` is published once, however many events re-check it. */
+  private finished = false;
+
+  constructor(options: CompletionOptions, components: CompletionComponents) {
+    super();
+    this.o = options;
+    this.c = components;
+    components.events.on('chunk-received', ({ via }) => {
+      if (via === 'owner') this.counts.fromOwner++;
+      else if (via === 'neighbour') this.counts.fromNeighbour++;
+      else if (via === 'fallback') this.counts.fromFallback++;
+      else if (via === 'swarm') this.counts.fromSwarm++;
+      this.check();
+    });
+  }
+
+  /** Merges if every chunk is held and no merge ran or runs. */
+  check(): void {
+    if (this.c.store.isComplete()) void this.merge();
+  }
+
+  /** With exitWhenDone: finish once merged and every upload neighbour holds everything or has gone. */
+  recheck(): void {
+    if (!this.o.exitWhenDone || !this.mergedPath || this.finished) return;
+    const lingered =
+      this.c.peersSeen() > 0 || this.c.clock.now() - this.mergedAt >= this.o.lingerMs;
+    if (this.c.allServed() && lingered) {
+      this.finished = true;
+      this.c.events.publish('done', { path: this.mergedPath });
+      this.emit('done');
+    }
+  }
+
+  /** Resolves once a merge under way has finished or failed. */
+  async settled(): Promise<void> {
+    await this.merging;
+  }
+
+  private merge(): Promise<void> {
+    if (this.merging || this.mergedPath || this.c.signal.aborted) return Promise.resolve();
+    this.merging = this.runMerge().finally(() => {
+      this.merging = undefined;
+    });
+    return this.merging;
+  }
+
+  private async runMerge(): Promise<void> {
+    const { store, events, clock } = this.c;
+    try {
+      await mkdir(dirname(this.o.outPath), { recursive: true });
+      const result = await store.merge(this.o.outPath, { sha256: this.o.sha256 });
+      this.mergedPath = result.path;
+      this.mergedAt = clock.now();
+      events.publish('merged', {
+        path: result.path,
+        sha256: result.sha256,
+        verified: store.metainfo.sha256 !== undefined,
+        owner: this.counts.fromOwner,
+        neighbour: this.counts.fromNeighbour,
+        fallback: this.counts.fromFallback,
+        ...(this.o.swarmMode ? { swarm: this.counts.fromSwarm } : {}),
+      });
+      this.emit('merged', result.path);
+      this.recheck();
+      if (this.o.exitWhenDone) clock.setTimeout(() => this.recheck(), this.o.lingerMs + 10);
+    } catch (err) {
+      if (
+        err instanceof ChunkError &&
+        (err.code === 'ERR_CHUNK_HASH' || err.code === 'ERR_CHUNK_MISSING')
+      ) {
+        // The store dropped the bad (or vanished) chunk; fetching resumes and the merge runs again when it is back.
+        events.publish('chunk-corrupt', { reason: err.message });
+        this.emit('chunksLost');
+      } else {
+        this.emit('error', err as Error);
+      }
+    }
+  }
+}
