@@ -34,8 +34,10 @@ import {
   withAnnounce,
 } from '@swarmdrop/protocol';
 import {
+  BlockServer,
   CHUNK_DIR,
   ChunkStore,
+  Connection,
   carriesToken,
   createLogger,
   createWireLimits,
@@ -57,7 +59,6 @@ import {
   sniffConnection,
   splitFile,
   systemClock,
-  Uploader,
   UtpEndpoint,
   type UtpStream,
   type WireLimits,
@@ -173,8 +174,8 @@ export class Owner {
   /** Every peer in the tracker's table, and every open connection's remote. */
   private readonly peers = new Map<string, PeerRecord>();
   private readonly tracker: TrackerRegistry;
-  /** Each live BitTorrent connection and the uploader serving it. */
-  private readonly wires = new Map<PeerWire, Uploader>();
+  /** Each BitTorrent connection; true once it was sent the whole bitfield (it gets a `have` for a restored chunk). */
+  private readonly connections = new Map<Connection, boolean>();
   /** One bucket per direction for every connection (--upload-limit, --download-limit). */
   private readonly limits: WireLimits;
   private readonly clock: () => Date;
@@ -214,12 +215,8 @@ export class Owner {
     this.tracker = new TrackerRegistry({ clock: init.clock });
     this.peerId = makePeerId(init.port);
     this.limits = createWireLimits({ ...init.options, clock: systemClock });
-    this.seeding = new SuperSeeding(
-      init.store,
-      this.events.publish,
-      (index) => void this.restoreChunk(index),
-    );
-    // What was served, to whom: counted from the events the Uploaders and the seeding publish.
+    this.seeding = new SuperSeeding(init.store, this.events.publish);
+    // What was served, to whom: counted from the chunk-sent events.
     this.events.on('chunk-sent', ({ to, bytes }) => {
       this.chunksServed++;
       this.bytesServed += bytes;
@@ -377,7 +374,7 @@ export class Owner {
       role: 'owner',
       private: true,
       chunks: this.metainfo.geometry.pieceCount,
-      connections: this.wires.size,
+      connections: this.connections.size,
       peers: this.peers.size,
     };
   }
@@ -401,7 +398,7 @@ export class Owner {
       infoHash: this.metainfo.infoHash.toString('hex'),
       private: this.metainfo.private,
       port: this.port,
-      connections: this.wires.size,
+      connections: this.connections.size,
       refused: { ...this.server.stats },
       bytesServed: this.bytesServed,
       chunksServed: this.chunksServed,
@@ -423,7 +420,7 @@ export class Owner {
     this.closing ??= (async () => {
       this.events.publish('stopping', {});
       this.dashboardHttp.close();
-      for (const wire of this.wires.keys()) wire.close('owner stopping');
+      for (const connection of this.connections.keys()) connection.close('owner stopping');
       this.limits.upload?.close();
       this.limits.download?.close();
       await this.utp?.close();
@@ -508,7 +505,11 @@ export class Owner {
         await this.store.put(index, data);
         restored = true;
         // Connections that arrived while it was missing got a bitfield without it.
-        for (const uploader of this.wires.values()) uploader.announce(index);
+        for (const [connection, whole] of this.connections) {
+          if (!whole || connection.state !== 'live') continue;
+          connection.sendHave(index);
+          this.events.publish('have-sent', { chunk: index, to: connection.label });
+        }
       } else {
         why = 'the source file changed too';
       }
@@ -611,51 +612,74 @@ export class Owner {
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
       limits: this.limits,
     });
-    let record: PeerRecord | undefined;
-    const uploader = new Uploader({
+    const connection = new Connection({
       wire,
-      store: this.store,
-      publish: this.events.publish,
-      onChunkCorrupt: (index) => void this.restoreChunk(index),
-      onRemoteHas: (remote, index) => {
-        if (!record) return;
-        record.holds = remote.count();
-        // Only announced swarmdrop peers shape later batches: a stock client's
-        // record is gone when it disconnects, so its holds must not linger.
-        if (!record.announced) return;
-        // A `have` names one chunk; only a bitfield needs the whole scan.
-        const indexes = index === undefined ? remote.heldIds() : [index];
-        for (const i of indexes) this.assigner.noteHolds(record.address, i);
-      },
+      pieceCount: this.store.pieceCount,
+      localHas: this.store.held,
     });
-    wire.onHandshake = (handshake) => {
+    const server = new BlockServer({ connection, store: this.store });
+    const publish = this.events.publish;
+    let record: PeerRecord | undefined;
+    /** What the remote holds changed: its record, and (announced swarmdrop peers) later batches. */
+    const holds = (indexes: Iterable<number>) => {
+      if (!record) return;
+      record.holds = connection.remoteHas.count();
+      // Only announced swarmdrop peers shape later batches: a stock client's
+      // record is gone when it disconnects, so its holds must not linger.
+      if (!record.announced) return;
+      for (const i of indexes) this.assigner.noteHolds(record.address, i);
+    };
+    // Every connection alike: the events it publishes, and the owner serves whoever asks
+    // (offers, for swarm-mode peers, ration it; not choking).
+    connection.on('bitfield', (remote) => {
+      publish('idlist-received', { from: wire.label, chunks: remote.count(), of: remote.size });
+      holds(remote.heldIds());
+    });
+    connection.on('have', (index) => {
+      publish('have-received', { chunk: index, from: wire.label });
+      // A `have` names one chunk; only a bitfield needs the whole scan.
+      holds([index]);
+    });
+    connection.on('interested', () => connection.unchoke());
+    server.on('requestReceived', (index) =>
+      publish('request-received', { chunk: index, from: wire.label }),
+    );
+    server.on('chunkSent', (index, bytes) =>
+      publish('chunk-sent', { chunk: index, to: wire.label, bytes }),
+    );
+    server.on('chunkCorrupt', (index) => void this.restoreChunk(index));
+    connection.on('ready', (handshake) => {
       record = this.peerRecord(wire.label);
       record.connections++;
       record.client = isSwarmdropPeer(handshake.peerId)
         ? 'swarmdrop'
         : clientName(handshake.peerId);
-      this.events.publish('connected', {
+      publish('connected', {
         peer: wire.label,
         client: record.client,
         dir: 'in',
         transport: wire.transport,
         encryption: wire.encryption,
       });
-      if (isSwarmModePeer(handshake.peerId)) this.seeding.serve(wire);
-      else uploader.start();
-    };
-    wire.onMessage = (message) => {
-      uploader.handle(message);
-    };
-    this.wires.set(wire, uploader);
-    void wire.closed.then(({ reason, error }) => {
-      this.wires.delete(wire);
+      if (isSwarmModePeer(handshake.peerId)) {
+        this.seeding.serve(connection, server);
+        return;
+      }
+      // Ring peers and stock clients: the whole bitfield.
+      const held = this.store.held;
+      connection.sendBitfield(held);
+      this.connections.set(connection, true);
+      publish('idlist-sent', { to: wire.label, chunks: held.count(), of: held.size });
+    });
+    this.connections.set(connection, false);
+    connection.on('closed', ({ reason, error }) => {
+      this.connections.delete(connection);
       if (record) {
         record.connections--;
         this.forgetIfUnused(record);
       }
-      if (error) this.events.publish('protocol-error', { peer: wire.label, reason });
-      this.events.publish('disconnected', { peer: wire.label, reason, sent: uploader.chunksSent });
+      if (error) publish('protocol-error', { peer: wire.label, reason });
+      publish('disconnected', { peer: wire.label, reason, sent: server.chunksSent });
     });
   }
 

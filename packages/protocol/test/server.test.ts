@@ -1,7 +1,8 @@
 /**
  * In-process sockets on 127.0.0.1, port 0: DualServer routes HTTP and
  * BitTorrent by the first byte; PeerWire pairs exchange handshake, bitfield
- * and pieces served by an Uploader from a ChunkStore; a bad connection is
+ * and pieces served by a Connection and a BlockServer from a ChunkStore, as
+ * the owner serves; a bad connection is
  * closed with a WireError while good ones go on; maxConnections turns
  * connections away. Waits are on events, never on wall-clock sleeps.
  */
@@ -25,14 +26,15 @@ import {
   WireError,
 } from '../src/index.js';
 import {
+  BlockServer,
   ChunkStore,
+  Connection,
   DualServer,
   type DualServerOptions,
   MAX_REDUNDANT_BITFIELDS,
   PeerWire,
   sha1,
   splitFile,
-  Uploader,
   type WireClose,
 } from '../src/node/index.js';
 
@@ -63,7 +65,8 @@ class Inbox {
 
 interface ServerSide {
   wire: PeerWire;
-  uploader: Uploader;
+  connection: Connection;
+  blocks: BlockServer;
 }
 
 /** An owner-like process: a split file, its store, and a DualServer serving it. */
@@ -103,19 +106,32 @@ async function startOwner(options: Partial<DualServerOptions> = {}, handshakeTim
         peerId,
         ...(handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs } : {}),
       });
-      const uploader = new Uploader({
+      // Served as the owner serves a ring peer: the whole bitfield, unchoke on interest.
+      const connection = new Connection({
         wire,
-        store,
-        publish: (event, fields) => log.push({ event, fields: fields as LogFields }),
+        pieceCount: metainfo.geometry.pieceCount,
+        localHas: store.held,
       });
-      wire.onMessage = (m) => {
-        uploader.handle(m);
-      };
-      wire.ready().then(
-        () => uploader.start(),
-        () => {},
+      const blocks = new BlockServer({ connection, store });
+      const publish = (event: LogEventName, fields: LogFields) => log.push({ event, fields });
+      connection.on('ready', () => {
+        connection.sendBitfield(store.held);
+        publish('idlist-sent', { to: wire.label, chunks: store.held.count(), of: store.held.size });
+      });
+      connection.on('interested', () => connection.unchoke());
+      connection.on('bitfield', (remote) =>
+        publish('idlist-received', { from: wire.label, chunks: remote.count(), of: remote.size }),
       );
-      const side = { wire, uploader };
+      connection.on('have', (index) =>
+        publish('have-received', { chunk: index, from: wire.label }),
+      );
+      blocks.on('requestReceived', (index) =>
+        publish('request-received', { chunk: index, from: wire.label }),
+      );
+      blocks.on('chunkSent', (index, bytes) =>
+        publish('chunk-sent', { chunk: index, to: wire.label, bytes }),
+      );
+      const side = { wire, connection, blocks };
       wires.push(side);
       wireWaiters.shift()?.(side);
     },
@@ -216,7 +232,9 @@ function wireErrorCode(close: WireClose): string | undefined {
   return close.error instanceof WireError ? close.error.code : undefined;
 }
 
-describe('DualServer + PeerWire + Uploader over real sockets', { timeout: 20_000 }, () => {
+describe('DualServer + PeerWire + Connection and BlockServer over real sockets', {
+  timeout: 20_000,
+}, () => {
   it('routes an HTTP GET to onHttp', async () => {
     const owner = await startOwner();
     expect(await httpGet(owner.port, '/meta.torrent')).toEqual({
@@ -279,7 +297,7 @@ describe('DualServer + PeerWire + Uploader over real sockets', { timeout: 20_000
     expect(await clientStore.put(3, await fetchChunk(client, owner.metainfo, 3))).toBe(true);
 
     // A have from the server reaches the client.
-    server.uploader.announce(2);
+    server.connection.sendHave(2);
     expect(await client.inbox.next('have')).toEqual({ type: 'have', index: 2 });
 
     const events = owner.log.map((e) => `${e.event} ${String(e.fields.chunk ?? '')}`);
@@ -290,7 +308,7 @@ describe('DualServer + PeerWire + Uploader over real sockets', { timeout: 20_000
     expect(
       owner.log.find((e) => e.event === 'chunk-sent' && e.fields.chunk === 1)?.fields.bytes,
     ).toBe(DEFAULT_CHUNK_SIZE);
-    expect(server.uploader.chunksSent).toBe(3);
+    expect(server.blocks.chunksSent).toBe(3);
     expect(server.wire.isClosed).toBe(false);
   });
 
@@ -393,14 +411,15 @@ describe('DualServer + PeerWire + Uploader over real sockets', { timeout: 20_000
     const serverWire = owner.nextWire();
     const client = await openClient(owner.port, owner.metainfo);
     await client.wire.ready();
-    client.wire.send({ type: 'interested' });
+    // BEP 3: the bitfield is the first message; the second is taken as haves.
     client.wire.send({ type: 'bitfield', bytes: new Uint8Array([0b1000_0000]) });
     client.wire.send({ type: 'bitfield', bytes: new Uint8Array([0b1010_0000]) });
+    client.wire.send({ type: 'interested' });
     await client.inbox.next('unchoke');
     client.wire.send({ type: 'request', index: 1, begin: 0, length: 16_384 });
     await client.inbox.next('piece');
     const side = await serverWire;
-    expect(side.uploader.remoteHas.heldIds()).toEqual([0, 2]);
+    expect(side.connection.remoteHas.heldIds()).toEqual([0, 2]);
     expect(owner.log.filter((l) => l.event === 'have-received').map((l) => l.fields.chunk)).toEqual(
       [2],
     );
@@ -427,7 +446,6 @@ describe('DualServer + PeerWire + Uploader over real sockets', { timeout: 20_000
     const piece = await client.inbox.next('piece');
     expect([piece.index, piece.begin]).toEqual([1, 0]);
     expect(client.inbox.all.filter((m) => m.type === 'piece')).toHaveLength(1);
-    expect((await serverWire).uploader.requestsDroppedChoked).toBe(1);
     expect(
       owner.log.filter((l) => l.event === 'request-received').map((l) => l.fields.chunk),
     ).toEqual([1]);

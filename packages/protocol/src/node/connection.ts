@@ -5,11 +5,15 @@ import { RateEstimator } from '../swarm/rate-estimator.js';
 import { TypedEmitter } from '../swarm/typed-emitter.js';
 import type { Handshake, Message } from '../wire/messages.js';
 import type { PeerWire, WireClose } from './peer-wire.js';
-// One rule for later bitfields, shared with the Uploader that serves today's connections.
-import { MAX_REDUNDANT_BITFIELDS } from './uploader.js';
 
 /** Block requests a remote may have queued with us before it counts as a flood and is cut off. */
 export const DEFAULT_MAX_REMOTE_REQUESTS = 1_024;
+/**
+ * Later bitfields that tell us nothing new, tolerated per connection. aria2
+ * sends a bitfield in place of several `have`s (its checkHave), at times
+ * one that repeats the first; a remote sending more is flooding.
+ */
+export const MAX_REDUNDANT_BITFIELDS = 8;
 
 /** One block of one piece: the unit of `request`, `cancel` and `piece`. */
 export interface BlockRef {
@@ -93,8 +97,7 @@ function keyOf(r: BlockRef): string {
  * - the bitfield is the first message or none (BEP 3); stock clients
  *   (aria2) send a later one in place of `have`s, so a later one counts as
  *   the `have`s of what it adds, and one that takes a piece back, or a run
- *   of them adding nothing, closes (`ERR_BITFIELD_REPEATED`), as the owner's
- *   Uploader does;
+ *   of them adding nothing, closes (`ERR_BITFIELD_REPEATED`);
  * - a choke from them voids our requests (emitted with `choke`), a choke from
  *   us voids theirs (returned by `choke()`), as BEP 3 says;
  * - a request while we choke them is dropped (it crossed our choke);

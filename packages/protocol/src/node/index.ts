@@ -4,24 +4,24 @@
  * sockets (one BitTorrent connection, the one-port BitTorrent/HTTP server, the
  * shared serving logic). Owner and peer both build on these.
  *
+ * `Connection` wraps a `PeerWire` and owns the remote's state (bitfield, the
+ * four choke/interest flags, requests both ways, rates), emitting typed
+ * events; `BlockServer` serves its requests from the store. Invariants:
+ * `packages/peer/src/swarm/STATE.md`.
+ *
  * @example
  * ```ts
- * import { ChunkStore, DualServer, PeerWire, Uploader } from '@swarmdrop/protocol/node';
+ * import { BlockServer, ChunkStore, Connection, DualServer, PeerWire } from '@swarmdrop/protocol/node';
  * const { store } = await ChunkStore.open({ dir, metainfo });
  * const server = new DualServer({ port: 6881, onHttp, onWire(socket, initial) {
  *   const wire = new PeerWire({ socket, initial, metainfo, peerId });
- *   const uploader = new Uploader({ wire, store, log });
- *   wire.onMessage = (m) => uploader.handle(m);
- *   wire.ready().then(() => uploader.start(), () => {}); // rejects if it closes first
+ *   const connection = new Connection({ wire, pieceCount: store.pieceCount, localHas: store.held });
+ *   new BlockServer({ connection, store });
+ *   connection.on('ready', () => connection.sendBitfield(store.held));
+ *   connection.on('interested', () => connection.unchoke());
  * }});
  * await server.listen();
  * ```
- *
- * For swarm mode (wired in by a later change), `Connection` wraps a
- * `PeerWire` and owns the remote's state (bitfield, the four choke/interest
- * flags, requests both ways, rates), emitting typed events; `BlockServer`
- * serves its requests from the store. Invariants:
- * `packages/peer/src/swarm/STATE.md`.
  *
  * Rate limits: `createWireLimits` makes one `RateLimiter` (a token bucket,
  * in the pure part) per direction for a process; every `PeerWire` of that
@@ -43,5 +43,4 @@ export * from './mse-handshake.js';
 export * from './peer-wire.js';
 export * from './progress-line.js';
 export * from './split.js';
-export * from './uploader.js';
 export * from './utp.js';
