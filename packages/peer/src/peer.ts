@@ -13,9 +13,7 @@ import {
   escapeUnsafe,
   formatEndpoint,
   formatRanges,
-  isSwarmdropPeer,
   type LogFormat,
-  MAX_BLOCK_LENGTH,
   type Metainfo,
   MetainfoError,
   makePeerId,
@@ -29,11 +27,9 @@ import {
   type WireTransport,
 } from '@swarmdrop/protocol';
 import {
-  BlockServer,
   BufferPool,
   CHUNK_DIR,
   ChunkStore,
-  Connection,
   carriesToken,
   createLogger,
   createWireLimits,
@@ -45,7 +41,6 @@ import {
   type Logger,
   listChunkDir,
   mseRespond,
-  PeerWire,
   SUMMARY_FILE,
   sendBody,
   sendJson,
@@ -60,7 +55,7 @@ import {
 import { backoffMs, connectWire, type WireConnection } from './backoff.js';
 import { type Clock, pause, systemClock, type Timer } from './clock.js';
 import { Completion } from './completion.js';
-import { FallbackPolicy } from './fallback-policy.js';
+import { RingSession } from './links/ring-session.js';
 import {
   type AnnounceResult,
   announce,
@@ -69,10 +64,8 @@ import {
   postReport,
 } from './owner-client.js';
 import { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
-import { MinRatePolicy } from './swarm/min-rate-policy.js';
 import { publishSwarm } from './swarm/swarm-log.js';
-import { SwarmPicker } from './swarm/swarm-picker.js';
-import { DEFAULT_PIPELINE_BLOCKS, SwarmScheduler } from './swarm/swarm-scheduler.js';
+import { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';
 import { SwarmSession } from './swarm/swarm-session.js';
 
 export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
@@ -80,18 +73,6 @@ export const DEFAULT_OWNER_TIMEOUT_MS = 60_000;
 export const DEFAULT_LINGER_MS = 5_000;
 /** How often the peer tells the owner's dashboard what it holds and whom it trades with. */
 export const DASHBOARD_REPORT_MS = 1_000;
-/**
- * Block size to request from `wire`'s remote: whole chunks (capped at
- * MAX_BLOCK_LENGTH) from another swarmdrop process, 16 KiB from anyone else,
- * since stock clients refuse larger requests.
- */
-function blockSizeFor(wire: PeerWire, pieceLength: number): number {
-  const remote = wire.remoteHandshake;
-  return remote && isSwarmdropPeer(remote.peerId)
-    ? Math.min(pieceLength, MAX_BLOCK_LENGTH)
-    : BLOCK_SIZE;
-}
-
 /** How long a host the tracker listed may open connections to us (the owner's announce expiry). */
 const ADMISSION_MS = 90_000;
 /** At most one extra announce this often to admit a host we have not seen (the tracker's min interval). */
@@ -108,9 +89,8 @@ function canonicalHost(host: string): string {
   }
 }
 
-/** Chunks that fail SHA-1 from one source before that connection is cut. */
-export const MAX_HASH_FAILURES = 3;
-const TICK_MS = 250;
+export { MAX_HASH_FAILURES } from './links/ring-session.js';
+
 /** Error codes that mean the disk (not the network or the input) failed us. */
 const DISK_ERROR_CODES = new Set([
   'ENOSPC',
@@ -189,31 +169,6 @@ export interface PeerComponents {
   readonly clock?: Clock;
 }
 
-type Role = 'in' | 'neighbour' | 'owner' | 'fallback';
-
-/** One ring connection: the Connection owns the remote's state, the BlockServer serves it. */
-interface Session {
-  /** Its name in the scheduler (a label can have two links: an upload neighbour that is also our download neighbour). */
-  readonly id: string;
-  readonly role: Role;
-  /** When the connection was opened (on the peer's clock). */
-  readonly openedAt: number;
-  readonly connection: Connection;
-  readonly server: BlockServer;
-  /** Our bitfield went out: from here on it gets a `have` for each chunk we store. */
-  bitfieldSent: boolean;
-  /** Chunks this link delivered. */
-  received: number;
-}
-
-/** A download link as the scheduler's events name it; kept past its connection while a chunk it sent is stored. */
-interface DownloadLink {
-  readonly session: Session;
-  readonly label: string;
-  readonly role: Exclude<Role, 'in'>;
-  readonly requestBytes: number;
-}
-
 /**
  * A swarmdrop peer: bootstraps from the owner, downloads its initial batch,
  * then uploads to whoever connects on its port while downloading from its
@@ -236,37 +191,24 @@ export class Peer {
   private utp: UtpEndpoint | undefined;
   private readonly peerId: Buffer;
   private readonly abort = new AbortController();
-  private readonly sessions = new Set<Session>();
-  private nextSessionId = 0;
-  /** Ring mode's download side: the swarm scheduler over fixed links (set at bootstrap in ring mode). */
-  private scheduler: SwarmScheduler | undefined;
-  /** The ring's download links, by scheduler id. */
-  private readonly links = new Map<string, DownloadLink>();
-  /** Chunks an owner link (batch or fallback) is fetching: the neighbours leave them alone. */
-  private readonly reserved = new Set<number>();
+  /** Ring mode's links and their connections (links/), set at bootstrap in ring mode. */
+  private ring: RingSession | undefined;
   private store: ChunkStore | undefined;
   private chunkBuffers: BufferPool | undefined;
   private torrentBytes: Buffer | undefined;
   /** Where the merged file goes, checked against the peer's own files once the name is known. */
   private outPath: string | undefined;
   private batch: number[] = [];
-  private ownerLinkActive = false;
-  private fallbackActive = false;
   private readonly clock: Clock;
   /** One bucket per direction for every connection (--upload-limit, --download-limit). */
   private readonly limits: WireLimits;
-  private readonly fallback: FallbackPolicy;
-  private readonly blamed = new Map<string, Set<number>>();
   /** With a token: hosts the owner's tracker listed (they announced with it), and when. */
   private readonly admitted = new Map<string, number>();
   /** The tracker query under way to admit a new host, and when the last one ran. */
   private admitting: Promise<void> | undefined;
   private lastAdmitRefresh = 0;
-  private readonly hashFailures = new Map<string, number>();
   /** Merge, exit and linger (set at bootstrap, once the store is open). */
   private completion: Completion | undefined;
-  private uploadSessionsSeen = 0;
-  private tick: Timer | undefined;
   private reannouncer: Reannouncer | undefined;
   private resolveFinished!: (code: number) => void;
   private closing: Promise<void> | undefined;
@@ -289,7 +231,6 @@ export class Peer {
     this.events = events;
     this.clock = clock;
     this.limits = createWireLimits({ ...options, clock });
-    this.fallback = new FallbackPolicy(options.fallbackAfterMs, clock);
     this.server = server;
     this.port = port;
     // A swarm-mode id tells the owner to seed us piece by piece (its super-seeding).
@@ -378,19 +319,17 @@ export class Peer {
     this.closing ??= (async () => {
       this.events.publish('stopping', {});
       this.abort.abort();
-      this.tick?.cancel();
       this.reportTimer?.cancel();
       this.dashboardHttp.close();
       this.reannouncer?.stop();
       this.swarm?.close();
-      this.scheduler?.close();
-      for (const session of this.sessions) session.connection.close('peer stopping');
+      this.ring?.close();
       this.limits.upload?.close();
       this.limits.download?.close();
       await this.utp?.close();
       await this.server.close();
       // A chunk being written when we stop is finished (file and summary line) before the store closes.
-      await this.scheduler?.settled();
+      await this.ring?.settled();
       // A merge in progress finishes (or fails) before the store closes.
       await this.completion?.settled();
       await this.store?.close();
@@ -425,13 +364,7 @@ export class Peer {
       ...this.dashboard.selfStatus(),
       received: this.completion?.counts ?? null,
       ...(this.swarm ? { swarm: this.swarm.status() } : {}),
-      connections: [...this.sessions].map((s) => ({
-        peer: s.connection.label,
-        role: s.role,
-        holds: s.connection.remoteHas.count(),
-        chunksSent: s.server.chunksSent,
-        chunksReceived: s.received,
-      })),
+      connections: this.ring?.status() ?? [],
     };
   }
 
@@ -505,7 +438,6 @@ export class Peer {
         reason: `announce failed: ${(err as Error).message}; continuing without a batch`,
       });
     }
-    this.fallback.restart();
     const swarmMode = this.options.swarm || this.neighbours.length === 0;
     this.startCompletion(opened.store, swarmMode);
     if (swarmMode) {
@@ -514,13 +446,28 @@ export class Peer {
       return;
     }
     this.startRing(opened.store);
-    const wanted = this.batch.filter((i) => !opened.store.has(i));
-    if (wanted.length > 0) void this.runOwnerLink(new Set(wanted), 'owner');
-    for (const neighbour of this.neighbours) void this.neighbourLoop(neighbour);
-    this.tick = this.clock.setInterval(() => this.onTick(), TICK_MS);
     this.reannouncer = new Reannouncer(this.clock, REANNOUNCE_MS, () => this.announceNow());
     this.reannouncer.start();
     this.completion!.check();
+  }
+
+  /**
+   * Tells the owner's dashboard what we hold and whom we trade with. One at a
+   * time; an owner that takes no reports (an older one) is not asked again,
+   * and a failed report is simply replaced by the next.
+   */
+  private reportToOwner(): void {
+    if (this.reporting || this.abort.signal.aborted) return;
+    this.reporting = true;
+    const report = this.dashboard.report(this.port, this.mergedPath !== undefined);
+    postReport(this.options.owner, report, this.abort.signal, this.options.token)
+      .catch((err: unknown) => {
+        const status = err instanceof HttpStatusError ? err.status : 0;
+        if (status === 404 || status === 405) this.reportTimer?.cancel();
+      })
+      .finally(() => {
+        this.reporting = false;
+      });
   }
 
   /** Where the merged file went, once merged. */
@@ -543,12 +490,8 @@ export class Peer {
         clock: this.clock,
         events: this.events,
         signal: this.abort.signal,
-        allServed: () =>
-          [...this.sessions]
-            .filter((s) => s.role === 'in')
-            .every((s) => s.connection.remoteHas.isComplete()) &&
-          (this.swarm?.allServed() ?? true),
-        peersSeen: () => this.uploadSessionsSeen + (this.swarm?.peersSeen ?? 0),
+        allServed: () => (this.ring?.allServed() ?? true) && (this.swarm?.allServed() ?? true),
+        peersSeen: () => (this.ring?.peersSeen ?? 0) + (this.swarm?.peersSeen ?? 0),
       },
     );
     completion.on('merged', () => void this.announceNow('completed').catch(() => {}));
@@ -556,25 +499,6 @@ export class Peer {
     completion.on('done', () => this.resolveFinished(0));
     completion.on('error', (err) => this.fatal(err));
     this.completion = completion;
-  }
-
-  /**
-   * Tells the owner's dashboard what we hold and whom we trade with. One at a
-   * time; an owner that takes no reports (an older one) is not asked again,
-   * and a failed report is simply replaced by the next.
-   */
-  private reportToOwner(): void {
-    if (this.reporting || this.abort.signal.aborted) return;
-    this.reporting = true;
-    const report = this.dashboard.report(this.port, this.mergedPath !== undefined);
-    postReport(this.options.owner, report, this.abort.signal, this.options.token)
-      .catch((err: unknown) => {
-        const status = err instanceof HttpStatusError ? err.status : 0;
-        if (status === 404 || status === 405) this.reportTimer?.cancel();
-      })
-      .finally(() => {
-        this.reporting = false;
-      });
   }
 
   /** Exact bytes still missing (the last chunk may be short). */
@@ -732,7 +656,7 @@ export class Peer {
   /** An admitted incoming connection: the swarm session's in swarm mode, else an upload neighbour. */
   private serveIncoming(connection: WireConnection): void {
     if (this.swarm) this.swarm.accept(connection.socket, connection.initial ?? Buffer.alloc(0));
-    else this.openSession(connection, 'in', undefined);
+    else this.ring?.accept(connection);
   }
 
   /** Swarm mode (swarm/swarm-session.ts): the session trades; the peer counts, merges and finishes. */
@@ -848,336 +772,43 @@ export class Peer {
     });
   }
 
-  /**
-   * Ring mode's download side: one SwarmScheduler (picker, endgame, min-rate)
-   * over the fixed links, each with its own policy (`allowed`): the owner
-   * link takes its batch, a fallback link what it was given, a neighbour all
-   * but those and what it sent bad.
-   */
+  /** Ring mode (links/ring-session.ts): the fixed links trade; the peer merges and finishes. */
   private startRing(store: ChunkStore): void {
-    const picker = new SwarmPicker({
-      geometry: store.metainfo.geometry,
-      held: store.held,
-      rng: Math.random,
-    });
-    const scheduler = new SwarmScheduler(
+    const ring = new RingSession(
       {
-        picker,
-        policy: new MinRatePolicy({ clock: this.clock }),
-        sink: store,
+        store,
+        peerId: this.peerId,
         clock: this.clock,
+        signal: this.abort.signal,
+        publish: this.events.publish,
+        connect: (host, port, signal) => this.connect(host, port, signal),
+        limits: this.limits,
         ...(this.chunkBuffers ? { buffers: this.chunkBuffers } : {}),
       },
-      { pipelineBytes: (this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS) * BLOCK_SIZE },
+      {
+        owner: this.options.owner,
+        neighbours: this.neighbours,
+        fallbackAfterMs: this.options.fallbackAfterMs,
+        pipelineBytes: (this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS) * BLOCK_SIZE,
+        batch: this.batch,
+      },
     );
-    scheduler.on('requested', (index, id) => {
-      const link = this.links.get(id);
-      if (!link) return;
-      const size = store.metainfo.geometry.pieceSize(index);
-      this.events.publish('request-sent', {
-        chunk: index,
-        to: link.label,
-        blocks: Math.ceil(size / link.requestBytes),
-      });
-    });
-    scheduler.on('pieceStored', (index, id) => this.onStored(index, id));
-    scheduler.on('pieceRejected', (index, ids) => this.onRejected(index, ids));
-    scheduler.on('error', (err) => this.fatal(err));
-    this.scheduler = scheduler;
-  }
-
-  /**
-   * One ring connection: a Connection (the remote's bitfield, flags and
-   * requests) and a BlockServer that serves whoever is interested. With
-   * `allowed`, it is also a download link of the scheduler.
-   */
-  private openSession(
-    connection: WireConnection,
-    role: Role,
-    allowed: ((index: number) => boolean) | undefined,
-  ): Session {
-    const store = this.store!;
-    const publish = this.events.publish;
-    const wire = new PeerWire({
-      socket: connection.socket,
-      metainfo: store.metainfo,
-      peerId: this.peerId,
-      encryption: connection.encryption,
-      transport: connection.transport,
-      ...(connection.initial ? { initial: connection.initial } : {}),
-      limits: this.limits,
-    });
-    const conn = new Connection({
-      wire,
-      pieceCount: store.pieceCount,
-      localHas: store.held,
-      clock: this.clock,
-    });
-    const server = new BlockServer({ connection: conn, store });
-    const session: Session = {
-      id: `${role}#${++this.nextSessionId}`,
-      role,
-      openedAt: this.clock.now(),
-      connection: conn,
-      server,
-      bitfieldSent: false,
-      received: 0,
-    };
-    this.sessions.add(session);
-    conn.on('ready', () => {
-      const label = conn.label;
-      // Only a real handshake counts as an upload neighbour (not a port probe).
-      if (role === 'in') this.uploadSessionsSeen++;
-      publish('connected', {
-        peer: label,
-        role,
-        dir: role === 'in' ? 'in' : 'out',
-        transport: wire.transport,
-        encryption: wire.encryption,
-      });
-      // BEP 3 lets a process that holds nothing skip the bitfield; we always send it so the log shows it.
-      conn.sendBitfield(store.held);
-      session.bitfieldSent = true;
-      publish('idlist-sent', { to: label, chunks: store.held.count(), of: store.held.size });
-      if (allowed && role !== 'in' && this.scheduler) {
-        const requestBytes = blockSizeFor(wire, store.metainfo.pieceLength);
-        this.links.set(session.id, { session, label, role, requestBytes });
-        this.scheduler.add(session.id, conn, { requestBytes, allowed });
-      }
-    });
-    // The ring serves whoever asks: no choking rounds.
-    conn.on('interested', () => conn.unchoke());
-    conn.on('bitfield', (remote) => {
-      publish('idlist-received', { from: conn.label, chunks: remote.count(), of: remote.size });
-      if (role === 'in') this.completion?.recheck();
-    });
-    conn.on('have', (index) => {
-      publish('have-received', { chunk: index, from: conn.label });
-      if (role === 'in') this.completion?.recheck();
-    });
-    server.on('requestReceived', (index) =>
-      publish('request-received', { chunk: index, from: conn.label }),
-    );
-    server.on('chunkSent', (index, bytes) =>
-      publish('chunk-sent', { chunk: index, to: conn.label, bytes }),
-    );
-    server.on('chunkCorrupt', (index) => {
-      publish('chunk-corrupt', { chunk: index, reason: 'stored file failed SHA-1; dropped' });
-      // Serving found one of our chunk files rotten and dropped it: it is wanted again.
-      this.chunkLost();
-    });
-    conn.on('closed', ({ reason, error }) => {
-      this.sessions.delete(session);
-      if (wire.remoteHandshake || error) {
-        if (error) publish('protocol-error', { peer: conn.label, reason });
-        publish('disconnected', { peer: conn.label, role, reason });
-      }
-      if (role === 'in') this.completion?.recheck();
-    });
-    return session;
-  }
-
-  private onStored(index: number, id: string): void {
-    const link = this.links.get(id);
-    const role = link?.role ?? 'neighbour';
-    if (link) link.session.received++;
-    if (role === 'neighbour') this.fallback.restart();
-    const store = this.store!;
-    this.events.publish('chunk-received', {
-      chunk: index,
-      from: link?.label ?? id,
-      bytes: store.metainfo.geometry.pieceSize(index),
-      via: role,
-    });
-    for (const session of this.sessions) {
-      if (!session.bitfieldSent || session.connection.state !== 'live') continue;
-      session.connection.sendHave(index);
-      this.events.publish('have-sent', { chunk: index, to: session.connection.label });
-    }
-  }
-
-  /** A chunk failed SHA-1: every link that sent a block of it is blamed for it. */
-  private onRejected(index: number, ids: readonly string[]): void {
-    const links = ids.flatMap((id) => this.links.get(id) ?? []);
-    this.events.publish('chunk-rejected', {
-      chunk: index,
-      from: links.map((l) => l.label).join(','),
-      reason: 'sha1-mismatch',
-    });
-    for (const link of links) {
-      let set = this.blamed.get(link.label);
-      if (!set) {
-        set = new Set();
-        this.blamed.set(link.label, set);
-      }
-      set.add(index);
-      const failures = (this.hashFailures.get(link.label) ?? 0) + 1;
-      this.hashFailures.set(link.label, failures);
-      if (failures >= MAX_HASH_FAILURES) {
-        link.session.connection.close(`sent ${failures} chunks that failed SHA-1`);
-      }
-    }
-    // The chunk is free again; another link (the owner fallback) may be waiting for it.
-    this.scheduler?.refresh();
+    this.ring = ring;
+    ring.on('remoteProgress', () => this.completion?.recheck());
+    ring.on('error', (err) => this.fatal(err));
+    ring.start();
   }
 
   /** Chunks we held were dropped: every link reconsiders what its remote can give us. */
   private chunkLost(): void {
     this.swarm?.storeChanged();
-    const store = this.store;
-    const scheduler = this.scheduler;
-    if (!store || !scheduler) return;
-    for (let index = 0; index < store.pieceCount; index++)
-      if (!store.has(index)) scheduler.pieceLost(index);
-  }
-
-  private isBlamed(label: string, index: number): boolean {
-    return this.blamed.get(label)?.has(index) ?? false;
+    this.ring?.storeChanged();
   }
 
   /** The download side: connect to the download neighbour, retrying with backoff, for as long as we lack chunks. */
   private get neighbours(): Endpoint[] {
     const first = this.options.neighbour;
     return [...(first ? [first] : []), ...(this.options.moreNeighbours ?? [])];
-  }
-
-  private async neighbourLoop(neighbour: Endpoint): Promise<void> {
-    const { host = '127.0.0.1', port } = neighbour;
-    const label = formatEndpoint(host, port);
-    const signal = this.abort.signal;
-    const progress = this.fallback.neighbour();
-    for (let attempt = 0; !signal.aborted; ) {
-      if (this.store!.isComplete()) {
-        // Nothing to fetch; stay idle in case a chunk is dropped as corrupt and must come back.
-        await pause(1_000, signal, this.clock);
-        continue;
-      }
-      let connection: WireConnection;
-      try {
-        connection = await this.connect(host, port, signal);
-      } catch (err) {
-        if (signal.aborted) return;
-        const wait = backoffMs(attempt);
-        if (attempt % 10 === 0) {
-          this.events.publish('waiting', {
-            for: 'neighbour',
-            addr: label,
-            reason: (err as Error).message,
-            retryMs: wait,
-          });
-        }
-        attempt++;
-        await pause(wait, signal, this.clock);
-        continue;
-      }
-      // Blame is looked up under the connection's label, the key onRejected records it
-      // under (not `label`, which may name the host differently, e.g. localhost).
-      const session: Session = this.openSession(
-        connection,
-        'neighbour',
-        (i) => !this.reserved.has(i) && !this.isBlamed(session.connection.label, i),
-      );
-      const wire = session.connection.wire;
-      void wire.ready().then(
-        () => progress.connected(),
-        () => {},
-      );
-      await wire.closed;
-      // A session that delivered nothing (dropped at once, stalled, cut for bad
-      // chunks) counts as a failed attempt, so the backoff keeps growing.
-      const useful = session.received > 0;
-      progress.ended(useful);
-      attempt = useful ? 0 : attempt + 1;
-      if (!(await pause(backoffMs(attempt), signal, this.clock))) return;
-    }
-  }
-
-  /**
-   * Fetches `wanted` from the owner over one connection (reconnecting if it
-   * drops), then closes it. `owner` is the initial batch; `fallback` is what
-   * the neighbour could not supply.
-   */
-  private async runOwnerLink(wanted: Set<number>, via: 'owner' | 'fallback'): Promise<void> {
-    const store = this.store!;
-    const signal = this.abort.signal;
-    const { host = '127.0.0.1', port } = this.options.owner;
-    const remaining = () => [...wanted].filter((i) => !store.has(i));
-    // Reserved for this link while it runs: the neighbours leave them alone.
-    for (const i of wanted) this.reserved.add(i);
-    if (via === 'owner') this.ownerLinkActive = true;
-    else this.fallbackActive = true;
-    try {
-      for (let attempt = 0; !signal.aborted && remaining().length > 0 && attempt < 20; ) {
-        let connection: WireConnection;
-        try {
-          connection = await this.connect(host, port, signal);
-        } catch (err) {
-          if (signal.aborted) return;
-          if (attempt % 5 === 0) {
-            this.events.publish('waiting', {
-              for: 'owner',
-              addr: this.ownerLabel,
-              reason: (err as Error).message,
-            });
-          }
-          await pause(backoffMs(attempt++), signal, this.clock);
-          continue;
-        }
-        const session = this.openSession(connection, via, (i) => wanted.has(i));
-        const done = () => {
-          if (remaining().length === 0)
-            session.connection.close(via === 'owner' ? 'batch complete' : 'fallback complete');
-        };
-        const poll = this.clock.setInterval(done, TICK_MS);
-        await session.connection.wire.closed;
-        poll.cancel();
-        if (remaining().length > 0) await pause(backoffMs(attempt++), signal, this.clock);
-      }
-    } finally {
-      for (const i of wanted) this.reserved.delete(i);
-      if (via === 'owner') this.ownerLinkActive = false;
-      else this.fallbackActive = false;
-      // The neighbours get a full period to supply whatever is still missing.
-      this.fallback.restart();
-      this.scheduler?.refresh();
-    }
-  }
-
-  private onTick(): void {
-    const store = this.store;
-    if (!store || store.isComplete() || this.abort.signal.aborted) return;
-    // Any link (neighbour or owner) with requests out and no block back for the
-    // fallback period is cut, freeing its chunks; an owner link reconnects.
-    for (const session of this.sessions) {
-      if (!this.links.has(session.id)) continue;
-      const connection = session.connection;
-      const stalledMs = this.fallback.stalledMs({
-        inFlight: connection.outgoing.size,
-        lastBlockAt: connection.lastPieceAtMs ?? 0,
-        openedAt: session.openedAt,
-      });
-      if (stalledMs !== undefined) connection.close(`no block in ${stalledMs} ms`);
-    }
-    if (this.ownerLinkActive || this.fallbackActive) return;
-    if (!this.fallback.fallbackDue()) return;
-    const idleMs = this.fallback.idleMs();
-    const neighbours = [...this.sessions].filter((s) => s.role === 'neighbour');
-    const inFlight = this.scheduler?.inFlight() ?? new Set<number>();
-    const wanted = store.held.missing().filter((i) => !inFlight.has(i));
-    if (wanted.length === 0) return;
-    const reason =
-      neighbours.length === 0
-        ? 'neighbour not connected'
-        : neighbours.some((n) => this.scheduler?.wants(n.id))
-          ? `no chunk from neighbour in ${idleMs} ms`
-          : 'neighbour has none of the missing chunks';
-    this.events.publish('fallback', {
-      from: this.ownerLabel,
-      count: wanted.length,
-      chunks: formatRanges(wanted),
-      reason,
-    });
-    void this.runOwnerLink(new Set(wanted), 'fallback');
   }
 
   /**
@@ -1196,8 +827,7 @@ export class Peer {
     this.events.publish('error', { reason });
     this.fatalMessage = reason;
     this.abort.abort();
-    this.scheduler?.close();
-    for (const session of this.sessions) session.connection.close('peer stopping after an error');
+    this.ring?.close('peer stopping after an error');
     this.resolveFinished(1);
   }
 

@@ -13,7 +13,7 @@ import { storeWith } from './sockets.js';
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-async function setup(bytes: Buffer) {
+async function setup(bytes: Buffer, readAheadBytes?: number) {
   const { dir, metainfo } = await storeWith(cleanup, bytes);
   const { store } = await ChunkStore.open({ dir: join(dir, 'src'), metainfo, trustExisting: true });
   cleanup.add(() => store.close());
@@ -28,7 +28,11 @@ async function setup(bytes: Buffer) {
     pieceCount: store.pieceCount,
     localHas: new Bitfield(store.pieceCount),
   });
-  const server = new BlockServer({ connection: seed, store });
+  const server = new BlockServer({
+    connection: seed,
+    store,
+    ...(readAheadBytes === undefined ? {} : { readAheadBytes }),
+  });
   await within(
     Promise.all([seed.wire.ready(), leecher.wire.ready()]),
     HANG_MS,
@@ -113,5 +117,27 @@ describe('BlockServer', () => {
     expect(await within(corrupt, HANG_MS, () => 'no chunkCorrupt')).toBe(2);
     expect(await within(closed, HANG_MS, () => 'not closed')).toMatch(/stored chunk 2 was corrupt/);
     expect(store.has(2)).toBe(false);
+  });
+
+  it('reports every corrupt chunk its read-ahead dropped, not only the one the connection closed on', async () => {
+    // Chunk 0 is fine; while it is sent, chunks 1 and 2 are read ahead, and both fail.
+    const { store, seed, leecher, server } = await setup(pseudoRandomBytes(300_000, 8), 1 << 20);
+    for (const index of [1, 2])
+      await writeFile(
+        store.chunkPath(index),
+        Buffer.alloc(store.metainfo.geometry.pieceSize(index), 0),
+      );
+    const reported = new Set<number>();
+    const all = new Promise<void>((resolve) =>
+      server.on('chunkCorrupt', (index) => {
+        reported.add(index);
+        if (reported.size === 2) resolve();
+      }),
+    );
+    // One burst: the server reads ahead past the head, which fails first and closes the connection.
+    for (const index of [0, 1, 2]) leecher.request({ index, begin: 0, length: BLOCK_SIZE });
+    await within(all, HANG_MS, () => `reported ${[...reported]}`);
+    expect([...reported].sort()).toEqual([1, 2]);
+    for (const index of [1, 2]) expect(store.has(index)).toBe(false);
   });
 });

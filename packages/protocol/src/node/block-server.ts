@@ -49,6 +49,8 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
   private readonly open = new Map<number, number>();
   private readonly loads = new Map<number, Promise<Buffer>>();
   private pumping = false;
+  /** Chunks reported corrupt already (a read-ahead and the pump can both find one). */
+  private readonly corrupt = new Set<number>();
   private readonly unsubscribe: Array<() => void> = [];
 
   constructor(options: BlockServerOptions) {
@@ -170,12 +172,18 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
       const load = this.store.readVerified(r.index);
       this.loads.set(r.index, load);
       this.loadBytes += size;
-      // Done once cached; a failed read stays for the pump to report.
+      // Done once cached; a failed read stays for the pump to report. A chunk
+      // that failed its hash was dropped by the store whether or not the pump
+      // gets to it (the connection may close first): report that at once, or
+      // the chunk would be gone without anyone fetching it again.
       load.then(
         () => {
           if (this.loads.get(r.index) === load) this.forgetLoad(r.index);
         },
-        () => {},
+        (err: unknown) => {
+          if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH')
+            this.reportCorrupt(r.index);
+        },
       );
     }
   }
@@ -184,9 +192,15 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
     if (this.loads.delete(index)) this.loadBytes -= this.store.metainfo.geometry.pieceSize(index);
   }
 
+  private reportCorrupt(index: number): void {
+    if (this.corrupt.has(index)) return;
+    this.corrupt.add(index);
+    this.emit('chunkCorrupt', index);
+  }
+
   private failRead(index: number, err: unknown): void {
     if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
-      this.emit('chunkCorrupt', index);
+      this.reportCorrupt(index);
       // The remote was told we hold it; reconnecting gets it a bitfield without it.
       this.connection.close(`stored chunk ${index} was corrupt; dropped it`);
     } else {

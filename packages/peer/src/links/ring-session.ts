@@ -1,0 +1,433 @@
+import {
+  BLOCK_SIZE,
+  type Endpoint,
+  formatEndpoint,
+  formatRanges,
+  isSwarmdropPeer,
+  MAX_BLOCK_LENGTH,
+  type Publish,
+  type Rng,
+  TypedEmitter,
+} from '@swarmdrop/protocol';
+import {
+  BlockServer,
+  type BufferPool,
+  type ChunkStore,
+  Connection,
+  PeerWire,
+  type WireLimits,
+} from '@swarmdrop/protocol/node';
+import type { WireConnection } from '../backoff.js';
+import type { Clock, Timer } from '../clock.js';
+import { FallbackPolicy } from '../fallback-policy.js';
+import { MinRatePolicy } from '../swarm/min-rate-policy.js';
+import { SwarmPicker } from '../swarm/swarm-picker.js';
+import { SwarmScheduler } from '../swarm/swarm-scheduler.js';
+import type { LinkHost, LinkRole, RingConnection, RingRole } from './link.js';
+import { NeighbourLink } from './neighbour-link.js';
+import { OwnerLink } from './owner-link.js';
+
+/** Chunks that fail SHA-1 from one source before that connection is cut. */
+export const MAX_HASH_FAILURES = 3;
+/** How often stalled links are cut and the fallback is considered. */
+const RING_TICK_MS = 250;
+
+export interface RingSessionOptions {
+  readonly owner: Endpoint;
+  readonly neighbours: readonly Endpoint[];
+  /** Fetch from the owner what the neighbours have not supplied for this long; also the stall cut. */
+  readonly fallbackAfterMs: number;
+  /** Bytes asked ahead per link. */
+  readonly pipelineBytes: number;
+  /** The chunks the owner assigned us, fetched over the owner link. */
+  readonly batch: readonly number[];
+}
+
+/** The injected parts: everything the session uses but does not own. */
+export interface RingSessionComponents {
+  readonly store: ChunkStore;
+  readonly peerId: Buffer;
+  readonly clock: Clock;
+  readonly signal: AbortSignal;
+  readonly publish: Publish;
+  /** Dials under the peer's transport and encryption policy. */
+  readonly connect: (host: string, port: number, signal: AbortSignal) => Promise<WireConnection>;
+  readonly buffers?: BufferPool;
+  /** The process's rate limits, shared by every connection (--upload-limit, --download-limit). */
+  readonly limits?: WireLimits;
+  readonly rng?: Rng;
+}
+
+/** What the session tells the level above (the peer). */
+export type RingSessionEvents = {
+  /** An upload neighbour came, went, or gained a chunk: exit-when-done re-checks. */
+  remoteProgress: () => void;
+  /** Storing failed for another reason than the hash (disk): the peer must stop. */
+  error: (error: Error) => void;
+};
+
+/** A download link as the scheduler's events name it; kept past its connection while a chunk it sent is stored. */
+interface DownloadLink {
+  readonly ring: RingConnection;
+  readonly label: string;
+  readonly role: LinkRole;
+  readonly requestBytes: number;
+}
+
+/**
+ * Ring (neighbour) mode: the seed's fixed links on the same parts as swarm
+ * mode. Every connection is a Connection and a BlockServer that serves
+ * whoever is interested (no choker); the download links (NeighbourLink,
+ * OwnerLink for the batch, OwnerLink for a fallback) share one
+ * SwarmScheduler (picker, endgame, min-rate), each link's policy given to it
+ * as `allowed`. Stalled links are cut and the fallback is started on the
+ * injected clock. It publishes the peer's domain events; nothing here
+ * imports the peer.
+ */
+export class RingSession extends TypedEmitter<RingSessionEvents> implements LinkHost {
+  readonly store: ChunkStore;
+  readonly clock: Clock;
+  readonly signal: AbortSignal;
+  readonly publish: Publish;
+  /** Upload neighbours that completed a handshake (exit-when-done's linger). */
+  peersSeen = 0;
+  private readonly c: RingSessionComponents;
+  private readonly options: RingSessionOptions;
+  private readonly ownerLabel: string;
+  private readonly scheduler: SwarmScheduler;
+  private readonly fallback: FallbackPolicy;
+  private readonly connections = new Set<RingConnection>();
+  private readonly links = new Map<string, DownloadLink>();
+  private nextId = 0;
+  /** Chunks an owner link (batch or fallback) is fetching: the neighbours leave them alone. */
+  private readonly reserved = new Set<number>();
+  /** Chunks each source (by label) sent bad: never asked of it again. */
+  private readonly blamed = new Map<string, Set<number>>();
+  private readonly hashFailures = new Map<string, number>();
+  /** The owner link running now (the batch's, or a fallback's), if any. */
+  private ownerLink: OwnerLink | undefined;
+  private timer: Timer | undefined;
+  private closed = false;
+
+  constructor(components: RingSessionComponents, options: RingSessionOptions) {
+    super();
+    this.c = components;
+    this.options = options;
+    this.store = components.store;
+    this.clock = components.clock;
+    this.signal = components.signal;
+    this.publish = components.publish;
+    this.ownerLabel = formatEndpoint(options.owner.host ?? '127.0.0.1', options.owner.port);
+    this.fallback = new FallbackPolicy(options.fallbackAfterMs, components.clock);
+    const store = components.store;
+    const picker = new SwarmPicker({
+      geometry: store.metainfo.geometry,
+      held: store.held,
+      rng: components.rng ?? Math.random,
+    });
+    this.scheduler = new SwarmScheduler(
+      {
+        picker,
+        policy: new MinRatePolicy({ clock: components.clock }),
+        sink: store,
+        clock: components.clock,
+        ...(components.buffers ? { buffers: components.buffers } : {}),
+      },
+      { pipelineBytes: options.pipelineBytes },
+    );
+    this.scheduler.on('requested', (index, id) => {
+      const link = this.links.get(id);
+      if (!link) return;
+      const size = store.metainfo.geometry.pieceSize(index);
+      this.publish('request-sent', {
+        chunk: index,
+        to: link.label,
+        blocks: Math.ceil(size / link.requestBytes),
+      });
+    });
+    this.scheduler.on('pieceStored', (index, id) => this.onStored(index, id));
+    this.scheduler.on('pieceRejected', (index, ids) => this.onRejected(index, ids));
+    this.scheduler.on('error', (err) => this.emit('error', err));
+    // A throwing subscriber is a bug above us: it becomes an `error` (the peer stops), unless it was one.
+    this.onListenerError = (error, event) =>
+      queueMicrotask(() => {
+        if (event === 'error') throw error;
+        this.emit('error', error as Error);
+      });
+  }
+
+  /** Fetches the batch from the owner, dials the neighbours, and starts the stall and fallback checks. */
+  start(): void {
+    const wanted = this.options.batch.filter((i) => !this.store.has(i));
+    if (wanted.length > 0) void this.runOwnerLink(new Set(wanted), 'owner');
+    for (const neighbour of this.options.neighbours) {
+      const link = new NeighbourLink(
+        this,
+        neighbour,
+        this.fallback.neighbour(),
+        this.reserved,
+        (label, index) => this.blamed.get(label)?.has(index) ?? false,
+      );
+      void link.run();
+    }
+    this.timer = this.clock.setInterval(() => this.tick(), RING_TICK_MS);
+  }
+
+  /** An admitted incoming connection: an upload neighbour, served only. */
+  accept(connection: WireConnection): void {
+    if (this.closed) connection.socket.destroy();
+    else this.openConnection(connection, 'in', undefined);
+  }
+
+  /** Every upload neighbour holds every chunk (or none is connected). */
+  allServed(): boolean {
+    return [...this.connections]
+      .filter((r) => r.role === 'in')
+      .every((r) => r.connection.remoteHas.isComplete());
+  }
+
+  /** The store dropped chunks it found bad (a merge's re-check): they are wanted again. */
+  storeChanged(): void {
+    for (let index = 0; index < this.store.pieceCount; index++)
+      if (!this.store.has(index)) this.scheduler.pieceLost(index);
+  }
+
+  status(): Record<string, unknown>[] {
+    return [...this.connections].map((r) => ({
+      peer: r.connection.label,
+      role: r.role,
+      holds: r.connection.remoteHas.count(),
+      chunksSent: r.server.chunksSent,
+      chunksReceived: r.received,
+    }));
+  }
+
+  /** Stops asking and closes every connection (`reason` goes in their `disconnected` lines). */
+  close(reason = 'peer stopping'): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.timer?.cancel();
+    this.scheduler.close();
+    for (const r of this.connections) r.connection.close(reason);
+  }
+
+  /** Resolves once every chunk handed to the store has been stored or rejected. */
+  settled(): Promise<void> {
+    return this.scheduler.settled();
+  }
+
+  /** LinkHost: dials under the peer's policy. */
+  connect(host: string, port: number, signal: AbortSignal): Promise<WireConnection> {
+    return this.c.connect(host, port, signal);
+  }
+
+  /** LinkHost: a download link on a dialled connection. */
+  open(
+    connection: WireConnection,
+    role: LinkRole,
+    allowed: (index: number, label: string) => boolean,
+  ): RingConnection {
+    const ring: RingConnection = this.openConnection(connection, role, (index) =>
+      allowed(index, ring.connection.label),
+    );
+    return ring;
+  }
+
+  /**
+   * One ring connection: a Connection (the remote's bitfield, flags and
+   * requests) and a BlockServer that serves whoever is interested. With
+   * `allowed`, it is also a download link of the scheduler.
+   */
+  private openConnection(
+    connection: WireConnection,
+    role: RingRole,
+    allowed: ((index: number) => boolean) | undefined,
+  ): RingConnection {
+    const store = this.store;
+    const publish = this.publish;
+    const wire = new PeerWire({
+      socket: connection.socket,
+      metainfo: store.metainfo,
+      peerId: this.c.peerId,
+      encryption: connection.encryption,
+      transport: connection.transport,
+      ...(connection.initial ? { initial: connection.initial } : {}),
+      ...(this.c.limits ? { limits: this.c.limits } : {}),
+    });
+    const conn = new Connection({
+      wire,
+      pieceCount: store.pieceCount,
+      localHas: store.held,
+      clock: this.clock,
+    });
+    const server = new BlockServer({ connection: conn, store });
+    const ring: RingConnection = {
+      id: `${role}#${++this.nextId}`,
+      role,
+      openedAt: this.clock.now(),
+      connection: conn,
+      server,
+      bitfieldSent: false,
+      received: 0,
+    };
+    this.connections.add(ring);
+    conn.on('ready', () => {
+      const label = conn.label;
+      // Only a real handshake counts as an upload neighbour (not a port probe).
+      if (role === 'in') this.peersSeen++;
+      publish('connected', {
+        peer: label,
+        role,
+        dir: role === 'in' ? 'in' : 'out',
+        transport: wire.transport,
+        encryption: wire.encryption,
+      });
+      // BEP 3 lets a process that holds nothing skip the bitfield; we always send it so the log shows it.
+      conn.sendBitfield(store.held);
+      ring.bitfieldSent = true;
+      publish('idlist-sent', { to: label, chunks: store.held.count(), of: store.held.size });
+      if (allowed && role !== 'in' && !this.closed) {
+        const requestBytes = requestBytesFor(wire, store.metainfo.pieceLength);
+        this.links.set(ring.id, { ring, label, role, requestBytes });
+        this.scheduler.add(ring.id, conn, { requestBytes, allowed });
+      }
+    });
+    // The ring serves whoever asks: no choking rounds.
+    conn.on('interested', () => conn.unchoke());
+    conn.on('bitfield', (remote) => {
+      publish('idlist-received', { from: conn.label, chunks: remote.count(), of: remote.size });
+      if (role === 'in') this.emit('remoteProgress');
+    });
+    conn.on('have', (index) => {
+      publish('have-received', { chunk: index, from: conn.label });
+      if (role === 'in') this.emit('remoteProgress');
+    });
+    server.on('requestReceived', (index) =>
+      publish('request-received', { chunk: index, from: conn.label }),
+    );
+    server.on('chunkSent', (index, bytes) =>
+      publish('chunk-sent', { chunk: index, to: conn.label, bytes }),
+    );
+    server.on('chunkCorrupt', (index) => {
+      publish('chunk-corrupt', { chunk: index, reason: 'stored file failed SHA-1; dropped' });
+      // Serving found one of our chunk files rotten and dropped it: it is wanted again.
+      this.scheduler.pieceLost(index);
+    });
+    conn.on('closed', ({ reason, error }) => {
+      this.connections.delete(ring);
+      if (wire.remoteHandshake || error) {
+        if (error) publish('protocol-error', { peer: conn.label, reason });
+        publish('disconnected', { peer: conn.label, role, reason });
+      }
+      if (role === 'in') this.emit('remoteProgress');
+    });
+    return ring;
+  }
+
+  private onStored(index: number, id: string): void {
+    const link = this.links.get(id);
+    const role = link?.role ?? 'neighbour';
+    if (link) link.ring.received++;
+    if (role === 'neighbour') this.fallback.restart();
+    this.publish('chunk-received', {
+      chunk: index,
+      from: link?.label ?? id,
+      bytes: this.store.metainfo.geometry.pieceSize(index),
+      via: role,
+    });
+    for (const r of this.connections) {
+      if (!r.bitfieldSent || r.connection.state !== 'live') continue;
+      r.connection.sendHave(index);
+      this.publish('have-sent', { chunk: index, to: r.connection.label });
+    }
+  }
+
+  /** A chunk failed SHA-1: every link that sent a block of it is blamed for it. */
+  private onRejected(index: number, ids: readonly string[]): void {
+    const links = ids.flatMap((id) => this.links.get(id) ?? []);
+    this.publish('chunk-rejected', {
+      chunk: index,
+      from: links.map((l) => l.label).join(','),
+      reason: 'sha1-mismatch',
+    });
+    for (const link of links) {
+      let set = this.blamed.get(link.label);
+      if (!set) {
+        set = new Set();
+        this.blamed.set(link.label, set);
+      }
+      set.add(index);
+      const failures = (this.hashFailures.get(link.label) ?? 0) + 1;
+      this.hashFailures.set(link.label, failures);
+      if (failures >= MAX_HASH_FAILURES) {
+        link.ring.connection.close(`sent ${failures} chunks that failed SHA-1`);
+      }
+    }
+    // The chunk is free again; another link (the owner fallback) may be waiting for it.
+    this.scheduler.refresh();
+  }
+
+  /** Runs one owner link; while it runs its chunks are reserved for it. */
+  private async runOwnerLink(wanted: Set<number>, role: 'owner' | 'fallback'): Promise<void> {
+    const link = new OwnerLink(this, this.options.owner, role, wanted);
+    this.ownerLink = link;
+    for (const i of wanted) this.reserved.add(i);
+    try {
+      await link.run();
+    } finally {
+      for (const i of wanted) this.reserved.delete(i);
+      if (this.ownerLink === link) this.ownerLink = undefined;
+      // The neighbours get a full period to supply whatever is still missing.
+      this.fallback.restart();
+      this.scheduler.refresh();
+    }
+  }
+
+  private tick(): void {
+    if (this.closed || this.store.isComplete() || this.signal.aborted) return;
+    // Any link (neighbour or owner) with requests out and no block back for the
+    // fallback period is cut, freeing its chunks; an owner link reconnects.
+    for (const r of this.connections) {
+      if (!this.links.has(r.id)) continue;
+      const stalledMs = this.fallback.stalledMs({
+        inFlight: r.connection.outgoing.size,
+        lastBlockAt: r.connection.lastPieceAtMs ?? 0,
+        openedAt: r.openedAt,
+      });
+      if (stalledMs !== undefined) r.connection.close(`no block in ${stalledMs} ms`);
+    }
+    if (this.ownerLink || !this.fallback.fallbackDue()) return;
+    const idleMs = this.fallback.idleMs();
+    // Whatever the store dropped is wanted again, whoever found it (the picker keeps its own "held").
+    this.storeChanged();
+    const neighbours = [...this.connections].filter((r) => r.role === 'neighbour');
+    const inFlight = this.scheduler.inFlight();
+    const wanted = this.store.held.missing().filter((i) => !inFlight.has(i));
+    if (wanted.length === 0) return;
+    const reason =
+      neighbours.length === 0
+        ? 'neighbour not connected'
+        : neighbours.some((n) => this.scheduler.wants(n.id))
+          ? `no chunk from neighbour in ${idleMs} ms`
+          : 'neighbour has none of the missing chunks';
+    this.publish('fallback', {
+      from: this.ownerLabel,
+      count: wanted.length,
+      chunks: formatRanges(wanted),
+      reason,
+    });
+    void this.runOwnerLink(new Set(wanted), 'fallback');
+  }
+}
+
+/**
+ * Bytes per request to `wire`'s remote: whole chunks (capped at
+ * MAX_BLOCK_LENGTH) from another swarmdrop process, 16 KiB from anyone else,
+ * since stock clients refuse larger requests.
+ */
+function requestBytesFor(wire: PeerWire, pieceLength: number): number {
+  const remote = wire.remoteHandshake;
+  return remote && isSwarmdropPeer(remote.peerId)
+    ? Math.min(pieceLength, MAX_BLOCK_LENGTH)
+    : BLOCK_SIZE;
+}
