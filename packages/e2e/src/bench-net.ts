@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   createShapedLab,
@@ -35,6 +35,8 @@ Options:
                      once the previous is up; default) or together
   --pipeline N       swarmdrop peers' --pipeline (default: the peer's own)
   --max-minutes N    bound on the whole run; past it everything is stopped (default 30)
+  --cpu-prof DIR     write a V8 CPU profile of every swarmdrop process to DIR
+                     (node --cpu-prof; open in Chrome DevTools)
   --keep             keep every process's log (the work directory is printed)
   --links            print each ring peer's intake per sender (chunks, Mbit/s)
                      and how long a chunk takes per hop (have, request, chunk)
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
       'max-minutes': { type: 'string', default: '30' },
       links: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
       out: { type: 'string', default: 'bench-results' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -104,6 +107,12 @@ async function main(): Promise<void> {
     values.pipeline !== undefined
       ? ['--pipeline', String(positive(values.pipeline, 'pipeline'))]
       : [];
+
+  const cpuProf = values['cpu-prof'];
+  if (cpuProf !== undefined) await mkdir(cpuProf, { recursive: true });
+  // Each profile is named by node with its pid; an absolute dir, since the processes run in other cwds.
+  const nodeArgs =
+    cpuProf === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(cpuProf)}`];
 
   const resources = new Resources();
   const work = await mkdtemp(join(tmpdir(), 'swarmdrop-bench-net-'));
@@ -165,6 +174,7 @@ async function main(): Promise<void> {
             timeoutMs: Math.max(120_000, 30 * dMin * 1000),
             resources,
             extraPeerArgs,
+            nodeArgs,
             startTogether,
           });
           results.push(result);
@@ -172,6 +182,7 @@ async function main(): Promise<void> {
           console.log(
             `  ${job.name.padEnd(7)} ${fmt(result.seconds).padStart(7)} s = ${fmt(result.seconds / dMin)}x D_min  files ${ok ? 'identical' : `DIFFER (${result.identical.filter((x) => !x).length})`}  CPU: machine ${pct(result.machineBusy)} busy, ours ${pct(result.ownCpuShare)}, waiting for a core ${pct(result.cpuWaitShare)} of the time they wanted one${result.notes.length ? `  (${result.notes.join('; ')})` : ''}`,
           );
+          console.log(`          ${cpuLine(result)}`);
           if (result.lastStartS !== undefined) {
             const dRing = dRingSeconds(size, n, rate, result.lastStartS);
             const owner = result.ownerSendS;
@@ -202,6 +213,27 @@ async function main(): Promise<void> {
     clearTimeout(bound);
     await cleanup();
   }
+}
+
+/**
+ * Where the CPU went: the seed's and the peers' CPU seconds, and all of them
+ * over the machine's cores, which no schedule can beat: a job whose CPU
+ * seconds per core exceed D_min cannot reach D_min on this machine, however
+ * well it uses the network (and the other engineers' work comes on top).
+ */
+function cpuLine(result: JobResult): string {
+  const entries = Object.entries(result.processes);
+  const seed = entries.find(([name]) => name === 'owner' || name === 'seeder')?.[1];
+  const peers = entries
+    .filter(([name]) => /^(p|s|leecher)\d+$/.test(name))
+    .map(([, p]) => p.cpuSeconds)
+    .sort((a, b) => a - b);
+  const all = entries.reduce((a, [, p]) => a + p.cpuSeconds, 0);
+  const median = peers.length ? peers[Math.floor(peers.length / 2)]! : Number.NaN;
+  const rss = entries
+    .filter(([name]) => /^(p|s|leecher)\d+$/.test(name))
+    .map(([, p]) => p.peakRssBytes / 2 ** 20);
+  return `CPU seconds: seed ${fmt(seed?.cpuSeconds ?? Number.NaN)}, peers median ${fmt(median)} (max ${fmt(peers.at(-1) ?? Number.NaN)}); all ${fmt(all, 1)} s = ${fmt(all / cpus().length)} s of all ${cpus().length} cores. Peer peak RSS ${fmt(Math.min(...rss), 0)}-${fmt(Math.max(...rss), 0)} MiB`;
 }
 
 /** The ring's links: what each peer took from its download neighbour and from the owner. */
