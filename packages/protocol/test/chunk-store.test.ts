@@ -171,6 +171,21 @@ describe('ChunkStore', () => {
     expect(await summaryIds(dir)).toEqual([0]);
   });
 
+  it('put with cache keeps its own verified copy for serving; without it nothing is cached', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    const received = Buffer.from(chunk(1));
+    expect(await store.put(1, received, { cache: true })).toBe(true);
+    expect(await store.put(2, chunk(2))).toBe(true);
+    // The caller reuses its buffer, and the file rots: the cached copy is neither.
+    received.fill(0);
+    await corrupt(store.chunkPath(1), 5);
+    expect(store.cached(1)?.equals(chunk(1))).toBe(true);
+    expect((await store.readVerified(1)).equals(chunk(1))).toBe(true);
+    expect(store.has(1)).toBe(true);
+    expect(store.cached(2)).toBeUndefined();
+  });
+
   it('readVerified treats a chunk file deleted behind its back as corrupt and drops it', async () => {
     const dir = await cleanup.tempDir();
     const { store } = await open(dir);

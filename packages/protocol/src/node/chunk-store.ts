@@ -51,6 +51,11 @@ export interface ChunkStoreOptions {
   readonly mergeReadAheadBytes?: number;
 }
 
+export interface PutOptions {
+  /** Keep a copy in the serving cache (see `ChunkStore.put`); default false. */
+  readonly cache?: boolean;
+}
+
 export interface OpenResult {
   readonly store: ChunkStore;
   /** Chunk files that verified. */
@@ -212,12 +217,18 @@ export class ChunkStore {
    * Stores chunk `index` after checking its SHA-1: temp file, then rename,
    * then one summary line. Returns false when it was already held. Throws a
    * ChunkError (ERR_CHUNK_HASH) for data that does not match, storing nothing.
+   *
+   * `cache: true` also keeps a copy in the serving cache (within its byte
+   * budget), for a caller that will serve what it just received: a swarm
+   * peer uploads about as much as it downloads, mostly chunks it got
+   * moments ago, and serving them from disk costs a read and a second SHA-1
+   * each. The copy is ours: the caller may reuse `data` once this resolves.
    */
-  put(index: number, data: Uint8Array): Promise<boolean> {
-    return this.track(() => this.putChecked(index, data));
+  put(index: number, data: Uint8Array, options: PutOptions = {}): Promise<boolean> {
+    return this.track(() => this.putChecked(index, data, options.cache === true));
   }
 
-  private async putChecked(index: number, data: Uint8Array): Promise<boolean> {
+  private async putChecked(index: number, data: Uint8Array, cache: boolean): Promise<boolean> {
     if (this.has(index)) return false;
     if (!(await this.matches(index, data))) {
       throw new ChunkError('ERR_CHUNK_HASH', `chunk ${index} does not match its SHA-1`);
@@ -232,6 +243,8 @@ export class ChunkStore {
       throw err;
     }
     if (!this.held.set(index)) return false;
+    // Verified above, so it may be served without a re-check until it leaves the cache.
+    if (cache) this.cacheInsert(index, Buffer.from(data));
     await this.appendSummary(index);
     return true;
   }
