@@ -18,6 +18,8 @@ import { InitialSeeder } from './initial-seeder.js';
 export class SuperSeeding {
   private readonly seeder: InitialSeeder;
   private readonly store: ChunkStore;
+  /** Each live peer's top-up, so that what one leaves behind is offered to the others at once. */
+  private readonly offerTo = new Map<string, () => void>();
 
   private readonly publish: Publish;
   private readonly onChunkCorrupt: (index: number) => void;
@@ -66,7 +68,13 @@ export class SuperSeeding {
     });
     // The owner serves everyone who asks (as the Uploader does): offers, not choking, ration it.
     connection.on('interested', () => connection.unchoke());
-    connection.on('closed', () => this.seeder.removePeer(id));
+    connection.on('closed', () => {
+      this.offerTo.delete(id);
+      this.seeder.removePeer(id);
+      // Its unsent offers are back in the pool, and perhaps the last first copies others waited for.
+      for (const top of this.offerTo.values()) top();
+    });
+    this.offerTo.set(id, offer);
     server.on('requestReceived', (index) =>
       this.publish('request-received', { chunk: index, from: id }),
     );
