@@ -112,6 +112,16 @@ describe('ChunkStore', () => {
     expect(await summaryIds(dir)).toEqual([0, 1, 2, 3]);
   });
 
+  it('a put resolves only once its ID is in the summary, when puts share one write', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    const seen = await Promise.all(
+      [3, 1, 0, 2].map((i) => store.put(i, chunk(i)).then(async () => summaryIds(dir))),
+    );
+    [3, 1, 0, 2].forEach((id, k) => expect(seen[k], `after put(${id})`).toContain(id));
+    expect(await summaryIds(dir)).toEqual([0, 1, 2, 3]);
+  });
+
   it('reopening rebuilds the held set from the chunk files and rewrites the summary', async () => {
     const dir = await cleanup.tempDir();
     const first = await open(dir);

@@ -138,6 +138,9 @@ export class ChunkStore {
   readonly held: Bitfield;
   private summary: FileHandle | undefined;
   private summaryWrites: Promise<void> = Promise.resolve();
+  /** Summary lines waiting for the next append, and that append (see appendSummary). */
+  private summaryLines: string[] = [];
+  private summaryFlush: Promise<void> | undefined;
   private readonly cache = new Map<number, Buffer>();
   private readonly loading = new Map<number, Promise<Buffer>>();
   private readonly cacheBytes: number;
@@ -467,10 +470,20 @@ export class ChunkStore {
     }
   }
 
+  /**
+   * One line per chunk, but one write for all the lines that queue up while
+   * the previous write is under way: a busy peer stores several chunks per
+   * write, and each write is a round trip through libuv's thread pool.
+   */
   private appendSummary(index: number): Promise<void> {
-    return this.enqueueSummary(async () => {
-      await this.summary?.write(`${index}\n`);
+    this.summaryLines.push(`${index}\n`);
+    this.summaryFlush ??= this.enqueueSummary(async () => {
+      this.summaryFlush = undefined;
+      const text = this.summaryLines.join('');
+      this.summaryLines = [];
+      await this.summary?.write(text);
     });
+    return this.summaryFlush;
   }
 
   /** Summary writes run one at a time so lines never interleave with a rewrite. */
