@@ -118,7 +118,7 @@ describe('ChunkStore', () => {
     const seen = await Promise.all(
       [3, 1, 0, 2].map((i) => store.put(i, chunk(i)).then(async () => summaryIds(dir))),
     );
-    [3, 1, 0, 2].forEach((id, k) => expect(seen[k], `after put(${id})`).toContain(id));
+    for (const [k, id] of [3, 1, 0, 2].entries()) expect(seen[k], `after put(${id})`).toContain(id);
     expect(await summaryIds(dir)).toEqual([0, 1, 2, 3]);
   });
 
