@@ -429,6 +429,8 @@ export class Owner {
       await this.utp?.close();
       await this.server.close();
       await this.store.close();
+      // Last: the JSON log writes asynchronously, and the bin exits right after.
+      await this.log.flush();
     })();
     return this.closing;
   }

@@ -377,6 +377,8 @@ export class Peer {
       // A merge in progress finishes (or fails) before the store closes.
       await this.merging;
       await this.store?.close();
+      // Last: the JSON log writes asynchronously, and the bin exits right after.
+      await this.log.flush();
     })();
     return this.closing;
   }
