@@ -34,6 +34,7 @@ import {
   ChunkStore,
   carriesToken,
   createLogger,
+  createMetrics,
   createWireLimits,
   DashboardHttp,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -44,9 +45,11 @@ import {
   listChunkDir,
   mseRespond,
   PeerWire,
+  type ServiceMetrics,
   SUMMARY_FILE,
   sendBody,
   sendJson,
+  sendMetrics,
   sendText,
   sendUnauthorized,
   sniffConnection,
@@ -216,6 +219,9 @@ export class Peer {
    * log, metrics and dashboard subscribe. Nothing reacts to a printed line.
    */
   readonly events: DomainEvents;
+  /** What `GET /metrics` serves: a subscriber to `events` (README, "Metrics"). */
+  readonly metrics: ServiceMetrics;
+  private readonly log: Logger;
   private readonly server: DualServer;
   private utp: UtpEndpoint | undefined;
   private readonly peerId: Buffer;
@@ -265,12 +271,16 @@ export class Peer {
   private constructor(
     options: PeerOptions,
     events: DomainEvents,
+    metrics: ServiceMetrics,
+    log: Logger,
     server: DualServer,
     port: number,
     clock: Clock,
   ) {
     this.options = options;
     this.events = events;
+    this.metrics = metrics;
+    this.log = log;
     this.clock = clock;
     this.limits = createWireLimits({ ...options, clock });
     this.fallback = new FallbackPolicy(options.fallbackAfterMs, clock);
@@ -304,6 +314,10 @@ export class Peer {
     const events = components.events ?? new DomainEvents();
     subscribeLog(events, log);
     let peer: Peer | undefined;
+    // Subscribed from the start, so refusals while bootstrapping count too.
+    const metrics = createMetrics(events, {
+      chunksHeld: () => peer?.store?.held.count() ?? 0,
+    });
     const server = new DualServer({
       host: options.listen.host,
       port: options.listen.port,
@@ -325,7 +339,15 @@ export class Peer {
     });
     const address: AddressInfo = await server.listen();
     log.setPort(address.port);
-    peer = new Peer(options, events, server, address.port, components.clock ?? systemClock);
+    peer = new Peer(
+      options,
+      events,
+      metrics,
+      log,
+      server,
+      address.port,
+      components.clock ?? systemClock,
+    );
     if ((options.transport ?? DEFAULT_TRANSPORT) !== 'tcp') {
       const utp = new UtpEndpoint({
         host: options.listen.host,
@@ -1167,13 +1189,22 @@ export class Peer {
   /** Why the peer failed, when `finished` resolved with 1. */
   fatalMessage: string | undefined;
 
-  /** `/status`, `/metainfo.torrent` and the dashboard on the peer's port; a bad request costs that request only. */
+  /** `/status`, `/metrics`, `/metainfo.torrent` and the dashboard on the peer's port; a bad request costs that request only. */
   private readonly handleHttp = httpRouter(
     (path, req, res) => {
       const authorized = carriesToken(req, this.options.token);
       if (this.dashboardHttp.handle(path, req, res)) return;
       if (path === '/status') sendJson(req, res, authorized ? this.status() : this.publicStatus());
-      else if (path === '/metainfo.torrent' && this.torrentBytes) {
+      else if (path === '/metrics') {
+        if (!authorized) sendUnauthorized(res);
+        else
+          sendMetrics(req, res, this.metrics.registry, (err) =>
+            this.events.publish('error', {
+              request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
+              reason: err.message,
+            }),
+          );
+      } else if (path === '/metainfo.torrent' && this.torrentBytes) {
         if (authorized) sendBody(req, res, 'application/x-bittorrent', this.torrentBytes);
         else sendUnauthorized(res);
       } else sendText(res, 404, `no such path: ${path.slice(0, 200)}\n`);
