@@ -70,15 +70,15 @@ describe('createMetrics', () => {
     expect(metricValue(m, 'swarmdrop_sent_bytes_total')).toBe(310);
   });
 
-  it('a link role it does not know is counted as source="other", not as a new label value', async () => {
+  it('a source that no link has (disk) is counted as source="other", not as a new label value', async () => {
     const { events, scrape } = setup();
-    events.publish('chunk-received', { chunk: 0, from: A, bytes: 5, via: 'carrier-pigeon' });
+    events.publish('chunk-received', { chunk: 0, from: A, bytes: 5, via: 'disk' });
     const m = await scrape();
     expect(metricValue(m, 'swarmdrop_chunks_received_total', { source: 'other' })).toBe(1);
     const sources = (
       m.swarmdrop_chunks_received_total!.data as Array<{ labels: Record<string, string> }>
     ).map((s) => s.labels.source);
-    expect(sources).not.toContain('carrier-pigeon');
+    expect(sources).not.toContain('disk');
   });
 
   it('keeps open connections by kind and transport, and counts every one opened', async () => {

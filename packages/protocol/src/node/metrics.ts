@@ -5,8 +5,8 @@ import { sendBody, sendText } from './http.js';
 
 /**
  * The `source` label of received chunks and request latency: where a chunk
- * came from (ChunkSource less `disk`, which is never received), or `other`
- * for a link role this version does not know.
+ * came from (ChunkSource less `disk`, which no link delivers), or `other`
+ * should a `chunk-received` name anything else.
  */
 export type SourceLabel = Exclude<ChunkSource, 'disk'> | 'other';
 /** The `kind` label of connections and sent chunks; `unknown` when the connection was not seen. */
