@@ -46,17 +46,19 @@ function expectReceivedAgree(m: PromMetrics, log: LogCapture): void {
   }
 }
 
-/** Chunk-received lines that answer a request-sent of that chunk to that same remote before them. */
+/**
+ * Chunk-received lines that answer a request-sent of that chunk to that same
+ * remote before them (a chunk's arrival or rejection settles all its requests).
+ */
 function answeredRequests(log: LogCapture): number {
   const asked = new Set<string>();
   let answered = 0;
   for (const line of log.lines) {
     if (line.event === 'request-sent') asked.add(`${line.fields.chunk}@${line.fields.to}`);
-    if (line.event === 'chunk-received') {
-      const key = `${line.fields.chunk}@${line.fields.from}`;
-      if (asked.has(key)) answered++;
+    if (line.event === 'chunk-received' && asked.has(`${line.fields.chunk}@${line.fields.from}`))
+      answered++;
+    if (line.event === 'chunk-received' || line.event === 'chunk-rejected')
       for (const k of [...asked]) if (k.startsWith(`${line.fields.chunk}@`)) asked.delete(k);
-    }
   }
   return answered;
 }
@@ -127,7 +129,10 @@ describe('GET /metrics', () => {
     for (const { log, peer } of [p1, p2]) {
       const m = await scrapeMetrics(peer.port);
       expectReceivedAgree(m, log);
-      fromOwner += metricValue(m, 'swarmdrop_chunks_received_total', { source: 'owner' });
+      // A fallback link is to the owner too.
+      fromOwner +=
+        metricValue(m, 'swarmdrop_chunks_received_total', { source: 'owner' }) +
+        metricValue(m, 'swarmdrop_chunks_received_total', { source: 'fallback' });
       expect(metricValue(m, 'swarmdrop_chunks_received_total')).toBe(chunks);
       expect(metricValue(m, 'swarmdrop_chunks_held')).toBe(chunks);
       const sent = log.filter('chunk-sent');
@@ -153,13 +158,44 @@ describe('GET /metrics', () => {
         log.filter('protocol-error').length,
       );
       const latency = histogramValue(m, 'swarmdrop_request_duration_seconds');
-      expect(latency.count).toBe(answeredRequests(log));
+      expect(latency.count, log.text()).toBe(answeredRequests(log));
       expect(latency.count).toBeGreaterThan(0);
       expect(latency.bucket('+Inf')).toBe(latency.count);
       expect(latency.sum).toBeGreaterThan(0);
     }
     // What the peers got from the owner is what the owner sent.
-    expect(fromOwner).toBe(ownerSent.length);
+    expect(fromOwner, `${ownerLog.text()}\n${p1.log.text()}\n${p2.log.text()}`).toBe(
+      ownerSent.length,
+    );
+  });
+
+  it("in swarm mode, each peer's counters agree with its log", async () => {
+    const chunks = 20;
+    const { owner } = await startOwner(cleanup, {
+      size: chunks * CHUNK,
+      options: { expectedPeers: 3 },
+    });
+    const ports = await freePorts(3);
+    const peers = await Promise.all(
+      ports.map((port) => startPeer(cleanup, { ownerPort: owner.port, port })),
+    );
+    await Promise.all(peers.map((p) => merged(p.log)));
+    for (const { log, peer } of peers) {
+      const m = await scrapeMetrics(peer.port);
+      expectReceivedAgree(m, log);
+      expect(metricValue(m, 'swarmdrop_chunks_received_total')).toBe(chunks);
+      const sent = log.filter('chunk-sent');
+      expect(metricValue(m, 'swarmdrop_chunks_sent_total')).toBe(sent.length);
+      expect(metricValue(m, 'swarmdrop_sent_bytes_total')).toBe(
+        sent.reduce((sum, l) => sum + Number(l.fields.bytes), 0),
+      );
+      expect(metricValue(m, 'swarmdrop_connections_opened_total')).toBe(
+        log.filter('connected').length,
+      );
+      const latency = histogramValue(m, 'swarmdrop_request_duration_seconds');
+      expect(latency.count, log.text()).toBe(answeredRequests(log));
+      expect(latency.count).toBeGreaterThan(0);
+    }
   });
 
   it.runIf(toolAvailable('promtool'))(

@@ -160,20 +160,29 @@ describe('createMetrics', () => {
     expect(h.sum).toBeCloseTo(0.04, 6);
   });
 
-  it('a chunk that arrives without a request of ours (a rejected one, or a closed link) is not timed', async () => {
+  it('a chunk that failed its hash is not timed when it comes again without a new request', async () => {
     const { events, scrape, advance } = setup();
-    events.publish('connected', { peer: A, dir: 'out', role: 'neighbour' });
     events.publish('request-sent', { chunk: 1, to: A });
-    events.publish('request-sent', { chunk: 2, to: A });
     events.publish('chunk-rejected', { chunk: 1, from: A, reason: 'SHA-1 mismatch' });
-    events.publish('disconnected', { peer: A, role: 'neighbour', reason: 'reset' });
     advance(10_000);
-    events.publish('connected', { peer: A, dir: 'out', role: 'neighbour' });
     events.publish('chunk-received', { chunk: 1, from: A, bytes: 1, via: 'neighbour' });
-    events.publish('chunk-received', { chunk: 2, from: A, bytes: 1, via: 'neighbour' });
     const m = await scrape();
     expect(histogram(m, { source: 'neighbour' }).count).toBe(0);
-    expect(metricValue(m, 'swarmdrop_chunks_received_total', { source: 'neighbour' })).toBe(2);
+    expect(metricValue(m, 'swarmdrop_chunks_received_total', { source: 'neighbour' })).toBe(1);
+  });
+
+  it('a disconnected with no matching connected (closed before its handshake) leaves the open ones alone', async () => {
+    const { events, scrape } = setup();
+    // B's link to us, then our own link to B failing before its handshake: same label.
+    events.publish('connected', { peer: B, dir: 'in', role: 'in', transport: 'tcp' });
+    events.publish('disconnected', { peer: B, role: 'neighbour', reason: 'connection reset' });
+    let m = await scrape();
+    expect(metricValue(m, 'swarmdrop_connections', { kind: 'swarmdrop', transport: 'tcp' })).toBe(
+      1,
+    );
+    events.publish('disconnected', { peer: B, role: 'in', reason: 'done' });
+    m = await scrape();
+    expect(metricValue(m, 'swarmdrop_connections')).toBe(0);
   });
 
   it('reads chunks held and tracker peers at each scrape, and the file size from the events', async () => {

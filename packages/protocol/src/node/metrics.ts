@@ -179,7 +179,12 @@ export function createMetrics(events: DomainEvents, options: MetricsOptions = {}
 
   /** Open connections by the remote's label; a label can have more than one (in and out). */
   const connections = new Map<string, OpenConnection[]>();
-  /** Unanswered requests by chunk; bounded by the file's chunks times the remotes asked at once. */
+  /**
+   * Unanswered requests by chunk. An entry goes when its chunk arrives (from
+   * anyone) or is rejected, so there are at most the file's chunks times the
+   * remotes asked for one chunk at once. A closed link leaves its entries: a
+   * new link sends (and publishes) its requests again, which restarts them.
+   */
   const pending = new Map<number, Pending>();
 
   const kindOf = (label: string): KindLabel => connections.get(label)?.[0]?.kind ?? 'unknown';
@@ -203,21 +208,15 @@ export function createMetrics(events: DomainEvents, options: MetricsOptions = {}
       opened.inc({ kind: conn.kind, transport: conn.transport });
     },
     disconnected: (f) => {
+      // The connection with this label and role (a peer's link to a
+      // neighbour and the neighbour's link to it share the label). One that
+      // closed before its handshake (a `disconnected` with an error and no
+      // `connected`) matches none and was never counted open.
       const list = connections.get(f.peer);
-      // A connection that closed before its handshake was never counted open.
-      if (!list) return;
-      const at = Math.max(
-        0,
-        list.findIndex((c) => c.role === f.role),
-      );
+      const at = list?.findIndex((c) => c.role === f.role) ?? -1;
+      if (!list || at === -1) return;
       const [conn] = list.splice(at, 1);
-      if (list.length === 0) {
-        connections.delete(f.peer);
-        for (const [chunk, asked] of pending) {
-          asked.delete(f.peer);
-          if (asked.size === 0) pending.delete(chunk);
-        }
-      }
+      if (list.length === 0) connections.delete(f.peer);
       if (conn) open.dec({ kind: conn.kind, transport: conn.transport });
     },
     'connection-refused': () => refused.inc(),
