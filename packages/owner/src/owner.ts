@@ -6,6 +6,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import {
   buildMetainfo,
   ChunkError,
+  clientOf,
   DashboardModel,
   DEFAULT_ENCRYPTION,
   DEFAULT_TRANSPORT,
@@ -657,9 +658,7 @@ export class Owner {
     wire.onHandshake = (handshake) => {
       record = this.peerRecord(wire.label);
       record.connections++;
-      record.client = isSwarmdropPeer(handshake.peerId)
-        ? 'swarmdrop'
-        : clientName(handshake.peerId);
+      record.client = clientOf(handshake.peerId);
       this.events.publish('connected', {
         peer: wire.label,
         client: record.client,
@@ -930,10 +929,4 @@ function acceptsHtml(req: IncomingMessage): boolean {
 
 function validHost(header: string | undefined): string | undefined {
   return header && /^[A-Za-z0-9.\-:[\]]+$/.test(header) ? header : undefined;
-}
-
-/** An Azureus-style client tag (`-TR3000-` -> `TR3000`), else `other`. */
-function clientName(peerId: Uint8Array): string {
-  const match = /^-([A-Za-z0-9]{2}\d{4})-/.exec(Buffer.from(peerId).toString('latin1'));
-  return match ? match[1]! : 'other';
 }

@@ -4,6 +4,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   BLOCK_SIZE,
   ChunkError,
+  clientOf,
   DashboardModel,
   DEFAULT_ENCRYPTION,
   DEFAULT_TRANSPORT,
@@ -886,6 +887,7 @@ export class Peer {
       this.events.publish('connected', {
         peer: wire.label,
         role,
+        ...(wire.remoteHandshake ? { client: clientOf(wire.remoteHandshake.peerId) } : {}),
         dir: role === 'in' ? 'in' : 'out',
         transport: wire.transport,
         encryption: wire.encryption,

@@ -24,6 +24,7 @@ import {
   scrapeMetrics,
   startOwner,
   startPeer,
+  TestPeer,
   toolAvailable,
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -218,6 +219,35 @@ describe('GET /metrics', () => {
       }
     },
   );
+
+  it('chunks sent to a stock client count as kind="stock", on the owner and on a peer', async () => {
+    const {
+      owner,
+      log: ownerLog,
+      metainfo,
+    } = await startOwner(cleanup, {
+      size: 4 * CHUNK,
+      options: { expectedPeers: 1 },
+    });
+    const { log, peer } = await startPeer(cleanup, { ownerPort: owner.port, port: 0 });
+    await merged(log);
+    for (const [port, serverLog] of [
+      [owner.port, ownerLog],
+      [peer.port, log],
+    ] as const) {
+      const stock = await TestPeer.connect(port, { metainfo });
+      cleanup.add(() => stock.destroy());
+      await stock.interested();
+      await stock.fetchChunks([0, 2]);
+      await serverLog.waitFor('chunk-sent', { to: stock.label }, { count: 2 });
+      const m = await scrapeMetrics(port);
+      expect(metricValue(m, 'swarmdrop_chunks_sent_total', { kind: 'stock' })).toBe(2);
+      expect(metricValue(m, 'swarmdrop_sent_bytes_total', { kind: 'stock' })).toBe(2 * CHUNK);
+      expect(metricValue(m, 'swarmdrop_connections', { kind: 'stock', transport: 'tcp' })).toBe(1);
+      const sent = serverLog.filter('chunk-sent');
+      expect(metricValue(m, 'swarmdrop_chunks_sent_total')).toBe(sent.length);
+    }
+  });
 
   it('a private swarm answers /metrics only with the token, on the owner and on a peer', async () => {
     const token = 'metrics-test-token-0123456789abcdef';
