@@ -14,6 +14,17 @@ import {
 import { shapedLabUnavailableReason } from './netns.js';
 import { makeRandomFile } from './scenario.js';
 import { sha256File } from './swarm.js';
+import {
+  DEFAULT_BULK_TCP_CC,
+  DEFAULT_UTP_LINK_PLACE,
+  DEFAULT_UTP_TBF_LATENCY_MS,
+  formatUtpResult,
+  UTP_JOB_NAMES,
+  UTP_JOBS,
+  type UtpJobName,
+  type UtpJobResult,
+  utpVerdict,
+} from './utp-jobs.js';
 
 const USAGE = `Usage: pnpm bench:net [-- options]      (needs root: network namespaces and tc)
 
@@ -24,13 +35,21 @@ complete file (SHA-256 checked) and its ratio to
 D_min = max(F/u_owner, N*F/(u_owner + sum of u_peers)).
 
 Jobs: ring (the seed's ring of swarmdrop peers), swarm (the same hosts, every peer in swarm mode),
-aria2c (one seeder on the owner's host, N leechers; DHT, LPD, PEX off).
+aria2c (one seeder on the owner's host, N leechers; DHT, LPD, PEX off);
+run once, not per N: utp-vs-tcp (owner -> one peer over one shaped link,
+--transport tcp then utp; throughput and the ratio) and utp-yield (the µTP
+transfer while a bulk TCP flow shares that link; the TCP flow's share).
 
 Options:
   --peers LIST       peer counts, comma-separated (default 5,10,20)
   --size-mb N        file size in MB, 10^6 bytes (default 25)
   --rate-mbit N      every host's upload, Mbit/s (default 40)
-  --jobs LIST        jobs to run, comma-separated (default ring,swarm,aria2c)
+  --jobs LIST        jobs to run, comma-separated (default ring,swarm,aria2c,utp-vs-tcp,utp-yield)
+  --utp-latency-ms N the µTP jobs' link: tbf queue length as time (default ${DEFAULT_UTP_TBF_LATENCY_MS})
+  --utp-link PLACE   where that link is shaped: download (the switch's port
+                     towards the peer's host; default) or upload (the owner's eth0)
+  --tcp-cc NAME      congestion control of TCP from the owner's host in the
+                     µTP jobs (default ${DEFAULT_BULK_TCP_CC})
   --start MODE       how ring peers start: one-by-one (the seed's way, each
                      once the previous is up; default) or together
   --pipeline N       swarmdrop peers' --pipeline (default: the peer's own)
@@ -71,7 +90,13 @@ async function main(): Promise<void> {
       peers: { type: 'string', default: '5,10,20' },
       'size-mb': { type: 'string', default: '25' },
       'rate-mbit': { type: 'string', default: String(DEFAULT_UPLOAD_BITS_PER_SECOND / 1e6) },
-      jobs: { type: 'string', default: NET_JOBS.map((j) => j.name).join(',') },
+      jobs: {
+        type: 'string',
+        default: [...NET_JOBS.map((j) => j.name), ...UTP_JOB_NAMES].join(','),
+      },
+      'utp-latency-ms': { type: 'string', default: String(DEFAULT_UTP_TBF_LATENCY_MS) },
+      'utp-link': { type: 'string', default: DEFAULT_UTP_LINK_PLACE },
+      'tcp-cc': { type: 'string', default: DEFAULT_BULK_TCP_CC },
       pipeline: { type: 'string' },
       start: { type: 'string', default: 'one-by-one' },
       'max-minutes': { type: 'string', default: '30' },
@@ -96,9 +121,19 @@ async function main(): Promise<void> {
   const rate = positive(values['rate-mbit'], 'rate-mbit') * 1e6;
   const maxMs = positive(values['max-minutes'], 'max-minutes') * 60_000;
   const wanted = values.jobs.split(',').map((s) => s.trim());
+  const allJobs = [...NET_JOBS.map((j) => j.name), ...UTP_JOB_NAMES];
   for (const name of wanted)
-    if (!NET_JOBS.some((j) => j.name === name))
-      fail(`--jobs: unknown job "${name}" (jobs: ${NET_JOBS.map((j) => j.name).join(', ')})`);
+    if (!allJobs.includes(name))
+      fail(`--jobs: unknown job "${name}" (jobs: ${allJobs.join(', ')})`);
+  const utpJobs = UTP_JOB_NAMES.filter((name) => wanted.includes(name));
+  const utpLatencyMs = positive(values['utp-latency-ms'], 'utp-latency-ms');
+  const utpLink = values['utp-link'];
+  if (utpLink !== 'download' && utpLink !== 'upload')
+    fail(`--utp-link must be download or upload, got "${utpLink}"`);
+  if (!/^[a-z0-9_]{1,16}$/.test(values['tcp-cc']))
+    fail(
+      `--tcp-cc must be a congestion control's name (cubic, reno, bbr), got "${values['tcp-cc']}"`,
+    );
   if (values.start !== 'one-by-one' && values.start !== 'together')
     fail(`--start must be one-by-one or together, got "${values.start}"`);
   const startTogether = values.start === 'together';
@@ -144,14 +179,15 @@ async function main(): Promise<void> {
   bound.unref();
 
   const results: JobResult[] = [];
+  const utpResults: UtpJobResult[] = [];
   try {
     const file = join(work, 'sample.bin');
     await makeRandomFile(file, size);
     const sha256 = await sha256File(file);
     console.log(
-      `swarmdrop bench:net: ${fmt(size / 1e6, 1)} MB, 100 KiB chunks, every host's upload ${fmt(rate / 1e6, 0)} Mbit/s (tc tbf), peers ${peerCounts.join(',')} (ring peers started ${values.start}), jobs ${jobs.map((j) => j.name).join(',')}; ${cpus().length} cores`,
+      `swarmdrop bench:net: ${fmt(size / 1e6, 1)} MB, 100 KiB chunks, every host's upload ${fmt(rate / 1e6, 0)} Mbit/s (tc tbf), peers ${peerCounts.join(',')} (ring peers started ${values.start}), jobs ${[...jobs.map((j) => j.name), ...utpJobs].join(',')}; ${cpus().length} cores`,
     );
-    for (const n of peerCounts) {
+    for (const n of jobs.length > 0 ? peerCounts : []) {
       const dMin = dMinSeconds(size, n, rate);
       console.log(`\nN=${n}: D_min = ${fmt(dMin)} s`);
       for (const job of jobs) {
@@ -198,7 +234,28 @@ async function main(): Promise<void> {
         if (!values.keep) await rm(workDir, { recursive: true, force: true });
       }
     }
-    printTable(results, size, rate);
+    if (results.length > 0) printTable(results, size, rate);
+    if (utpJobs.length > 0) {
+      console.log(
+        `\nµTP and TCP, owner -> one peer over one link: ${fmt(rate / 1e6, 0)} Mbit/s, tbf burst 32768 latency ${utpLatencyMs} ms on ${utpLink === 'download' ? "the switch's port towards the peer's host" : "the owner's eth0"}; TCP from the owner's host: ${values['tcp-cc']}`,
+      );
+      for (const name of utpJobs) {
+        const result = await UTP_JOBS[name as UtpJobName]({
+          workDir: work,
+          file,
+          sha256,
+          rateBitsPerSecond: rate,
+          latencyMs: utpLatencyMs,
+          place: utpLink,
+          tcpCongestionControl: values['tcp-cc'],
+          resources,
+          timeoutMs: Math.max(120_000, 30 * ((size * 8) / rate) * 1000),
+        });
+        utpResults.push(result);
+        for (const line of formatUtpResult(result)) console.log(line);
+        console.log(`    issue 11's bar: ${utpVerdict(result) ? 'met' : 'NOT met'}`);
+      }
+    }
     await mkdir(values.out, { recursive: true });
     const outFile = join(
       values.out,
@@ -206,7 +263,7 @@ async function main(): Promise<void> {
     );
     await writeFile(
       outFile,
-      `${JSON.stringify({ date: new Date().toISOString(), size, uploadBitsPerSecond: rate, results }, null, 2)}\n`,
+      `${JSON.stringify({ date: new Date().toISOString(), size, uploadBitsPerSecond: rate, results, utp: utpResults }, null, 2)}\n`,
     );
     console.log(`\nJSON: ${outFile}`);
   } finally {
