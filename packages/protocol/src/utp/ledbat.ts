@@ -26,6 +26,18 @@ export const SLOW_START_THRESHOLD_BYTES = 64 * 1024;
 export const LEDBAT_MAX_WINDOW_BYTES = 128 * 1024;
 /** How long a base-delay minimum counts: two one-minute buckets. */
 export const BASE_DELAY_BUCKET_MS = 60_000;
+/**
+ * The current delay is the least of this many latest samples (RFC 6817's
+ * CURRENT_FILTER): one late packet, or a receiver that read it late because
+ * its event loop was busy, is not a queue.
+ */
+export const CURRENT_DELAY_FILTER = 4;
+/**
+ * Most of the window given up in one round trip above the target (LEDBAT++,
+ * draft-irtf-iccrg-ledbat-plus-plus: multiplicative decrease, no faster than
+ * TCP's halving).
+ */
+export const MAX_DECREASE_PER_RTT = 0.5;
 
 export interface LedbatOptions {
   /** Largest payload per packet: the smallest window is one of these. */
@@ -48,6 +60,8 @@ export class Ledbat {
   private bucketStartMs: number | undefined;
   /** Reference the u32 delay samples are taken relative to, so clock offsets and wrap cancel out. */
   private reference: number | undefined;
+  /** Latest samples relative to the reference, newest last (CURRENT_DELAY_FILTER of them). */
+  private readonly recent: number[] = [];
   /** Latest queueing delay estimate, microseconds (for stats and tests). */
   queueingDelayUs = 0;
 
@@ -78,9 +92,20 @@ export class Ledbat {
       this.window += ackedBytes;
     } else {
       this.slowStart = false;
-      // Scaled by the share of the window this ack covers: per round trip at most MAX_CWND_INCREASE.
-      const windowFactor = ackedBytes / Math.max(this.window, ackedBytes);
-      this.window += MAX_CWND_INCREASE_BYTES_PER_RTT * offTarget * windowFactor;
+      if (this.queueingDelayUs <= this.targetUs) {
+        // Scaled by the share of the window this ack covers: per round trip at most MAX_CWND_INCREASE.
+        const windowFactor = ackedBytes / Math.max(this.window, ackedBytes);
+        this.window += MAX_CWND_INCREASE_BYTES_PER_RTT * offTarget * windowFactor;
+      } else {
+        // Above the target the window gives up a share of itself per round
+        // trip, (delay / target - 1), at most half. The linear decrease of
+        // RFC 6817 and libutp takes some 20 round trips to leave a queue
+        // that a loss-based TCP flow keeps at 300 ms (measured in bench:net's
+        // utp-yield: µTP still sent 20 Mbit/s in the first second of a TCP
+        // flow and 5 in the fifth); this leaves it in about six.
+        const share = Math.min(MAX_DECREASE_PER_RTT, -offTarget);
+        this.window -= share * ackedBytes;
+      }
     }
     this.clamp();
   }
@@ -114,6 +139,8 @@ export class Ledbat {
     }
     this.baseCurrent = Math.min(this.baseCurrent, relative);
     const base = Math.min(this.baseCurrent, this.basePrevious);
-    this.queueingDelayUs = Math.max(0, relative - base);
+    this.recent.push(relative);
+    if (this.recent.length > CURRENT_DELAY_FILTER) this.recent.shift();
+    this.queueingDelayUs = Math.max(0, Math.min(...this.recent) - base);
   }
 }
