@@ -50,6 +50,10 @@ export interface UtpJobOptions {
   readonly tcpCongestionControl: string;
   readonly resources: Resources;
   readonly timeoutMs: number;
+  /** utp-yield: µTP alone before the TCP flow, seconds (default YIELD_SOLO_SECONDS). */
+  readonly soloSeconds?: number;
+  /** utp-yield: how long the TCP flow sends, seconds (default YIELD_TCP_SECONDS). */
+  readonly tcpSeconds?: number;
 }
 
 export interface TransferResult {
@@ -64,6 +68,8 @@ export interface TransferResult {
 
 export interface UtpVsTcpResult {
   readonly job: 'utp-vs-tcp';
+  /** The lab's id (its namespaces are named after it). */
+  readonly labId: string;
   readonly tcp: TransferResult;
   readonly utp: TransferResult;
   /** µTP's throughput over TCP's. */
@@ -73,6 +79,9 @@ export interface UtpVsTcpResult {
 
 export interface UtpYieldResult {
   readonly job: 'utp-yield';
+  readonly labId: string;
+  /** Everything the bulk TCP receiver got. */
+  readonly tcpBytesTotal: number;
   /** µTP alone before the TCP flow started, Mbit/s. */
   readonly utpSoloMbit: number;
   /** Both flows running, seconds. */
@@ -289,6 +298,7 @@ export async function utpVsTcpJob(options: UtpJobOptions): Promise<UtpVsTcpResul
     const [tcp, utp] = results as [TransferResult, TransferResult];
     return {
       job: 'utp-vs-tcp',
+      labId: lab.id,
       tcp,
       utp,
       ratio: utp.mbitPerSecond / tcp.mbitPerSecond,
@@ -300,8 +310,8 @@ export async function utpVsTcpJob(options: UtpJobOptions): Promise<UtpVsTcpResul
 }
 
 /**
- * utp-yield: µTP owner → peer alone for YIELD_SOLO_SECONDS, then a bulk TCP
- * flow own → h1 for YIELD_TCP_SECONDS on the same link, then µTP alone until
+ * utp-yield: µTP owner → peer alone for `soloSeconds`, then a bulk TCP
+ * flow own → h1 for `tcpSeconds` on the same link, then µTP alone until
  * the file is complete. The file is twice the source, so that µTP is still
  * sending when the TCP flow ends even if it does not yield at all.
  */
@@ -335,14 +345,15 @@ export async function utpYieldJob(options: UtpJobOptions): Promise<UtpYieldResul
       timeoutMs: options.timeoutMs,
     });
     await peer.waitFor((l) => isEvent(l, 'chunk-received'), 'first chunk', 60_000);
-    await new Promise((r) => setTimeout(r, YIELD_SOLO_SECONDS * 1000));
+    await new Promise((r) => setTimeout(r, (options.soloSeconds ?? YIELD_SOLO_SECONDS) * 1000));
+    const tcpSeconds = options.tcpSeconds ?? YIELD_TCP_SECONDS;
     const sender = spawner.spawn('bulk-sender', OWNER_HOST, [
       senderScript,
       h1,
       String(BULK_PORT),
-      String(YIELD_TCP_SECONDS),
+      String(tcpSeconds),
     ]);
-    await sender.waitFor((l) => l === 'done', 'bulk sender done', (YIELD_TCP_SECONDS + 60) * 1000);
+    await sender.waitFor((l) => l === 'done', 'bulk sender done', (tcpSeconds + 60) * 1000);
     await peer.waitFor((l) => isEvent(l, 'merged'), 'merged line', options.timeoutMs);
     const times = chunkTimes(peer);
     if (times.transport !== 'utp') throw new Error(`the µTP transfer ran over ${times.transport}`);
@@ -358,7 +369,8 @@ export async function utpYieldJob(options: UtpJobOptions): Promise<UtpYieldResul
     const tcpAt = (t: number) => rx.filter((x) => x.at <= t).at(-1)?.bytes ?? 0;
     const utpBetween = (a: number, b: number) =>
       times.chunks.filter((c) => c.at > a && c.at <= b).reduce((s, c) => s + c.bytes, 0);
-    const overlapMs = to - from;
+    // Negative when µTP finished before the TCP flow began (a tiny file): no overlap.
+    const overlapMs = Math.max(0, to - from);
     const tcpBytes = tcpAt(to) - tcpAt(from);
     const timeline: Array<readonly [number, number]> = [];
     for (let t = from; t + 1000 <= to; t += 1000)
@@ -366,11 +378,13 @@ export async function utpYieldJob(options: UtpJobOptions): Promise<UtpYieldResul
     const firstChunk = times.chunks[0]!.at;
     return {
       job: 'utp-yield',
+      labId: lab.id,
+      tcpBytesTotal: rx.at(-1)?.bytes ?? 0,
       utpSoloMbit: mbit(utpBetween(firstChunk, tcpStart), tcpStart - firstChunk),
       overlapSeconds: overlapMs / 1000,
       tcpMbit: mbit(tcpBytes, overlapMs),
       utpMbit: mbit(utpBetween(from, to), overlapMs),
-      tcpShareOfLink: (tcpBytes * 8) / (overlapMs / 1000) / options.rateBitsPerSecond,
+      tcpShareOfLink: mbit(tcpBytes, overlapMs) / (options.rateBitsPerSecond / 1e6),
       utpAfterMbit:
         lastChunk > tcpEnd ? mbit(utpBetween(tcpEnd, lastChunk), lastChunk - tcpEnd) : undefined,
       timeline,
