@@ -17,13 +17,21 @@ export const MAX_CWND_INCREASE_BYTES_PER_RTT = 3_000;
  */
 export const SLOW_START_THRESHOLD_BYTES = 64 * 1024;
 /**
- * Most bytes in flight. libtorrent (qBittorrent) stalled for good when some
- * 250 packets were in flight past a lost one: it holds out-of-order packets
- * in its receive buffer and, once that is full, drops even the packet that
- * fills the hole. 128 KiB is still 2x the bandwidth-delay product of a
- * 40 Mbit/s link at 25 ms.
+ * Most bytes in flight. They are also what sits in the bottleneck's queue
+ * while our process waits for a core: when it is not scheduled, nothing is
+ * sent, and the link idles once the queue has drained. At 40 Mbit/s, 128 KiB
+ * is 26 ms of queue; on the 2-core project machine at load 15-29 that let
+ * µTP fall to 65-76% of TCP in two of four runs of bench:net's utp-vs-tcp,
+ * and in six alternating 6 s transfers it averaged 34.3 Mbit/s against
+ * 36.5 Mbit/s with 256 KiB. 256 KiB (about 200 packets) is still below the
+ * some 250 packets in flight past a lost one at which libtorrent
+ * (qBittorrent) stalled for good (it holds out-of-order packets in its
+ * receive buffer and, once that is full, drops even the packet that fills the
+ * hole; the connection also keeps everything past the cumulative ack within
+ * the remote's advertised window), and within one selective ACK's 256 bits.
+ * LEDBAT's 100 ms target still bounds it on a slower link.
  */
-export const LEDBAT_MAX_WINDOW_BYTES = 128 * 1024;
+export const LEDBAT_MAX_WINDOW_BYTES = 256 * 1024;
 /** How long a base-delay minimum counts: two one-minute buckets. */
 export const BASE_DELAY_BUCKET_MS = 60_000;
 /**
