@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   CURRENT_DELAY_FILTER,
+  CURRENT_DELAY_WINDOW_MS,
   decodeUtpPacket,
   encodeUtpPacket,
   LEDBAT_MAX_WINDOW_BYTES,
@@ -428,16 +429,16 @@ describe('Ledbat', () => {
     const steady = new Ledbat({ packetBytes: mss, initialWindowBytes: 100_000 });
     steady.onAck(mss, 0, 0);
     steady.onLoss();
-    samples(steady, LEDBAT_TARGET_US, 0);
+    samples(steady, LEDBAT_TARGET_US, 1_000);
     const w = steady.window;
-    for (let t = 1; t < 50; t++) steady.onAck(mss, LEDBAT_TARGET_US, t);
+    for (let t = 1; t < 50; t++) steady.onAck(mss, LEDBAT_TARGET_US, 1_000 + t);
     expect(steady.window).toBeCloseTo(w, 6);
   });
 
   it('measures delay relative to the base across the u32 wrap of the timestamps', () => {
     const ledbat = new Ledbat({ packetBytes: mss });
     ledbat.onAck(mss, 0xffff_fff0, 0);
-    samples(ledbat, 0x0000_1000, 10); // wrapped: 4112 µs later
+    samples(ledbat, 0x0000_1000, 1_000); // wrapped: 4112 µs later
     expect(ledbat.queueingDelayUs).toBe(0x1000 + 0x10);
   });
 
@@ -451,16 +452,18 @@ describe('Ledbat', () => {
     expect(ledbat.queueingDelayUs).toBe(0);
   });
 
-  it('takes the least of the latest samples as the current delay: one late sample is not a queue', () => {
+  it('takes the least sample of the last 200 ms as the current delay: a burst read late is not a queue, a delay that stays is', () => {
     const ledbat = new Ledbat({ packetBytes: mss, initialWindowBytes: 100_000 });
     samples(ledbat, 10_000, 0);
     ledbat.onLoss(); // out of slow start, 50 000 bytes
     const before = ledbat.window;
-    ledbat.onAck(mss, 10_000 + 3 * LEDBAT_TARGET_US, 10); // one packet read 300 ms late
+    // A receiver that was not scheduled for 150 ms reads its backlog at once: a burst of late samples.
+    for (let i = 0; i < 20; i++) ledbat.onAck(mss, 10_000 + 3 * LEDBAT_TARGET_US - i * 1_000, 150);
     expect(ledbat.queueingDelayUs).toBe(0);
     expect(ledbat.window).toBeGreaterThanOrEqual(before);
-    // The same delay in every sample is a queue.
-    samples(ledbat, 10_000 + 3 * LEDBAT_TARGET_US, 20);
+    // The same delay in every sample for longer than CURRENT_DELAY_WINDOW_MS is a queue.
+    for (let t = 160; t <= 160 + CURRENT_DELAY_WINDOW_MS + 20; t += 20)
+      ledbat.onAck(mss, 10_000 + 3 * LEDBAT_TARGET_US, t);
     expect(ledbat.queueingDelayUs).toBe(3 * LEDBAT_TARGET_US);
     expect(ledbat.window).toBeLessThan(before);
   });
@@ -490,7 +493,7 @@ describe('Ledbat', () => {
     samples(near, 0, 0);
     near.onLoss();
     const w = near.window;
-    for (let acked = 0; acked < w; acked += mss) near.onAck(mss, 1.1 * LEDBAT_TARGET_US, 10);
+    for (let acked = 0; acked < w; acked += mss) near.onAck(mss, 1.1 * LEDBAT_TARGET_US, 1_000);
     expect(near.window).toBeGreaterThan(0.85 * w);
     expect(near.window).toBeLessThan(0.95 * w);
   });
