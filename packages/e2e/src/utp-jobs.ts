@@ -34,6 +34,8 @@ export const DEFAULT_UTP_LINK_PLACE: UtpLinkPlace = 'download';
  * LEDBAT is built to give way to. (This machine's kernel defaults to BBR.)
  */
 export const DEFAULT_BULK_TCP_CC = 'cubic';
+/** utp-yield's second share leaves out the TCP flow's first seconds. */
+export const SETTLED_AFTER_SECONDS = 3;
 /** µTP alone on the link before the bulk TCP flow starts, seconds. */
 export const YIELD_SOLO_SECONDS = 2;
 /** How long the bulk TCP flow sends, seconds. */
@@ -92,6 +94,11 @@ export interface UtpYieldResult {
   readonly tcpShareOfLink: number;
   /** µTP after the TCP flow ended, Mbit/s (undefined if it finished during the overlap). */
   readonly utpAfterMbit: number | undefined;
+  /**
+   * The TCP flow's share from its SETTLED_AFTER_SECONDS-th second on: without
+   * its own start (slow start, then CUBIC's growth per round trip).
+   */
+  readonly tcpShareSettled: number;
   /** Per second of the overlap: [TCP, µTP] Mbit/s. */
   readonly timeline: ReadonlyArray<readonly [number, number]>;
   readonly identical: boolean;
@@ -385,6 +392,12 @@ export async function utpYieldJob(options: UtpJobOptions): Promise<UtpYieldResul
       tcpMbit: mbit(tcpBytes, overlapMs),
       utpMbit: mbit(utpBetween(from, to), overlapMs),
       tcpShareOfLink: mbit(tcpBytes, overlapMs) / (options.rateBitsPerSecond / 1e6),
+      tcpShareSettled:
+        mbit(
+          tcpAt(to) - tcpAt(from + SETTLED_AFTER_SECONDS * 1000),
+          to - from - SETTLED_AFTER_SECONDS * 1000,
+        ) /
+        (options.rateBitsPerSecond / 1e6),
       utpAfterMbit:
         lastChunk > tcpEnd ? mbit(utpBetween(tcpEnd, lastChunk), lastChunk - tcpEnd) : undefined,
       timeline,
@@ -404,7 +417,7 @@ export const UTP_JOBS: Record<UtpJobName, (options: UtpJobOptions) => Promise<Ut
 
 const f = (n: number | undefined, digits = 1) =>
   n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : '—';
-const pct = (n: number) => `${Math.round(n * 100)}%`;
+const pct = (n: number) => (Number.isFinite(n) ? `${Math.round(n * 100)}%` : '—');
 
 /** One result as the lines bench:net prints. */
 export function formatUtpResult(r: UtpJobResult): string[] {
@@ -420,7 +433,7 @@ export function formatUtpResult(r: UtpJobResult): string[] {
   }
   return [
     `  utp-yield   TCP got ${pct(r.tcpShareOfLink)} of the link while both ran (${f(r.overlapSeconds, 2)} s): TCP ${f(r.tcpMbit)} Mbit/s, µTP ${f(r.utpMbit)} Mbit/s  (${loadText})`,
-    `    µTP alone before: ${f(r.utpSoloMbit)} Mbit/s; after the TCP flow ended: ${f(r.utpAfterMbit)} Mbit/s; files ${r.identical ? 'identical' : 'DIFFER'}`,
+    `    TCP's share from its ${SETTLED_AFTER_SECONDS + 1}th second on: ${pct(r.tcpShareSettled)}; µTP alone before: ${f(r.utpSoloMbit)} Mbit/s; after the TCP flow ended: ${f(r.utpAfterMbit)} Mbit/s; files ${r.identical ? 'identical' : 'DIFFER'}`,
     `    per second of the overlap, TCP/µTP Mbit/s: ${r.timeline.map(([t, u]) => `${f(t, 0)}/${f(u, 0)}`).join(' ')}`,
   ];
 }
