@@ -40,9 +40,10 @@ export const BASE_DELAY_BUCKET_MS = 60_000;
  * CURRENT_FILTER, over time rather than a count). A receiver that was not
  * scheduled for a while reads a backlog of packets at once and stamps each
  * with the time it read it, so after every such pause a burst of samples
- * shows a queue that is not on the link: on the loaded 2-core machine the
- * window fell from 126 to 75 KB at 15 ms of real queue in one such burst. A
- * real queue, e.g. a TCP flow's, stays for many round trips.
+ * shows a queue that is not on the link (on the loaded 2-core machine, with
+ * only the last 4 samples, the window fell from 126 to 75 KB within 100 ms
+ * with no loss, the delay reading 14-17 ms before and after). A real queue,
+ * e.g. a TCP flow's, stays for many round trips.
  */
 export const CURRENT_DELAY_FILTER = 4;
 export const CURRENT_DELAY_WINDOW_MS = 200;
