@@ -46,6 +46,11 @@ await build({
     js: [
       '#!/usr/bin/env node',
       `// ${pkg.name} ${pkg.version}: single-file bundle; needs only Node.js ${pkg.engines?.node ?? ''}`,
+      // CommonJS dependencies (pino, prom-client) require Node's modules at
+      // run time; an ES module has no `require`, and esbuild's shim then
+      // throws "Dynamic require of node:os is not supported".
+      "import { createRequire as __swarmdropCreateRequire } from 'node:module';",
+      'const require = __swarmdropCreateRequire(import.meta.url);',
     ].join('\n'),
   },
   legalComments: 'eof',

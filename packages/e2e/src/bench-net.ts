@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   createShapedLab,
@@ -14,6 +14,17 @@ import {
 import { shapedLabUnavailableReason } from './netns.js';
 import { makeRandomFile } from './scenario.js';
 import { sha256File } from './swarm.js';
+import {
+  DEFAULT_BULK_TCP_CC,
+  DEFAULT_UTP_LINK_PLACE,
+  DEFAULT_UTP_TBF_LATENCY_MS,
+  formatUtpResult,
+  UTP_JOB_NAMES,
+  UTP_JOBS,
+  type UtpJobName,
+  type UtpJobResult,
+  utpVerdict,
+} from './utp-jobs.js';
 
 const USAGE = `Usage: pnpm bench:net [-- options]      (needs root: network namespaces and tc)
 
@@ -24,17 +35,27 @@ complete file (SHA-256 checked) and its ratio to
 D_min = max(F/u_owner, N*F/(u_owner + sum of u_peers)).
 
 Jobs: ring (the seed's ring of swarmdrop peers), swarm (the same hosts, every peer in swarm mode),
-aria2c (one seeder on the owner's host, N leechers; DHT, LPD, PEX off).
+aria2c (one seeder on the owner's host, N leechers; DHT, LPD, PEX off);
+run once, not per N: utp-vs-tcp (owner -> one peer over one shaped link,
+--transport tcp then utp; throughput and the ratio) and utp-yield (the µTP
+transfer while a bulk TCP flow shares that link; the TCP flow's share).
 
 Options:
   --peers LIST       peer counts, comma-separated (default 5,10,20)
   --size-mb N        file size in MB, 10^6 bytes (default 25)
   --rate-mbit N      every host's upload, Mbit/s (default 40)
-  --jobs LIST        jobs to run, comma-separated (default ring,swarm,aria2c)
+  --jobs LIST        jobs to run, comma-separated (default ring,swarm,aria2c,utp-vs-tcp,utp-yield)
+  --utp-latency-ms N the µTP jobs' link: tbf queue length as time (default ${DEFAULT_UTP_TBF_LATENCY_MS})
+  --utp-link PLACE   where that link is shaped: download (the switch's port
+                     towards the peer's host; default) or upload (the owner's eth0)
+  --tcp-cc NAME      congestion control of TCP from the owner's host in the
+                     µTP jobs (default ${DEFAULT_BULK_TCP_CC})
   --start MODE       how ring peers start: one-by-one (the seed's way, each
                      once the previous is up; default) or together
   --pipeline N       swarmdrop peers' --pipeline (default: the peer's own)
   --max-minutes N    bound on the whole run; past it everything is stopped (default 30)
+  --cpu-prof DIR     write a V8 CPU profile of every swarmdrop process to DIR
+                     (node --cpu-prof; open in Chrome DevTools)
   --keep             keep every process's log (the work directory is printed)
   --links            print each ring peer's intake per sender (chunks, Mbit/s)
                      and how long a chunk takes per hop (have, request, chunk)
@@ -69,12 +90,19 @@ async function main(): Promise<void> {
       peers: { type: 'string', default: '5,10,20' },
       'size-mb': { type: 'string', default: '25' },
       'rate-mbit': { type: 'string', default: String(DEFAULT_UPLOAD_BITS_PER_SECOND / 1e6) },
-      jobs: { type: 'string', default: NET_JOBS.map((j) => j.name).join(',') },
+      jobs: {
+        type: 'string',
+        default: [...NET_JOBS.map((j) => j.name), ...UTP_JOB_NAMES].join(','),
+      },
+      'utp-latency-ms': { type: 'string', default: String(DEFAULT_UTP_TBF_LATENCY_MS) },
+      'utp-link': { type: 'string', default: DEFAULT_UTP_LINK_PLACE },
+      'tcp-cc': { type: 'string', default: DEFAULT_BULK_TCP_CC },
       pipeline: { type: 'string' },
       start: { type: 'string', default: 'one-by-one' },
       'max-minutes': { type: 'string', default: '30' },
       links: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
       out: { type: 'string', default: 'bench-results' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -93,9 +121,19 @@ async function main(): Promise<void> {
   const rate = positive(values['rate-mbit'], 'rate-mbit') * 1e6;
   const maxMs = positive(values['max-minutes'], 'max-minutes') * 60_000;
   const wanted = values.jobs.split(',').map((s) => s.trim());
+  const allJobs = [...NET_JOBS.map((j) => j.name), ...UTP_JOB_NAMES];
   for (const name of wanted)
-    if (!NET_JOBS.some((j) => j.name === name))
-      fail(`--jobs: unknown job "${name}" (jobs: ${NET_JOBS.map((j) => j.name).join(', ')})`);
+    if (!allJobs.includes(name))
+      fail(`--jobs: unknown job "${name}" (jobs: ${allJobs.join(', ')})`);
+  const utpJobs = UTP_JOB_NAMES.filter((name) => wanted.includes(name));
+  const utpLatencyMs = positive(values['utp-latency-ms'], 'utp-latency-ms');
+  const utpLink = values['utp-link'];
+  if (utpLink !== 'download' && utpLink !== 'upload')
+    fail(`--utp-link must be download or upload, got "${utpLink}"`);
+  if (!/^[a-z0-9_]{1,16}$/.test(values['tcp-cc']))
+    fail(
+      `--tcp-cc must be a congestion control's name (cubic, reno, bbr), got "${values['tcp-cc']}"`,
+    );
   if (values.start !== 'one-by-one' && values.start !== 'together')
     fail(`--start must be one-by-one or together, got "${values.start}"`);
   const startTogether = values.start === 'together';
@@ -104,6 +142,12 @@ async function main(): Promise<void> {
     values.pipeline !== undefined
       ? ['--pipeline', String(positive(values.pipeline, 'pipeline'))]
       : [];
+
+  const cpuProf = values['cpu-prof'];
+  if (cpuProf !== undefined) await mkdir(cpuProf, { recursive: true });
+  // Each profile is named by node with its pid; an absolute dir, since the processes run in other cwds.
+  const nodeArgs =
+    cpuProf === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(cpuProf)}`];
 
   const resources = new Resources();
   const work = await mkdtemp(join(tmpdir(), 'swarmdrop-bench-net-'));
@@ -135,14 +179,15 @@ async function main(): Promise<void> {
   bound.unref();
 
   const results: JobResult[] = [];
+  const utpResults: UtpJobResult[] = [];
   try {
     const file = join(work, 'sample.bin');
     await makeRandomFile(file, size);
     const sha256 = await sha256File(file);
     console.log(
-      `swarmdrop bench:net: ${fmt(size / 1e6, 1)} MB, 100 KiB chunks, every host's upload ${fmt(rate / 1e6, 0)} Mbit/s (tc tbf), peers ${peerCounts.join(',')} (ring peers started ${values.start}), jobs ${jobs.map((j) => j.name).join(',')}; ${cpus().length} cores`,
+      `swarmdrop bench:net: ${fmt(size / 1e6, 1)} MB, 100 KiB chunks, every host's upload ${fmt(rate / 1e6, 0)} Mbit/s (tc tbf), peers ${peerCounts.join(',')} (ring peers started ${values.start}), jobs ${[...jobs.map((j) => j.name), ...utpJobs].join(',')}; ${cpus().length} cores`,
     );
-    for (const n of peerCounts) {
+    for (const n of jobs.length > 0 ? peerCounts : []) {
       const dMin = dMinSeconds(size, n, rate);
       console.log(`\nN=${n}: D_min = ${fmt(dMin)} s`);
       for (const job of jobs) {
@@ -165,6 +210,7 @@ async function main(): Promise<void> {
             timeoutMs: Math.max(120_000, 30 * dMin * 1000),
             resources,
             extraPeerArgs,
+            nodeArgs,
             startTogether,
           });
           results.push(result);
@@ -172,6 +218,7 @@ async function main(): Promise<void> {
           console.log(
             `  ${job.name.padEnd(7)} ${fmt(result.seconds).padStart(7)} s = ${fmt(result.seconds / dMin)}x D_min  files ${ok ? 'identical' : `DIFFER (${result.identical.filter((x) => !x).length})`}  CPU: machine ${pct(result.machineBusy)} busy, ours ${pct(result.ownCpuShare)}, waiting for a core ${pct(result.cpuWaitShare)} of the time they wanted one${result.notes.length ? `  (${result.notes.join('; ')})` : ''}`,
           );
+          console.log(`          ${cpuLine(result)}`);
           if (result.lastStartS !== undefined) {
             const dRing = dRingSeconds(size, n, rate, result.lastStartS);
             const owner = result.ownerSendS;
@@ -187,7 +234,28 @@ async function main(): Promise<void> {
         if (!values.keep) await rm(workDir, { recursive: true, force: true });
       }
     }
-    printTable(results, size, rate);
+    if (results.length > 0) printTable(results, size, rate);
+    if (utpJobs.length > 0) {
+      console.log(
+        `\nµTP and TCP, owner -> one peer over one link: ${fmt(rate / 1e6, 0)} Mbit/s, tbf burst 32768 latency ${utpLatencyMs} ms on ${utpLink === 'download' ? "the switch's port towards the peer's host" : "the owner's eth0"}; TCP from the owner's host: ${values['tcp-cc']}`,
+      );
+      for (const name of utpJobs) {
+        const result = await UTP_JOBS[name as UtpJobName]({
+          workDir: work,
+          file,
+          sha256,
+          rateBitsPerSecond: rate,
+          latencyMs: utpLatencyMs,
+          place: utpLink,
+          tcpCongestionControl: values['tcp-cc'],
+          resources,
+          timeoutMs: Math.max(120_000, 30 * ((size * 8) / rate) * 1000),
+        });
+        utpResults.push(result);
+        for (const line of formatUtpResult(result)) console.log(line);
+        console.log(`    issue 11's bar: ${utpVerdict(result) ? 'met' : 'NOT met'}`);
+      }
+    }
     await mkdir(values.out, { recursive: true });
     const outFile = join(
       values.out,
@@ -195,13 +263,34 @@ async function main(): Promise<void> {
     );
     await writeFile(
       outFile,
-      `${JSON.stringify({ date: new Date().toISOString(), size, uploadBitsPerSecond: rate, results }, null, 2)}\n`,
+      `${JSON.stringify({ date: new Date().toISOString(), size, uploadBitsPerSecond: rate, results, utp: utpResults }, null, 2)}\n`,
     );
     console.log(`\nJSON: ${outFile}`);
   } finally {
     clearTimeout(bound);
     await cleanup();
   }
+}
+
+/**
+ * Where the CPU went: the seed's and the peers' CPU seconds, and all of them
+ * over the machine's cores, which no schedule can beat: a job whose CPU
+ * seconds per core exceed D_min cannot reach D_min on this machine, however
+ * well it uses the network (and the other engineers' work comes on top).
+ */
+function cpuLine(result: JobResult): string {
+  const entries = Object.entries(result.processes);
+  const seed = entries.find(([name]) => name === 'owner' || name === 'seeder')?.[1];
+  const peers = entries
+    .filter(([name]) => /^(p|s|leecher)\d+$/.test(name))
+    .map(([, p]) => p.cpuSeconds)
+    .sort((a, b) => a - b);
+  const all = entries.reduce((a, [, p]) => a + p.cpuSeconds, 0);
+  const median = peers.length ? peers[Math.floor(peers.length / 2)]! : Number.NaN;
+  const rss = entries
+    .filter(([name]) => /^(p|s|leecher)\d+$/.test(name))
+    .map(([, p]) => p.peakRssBytes / 2 ** 20);
+  return `CPU seconds: seed ${fmt(seed?.cpuSeconds ?? Number.NaN)}, peers median ${fmt(median)} (max ${fmt(peers.at(-1) ?? Number.NaN)}); all ${fmt(all, 1)} s = ${fmt(all / cpus().length)} s of all ${cpus().length} cores. Peer peak RSS ${fmt(Math.min(...rss), 0)}-${fmt(Math.max(...rss), 0)} MiB`;
 }
 
 /** The ring's links: what each peer took from its download neighbour and from the owner. */

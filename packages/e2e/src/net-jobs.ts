@@ -186,6 +186,8 @@ export interface JobOptions {
   readonly startTogether?: boolean;
   /** Extra arguments for every swarmdrop peer (e.g. `--pipeline`). */
   readonly extraPeerArgs?: readonly string[];
+  /** Extra arguments for `node` itself in every swarmdrop process (e.g. `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** Samples every spawned process, and the machine, from start to `finish()`. */
@@ -221,9 +223,14 @@ class Sampling {
 }
 
 /** Runs `command` inside a lab host with this Node (no bundle: the workspace's built bins). */
-function nodeIn(lab: NetnsLab, host: string, script: string): { file: string; args: string[] } {
+function nodeIn(
+  lab: NetnsLab,
+  host: string,
+  script: string,
+  nodeArgs: readonly string[] = [],
+): { file: string; args: string[] } {
   const [file, ...args] = lab.exec(host);
-  return { file: file!, args: [...args, process.execPath, script] };
+  return { file: file!, args: [...args, process.execPath, ...nodeArgs, script] };
 }
 
 /**
@@ -252,7 +259,7 @@ async function topologyJob(
   const hostOf = (name: string) =>
     name === 'owner' ? OWNER_HOST : peerHost(Number(name.slice(1)));
   const launcher: Launcher = {
-    command: (name, service) => nodeIn(lab, hostOf(name), binPath(service)),
+    command: (name, service) => nodeIn(lab, hostOf(name), binPath(service), options.nodeArgs),
     host: (name) => lab.host(hostOf(name)).ipv4,
   };
   const sampling = new Sampling(options.resources);

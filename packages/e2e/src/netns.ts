@@ -73,6 +73,8 @@ export class NetnsLab {
   readonly id: string;
   readonly hosts = new Map<string, LabHost>();
   private readonly namespaces: string[] = [];
+  /** Each host's port on the switch's bridge. */
+  private readonly ports = new Map<string, string>();
   private closed = false;
   /** The build under way (create); close() lets it stop before removing what it made. */
   private building: Promise<void> | undefined;
@@ -162,6 +164,7 @@ export class NetnsLab {
     await ip('-n', ns, '-6', 'addr', 'add', `${ipv6}/64`, 'dev', 'eth0', 'nodad');
     await ip('-n', ns, 'link', 'set', 'eth0', 'up');
     this.hosts.set(name, { name, ns, ipv4, ipv6 });
+    this.ports.set(name, port);
   }
 
   /**
@@ -176,6 +179,33 @@ export class NetnsLab {
     rateBitsPerSecond: number,
     shape: UploadShape = {},
   ): Promise<void> {
+    await this.tbf(this.host(name).ns, 'eth0', rateBitsPerSecond, shape, name);
+  }
+
+  /**
+   * Limits what host `name` receives: a tbf on the switch's port towards it.
+   * The queue is then outside every sender's kernel. A tbf on a sender's own
+   * eth0 is also where TCP Small Queues count that socket's bytes, so how
+   * much of that queue a local TCP sender holds is up to its kernel, not the
+   * link; a home uplink's queue is in the router, not in the sender.
+   */
+  async shapeDownload(
+    name: string,
+    rateBitsPerSecond: number,
+    shape: UploadShape = {},
+  ): Promise<void> {
+    const port = this.ports.get(name);
+    if (port === undefined) throw new Error(`no lab host "${name}"`);
+    await this.tbf(this.switchNs, port, rateBitsPerSecond, shape, `${name}'s download`);
+  }
+
+  private async tbf(
+    ns: string,
+    dev: string,
+    rateBitsPerSecond: number,
+    shape: UploadShape,
+    what: string,
+  ): Promise<void> {
     if (!Number.isFinite(rateBitsPerSecond) || rateBitsPerSecond < 8_000)
       throw new Error(`upload rate must be at least 8000 bit/s, got ${rateBitsPerSecond}`);
     const burstBytes = shape.burstBytes ?? DEFAULT_TBF_BURST_BYTES;
@@ -184,11 +214,11 @@ export class NetnsLab {
       'tc',
       [
         '-n',
-        this.host(name).ns,
+        ns,
         'qdisc',
         'replace',
         'dev',
-        'eth0',
+        dev,
         'root',
         'tbf',
         'rate',
@@ -201,7 +231,7 @@ export class NetnsLab {
       { reject: false },
     );
     if (result.exitCode !== 0)
-      throw new Error(`tc tbf on ${name} failed: ${result.stderr.trim() || result.exitCode}`);
+      throw new Error(`tc tbf on ${what} failed: ${result.stderr.trim() || result.exitCode}`);
   }
 
   /** Deletes every namespace this lab created (their veths and bridge go with them). Safe to call twice. */

@@ -1,7 +1,7 @@
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
-import { httpGet, MiB } from '@swarmdrop/testkit';
+import { Cleanup, httpGet, MiB, runBin } from '@swarmdrop/testkit';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -60,6 +60,37 @@ describe('single-file bundles on a machine that has only node', () => {
       const help = await execa(cmd.file, [...cmd.args, '--help'], { cwd: cmd.cwd, reject: false });
       expect(help.exitCode).toBe(0);
       expect(help.stdout).toContain(`Usage: swarmdrop-${service}`);
+    }
+  });
+
+  it('the owner bundle logs JSON through pino and serves /metrics (prom-client), and its last line is `stopping`', async () => {
+    const cleanup = new Cleanup();
+    try {
+      const file = join(host.dir, 'metrics-payload.bin');
+      await writeFile(file, Buffer.alloc(300_000, 7));
+      const owner = runBin(cleanup, bundles.get('owner')!, [
+        '127.0.0.1:0',
+        file,
+        '--dir',
+        join(host.dir, 'metrics-owner'),
+        '--log-format',
+        'json',
+      ]);
+      // JSON lines are not text lines: wait on the raw line.
+      const ready = await owner.stdout.waitUntil(
+        (l) => l.line.includes('"event":"ready"'),
+        'a JSON ready line',
+      );
+      const { port } = JSON.parse(ready.line) as { port: number };
+      const metrics = await httpGet(port, '/metrics');
+      expect(metrics.status).toBe(200);
+      expect(metrics.body.toString()).toMatch(/^swarmdrop_chunks_held 3$/m);
+      owner.process.kill('SIGTERM');
+      expect(await owner.exited).toBe(0);
+      const last = owner.stdout.lines.at(-1)!.line;
+      expect(JSON.parse(last)).toMatchObject({ role: 'owner', port, event: 'stopping' });
+    } finally {
+      await cleanup.run();
     }
   });
 

@@ -6,6 +6,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import {
   buildMetainfo,
   ChunkError,
+  clientOf,
   DashboardModel,
   DEFAULT_ENCRYPTION,
   DEFAULT_TRANSPORT,
@@ -40,6 +41,7 @@ import {
   Connection,
   carriesToken,
   createLogger,
+  createMetrics,
   createWireLimits,
   DASHBOARD_REPORT_PATH,
   DashboardHttp,
@@ -51,9 +53,11 @@ import {
   mseRespond,
   PeerWire,
   requestQuery,
+  type ServiceMetrics,
   SUMMARY_FILE,
   sendBody,
   sendJson,
+  sendMetrics,
   sendText,
   sendUnauthorized,
   sniffConnection,
@@ -167,6 +171,9 @@ export class Owner {
    * log, metrics and dashboard subscribe. Nothing reacts to a printed line.
    */
   readonly events: DomainEvents;
+  /** What `GET /metrics` serves: a subscriber to `events` (README, "Metrics"). */
+  readonly metrics: ServiceMetrics;
+  private readonly log: Logger;
   private readonly peerId: Buffer;
   private readonly assigner: BatchAssigner;
   /** Swarm-mode peers are seeded piece by piece (super-seeding.ts). */
@@ -199,6 +206,8 @@ export class Owner {
     utp: UtpEndpoint | undefined;
     store: ChunkStore;
     events: DomainEvents;
+    metrics: ServiceMetrics;
+    log: Logger;
     port: number;
     clock: () => Date;
   }) {
@@ -210,6 +219,8 @@ export class Owner {
     this.utp = init.utp;
     this.store = init.store;
     this.events = init.events;
+    this.metrics = init.metrics;
+    this.log = init.log;
     this.port = init.port;
     this.clock = init.clock;
     this.tracker = new TrackerRegistry({ clock: init.clock });
@@ -268,6 +279,11 @@ export class Owner {
     const events = components.events ?? new DomainEvents();
     subscribeLog(events, log);
     let owner: Owner | undefined;
+    // Subscribed from the start, so refusals during the split count too.
+    const metrics = createMetrics(events, {
+      chunksHeld: () => owner?.store.held.count() ?? 0,
+      trackerPeers: () => owner?.trackerPeers() ?? 0,
+    });
     const server = new DualServer({
       host: options.host,
       port: options.port,
@@ -338,6 +354,8 @@ export class Owner {
         utp,
         store,
         events,
+        metrics,
+        log,
         port: address.port,
         clock: components.clock ?? (() => new Date()),
       });
@@ -359,6 +377,7 @@ export class Owner {
       });
       return owner;
     } catch (err) {
+      metrics.stop();
       await utp?.close();
       await server.close();
       throw err;
@@ -415,6 +434,12 @@ export class Owner {
     };
   }
 
+  /** Peers in the tracker's table now (expired ones dropped first, as `/status` does). */
+  private trackerPeers(): number {
+    for (const gone of this.tracker.expire()) this.forgetAnnounced(gone);
+    return this.tracker.size;
+  }
+
   /** Stops listening, closes every connection, and releases the store. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -426,6 +451,8 @@ export class Owner {
       await this.utp?.close();
       await this.server.close();
       await this.store.close();
+      // Last: the JSON log writes asynchronously, and the bin exits right after.
+      await this.log.flush();
     })();
     return this.closing;
   }
@@ -651,9 +678,7 @@ export class Owner {
     connection.on('ready', (handshake) => {
       record = this.peerRecord(wire.label);
       record.connections++;
-      record.client = isSwarmdropPeer(handshake.peerId)
-        ? 'swarmdrop'
-        : clientName(handshake.peerId);
+      record.client = clientOf(handshake.peerId);
       publish('connected', {
         peer: wire.label,
         client: record.client,
@@ -686,14 +711,18 @@ export class Owner {
   /** HTTP on the owner's port; a bad target or a handler bug costs one request, never the process. */
   private readonly handleHttp = httpRouter(
     (path, req, res) => this.route(path, req, res),
-    (err, req) =>
-      this.events.publish('error', {
-        from: formatEndpoint(req.socket.remoteAddress, req.socket.remotePort ?? 0),
-        request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
-        reason: err.message,
-      }),
+    (err, req) => this.httpError(err, req),
     new Set([DASHBOARD_REPORT_PATH]),
   );
+
+  /** A request that failed in a handler: one `error` line naming it. */
+  private httpError(err: Error, req: IncomingMessage): void {
+    this.events.publish('error', {
+      from: formatEndpoint(req.socket.remoteAddress, req.socket.remotePort ?? 0),
+      request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
+      reason: err.message,
+    });
+  }
 
   private route(pathname: string, req: IncomingMessage, res: ServerResponse): void {
     const token = this.options.token;
@@ -728,6 +757,12 @@ export class Owner {
       sendJson(req, res, authorized ? this.status() : this.publicStatus());
       return;
     }
+    if (pathname === '/metrics') {
+      if (authorized)
+        sendMetrics(req, res, this.metrics.registry, (err) => this.httpError(err, req));
+      else sendUnauthorized(res);
+      return;
+    }
     // A browser gets the dashboard at `/`; curl and scripts get the list of endpoints.
     if (pathname === '/' && !acceptsHtml(req)) {
       sendText(
@@ -737,6 +772,7 @@ export class Owner {
           `  GET /${encodeURIComponent(this.metainfo.name)}.torrent  (also /metainfo.torrent)\n` +
           '  GET /announce                 BitTorrent tracker\n' +
           '  GET /status                   JSON status of the swarm\n' +
+          '  GET /metrics                  Prometheus metrics\n' +
           '  GET / (from a browser)        the live dashboard\n' +
           '  GET /dashboard/events         its updates (Server-Sent Events)\n' +
           '  GET /dashboard/state          its whole state as JSON\n' +
@@ -917,10 +953,4 @@ function acceptsHtml(req: IncomingMessage): boolean {
 
 function validHost(header: string | undefined): string | undefined {
   return header && /^[A-Za-z0-9.\-:[\]]+$/.test(header) ? header : undefined;
-}
-
-/** An Azureus-style client tag (`-TR3000-` -> `TR3000`), else `other`. */
-function clientName(peerId: Uint8Array): string {
-  const match = /^-([A-Za-z0-9]{2}\d{4})-/.exec(Buffer.from(peerId).toString('latin1'));
-  return match ? match[1]! : 'other';
 }

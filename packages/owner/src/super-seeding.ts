@@ -18,6 +18,8 @@ export class SuperSeeding {
   private readonly seeder: InitialSeeder;
   private readonly store: ChunkStore;
   private readonly publish: Publish;
+  /** Each live peer's top-up, so that what one leaves behind is offered to the others at once. */
+  private readonly offerTo = new Map<string, () => void>();
 
   constructor(store: ChunkStore, publish: Publish, rng: Rng = Math.random) {
     this.store = store;
@@ -47,7 +49,13 @@ export class SuperSeeding {
       this.seeder.peerHas(id, index);
       offer();
     });
-    connection.on('closed', () => this.seeder.removePeer(id));
+    connection.on('closed', () => {
+      this.offerTo.delete(id);
+      this.seeder.removePeer(id);
+      // Its unsent offers are back in the pool, and perhaps the last first copies others waited for.
+      for (const top of this.offerTo.values()) top();
+    });
+    this.offerTo.set(id, offer);
     server.on('chunkSent', (index) => {
       this.seeder.pieceSent(id, index);
       offer();

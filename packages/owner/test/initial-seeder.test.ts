@@ -3,12 +3,17 @@
  * out twice, tracked per peer from offers, sends and haves. Pure, on a seeded
  * RNG.
  */
-import { Bitfield, seededRng } from '@swarmdrop/protocol';
+import { Bitfield, ManualClock, seededRng } from '@swarmdrop/protocol';
 import { describe, expect, it } from 'vitest';
-import { InitialSeeder } from '../src/index.js';
+import { InitialSeeder, type InitialSeederOptions } from '../src/index.js';
 
-function seeder(pieceCount: number, offersPerPeer = 4, seed = 1): InitialSeeder {
-  return new InitialSeeder({ pieceCount, offersPerPeer, rng: seededRng(seed) });
+function seeder(
+  pieceCount: number,
+  offersPerPeer = 4,
+  seed = 1,
+  more: Partial<InitialSeederOptions> = {},
+): InitialSeeder {
+  return new InitialSeeder({ pieceCount, offersPerPeer, rng: seededRng(seed), ...more });
 }
 
 function holding(size: number, ids: number[]): Bitfield {
@@ -82,7 +87,8 @@ describe('InitialSeeder', () => {
   });
 
   it('takes back an offer the peer filled from someone else first', () => {
-    const s = seeder(2, 1);
+    // No wait for first copies: this is about the withdrawal alone.
+    const s = seeder(2, 1, 1, { firstCopyGraceMs: 0 });
     s.addPeer('a');
     s.addPeer('b');
     const [x] = s.offers('a');
@@ -126,7 +132,47 @@ describe('InitialSeeder', () => {
     expect(firstOffers(3)).not.toEqual(firstOffers(4));
   });
 
-  it('rejects a bad offersPerPeer, naming it', () => {
+  it('offers no second copy while a first copy is under way, until it is sent or its grace has passed', () => {
+    const clock = new ManualClock();
+    const s = seeder(3, 4, 1, { clock, firstCopyGraceMs: 2_000 });
+    s.addPeer('a');
+    s.addPeer('b');
+    const toA = s.offers('a');
+    expect(toA).toHaveLength(3); // every piece, each a first copy
+    expect(s.offers('b'), 'b would only get second copies').toEqual([]);
+    s.pieceSent('a', toA[0]!);
+    expect(s.offers('b'), 'two first copies are still under way').toEqual([]);
+    clock.advance(2_000);
+    // Past the grace the slow first copies no longer hold the owner back.
+    expect(s.offers('b')).toHaveLength(3);
+  });
+
+  it('lets second copies out once every first copy has been sent', () => {
+    const s = seeder(2, 4, 1, { clock: new ManualClock() });
+    s.addPeer('a');
+    s.addPeer('b');
+    const toA = s.offers('a');
+    for (const i of toA) s.pieceSent('a', i);
+    expect(s.offers('b').sort()).toEqual([0, 1]);
+  });
+
+  it('shares the offers in force among the peers: fewer each as more join, at least one', () => {
+    const s = seeder(1000, 4, 1, { offersInForce: 8 });
+    s.addPeer('p0');
+    expect(s.offers('p0')).toHaveLength(4);
+    for (let i = 1; i < 4; i++) s.addPeer(`p${i}`);
+    expect(s.offersPerPeerNow()).toBe(2);
+    expect(s.offers('p1')).toHaveLength(2);
+    for (let i = 4; i < 20; i++) s.addPeer(`p${i}`);
+    expect(s.offersPerPeerNow()).toBe(1);
+    expect(s.offers('p19')).toHaveLength(1);
+    // p0 is above the share now: nothing new until it is below it.
+    expect(s.offers('p0')).toEqual([]);
+  });
+
+  it('rejects a bad offersPerPeer, offersInForce or firstCopyGraceMs, naming it', () => {
     expect(() => seeder(4, 0)).toThrow(/offersPerPeer/);
+    expect(() => seeder(4, 4, 1, { offersInForce: 0 })).toThrow(/offersInForce/);
+    expect(() => seeder(4, 4, 1, { firstCopyGraceMs: -1 })).toThrow(/firstCopyGraceMs/);
   });
 });

@@ -4,6 +4,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   BLOCK_SIZE,
   ChunkError,
+  clientOf,
   DashboardModel,
   DEFAULT_ENCRYPTION,
   DEFAULT_TRANSPORT,
@@ -32,6 +33,7 @@ import {
   ChunkStore,
   carriesToken,
   createLogger,
+  createMetrics,
   createWireLimits,
   DashboardHttp,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -41,9 +43,11 @@ import {
   type Logger,
   listChunkDir,
   mseRespond,
+  type ServiceMetrics,
   SUMMARY_FILE,
   sendBody,
   sendJson,
+  sendMetrics,
   sendText,
   sendUnauthorized,
   sniffConnection,
@@ -187,6 +191,9 @@ export class Peer {
    * log, metrics and dashboard subscribe. Nothing reacts to a printed line.
    */
   readonly events: DomainEvents;
+  /** What `GET /metrics` serves: a subscriber to `events` (README, "Metrics"). */
+  readonly metrics: ServiceMetrics;
+  private readonly log: Logger;
   private readonly server: DualServer;
   private utp: UtpEndpoint | undefined;
   private readonly peerId: Buffer;
@@ -223,12 +230,16 @@ export class Peer {
   private constructor(
     options: PeerOptions,
     events: DomainEvents,
+    metrics: ServiceMetrics,
+    log: Logger,
     server: DualServer,
     port: number,
     clock: Clock,
   ) {
     this.options = options;
     this.events = events;
+    this.metrics = metrics;
+    this.log = log;
     this.clock = clock;
     this.limits = createWireLimits({ ...options, clock });
     this.server = server;
@@ -261,6 +272,10 @@ export class Peer {
     const events = components.events ?? new DomainEvents();
     subscribeLog(events, log);
     let peer: Peer | undefined;
+    // Subscribed from the start, so refusals while bootstrapping count too.
+    const metrics = createMetrics(events, {
+      chunksHeld: () => peer?.store?.held.count() ?? 0,
+    });
     const server = new DualServer({
       host: options.listen.host,
       port: options.listen.port,
@@ -282,7 +297,15 @@ export class Peer {
     });
     const address: AddressInfo = await server.listen();
     log.setPort(address.port);
-    peer = new Peer(options, events, server, address.port, components.clock ?? systemClock);
+    peer = new Peer(
+      options,
+      events,
+      metrics,
+      log,
+      server,
+      address.port,
+      components.clock ?? systemClock,
+    );
     if ((options.transport ?? DEFAULT_TRANSPORT) !== 'tcp') {
       const utp = new UtpEndpoint({
         host: options.listen.host,
@@ -333,6 +356,8 @@ export class Peer {
       // A merge in progress finishes (or fails) before the store closes.
       await this.completion?.settled();
       await this.store?.close();
+      // Last: the JSON log writes asynchronously, and the bin exits right after.
+      await this.log.flush();
     })();
     return this.closing;
   }
@@ -834,13 +859,22 @@ export class Peer {
   /** Why the peer failed, when `finished` resolved with 1. */
   fatalMessage: string | undefined;
 
-  /** `/status`, `/metainfo.torrent` and the dashboard on the peer's port; a bad request costs that request only. */
+  /** `/status`, `/metrics`, `/metainfo.torrent` and the dashboard on the peer's port; a bad request costs that request only. */
   private readonly handleHttp = httpRouter(
     (path, req, res) => {
       const authorized = carriesToken(req, this.options.token);
       if (this.dashboardHttp.handle(path, req, res)) return;
       if (path === '/status') sendJson(req, res, authorized ? this.status() : this.publicStatus());
-      else if (path === '/metainfo.torrent' && this.torrentBytes) {
+      else if (path === '/metrics') {
+        if (!authorized) sendUnauthorized(res);
+        else
+          sendMetrics(req, res, this.metrics.registry, (err) =>
+            this.events.publish('error', {
+              request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
+              reason: err.message,
+            }),
+          );
+      } else if (path === '/metainfo.torrent' && this.torrentBytes) {
         if (authorized) sendBody(req, res, 'application/x-bittorrent', this.torrentBytes);
         else sendUnauthorized(res);
       } else sendText(res, 404, `no such path: ${path.slice(0, 200)}\n`);

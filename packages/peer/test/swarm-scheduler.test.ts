@@ -19,7 +19,18 @@ import {
 import { ChunkStore, Connection, PeerWire, sha1 } from '@swarmdrop/protocol/node';
 import { Cleanup, HANG_MS, pseudoRandomBytes, socketPair, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MinRatePolicy, SwarmPicker, SwarmScheduler } from '../src/swarm/index.js';
+import {
+  DEFAULT_PIPELINE_BYTES,
+  MIN_PIPELINE_BYTES,
+  MinRatePolicy,
+  pipelineBytesFor,
+  SwarmPicker,
+  SwarmScheduler,
+  type SwarmSchedulerOptions,
+} from '../src/swarm/index.js';
+
+/** A fixed pipeline of the whole cap, whatever the rate: a sitting link is asked for the whole (small) file. */
+const FIXED_PIPELINE: SwarmSchedulerOptions = { minPipelineBytes: DEFAULT_PIPELINE_BYTES };
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -39,7 +50,9 @@ interface Seed {
 }
 
 /** A leecher with a real ChunkStore, and a way to connect it to scripted seeds. */
-async function leecher(options: { endgameMaxRequesters?: number } = {}) {
+async function leecher(
+  options: { endgameMaxRequesters?: number; scheduler?: SwarmSchedulerOptions } = {},
+) {
   const file = pseudoRandomBytes(PIECE * PIECES, 11);
   const pieceHashes = Array.from({ length: PIECES }, (_, i) =>
     sha1(file.subarray(i * PIECE, (i + 1) * PIECE)),
@@ -61,7 +74,10 @@ async function leecher(options: { endgameMaxRequesters?: number } = {}) {
     ...(options.endgameMaxRequesters ? { endgameMaxRequesters: options.endgameMaxRequesters } : {}),
   });
   const policy = new MinRatePolicy({ clock, windowMs: 4_000 });
-  const scheduler = new SwarmScheduler({ picker, policy, sink: store, clock });
+  const scheduler = new SwarmScheduler(
+    { picker, policy, sink: store, clock },
+    options.scheduler ?? {},
+  );
   cleanup.add(() => scheduler.close());
   const stored: number[] = [];
   scheduler.on('pieceStored', (index) => stored.push(index));
@@ -140,6 +156,36 @@ function until(test: () => boolean, connection: Connection, why: () => string): 
   );
 }
 
+describe('the pipeline follows the link', () => {
+  const limits = { queueMs: 500, minBytes: 256 * 1024, maxBytes: 2 * 1024 * 1024 };
+
+  it('asks a link for queueMs of its rate, between the minimum and the cap', () => {
+    expect(pipelineBytesFor(0, limits)).toBe(256 * 1024);
+    // A fifth of a 10 Mbit/s upload: 250 kB/s gives 125 kB, so the minimum holds.
+    expect(pipelineBytesFor(250_000, limits)).toBe(256 * 1024);
+    expect(pipelineBytesFor(1_000_000, limits)).toBe(500_000);
+    expect(pipelineBytesFor(100e6, limits)).toBe(2 * 1024 * 1024);
+  });
+
+  it('never asks more than the cap, even as its minimum', () => {
+    expect(pipelineBytesFor(0, { ...limits, maxBytes: 64 * 1024 })).toBe(64 * 1024);
+  });
+
+  it('asks a fresh link (no rate yet) for the minimum, not the whole cap', async () => {
+    const l = await leecher();
+    const sitter = await l.addSeed('sitter', 'sit');
+    const blocks = MIN_PIPELINE_BYTES / BLOCK_SIZE;
+    expect(blocks).toBeLessThan(PIECES * 2); // the file is larger than the minimum
+    await until(
+      () => sitter.requests === blocks,
+      sitter.connection,
+      () => `sitter saw ${sitter.requests} requests`,
+    );
+    // One fill asked for all of it at once; nothing more is asked until something arrives.
+    expect(sitter.leecherSide!.bytesInFlight).toBe(MIN_PIPELINE_BYTES);
+  });
+});
+
 describe('SwarmScheduler over loopback', () => {
   it('downloads the whole file from several seeds, whole pieces from one and 16 KiB blocks from the others', async () => {
     const l = await leecher();
@@ -154,6 +200,9 @@ describe('SwarmScheduler over loopback', () => {
     expect(l.stored.slice().sort((x, y) => x - y)).toEqual(
       Array.from({ length: PIECES }, (_, i) => i),
     );
+    // Kept for serving as stored (the file fits the cache): no piece needs a disk read to go out again.
+    for (let i = 0; i < PIECES; i++)
+      expect(l.store.cached(i)?.equals(l.file.subarray(i * PIECE, (i + 1) * PIECE))).toBe(true);
     const { path } = await l.store.merge(join(l.dir, 'f.bin'));
     expect((await readFile(path)).equals(l.file)).toBe(true);
   });
@@ -191,7 +240,7 @@ describe('SwarmScheduler over loopback', () => {
 
   it('moves the requests of a link that sits on them to another link at the min-rate review', async () => {
     // No endgame duplicates: only the policy can rescue this download.
-    const l = await leecher({ endgameMaxRequesters: 1 });
+    const l = await leecher({ endgameMaxRequesters: 1, scheduler: FIXED_PIPELINE });
     const stalled: Array<[string, number]> = [];
     l.scheduler.on('stalled', (id, n) => stalled.push([id, n]));
     const sitter = await l.addSeed('sitter', 'sit');
@@ -261,7 +310,7 @@ describe('SwarmScheduler over loopback', () => {
   });
 
   it('in endgame asks a second link for what the first sits on, and cancels it there once it arrives', async () => {
-    const l = await leecher();
+    const l = await leecher({ scheduler: FIXED_PIPELINE });
     const sitter = await l.addSeed('sitter', 'sit');
     await until(
       () => sitter.requests === PIECES * 2,

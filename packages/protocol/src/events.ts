@@ -31,7 +31,7 @@ export interface EventFields {
     encryption?: string;
     /** Peer: the link's role (`owner`, `neighbour`, `fallback`, `in`, `swarm`). */
     role?: string;
-    /** Owner: the remote's client, from its peer id. */
+    /** The remote's client, from its peer id (`swarmdrop`, a stock client's code, `other`). */
     client?: string;
   };
   disconnected: { peer: string; reason: string; role?: string; sent?: number };

@@ -47,3 +47,14 @@ export function listenPortOf(peerId: Uint8Array): number | undefined {
 export function isSwarmdropPeer(peerId: Uint8Array): boolean {
   return listenPortOf(peerId) !== undefined;
 }
+
+/**
+ * The remote's client as the logs and `/status` name it: `swarmdrop`, else
+ * the Azureus-style code of a stock client's id (`-TR4060-` → `TR4060`,
+ * `-aria2-` style ids and others → `other`).
+ */
+export function clientOf(peerId: Uint8Array): string {
+  if (isSwarmdropPeer(peerId)) return 'swarmdrop';
+  const match = /^-([A-Za-z0-9]{2}\d{4})-/.exec(Buffer.from(peerId).toString('latin1'));
+  return match ? match[1]! : 'other';
+}

@@ -112,6 +112,16 @@ describe('ChunkStore', () => {
     expect(await summaryIds(dir)).toEqual([0, 1, 2, 3]);
   });
 
+  it('a put resolves only once its ID is in the summary, when puts share one write', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    const seen = await Promise.all(
+      [3, 1, 0, 2].map((i) => store.put(i, chunk(i)).then(async () => summaryIds(dir))),
+    );
+    for (const [k, id] of [3, 1, 0, 2].entries()) expect(seen[k], `after put(${id})`).toContain(id);
+    expect(await summaryIds(dir)).toEqual([0, 1, 2, 3]);
+  });
+
   it('reopening rebuilds the held set from the chunk files and rewrites the summary', async () => {
     const dir = await cleanup.tempDir();
     const first = await open(dir);
@@ -169,6 +179,21 @@ describe('ChunkStore', () => {
     expect(reopened.has(1)).toBe(false);
     expect(await exists(reopened.chunkPath(1))).toBe(false);
     expect(await summaryIds(dir)).toEqual([0]);
+  });
+
+  it('put with cache keeps its own verified copy for serving; without it nothing is cached', async () => {
+    const dir = await cleanup.tempDir();
+    const { store } = await open(dir);
+    const received = Buffer.from(chunk(1));
+    expect(await store.put(1, received, { cache: true })).toBe(true);
+    expect(await store.put(2, chunk(2))).toBe(true);
+    // The caller reuses its buffer, and the file rots: the cached copy is neither.
+    received.fill(0);
+    await corrupt(store.chunkPath(1), 5);
+    expect(store.cached(1)?.equals(chunk(1))).toBe(true);
+    expect((await store.readVerified(1)).equals(chunk(1))).toBe(true);
+    expect(store.has(1)).toBe(true);
+    expect(store.cached(2)).toBeUndefined();
   });
 
   it('readVerified treats a chunk file deleted behind its back as corrupt and drops it', async () => {

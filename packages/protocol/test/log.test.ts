@@ -167,6 +167,81 @@ describe('createLogger', () => {
   });
 });
 
+describe('the JSON log through pino', () => {
+  function jsonLines(fields: LogFields, event: LogEventName = 'metainfo') {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString().split('\n').filter(Boolean));
+        done();
+      },
+    });
+    const logger = createLogger({
+      role: 'peer',
+      port: 7001,
+      format: 'json',
+      stream,
+      clock: () => TIME,
+      limit: false,
+    });
+    logger.log(event, fields);
+    return lines;
+  }
+
+  it("writes exactly the line formatJson writes: same keys, same order, nothing of pino's own", () => {
+    const fields = { chunk: 17, from: '127.0.0.1:7002', bytes: 102400, via: 'neighbour', ok: true };
+    const lines = jsonLines(fields, 'chunk-received');
+    expect(lines).toEqual([
+      formatJson({ time: TIME, role: 'peer', port: 7001, event: 'chunk-received', fields }),
+    ]);
+    expect(Object.keys(JSON.parse(lines[0]!))).toEqual([
+      'time',
+      'role',
+      'port',
+      'event',
+      'chunk',
+      'from',
+      'bytes',
+      'via',
+      'ok',
+    ]);
+  });
+
+  it("property: values of tricky characters give formatJson's line, printable, that parses back", () => {
+    const tricky = fc
+      .array(
+        fc.constantFrom(
+          'a',
+          ' ',
+          '"',
+          '\\',
+          '\n',
+          '\u2028',
+          '\u0085',
+          '\u001b',
+          '\u007f',
+          'é',
+          '😀',
+          '\u202e',
+        ),
+        { maxLength: 12 },
+      )
+      .map((parts) => parts.join(''));
+    fc.assert(
+      fc.property(tricky, fc.integer(), (value, n) => {
+        const fields = { name: value, n, skipped: undefined };
+        const [line] = jsonLines(fields);
+        expect(line).toBe(
+          formatJson({ time: TIME, role: 'peer', port: 7001, event: 'metainfo', fields }),
+        );
+        expect(line).not.toMatch(UNPRINTABLE);
+        expect(JSON.parse(line!)).toMatchObject({ name: value, n });
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
 describe('formatRanges / parseRanges', () => {
   it('writes runs as ranges, sorted', () => {
     expect(formatRanges([8, 0, 1, 2, 5, 7])).toBe('0-2,5,7-8');

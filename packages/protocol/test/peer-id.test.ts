@@ -1,6 +1,7 @@
 /** swarmdrop peer ids carry the sender's listening port. */
 import { describe, expect, it } from 'vitest';
 import {
+  clientOf,
   isSwarmdropPeer,
   isSwarmModePeer,
   listenPortOf,
@@ -45,5 +46,12 @@ describe('swarm-mode peer ids', () => {
     // Ids of every version so far: letters and digits after the port, never the mark.
     expect(isSwarmModePeer(Buffer.from('-SD0100-07001-SWxy12', 'latin1'))).toBe(false);
     expect(isSwarmModePeer(Buffer.from('-qB4650-~12345678901', 'latin1'))).toBe(false);
+  });
+
+  it('clientOf names swarmdrop, a stock client by its Azureus-style code, or other', () => {
+    expect(clientOf(makePeerId(7001))).toBe('swarmdrop');
+    expect(clientOf(makePeerId(7001, 'swarm'))).toBe('swarmdrop');
+    expect(clientOf(Buffer.from('-TR4060-abcdefghijkl', 'latin1'))).toBe('TR4060');
+    expect(clientOf(Buffer.from('A2-1-37-0-abcdefghij', 'latin1'))).toBe('other');
   });
 });

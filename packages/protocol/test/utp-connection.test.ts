@@ -6,8 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  CURRENT_DELAY_FILTER,
+  CURRENT_DELAY_WINDOW_MS,
   decodeUtpPacket,
   encodeUtpPacket,
+  LEDBAT_MAX_WINDOW_BYTES,
   LEDBAT_TARGET_US,
   Ledbat,
   seqDiff,
@@ -41,6 +44,8 @@ interface Faults {
   silent?: 'a' | 'b';
   /** The receive window B advertises, in bytes (default the connection's own). */
   bWindow?: number;
+  /** Extra delay of A's packets, ms: the queue another flow keeps on A's link. */
+  queueMs?: number;
   /** Drop `count` consecutive data packets from A after the first `after` (a receiver's full socket buffer). */
   burstLoss?: { after: number; count: number };
 }
@@ -143,7 +148,8 @@ class Link {
     const bytes = encodeUtpPacket(packet);
     const copies = f.duplicate && this.random() < f.duplicate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
-      const at = this.now + 5 + (f.jitterMs ? this.random() * f.jitterMs : 0);
+      const queued = from === 'a' ? (f.queueMs ?? 0) : 0;
+      const at = this.now + 5 + queued + (f.jitterMs ? this.random() * f.jitterMs : 0);
       this.queue.push({ at, to: from === 'a' ? 'b' : 'a', bytes });
     }
   }
@@ -363,8 +369,46 @@ describe('UtpConnection', () => {
   });
 });
 
+describe('UtpConnection under LEDBAT', () => {
+  it("gives way to another flow's 300 ms queue within a few of its round trips, and takes the link back after", () => {
+    const link = new Link().open();
+    const zeros = Buffer.alloc(64 * 1024);
+    const write = () => {
+      while (link.a.connected && link.a.conn.write(zeros));
+    };
+    const window = () => link.a.conn.ledbat.window;
+    link.run(() => {
+      write();
+      return window() >= LEDBAT_MAX_WINDOW_BYTES;
+    }, 10_000);
+    expect(window()).toBe(LEDBAT_MAX_WINDOW_BYTES);
+    // A loss-based TCP flow fills the bottleneck's queue: 300 ms more on every packet of ours.
+    link.faults.queueMs = 300;
+    const queuedAt = link.now;
+    link.run(() => {
+      write();
+      return window() <= 2 * link.a.conn.ledbat.minWindow;
+    }, 20_000);
+    expect(window()).toBeLessThanOrEqual(2 * link.a.conn.ledbat.minWindow);
+    // Round trips are 310 ms now: a linear decrease of 3000 bytes x 2 per round trip needs ~20 (6 s).
+    expect(link.now - queuedAt).toBeLessThan(8 * 310);
+    expect(link.a.conn.stats.timeouts).toBe(0);
+    // The other flow ends: the window grows back.
+    link.faults.queueMs = 0;
+    link.run(() => {
+      write();
+      return window() >= LEDBAT_MAX_WINDOW_BYTES / 2;
+    }, 20_000);
+    expect(window()).toBeGreaterThanOrEqual(LEDBAT_MAX_WINDOW_BYTES / 2);
+  });
+});
+
 describe('Ledbat', () => {
   const mss = UTP_PACKET_BYTES;
+  /** Feeds the same delay sample CURRENT_DELAY_FILTER times, so the filter holds only it. */
+  const samples = (ledbat: Ledbat, sampleUs: number, nowMs: number) => {
+    for (let i = 0; i < CURRENT_DELAY_FILTER; i++) ledbat.onAck(mss, sampleUs, nowMs);
+  };
 
   it('grows while the queueing delay is under the 100 ms target', () => {
     const ledbat = new Ledbat({ packetBytes: mss });
@@ -385,26 +429,73 @@ describe('Ledbat', () => {
     const steady = new Ledbat({ packetBytes: mss, initialWindowBytes: 100_000 });
     steady.onAck(mss, 0, 0);
     steady.onLoss();
+    samples(steady, LEDBAT_TARGET_US, 1_000);
     const w = steady.window;
-    for (let t = 1; t < 50; t++) steady.onAck(mss, LEDBAT_TARGET_US, t);
+    for (let t = 1; t < 50; t++) steady.onAck(mss, LEDBAT_TARGET_US, 1_000 + t);
     expect(steady.window).toBeCloseTo(w, 6);
   });
 
   it('measures delay relative to the base across the u32 wrap of the timestamps', () => {
     const ledbat = new Ledbat({ packetBytes: mss });
     ledbat.onAck(mss, 0xffff_fff0, 0);
-    ledbat.onAck(mss, 0x0000_1000, 10); // wrapped: 4112 µs later
+    samples(ledbat, 0x0000_1000, 1_000); // wrapped: 4112 µs later
     expect(ledbat.queueingDelayUs).toBe(0x1000 + 0x10);
   });
 
   it('forgets a base delay older than two minutes', () => {
     const ledbat = new Ledbat({ packetBytes: mss });
     ledbat.onAck(mss, 1_000, 0);
-    ledbat.onAck(mss, 50_000, 61_000);
+    samples(ledbat, 50_000, 61_000);
     expect(ledbat.queueingDelayUs).toBe(49_000);
-    ledbat.onAck(mss, 50_000, 122_000);
-    ledbat.onAck(mss, 50_000, 183_000);
+    samples(ledbat, 50_000, 122_000);
+    samples(ledbat, 50_000, 183_000);
     expect(ledbat.queueingDelayUs).toBe(0);
+  });
+
+  it('takes the least sample of the last 200 ms as the current delay: a burst read late is not a queue, a delay that stays is', () => {
+    const ledbat = new Ledbat({ packetBytes: mss, initialWindowBytes: 100_000 });
+    samples(ledbat, 10_000, 0);
+    ledbat.onLoss(); // out of slow start, 50 000 bytes
+    const before = ledbat.window;
+    // A receiver that was not scheduled for 150 ms reads its backlog at once: a burst of late samples.
+    for (let i = 0; i < 20; i++) ledbat.onAck(mss, 10_000 + 3 * LEDBAT_TARGET_US - i * 1_000, 150);
+    expect(ledbat.queueingDelayUs).toBe(0);
+    expect(ledbat.window).toBeGreaterThanOrEqual(before);
+    // The same delay in every sample for longer than CURRENT_DELAY_WINDOW_MS is a queue.
+    for (let t = 160; t <= 160 + CURRENT_DELAY_WINDOW_MS + 20; t += 20)
+      ledbat.onAck(mss, 10_000 + 3 * LEDBAT_TARGET_US, t);
+    expect(ledbat.queueingDelayUs).toBe(3 * LEDBAT_TARGET_US);
+    expect(ledbat.window).toBeLessThan(before);
+  });
+
+  it('above the target gives up a share of the window per round trip, at most half: out of a 300 ms queue in a few round trips', () => {
+    const ledbat = new Ledbat({ packetBytes: mss, initialWindowBytes: LEDBAT_MAX_WINDOW_BYTES });
+    samples(ledbat, 0, 0);
+    ledbat.onLoss();
+    ledbat.onAck(1, 0, 0);
+    const full = LEDBAT_MAX_WINDOW_BYTES / 2;
+    expect(ledbat.window).toBeCloseTo(full, -1);
+    // A round trip = a window's worth of acks. At 3x the target, each halves it.
+    let roundTrips = 0;
+    while (ledbat.window > ledbat.minWindow && roundTrips < 50) {
+      const window = ledbat.window;
+      for (let acked = 0; acked < window; acked += mss)
+        ledbat.onAck(mss, 3 * LEDBAT_TARGET_US, roundTrips * 300);
+      roundTrips++;
+      if (ledbat.window > ledbat.minWindow)
+        expect(ledbat.window).toBeGreaterThanOrEqual(window / 2 - mss);
+    }
+    expect(ledbat.window).toBe(ledbat.minWindow);
+    // Halving from 64 KiB to two packets: five or six round trips, not the ~20 of a linear decrease.
+    expect(roundTrips).toBeLessThanOrEqual(7);
+    // Just above the target it gives up little: 10% over, about 10% per round trip.
+    const near = new Ledbat({ packetBytes: mss, initialWindowBytes: 100_000 });
+    samples(near, 0, 0);
+    near.onLoss();
+    const w = near.window;
+    for (let acked = 0; acked < w; acked += mss) near.onAck(mss, 1.1 * LEDBAT_TARGET_US, 1_000);
+    expect(near.window).toBeGreaterThan(0.85 * w);
+    expect(near.window).toBeLessThan(0.95 * w);
   });
 
   it('halves on loss and drops to the minimum on timeout', () => {

@@ -31,6 +31,15 @@ export {
   rawExchange,
 } from './http.js';
 export { type FieldMatch, LogCapture, type LogLine, type WaitOptions } from './log-capture.js';
+export {
+  fetchMetrics,
+  histogramValue,
+  metricValue,
+  type PromMetrics,
+  parseMetrics,
+  promtoolCheck,
+  scrapeMetrics,
+} from './metrics.js';
 export { freePort, freePorts, socketPair } from './ports.js';
 export { startGatedProxy } from './proxy.js';
 export {

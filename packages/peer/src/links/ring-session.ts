@@ -1,5 +1,6 @@
 import {
   BLOCK_SIZE,
+  clientOf,
   type Endpoint,
   formatEndpoint,
   formatRanges,
@@ -278,6 +279,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       publish('connected', {
         peer: label,
         role,
+        ...(wire.remoteHandshake ? { client: clientOf(wire.remoteHandshake.peerId) } : {}),
         dir: role === 'in' ? 'in' : 'out',
         transport: wire.transport,
         encryption: wire.encryption,

@@ -1,4 +1,4 @@
-import type { Publish } from '@swarmdrop/protocol';
+import { clientOf, type Publish } from '@swarmdrop/protocol';
 import type { SwarmLink, SwarmSession } from './swarm-session.js';
 
 /**
@@ -9,7 +9,13 @@ import type { SwarmLink, SwarmSession } from './swarm-session.js';
  */
 export function publishSwarm(session: SwarmSession, publish: Publish): void {
   session.on('connected', (link) => {
-    publish('connected', { peer: link.connection.label, role: link.role, dir: link.dir });
+    const remote = link.connection.wire.remoteHandshake;
+    publish('connected', {
+      peer: link.connection.label,
+      role: link.role,
+      ...(remote ? { client: clientOf(remote.peerId) } : {}),
+      dir: link.dir,
+    });
     publishLink(link, publish);
   });
   session.on('disconnected', (link, reason, error) => {

@@ -10,20 +10,56 @@ import type { BufferPool, Connection, OutgoingRequest, PieceEvent } from '@swarm
 import type { MinRatePolicy } from './min-rate-policy.js';
 import type { PickedBlock, PieceSet, SwarmPicker } from './swarm-picker.js';
 
-/** Blocks of 16 KiB asked ahead per link (`--pipeline-blocks`): 128 keeps a loopback link full (measured). */
+/** Blocks of 16 KiB asked ahead per link at most (`--pipeline-blocks`): 128 keeps a loopback link full (measured). */
 export const DEFAULT_PIPELINE_BLOCKS = 128;
-/** Bytes asked ahead per link: DEFAULT_PIPELINE_BLOCKS x 16 KiB. */
+/** Most bytes asked ahead per link: DEFAULT_PIPELINE_BLOCKS x 16 KiB. */
 export const DEFAULT_PIPELINE_BYTES = DEFAULT_PIPELINE_BLOCKS * BLOCK_SIZE;
+/**
+ * Below that cap, a link is asked for what it delivers in this long (its
+ * measured rate times this). A request waits behind everything asked of
+ * that link before it: with a fixed 2 MiB, a link that gets a fifth of a
+ * 10 Mbit/s upload (five unchoked peers) answers a request picked now,
+ * the rarest piece, 8 s later, and the swarm's last pieces crawl. Half a
+ * second of the link's rate keeps it busy across a round trip (it must
+ * stay above the RTT, or the pipeline would cap the rate it measures).
+ */
+export const DEFAULT_PIPELINE_QUEUE_MS = 500;
+/**
+ * Bytes asked ahead of a link whatever its rate (a fresh link has none yet):
+ * 256 KiB fills 40 Mbit/s over a 50 ms round trip, and a link that is faster
+ * than that grows its share through its rate.
+ */
+export const MIN_PIPELINE_BYTES = 16 * BLOCK_SIZE;
+
+/**
+ * Bytes to keep asked ahead of a link delivering `bytesPerSec`: `queueMs` of
+ * its rate, at least `minBytes`, at most `maxBytes` (which also caps the minimum).
+ */
+export function pipelineBytesFor(
+  bytesPerSec: number,
+  limits: { readonly queueMs: number; readonly minBytes: number; readonly maxBytes: number },
+): number {
+  const floor = Math.min(limits.minBytes, limits.maxBytes);
+  return Math.min(limits.maxBytes, Math.max(floor, (bytesPerSec * limits.queueMs) / 1000));
+}
 /** Complete pieces waiting for the disk before the links stop asking for more: reading waits while the disk is behind. */
 export const DEFAULT_MAX_STORING_PIECES = 16;
 
-/** Where complete pieces go: `ChunkStore` is one. `put` rejects with ChunkError ERR_CHUNK_HASH on a bad hash. */
+/**
+ * Where complete pieces go: `ChunkStore` is one. `put` rejects with ChunkError ERR_CHUNK_HASH on a bad hash;
+ * `cache` asks it to keep a copy for serving (the sink owns that copy; `data` is reused after `put` settles).
+ */
 export interface PieceSink {
-  put(index: number, data: Uint8Array): Promise<boolean>;
+  put(index: number, data: Uint8Array, options?: { readonly cache?: boolean }): Promise<boolean>;
 }
 
 export interface SwarmSchedulerOptions {
+  /** Most bytes asked ahead per link (default DEFAULT_PIPELINE_BYTES). */
   readonly pipelineBytes?: number;
+  /** Seconds of a link's rate asked ahead of it, in ms (default DEFAULT_PIPELINE_QUEUE_MS). */
+  readonly pipelineQueueMs?: number;
+  /** Bytes asked ahead of any link whatever its rate (default MIN_PIPELINE_BYTES, at most pipelineBytes). */
+  readonly minPipelineBytes?: number;
   readonly maxStoringPieces?: number;
 }
 
@@ -95,6 +131,8 @@ interface Assembly {
  */
 export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   readonly pipelineBytes: number;
+  readonly pipelineQueueMs: number;
+  readonly minPipelineBytes: number;
   readonly maxStoringPieces: number;
   private readonly c: SwarmSchedulerComponents;
   private readonly links = new Map<string, Link>();
@@ -108,9 +146,17 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     super();
     this.c = components;
     this.pipelineBytes = options.pipelineBytes ?? DEFAULT_PIPELINE_BYTES;
+    this.pipelineQueueMs = options.pipelineQueueMs ?? DEFAULT_PIPELINE_QUEUE_MS;
+    this.minPipelineBytes = options.minPipelineBytes ?? MIN_PIPELINE_BYTES;
     this.maxStoringPieces = options.maxStoringPieces ?? DEFAULT_MAX_STORING_PIECES;
     if (!(this.pipelineBytes > 0)) {
       throw new OptionError('pipelineBytes', `must be positive, got ${this.pipelineBytes}`);
+    }
+    if (!(this.pipelineQueueMs > 0)) {
+      throw new OptionError('pipelineQueueMs', `must be positive, got ${this.pipelineQueueMs}`);
+    }
+    if (!(this.minPipelineBytes > 0)) {
+      throw new OptionError('minPipelineBytes', `must be positive, got ${this.minPipelineBytes}`);
     }
     if (!Number.isInteger(this.maxStoringPieces) || this.maxStoringPieces < 1) {
       throw new OptionError(
@@ -277,7 +323,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     // Top up in batches, not one request per block received: half the syscalls on both ends.
     if (
       link.connection.bytesInFlight <=
-      this.c.policy.maxInFlightBytes(link.id, this.pipelineBytes) / 2
+      this.c.policy.maxInFlightBytes(link.id, this.pipelineOf(link)) / 2
     ) {
       this.fill(link);
     }
@@ -286,7 +332,9 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   private async store(index: number, assembly: Assembly, lastFrom: string): Promise<void> {
     this.storing++;
     try {
-      await this.c.sink.put(index, assembly.data);
+      // Kept for serving: a swarm peer uploads about what it downloads, mostly pieces it just got,
+      // and each one served from disk costs a read and a second SHA-1 (measured in bench:net's profiles).
+      await this.c.sink.put(index, assembly.data, { cache: true });
       this.c.picker.pieceVerified(index);
       for (const link of this.links.values()) {
         link.announced.delete(index);
@@ -320,6 +368,15 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     this.fillAll();
   }
 
+  /** What this link may have asked of it now: its pipeline follows its rate (DEFAULT_PIPELINE_QUEUE_MS). */
+  private pipelineOf(link: Link): number {
+    return pipelineBytesFor(link.rate.bytesPerSecond(), {
+      queueMs: this.pipelineQueueMs,
+      minBytes: this.minPipelineBytes,
+      maxBytes: this.pipelineBytes,
+    });
+  }
+
   private fillAll(): void {
     for (const link of this.links.values()) this.fill(link);
   }
@@ -328,7 +385,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     const connection = link.connection;
     if (this.closed || connection.peerChoking || connection.state !== 'live') return;
     if (this.storing >= this.maxStoringPieces) return;
-    const limit = this.c.policy.maxInFlightBytes(link.id, this.pipelineBytes);
+    const limit = this.c.policy.maxInFlightBytes(link.id, this.pipelineOf(link));
     const room = limit - connection.bytesInFlight;
     if (room <= 0) return;
     // Whole requests: a budget that ends inside a chunk would split that chunk over two links (one

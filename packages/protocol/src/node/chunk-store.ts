@@ -51,6 +51,11 @@ export interface ChunkStoreOptions {
   readonly mergeReadAheadBytes?: number;
 }
 
+export interface PutOptions {
+  /** Keep a copy in the serving cache (see `ChunkStore.put`); default false. */
+  readonly cache?: boolean;
+}
+
 export interface OpenResult {
   readonly store: ChunkStore;
   /** Chunk files that verified. */
@@ -133,6 +138,9 @@ export class ChunkStore {
   readonly held: Bitfield;
   private summary: FileHandle | undefined;
   private summaryWrites: Promise<void> = Promise.resolve();
+  /** Summary lines waiting for the next append, and that append (see appendSummary). */
+  private summaryLines: string[] = [];
+  private summaryFlush: Promise<void> | undefined;
   private readonly cache = new Map<number, Buffer>();
   private readonly loading = new Map<number, Promise<Buffer>>();
   private readonly cacheBytes: number;
@@ -212,12 +220,18 @@ export class ChunkStore {
    * Stores chunk `index` after checking its SHA-1: temp file, then rename,
    * then one summary line. Returns false when it was already held. Throws a
    * ChunkError (ERR_CHUNK_HASH) for data that does not match, storing nothing.
+   *
+   * `cache: true` also keeps a copy in the serving cache (within its byte
+   * budget), for a caller that will serve what it just received: a swarm
+   * peer uploads about as much as it downloads, mostly chunks it got
+   * moments ago, and serving them from disk costs a read and a second SHA-1
+   * each. The copy is ours: the caller may reuse `data` once this resolves.
    */
-  put(index: number, data: Uint8Array): Promise<boolean> {
-    return this.track(() => this.putChecked(index, data));
+  put(index: number, data: Uint8Array, options: PutOptions = {}): Promise<boolean> {
+    return this.track(() => this.putChecked(index, data, options.cache === true));
   }
 
-  private async putChecked(index: number, data: Uint8Array): Promise<boolean> {
+  private async putChecked(index: number, data: Uint8Array, cache: boolean): Promise<boolean> {
     if (this.has(index)) return false;
     if (!(await this.matches(index, data))) {
       throw new ChunkError('ERR_CHUNK_HASH', `chunk ${index} does not match its SHA-1`);
@@ -232,6 +246,8 @@ export class ChunkStore {
       throw err;
     }
     if (!this.held.set(index)) return false;
+    // Verified above, so it may be served without a re-check until it leaves the cache.
+    if (cache) this.cacheInsert(index, Buffer.from(data));
     await this.appendSummary(index);
     return true;
   }
@@ -454,10 +470,20 @@ export class ChunkStore {
     }
   }
 
+  /**
+   * One line per chunk, but one write for all the lines that queue up while
+   * the previous write is under way: a busy peer stores several chunks per
+   * write, and each write is a round trip through libuv's thread pool.
+   */
   private appendSummary(index: number): Promise<void> {
-    return this.enqueueSummary(async () => {
-      await this.summary?.write(`${index}\n`);
+    this.summaryLines.push(`${index}\n`);
+    this.summaryFlush ??= this.enqueueSummary(async () => {
+      this.summaryFlush = undefined;
+      const text = this.summaryLines.join('');
+      this.summaryLines = [];
+      await this.summary?.write(text);
     });
+    return this.summaryFlush;
   }
 
   /** Summary writes run one at a time so lines never interleave with a rewrite. */

@@ -39,6 +39,7 @@ export * from './dual-server.js';
 export * from './http.js';
 export * from './logger.js';
 export * from './memory.js';
+export * from './metrics.js';
 export * from './mse-handshake.js';
 export * from './peer-wire.js';
 export * from './progress-line.js';

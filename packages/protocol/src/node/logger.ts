@@ -1,20 +1,39 @@
 import type { Writable } from 'node:stream';
-import { formatRecord, type LogEventName, type LogFields, type LogFormat } from '../log.js';
+import { pino } from 'pino';
+import {
+  escapeUnsafe,
+  formatText,
+  type LogEventName,
+  type LogFields,
+  type LogFormat,
+} from '../log.js';
 import { LogLimiter } from '../log-limit.js';
 
 export interface Logger {
   log(event: LogEventName, fields?: LogFields): void;
   /** Sets the port shown on each line, once the listener knows it. */
   setPort(port: number): void;
+  /**
+   * Resolves once every line logged so far is written out (the JSON log
+   * writes asynchronously). A service calls it last when it stops, so that
+   * `process.exit` right after loses nothing.
+   */
+  flush(): Promise<void>;
 }
 
 /** How often counts of suppressed lines are printed, at most. */
 export const LOG_SUPPRESSED_EVERY_MS = 1_000;
+/** How long `flush()` waits for the JSON log's pending writes before writing the rest synchronously. */
+export const LOG_FLUSH_TIMEOUT_MS = 5_000;
 
 export interface LoggerOptions {
   readonly role: string;
   readonly port: number;
   readonly format: LogFormat;
+  /**
+   * Where lines go; stdout by default. For `json` on stdout, pino writes
+   * through its own asynchronous destination (sonic-boom on fd 1).
+   */
   readonly stream?: Writable;
   readonly clock?: () => Date;
   /**
@@ -24,40 +43,134 @@ export interface LoggerOptions {
   readonly limit?: false | { readonly burst?: number; readonly perSecond?: number };
 }
 
+type Write = (event: LogEventName, fields: LogFields) => void;
+
 /**
  * Writes one formatted line per event to `stream` (stdout by default). Lines
  * a remote causes are limited per remote address; what is held back is
  * printed as one `log-suppressed` line per address and second, at most.
+ *
+ * `text` lines are written as before (formatText). `json` lines go through
+ * pino, with the same fields as formatJson (`time`, `role`, `port`,
+ * `event`, then the event's fields) and nothing of pino's own (no level,
+ * pid or hostname). On stdout pino's destination writes asynchronously:
+ * logging a chunk costs a string append, not a write(2) on the event loop.
+ * Pending lines are written out by `flush()` and, should the process exit
+ * without it, by pino's exit handler (flushSync).
  */
 export function createLogger(options: LoggerOptions): Logger {
-  const stream = options.stream ?? process.stdout;
   const clock = options.clock ?? (() => new Date());
   let port = options.port;
-  const write = (event: LogEventName, fields: LogFields) =>
-    stream.write(
-      `${formatRecord({ time: clock(), role: options.role, port, event, fields }, options.format)}\n`,
-    );
+  const out =
+    options.format === 'json'
+      ? jsonWriter(options, clock, () => port)
+      : textWriter(options.stream ?? process.stdout, options.role, clock, () => port);
   const limiter =
     options.limit === false
       ? undefined
       : new LogLimiter({ now: () => clock().getTime(), ...options.limit });
   let _flushTimer: NodeJS.Timeout | undefined;
   const report = (s: { source: string; count: number; events: string }) =>
-    write('log-suppressed', { from: s.source, count: s.count, events: s.events });
-  const flush = () => {
+    out.write('log-suppressed', { from: s.source, count: s.count, events: s.events });
+  const flushSuppressed = () => {
     _flushTimer = undefined;
     for (const s of limiter?.flush() ?? []) report(s);
   };
   return {
     log(event, fields = {}) {
       if (limiter && !limiter.admit(event, fields, report)) {
-        _flushTimer ??= setTimeout(flush, LOG_SUPPRESSED_EVERY_MS).unref();
+        _flushTimer ??= setTimeout(flushSuppressed, LOG_SUPPRESSED_EVERY_MS).unref();
         return;
       }
-      write(event, fields);
+      out.write(event, fields);
     },
     setPort(next) {
       port = next;
     },
+    flush: out.flush,
   };
+}
+
+function textWriter(
+  stream: Writable,
+  role: string,
+  clock: () => Date,
+  port: () => number,
+): { write: Write; flush: () => Promise<void> } {
+  return {
+    write: (event, fields) =>
+      stream.write(`${formatText({ time: clock(), role, port: port(), event, fields })}\n`),
+    // stdout on a pipe or file is written synchronously on Linux; a stream of
+    // the caller's that is behind says so with writableNeedDrain.
+    flush: () =>
+      stream.writableNeedDrain
+        ? new Promise<void>((resolve) => {
+            stream.once('drain', resolve);
+            stream.once('close', resolve);
+          })
+        : Promise.resolve(),
+  };
+}
+
+/** The part of sonic-boom (pino.destination) that `flush()` needs. */
+type Destination = ReturnType<typeof pino.destination>;
+
+function jsonWriter(
+  options: LoggerOptions,
+  clock: () => Date,
+  port: () => number,
+): { write: Write; flush: () => Promise<void> } {
+  // No transport: pino's transports run in a worker thread that a
+  // single-file bundle cannot start. A plain destination is all we need.
+  const destination: Destination | undefined = options.stream
+    ? undefined
+    : pino.destination({ dest: 1, sync: false });
+  const logger = pino(
+    {
+      base: null,
+      // The level key would be the same on every line; formatJson has none.
+      // Without it pino's line starts as a bare `{`, so the time, which pino
+      // writes next, comes without the leading comma pino's own timestamps have.
+      formatters: { level: () => ({}) },
+      timestamp: () => `"time":"${clock().toISOString()}"`,
+      // pino escapes what JSON must; the rest of UNSAFE_CHARS (bidi
+      // controls, separators, C1) is escaped here, as formatJson does. The
+      // line pino hands over ends in its newline, which must stay one.
+      hooks: { streamWrite: (line) => `${escapeUnsafe(line.slice(0, -1))}\n` },
+    },
+    options.stream ?? destination!,
+  );
+  return {
+    write: (event, fields) => logger.info({ role: options.role, port: port(), event, ...fields }),
+    flush: () => (destination ? drain(destination) : Promise.resolve()),
+  };
+}
+
+/**
+ * Resolves when the destination has written everything handed to it.
+ * sonic-boom's `flush(cb)` calls back at once when minLength is 0 (it only
+ * starts a write), so this waits for its `drain`, which an asynchronous
+ * destination emits each time its buffer empties; after LOG_FLUSH_TIMEOUT_MS
+ * it writes what is left synchronously.
+ */
+function drain(destination: Destination): Promise<void> {
+  const state = destination as unknown as { _writing?: boolean; _len?: number };
+  if (!state._writing && !state._len) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      destination.off('drain', done);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      try {
+        destination.flushSync();
+      } catch {
+        // Destroyed, or not open yet: nothing more can be written.
+      }
+      done();
+    }, LOG_FLUSH_TIMEOUT_MS);
+    timer.unref();
+    destination.on('drain', done);
+  });
 }

@@ -17,15 +17,42 @@ export const MAX_CWND_INCREASE_BYTES_PER_RTT = 3_000;
  */
 export const SLOW_START_THRESHOLD_BYTES = 64 * 1024;
 /**
- * Most bytes in flight. libtorrent (qBittorrent) stalled for good when some
- * 250 packets were in flight past a lost one: it holds out-of-order packets
- * in its receive buffer and, once that is full, drops even the packet that
- * fills the hole. 128 KiB is still 2x the bandwidth-delay product of a
- * 40 Mbit/s link at 25 ms.
+ * Most bytes in flight. They are also what sits in the bottleneck's queue
+ * while our process waits for a core: when it is not scheduled, nothing is
+ * sent, and the link idles once the queue has drained. At 40 Mbit/s, 128 KiB
+ * is 26 ms of queue; on the 2-core project machine at load 15-29 that let
+ * µTP fall to 65-76% of TCP in two of four runs of bench:net's utp-vs-tcp,
+ * and in six alternating 6 s transfers it averaged 34.3 Mbit/s against
+ * 36.5 Mbit/s with 256 KiB. 256 KiB (about 200 packets) is still below the
+ * some 250 packets in flight past a lost one at which libtorrent
+ * (qBittorrent) stalled for good (it holds out-of-order packets in its
+ * receive buffer and, once that is full, drops even the packet that fills the
+ * hole; the connection also keeps everything past the cumulative ack within
+ * the remote's advertised window), and within one selective ACK's 256 bits.
+ * LEDBAT's 100 ms target still bounds it on a slower link.
  */
-export const LEDBAT_MAX_WINDOW_BYTES = 128 * 1024;
+export const LEDBAT_MAX_WINDOW_BYTES = 256 * 1024;
 /** How long a base-delay minimum counts: two one-minute buckets. */
 export const BASE_DELAY_BUCKET_MS = 60_000;
+/**
+ * The current delay is the least sample of the last CURRENT_DELAY_WINDOW_MS,
+ * and of at least the last CURRENT_DELAY_FILTER samples (RFC 6817's
+ * CURRENT_FILTER, over time rather than a count). A receiver that was not
+ * scheduled for a while reads a backlog of packets at once and stamps each
+ * with the time it read it, so after every such pause a burst of samples
+ * shows a queue that is not on the link (on the loaded 2-core machine, with
+ * only the last 4 samples, the window fell from 126 to 75 KB within 100 ms
+ * with no loss, the delay reading 14-17 ms before and after). A real queue,
+ * e.g. a TCP flow's, stays for many round trips.
+ */
+export const CURRENT_DELAY_FILTER = 4;
+export const CURRENT_DELAY_WINDOW_MS = 200;
+/**
+ * Most of the window given up in one round trip above the target (LEDBAT++,
+ * draft-irtf-iccrg-ledbat-plus-plus: multiplicative decrease, no faster than
+ * TCP's halving).
+ */
+export const MAX_DECREASE_PER_RTT = 0.5;
 
 export interface LedbatOptions {
   /** Largest payload per packet: the smallest window is one of these. */
@@ -48,6 +75,8 @@ export class Ledbat {
   private bucketStartMs: number | undefined;
   /** Reference the u32 delay samples are taken relative to, so clock offsets and wrap cancel out. */
   private reference: number | undefined;
+  /** Latest samples relative to the reference with their time, newest last. */
+  private readonly recent: Array<{ atMs: number; relative: number }> = [];
   /** Latest queueing delay estimate, microseconds (for stats and tests). */
   queueingDelayUs = 0;
 
@@ -78,9 +107,20 @@ export class Ledbat {
       this.window += ackedBytes;
     } else {
       this.slowStart = false;
-      // Scaled by the share of the window this ack covers: per round trip at most MAX_CWND_INCREASE.
-      const windowFactor = ackedBytes / Math.max(this.window, ackedBytes);
-      this.window += MAX_CWND_INCREASE_BYTES_PER_RTT * offTarget * windowFactor;
+      if (this.queueingDelayUs <= this.targetUs) {
+        // Scaled by the share of the window this ack covers: per round trip at most MAX_CWND_INCREASE.
+        const windowFactor = ackedBytes / Math.max(this.window, ackedBytes);
+        this.window += MAX_CWND_INCREASE_BYTES_PER_RTT * offTarget * windowFactor;
+      } else {
+        // Above the target the window gives up a share of itself per round
+        // trip, (delay / target - 1), at most half. The linear decrease of
+        // RFC 6817 and libutp takes some 20 round trips to leave a queue
+        // that a loss-based TCP flow keeps at 300 ms (measured in bench:net's
+        // utp-yield: µTP still sent 20 Mbit/s in the first second of a TCP
+        // flow and 5 in the fifth); this leaves it in about six.
+        const share = Math.min(MAX_DECREASE_PER_RTT, -offTarget);
+        this.window -= share * ackedBytes;
+      }
     }
     this.clamp();
   }
@@ -114,6 +154,14 @@ export class Ledbat {
     }
     this.baseCurrent = Math.min(this.baseCurrent, relative);
     const base = Math.min(this.baseCurrent, this.basePrevious);
-    this.queueingDelayUs = Math.max(0, relative - base);
+    this.recent.push({ atMs: nowMs, relative });
+    while (
+      this.recent.length > CURRENT_DELAY_FILTER &&
+      nowMs - this.recent[0]!.atMs > CURRENT_DELAY_WINDOW_MS
+    )
+      this.recent.shift();
+    let least = relative;
+    for (const r of this.recent) least = Math.min(least, r.relative);
+    this.queueingDelayUs = Math.max(0, least - base);
   }
 }
