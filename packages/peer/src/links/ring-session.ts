@@ -134,7 +134,8 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
         clock: components.clock,
         ...(components.buffers ? { buffers: components.buffers } : {}),
       },
-      { pipelineBytes: options.pipelineBytes },
+      // Served from the file, re-checked as read: rot on disk is caught before it is passed on.
+      { pipelineBytes: options.pipelineBytes, cacheStored: false },
     );
     this.scheduler.on('requested', (index, id) => {
       const link = this.links.get(id);
