@@ -230,7 +230,7 @@ describe('Transmission in network namespaces', () => {
     await writeFile(source, data);
     const ownerLog = new LogCapture('owner');
     const ownerPort = 6881;
-    spawnLogged(
+    const owner = spawnLogged(
       'ip',
       [
         ...lab.exec('owner').slice(1),
@@ -252,6 +252,7 @@ describe('Transmission in network namespaces', () => {
       lab,
       base,
       data,
+      owner,
       ownerIp,
       ownerPort,
       ownerLog,
@@ -334,6 +335,67 @@ describe('Transmission in network namespaces', () => {
       for (const line of connected) expect(line.fields.encryption).toBe('rc4');
     },
     CLIENT_HANG_MS + 30_000,
+  );
+
+  it.skipIf(transmission.skip)(
+    `transmission-cli with its default settings downloads from a swarmdrop peer that holds the file, byte-identical${transmission.why}`,
+    async () => {
+      const setup = await labWithOwner(['peer']);
+      const peerIp = setup.lab.host('peer').ipv4;
+      const clientIp = setup.lab.host('client').ipv4;
+      const peerLog = new LogCapture('peer');
+      // Ring mode with a download neighbour that never answers: after its batch the peer
+      // takes the rest from the owner (fallback), so it holds the whole file.
+      spawnLogged(
+        'ip',
+        [
+          ...setup.lab.exec('peer').slice(1),
+          process.execPath,
+          PEER_BIN,
+          `${setup.ownerIp}:${setup.ownerPort}`,
+          `${peerIp}:7001`,
+          `${setup.ownerIp}:6999`,
+          '--dir',
+          join(setup.base, 'peer'),
+          '--fallback-after-ms',
+          '200',
+        ],
+        peerLog,
+      );
+      await peerLog.waitFor('merged', undefined, { timeoutMs: CLIENT_HANG_MS });
+      const download = join(setup.base, 'download');
+      await mkdir(download);
+      // The owner's tracker lists itself and the peer. From now on the owner uploads at
+      // 1 kB/s: enough for the .torrent and tracker answers, so every piece transmission
+      // gets within the hang bound beyond a handful must come from the peer.
+      await setup.lab.shapeUpload('owner', 8_000, { burstBytes: 4_000, latencyMs: 10_000 });
+      const client = await startTransmission(setup, {}, [], download);
+      await client.waitFor(/Seeding/).catch((err: Error) => {
+        throw new Error(
+          `${err.message}\ntransmission began:\n${client.output().slice(0, 3000)}\npeer log:\n${peerLog.tail()}\nowner log:\n${setup.ownerLog
+            .filter('announce')
+            .map((l) => JSON.stringify(l.fields))
+            .join('\n')}`,
+        );
+      });
+      expect((await readFile(join(download, 'tr.bin'))).equals(setup.data)).toBe(true);
+      const toClient = (f: Record<string, string>) => f.to?.startsWith(`${clientIp}:`) === true;
+      const fromPeer = peerLog.chunks('chunk-sent', toClient);
+      const fromOwner = setup.ownerLog.chunks('chunk-sent', toClient);
+      const chunks = Math.ceil(setup.data.length / CHUNK);
+      expect(fromPeer.length, 'the peer served transmission').toBeGreaterThan(chunks / 2);
+      expect(new Set([...fromPeer, ...fromOwner]).size).toBe(chunks);
+      const links = peerLog.filter(
+        'connected',
+        (f) => f.dir === 'in' && f.peer?.startsWith(`${clientIp}:`) === true,
+      );
+      expect(links.length).toBeGreaterThan(0);
+      // Transmission tries µTP first, with MSE. (With `--encryption off` the peer closed
+      // that handshake, and transmission never came back in plaintext.)
+      expect(links[0]!.fields.transport).toBe('utp');
+      expect(links[0]!.fields.encryption).toBe('rc4');
+    },
+    CLIENT_HANG_MS * 2 + 30_000,
   );
 
   it.skipIf(transmission.skip)(

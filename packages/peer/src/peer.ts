@@ -250,6 +250,15 @@ export class Peer {
   private admitting: Promise<void> | undefined;
   private lastAdmitRefresh = 0;
   private readonly hashFailures = new Map<string, number>();
+  /**
+   * Peer ids (hex) of stock clients that are our download neighbours. aria2c
+   * keeps one connection per peer id: when it dialled us first (it dials
+   * everyone the tracker lists), it closed our own neighbour connection right
+   * after its handshake ("Same Peer ID has been already seen"), so we never
+   * downloaded from it and fell back to the owner. We then close its incoming
+   * connection and refuse the next ones, and our redial carries both ways.
+   */
+  private readonly stockNeighbourIds = new Set<string>();
   /** The merge in progress, if any (close() waits for it). */
   private merging: Promise<void> | undefined;
   private mergedAt = 0;
@@ -881,7 +890,14 @@ export class Peer {
     if (downloader) this.downloaders.add(downloader);
     const session: Session = { role, openedAt: this.clock.now(), wire, uploader, downloader };
     this.sessions.add(session);
-    wire.onHandshake = () => {
+    wire.onHandshake = (handshake) => {
+      if (
+        role === 'in' &&
+        this.stockNeighbourIds.has(Buffer.from(handshake.peerId).toString('hex'))
+      ) {
+        wire.close('our download neighbour: we trade over our own connection to it');
+        return;
+      }
       // Only a real handshake counts as an upload neighbour (not a port probe).
       if (role === 'in') this.uploadSessionsSeen++;
       this.events.publish('connected', {
@@ -1011,9 +1027,27 @@ export class Peer {
       // A session that delivered nothing (dropped at once, stalled, cut for bad
       // chunks) counts as a failed attempt, so the backoff keeps growing.
       const useful = (session.downloader?.chunksReceived ?? 0) > 0;
+      if (!useful) this.yieldToNeighbour(session.wire);
       progress.ended(useful);
       attempt = useful ? 0 : attempt + 1;
       if (!(await pause(backoffMs(attempt), signal, this.clock))) return;
+    }
+  }
+
+  /**
+   * Our connection to a stock-client neighbour ended without a chunk: if the
+   * client is connected to us already, that connection goes, so that our next
+   * dial is the one it keeps (see stockNeighbourIds).
+   */
+  private yieldToNeighbour(wire: PeerWire): void {
+    const remote = wire.remoteHandshake;
+    if (!remote || isSwarmdropPeer(remote.peerId)) return;
+    const id = Buffer.from(remote.peerId).toString('hex');
+    this.stockNeighbourIds.add(id);
+    for (const session of this.sessions) {
+      const other = session.wire.remoteHandshake;
+      if (session.role === 'in' && other && Buffer.from(other.peerId).toString('hex') === id)
+        session.wire.close('our download neighbour: we trade over our own connection to it');
     }
   }
 

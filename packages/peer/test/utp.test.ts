@@ -38,7 +38,7 @@ describe('µTP between swarmdrop processes', () => {
       );
       for (const line of connected) {
         expect(line.fields.transport).toBe('utp');
-        // The peers' outgoing connections open in plaintext (their default is off).
+        // The peers' outgoing connections open in plaintext (the default, prefer, does).
         expect(line.fields.encryption).toBe('plaintext');
       }
       // Each peer got chunks over µTP from its neighbour, not only from the owner.
