@@ -38,7 +38,7 @@ describe('acceptIncoming', () => {
         ),
       );
       expect(err).toBeInstanceOf(IncomingRefusedError);
-      expect(err.message).toBe(reason);
+      expect((err as Error).message).toBe(reason);
       expect(refusedSocket.destroyed).toBe(true);
     }
   });
@@ -49,7 +49,7 @@ describe('acceptIncoming', () => {
     const err = await rejected(
       acceptIncoming(server, { transport: 'utp' }, { infoHash: INFO_HASH }),
     );
-    expect(err.message).toBe('HTTP over µTP');
+    expect((err as Error).message).toBe('HTTP over µTP');
 
     const [client2, server2] = await socketPair(cleanup);
     client2.write(PLAINTEXT);
@@ -75,7 +75,7 @@ describe('acceptIncoming', () => {
         { infoHash: INFO_HASH, admit: async () => 'not announced with the token' },
       ),
     );
-    expect(err.message).toBe('not announced with the token');
+    expect((err as Error).message).toBe('not announced with the token');
     await initiating;
     expect(Buffer.concat(received).length).toBe(0);
   });
