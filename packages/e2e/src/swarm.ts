@@ -233,6 +233,9 @@ export class Swarm {
         '--console-log-level=notice',
         '--file-allocation=none',
         '--follow-torrent=mem',
+        // aria2c's own account of every connection, kept with the swarm's logs for a failed run.
+        `--log=${join(this.options.workDir, 'logs', `${id}.aria2.log`)}`,
+        `--log-level=${process.env.SWARMDROP_ARIA2_LOG_LEVEL ?? 'info'}`,
         `http://${this.address('owner')}/metainfo.torrent`,
       ]);
       await sleep(300);

@@ -34,6 +34,18 @@ describe('a stock BitTorrent client in the swarm', () => {
         .events('p2')
         .filter((e) => e.event === 'chunk-received' && e.fields.from?.endsWith(`:${aria2Port}`));
       expect(fromAria2.length, 'p2 received chunks from aria2c').toBeGreaterThan(0);
+      // aria2c dials every peer the tracker lists with MSE; the peers' default (prefer)
+      // answers it with RC4. (aria2c keeps one connection per peer id: p2's own
+      // connection to it is the one that must survive, whichever dialled first.)
+      const encrypted = ['p1', 'p2', 'p4', 'p5'].flatMap((id) =>
+        result.swarm
+          .events(id)
+          .filter(
+            (e) =>
+              e.event === 'connected' && e.fields.dir === 'in' && e.fields.encryption === 'rc4',
+          ),
+      );
+      expect(encrypted.length, 'aria2c reached the peers over MSE').toBeGreaterThan(0);
     },
   );
 });

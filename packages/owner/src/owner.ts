@@ -35,6 +35,7 @@ import {
   withAnnounce,
 } from '@swarmdrop/protocol';
 import {
+  acceptIncoming,
   BlockServer,
   CHUNK_DIR,
   ChunkStore,
@@ -46,11 +47,10 @@ import {
   DASHBOARD_REPORT_PATH,
   DashboardHttp,
   DualServer,
-  firstBytes,
   httpRouter,
+  type IncomingStart,
   type Logger,
   listChunkDir,
-  mseRespond,
   PeerWire,
   requestQuery,
   type ServiceMetrics,
@@ -60,7 +60,6 @@ import {
   sendMetrics,
   sendText,
   sendUnauthorized,
-  sniffConnection,
   splitFile,
   systemClock,
   UtpEndpoint,
@@ -565,60 +564,28 @@ export class Owner {
   }
 
   private acceptTcp(socket: Socket, initial: Buffer, kind: 'plaintext' | 'mse'): void {
-    if ((this.options.transport ?? DEFAULT_TRANSPORT) === 'utp') {
-      this.refuse(socket, 'BitTorrent over TCP, but --transport is utp');
-      return;
-    }
-    this.acceptStream(socket, initial, kind, 'tcp');
+    this.acceptIncoming(socket, { transport: 'tcp', initial, kind });
   }
 
-  /** A µTP connection: its first bytes say plaintext or MSE, as on TCP. */
   private acceptUtp(stream: UtpStream): void {
-    firstBytes(stream, this.options.handshakeTimeoutMs).then(
-      (initial) => {
-        const kind = sniffConnection(initial);
-        if (kind === 'http') this.refuse(stream, 'HTTP over µTP');
-        else this.acceptStream(stream, initial, kind === 'bittorrent' ? 'plaintext' : 'mse', 'utp');
-      },
-      (err: Error) => this.refuse(stream, err.message),
-    );
+    this.acceptIncoming(stream, { transport: 'utp' });
   }
 
-  private refuse(socket: WireSocket, reason: string): void {
-    this.events.publish('connection-refused', {
-      from: formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0),
-      reason,
-    });
-    socket.destroy();
-  }
-
-  /** A plaintext handshake or an MSE one, answered under our policy, on either transport. */
-  private acceptStream(
-    socket: WireSocket,
-    initial: Buffer,
-    kind: 'plaintext' | 'mse',
-    transport: WireTransport,
-  ): void {
-    if (!this.isAdmitted(unmapIPv4(socket.remoteAddress ?? ''))) {
-      // A private swarm: only addresses that announced with the token may trade.
-      this.refuse(socket, 'not announced with the token');
-      return;
-    }
-    if (kind === 'plaintext') {
-      if (this.encryption === 'require') {
-        this.refuse(socket, 'plaintext handshake, but --encryption is require');
-      } else {
-        this.acceptWire(socket, initial, 'plaintext', transport);
-      }
-      return;
-    }
+  /** A plaintext handshake or an MSE one, on either transport, under our policies (protocol/node's acceptIncoming). */
+  private acceptIncoming(socket: WireSocket, start: IncomingStart): void {
     const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
-    mseRespond(socket, initial, {
+    acceptIncoming(socket, start, {
       infoHash: this.metainfo.infoHash,
-      policy: this.encryption,
+      encryption: this.encryption,
+      transport: this.options.transport,
       timeoutMs: this.options.handshakeTimeoutMs,
+      // A private swarm: only addresses that announced with the token may trade.
+      admit: (s) =>
+        this.isAdmitted(unmapIPv4(s.remoteAddress ?? ''))
+          ? undefined
+          : 'not announced with the token',
     }).then(
-      (mse) => this.acceptWire(mse.socket, mse.initial, mse.encryption, transport),
+      (c) => this.acceptWire(c.socket, c.initial, c.encryption, c.transport),
       (err: Error) => this.events.publish('connection-refused', { from, reason: err.message }),
     );
   }

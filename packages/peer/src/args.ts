@@ -1,7 +1,6 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  type EncryptionPolicy,
   type Endpoint,
   looksLikeLink,
   OptionError,
@@ -28,16 +27,6 @@ import {
 } from './peer.js';
 import { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';
 import { DEFAULT_MAX_PEERS } from './swarm/swarm-session.js';
-
-/**
- * The peer's default is `off`, the owner's `prefer`: aria2c (default settings)
- * dialling a peer that answered its MSE handshake with RC4 later closed the
- * peer's own connections to it, and the e2e ring with aria2c in it failed
- * about one run in three; with `off` the MSE handshake is closed at once,
- * aria2c retries in plaintext, and it passed every run. The owner keeps
- * `prefer`, which Transmission's defaults need (tested).
- */
-export const DEFAULT_PEER_ENCRYPTION: EncryptionPolicy = 'off';
 
 export const PROGRAM = 'swarmdrop-peer';
 
@@ -91,7 +80,7 @@ Options:
                               wire from hosts the tracker did not list).
                               Default: $SWARMDROP_TOKEN
   --encryption POLICY         prefer|require|off: MSE/PE (RC4) for BitTorrent
-                              connections, both ways (default: off; see README)
+                              connections, both ways (default: prefer; see README)
   --transport POLICY          both|tcp|utp: BitTorrent over TCP, µTP (UDP on
                               the same port number) or both; with both,
                               connect over TCP and fall back to µTP (default: both)
@@ -257,10 +246,7 @@ export function parsePeerArgs(
     infoHash: link?.infoHash ?? pinned,
     sha256: values.sha256 === undefined ? undefined : parseSha256(values.sha256, '--sha256'),
     token: loadToken(values['token-file'], env),
-    encryption:
-      values.encryption === undefined
-        ? DEFAULT_PEER_ENCRYPTION
-        : parseEncryptionPolicy(values.encryption),
+    encryption: parseEncryptionPolicy(values.encryption),
     transport: parseTransportPolicy(values.transport),
     uploadLimitBytesPerSecond: parseRateLimit(values['upload-limit'], '--upload-limit'),
     downloadLimitBytesPerSecond: parseRateLimit(values['download-limit'], '--download-limit'),

@@ -25,9 +25,9 @@ import {
   type TransportPolicy,
   torrentFileName,
   unmapIPv4,
-  type WireTransport,
 } from '@swarmdrop/protocol';
 import {
+  acceptIncoming,
   BufferPool,
   CHUNK_DIR,
   ChunkStore,
@@ -38,11 +38,10 @@ import {
   DashboardHttp,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DualServer,
-  firstBytes,
   httpRouter,
+  type IncomingStart,
   type Logger,
   listChunkDir,
-  mseRespond,
   type ServiceMetrics,
   SUMMARY_FILE,
   sendBody,
@@ -50,7 +49,6 @@ import {
   sendMetrics,
   sendText,
   sendUnauthorized,
-  sniffConnection,
   UtpEndpoint,
   type UtpStream,
   type WireLimits,
@@ -612,21 +610,17 @@ export class Peer {
   }
 
   /** The upload side: a peer connected to us. */
-  /** Runs `then` once `socket`'s host may trade with us (at once, in a public swarm). */
-  private admitThen(socket: WireSocket, then: () => void): void {
-    if (this.options.token === undefined) {
-      then();
-      return;
-    }
-    // A private swarm: only hosts that announced with the token may trade. A
-    // host we have not seen yet may have just joined: ask the tracker first.
+  /**
+   * Why `socket`'s host may not trade with us, or undefined (always, in a
+   * public swarm). In a private swarm only hosts that announced with the
+   * token may; a host we have not seen yet may have just joined, so the
+   * tracker is asked first.
+   */
+  private async admission(socket: WireSocket): Promise<string | undefined> {
+    if (this.options.token === undefined) return undefined;
     const host = canonicalHost(socket.remoteAddress ?? '');
-    void (async () => {
-      if (!this.isAdmitted(host)) await this.refreshAdmitted();
-      if (socket.destroyed || this.abort.signal.aborted) return;
-      if (this.isAdmitted(host)) then();
-      else this.refuse(socket, 'not announced with the token');
-    })();
+    if (!this.isAdmitted(host)) await this.refreshAdmitted();
+    return this.isAdmitted(host) ? undefined : 'not announced with the token';
   }
 
   private isAdmitted(host: string): boolean {
@@ -680,7 +674,7 @@ export class Peer {
 
   /** An admitted incoming connection: the swarm session's in swarm mode, else an upload neighbour. */
   private serveIncoming(connection: WireConnection): void {
-    if (this.swarm) this.swarm.accept(connection.socket, connection.initial ?? Buffer.alloc(0));
+    if (this.swarm) this.swarm.accept(connection);
     else this.ring?.accept(connection);
   }
 
@@ -694,6 +688,7 @@ export class Peer {
         signal: this.abort.signal,
         buffers: this.chunkBuffers!,
         limits: this.limits,
+        connect: (host, port, signal) => this.connect(host, port, signal),
         announce: async (numwant) => {
           const result = await announce(
             this.options.owner,
@@ -731,61 +726,36 @@ export class Peer {
   }
 
   private acceptTcp(socket: Socket, initial: Buffer, kind: 'plaintext' | 'mse'): void {
-    if ((this.options.transport ?? DEFAULT_TRANSPORT) === 'utp') {
-      this.refuse(socket, 'BitTorrent over TCP, but --transport is utp');
-      return;
-    }
-    this.acceptStream(socket, initial, kind, 'tcp');
+    this.acceptIncoming(socket, { transport: 'tcp', initial, kind });
   }
 
-  /** A µTP connection: its first bytes say plaintext or MSE, as on TCP. */
   private acceptUtp(stream: UtpStream): void {
-    firstBytes(stream, DEFAULT_HANDSHAKE_TIMEOUT_MS).then(
-      (initial) => {
-        const kind = sniffConnection(initial);
-        if (kind === 'http') this.refuse(stream, 'HTTP over µTP');
-        else this.acceptStream(stream, initial, kind === 'bittorrent' ? 'plaintext' : 'mse', 'utp');
+    this.acceptIncoming(stream, { transport: 'utp' });
+  }
+
+  /**
+   * A plaintext or MSE handshake, on either transport, under our policies
+   * (protocol/node's acceptIncoming, as the owner does): an upload link, or
+   * in swarm mode a swarm link.
+   */
+  private acceptIncoming(socket: WireSocket, start: IncomingStart): void {
+    const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
+    acceptIncoming(socket, start, {
+      infoHash: this.store!.metainfo.infoHash,
+      encryption: this.encryption,
+      transport: this.options.transport,
+      timeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      admit: (s) => this.admission(s),
+    }).then(
+      (connection) => {
+        if (this.abort.signal.aborted) connection.socket.destroy();
+        else this.serveIncoming(connection);
       },
-      (err: Error) => this.refuse(stream, err.message),
+      (err: Error) => {
+        if (!this.abort.signal.aborted)
+          this.events.publish('connection-refused', { from, reason: err.message });
+      },
     );
-  }
-
-  private refuse(socket: WireSocket, reason: string): void {
-    this.events.publish('connection-refused', {
-      from: formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0),
-      reason,
-    });
-    socket.destroy();
-  }
-
-  /** A plaintext or MSE handshake, answered under our policy, on either transport: an upload link. */
-  private acceptStream(
-    socket: WireSocket,
-    initial: Buffer,
-    kind: 'plaintext' | 'mse',
-    transport: WireTransport,
-  ): void {
-    this.admitThen(socket, () => {
-      if (kind === 'plaintext') {
-        if (this.encryption === 'require') {
-          this.refuse(socket, 'plaintext handshake, but --encryption is require');
-        } else {
-          this.serveIncoming({ socket, initial, encryption: 'plaintext', transport });
-        }
-        return;
-      }
-      const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
-      mseRespond(socket, initial, {
-        infoHash: this.store!.metainfo.infoHash,
-        policy: this.encryption,
-      }).then(
-        (mse) => {
-          if (this.abort.signal.aborted) mse.socket.destroy();
-          else this.serveIncoming({ ...mse, transport });
-        },
-        (err: Error) => this.events.publish('connection-refused', { from, reason: err.message }),
-      );
-    });
   }
 
   private connect(host: string, port: number, signal: AbortSignal): Promise<WireConnection> {

@@ -113,9 +113,9 @@ describe('encryption between swarmdrop processes', () => {
     expect(firstBytes[1]).not.toBe(0x13);
   });
 
-  it('--encryption and --transport: defaults off and both; a wrong value names the flag', () => {
+  it('--encryption and --transport: defaults prefer and both; a wrong value names the flag', () => {
     expect(parsePeerArgs(['7000', '7001', '7002'])).toMatchObject({
-      encryption: 'off',
+      encryption: 'prefer',
       transport: 'both',
     });
     expect(

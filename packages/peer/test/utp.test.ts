@@ -38,13 +38,39 @@ describe('µTP between swarmdrop processes', () => {
       );
       for (const line of connected) {
         expect(line.fields.transport).toBe('utp');
-        // The peers' outgoing connections open in plaintext (their default is off).
+        // The peers' outgoing connections open in plaintext (the default, prefer, does).
         expect(line.fields.encryption).toBe('plaintext');
       }
       // Each peer got chunks over µTP from its neighbour, not only from the owner.
       expect(log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
     }
     for (const line of ownerLog.filter('connected')) expect(line.fields.transport).toBe('utp');
+  });
+
+  it('swarm mode goes through the same paths: two swarm peers with --transport utp --encryption require trade over µTP and RC4', async () => {
+    const options = { transport: 'utp' as const, encryption: 'require' as const };
+    const {
+      port: ownerPort,
+      data,
+      log: ownerLog,
+    } = await startOwner(cleanup, {
+      size: 20 * CHUNK + 77,
+      options: { expectedPeers: 2, ...options },
+    });
+    const [portA, portB] = await freePorts(2);
+    // No download neighbour: swarm mode, peers found through the owner's tracker.
+    const a = await startPeer(cleanup, { ownerPort, port: portA!, options });
+    const b = await startPeer(cleanup, { ownerPort, port: portB!, options });
+    const [pathA, pathB] = await Promise.all([merged(a.log), merged(b.log)]);
+    expect((await readFile(pathA)).equals(data)).toBe(true);
+    expect((await readFile(pathB)).equals(data)).toBe(true);
+    const links = [...a.log.filter('connected'), ...b.log.filter('connected')];
+    // The owner seeds each chunk once before any twice: the two must have traded.
+    expect(links.filter((l) => l.fields.role === 'swarm').length).toBeGreaterThan(0);
+    for (const line of [...links, ...ownerLog.filter('connected')]) {
+      expect(line.fields.transport).toBe('utp');
+      expect(line.fields.encryption).toBe('rc4');
+    }
   });
 
   it('an owner with --transport utp refuses a BitTorrent handshake over TCP and says why', async () => {

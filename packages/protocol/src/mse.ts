@@ -44,11 +44,10 @@ export type WireEncryption = 'plaintext' | 'rc4';
  * How a service uses MSE:
  * - `require`: every connection is RC4; plaintext handshakes and MSE offers
  *   without RC4 are refused.
- * - `prefer` (the owner's default): incoming connections may be plaintext or
- *   MSE, and an MSE offer that includes RC4 gets RC4. The peer opens its own
- *   connections in plaintext under `prefer` (see connectWire in the peer: an
- *   MSE offer of both made aria2c close every connection); `mseInitiate`
- *   with `prefer` offers RC4 and plaintext.
+ * - `prefer` (the default of owner and peer): incoming connections may be
+ *   plaintext or MSE, and an MSE offer that includes RC4 gets RC4. The peer
+ *   opens its own connections in plaintext under `prefer` (see connectWire in
+ *   the peer); `mseInitiate` with `prefer` offers RC4 and plaintext.
  * - `off`: outgoing is plaintext; an incoming MSE handshake is closed at once,
  *   before we send a byte. (A stock client then retries in plaintext; one
  *   that already read bytes from us would keep them in front of our plaintext

@@ -34,6 +34,13 @@ export interface LinkHost {
   readonly publish: Publish;
   /** Dials under the peer's transport and encryption policy. */
   connect(host: string, port: number, signal: AbortSignal): Promise<WireConnection>;
+  /**
+   * Our link to a neighbour ended without a chunk: if the neighbour is a
+   * stock client that also dialled us, drop its connection and refuse the
+   * next ones, so that our redial is the one it keeps (aria2c keeps one
+   * connection per peer id).
+   */
+  yieldToNeighbour(link: RingConnection): void;
   /** Opens a download link on a dialled connection, asked only for what `allowed` lets through. */
   open(
     connection: WireConnection,

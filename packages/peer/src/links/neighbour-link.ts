@@ -66,6 +66,7 @@ export class NeighbourLink {
       // A session that delivered nothing (dropped at once, stalled, cut for bad
       // chunks) counts as a failed attempt, so the backoff keeps growing.
       const useful = link.received > 0;
+      if (!useful) this.host.yieldToNeighbour(link);
       this.progress.ended(useful);
       attempt = useful ? 0 : attempt + 1;
       if (!(await pause(backoffMs(attempt), signal, clock))) return;

@@ -105,6 +105,15 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
   /** Chunks each source (by label) sent bad: never asked of it again. */
   private readonly blamed = new Map<string, Set<number>>();
   private readonly hashFailures = new Map<string, number>();
+  /**
+   * Peer ids (hex) of stock clients that are our download neighbours. aria2c
+   * keeps one connection per peer id: when it dialled us first (it dials
+   * everyone the tracker lists), it closed our own neighbour connection right
+   * after its handshake ("Same Peer ID has been already seen"), so we never
+   * downloaded from it and fell back to the owner. We then close its incoming
+   * connection and refuse the next ones, and our redial carries both ways.
+   */
+  private readonly stockNeighbourIds = new Set<string>();
   /** The owner link running now (the batch's, or a fallback's), if any. */
   private ownerLink: OwnerLink | undefined;
   private timer: Timer | undefined;
@@ -223,6 +232,19 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
     return this.c.connect(host, port, signal);
   }
 
+  /** LinkHost: see LinkHost.yieldToNeighbour. */
+  yieldToNeighbour(link: RingConnection): void {
+    const remote = link.connection.wire.remoteHandshake;
+    if (!remote || isSwarmdropPeer(remote.peerId)) return;
+    const id = Buffer.from(remote.peerId).toString('hex');
+    this.stockNeighbourIds.add(id);
+    for (const r of this.connections) {
+      const other = r.connection.wire.remoteHandshake;
+      if (r.role === 'in' && other && Buffer.from(other.peerId).toString('hex') === id)
+        r.connection.close('our download neighbour: we trade over our own connection to it');
+    }
+  }
+
   /** LinkHost: a download link on a dialled connection. */
   open(
     connection: WireConnection,
@@ -273,7 +295,14 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       received: 0,
     };
     this.connections.add(ring);
-    conn.on('ready', () => {
+    conn.on('ready', (handshake) => {
+      if (
+        role === 'in' &&
+        this.stockNeighbourIds.has(Buffer.from(handshake.peerId).toString('hex'))
+      ) {
+        conn.close('our download neighbour: we trade over our own connection to it');
+        return;
+      }
       const label = conn.label;
       // Only a real handshake counts as an upload neighbour (not a port probe).
       if (role === 'in') this.peersSeen++;

@@ -9,12 +9,15 @@ import type { SwarmLink, SwarmSession } from './swarm-session.js';
  */
 export function publishSwarm(session: SwarmSession, publish: Publish): void {
   session.on('connected', (link) => {
-    const remote = link.connection.wire.remoteHandshake;
+    const { wire } = link.connection;
+    const remote = wire.remoteHandshake;
     publish('connected', {
       peer: link.connection.label,
       role: link.role,
       ...(remote ? { client: clientOf(remote.peerId) } : {}),
       dir: link.dir,
+      transport: wire.transport,
+      encryption: wire.encryption,
     });
     publishLink(link, publish);
   });

@@ -15,9 +15,8 @@ import {
   Connection,
   PeerWire,
   type WireLimits,
-  type WireSocket,
 } from '@swarmdrop/protocol/node';
-import { connectTcp } from '../backoff.js';
+import { connectTcp, type WireConnection } from '../backoff.js';
 import type { Clock, Timer } from '../clock.js';
 import type { AnnounceResult } from '../owner-client.js';
 import { REANNOUNCE_MS, Reannouncer } from '../reannouncer.js';
@@ -67,6 +66,11 @@ export interface SwarmSessionComponents {
   readonly rng?: Rng;
   /** The peer's rate limits, shared with its other connections. */
   readonly limits?: WireLimits;
+  /**
+   * Opens a BitTorrent connection to a member of the swarm under the peer's
+   * --encryption and --transport, as ring mode does (default: plain TCP).
+   */
+  readonly connect?: (host: string, port: number, signal: AbortSignal) => Promise<WireConnection>;
 }
 
 /** One live member of the swarm as the session keeps it. */
@@ -185,13 +189,16 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
     this.reannouncer.start();
   }
 
-  /** A remote dialled our port; refused (closed) when maxPeers connections are held. */
-  accept(socket: WireSocket, initial: Buffer): void {
+  /**
+   * A remote dialled our port (its transport and encryption settled by the
+   * peer's acceptIncoming); refused (closed) when maxPeers connections are held.
+   */
+  accept(connection: WireConnection): void {
     if (this.closed || this.links.size + this.pending >= this.maxPeers) {
-      socket.destroy();
+      connection.socket.destroy();
       return;
     }
-    this.open(socket, initial, 'in');
+    this.open(connection, 'in');
   }
 
   /** Every connected member of the swarm holds every chunk (the owner, which seeds, is not waited for). */
@@ -249,13 +256,13 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
     if (this.links.size + this.pending >= this.maxPeers) return;
     this.dialling.add(label);
     this.pending++;
-    connectTcp(host, peer.port, this.c.signal).then(
-      (socket) => {
+    (this.c.connect ?? plainTcp)(host, peer.port, this.c.signal).then(
+      (connection) => {
         this.pending--;
         if (this.closed) {
           this.dialling.delete(label);
-          socket.destroy();
-        } else this.open(socket, undefined, 'out', label);
+          connection.socket.destroy();
+        } else this.open(connection, 'out', label);
       },
       // Gone or not up: the next announce lists it again if it is still in the swarm.
       () => {
@@ -266,18 +273,15 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
   }
 
   /** `dialled`: the address we dialled, which stays "being dialled" until the handshake settles it. */
-  private open(
-    socket: WireSocket,
-    initial: Buffer | undefined,
-    dir: 'in' | 'out',
-    dialled?: string,
-  ): void {
+  private open(opened: WireConnection, dir: 'in' | 'out', dialled?: string): void {
     const store = this.c.store;
     const wire = new PeerWire({
-      socket,
+      socket: opened.socket,
       metainfo: store.metainfo,
       peerId: this.c.peerId,
-      ...(initial ? { initial } : {}),
+      encryption: opened.encryption,
+      transport: opened.transport,
+      ...(opened.initial ? { initial: opened.initial } : {}),
       ...(this.c.limits ? { limits: this.c.limits } : {}),
     });
     const connection = new Connection({
@@ -404,4 +408,13 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
       else l.connection.choke();
     }
   }
+}
+
+/** Swarm links without the peer's policies: plaintext over TCP (unit tests, and the default). */
+async function plainTcp(host: string, port: number, signal: AbortSignal): Promise<WireConnection> {
+  return {
+    socket: await connectTcp(host, port, signal),
+    encryption: 'plaintext',
+    transport: 'tcp',
+  };
 }

@@ -28,6 +28,7 @@
  * process gets the same pair (`limits`). `ProgressLine` is the terminal's
  * status line, a subscriber to a service's `DomainEvents`.
  */
+export * from './accept-incoming.js';
 export * from './block-server.js';
 export * from './buffer-pool.js';
 export * from './chunk-store.js';

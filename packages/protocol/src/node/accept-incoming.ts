@@ -1,0 +1,104 @@
+import {
+  DEFAULT_ENCRYPTION,
+  DEFAULT_TRANSPORT,
+  type EncryptionPolicy,
+  type TransportPolicy,
+  type WireEncryption,
+  type WireTransport,
+} from '../mse.js';
+import { sniffConnection } from './dual-server.js';
+import { mseRespond } from './mse-handshake.js';
+import type { WireSocket } from './peer-wire.js';
+import { firstBytes } from './utp.js';
+
+/** How long an incoming µTP stream may take to send its first bytes (the owner passes its handshake timeout). */
+export const DEFAULT_INCOMING_TIMEOUT_MS = 10_000;
+
+/** An incoming BitTorrent connection, handshaken as far as encryption goes: PeerWire runs over `socket`. */
+export interface IncomingConnection {
+  readonly socket: WireSocket;
+  /** Payload bytes already read (the remote's handshake, or part of it), for PeerWire's `initial`. */
+  readonly initial: Buffer;
+  readonly encryption: WireEncryption;
+  readonly transport: WireTransport;
+}
+
+/**
+ * Where an incoming connection comes from: a TCP socket the port's sniffer
+ * already told apart (its first bytes and what they are), or a µTP stream,
+ * whose first bytes are read here.
+ */
+export type IncomingStart =
+  | { readonly transport: 'tcp'; readonly initial: Buffer; readonly kind: 'plaintext' | 'mse' }
+  | { readonly transport: 'utp' };
+
+export interface AcceptIncomingOptions {
+  readonly infoHash: Uint8Array;
+  /** Default DEFAULT_ENCRYPTION. */
+  readonly encryption?: EncryptionPolicy | undefined;
+  /** Default DEFAULT_TRANSPORT. */
+  readonly transport?: TransportPolicy | undefined;
+  /** Deadline for a µTP stream's first bytes and for the MSE handshake (default DEFAULT_INCOMING_TIMEOUT_MS). */
+  readonly timeoutMs?: number | undefined;
+  /**
+   * Runs once the transport is known, before anything is answered: the
+   * reason to refuse this remote (a private swarm's admission), or undefined.
+   */
+  readonly admit?: (socket: WireSocket) => Promise<string | undefined> | string | undefined;
+}
+
+/** Why an incoming connection was turned away; its message is the `connection-refused` reason. */
+export class IncomingRefusedError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'IncomingRefusedError';
+  }
+}
+
+/**
+ * The one way owner and peer (ring and swarm mode) take an incoming
+ * BitTorrent connection, over TCP or µTP: the transport policy (BitTorrent
+ * over TCP is refused under `--transport utp`; HTTP over µTP always), the
+ * admission check, then a plaintext handshake (refused under `--encryption
+ * require`) or an MSE one answered under the policy. Resolves with what to
+ * run PeerWire over; rejects with the reason to log as `connection-refused`,
+ * having destroyed the socket.
+ */
+export async function acceptIncoming(
+  socket: WireSocket,
+  start: IncomingStart,
+  options: AcceptIncomingOptions,
+): Promise<IncomingConnection> {
+  const refuse = (reason: string): never => {
+    socket.destroy();
+    throw new IncomingRefusedError(reason);
+  };
+  const timeoutMs = options.timeoutMs ?? DEFAULT_INCOMING_TIMEOUT_MS;
+  const encryption = options.encryption ?? DEFAULT_ENCRYPTION;
+  let initial: Buffer;
+  let kind: 'plaintext' | 'mse';
+  if (start.transport === 'tcp') {
+    if ((options.transport ?? DEFAULT_TRANSPORT) === 'utp')
+      refuse('BitTorrent over TCP, but --transport is utp');
+    initial = start.initial;
+    kind = start.kind;
+  } else {
+    initial = await firstBytes(socket, timeoutMs).catch((err: Error) => refuse(err.message));
+    const sniffed = sniffConnection(initial);
+    if (sniffed === 'http') refuse('HTTP over µTP');
+    kind = sniffed === 'bittorrent' ? 'plaintext' : 'mse';
+  }
+  const denied = await options.admit?.(socket);
+  if (denied !== undefined) refuse(denied);
+  if (socket.destroyed) refuse('closed before it was admitted');
+  if (kind === 'plaintext') {
+    if (encryption === 'require') refuse('plaintext handshake, but --encryption is require');
+    return { socket, initial, encryption: 'plaintext', transport: start.transport };
+  }
+  const mse = await mseRespond(socket, initial, {
+    infoHash: options.infoHash,
+    policy: encryption,
+    timeoutMs,
+  }).catch((err: Error) => refuse(err.message));
+  return { ...mse, transport: start.transport };
+}
