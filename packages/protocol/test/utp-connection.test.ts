@@ -48,6 +48,31 @@ interface Faults {
   queueMs?: number;
   /** Drop `count` consecutive data packets from A after the first `after` (a receiver's full socket buffer). */
   burstLoss?: { after: number; count: number };
+  /**
+   * B sizes its selective ACKs as libtorrent does: as many bytes as the bits
+   * it holds need (1, 2, 3, 5... bytes), not a multiple of 4 as BEP 29 says.
+   */
+  libtorrentSack?: boolean;
+}
+
+/**
+ * Encodes like libtorrent 2.0 (utp_socket_impl::send_pkt): the selective ACK
+ * bitmask is (span + 7) / 8 bytes, where span runs from ack + 2 to the
+ * newest packet held out of order.
+ */
+function encodeLibtorrentStyle(packet: UtpPacket): Buffer {
+  const plain = encodeUtpPacket({ ...packet, sack: undefined });
+  const sack = packet.sack;
+  if (!sack) return plain;
+  let bytes = sack.length;
+  while (bytes > 1 && sack[bytes - 1] === 0) bytes--;
+  plain[1] = 1; // selective ACK
+  return Buffer.concat([
+    plain.subarray(0, 20),
+    Buffer.from([0, bytes]),
+    sack.subarray(0, bytes),
+    plain.subarray(20),
+  ]);
 }
 
 interface Side {
@@ -70,6 +95,10 @@ class Link {
   private dropped = new Set<string>();
   private dataFromA = 0;
   private lastAckFromB: number | undefined;
+  /** Datagrams the receiving side could not decode and dropped, as the endpoint does. */
+  undecodable = 0;
+  /** Selective ACKs from B whose length is not a multiple of 4. */
+  oddSacks = 0;
   /** Most packets A had sent past B's cumulative ack at once. */
   maxAheadOfAck = 0;
 
@@ -145,7 +174,9 @@ class Link {
       const n = this.dataFromA - f.burstLoss.after;
       if (n > 0 && n <= f.burstLoss.count) return;
     }
-    const bytes = encodeUtpPacket(packet);
+    const libtorrentStyle = f.libtorrentSack && from === 'b';
+    const bytes = libtorrentStyle ? encodeLibtorrentStyle(packet) : encodeUtpPacket(packet);
+    if (libtorrentStyle && bytes[1] === 1 && bytes[21]! % 4 !== 0) this.oddSacks++;
     const copies = f.duplicate && this.random() < f.duplicate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       const queued = from === 'a' ? (f.queueMs ?? 0) : 0;
@@ -155,7 +186,13 @@ class Link {
   }
 
   private deliver(to: 'a' | 'b', bytes: Buffer): void {
-    const packet = decodeUtpPacket(bytes);
+    let packet: UtpPacket;
+    try {
+      packet = decodeUtpPacket(bytes);
+    } catch {
+      this.undecodable++;
+      return;
+    }
     if (to === 'b' && this.b.conn === undefined) {
       if (packet.type !== 'syn') return;
       this.b.conn = UtpConnection.accept(this.options('b', this.b), packet);
@@ -297,6 +334,23 @@ describe('UtpConnection', () => {
     expect(got.equals(data)).toBe(true);
     expect(link.maxAheadOfAck).toBeGreaterThan(5);
     expect(link.maxAheadOfAck).toBeLessThanOrEqual(window / UTP_PACKET_BYTES + 1);
+  });
+
+  // Regression: qBittorrent (libtorrent 2.0) stalled for 64 s after a burst
+  // with loss. libtorrent sizes its selective ACK to the packets it holds (a
+  // 3- or 5-byte bitmask), and the decoder refused any length but a multiple
+  // of 4, so every ACK and request libtorrent sent while it held a hole was
+  // dropped as malformed: the owner heard silence, resent a packet libtorrent
+  // already had, and reset the connection after 7 timeouts.
+  it('takes selective ACKs of any length (libtorrent sends 1, 2, 3, 5... bytes): a burst loss is repaired without a timeout', () => {
+    const faults: Faults = { burstLoss: { after: 171, count: 40 }, libtorrentSack: true };
+    const { link, data, got } = transfer(faults, 300_000, 10);
+    expect(link.oddSacks).toBeGreaterThan(0);
+    expect(link.undecodable).toBe(0);
+    expect(got.equals(data)).toBe(true);
+    expect([link.a.error, link.b.error]).toEqual([undefined, undefined]);
+    expect(link.a.conn.stats.timeouts).toBe(0);
+    expect(link.a.conn.stats.fastResends).toBeGreaterThanOrEqual(40);
   });
 
   it('delivers each byte once although every other packet arrives twice', () => {

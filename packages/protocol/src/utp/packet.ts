@@ -11,8 +11,9 @@ import { WireError } from '../errors.js';
  *   | seq_nr                        | ack_nr                        |
  *   +---------------------------------------------------------------+
  * Each extension is <next type u8><length u8><bytes>; type 1 is the selective
- * ACK, a bitmask (length a multiple of 4) whose bit i, least significant bit
- * of each byte first, acknowledges ack_nr + 2 + i.
+ * ACK, a bitmask whose bit i, least significant bit of each byte first,
+ * acknowledges ack_nr + 2 + i. BEP 29 asks for a multiple of 4 bytes, and we
+ * send that; libtorrent sends (span + 7) / 8 bytes, so any length is taken.
  */
 export const UTP_TYPE = {
   data: 0,
@@ -29,7 +30,10 @@ export const UTP_HEADER_LENGTH = 20;
 export const UTP_EXTENSION_SACK = 1;
 /** Sequence and ack numbers are 16 bits and wrap. */
 export const UTP_SEQ_MASK = 0xffff;
-/** Longest selective-ACK bitmask we send or accept: 32 bytes covers 256 packets. */
+/**
+ * Longest selective-ACK bitmask we send: 32 bytes covers 256 packets. A
+ * longer one received is read in full (its length byte bounds it at 255).
+ */
 export const MAX_SACK_BYTES = 32;
 
 export interface UtpPacket {
@@ -106,11 +110,11 @@ export function decodeUtpPacket(datagram: Uint8Array): UtpPacket {
     const next = view[at]!;
     const length = view[at + 1]!;
     if (at + 2 + length > view.length) throw new UtpPacketError('µTP extension past the end');
-    if (extension === UTP_EXTENSION_SACK) {
-      if (length === 0 || length % 4 !== 0) {
-        throw new UtpPacketError(`selective ACK of ${length} bytes`);
-      }
-      sack = view.subarray(at + 2, at + 2 + Math.min(length, MAX_SACK_BYTES));
+    // Any length: libtorrent sizes the bitmask to the packets it holds (1, 3,
+    // 5... bytes). Refusing those dropped every ACK it sent while it held a
+    // hole, and the connection died of timeouts. An empty one acknowledges nothing.
+    if (extension === UTP_EXTENSION_SACK && length > 0) {
+      sack = view.subarray(at + 2, at + 2 + length);
     }
     extension = next;
     at += 2 + length;
