@@ -14,6 +14,7 @@ import {
   LEDBAT_TARGET_US,
   Ledbat,
   seqDiff,
+  UTP_MAX_PACKETS_AHEAD,
   UTP_PACKET_BYTES,
   UtpConnection,
   type UtpPacket,
@@ -53,6 +54,8 @@ interface Faults {
    * it holds need (1, 2, 3, 5... bytes), not a multiple of 4 as BEP 29 says.
    */
   libtorrentSack?: boolean;
+  /** A's largest payload per packet (default the connection's own). */
+  aPacketBytes?: number;
 }
 
 /**
@@ -125,6 +128,9 @@ class Link {
     const bWindow = this.faults.bWindow;
     return {
       ...(name === 'b' && bWindow !== undefined ? { receiveWindow: () => bWindow } : {}),
+      ...(name === 'a' && this.faults.aPacketBytes !== undefined
+        ? { packetBytes: this.faults.aPacketBytes }
+        : {}),
       now: () => this.now,
       random: this.random,
       send: (packet: UtpPacket) => this.transmit(name, packet),
@@ -351,6 +357,16 @@ describe('UtpConnection', () => {
     expect([link.a.error, link.b.error]).toEqual([undefined, undefined]);
     expect(link.a.conn.stats.timeouts).toBe(0);
     expect(link.a.conn.stats.fastResends).toBeGreaterThanOrEqual(40);
+  });
+
+  // libtorrent drops, without an ACK, a packet more than 953 ahead of its
+  // cumulative ack (libutp: 1024). The windows count bytes, so small packets
+  // (here at most 100 bytes each) could put thousands in flight.
+  it(`never sends a packet more than ${UTP_MAX_PACKETS_AHEAD} past the remote's cumulative ack, however small the packets`, () => {
+    const { link, data, got } = transfer({ aPacketBytes: 100, queueMs: 20 }, 1_500_000, 13);
+    expect(got.equals(data)).toBe(true);
+    expect(link.maxAheadOfAck).toBeGreaterThan(UTP_MAX_PACKETS_AHEAD / 2);
+    expect(link.maxAheadOfAck).toBeLessThanOrEqual(UTP_MAX_PACKETS_AHEAD);
   });
 
   it('delivers each byte once although every other packet arrives twice', () => {

@@ -16,6 +16,13 @@ export const DEFAULT_UTP_KEEPALIVE_MS = 29_000;
 export const DEFAULT_UTP_IDLE_TIMEOUT_MS = 90_000;
 /** Out-of-order packets held ahead of the next expected one. */
 export const UTP_MAX_REORDER = 256;
+/**
+ * Most packets we send past the remote's cumulative ack. libtorrent drops,
+ * without acknowledging it, a packet more than 953 ahead (its 1 MiB buffer
+ * over 1100 bytes a packet), libutp one more than 1024. The byte windows
+ * keep full packets under it; many small ones could pass it.
+ */
+export const UTP_MAX_PACKETS_AHEAD = 900;
 /** Selective ACKs past the oldest unacked packet that count it as lost (BEP 29: 3). */
 export const UTP_DUPLICATE_ACKS = 3;
 
@@ -434,6 +441,8 @@ export class UtpConnection {
       if (this.inFlight + size > this.ledbat.window && this.inFlight > 0) return;
       // A closed remote window still lets one packet out when nothing is outstanding (a probe).
       if (this.outstanding + size > this.remoteWindow && this.outstanding > 0) return;
+      // outQueue runs from the remote's cumulative ack + 1: the next seq is this far ahead.
+      if (this.outQueue.length + 1 > UTP_MAX_PACKETS_AHEAD) return;
       this.queuePacket('data', this.takePending(size));
     }
     if (this.finQueued && this.finSeq === undefined) {
