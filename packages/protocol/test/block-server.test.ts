@@ -121,7 +121,7 @@ describe('BlockServer', () => {
 
   it('reports every corrupt chunk its read-ahead dropped, not only the one the connection closed on', async () => {
     // Chunk 0 is fine; while it is sent, chunks 1 and 2 are read ahead, and both fail.
-    const { store, seed, leecher, server } = await setup(pseudoRandomBytes(300_000, 8), 1 << 20);
+    const { store, leecher, server } = await setup(pseudoRandomBytes(300_000, 8), 1 << 20);
     for (const index of [1, 2])
       await writeFile(
         store.chunkPath(index),

@@ -432,7 +432,6 @@ describe('DualServer + PeerWire + Connection and BlockServer over real sockets',
 
   it('drops requests received while it chokes the remote (BEP 3), and serves them once unchoked', async () => {
     const owner = await startOwner();
-    const serverWire = owner.nextWire();
     const client = await openClient(owner.port, owner.metainfo);
     await client.wire.ready();
     await client.inbox.next('bitfield');
