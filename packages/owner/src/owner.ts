@@ -282,6 +282,7 @@ export class Owner {
     const metrics = createMetrics(events, {
       chunksHeld: () => owner?.store.held.count() ?? 0,
       trackerPeers: () => owner?.trackerPeers() ?? 0,
+      utpMalformed: () => utp?.malformed ?? 0,
     });
     const server = new DualServer({
       host: options.host,

@@ -272,6 +272,7 @@ export class Peer {
     // Subscribed from the start, so refusals while bootstrapping count too.
     const metrics = createMetrics(events, {
       chunksHeld: () => peer?.store?.held.count() ?? 0,
+      utpMalformed: () => peer?.utp?.malformed ?? 0,
     });
     const server = new DualServer({
       host: options.listen.host,

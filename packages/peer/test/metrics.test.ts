@@ -3,6 +3,7 @@
  * a transfer and read with a Prometheus text parser: every counter must
  * agree with the lines of the same process's log.
  */
+import { createSocket } from 'node:dgram';
 import { readFile } from 'node:fs/promises';
 import { parseRanges } from '@swarmdrop/protocol';
 import {
@@ -246,6 +247,33 @@ describe('GET /metrics', () => {
       expect(metricValue(m, 'swarmdrop_connections', { kind: 'stock', transport: 'tcp' })).toBe(1);
       const sent = serverLog.filter('chunk-sent');
       expect(metricValue(m, 'swarmdrop_chunks_sent_total')).toBe(sent.length);
+    }
+  });
+
+  it('counts UDP datagrams on the µTP port that are not µTP, on the owner and on a peer', async () => {
+    const { owner } = await startOwner(cleanup, { size: 2 * CHUNK, options: { expectedPeers: 1 } });
+    const { log, peer } = await startPeer(cleanup, {
+      ownerPort: owner.port,
+      port: await freePort(),
+    });
+    await merged(log);
+    const udp = createSocket('udp4');
+    cleanup.add(() => udp.close());
+    for (const port of [owner.port, peer.port]) {
+      const before = metricValue(
+        await scrapeMetrics(port),
+        'swarmdrop_utp_malformed_datagrams_total',
+      );
+      expect(before).toBe(0);
+      // Version 0 is no µTP header (BEP 29 packets carry version 1): dropped as malformed.
+      for (let i = 0; i < 3; i++) udp.send(Buffer.alloc(20), port, '127.0.0.1');
+      // UDP arrives when it arrives: poll the scrape, bounded, until all three are counted.
+      let seen: number | undefined = 0;
+      for (let attempt = 0; attempt < 100 && seen !== 3; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        seen = metricValue(await scrapeMetrics(port), 'swarmdrop_utp_malformed_datagrams_total');
+      }
+      expect(seen).toBe(3);
     }
   });
 

@@ -15,7 +15,13 @@ const B = '127.0.0.1:7003';
 const STOCK = '127.0.0.1:51413';
 
 /** A service's events, its metrics, and a hand-moved clock (ms). */
-function setup(options: { chunksHeld?: () => number; trackerPeers?: () => number } = {}) {
+function setup(
+  options: {
+    chunksHeld?: () => number;
+    trackerPeers?: () => number;
+    utpMalformed?: () => number;
+  } = {},
+) {
   const events = new DomainEvents();
   let ms = 1_000;
   const metrics = createMetrics(events, { now: () => ms, processMetrics: false, ...options });
@@ -183,6 +189,16 @@ describe('createMetrics', () => {
     events.publish('disconnected', { peer: B, role: 'in', reason: 'done' });
     m = await scrape();
     expect(metricValue(m, 'swarmdrop_connections')).toBe(0);
+  });
+
+  it("follows the µTP endpoint's count of malformed datagrams at each scrape, as a counter", async () => {
+    let malformed = 0;
+    const { scrape } = setup({ utpMalformed: () => malformed });
+    expect(metricValue(await scrape(), 'swarmdrop_utp_malformed_datagrams_total')).toBe(0);
+    malformed = 7;
+    expect(metricValue(await scrape(), 'swarmdrop_utp_malformed_datagrams_total')).toBe(7);
+    malformed = 9;
+    expect(metricValue(await scrape(), 'swarmdrop_utp_malformed_datagrams_total')).toBe(9);
   });
 
   it('reads chunks held and tracker peers at each scrape, and the file size from the events', async () => {

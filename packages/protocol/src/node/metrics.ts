@@ -34,6 +34,12 @@ export interface MetricsOptions {
   readonly chunksHeld?: () => number;
   /** Peers in the tracker's table now, read at each scrape (the owner's tracker). */
   readonly trackerPeers?: () => number;
+  /**
+   * UDP datagrams on the µTP port dropped as malformed since start, read at
+   * each scrape (the µTP endpoint's count). A remote whose packets we cannot
+   * read looks like silence from the connection's side: this says otherwise.
+   */
+  readonly utpMalformed?: () => number;
   /** Adds prom-client's process and Node.js metrics (`process_*`, `nodejs_*`); default true. */
   readonly processMetrics?: boolean;
 }
@@ -165,6 +171,21 @@ export function createMetrics(events: DomainEvents, options: MetricsOptions = {}
       registers,
       collect() {
         this.set(trackerPeers());
+      },
+    });
+  }
+  const utpMalformed = options.utpMalformed;
+  if (utpMalformed) {
+    let counted = 0;
+    new Counter({
+      name: 'swarmdrop_utp_malformed_datagrams_total',
+      help: 'UDP datagrams on the uTP port dropped because they were not valid uTP (BEP 29)',
+      registers,
+      collect() {
+        // The endpoint counts; the counter follows it, never backwards.
+        const now = utpMalformed();
+        if (now > counted) this.inc(now - counted);
+        counted = Math.max(counted, now);
       },
     });
   }
