@@ -40,7 +40,9 @@ runServiceCli({
       progress?.close();
     });
     try {
-      owner = await Owner.start(options, { logger, events });
+      // --quiet is the terminal's, not the owner's: start() refuses keys it does not know.
+      const { quiet: _quiet, ...ownerOptions } = options;
+      owner = await Owner.start(ownerOptions, { logger, events });
     } catch (err) {
       progress?.close(); // the error line goes below the log, not under a status line
       throw err;

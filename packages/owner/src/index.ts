@@ -5,13 +5,13 @@
  * @example
  * ```ts
  * import { Owner } from '@swarmdrop/owner';
- * const owner = await Owner.start({ file: 'movie.mkv', dir: '/tmp/o', port: 0, chunkSize: 102_400,
- *   expectedPeers: 5, maxConnections: 256, handshakeTimeoutMs: 10_000, logFormat: 'text' });
+ * // Only `file` is required; the rest default as on the command line (port 0: any free port).
+ * const owner = await Owner.start({ file: 'movie.mkv', dir: '/tmp/o', chunkSize: 102_400 });
  * console.log(owner.port, owner.metainfo.infoHash.toString('hex'));
  * await owner.close();
  * ```
  */
-export { parseOwnerArgs, USAGE } from './args.js';
+export { type OwnerCliOptions, parseOwnerArgs, USAGE } from './args.js';
 export { BatchAssigner } from './batch-assigner.js';
 export {
   DEFAULT_OFFERS_PER_PEER,
@@ -19,14 +19,22 @@ export {
   type InitialSeederOptions,
 } from './initial-seeder.js';
 export {
-  ANNOUNCE_EXPIRY_MS,
   DEFAULT_EXPECTED_PEERS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  DEFAULT_PORT,
+  OWNER_FLAGS,
+  OWNER_OPTIONS,
+  type OwnerFlag,
+  type OwnerOptions,
+  type ResolvedOwnerOptions,
+  resolveOwnerOptions,
+} from './options.js';
+export {
+  ANNOUNCE_EXPIRY_MS,
   Owner,
   type OwnerComponents,
-  type OwnerOptions,
   STATUS_MAX_PEERS,
 } from './owner.js';
 export {

@@ -8,25 +8,20 @@ import {
   ChunkError,
   clientOf,
   DashboardModel,
-  DEFAULT_ENCRYPTION,
-  DEFAULT_TRANSPORT,
   DomainEvents,
-  type EncryptionPolicy,
   escapeUnsafe,
   formatEndpoint,
   formatLink,
   formatRanges,
   isSwarmdropPeer,
   isSwarmModePeer,
-  type LogFormat,
   listenPortOf,
   MAX_PIECE_COUNT,
-  MAX_PIECE_LENGTH,
   type Metainfo,
   makePeerId,
   OptionError,
   subscribeLog,
-  type TransportPolicy,
+  type TimerClock,
   torrentFileName,
   UNSAFE_CHARS,
   unmapIPv4,
@@ -47,6 +42,7 @@ import {
   DASHBOARD_REPORT_PATH,
   DashboardHttp,
   DualServer,
+  dateClock,
   httpRouter,
   type IncomingStart,
   type Logger,
@@ -68,6 +64,7 @@ import {
   type WireSocket,
 } from '@swarmdrop/protocol/node';
 import { BatchAssigner } from './batch-assigner.js';
+import { type OwnerOptions, type ResolvedOwnerOptions, resolveOwnerOptions } from './options.js';
 import { SuperSeeding } from './super-seeding.js';
 import {
   ANNOUNCE_EXPIRY_MS,
@@ -79,50 +76,6 @@ import {
   TrackerRegistry,
 } from './tracker.js';
 
-/** Defaults shared with the protocol's server and connection. */
-export {
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
-} from '@swarmdrop/protocol/node';
-export const DEFAULT_EXPECTED_PEERS = 5;
-
-export interface OwnerOptions {
-  /** The file to distribute; only ever read. */
-  readonly file: string;
-  /** Working directory for chunk files, summary and `.torrent`. */
-  readonly dir: string;
-  /** Interface to bind; all interfaces when undefined. */
-  readonly host?: string | undefined;
-  /** 0 picks a free port. */
-  readonly port: number;
-  readonly chunkSize: number;
-  readonly expectedPeers: number;
-  readonly maxConnections: number;
-  /** Connections held at once from one source address (default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS). */
-  readonly maxConnectionsPerAddress?: number | undefined;
-  /** Deadline for a connection's first byte, its handshake, and each HTTP request. */
-  readonly handshakeTimeoutMs: number;
-  /** Host written into the `.torrent` on disk's announce URL (HTTP downloads use the request's Host). */
-  readonly publicHost?: string | undefined;
-  readonly logFormat: LogFormat;
-  /**
-   * Makes the swarm private: the metainfo, announces and the detailed
-   * /status need it, BitTorrent connections are accepted only from addresses
-   * that announced with it within ANNOUNCE_EXPIRY_MS, and the torrent is
-   * marked private (BEP 27), which changes its info-hash.
-   */
-  readonly token?: string | undefined;
-  /** MSE/PE policy for incoming BitTorrent connections (default prefer). */
-  readonly encryption?: EncryptionPolicy;
-  /** TCP, µTP (UDP on the same port number) or both for BitTorrent (default both). */
-  readonly transport?: TransportPolicy;
-  /** Bytes per second sent over all BitTorrent connections together; 0 or undefined: no limit. */
-  readonly uploadLimitBytesPerSecond?: number | undefined;
-  /** Bytes per second received over all BitTorrent connections together; 0 or undefined: no limit. */
-  readonly downloadLimitBytesPerSecond?: number | undefined;
-}
-
 export interface OwnerComponents {
   /** The console log: one subscriber to `events` (created from logFormat by default). */
   readonly logger?: Logger;
@@ -131,8 +84,13 @@ export interface OwnerComponents {
    * pass one to subscribe before `start()` returns, to see `listening` and `ready`.
    */
   readonly events?: DomainEvents;
-  /** The time, for announce expiry and `lastSeen` (tests move it forward). */
-  readonly clock?: () => Date;
+  /**
+   * Time for everything the owner times: tracker expiry, private-swarm
+   * admission, `lastSeen`, rate limits, initial seeding's grace, the
+   * dashboard, and the stamps of the logger it makes (not of one passed in).
+   * `systemClock` by default; tests pass a ManualClock and move it.
+   */
+  readonly clock?: TimerClock;
 }
 
 export { ANNOUNCE_EXPIRY_MS } from './tracker.js';
@@ -148,7 +106,8 @@ interface PeerRecord {
   bytesServed: number;
   /** In the tracker's table: announced recently, and not `stopped`. */
   announced: boolean;
-  lastSeen: Date;
+  /** On the owner's clock. */
+  lastSeenMs: number;
 }
 
 /**
@@ -157,7 +116,8 @@ interface PeerRecord {
  * HTTP (metainfo, tracker announce, JSON status).
  */
 export class Owner {
-  readonly options: OwnerOptions;
+  /** What it runs with: checked, every default filled in (options.ts). */
+  readonly options: ResolvedOwnerOptions;
   readonly metainfo: Metainfo;
   readonly torrentPath: string;
   readonly torrent: Buffer;
@@ -184,7 +144,9 @@ export class Owner {
   private readonly connections = new Map<Connection, boolean>();
   /** One bucket per direction for every connection (--upload-limit, --download-limit). */
   private readonly limits: WireLimits;
-  private readonly clock: () => Date;
+  private readonly clock: TimerClock;
+  /** A time on the clock as a date, for `lastSeen` in /status. */
+  private readonly date: (atMs?: number) => Date;
   /** Chunks being restored from the source file after their chunk file failed its SHA-1. */
   private readonly restoring = new Set<number>();
   /** With a token: when each source address last announced with it (ms since epoch). */
@@ -197,7 +159,7 @@ export class Owner {
   private readonly dashboardHttp: DashboardHttp;
 
   private constructor(init: {
-    options: OwnerOptions;
+    options: ResolvedOwnerOptions;
     metainfo: Metainfo;
     torrent: Buffer;
     torrentPath: string;
@@ -208,7 +170,7 @@ export class Owner {
     metrics: ServiceMetrics;
     log: Logger;
     port: number;
-    clock: () => Date;
+    clock: TimerClock;
   }) {
     this.options = init.options;
     this.metainfo = init.metainfo;
@@ -222,10 +184,11 @@ export class Owner {
     this.log = init.log;
     this.port = init.port;
     this.clock = init.clock;
+    this.date = dateClock(init.clock);
     this.tracker = new TrackerRegistry({ clock: init.clock });
     this.peerId = makePeerId(init.port);
-    this.limits = createWireLimits({ ...init.options, clock: systemClock });
-    this.seeding = new SuperSeeding(init.store, this.events.publish);
+    this.limits = createWireLimits({ ...init.options, clock: init.clock });
+    this.seeding = new SuperSeeding(init.store, this.events.publish, { clock: init.clock });
     // What was served, to whom: counted from the chunk-sent events.
     this.events.on('chunk-sent', ({ to, bytes }) => {
       this.chunksServed++;
@@ -239,7 +202,7 @@ export class Owner {
     );
     const publicHost = init.options.publicHost ?? init.options.host ?? '127.0.0.1';
     this.dashboard = new DashboardModel({
-      clock: systemClock,
+      clock: init.clock,
       selfId: formatEndpoint(publicHost, init.port),
       selfKind: 'owner',
     });
@@ -256,7 +219,7 @@ export class Owner {
     this.dashboard.attach(this.events);
     this.dashboardHttp = new DashboardHttp({
       model: this.dashboard,
-      clock: systemClock,
+      clock: init.clock,
       token: init.options.token,
       title: `owner of ${init.metainfo.name}`,
       holdOpen: (res) => init.server.holdOpen(res),
@@ -267,14 +230,24 @@ export class Owner {
   /**
    * Checks the file, binds the port (so a port in use fails before a long
    * split), splits, writes the `.torrent`, then starts serving.
+   *
+   * Only `file` is required: the options are checked and completed exactly
+   * as the command line's are (options.ts), so a bad value is the same
+   * OptionError, naming the option, before anything touches the disk.
    */
-  static async start(options: OwnerOptions, components: OwnerComponents = {}): Promise<Owner> {
-    checkOptions(options);
+  static async start(input: OwnerOptions, components: OwnerComponents = {}): Promise<Owner> {
+    const options = resolveOwnerOptions(input);
+    const clock = components.clock ?? systemClock;
     await checkSourceFile(options.file, options.chunkSize);
     await checkDirKeepsSource(options.file, options.dir);
     const log =
       components.logger ??
-      createLogger({ role: 'owner', port: options.port, format: options.logFormat });
+      createLogger({
+        role: 'owner',
+        port: options.port,
+        format: options.logFormat,
+        clock: dateClock(clock),
+      });
     const events = components.events ?? new DomainEvents();
     subscribeLog(events, log);
     let owner: Owner | undefined;
@@ -310,7 +283,7 @@ export class Owner {
     log.setPort(address.port);
     let utp: UtpEndpoint | undefined;
     try {
-      if ((options.transport ?? DEFAULT_TRANSPORT) !== 'tcp') {
+      if (options.transport !== 'tcp') {
         utp = new UtpEndpoint({
           host: options.host,
           port: address.port,
@@ -325,7 +298,7 @@ export class Owner {
         });
         await utp.listen();
       }
-      const dir = resolve(options.dir);
+      const dir = options.dir;
       await mkdir(dir, { recursive: true });
       await checkChunkDir(dir);
       const split = await splitFile({ source: options.file, dir, chunkSize: options.chunkSize });
@@ -357,7 +330,7 @@ export class Owner {
         metrics,
         log,
         port: address.port,
-        clock: components.clock ?? (() => new Date()),
+        clock,
       });
       events.publish('listening', {
         addr: formatEndpoint(address.address, address.port),
@@ -404,8 +377,7 @@ export class Owner {
     const listed = [...this.peers.values()]
       .sort(
         (a, b) =>
-          Number(b.connections > 0) - Number(a.connections > 0) ||
-          b.lastSeen.getTime() - a.lastSeen.getTime(),
+          Number(b.connections > 0) - Number(a.connections > 0) || b.lastSeenMs - a.lastSeenMs,
       )
       .slice(0, STATUS_MAX_PEERS);
     return {
@@ -429,7 +401,7 @@ export class Owner {
         batch: p.batch ? formatRanges(p.batch) : null,
         holds: p.holds,
         bytesServed: p.bytesServed,
-        lastSeen: p.lastSeen.toISOString(),
+        lastSeen: this.date(p.lastSeenMs).toISOString(),
       })),
     };
   }
@@ -468,11 +440,11 @@ export class Owner {
         holds: 0,
         bytesServed: 0,
         announced: false,
-        lastSeen: this.clock(),
+        lastSeenMs: this.clock.now(),
       };
       this.peers.set(address, record);
     }
-    record.lastSeen = this.clock();
+    record.lastSeenMs = this.clock.now();
     return record;
   }
 
@@ -557,11 +529,7 @@ export class Owner {
   private isAdmitted(host: string): boolean {
     if (this.options.token === undefined) return true;
     const at = this.admitted.get(host);
-    return at !== undefined && this.clock().getTime() - at <= ANNOUNCE_EXPIRY_MS;
-  }
-
-  private get encryption(): EncryptionPolicy {
-    return this.options.encryption ?? DEFAULT_ENCRYPTION;
+    return at !== undefined && this.clock.now() - at <= ANNOUNCE_EXPIRY_MS;
   }
 
   private acceptTcp(socket: Socket, initial: Buffer, kind: 'plaintext' | 'mse'): void {
@@ -577,7 +545,7 @@ export class Owner {
     const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
     acceptIncoming(socket, start, {
       infoHash: this.metainfo.infoHash,
-      encryption: this.encryption,
+      encryption: this.options.encryption,
       transport: this.options.transport,
       timeoutMs: this.options.handshakeTimeoutMs,
       // A private swarm: only addresses that announced with the token may trade.
@@ -783,7 +751,7 @@ export class Owner {
     const { address, forgotten } = this.tracker.announce(host, request.port, request);
     for (const gone of forgotten) this.forgetAnnounced(gone);
     // A private swarm admits this address to the wire (see acceptWire).
-    if (this.options.token !== undefined) this.admit(host, this.clock().getTime());
+    if (this.options.token !== undefined) this.admit(host, this.clock.now());
     const record = this.peerRecord(address);
     record.announced = this.tracker.has(address);
     const swarmdrop =
@@ -818,21 +786,6 @@ export class Owner {
     res.end(body);
     if (!record.announced) this.forgetIfUnused(record);
   }
-}
-
-/** Rejects option values no command line could produce, naming the field. */
-function checkOptions(o: OwnerOptions): void {
-  const whole = (value: number, field: string, min: number, max: number) => {
-    if (!Number.isSafeInteger(value) || value < min || value > max)
-      throw new OptionError(field, `${value} is not a whole number in ${min}-${max}`);
-  };
-  whole(o.port, 'port', 0, 65_535);
-  whole(o.chunkSize, 'chunkSize', 1, MAX_PIECE_LENGTH);
-  whole(o.expectedPeers, 'expectedPeers', 1, Number.MAX_SAFE_INTEGER);
-  whole(o.maxConnections, 'maxConnections', 1, Number.MAX_SAFE_INTEGER);
-  if (o.maxConnectionsPerAddress !== undefined)
-    whole(o.maxConnectionsPerAddress, 'maxConnectionsPerAddress', 1, Number.MAX_SAFE_INTEGER);
-  whole(o.handshakeTimeoutMs, 'handshakeTimeoutMs', 1, 2_147_483_647);
 }
 
 /**

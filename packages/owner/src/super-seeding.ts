@@ -1,4 +1,4 @@
-import { Bitfield, type Publish, type Rng } from '@swarmdrop/protocol';
+import { Bitfield, type Clock, type Publish, type Rng } from '@swarmdrop/protocol';
 import type { BlockServer, ChunkStore, Connection } from '@swarmdrop/protocol/node';
 import { InitialSeeder } from './initial-seeder.js';
 
@@ -21,10 +21,19 @@ export class SuperSeeding {
   /** Each live peer's top-up, so that what one leaves behind is offered to the others at once. */
   private readonly offerTo = new Map<string, () => void>();
 
-  constructor(store: ChunkStore, publish: Publish, rng: Rng = Math.random) {
+  constructor(
+    store: ChunkStore,
+    publish: Publish,
+    options: { readonly clock?: Clock; readonly rng?: Rng } = {},
+  ) {
     this.store = store;
     this.publish = publish;
-    this.seeder = new InitialSeeder({ pieceCount: store.pieceCount, rng });
+    // The owner's clock times the first copies' grace, so a ManualClock in a test moves it.
+    this.seeder = new InitialSeeder({
+      pieceCount: store.pieceCount,
+      rng: options.rng ?? Math.random,
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
   }
 
   /** Takes over the offers to a handshaken connection of a swarm-mode peer. */

@@ -1,5 +1,6 @@
 import {
   bencodeEncode,
+  type Clock,
   encodeCompactPeers,
   encodeCompactPeers6,
   formatEndpoint,
@@ -113,8 +114,8 @@ export function parseAnnounce(query: string): AnnounceRequest {
 export type SwarmPeer = TrackerPeer;
 
 export interface TrackerOptions {
-  /** The time; tests move it forward instead of sleeping. */
-  readonly clock: () => Date;
+  /** The time (only differences count); tests move a ManualClock instead of sleeping. */
+  readonly clock: Clock;
   readonly expiryMs?: number;
   readonly maxPerAddress?: number;
   readonly maxPeers?: number;
@@ -141,7 +142,7 @@ interface TrackerRecord extends SwarmPeer {
  * so expiry and eviction are O(1) per record.
  */
 export class TrackerRegistry {
-  private readonly clock: () => Date;
+  private readonly clock: Clock;
   private readonly expiryMs: number;
   private readonly maxPerAddress: number;
   private readonly maxPeers: number;
@@ -175,7 +176,7 @@ export class TrackerRegistry {
     port: number,
     fields: { event?: string | undefined; left?: number | undefined },
   ): { address: string; forgotten: string[] } {
-    const now = this.clock().getTime();
+    const now = this.clock.now();
     const forgotten = this.expire();
     const address = formatEndpoint(host, port);
     const old = this.records.get(address);
@@ -213,7 +214,7 @@ export class TrackerRegistry {
 
   /** Drops the records whose last announce is older than the expiry; returns their addresses. */
   expire(): string[] {
-    const now = this.clock().getTime();
+    const now = this.clock.now();
     const gone: string[] = [];
     for (const record of this.records.values()) {
       if (now - record.announcedAt <= this.expiryMs) break;

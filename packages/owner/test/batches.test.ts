@@ -4,7 +4,13 @@
  * re-announce gets the same batch; stock clients get none.
  */
 import { randomBytes } from 'node:crypto';
-import { bencodeDecode, decodeCompactPeers, makePeerId, parseRanges } from '@swarmdrop/protocol';
+import {
+  bencodeDecode,
+  decodeCompactPeers,
+  ManualClock,
+  makePeerId,
+  parseRanges,
+} from '@swarmdrop/protocol';
 import {
   announcePath,
   Cleanup,
@@ -34,14 +40,14 @@ describe('initial batches for swarmdrop peers', () => {
   afterEach(() => cleanup.run());
   let log: LogCapture;
 
-  async function start(chunks: number, now?: { value: number }): Promise<TestOwner> {
+  async function start(chunks: number, clock?: ManualClock): Promise<TestOwner> {
     const chunkSize = 16_384;
     const started = await startOwner(cleanup, {
       // A short last chunk, so the count is not a round multiple of anything.
       size: chunkSize * (chunks - 1) + 1_000,
       name: 'file.bin',
       options: { chunkSize },
-      components: now ? { clock: () => new Date(now.value) } : {},
+      components: clock ? { clock } : {},
     });
     log = started.log;
     expect(started.metainfo.geometry.pieceCount).toBe(chunks);
@@ -138,8 +144,8 @@ describe('initial batches for swarmdrop peers', () => {
   });
 
   it('drops a stopped peer from peer lists at once, and a silent one after the expiry', async () => {
-    const now = { value: Date.UTC(2030, 0, 1) };
-    const o = await start(23, now);
+    const clock = new ManualClock();
+    const o = await start(23, clock);
     await announce(o, 7001);
     await announce(o, 7002);
     expect((await announce(o, 7003)).peers).toContain('127.0.0.1:7001');
@@ -147,11 +153,24 @@ describe('initial batches for swarmdrop peers', () => {
     expect((await announce(o, 7003)).peers).not.toContain('127.0.0.1:7001');
     expect((await announce(o, 7003)).peers).toContain('127.0.0.1:7002');
     // 7002 never announces again; 7003 does.
-    now.value += ANNOUNCE_EXPIRY_MS + 1;
+    clock.advance(ANNOUNCE_EXPIRY_MS + 1);
     await announce(o, 7003);
     const later = await announce(o, 7004);
     expect(later.peers).toContain('127.0.0.1:7003');
     expect(later.peers).not.toContain('127.0.0.1:7002');
+  });
+
+  it("stamps each peer's lastSeen in /status from the injected clock", async () => {
+    const clock = new ManualClock();
+    const o = await start(5, clock);
+    await announce(o, 7001);
+    clock.advance(60_000);
+    await announce(o, 7002);
+    const { peers } = o.owner.status() as { peers: Array<{ address: string; lastSeen: string }> };
+    const seen = (address: string) =>
+      Date.parse(peers.find((p) => p.address === address)!.lastSeen);
+    // Exactly the clock's step: announced a few ms apart in wall time.
+    expect(seen('127.0.0.1:7002') - seen('127.0.0.1:7001')).toBe(60_000);
   });
 
   it('refuses bad announces: 400 with a failure reason, and a foreign info_hash', async () => {

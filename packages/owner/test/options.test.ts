@@ -19,9 +19,30 @@ import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  OWNER_FLAGS,
+  OWNER_OPTIONS,
   Owner,
+  type OwnerCliOptions,
+  type OwnerOptions,
   parseOwnerArgs,
+  resolveOwnerOptions,
+  USAGE,
 } from '../src/index.js';
+
+/** The command line's options without the terminal's own (`--quiet`). */
+function cliOptions(argv: string[]): Omit<OwnerCliOptions, 'quiet'> {
+  const parsed = parseOwnerArgs(argv, {});
+  if (typeof parsed === 'string') throw new Error(`parsed to ${parsed}`);
+  const { quiet: _quiet, ...options } = parsed;
+  return options;
+}
+
+/** What `OptionError` says after its field: `chunkSize: 0 is out of range` -> `0 is out of range`. */
+function reason(err: unknown): string {
+  expect(err).toBeInstanceOf(OptionError);
+  const { field, message } = err as OptionError;
+  return message.slice(field.length + 2);
+}
 
 describe('parseOwnerArgs', () => {
   it('reads port, host:port and [v6]:port, with documented defaults', () => {
@@ -116,6 +137,97 @@ describe('parseOwnerArgs', () => {
       expect(caught, argv.join(' ')).toBeInstanceOf(OptionError);
       expect((caught as OptionError).message).toMatch(message);
     }
+  });
+});
+
+describe('one option schema for the command line and Owner.start', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  // Before, start() had its own checks with other bounds (expectedPeers up to
+  // 2^53, handshakeTimeoutMs from 1 ms) and other words than the flags.
+  it('refuses a bad value given to start() as the command line refuses its flag', async () => {
+    const dir = await cleanup.tempDir();
+    const file = join(dir, 'f.bin');
+    await randomFile(file, 1000);
+    const cases: Array<[keyof OwnerOptions, unknown, string]> = [
+      ['chunkSize', -1, '--chunk-size=-1'],
+      ['chunkSize', 0, '--chunk-size=0'],
+      ['chunkSize', 1.5, '--chunk-size=1.5'],
+      ['chunkSize', 16_777_217, '--chunk-size=16777217'],
+      ['expectedPeers', 10_001, '--expected-peers=10001'],
+      ['maxConnections', 0, '--max-connections=0'],
+      ['maxConnectionsPerAddress', 100_001, '--max-connections-per-address=100001'],
+      ['handshakeTimeoutMs', 50, '--handshake-timeout-ms=50'],
+      ['encryption', 'always', '--encryption=always'],
+      ['transport', 'udp', '--transport=udp'],
+      ['logFormat', 'yaml', '--log-format=yaml'],
+      ['uploadLimitBytesPerSecond', -1, '--upload-limit=-1'],
+      ['downloadLimitBytesPerSecond', 2e12, '--download-limit=2000000000000'],
+    ];
+    for (const [key, value, flag] of cases) {
+      const fromCli = thrown(() => parseOwnerArgs(['0', file, flag], {}));
+      const fromStart = await rejected(
+        Owner.start({ file, dir: join(dir, 'o'), [key]: value } as OwnerOptions, {
+          logger: new LogCapture().logger('owner'),
+        }),
+      );
+      expect((fromCli as OptionError).field, flag).toBe(flag.split('=')[0]);
+      expect((fromStart as OptionError).field, flag).toBe(key);
+      expect((fromStart as OptionError).code).toBe((fromCli as OptionError).code);
+      expect(reason(fromStart), flag).toBe(reason(fromCli));
+    }
+  });
+
+  it('fills the same defaults: start() with only a file runs as the command line with only <port> <file>', async () => {
+    const dir = await cleanup.tempDir();
+    const file = join(dir, 'f.bin');
+    await randomFile(file, 1000);
+    // Resolved without starting: the default --dir is relative to the working directory.
+    expect(resolveOwnerOptions({ file })).toEqual(cliOptions(['0', file]));
+    expect(resolveOwnerOptions({ file, port: 7000 })).toEqual(cliOptions(['7000', file]));
+    const work = join(dir, 'work');
+    const owner = await Owner.start(
+      { file, dir: work, host: '127.0.0.1' },
+      { logger: new LogCapture().logger('owner') },
+    );
+    cleanup.add(() => owner.close());
+    expect(owner.options).toEqual(cliOptions(['127.0.0.1:0', file, '--dir', work]));
+    expect(owner.options).toMatchObject({
+      chunkSize: DEFAULT_CHUNK_SIZE,
+      expectedPeers: DEFAULT_EXPECTED_PEERS,
+      encryption: 'prefer',
+      transport: 'both',
+      uploadLimitBytesPerSecond: 0,
+    });
+    expect(owner.port).toBeGreaterThan(0);
+  });
+
+  it('refuses what no command line could give: a missing file, an unknown key, a wrong type', () => {
+    const cases: Array<[unknown, string]> = [
+      [{}, 'file: is required'],
+      [{ file: 'f', chunksize: 5 }, 'options: unknown option chunksize'],
+      [{ file: 'f', chunkSize: '5' }, 'chunkSize: expected a number, got string'],
+      [{ file: 'f', encryption: null }, 'encryption: expected a string, got null'],
+      [{ file: 'f', token: 'short' }, 'token: the token must be'],
+      [null, 'options: expected an object'],
+    ];
+    for (const [input, message] of cases) {
+      const err = thrown(() => resolveOwnerOptions(input as OwnerOptions));
+      expect(err, JSON.stringify(input)).toBeInstanceOf(OptionError);
+      expect((err as OptionError).message).toContain(message);
+    }
+  });
+
+  it('USAGE lists every flag, and every option but <port> <file> has one', () => {
+    for (const flag of OWNER_FLAGS) expect(USAGE).toContain(`--${flag.name}`);
+    const flagged = new Set(OWNER_FLAGS.map((f) => f.key).filter((k) => k !== undefined));
+    const positional = ['file', 'host', 'port'];
+    expect(
+      Object.keys(OWNER_OPTIONS)
+        .filter((k) => !positional.includes(k))
+        .sort(),
+    ).toEqual([...flagged].sort());
   });
 });
 

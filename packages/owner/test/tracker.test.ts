@@ -9,6 +9,7 @@ import { Agent, request } from 'node:http';
 import {
   bencodeDecode,
   decodeCompactPeers,
+  ManualClock,
   makePeerId,
   percentEncodeBytes,
 } from '@swarmdrop/protocol';
@@ -29,37 +30,32 @@ function compactList(bytes: unknown): string[] {
   return decodeCompactPeers(bytes as Uint8Array).map((p) => `${p.host}:${p.port}`);
 }
 
-function fakeClock(start = Date.UTC(2030, 0, 1)) {
-  const now = { value: start };
-  return { now, clock: () => new Date(now.value) };
-}
-
 describe('TrackerRegistry', () => {
   it('expires every record, stock or not, after the expiry since its last announce', () => {
-    const { now, clock } = fakeClock();
+    const clock = new ManualClock();
     const t = new TrackerRegistry({ clock });
     t.announce('10.0.0.1', 6881, { left: 100 });
     t.announce('10.0.0.2', 7001, { left: 100 });
-    now.value += ANNOUNCE_EXPIRY_MS / 2;
+    clock.advance(ANNOUNCE_EXPIRY_MS / 2);
     t.announce('10.0.0.2', 7001, { left: 100 }); // keeps 7001 fresh
-    now.value += ANNOUNCE_EXPIRY_MS / 2 + 1;
+    clock.advance(ANNOUNCE_EXPIRY_MS / 2 + 1);
     expect(t.expire()).toEqual(['10.0.0.1:6881']);
     expect(t.has('10.0.0.2:7001')).toBe(true);
-    now.value += ANNOUNCE_EXPIRY_MS;
+    clock.advance(ANNOUNCE_EXPIRY_MS);
     const { forgotten } = t.announce('10.0.0.3', 6881, {});
     expect(forgotten).toEqual(['10.0.0.2:7001']);
     expect(t.size).toBe(1);
   });
 
   it('keeps at most maxPerAddress per source, replacing that source’s oldest', () => {
-    const { now, clock } = fakeClock();
+    const clock = new ManualClock();
     const t = new TrackerRegistry({ clock, maxPerAddress: 3, maxPeers: 100 });
     t.announce('10.0.0.9', 1, {});
     for (let port = 100; port < 103; port++) {
-      now.value++;
+      clock.advance(1);
       t.announce('10.0.0.1', port, {});
     }
-    now.value++;
+    clock.advance(1);
     t.announce('10.0.0.1', 100, {}); // a re-announce makes 100 the newest
     const { forgotten } = t.announce('10.0.0.1', 103, {});
     expect(forgotten).toEqual(['10.0.0.1:101']);
@@ -71,7 +67,7 @@ describe('TrackerRegistry', () => {
   });
 
   it('keeps at most maxPeers in all, replacing the least recently announced', () => {
-    const { clock } = fakeClock();
+    const clock = new ManualClock();
     const t = new TrackerRegistry({ clock, maxPerAddress: 1_000, maxPeers: 10 });
     for (let port = 1; port <= 25; port++) t.announce(`10.0.${port}.1`, port, {});
     expect(t.size).toBe(10);
@@ -80,7 +76,7 @@ describe('TrackerRegistry', () => {
   });
 
   it('answers up to `count` distinct peers other than the asker, with seed counts', () => {
-    const { clock } = fakeClock();
+    const clock = new ManualClock();
     const t = new TrackerRegistry({ clock });
     for (let port = 1; port <= 40; port++)
       t.announce('10.0.0.1', port, { left: port <= 10 ? 0 : 5 });
@@ -137,7 +133,7 @@ describe('the owner’s tracker under a flood of announces', { timeout: 120_000 
   }
 
   it('3000 stock announces from three addresses: bounded table, numwant honoured, all expire', async () => {
-    const { now, clock } = fakeClock();
+    const clock = new ManualClock();
     const { owner: o } = await startOwner(cleanup, { size: 300_000, components: { clock } });
     port = o.port;
     const sources = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
@@ -180,7 +176,7 @@ describe('the owner’s tracker under a flood of announces', { timeout: 120_000 
     );
 
     // None of them announces again: past the expiry, every record is gone.
-    now.value += ANNOUNCE_EXPIRY_MS + 1;
+    clock.advance(ANNOUNCE_EXPIRY_MS + 1);
     expect((o.status() as { peerCount: number }).peerCount).toBe(0);
     const after = await announceFrom(perSource[2]!, sources[2]!, path(9_002));
     expect(compactList(after.peers)).toEqual([`127.0.0.1:${o.port}`]);
@@ -196,7 +192,7 @@ describe('the owner’s tracker under a flood of announces', { timeout: 120_000 
         event: 'started',
       }),
     );
-    now.value += ANNOUNCE_EXPIRY_MS + 1;
+    clock.advance(ANNOUNCE_EXPIRY_MS + 1);
     expect((o.status() as { peerCount: number }).peerCount).toBe(0);
   });
 });

@@ -57,13 +57,14 @@ export type EncryptionPolicy = 'prefer' | 'require' | 'off';
 export const ENCRYPTION_POLICIES: readonly EncryptionPolicy[] = ['prefer', 'require', 'off'];
 export const DEFAULT_ENCRYPTION: EncryptionPolicy = 'prefer';
 
-export function parseEncryptionPolicy(text: string | undefined): EncryptionPolicy {
+/** Reads an encryption policy; `field` names the option in the error (`encryption` for a library caller). */
+export function parseEncryptionPolicy(
+  text: string | undefined,
+  field = '--encryption',
+): EncryptionPolicy {
   if (text === undefined) return DEFAULT_ENCRYPTION;
   if ((ENCRYPTION_POLICIES as readonly string[]).includes(text)) return text as EncryptionPolicy;
-  throw new OptionError(
-    '--encryption',
-    `"${text}" is not one of: ${ENCRYPTION_POLICIES.join(', ')}`,
-  );
+  throw new OptionError(field, `"${text}" is not one of: ${ENCRYPTION_POLICIES.join(', ')}`);
 }
 
 /** The crypto_provide bits an initiator sends under `policy` (never called for `off`). */
@@ -200,8 +201,12 @@ export const DEFAULT_TRANSPORT: TransportPolicy = 'both';
 /** What a connection runs over, as every `connected` log line reports it. */
 export type WireTransport = 'tcp' | 'utp';
 
-export function parseTransportPolicy(text: string | undefined): TransportPolicy {
+/** Reads a transport policy; `field` names the option in the error (`transport` for a library caller). */
+export function parseTransportPolicy(
+  text: string | undefined,
+  field = '--transport',
+): TransportPolicy {
   if (text === undefined) return DEFAULT_TRANSPORT;
   if ((TRANSPORT_POLICIES as readonly string[]).includes(text)) return text as TransportPolicy;
-  throw new OptionError('--transport', `"${text}" is not one of: ${TRANSPORT_POLICIES.join(', ')}`);
+  throw new OptionError(field, `"${text}" is not one of: ${TRANSPORT_POLICIES.join(', ')}`);
 }

@@ -17,8 +17,9 @@ export function parseIntegerOption(
   return value;
 }
 
-export function parseLogFormat(text: string | undefined): LogFormat {
+/** Reads a log format; `field` names the option in the error (`logFormat` for a library caller). */
+export function parseLogFormat(text: string | undefined, field = '--log-format'): LogFormat {
   if (text === undefined || text === 'text') return 'text';
   if (text === 'json') return 'json';
-  throw new OptionError('--log-format', `"${text}" is not one of: text, json`);
+  throw new OptionError(field, `"${text}" is not one of: text, json`);
 }

@@ -1,4 +1,4 @@
-import { MONOTONIC_CLOCK, type TimerClock } from '../swarm/clock.js';
+import { type Clock, MONOTONIC_CLOCK, type TimerClock } from '../swarm/clock.js';
 
 /**
  * The real clock: monotonic time (the same base as MONOTONIC_CLOCK) and
@@ -17,3 +17,16 @@ export const systemClock: TimerClock = {
     return { cancel: () => clearInterval(timer) };
   },
 };
+
+/**
+ * Wall-clock dates read from `clock`: anchored to Date.now() once, then
+ * moving only as `clock` moves; given a time read from `clock` earlier, the
+ * date it was then. Log stamps and `lastSeen` are dates, but a
+ * service's one clock is monotonic (and a ManualClock in tests), so dates
+ * are derived from it rather than read from a second clock that could not
+ * be compared with it (or steered by a test).
+ */
+export function dateClock(clock: Clock): (atMs?: number) => Date {
+  const epochMs = Date.now() - clock.now();
+  return (atMs = clock.now()) => new Date(epochMs + atMs);
+}
