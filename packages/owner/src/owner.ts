@@ -1,7 +1,7 @@
 import type { Stats } from 'node:fs';
 import { mkdir, open, realpath, rename, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import {
   buildMetainfo,
@@ -30,7 +30,7 @@ import {
   withAnnounce,
 } from '@swarmdrop/protocol';
 import {
-  acceptIncoming,
+  type AcceptIncomingOptions,
   BlockServer,
   CHUNK_DIR,
   ChunkStore,
@@ -44,7 +44,7 @@ import {
   DualServer,
   dateClock,
   httpRouter,
-  type IncomingStart,
+  incomingHandlers,
   type Logger,
   listChunkDir,
   PeerWire,
@@ -59,7 +59,6 @@ import {
   splitFile,
   systemClock,
   UtpEndpoint,
-  type UtpStream,
   type WireLimits,
   type WireSocket,
 } from '@swarmdrop/protocol/node';
@@ -257,6 +256,12 @@ export class Owner {
       trackerPeers: () => owner?.trackerPeers() ?? 0,
       utpMalformed: () => utp?.malformed ?? 0,
     });
+    // BitTorrent over TCP and µTP alike, once the file is ready (closed before).
+    const incoming = incomingHandlers({
+      policies: () => owner?.incomingPolicies(),
+      onAccepted: (c) => owner?.acceptWire(c.socket, c.initial, c.encryption, c.transport),
+      onRefused: (from, reason) => events.publish('connection-refused', { from, reason }),
+    });
     const server = new DualServer({
       host: options.host,
       port: options.port,
@@ -265,14 +270,8 @@ export class Owner {
       maxConnectionsPerAddress: options.maxConnectionsPerAddress,
       firstByteTimeoutMs: options.handshakeTimeoutMs,
       requestTimeoutMs: options.handshakeTimeoutMs,
-      onWire: (socket, initial) => {
-        if (owner) owner.acceptTcp(socket, initial, 'plaintext');
-        else socket.destroy();
-      },
-      onEncrypted: (socket, initial) => {
-        if (owner) owner.acceptTcp(socket, initial, 'mse');
-        else socket.destroy();
-      },
+      onWire: incoming.onWire,
+      onEncrypted: incoming.onEncrypted,
       onHttp: (req, res) => {
         if (owner) owner.handleHttp(req, res);
         else sendText(res, 503, 'the owner is still preparing the file; try again shortly\n');
@@ -289,10 +288,7 @@ export class Owner {
           port: address.port,
           portField: 'port',
           maxConnections: options.maxConnections,
-          onConnection: (stream) => {
-            if (owner) owner.acceptUtp(stream);
-            else stream.destroy();
-          },
+          onConnection: incoming.onConnection,
           onRefused: (remote, reason) =>
             events.publish('connection-refused', { from: remote, reason }),
         });
@@ -532,18 +528,9 @@ export class Owner {
     return at !== undefined && this.clock.now() - at <= ANNOUNCE_EXPIRY_MS;
   }
 
-  private acceptTcp(socket: Socket, initial: Buffer, kind: 'plaintext' | 'mse'): void {
-    this.acceptIncoming(socket, { transport: 'tcp', initial, kind });
-  }
-
-  private acceptUtp(stream: UtpStream): void {
-    this.acceptIncoming(stream, { transport: 'utp' });
-  }
-
-  /** A plaintext handshake or an MSE one, on either transport, under our policies (protocol/node's acceptIncoming). */
-  private acceptIncoming(socket: WireSocket, start: IncomingStart): void {
-    const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
-    acceptIncoming(socket, start, {
+  /** How incoming BitTorrent connections are taken: our policies, and a private swarm's admission. */
+  private incomingPolicies(): AcceptIncomingOptions {
+    return {
       infoHash: this.metainfo.infoHash,
       encryption: this.options.encryption,
       transport: this.options.transport,
@@ -553,10 +540,7 @@ export class Owner {
         this.isAdmitted(unmapIPv4(s.remoteAddress ?? ''))
           ? undefined
           : 'not announced with the token',
-    }).then(
-      (c) => this.acceptWire(c.socket, c.initial, c.encryption, c.transport),
-      (err: Error) => this.events.publish('connection-refused', { from, reason: err.message }),
-    );
+    };
   }
 
   private acceptWire(

@@ -7,7 +7,15 @@
 import { once } from 'node:events';
 import { Cleanup, rejected, socketPair } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acceptIncoming, IncomingRefusedError, mseInitiate } from '../src/node/index.js';
+import {
+  type AcceptIncomingOptions,
+  acceptIncoming,
+  type IncomingConnection,
+  IncomingRefusedError,
+  incomingHandlers,
+  mseInitiate,
+  type UtpStream,
+} from '../src/node/index.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -95,5 +103,55 @@ describe('acceptIncoming', () => {
     ]);
     expect(taken).toMatchObject({ encryption: 'rc4', transport: 'tcp' });
     expect(initiated.encryption).toBe('rc4');
+  });
+});
+
+describe('incomingHandlers', () => {
+  /** Handlers whose outcomes resolve `outcome`; `policies` undefined: the service is not ready. */
+  function handlers(policies: AcceptIncomingOptions | undefined) {
+    let settle!: (outcome: { accepted?: IncomingConnection; refused?: [string, string] }) => void;
+    const outcome = new Promise<{ accepted?: IncomingConnection; refused?: [string, string] }>(
+      (resolve) => {
+        settle = resolve;
+      },
+    );
+    const hooks = incomingHandlers({
+      policies: () => policies,
+      onAccepted: (accepted) => settle({ accepted }),
+      onRefused: (from, reason) => settle({ refused: [from, reason] }),
+    });
+    return { hooks, outcome };
+  }
+
+  it('takes a plaintext handshake through acceptIncoming and hands the connection on', async () => {
+    const [, server] = await socketPair(cleanup);
+    const { hooks, outcome } = handlers({ infoHash: INFO_HASH });
+    hooks.onWire(server, PLAINTEXT);
+    const { accepted } = await outcome;
+    expect(accepted).toMatchObject({ socket: server, encryption: 'plaintext', transport: 'tcp' });
+  });
+
+  it('reports a refusal with the remote host:port, the socket already closed', async () => {
+    const [client, server] = await socketPair(cleanup);
+    const { hooks, outcome } = handlers({ infoHash: INFO_HASH, encryption: 'require' });
+    hooks.onWire(server, PLAINTEXT);
+    const { refused } = await outcome;
+    expect(refused).toEqual([
+      `127.0.0.1:${client.localPort}`,
+      'plaintext handshake, but --encryption is require',
+    ]);
+    expect(server.destroyed).toBe(true);
+  });
+
+  it('reads a µTP-like stream’s first bytes itself, and closes at once while there are no policies', async () => {
+    const [client, server] = await socketPair(cleanup);
+    client.write('GET / HTTP/1.1\r\n\r\n');
+    const { hooks, outcome } = handlers({ infoHash: INFO_HASH });
+    hooks.onConnection(server as unknown as UtpStream);
+    expect((await outcome).refused?.[1]).toBe('HTTP over µTP');
+
+    const [, early] = await socketPair(cleanup);
+    handlers(undefined).hooks.onEncrypted(early, Buffer.alloc(96));
+    expect(early.destroyed).toBe(true);
   });
 });

@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net';
+import { formatEndpoint } from '../address.js';
 import {
   DEFAULT_ENCRYPTION,
   DEFAULT_TRANSPORT,
@@ -9,7 +11,7 @@ import {
 import { sniffConnection } from './dual-server.js';
 import { mseRespond } from './mse-handshake.js';
 import type { WireSocket } from './peer-wire.js';
-import { firstBytes } from './utp.js';
+import { firstBytes, type UtpStream } from './utp.js';
 
 /** How long an incoming µTP stream may take to send its first bytes (the owner passes its handshake timeout). */
 export const DEFAULT_INCOMING_TIMEOUT_MS = 10_000;
@@ -101,4 +103,52 @@ export async function acceptIncoming(
     timeoutMs,
   }).catch((err: Error) => refuse(err.message));
   return { ...mse, transport: start.transport };
+}
+
+/** What a service gives `incomingHandlers`: its policies, and what to do with each outcome. */
+export interface IncomingHandlersOptions {
+  /**
+   * The policies for a connection arriving now, or undefined to close it at
+   * once (the service is still preparing, or stopping).
+   */
+  readonly policies: () => AcceptIncomingOptions | undefined;
+  /** A connection through acceptIncoming: run PeerWire over it. */
+  readonly onAccepted: (connection: IncomingConnection) => void;
+  /** `from` (host:port) was refused for `reason`; its socket is already destroyed. */
+  readonly onRefused: (from: string, reason: string) => void;
+}
+
+/** The arrival hooks of DualServer (`onWire`, `onEncrypted`) and UtpEndpoint (`onConnection`). */
+export interface IncomingHandlers {
+  readonly onWire: (socket: Socket, initial: Buffer) => void;
+  readonly onEncrypted: (socket: Socket, initial: Buffer) => void;
+  readonly onConnection: (stream: UtpStream) => void;
+}
+
+/**
+ * The arrival hooks for DualServer and UtpEndpoint, all three through
+ * acceptIncoming: owner and peer each had the same three thin adapters
+ * (TCP plaintext, TCP MSE, µTP) around it, and the same refusal path.
+ *
+ * @example
+ * const incoming = incomingHandlers({ policies, onAccepted, onRefused });
+ * new DualServer({ ...incoming, onHttp, ... }); new UtpEndpoint({ onConnection: incoming.onConnection, ... });
+ */
+export function incomingHandlers(options: IncomingHandlersOptions): IncomingHandlers {
+  const accept = (socket: WireSocket, start: IncomingStart) => {
+    const policies = options.policies();
+    if (!policies) {
+      socket.destroy();
+      return;
+    }
+    const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
+    acceptIncoming(socket, start, policies).then(options.onAccepted, (err: Error) =>
+      options.onRefused(from, err.message),
+    );
+  };
+  return {
+    onWire: (socket, initial) => accept(socket, { transport: 'tcp', initial, kind: 'plaintext' }),
+    onEncrypted: (socket, initial) => accept(socket, { transport: 'tcp', initial, kind: 'mse' }),
+    onConnection: (stream) => accept(stream, { transport: 'utp' }),
+  };
 }
