@@ -166,6 +166,7 @@ export const OWNER_OPTIONS: { readonly [K in Key]: OptionSpec<K> } = {
       if (t === '') throw new OptionError(field, 'is empty; name the file to distribute');
       return t;
     }),
+    // Never taken: resolveOwnerOptions refuses an input without a file.
     default: '',
   },
   dir: { ...text((t) => resolve(t)), default: (port) => resolve(`.swarmdrop/owner-${port}`) },
@@ -370,7 +371,8 @@ export function resolveOwnerOptions(input: OwnerOptions): ResolvedOwnerOptions {
       throw new OptionError('options', `unknown option ${key}`);
   }
   const given = input as unknown as Record<Key, unknown>;
-  if (given.file === undefined) throw new OptionError('file', 'is required');
+  if (given.file === undefined)
+    throw new OptionError('file', 'is required: the path of the file to distribute');
   const port = read('port', given.port, DEFAULT_PORT);
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(OWNER_OPTIONS) as Key[]) out[key] = read(key, given[key], port);
