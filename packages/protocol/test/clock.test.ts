@@ -1,7 +1,7 @@
 /** ManualClock: the one fake clock every scheduler test runs on. */
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/index.js';
-import { systemClock } from '../src/node/index.js';
+import { dateClock, systemClock } from '../src/node/index.js';
 
 describe('ManualClock', () => {
   it('runs each due timer at its own time, in order, and leaves later ones waiting', () => {
@@ -39,5 +39,19 @@ describe('systemClock', () => {
     const before = systemClock.now();
     await new Promise<void>((resolve) => systemClock.setTimeout(resolve, 5));
     expect(systemClock.now()).toBeGreaterThanOrEqual(before);
+  });
+});
+
+describe('dateClock', () => {
+  it('gives dates that move only as the clock moves, and the date of an earlier reading', () => {
+    const clock = new ManualClock(5_000);
+    const date = dateClock(clock);
+    const start = date();
+    const reading = clock.now();
+    clock.advance(90_001);
+    expect(date().getTime() - start.getTime()).toBe(90_001);
+    expect(date(reading).getTime()).toBe(start.getTime());
+    // Anchored to the wall clock when made, not to the clock's arbitrary origin.
+    expect(Math.abs(start.getTime() - Date.now())).toBeLessThan(60_000);
   });
 });
