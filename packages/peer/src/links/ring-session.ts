@@ -20,7 +20,9 @@ import {
 } from '@swarmdrop/protocol/node';
 import type { WireConnection } from '../backoff.js';
 import type { Clock, Timer } from '../clock.js';
+import { ConnectionRegistry } from '../connection-registry.js';
 import { FallbackPolicy } from '../fallback-policy.js';
+import type { Session } from '../session.js';
 import { MinRatePolicy } from '../swarm/min-rate-policy.js';
 import { SwarmPicker } from '../swarm/swarm-picker.js';
 import { SwarmScheduler } from '../swarm/swarm-scheduler.js';
@@ -57,6 +59,8 @@ export interface RingSessionComponents {
   /** The process's rate limits, shared by every connection (--upload-limit, --download-limit). */
   readonly limits?: WireLimits;
   readonly rng?: Rng;
+  /** The torrent's connection registry (RingSession.createRegistry(); a new one by default). */
+  readonly registry?: ConnectionRegistry<RingConnection>;
 }
 
 /** What the session tells the level above (the peer). */
@@ -85,19 +89,19 @@ interface DownloadLink {
  * injected clock. It publishes the peer's domain events; nothing here
  * imports the peer.
  */
-export class RingSession extends TypedEmitter<RingSessionEvents> implements LinkHost {
+export class RingSession extends TypedEmitter<RingSessionEvents> implements LinkHost, Session {
+  readonly mode = 'ring';
   readonly store: ChunkStore;
   readonly clock: Clock;
   readonly signal: AbortSignal;
   readonly publish: Publish;
-  /** Upload neighbours that completed a handshake (exit-when-done's linger). */
-  peersSeen = 0;
   private readonly c: RingSessionComponents;
   private readonly options: RingSessionOptions;
   private readonly ownerLabel: string;
   private readonly scheduler: SwarmScheduler;
   private readonly fallback: FallbackPolicy;
-  private readonly connections = new Set<RingConnection>();
+  /** Every ring connection, by id: upload neighbours and download links. */
+  private readonly registry: ConnectionRegistry<RingConnection>;
   private readonly links = new Map<string, DownloadLink>();
   private nextId = 0;
   /** Chunks an owner link (batch or fallback) is fetching: the neighbours leave them alone. */
@@ -127,6 +131,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
     this.clock = components.clock;
     this.signal = components.signal;
     this.publish = components.publish;
+    this.registry = components.registry ?? RingSession.createRegistry();
     this.ownerLabel = formatEndpoint(options.owner.host ?? '127.0.0.1', options.owner.port);
     this.fallback = new FallbackPolicy(options.fallbackAfterMs, components.clock);
     const store = components.store;
@@ -175,6 +180,22 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       });
   }
 
+  /**
+   * The registry a ring keeps its connections in: no cap, upload neighbours
+   * count as peers seen, and exit-when-done waits for them to hold everything.
+   */
+  static createRegistry(): ConnectionRegistry<RingConnection> {
+    return new ConnectionRegistry<RingConnection>({
+      countsAsPeer: (r) => r.role === 'in',
+      awaitsServed: (r) => r.role === 'in',
+    });
+  }
+
+  /** Upload neighbours that completed a handshake (exit-when-done's linger). */
+  get peersSeen(): number {
+    return this.registry.peersSeen;
+  }
+
   /** Fetches the batch from the owner, dials the neighbours, and starts the stall and fallback checks. */
   start(): void {
     const wanted = this.options.batch.filter((i) => !this.store.has(i));
@@ -200,9 +221,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
 
   /** Every upload neighbour holds every chunk (or none is connected). */
   allServed(): boolean {
-    return [...this.connections]
-      .filter((r) => r.role === 'in')
-      .every((r) => r.connection.remoteHas.isComplete());
+    return this.registry.allServed();
   }
 
   /** The store dropped chunks it found bad (a merge's re-check): they are wanted again. */
@@ -212,7 +231,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
   }
 
   status(): Record<string, unknown>[] {
-    return [...this.connections].map((r) => ({
+    return this.registry.values().map((r) => ({
       peer: r.connection.label,
       role: r.role,
       holds: r.connection.remoteHas.count(),
@@ -227,7 +246,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
     this.closed = true;
     this.timer?.cancel();
     this.scheduler.close();
-    for (const r of this.connections) r.connection.close(reason);
+    this.registry.closeAll(reason);
   }
 
   /** Resolves once every chunk handed to the store has been stored or rejected. */
@@ -244,11 +263,9 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
   yieldToNeighbour(link: RingConnection): void {
     const remote = link.connection.wire.remoteHandshake;
     if (!remote || isSwarmdropPeer(remote.peerId)) return;
-    const id = Buffer.from(remote.peerId).toString('hex');
-    this.stockNeighbourIds.add(id);
-    for (const r of this.connections) {
-      const other = r.connection.wire.remoteHandshake;
-      if (r.role === 'in' && other && Buffer.from(other.peerId).toString('hex') === id)
+    this.stockNeighbourIds.add(Buffer.from(remote.peerId).toString('hex'));
+    for (const r of this.registry.withPeerId(remote.peerId)) {
+      if (r.role === 'in')
         r.connection.close('our download neighbour: we trade over our own connection to it');
     }
   }
@@ -302,7 +319,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       bitfieldSent: false,
       received: 0,
     };
-    this.connections.add(ring);
+    this.registry.add(ring.id, ring);
     conn.on('ready', (handshake) => {
       if (
         role === 'in' &&
@@ -313,7 +330,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       }
       const label = conn.label;
       // Only a real handshake counts as an upload neighbour (not a port probe).
-      if (role === 'in') this.peersSeen++;
+      this.registry.markSeen(ring);
       publish('connected', {
         peer: label,
         role,
@@ -354,7 +371,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       this.scheduler.pieceLost(index);
     });
     conn.on('closed', ({ reason, error }) => {
-      this.connections.delete(ring);
+      this.registry.remove(ring.id, ring);
       if (wire.remoteHandshake || error) {
         if (error) publish('protocol-error', { peer: conn.label, reason });
         publish('disconnected', { peer: conn.label, role, reason });
@@ -375,7 +392,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       bytes: this.store.metainfo.geometry.pieceSize(index),
       via: role,
     });
-    for (const r of this.connections) {
+    for (const r of this.registry.values()) {
       if (!r.bitfieldSent || r.connection.state !== 'live') continue;
       r.connection.sendHave(index);
       this.publish('have-sent', { chunk: index, to: r.connection.label });
@@ -427,7 +444,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
     if (this.closed || this.store.isComplete() || this.signal.aborted) return;
     // Any link (neighbour or owner) with requests out and no block back for the
     // fallback period is cut, freeing its chunks; an owner link reconnects.
-    for (const r of this.connections) {
+    for (const r of this.registry.values()) {
       if (!this.links.has(r.id)) continue;
       const stalledMs = this.fallback.stalledMs({
         inFlight: r.connection.outgoing.size,
@@ -440,7 +457,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
     const idleMs = this.fallback.idleMs();
     // Whatever the store dropped is wanted again, whoever found it (the picker keeps its own "held").
     this.storeChanged();
-    const neighbours = [...this.connections].filter((r) => r.role === 'neighbour');
+    const neighbours = this.registry.values().filter((r) => r.role === 'neighbour');
     const inFlight = this.scheduler.inFlight();
     const wanted = this.store.held.missing().filter((i) => !inFlight.has(i));
     if (wanted.length === 0) return;

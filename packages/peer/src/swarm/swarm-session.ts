@@ -18,8 +18,10 @@ import {
 } from '@swarmdrop/protocol/node';
 import { connectTcp, type WireConnection } from '../backoff.js';
 import type { Clock, Timer } from '../clock.js';
+import { ConnectionRegistry } from '../connection-registry.js';
 import type { AnnounceResult } from '../owner-client.js';
 import { REANNOUNCE_MS, Reannouncer } from '../reannouncer.js';
+import type { Session } from '../session.js';
 import { MinRatePolicy } from './min-rate-policy.js';
 import { SwarmPicker } from './swarm-picker.js';
 import { SwarmScheduler } from './swarm-scheduler.js';
@@ -71,6 +73,8 @@ export interface SwarmSessionComponents {
    * --encryption and --transport, as ring mode does (default: plain TCP).
    */
   readonly connect?: (host: string, port: number, signal: AbortSignal) => Promise<WireConnection>;
+  /** The torrent's connection registry (SwarmSession.createRegistry(maxPeers); a new one by default). */
+  readonly registry?: ConnectionRegistry<SwarmLink>;
 }
 
 /** One live member of the swarm as the session keeps it. */
@@ -118,21 +122,20 @@ export type SwarmSessionEvents = {
  * Between two swarmdrop peers that dial each other at once, the connection
  * opened by the peer with the smaller peer id is kept, so both ends agree.
  */
-export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
+export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Session {
+  readonly mode = 'swarm';
   readonly maxPeers: number;
   readonly ownerLabel: string;
-  /** Members of the swarm (not the owner) we have been connected to, either way (exit-when-done's linger). */
-  peersSeen = 0;
   private readonly c: SwarmSessionComponents;
   private readonly options: SwarmSessionOptions;
   private readonly scheduler: SwarmScheduler;
   private readonly choker: Choker;
-  /** Live connections, by label (a swarmdrop remote's label is its listening address). */
-  private readonly links = new Map<string, SwarmLink>();
-  /** Connections not yet handshaken, counted against maxPeers. */
-  private pending = 0;
-  /** Addresses being dialled now, so one announce does not dial a peer twice. */
-  private readonly dialling = new Set<string>();
+  /**
+   * Live connections, by label (a swarmdrop remote's label is its listening
+   * address); connections not yet handshaken hold slots against maxPeers, and
+   * addresses being dialled are marked so one announce does not dial a peer twice.
+   */
+  private readonly links: ConnectionRegistry<SwarmLink>;
   private readonly reannouncer: Reannouncer;
   private readonly timer: Timer;
   private readonly hashFailures = new Map<string, number>();
@@ -144,6 +147,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
     this.options = options;
     this.maxPeers = options.maxPeers ?? DEFAULT_MAX_PEERS;
     this.ownerLabel = formatEndpoint(options.owner.host ?? '127.0.0.1', options.owner.port);
+    this.links = components.registry ?? SwarmSession.createRegistry(this.maxPeers);
     const rng = components.rng ?? Math.random;
     const store = components.store;
     const picker = new SwarmPicker({ geometry: store.metainfo.geometry, held: store.held, rng });
@@ -182,6 +186,24 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
     this.timer = components.clock.setInterval(() => this.tick(), SWARM_TICK_MS);
   }
 
+  /**
+   * The registry a swarm keeps its links in: at most `maxPeers` (pending ones
+   * included); members of the swarm, not the owner, count as peers seen, and
+   * exit-when-done waits for them (the owner seeds) to hold everything.
+   */
+  static createRegistry(maxPeers = DEFAULT_MAX_PEERS): ConnectionRegistry<SwarmLink> {
+    return new ConnectionRegistry<SwarmLink>({
+      maxConnections: maxPeers,
+      countsAsPeer: (l) => l.role === 'swarm',
+      awaitsServed: (l) => l.role !== 'owner',
+    });
+  }
+
+  /** Members of the swarm (not the owner) we have been connected to, either way (exit-when-done's linger). */
+  get peersSeen(): number {
+    return this.links.peersSeen;
+  }
+
   /** Announces, dials what the tracker lists (and the extra peers), and re-announces on the clock. */
   start(): void {
     for (const peer of this.options.extraPeers ?? []) this.dial(peer);
@@ -194,7 +216,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
    * peer's acceptIncoming); refused (closed) when maxPeers connections are held.
    */
   accept(connection: WireConnection): void {
-    if (this.closed || this.links.size + this.pending >= this.maxPeers) {
+    if (this.closed || this.links.isFull()) {
       connection.socket.destroy();
       return;
     }
@@ -203,9 +225,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
 
   /** Every connected member of the swarm holds every chunk (the owner, which seeds, is not waited for). */
   allServed(): boolean {
-    return [...this.links.values()].every(
-      (l) => l.role === 'owner' || l.connection.remoteHas.isComplete(),
-    );
+    return this.links.allServed();
   }
 
   /**
@@ -222,7 +242,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
   }
 
   status(): Record<string, unknown>[] {
-    return [...this.links.values()].map((l) => ({
+    return this.links.values().map((l) => ({
       peer: l.connection.label,
       role: l.role,
       dir: l.dir,
@@ -234,13 +254,18 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
   }
 
   /** Stops dialling, announcing and trading, and closes every connection. */
-  close(): void {
+  close(reason = 'peer stopping'): void {
     if (this.closed) return;
     this.closed = true;
     this.timer.cancel();
     this.reannouncer.stop();
     this.scheduler.close();
-    for (const link of this.links.values()) link.connection.close('peer stopping');
+    this.links.closeAll(reason);
+  }
+
+  /** Resolves once every chunk handed to the store has been stored or rejected. */
+  settled(): Promise<void> {
+    return this.scheduler.settled();
   }
 
   private async announce(): Promise<void> {
@@ -252,22 +277,22 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
   private dial(peer: Endpoint): void {
     const host = peer.host ?? '127.0.0.1';
     const label = formatEndpoint(host, peer.port);
-    if (this.closed || this.links.has(label) || this.dialling.has(label)) return;
-    if (this.links.size + this.pending >= this.maxPeers) return;
-    this.dialling.add(label);
-    this.pending++;
+    if (this.closed || this.links.has(label) || this.links.isDialling(label)) return;
+    if (this.links.isFull()) return;
+    this.links.startDialling(label);
+    const release = this.links.hold();
     (this.c.connect ?? plainTcp)(host, peer.port, this.c.signal).then(
       (connection) => {
-        this.pending--;
+        release();
         if (this.closed) {
-          this.dialling.delete(label);
+          this.links.stopDialling(label);
           connection.socket.destroy();
         } else this.open(connection, 'out', label);
       },
       // Gone or not up: the next announce lists it again if it is still in the swarm.
       () => {
-        this.dialling.delete(label);
-        this.pending--;
+        this.links.stopDialling(label);
+        release();
       },
     );
   }
@@ -290,12 +315,10 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
       localHas: store.held,
       clock: this.c.clock,
     });
-    this.pending++;
-    let counted = true;
+    const release = this.links.hold();
     const uncount = () => {
-      if (counted) this.pending--;
-      counted = false;
-      if (dialled !== undefined) this.dialling.delete(dialled);
+      release();
+      if (dialled !== undefined) this.links.stopDialling(dialled);
     };
     connection.on('ready', (handshake) => {
       uncount();
@@ -313,7 +336,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
           connection.close('duplicate connection');
           return;
         }
-        this.links.delete(label);
+        this.links.remove(label, existing);
         existing.connection.close('duplicate connection');
       }
       this.live(connection, dir);
@@ -326,14 +349,15 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
     const role: SwarmRole = label === this.ownerLabel ? 'owner' : 'swarm';
     const server = new BlockServer({ connection, store: this.c.store });
     const link: SwarmLink = { connection, server, role, dir };
-    this.links.set(label, link);
-    if (role === 'swarm') this.peersSeen++;
+    this.links.add(label, link);
+    this.links.markSeen(link);
     server.on('chunkCorrupt', (index) => {
       this.emit('chunkCorrupt', index);
-      this.scheduler.pieceLost(index);
+      // Everything the store no longer holds (this chunk among them) is wanted again.
+      this.storeChanged();
     });
     connection.on('closed', (close) => {
-      if (this.links.get(label) === link) this.links.delete(label);
+      this.links.remove(label, link);
       this.emit('disconnected', link, close.reason, close.error !== undefined);
       this.rechoke();
       this.emit('remoteProgress');
@@ -390,7 +414,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> {
 
   private rechoke(): void {
     if (this.closed) return;
-    const links = [...this.links.entries()].filter(([, l]) => l.connection.state === 'live');
+    const links = this.links.keyed().filter(([, l]) => l.connection.state === 'live');
     const { unchoked } = this.choker.rechoke(
       links.map(([id, l]) => ({
         id,
