@@ -1,35 +1,23 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import {
-  BLOCK_SIZE,
-  ChunkError,
   DashboardModel,
   DEFAULT_ENCRYPTION,
   DEFAULT_TRANSPORT,
   DomainEvents,
   type EncryptionPolicy,
   type Endpoint,
-  escapeUnsafe,
   formatEndpoint,
   formatRanges,
   type LogFormat,
   type Metainfo,
-  MetainfoError,
   makePeerId,
-  OptionError,
-  SwarmdropError,
   subscribeLog,
-  TOKEN_ENV,
   type TransportPolicy,
-  torrentFileName,
   unmapIPv4,
 } from '@swarmdrop/protocol';
 import {
   acceptIncoming,
-  BufferPool,
-  CHUNK_DIR,
-  ChunkStore,
   carriesToken,
   createLogger,
   createMetrics,
@@ -40,9 +28,7 @@ import {
   httpRouter,
   type IncomingStart,
   type Logger,
-  listChunkDir,
   type ServiceMetrics,
-  SUMMARY_FILE,
   sendBody,
   sendJson,
   sendMetrics,
@@ -53,21 +39,11 @@ import {
   type WireLimits,
   type WireSocket,
 } from '@swarmdrop/protocol/node';
-import { backoffMs, connectWire, type WireConnection } from './backoff.js';
-import { type Clock, pause, systemClock, type Timer } from './clock.js';
-import { Completion } from './completion.js';
-import { RingSession } from './links/ring-session.js';
-import {
-  type AnnounceResult,
-  announce,
-  fetchMetainfo,
-  HttpStatusError,
-  postReport,
-} from './owner-client.js';
-import { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
-import { publishSwarm } from './swarm/swarm-log.js';
-import { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';
-import { SwarmSession } from './swarm/swarm-session.js';
+import { connectWire, type WireConnection } from './backoff.js';
+import { Bootstrap, type TrackerRequest } from './bootstrap.js';
+import { type Clock, systemClock, type Timer } from './clock.js';
+import { type AnnounceResult, announce, HttpStatusError, postReport } from './owner-client.js';
+import type { Torrent } from './torrent.js';
 
 export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
 export const DEFAULT_OWNER_TIMEOUT_MS = 60_000;
@@ -90,6 +66,7 @@ function canonicalHost(host: string): string {
   }
 }
 
+export { isOwnFileName } from './bootstrap.js';
 export { MAX_HASH_FAILURES } from './links/ring-session.js';
 
 /** Error codes that mean the disk (not the network or the input) failed us. */
@@ -181,7 +158,6 @@ export class Peer {
   readonly port: number;
   /** Resolves with an exit status: 0 once done (with exitWhenDone), 1 on a fatal error. */
   readonly finished: Promise<number>;
-  metainfo: Metainfo | undefined;
 
   /**
    * Every state change, published once (README, "Log events"); the console
@@ -190,36 +166,29 @@ export class Peer {
   readonly events: DomainEvents;
   /** What `GET /metrics` serves: a subscriber to `events` (README, "Metrics"). */
   readonly metrics: ServiceMetrics;
+  /** This peer's view of the swarm, for its own dashboard and its reports to the owner's. */
+  readonly dashboard: DashboardModel;
+  /** Why the peer failed, when `finished` resolved with 1. */
+  fatalMessage: string | undefined;
   private readonly log: Logger;
   private readonly server: DualServer;
   private utp: UtpEndpoint | undefined;
   private readonly peerId: Buffer;
   private readonly abort = new AbortController();
-  /** Ring mode's links and their connections (links/), set at bootstrap in ring mode. */
-  private ring: RingSession | undefined;
-  private store: ChunkStore | undefined;
-  private chunkBuffers: BufferPool | undefined;
-  private torrentBytes: Buffer | undefined;
-  /** Where the merged file goes, checked against the peer's own files once the name is known. */
-  private outPath: string | undefined;
-  private batch: number[] = [];
   private readonly clock: Clock;
   /** One bucket per direction for every connection (--upload-limit, --download-limit). */
   private readonly limits: WireLimits;
+  /** The download, whole, once bootstrap has built it; nothing of it exists before. */
+  #torrent: Torrent | undefined;
+  /** Bootstrap under way (or done): close() waits for it, so a torrent built late is closed too. */
+  #booting: Promise<Torrent> | undefined;
   /** With a token: hosts the owner's tracker listed (they announced with it), and when. */
   private readonly admitted = new Map<string, number>();
   /** The tracker query under way to admit a new host, and when the last one ran. */
   private admitting: Promise<void> | undefined;
   private lastAdmitRefresh = 0;
-  /** Merge, exit and linger (set at bootstrap, once the store is open). */
-  private completion: Completion | undefined;
-  private reannouncer: Reannouncer | undefined;
   private resolveFinished!: (code: number) => void;
   private closing: Promise<void> | undefined;
-  /** Swarm mode's session, set at bootstrap when the peer runs in swarm mode. */
-  private swarm: SwarmSession | undefined;
-  /** This peer's view of the swarm, for its own dashboard and its reports to the owner's. */
-  readonly dashboard: DashboardModel;
   private readonly dashboardHttp: DashboardHttp;
   private reportTimer: Timer | undefined;
   private reporting = false;
@@ -271,20 +240,21 @@ export class Peer {
     let peer: Peer | undefined;
     // Subscribed from the start, so refusals while bootstrapping count too.
     const metrics = createMetrics(events, {
-      chunksHeld: () => peer?.store?.held.count() ?? 0,
+      chunksHeld: () => peer?.torrent?.store.held.count() ?? 0,
       utpMalformed: () => peer?.utp?.malformed ?? 0,
     });
+    // Until the torrent is whole there is nothing to trade: BitTorrent connections are closed.
     const server = new DualServer({
       host: options.listen.host,
       port: options.listen.port,
       maxConnections: options.maxConnections,
       maxConnectionsPerAddress: options.maxConnectionsPerAddress,
       onWire: (socket, initial) => {
-        if (peer?.store) peer.acceptTcp(socket, initial, 'plaintext');
+        if (peer?.torrent) peer.acceptTcp(socket, initial, 'plaintext');
         else socket.destroy();
       },
       onEncrypted: (socket, initial) => {
-        if (peer?.store) peer.acceptTcp(socket, initial, 'mse');
+        if (peer?.torrent) peer.acceptTcp(socket, initial, 'mse');
         else socket.destroy();
       },
       onHttp: (req, res) => {
@@ -309,7 +279,7 @@ export class Peer {
         host: options.listen.host,
         port: address.port,
         onConnection: (stream) => {
-          if (peer?.store) peer.acceptUtp(stream);
+          if (peer?.torrent) peer.acceptUtp(stream);
           else stream.destroy();
         },
         onRefused: (remote, reason) =>
@@ -335,6 +305,21 @@ export class Peer {
     return peer;
   }
 
+  /** The download, once bootstrap has built it whole. */
+  get torrent(): Torrent | undefined {
+    return this.#torrent;
+  }
+
+  /** The owner's metainfo, once the torrent exists. */
+  get metainfo(): Metainfo | undefined {
+    return this.#torrent?.metainfo;
+  }
+
+  /** Where the merged file went, once merged. */
+  get mergedPath(): string | undefined {
+    return this.#torrent?.mergedPath;
+  }
+
   /** Stops every loop and connection and releases the store. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -342,18 +327,15 @@ export class Peer {
       this.abort.abort();
       this.reportTimer?.cancel();
       this.dashboardHttp.close();
-      this.reannouncer?.stop();
-      this.swarm?.close();
-      this.ring?.close();
+      this.#torrent?.stop();
       this.limits.upload?.close();
       this.limits.download?.close();
       await this.utp?.close();
       await this.server.close();
-      // A chunk being written when we stop is finished (file and summary line) before the store closes.
-      await this.ring?.settled();
-      // A merge in progress finishes (or fails) before the store closes.
-      await this.completion?.settled();
-      await this.store?.close();
+      // Bootstrap stops on the abort; a torrent it still finished is closed like one that ran.
+      const torrent = this.#torrent ?? (await this.#booting?.catch(() => undefined));
+      // A chunk being written, or a merge, finishes before the store closes.
+      await torrent?.close();
       // Last: the JSON log writes asynchronously, and the bin exits right after.
       await this.log.flush();
     })();
@@ -362,7 +344,7 @@ export class Peer {
 
   /** What /status shows a request without the token of a private swarm: no addresses, paths or name. */
   publicStatus(): Record<string, unknown> {
-    const held = this.store?.held;
+    const held = this.#torrent?.store.held;
     return {
       role: 'peer',
       private: true,
@@ -373,21 +355,21 @@ export class Peer {
   }
 
   status(): Record<string, unknown> {
-    const held = this.store?.held;
+    const torrent = this.#torrent;
     return {
       role: 'peer',
       port: this.port,
-      name: this.metainfo?.name ?? null,
-      chunks: held?.size ?? null,
-      held: held?.count() ?? 0,
-      complete: held?.isComplete() ?? false,
-      merged: this.mergedPath ?? null,
-      batch: formatRanges(this.batch),
+      ...(torrent?.status() ?? {
+        name: null,
+        chunks: null,
+        held: 0,
+        complete: false,
+        merged: null,
+        batch: formatRanges([]),
+      }),
       // The chunk map by source (run-length, as the dashboard shows it) and bytes per link.
       ...this.dashboard.selfStatus(),
-      received: this.completion?.counts ?? null,
-      ...(this.swarm ? { swarm: this.swarm.status() } : {}),
-      connections: this.ring?.status() ?? [],
+      ...(torrent?.sessionStatus() ?? { received: null, connections: [] }),
     };
   }
 
@@ -395,83 +377,53 @@ export class Peer {
     return formatEndpoint(this.options.owner.host, this.options.owner.port);
   }
 
+  /** Every download neighbour: the first and the chord's. */
+  private get neighbours(): Endpoint[] {
+    const first = this.options.neighbour;
+    return [...(first ? [first] : []), ...(this.options.moreNeighbours ?? [])];
+  }
+
+  /** Runs bootstrap (bootstrap.ts) to a whole Torrent, then starts it. */
   private async bootstrap(): Promise<void> {
-    const dir = resolve(this.options.dir);
+    const boot = new Bootstrap(
+      { ...this.options, neighbours: this.neighbours },
+      {
+        events: this.events,
+        clock: this.clock,
+        signal: this.abort.signal,
+        peerId: this.peerId,
+        limits: this.limits,
+        announce: (request) => this.announce(request),
+        connect: (host, port, signal, infoHash) => this.connect(host, port, signal, infoHash),
+      },
+    );
     this.events.publish('listening', {
       addr: formatEndpoint(this.server.address.address, this.port),
-      dir,
+      dir: resolve(this.options.dir),
       owner: this.ownerLabel,
       neighbour: this.neighbours.map((n) => formatEndpoint(n.host, n.port)).join(','),
-      mode: this.options.swarm || this.neighbours.length === 0 ? 'swarm' : 'ring',
+      mode: boot.swarmMode ? 'swarm' : 'ring',
     });
-    try {
-      await mkdir(dir, { recursive: true });
-    } catch (err) {
-      throw new OptionError('--dir', `cannot create ${dir}: ${(err as Error).message}`);
-    }
-    // Before waiting for the owner: a --dir holding a user's files is refused at once.
-    await checkChunkDir(dir);
-    const { bytes, metainfo } = await this.fetchMetainfoWithRetry();
-    this.outPath = mergedPathFor(dir, metainfo.name, this.options.out);
-    this.metainfo = metainfo;
-    this.torrentBytes = bytes;
-    const torrentPath = join(dir, torrentFileName(metainfo.name));
-    await writeFile(`${torrentPath}.tmp`, bytes);
-    await rename(`${torrentPath}.tmp`, torrentPath);
-    const opened = await ChunkStore.open({ dir, metainfo });
-    this.store = opened.store;
-    this.chunkBuffers = new BufferPool(metainfo.pieceLength);
-    this.dashboard.setFile(
-      {
-        name: metainfo.name,
-        size: metainfo.length,
-        chunks: metainfo.geometry.pieceCount,
-        chunkSize: metainfo.pieceLength,
-      },
-      (i) => opened.store.has(i),
-      'd',
-    );
-    this.reportTimer = this.clock.setInterval(() => this.reportToOwner(), DASHBOARD_REPORT_MS);
-    this.events.publish('metainfo', {
-      name: metainfo.name,
-      size: metainfo.length,
-      chunks: metainfo.geometry.pieceCount,
-      infohash: metainfo.infoHash.toString('hex'),
-      torrent: torrentPath,
+    boot.on('storeOpened', (store) => {
+      const { metainfo } = store;
+      this.dashboard.setFile(
+        {
+          name: metainfo.name,
+          size: metainfo.length,
+          chunks: metainfo.geometry.pieceCount,
+          chunkSize: metainfo.pieceLength,
+        },
+        (i) => store.has(i),
+        'd',
+      );
+      this.reportTimer = this.clock.setInterval(() => this.reportToOwner(), DASHBOARD_REPORT_MS);
     });
-    if (opened.verified > 0 || opened.discarded > 0) {
-      this.events.publish('resumed', {
-        verified: opened.verified,
-        discarded: opened.discarded,
-        dir,
-      });
-    }
-    try {
-      const result = await this.announceNow('started');
-      // Indexes from the network: only real chunk IDs, each once.
-      const count = metainfo.geometry.pieceCount;
-      this.batch = [...new Set(result.batch ?? [])].filter((i) => i < count);
-      this.events.publish('batch-received', {
-        from: this.ownerLabel,
-        count: this.batch.length,
-        chunks: formatRanges(this.batch),
-      });
-    } catch (err) {
-      this.events.publish('error', {
-        reason: `announce failed: ${(err as Error).message}; continuing without a batch`,
-      });
-    }
-    const swarmMode = this.options.swarm || this.neighbours.length === 0;
-    this.startCompletion(opened.store, swarmMode);
-    if (swarmMode) {
-      this.startSwarm(opened.store);
-      this.completion!.check();
-      return;
-    }
-    this.startRing(opened.store);
-    this.reannouncer = new Reannouncer(this.clock, REANNOUNCE_MS, () => this.announceNow());
-    this.reannouncer.start();
-    this.completion!.check();
+    this.#booting = boot.run();
+    const torrent = await this.#booting;
+    this.#torrent = torrent;
+    torrent.on('done', () => this.resolveFinished(0));
+    torrent.on('error', (err) => this.fatal(err));
+    if (!this.abort.signal.aborted) torrent.start();
   }
 
   /**
@@ -493,123 +445,6 @@ export class Peer {
       });
   }
 
-  /** Where the merged file went, once merged. */
-  get mergedPath(): string | undefined {
-    return this.completion?.mergedPath;
-  }
-
-  /** Completion (completion.ts): merges when every chunk is held, finishes when served. */
-  private startCompletion(store: ChunkStore, swarmMode: boolean): void {
-    const completion = new Completion(
-      {
-        outPath: this.outPath!,
-        sha256: this.options.sha256,
-        exitWhenDone: this.options.exitWhenDone,
-        lingerMs: this.options.lingerMs,
-        swarmMode,
-      },
-      {
-        store,
-        clock: this.clock,
-        events: this.events,
-        signal: this.abort.signal,
-        allServed: () => (this.ring?.allServed() ?? true) && (this.swarm?.allServed() ?? true),
-        peersSeen: () => (this.ring?.peersSeen ?? 0) + (this.swarm?.peersSeen ?? 0),
-      },
-    );
-    completion.on('merged', () => void this.announceNow('completed').catch(() => {}));
-    completion.on('chunksLost', () => this.chunkLost());
-    completion.on('done', () => this.resolveFinished(0));
-    completion.on('error', (err) => this.fatal(err));
-    this.completion = completion;
-  }
-
-  /** Exact bytes still missing (the last chunk may be short). */
-  private bytesLeft(): number {
-    const store = this.store!;
-    return store.held.missing().reduce((sum, i) => sum + store.metainfo.geometry.pieceSize(i), 0);
-  }
-
-  /**
-   * Fetches the owner's .torrent, retrying with backoff until ownerTimeoutMs
-   * has passed. It tries at least twice, and the first failure is always
-   * logged (`waiting`): on a busy machine the first attempt alone can use up
-   * a short timeout, and the user should still see what went wrong and get a
-   * second chance. The last wait is cut to end at the deadline, so the final
-   * attempt is made on time rather than skipped.
-   */
-  private async fetchMetainfoWithRetry(): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
-    const deadline = this.clock.now() + this.options.ownerTimeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fetched = await fetchMetainfo(
-          this.options.owner,
-          this.abort.signal,
-          this.options.metainfoPath,
-          this.options.token,
-        );
-        this.checkPinned(fetched.metainfo);
-        return fetched;
-      } catch (err) {
-        if (err instanceof SwarmdropError && err.code === 'ERR_PINNED') throw err;
-        if (err instanceof HttpStatusError && err.status === 401) {
-          // Retrying will not help: the swarm is private and our token is missing or wrong.
-          throw new SwarmdropError(
-            'ERR_PINNED',
-            this.options.token === undefined
-              ? `the owner at ${this.ownerLabel} runs a private swarm: pass its token with --token-file FILE or ${TOKEN_ENV}`
-              : `the owner at ${this.ownerLabel} refused our token: check --token-file or ${TOKEN_ENV}`,
-          );
-        }
-        if (err instanceof MetainfoError) {
-          const detail = err.message.replace(`metainfo ${err.field}: `, '');
-          throw new MetainfoError(
-            err.field,
-            `${detail}; refused the .torrent from the owner at ${this.ownerLabel}`,
-          );
-        }
-        const remainingMs = deadline - this.clock.now();
-        if (this.abort.signal.aborted || (attempt > 0 && remainingMs <= 0)) {
-          throw new Error(
-            `the owner at ${this.ownerLabel} did not serve the metainfo within ${this.options.ownerTimeoutMs} ms (${(err as Error).message})`,
-          );
-        }
-        const wait = Math.max(0, Math.min(backoffMs(attempt), remainingMs));
-        if (attempt % 5 === 0) {
-          this.events.publish('waiting', {
-            for: 'owner',
-            addr: this.ownerLabel,
-            reason: (err as Error).message,
-            retryMs: wait,
-          });
-        }
-        if (!(await pause(wait, this.abort.signal, this.clock))) throw new Error('stopped');
-      }
-    }
-  }
-
-  /**
-   * Pinned content: a metainfo with another info-hash, or a SHA-256 other
-   * than --sha256, is refused (the peer exits 1) instead of downloaded.
-   */
-  private checkPinned(metainfo: Metainfo): void {
-    const pinned = this.options.infoHash;
-    if (pinned && !metainfo.infoHash.equals(pinned)) {
-      throw new SwarmdropError(
-        'ERR_PINNED',
-        `the owner at ${this.ownerLabel} served a metainfo with info-hash ${metainfo.infoHash.toString('hex')}, not the pinned ${pinned.toString('hex')}; refused it`,
-      );
-    }
-    const sha256 = this.options.sha256;
-    if (sha256 && metainfo.sha256 && !metainfo.sha256.equals(sha256)) {
-      throw new SwarmdropError(
-        'ERR_PINNED',
-        `the owner at ${this.ownerLabel} served a metainfo for a file with SHA-256 ${metainfo.sha256.toString('hex')}, not the pinned --sha256 ${sha256.toString('hex')}; refused it`,
-      );
-    }
-  }
-
-  /** The upload side: a peer connected to us. */
   /**
    * Why `socket`'s host may not trade with us, or undefined (always, in a
    * public swarm). In a private swarm only hosts that announced with the
@@ -638,10 +473,12 @@ export class Peer {
   /** Re-announces to learn newly admitted hosts; at most once per ADMIT_REFRESH_MS, shared by callers. */
   private refreshAdmitted(): Promise<void> {
     if (this.admitting) return this.admitting;
-    if (this.clock.now() - this.lastAdmitRefresh < ADMIT_REFRESH_MS || !this.store)
+    const torrent = this.#torrent;
+    if (this.clock.now() - this.lastAdmitRefresh < ADMIT_REFRESH_MS || !torrent)
       return Promise.resolve();
     this.lastAdmitRefresh = this.clock.now();
-    this.admitting = this.announceNow()
+    this.admitting = torrent
+      .announce()
       .then(
         () => {},
         () => {},
@@ -652,73 +489,23 @@ export class Peer {
     return this.admitting;
   }
 
-  /** One announce with what we hold now; notes the hosts it lists. */
-  private async announceNow(event?: 'started' | 'completed'): Promise<AnnounceResult> {
-    const metainfo = this.metainfo!;
+  /** One announce to the owner's tracker as this peer; notes the hosts it lists (admission). */
+  private async announce(request: TrackerRequest): Promise<AnnounceResult> {
     const result = await announce(
       this.options.owner,
       {
-        infoHash: metainfo.infoHash,
+        infoHash: request.infoHash,
         peerId: this.peerId,
         port: this.port,
-        // Exact bytes still missing (the last chunk may be short, so not verified x pieceLength).
-        left: this.store ? this.bytesLeft() : metainfo.length,
-        ...(event ? { event } : {}),
+        left: request.left,
+        ...(request.event ? { event: request.event } : {}),
+        ...(request.numwant !== undefined ? { numwant: request.numwant } : {}),
       },
       this.abort.signal,
       this.options.token,
     );
     if (this.options.token !== undefined) this.admit(result.hosts);
     return result;
-  }
-
-  /** An admitted incoming connection: the swarm session's in swarm mode, else an upload neighbour. */
-  private serveIncoming(connection: WireConnection): void {
-    if (this.swarm) this.swarm.accept(connection);
-    else this.ring?.accept(connection);
-  }
-
-  /** Swarm mode (swarm/swarm-session.ts): the session trades; the peer counts, merges and finishes. */
-  private startSwarm(store: ChunkStore): void {
-    const swarm = new SwarmSession(
-      {
-        store,
-        peerId: this.peerId,
-        clock: this.clock,
-        signal: this.abort.signal,
-        buffers: this.chunkBuffers!,
-        limits: this.limits,
-        connect: (host, port, signal) => this.connect(host, port, signal),
-        announce: async (numwant) => {
-          const result = await announce(
-            this.options.owner,
-            {
-              infoHash: store.metainfo.infoHash,
-              peerId: this.peerId,
-              port: this.port,
-              left: this.bytesLeft(),
-              numwant,
-            },
-            this.abort.signal,
-            this.options.token,
-          );
-          if (this.options.token !== undefined) this.admit(result.hosts);
-          return result;
-        },
-      },
-      {
-        owner: this.options.owner,
-        maxPeers: this.options.maxPeers,
-        pipelineBytes: (this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS) * BLOCK_SIZE,
-        extraPeers: this.neighbours,
-      },
-    );
-    this.swarm = swarm;
-    publishSwarm(swarm, this.events.publish);
-    swarm.on('chunkCorrupt', () => this.chunkLost());
-    swarm.on('remoteProgress', () => this.completion?.recheck());
-    swarm.on('error', (err) => this.fatal(err));
-    swarm.start();
   }
 
   private get encryption(): EncryptionPolicy {
@@ -736,12 +523,13 @@ export class Peer {
   /**
    * A plaintext or MSE handshake, on either transport, under our policies
    * (protocol/node's acceptIncoming, as the owner does): an upload link, or
-   * in swarm mode a swarm link.
+   * in swarm mode a swarm link. Only called once the torrent exists.
    */
   private acceptIncoming(socket: WireSocket, start: IncomingStart): void {
+    const torrent = this.#torrent!;
     const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
     acceptIncoming(socket, start, {
-      infoHash: this.store!.metainfo.infoHash,
+      infoHash: torrent.metainfo.infoHash,
       encryption: this.encryption,
       transport: this.options.transport,
       timeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -749,7 +537,7 @@ export class Peer {
     }).then(
       (connection) => {
         if (this.abort.signal.aborted) connection.socket.destroy();
-        else this.serveIncoming(connection);
+        else torrent.accept(connection);
       },
       (err: Error) => {
         if (!this.abort.signal.aborted)
@@ -758,52 +546,18 @@ export class Peer {
     );
   }
 
-  private connect(host: string, port: number, signal: AbortSignal): Promise<WireConnection> {
+  private connect(
+    host: string,
+    port: number,
+    signal: AbortSignal,
+    infoHash: Buffer,
+  ): Promise<WireConnection> {
     return connectWire(host, port, signal, {
       policy: this.encryption,
       transport: this.options.transport ?? DEFAULT_TRANSPORT,
       utp: this.utp,
-      infoHash: this.store!.metainfo.infoHash,
+      infoHash,
     });
-  }
-
-  /** Ring mode (links/ring-session.ts): the fixed links trade; the peer merges and finishes. */
-  private startRing(store: ChunkStore): void {
-    const ring = new RingSession(
-      {
-        store,
-        peerId: this.peerId,
-        clock: this.clock,
-        signal: this.abort.signal,
-        publish: this.events.publish,
-        connect: (host, port, signal) => this.connect(host, port, signal),
-        limits: this.limits,
-        ...(this.chunkBuffers ? { buffers: this.chunkBuffers } : {}),
-      },
-      {
-        owner: this.options.owner,
-        neighbours: this.neighbours,
-        fallbackAfterMs: this.options.fallbackAfterMs,
-        pipelineBytes: (this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS) * BLOCK_SIZE,
-        batch: this.batch,
-      },
-    );
-    this.ring = ring;
-    ring.on('remoteProgress', () => this.completion?.recheck());
-    ring.on('error', (err) => this.fatal(err));
-    ring.start();
-  }
-
-  /** Chunks we held were dropped: every link reconsiders what its remote can give us. */
-  private chunkLost(): void {
-    this.swarm?.storeChanged();
-    this.ring?.storeChanged();
-  }
-
-  /** The download side: connect to the download neighbour, retrying with backoff, for as long as we lack chunks. */
-  private get neighbours(): Endpoint[] {
-    const first = this.options.neighbour;
-    return [...(first ? [first] : []), ...(this.options.moreNeighbours ?? [])];
   }
 
   /**
@@ -817,22 +571,20 @@ export class Peer {
     const errno = err as NodeJS.ErrnoException;
     const disk = typeof errno.path === 'string' || DISK_ERROR_CODES.has(errno.code ?? '');
     const reason = disk
-      ? `disk error: ${err.message}; the verified chunks in ${this.store?.dir} are kept: restart with the same --dir to resume`
+      ? `disk error: ${err.message}; the verified chunks in ${this.#torrent?.store.dir} are kept: restart with the same --dir to resume`
       : err.message;
     this.events.publish('error', { reason });
     this.fatalMessage = reason;
     this.abort.abort();
-    this.ring?.close('peer stopping after an error');
+    this.#torrent?.stop('peer stopping after an error');
     this.resolveFinished(1);
   }
-
-  /** Why the peer failed, when `finished` resolved with 1. */
-  fatalMessage: string | undefined;
 
   /** `/status`, `/metrics`, `/metainfo.torrent` and the dashboard on the peer's port; a bad request costs that request only. */
   private readonly handleHttp = httpRouter(
     (path, req, res) => {
       const authorized = carriesToken(req, this.options.token);
+      const torrentBytes = this.#torrent?.torrentBytes;
       if (this.dashboardHttp.handle(path, req, res)) return;
       if (path === '/status') sendJson(req, res, authorized ? this.status() : this.publicStatus());
       else if (path === '/metrics') {
@@ -844,8 +596,8 @@ export class Peer {
               reason: err.message,
             }),
           );
-      } else if (path === '/metainfo.torrent' && this.torrentBytes) {
-        if (authorized) sendBody(req, res, 'application/x-bittorrent', this.torrentBytes);
+      } else if (path === '/metainfo.torrent' && torrentBytes) {
+        if (authorized) sendBody(req, res, 'application/x-bittorrent', torrentBytes);
         else sendUnauthorized(res);
       } else sendText(res, 404, `no such path: ${path.slice(0, 200)}\n`);
     },
@@ -854,52 +606,5 @@ export class Peer {
         request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
         reason: err.message,
       }),
-  );
-}
-
-/** Refuses a --dir whose chunk folder holds files swarmdrop did not write (exit status 2). */
-async function checkChunkDir(dir: string): Promise<void> {
-  try {
-    await listChunkDir(join(dir, CHUNK_DIR));
-  } catch (err) {
-    if (err instanceof ChunkError && err.code === 'ERR_FOREIGN_FILES')
-      throw new OptionError('--dir', err.message);
-    throw err;
-  }
-}
-
-/** True for a name in --dir that is, or looks like, one of the peer's own files. */
-export function isOwnFileName(name: string): boolean {
-  return (
-    name === SUMMARY_FILE ||
-    name === `${SUMMARY_FILE}.tmp` ||
-    name === CHUNK_DIR ||
-    /\.(torrent|tmp|part)$/i.test(name)
-  );
-}
-
-/**
- * The merged file's path: `out`, or `<dir>/<name>`. A metainfo can name any
- * file, and an honest owner may well share a `summary.txt`; the merged file
- * must still never replace the peer's own files (summary.txt, chunks/, the
- * .torrent, temp files), so such a path is refused with a hint to use --out.
- */
-function mergedPathFor(dir: string, name: string, out: string | undefined): string {
-  const path = resolve(out ?? join(dir, name));
-  const inChunks = relative(join(dir, CHUNK_DIR), path);
-  const own =
-    (dirname(path) === dir && isOwnFileName(basename(path))) ||
-    inChunks === '' ||
-    !inChunks.startsWith('..');
-  if (!own) return path;
-  if (out === undefined) {
-    throw new OptionError(
-      '--out',
-      `the metainfo names the file "${escapeUnsafe(name)}", which would take the place of the peer's own files in ${dir} (summary.txt, chunks/, *.torrent, *.tmp, *.part); pass --out PATH to put the merged file elsewhere`,
-    );
-  }
-  throw new OptionError(
-    '--out',
-    `${path} is one of the peer's own files in --dir; choose another path`,
   );
 }

@@ -1,0 +1,421 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import {
+  BLOCK_SIZE,
+  ChunkError,
+  type DomainEvents,
+  type Endpoint,
+  escapeUnsafe,
+  formatEndpoint,
+  formatRanges,
+  type Metainfo,
+  MetainfoError,
+  OptionError,
+  SwarmdropError,
+  TOKEN_ENV,
+  TypedEmitter,
+  torrentFileName,
+} from '@swarmdrop/protocol';
+import {
+  BufferPool,
+  CHUNK_DIR,
+  ChunkStore,
+  listChunkDir,
+  SUMMARY_FILE,
+  type WireLimits,
+} from '@swarmdrop/protocol/node';
+import { backoffMs, type WireConnection } from './backoff.js';
+import { type Clock, pause } from './clock.js';
+import { Completion } from './completion.js';
+import type { ConnectionRegistry, RegistryEntry } from './connection-registry.js';
+import { RingSession } from './links/ring-session.js';
+import { type AnnounceResult, fetchMetainfo, HttpStatusError } from './owner-client.js';
+import { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
+import type { Session } from './session.js';
+import { publishSwarm } from './swarm/swarm-log.js';
+import { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';
+import { DEFAULT_MAX_PEERS, SwarmSession } from './swarm/swarm-session.js';
+import { bytesLeft, Torrent } from './torrent.js';
+
+/** What bootstrap reads of the peer's options (PeerOptions has them all). */
+export interface BootstrapOptions {
+  readonly owner: Endpoint;
+  readonly metainfoPath?: string | undefined;
+  readonly dir: string;
+  readonly out?: string | undefined;
+  /** Every download neighbour (the first and the chord's), in order. */
+  readonly neighbours: readonly Endpoint[];
+  readonly swarm?: boolean | undefined;
+  readonly maxPeers?: number | undefined;
+  readonly fallbackAfterMs: number;
+  readonly ownerTimeoutMs: number;
+  readonly exitWhenDone: boolean;
+  readonly lingerMs: number;
+  readonly pipelineBlocks?: number | undefined;
+  readonly infoHash?: Buffer | undefined;
+  readonly sha256?: Buffer | undefined;
+  readonly token?: string | undefined;
+}
+
+/** One tracker request as bootstrap and the torrent make it; the peer adds its id, port and token. */
+export interface TrackerRequest {
+  readonly infoHash: Buffer;
+  /** Exact bytes still missing. */
+  readonly left: number;
+  readonly event?: 'started' | 'completed';
+  readonly numwant?: number;
+}
+
+/** The injected parts: the peer's services, none of which bootstrap owns. */
+export interface BootstrapComponents {
+  readonly events: DomainEvents;
+  readonly clock: Clock;
+  /** The peer's: aborting it stops the waits for the owner and every session. */
+  readonly signal: AbortSignal;
+  readonly peerId: Buffer;
+  readonly limits: WireLimits;
+  /** Announces to the owner's tracker (and notes the hosts it lists, for admission). */
+  readonly announce: (request: TrackerRequest) => Promise<AnnounceResult>;
+  /** Dials a BitTorrent connection under the peer's transport and encryption policy. */
+  readonly connect: (
+    host: string,
+    port: number,
+    signal: AbortSignal,
+    infoHash: Buffer,
+  ) => Promise<WireConnection>;
+}
+
+/** What bootstrap tells the peer before the torrent is whole. */
+export type BootstrapEvents = {
+  /** The store is open (resumed chunks counted): the dashboard can show the file. */
+  storeOpened: (store: ChunkStore) => void;
+};
+
+/**
+ * The steps from a bare port to a whole Torrent: --dir made and checked,
+ * the metainfo fetched from the owner (with retry, pins checked), the
+ * .torrent written, the chunk store opened, `started` announced for the
+ * batch, and the session (ring or swarm), its connection registry,
+ * completion and the re-announcer built. `run()` resolves with the Torrent,
+ * not yet started; it imports nothing of the peer.
+ */
+export class Bootstrap extends TypedEmitter<BootstrapEvents> {
+  private readonly o: BootstrapOptions;
+  private readonly c: BootstrapComponents;
+
+  constructor(options: BootstrapOptions, components: BootstrapComponents) {
+    super();
+    this.o = options;
+    this.c = components;
+  }
+
+  /** Ring mode needs a download neighbour and no --swarm. */
+  get swarmMode(): boolean {
+    return this.o.swarm === true || this.o.neighbours.length === 0;
+  }
+
+  private get ownerLabel(): string {
+    return formatEndpoint(this.o.owner.host, this.o.owner.port);
+  }
+
+  async run(): Promise<Torrent> {
+    const dir = resolve(this.o.dir);
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw new OptionError('--dir', `cannot create ${dir}: ${(err as Error).message}`);
+    }
+    // Before waiting for the owner: a --dir holding a user's files is refused at once.
+    await checkChunkDir(dir);
+    const { bytes, metainfo } = await this.fetchMetainfoWithRetry();
+    const outPath = mergedPathFor(dir, metainfo.name, this.o.out);
+    const torrentPath = join(dir, torrentFileName(metainfo.name));
+    await writeFile(`${torrentPath}.tmp`, bytes);
+    await rename(`${torrentPath}.tmp`, torrentPath);
+    const opened = await ChunkStore.open({ dir, metainfo });
+    const store = opened.store;
+    try {
+      this.emit('storeOpened', store);
+      const { events } = this.c;
+      events.publish('metainfo', {
+        name: metainfo.name,
+        size: metainfo.length,
+        chunks: metainfo.geometry.pieceCount,
+        infohash: metainfo.infoHash.toString('hex'),
+        torrent: torrentPath,
+      });
+      if (opened.verified > 0 || opened.discarded > 0) {
+        events.publish('resumed', {
+          verified: opened.verified,
+          discarded: opened.discarded,
+          dir,
+        });
+      }
+      const announce = (event?: 'started' | 'completed') =>
+        this.c.announce({
+          infoHash: metainfo.infoHash,
+          left: bytesLeft(store),
+          ...(event ? { event } : {}),
+        });
+      const batch = await this.startedBatch(announce, metainfo);
+      return this.assemble({ metainfo, bytes, torrentPath, store, outPath, batch, announce });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+
+  /** Announces `started`; the owner's answer carries our batch. A failed announce leaves none. */
+  private async startedBatch(
+    announce: (event: 'started') => Promise<AnnounceResult>,
+    metainfo: Metainfo,
+  ): Promise<number[]> {
+    try {
+      const result = await announce('started');
+      // Indexes from the network: only real chunk IDs, each once.
+      const count = metainfo.geometry.pieceCount;
+      const batch = [...new Set(result.batch ?? [])].filter((i) => i < count);
+      this.c.events.publish('batch-received', {
+        from: this.ownerLabel,
+        count: batch.length,
+        chunks: formatRanges(batch),
+      });
+      return batch;
+    } catch (err) {
+      this.c.events.publish('error', {
+        reason: `announce failed: ${(err as Error).message}; continuing without a batch`,
+      });
+      return [];
+    }
+  }
+
+  /** Builds the session for the mode, its registry, completion and the re-announcer: the Torrent, whole. */
+  private assemble(parts: {
+    metainfo: Metainfo;
+    bytes: Buffer;
+    torrentPath: string;
+    store: ChunkStore;
+    outPath: string;
+    batch: number[];
+    announce: (event?: 'completed') => Promise<AnnounceResult>;
+  }): Torrent {
+    const { metainfo, store } = parts;
+    const { clock, signal, events } = this.c;
+    const buffers = new BufferPool(metainfo.pieceLength);
+    const connect = (host: string, port: number, s: AbortSignal) =>
+      this.c.connect(host, port, s, metainfo.infoHash);
+    const pipelineBytes = (this.o.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS) * BLOCK_SIZE;
+    const swarmMode = this.swarmMode;
+    let session: Session;
+    let registry: ConnectionRegistry<RegistryEntry>;
+    let reannouncer: Reannouncer | undefined;
+    if (swarmMode) {
+      const swarmRegistry = SwarmSession.createRegistry(this.o.maxPeers ?? DEFAULT_MAX_PEERS);
+      const swarm = new SwarmSession(
+        {
+          store,
+          peerId: this.c.peerId,
+          clock,
+          signal,
+          buffers,
+          limits: this.c.limits,
+          connect,
+          registry: swarmRegistry,
+          announce: (numwant) =>
+            this.c.announce({ infoHash: metainfo.infoHash, left: bytesLeft(store), numwant }),
+        },
+        {
+          owner: this.o.owner,
+          maxPeers: this.o.maxPeers,
+          pipelineBytes,
+          extraPeers: this.o.neighbours,
+        },
+      );
+      publishSwarm(swarm, events.publish);
+      session = swarm;
+      registry = swarmRegistry;
+    } else {
+      const ringRegistry = RingSession.createRegistry();
+      session = new RingSession(
+        {
+          store,
+          peerId: this.c.peerId,
+          clock,
+          signal,
+          publish: events.publish,
+          connect,
+          limits: this.c.limits,
+          buffers,
+          registry: ringRegistry,
+        },
+        {
+          owner: this.o.owner,
+          neighbours: this.o.neighbours,
+          fallbackAfterMs: this.o.fallbackAfterMs,
+          pipelineBytes,
+          batch: parts.batch,
+        },
+      );
+      registry = ringRegistry;
+      reannouncer = new Reannouncer(clock, REANNOUNCE_MS, () => parts.announce());
+    }
+    const completion = new Completion(
+      {
+        outPath: parts.outPath,
+        sha256: this.o.sha256,
+        exitWhenDone: this.o.exitWhenDone,
+        lingerMs: this.o.lingerMs,
+        swarmMode,
+      },
+      {
+        store,
+        clock,
+        events,
+        signal,
+        allServed: () => session.allServed(),
+        peersSeen: () => session.peersSeen,
+      },
+    );
+    return new Torrent({
+      metainfo,
+      torrentBytes: parts.bytes,
+      torrentPath: parts.torrentPath,
+      store,
+      buffers,
+      outPath: parts.outPath,
+      batch: parts.batch,
+      registry,
+      session,
+      completion,
+      reannouncer,
+      announce: parts.announce,
+    });
+  }
+
+  /**
+   * Fetches the owner's .torrent, retrying with backoff until ownerTimeoutMs
+   * has passed. It tries at least twice, and the first failure is always
+   * logged (`waiting`): on a busy machine the first attempt alone can use up
+   * a short timeout, and the user should still see what went wrong and get a
+   * second chance. The last wait is cut to end at the deadline, so the final
+   * attempt is made on time rather than skipped.
+   */
+  private async fetchMetainfoWithRetry(): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
+    const { clock, signal } = this.c;
+    const deadline = clock.now() + this.o.ownerTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fetched = await fetchMetainfo(
+          this.o.owner,
+          signal,
+          this.o.metainfoPath,
+          this.o.token,
+        );
+        this.checkPinned(fetched.metainfo);
+        return fetched;
+      } catch (err) {
+        if (err instanceof SwarmdropError && err.code === 'ERR_PINNED') throw err;
+        if (err instanceof HttpStatusError && err.status === 401) {
+          // Retrying will not help: the swarm is private and our token is missing or wrong.
+          throw new SwarmdropError(
+            'ERR_PINNED',
+            this.o.token === undefined
+              ? `the owner at ${this.ownerLabel} runs a private swarm: pass its token with --token-file FILE or ${TOKEN_ENV}`
+              : `the owner at ${this.ownerLabel} refused our token: check --token-file or ${TOKEN_ENV}`,
+          );
+        }
+        if (err instanceof MetainfoError) {
+          const detail = err.message.replace(`metainfo ${err.field}: `, '');
+          throw new MetainfoError(
+            err.field,
+            `${detail}; refused the .torrent from the owner at ${this.ownerLabel}`,
+          );
+        }
+        const remainingMs = deadline - clock.now();
+        if (signal.aborted || (attempt > 0 && remainingMs <= 0)) {
+          throw new Error(
+            `the owner at ${this.ownerLabel} did not serve the metainfo within ${this.o.ownerTimeoutMs} ms (${(err as Error).message})`,
+          );
+        }
+        const wait = Math.max(0, Math.min(backoffMs(attempt), remainingMs));
+        if (attempt % 5 === 0) {
+          this.c.events.publish('waiting', {
+            for: 'owner',
+            addr: this.ownerLabel,
+            reason: (err as Error).message,
+            retryMs: wait,
+          });
+        }
+        if (!(await pause(wait, signal, clock))) throw new Error('stopped');
+      }
+    }
+  }
+
+  /**
+   * Pinned content: a metainfo with another info-hash, or a SHA-256 other
+   * than --sha256, is refused (the peer exits 1) instead of downloaded.
+   */
+  private checkPinned(metainfo: Metainfo): void {
+    const pinned = this.o.infoHash;
+    if (pinned && !metainfo.infoHash.equals(pinned)) {
+      throw new SwarmdropError(
+        'ERR_PINNED',
+        `the owner at ${this.ownerLabel} served a metainfo with info-hash ${metainfo.infoHash.toString('hex')}, not the pinned ${pinned.toString('hex')}; refused it`,
+      );
+    }
+    const sha256 = this.o.sha256;
+    if (sha256 && metainfo.sha256 && !metainfo.sha256.equals(sha256)) {
+      throw new SwarmdropError(
+        'ERR_PINNED',
+        `the owner at ${this.ownerLabel} served a metainfo for a file with SHA-256 ${metainfo.sha256.toString('hex')}, not the pinned --sha256 ${sha256.toString('hex')}; refused it`,
+      );
+    }
+  }
+}
+
+/** Refuses a --dir whose chunk folder holds files swarmdrop did not write (exit status 2). */
+async function checkChunkDir(dir: string): Promise<void> {
+  try {
+    await listChunkDir(join(dir, CHUNK_DIR));
+  } catch (err) {
+    if (err instanceof ChunkError && err.code === 'ERR_FOREIGN_FILES')
+      throw new OptionError('--dir', err.message);
+    throw err;
+  }
+}
+
+/** True for a name in --dir that is, or looks like, one of the peer's own files. */
+export function isOwnFileName(name: string): boolean {
+  return (
+    name === SUMMARY_FILE ||
+    name === `${SUMMARY_FILE}.tmp` ||
+    name === CHUNK_DIR ||
+    /\.(torrent|tmp|part)$/i.test(name)
+  );
+}
+
+/**
+ * The merged file's path: `out`, or `<dir>/<name>`. A metainfo can name any
+ * file, and an honest owner may well share a `summary.txt`; the merged file
+ * must still never replace the peer's own files (summary.txt, chunks/, the
+ * .torrent, temp files), so such a path is refused with a hint to use --out.
+ */
+function mergedPathFor(dir: string, name: string, out: string | undefined): string {
+  const path = resolve(out ?? join(dir, name));
+  const inChunks = relative(join(dir, CHUNK_DIR), path);
+  const own =
+    (dirname(path) === dir && isOwnFileName(basename(path))) ||
+    inChunks === '' ||
+    !inChunks.startsWith('..');
+  if (!own) return path;
+  if (out === undefined) {
+    throw new OptionError(
+      '--out',
+      `the metainfo names the file "${escapeUnsafe(name)}", which would take the place of the peer's own files in ${dir} (summary.txt, chunks/, *.torrent, *.tmp, *.part); pass --out PATH to put the merged file elsewhere`,
+    );
+  }
+  throw new OptionError(
+    '--out',
+    `${path} is one of the peer's own files in --dir; choose another path`,
+  );
+}
