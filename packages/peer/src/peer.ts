@@ -243,18 +243,17 @@ export class Peer {
       chunksHeld: () => peer?.torrent?.store.held.count() ?? 0,
       utpMalformed: () => peer?.utp?.malformed ?? 0,
     });
-    // Until the torrent is whole there is nothing to trade: BitTorrent connections are closed.
     const server = new DualServer({
       host: options.listen.host,
       port: options.listen.port,
       maxConnections: options.maxConnections,
       maxConnectionsPerAddress: options.maxConnectionsPerAddress,
       onWire: (socket, initial) => {
-        if (peer?.torrent) peer.acceptTcp(socket, initial, 'plaintext');
+        if (peer) peer.acceptTcp(socket, initial, 'plaintext');
         else socket.destroy();
       },
       onEncrypted: (socket, initial) => {
-        if (peer?.torrent) peer.acceptTcp(socket, initial, 'mse');
+        if (peer) peer.acceptTcp(socket, initial, 'mse');
         else socket.destroy();
       },
       onHttp: (req, res) => {
@@ -279,7 +278,7 @@ export class Peer {
         host: options.listen.host,
         port: address.port,
         onConnection: (stream) => {
-          if (peer?.torrent) peer.acceptUtp(stream);
+          if (peer) peer.acceptUtp(stream);
           else stream.destroy();
         },
         onRefused: (remote, reason) =>
@@ -523,10 +522,15 @@ export class Peer {
   /**
    * A plaintext or MSE handshake, on either transport, under our policies
    * (protocol/node's acceptIncoming, as the owner does): an upload link, or
-   * in swarm mode a swarm link. Only called once the torrent exists.
+   * in swarm mode a swarm link. Until the torrent is whole there is nothing
+   * to trade: the connection is closed at once.
    */
   private acceptIncoming(socket: WireSocket, start: IncomingStart): void {
-    const torrent = this.#torrent!;
+    const torrent = this.#torrent;
+    if (!torrent) {
+      socket.destroy();
+      return;
+    }
     const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
     acceptIncoming(socket, start, {
       infoHash: torrent.metainfo.infoHash,
