@@ -22,7 +22,7 @@ runServiceCli({
     const events = new DomainEvents();
     // On a terminal, a live status line under the log (not in a pipe, in CI or with --quiet).
     const progress = wantsStatusLine({ output: process.stdout, quiet: options.quiet })
-      ? new ProgressLine({ role: 'owner', events, output: process.stdout })
+      ? await ProgressLine.create({ role: 'owner', events, output: process.stdout })
       : undefined;
     const logger = createLogger({
       role: 'owner',

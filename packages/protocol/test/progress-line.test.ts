@@ -49,10 +49,10 @@ class FakeTerminal {
   }
 }
 
-function peerLine(clock = new ManualClock()) {
+async function peerLine(clock = new ManualClock()) {
   const events = new DomainEvents();
   const terminal = new FakeTerminal();
-  const progress = new ProgressLine({ role: 'peer', events, output: terminal, clock });
+  const progress = await ProgressLine.create({ role: 'peer', events, output: terminal, clock });
   const logger = createLogger({
     role: 'peer',
     port: 7001,
@@ -64,8 +64,8 @@ function peerLine(clock = new ManualClock()) {
 }
 
 describe('ProgressLine', () => {
-  it('prints log lines above the status line and redraws the status line below them', () => {
-    const { events, terminal, progress, logger } = peerLine();
+  it('prints log lines above the status line and redraws the status line below them', async () => {
+    const { events, terminal, progress, logger } = await peerLine();
     events.publish('listening', { addr: '127.0.0.1:7001' });
     events.publish('metainfo', { name: 'f', size: 1000, chunks: 10, infohash: 'x', torrent: 't' });
     logger.log('metainfo', { name: 'f', chunks: 10 });
@@ -86,8 +86,8 @@ describe('ProgressLine', () => {
     progress.close();
   });
 
-  it('shows chunks, rates, ETA and connections from the events, on the injected clock', () => {
-    const { events, terminal, progress, clock } = peerLine();
+  it('shows chunks, rates, ETA and connections from the events, on the injected clock', async () => {
+    const { events, terminal, progress, clock } = await peerLine();
     events.publish('metainfo', {
       name: 'f',
       size: 10 * 102_400,
@@ -125,8 +125,8 @@ describe('ProgressLine', () => {
     progress.close();
   });
 
-  it('holds a partial line until its end, and close() removes the status line for good', () => {
-    const { terminal, progress, events } = peerLine();
+  it('holds a partial line until its end, and close() removes the status line for good', async () => {
+    const { terminal, progress, events } = await peerLine();
     progress.stream.write('12:00:00.000 peer:7001 waiting for=own');
     expect(terminal.lines()).toEqual(['peer │ starting │ 0 peers']);
     progress.stream.write('er addr=x\n');
@@ -142,10 +142,10 @@ describe('ProgressLine', () => {
     expect(terminal.lines().at(-1)).toBe('last');
   });
 
-  it('draws on a terminal that reports no size (a pty from script(1)) as on 80 by 24', () => {
+  it('draws on a terminal that reports no size (a pty from script(1)) as on 80 by 24', async () => {
     const events = new DomainEvents();
     const terminal = new FakeTerminal(0, 0);
-    const progress = new ProgressLine({
+    const progress = await ProgressLine.create({
       role: 'peer',
       events,
       output: terminal,
@@ -155,11 +155,11 @@ describe('ProgressLine', () => {
     progress.close();
   });
 
-  it('the owner shows its chunks, upload rate, chunks sent and peers', () => {
+  it('the owner shows its chunks, upload rate, chunks sent and peers', async () => {
     const clock = new ManualClock();
     const events = new DomainEvents();
     const terminal = new FakeTerminal();
-    const progress = new ProgressLine({ role: 'owner', events, output: terminal, clock });
+    const progress = await ProgressLine.create({ role: 'owner', events, output: terminal, clock });
     events.publish('listening', { addr: '127.0.0.1:7000', chunks: 103, size: 10_485_760 });
     events.publish('connected', { peer: 'p', dir: 'in' });
     events.publish('chunk-sent', { chunk: 1, to: 'p', bytes: 102_400 });

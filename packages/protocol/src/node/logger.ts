@@ -64,7 +64,9 @@ export function createLogger(options: LoggerOptions): Logger {
   const out =
     options.format === 'json'
       ? jsonWriter(options, clock, () => port)
-      : textWriter(options.stream ?? process.stdout, options.role, clock, () => port);
+      : options.stream
+        ? textWriter(options.stream, options.role, clock, () => port)
+        : stdoutTextWriter(options.role, clock, () => port);
   const limiter =
     options.limit === false
       ? undefined
@@ -112,8 +114,50 @@ function textWriter(
   };
 }
 
+/**
+ * Text lines on stdout through pino's asynchronous destination (sonic-boom on
+ * fd 1), as the JSON log does. Node writes a pipe synchronously, one
+ * write(2) per line on the event loop; a swarm peer logs thousands of lines
+ * (every request, chunk and `have`), so lines logged while a write is under
+ * way now go out together in the next one. An exit without `flush()` (a
+ * crash, `process.exit` elsewhere) still writes what is pending.
+ */
+function stdoutTextWriter(
+  role: string,
+  clock: () => Date,
+  port: () => number,
+): { write: Write; flush: () => Promise<void> } {
+  const destination = stdoutDestination();
+  return {
+    write: (event, fields) =>
+      destination.write(`${formatText({ time: clock(), role, port: port(), event, fields })}\n`),
+    flush: () => drain(destination),
+  };
+}
+
 /** The part of sonic-boom (pino.destination) that `flush()` needs. */
 type Destination = ReturnType<typeof pino.destination>;
+
+let stdout: Destination | undefined;
+
+/**
+ * The process's one asynchronous destination on fd 1, shared by every
+ * logger (two would interleave their buffers mid-line), with one exit hook
+ * that writes what is still pending.
+ */
+function stdoutDestination(): Destination {
+  if (stdout) return stdout;
+  const destination = pino.destination({ dest: 1, sync: false });
+  process.once('exit', () => {
+    try {
+      destination.flushSync();
+    } catch {
+      // Destroyed, or not open yet: nothing more can be written.
+    }
+  });
+  stdout = destination;
+  return destination;
+}
 
 function jsonWriter(
   options: LoggerOptions,
@@ -124,7 +168,7 @@ function jsonWriter(
   // single-file bundle cannot start. A plain destination is all we need.
   const destination: Destination | undefined = options.stream
     ? undefined
-    : pino.destination({ dest: 1, sync: false });
+    : stdoutDestination();
   const logger = pino(
     {
       base: null,

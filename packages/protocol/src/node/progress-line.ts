@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createLogUpdate } from 'log-update';
+import type { createLogUpdate } from 'log-update';
 import type { DomainEvents } from '../events.js';
 import type { Timer, TimerClock } from '../swarm/clock.js';
 import { RateEstimator } from '../swarm/rate-estimator.js';
@@ -177,7 +177,17 @@ export class ProgressLine {
   private partial = '';
   private closed = false;
 
-  constructor(options: ProgressLineOptions) {
+  /**
+   * Loads log-update (and string-width under it) only here: a service that
+   * logs to a pipe, as every peer of a swarm does, never pays for parsing
+   * them at start-up (about 60 ms of CPU per process).
+   */
+  static async create(options: ProgressLineOptions): Promise<ProgressLine> {
+    const { createLogUpdate } = await import('log-update');
+    return new ProgressLine(options, createLogUpdate);
+  }
+
+  private constructor(options: ProgressLineOptions, logUpdate: typeof createLogUpdate) {
     const clock = options.clock ?? systemClock;
     this.output = options.output;
     this.stats = new ProgressStats(options.role, options.events, clock);
@@ -195,7 +205,7 @@ export class ProgressLine {
       },
     };
     // The cursor stays visible: hiding it would need an exit hook to bring it back after a crash.
-    this.render = createLogUpdate(sized as unknown as NodeJS.WriteStream, { showCursor: true });
+    this.render = logUpdate(sized as unknown as NodeJS.WriteStream, { showCursor: true });
     this.stream = new Writable({
       decodeStrings: false,
       write: (chunk: Buffer | string, _encoding, callback) => {
