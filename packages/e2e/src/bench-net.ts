@@ -12,6 +12,7 @@ import {
   Resources,
 } from './net-jobs.js';
 import { shapedLabUnavailableReason } from './netns.js';
+import { buildBundle } from './release.js';
 import { makeRandomFile } from './scenario.js';
 import { sha256File } from './swarm.js';
 import {
@@ -50,8 +51,12 @@ Options:
                      towards the peer's host; default) or upload (the owner's eth0)
   --tcp-cc NAME      congestion control of TCP from the owner's host in the
                      µTP jobs (default ${DEFAULT_BULK_TCP_CC})
-  --start MODE       how ring peers start: one-by-one (the seed's way, each
-                     once the previous is up; default) or together
+  --start MODE       how peers start: one-by-one (the seed's way, each once
+                     the previous is up), together, or auto (default: the
+                     ring one-by-one, the swarm together as aria2c's leechers)
+  --bins KIND        the programs run: bundle (default: the single-file
+                     release bundles, built first; what is deployed) or
+                     workspace (the packages' bins over dist/)
   --pipeline N       swarmdrop peers' --pipeline (default: the peer's own)
   --max-minutes N    bound on the whole run; past it everything is stopped (default 30)
   --cpu-prof DIR     write a V8 CPU profile of every swarmdrop process to DIR
@@ -98,7 +103,8 @@ async function main(): Promise<void> {
       'utp-link': { type: 'string', default: DEFAULT_UTP_LINK_PLACE },
       'tcp-cc': { type: 'string', default: DEFAULT_BULK_TCP_CC },
       pipeline: { type: 'string' },
-      start: { type: 'string', default: 'one-by-one' },
+      start: { type: 'string', default: 'auto' },
+      bins: { type: 'string', default: 'bundle' },
       'max-minutes': { type: 'string', default: '30' },
       links: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
@@ -134,9 +140,11 @@ async function main(): Promise<void> {
     fail(
       `--tcp-cc must be a congestion control's name (cubic, reno, bbr), got "${values['tcp-cc']}"`,
     );
-  if (values.start !== 'one-by-one' && values.start !== 'together')
-    fail(`--start must be one-by-one or together, got "${values.start}"`);
-  const startTogether = values.start === 'together';
+  const start = values.start;
+  if (start !== 'auto' && start !== 'one-by-one' && start !== 'together')
+    fail(`--start must be auto, one-by-one or together, got "${start}"`);
+  if (values.bins !== 'bundle' && values.bins !== 'workspace')
+    fail(`--bins must be bundle or workspace, got "${values.bins}"`);
   const jobs = NET_JOBS.filter((j) => wanted.includes(j.name));
   const extraPeerArgs =
     values.pipeline !== undefined
@@ -178,6 +186,11 @@ async function main(): Promise<void> {
   );
   bound.unref();
 
+  // Built from the current source here, so a run never measures a stale bundle.
+  const bins =
+    values.bins === 'bundle'
+      ? { owner: await buildBundle('owner'), peer: await buildBundle('peer') }
+      : undefined;
   const results: JobResult[] = [];
   const utpResults: UtpJobResult[] = [];
   try {
@@ -185,7 +198,7 @@ async function main(): Promise<void> {
     await makeRandomFile(file, size);
     const sha256 = await sha256File(file);
     console.log(
-      `swarmdrop bench:net: ${fmt(size / 1e6, 1)} MB, 100 KiB chunks, every host's upload ${fmt(rate / 1e6, 0)} Mbit/s (tc tbf), peers ${peerCounts.join(',')} (ring peers started ${values.start}), jobs ${[...jobs.map((j) => j.name), ...utpJobs].join(',')}; ${cpus().length} cores`,
+      `swarmdrop bench:net: ${fmt(size / 1e6, 1)} MB, 100 KiB chunks, every host's upload ${fmt(rate / 1e6, 0)} Mbit/s (tc tbf), peers ${peerCounts.join(',')} (peers started ${start === 'auto' ? 'ring one-by-one, swarm together' : start}; ${values.bins} bins), jobs ${[...jobs.map((j) => j.name), ...utpJobs].join(',')}; ${cpus().length} cores`,
     );
     for (const n of jobs.length > 0 ? peerCounts : []) {
       const dMin = dMinSeconds(size, n, rate);
@@ -211,7 +224,8 @@ async function main(): Promise<void> {
             resources,
             extraPeerArgs,
             nodeArgs,
-            startTogether,
+            start,
+            ...(bins ? { bins } : {}),
           });
           results.push(result);
           const ok = result.identical.every(Boolean);

@@ -170,6 +170,8 @@ export function dRingSeconds(
   );
 }
 
+export type StartMode = 'auto' | 'one-by-one' | 'together';
+
 export interface JobOptions {
   readonly lab: NetnsLab;
   readonly peers: number;
@@ -182,8 +184,10 @@ export interface JobOptions {
   /** Bounds the wait for every peer to complete. */
   readonly timeoutMs: number;
   readonly resources: Resources;
-  /** Start every peer at once (default: the seed's one at a time). */
-  readonly startTogether?: boolean;
+  /** How peers start: each once the previous is up (the seed's way), all at once, or `auto` (default): the ring one at a time, the swarm at once, as aria2c's leechers. */
+  readonly start?: StartMode;
+  /** The owner and peer programs (default: the workspace's built bins). */
+  readonly bins?: Readonly<Record<'owner' | 'peer', string>>;
   /** Extra arguments for every swarmdrop peer (e.g. `--pipeline`). */
   readonly extraPeerArgs?: readonly string[];
   /** Extra arguments for `node` itself in every swarmdrop process (e.g. `--cpu-prof`). */
@@ -259,7 +263,8 @@ async function topologyJob(
   const hostOf = (name: string) =>
     name === 'owner' ? OWNER_HOST : peerHost(Number(name.slice(1)));
   const launcher: Launcher = {
-    command: (name, service) => nodeIn(lab, hostOf(name), binPath(service), options.nodeArgs),
+    command: (name, service) =>
+      nodeIn(lab, hostOf(name), options.bins?.[service] ?? binPath(service), options.nodeArgs),
     host: (name) => lab.host(hostOf(name)).ipv4,
   };
   const sampling = new Sampling(options.resources);
@@ -273,7 +278,8 @@ async function topologyJob(
       // The peer's own default: a fallback to the owner shows in the notes.
       extraPeerArgs: options.extraPeerArgs ?? [],
       onSpawn: (proc) => sampling.add(proc),
-      startTogether: options.startTogether ?? false,
+      startTogether:
+        options.start === 'together' || (job === 'swarm' && (options.start ?? 'auto') === 'auto'),
       stepTimeoutMs: 60_000,
     });
     await swarm.waitAllComplete(options.sha256, options.timeoutMs);
