@@ -166,9 +166,7 @@ function jsonWriter(
 ): { write: Write; flush: () => Promise<void> } {
   // No transport: pino's transports run in a worker thread that a
   // single-file bundle cannot start. A plain destination is all we need.
-  const destination: Destination | undefined = options.stream
-    ? undefined
-    : stdoutDestination();
+  const destination: Destination | undefined = options.stream ? undefined : stdoutDestination();
   const logger = pino(
     {
       base: null,
