@@ -196,10 +196,18 @@ export class PeerWire {
     return this.remoteHandshake ? listenPortOf(this.remoteHandshake.peerId) : undefined;
   }
 
-  /** How logs name the remote: its listening address when known, else the socket's. */
+  /**
+   * How logs name the remote: its listening address when known, else the
+   * socket's. Kept once the handshake is in: every log line of the
+   * connection asks for it, and the peer id's port is a regex away.
+   */
   get label(): string {
-    return formatEndpoint(this.remoteHost, this.remoteListenPort ?? this.remotePort);
+    if (this.labelAfterHandshake !== undefined) return this.labelAfterHandshake;
+    const label = formatEndpoint(this.remoteHost, this.remoteListenPort ?? this.remotePort);
+    if (this.remoteHandshake) this.labelAfterHandshake = label;
+    return label;
   }
+  private labelAfterHandshake: string | undefined;
 
   get isClosed(): boolean {
     return this.ended;
