@@ -34,6 +34,16 @@ export const DEFAULT_OFFERS_IN_FORCE = 16;
  * peer that is slow to ask or to take its piece from idling the owner.
  */
 export const DEFAULT_FIRST_COPY_GRACE_MS = 2_000;
+/**
+ * The grace grows to this many times how long first copies have been
+ * taking from offer to sent (a moving average): on a slow link the offers
+ * in force take longer than DEFAULT_FIRST_COPY_GRACE_MS to leave even when
+ * nobody is slow (16 chunks of 100 KiB are 2.6 s at 5 Mbit/s), and a fixed
+ * grace then let second copies out beside first ones all the time.
+ */
+export const FIRST_COPY_GRACE_FACTOR = 2;
+/** Weight of the newest first copy's offer-to-sent time in that average. */
+const FIRST_COPY_EWMA_WEIGHT = 0.1;
 /** Candidates compared for "fewest known copies" when choosing within one level: bounds the work per offer. */
 const COPIES_SCAN_LIMIT = 64;
 
@@ -87,6 +97,8 @@ export class InitialSeeder {
   private readonly levels: number[][] = [];
   private readonly posInLevel: Int32Array;
   private readonly peers = new Map<string, PeerRecord>();
+  /** Moving average of first copies' offer-to-sent time, ms (0 until one was sent). */
+  private firstCopyMs = 0;
 
   constructor(options: InitialSeederOptions) {
     this.pieceCount = options.pieceCount;
@@ -142,7 +154,16 @@ export class InitialSeeder {
    */
   pieceSent(id: string, index: number): void {
     const peer = this.peers.get(id);
-    if (!peer?.offered.delete(index)) return;
+    if (!peer?.offered.has(index)) return;
+    const offeredAt = peer.offered.get(index);
+    peer.offered.delete(index);
+    if (offeredAt !== undefined) {
+      const took = this.clock.now() - offeredAt;
+      this.firstCopyMs =
+        this.firstCopyMs === 0
+          ? took
+          : this.firstCopyMs + FIRST_COPY_EWMA_WEIGHT * (took - this.firstCopyMs);
+    }
     peer.holds.add(index);
     this.copies[index]!++;
   }
@@ -189,10 +210,20 @@ export class InitialSeeder {
     return Math.max(1, Math.min(this.offersPerPeer, share));
   }
 
+  /**
+   * How long a first copy may stay offered and unsent before second copies
+   * go out beside it: the configured grace, or FIRST_COPY_GRACE_FACTOR times
+   * what first copies have been taking, whichever is longer.
+   */
+  currentGraceMs(): number {
+    if (this.firstCopyGraceMs === 0) return 0;
+    return Math.max(this.firstCopyGraceMs, FIRST_COPY_GRACE_FACTOR * this.firstCopyMs);
+  }
+
   /** Some first copy is offered, unsent, and younger than the grace. */
   private firstCopyPending(): boolean {
     if (this.firstCopyGraceMs === 0) return false;
-    const since = this.clock.now() - this.firstCopyGraceMs;
+    const since = this.clock.now() - this.currentGraceMs();
     for (const peer of this.peers.values())
       for (const at of peer.offered.values()) if (at !== undefined && at > since) return true;
     return false;

@@ -147,6 +147,27 @@ describe('InitialSeeder', () => {
     expect(s.offers('b')).toHaveLength(3);
   });
 
+  it('stretches the grace to twice what first copies have been taking to leave (a slow link), never below the configured one', () => {
+    const clock = new ManualClock();
+    const s = seeder(8, 4, 1, { clock, firstCopyGraceMs: 2_000 });
+    s.addPeer('a');
+    s.addPeer('b');
+    expect(s.currentGraceMs()).toBe(2_000);
+    // On a slow link each first copy takes 3 s from offer to sent.
+    const early = s.offers('a');
+    expect(early).toHaveLength(4);
+    clock.advance(3_000);
+    for (const i of early) s.pieceSent('a', i);
+    expect(s.currentGraceMs()).toBe(6_000);
+    // The other four pieces, first copies, now under way to a.
+    expect(s.offers('a')).toHaveLength(4);
+    expect(s.offers('b'), 'only second copies are left').toEqual([]);
+    clock.advance(3_000);
+    expect(s.offers('b'), 'past the configured 2 s, within twice the usual 3 s').toEqual([]);
+    clock.advance(3_001);
+    expect(s.offers('b'), "a's first copies are late now").toHaveLength(4);
+  });
+
   it('lets second copies out once every first copy has been sent', () => {
     const s = seeder(2, 4, 1, { clock: new ManualClock() });
     s.addPeer('a');
