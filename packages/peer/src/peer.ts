@@ -1,4 +1,4 @@
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import {
   DashboardModel,
@@ -17,7 +17,7 @@ import {
   unmapIPv4,
 } from '@swarmdrop/protocol';
 import {
-  acceptIncoming,
+  type AcceptIncomingOptions,
   carriesToken,
   createLogger,
   createMetrics,
@@ -26,7 +26,8 @@ import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DualServer,
   httpRouter,
-  type IncomingStart,
+  type IncomingConnection,
+  incomingHandlers,
   type Logger,
   type ServiceMetrics,
   sendBody,
@@ -35,7 +36,6 @@ import {
   sendText,
   sendUnauthorized,
   UtpEndpoint,
-  type UtpStream,
   type WireLimits,
   type WireSocket,
 } from '@swarmdrop/protocol/node';
@@ -243,19 +243,19 @@ export class Peer {
       chunksHeld: () => peer?.torrent?.store.held.count() ?? 0,
       utpMalformed: () => peer?.utp?.malformed ?? 0,
     });
+    // BitTorrent over TCP and µTP alike, once the torrent is whole (closed before, and while stopping).
+    const incoming = incomingHandlers({
+      policies: () => peer?.incomingPolicies(),
+      onAccepted: (connection) => peer?.acceptWire(connection),
+      onRefused: (from, reason) => peer?.refused(from, reason),
+    });
     const server = new DualServer({
       host: options.listen.host,
       port: options.listen.port,
       maxConnections: options.maxConnections,
       maxConnectionsPerAddress: options.maxConnectionsPerAddress,
-      onWire: (socket, initial) => {
-        if (peer) peer.acceptTcp(socket, initial, 'plaintext');
-        else socket.destroy();
-      },
-      onEncrypted: (socket, initial) => {
-        if (peer) peer.acceptTcp(socket, initial, 'mse');
-        else socket.destroy();
-      },
+      onWire: incoming.onWire,
+      onEncrypted: incoming.onEncrypted,
       onHttp: (req, res) => {
         if (peer) peer.handleHttp(req, res);
         else sendText(res, 503, 'the peer is starting; try again shortly\n');
@@ -277,10 +277,7 @@ export class Peer {
       const utp = new UtpEndpoint({
         host: options.listen.host,
         port: address.port,
-        onConnection: (stream) => {
-          if (peer) peer.acceptUtp(stream);
-          else stream.destroy();
-        },
+        onConnection: incoming.onConnection,
         onRefused: (remote, reason) =>
           events.publish('connection-refused', { from: remote, reason }),
       });
@@ -511,43 +508,34 @@ export class Peer {
     return this.options.encryption ?? DEFAULT_ENCRYPTION;
   }
 
-  private acceptTcp(socket: Socket, initial: Buffer, kind: 'plaintext' | 'mse'): void {
-    this.acceptIncoming(socket, { transport: 'tcp', initial, kind });
-  }
-
-  private acceptUtp(stream: UtpStream): void {
-    this.acceptIncoming(stream, { transport: 'utp' });
-  }
-
   /**
-   * A plaintext or MSE handshake, on either transport, under our policies
-   * (protocol/node's acceptIncoming, as the owner does): an upload link, or
-   * in swarm mode a swarm link. Until the torrent is whole there is nothing
-   * to trade: the connection is closed at once.
+   * How an incoming BitTorrent connection is taken (protocol/node's
+   * acceptIncoming, as the owner does): our policies and a private swarm's
+   * admission. Until the torrent is whole there is nothing to trade, and
+   * once stopping nothing more is taken: undefined closes the connection at once.
    */
-  private acceptIncoming(socket: WireSocket, start: IncomingStart): void {
+  private incomingPolicies(): AcceptIncomingOptions | undefined {
     const torrent = this.#torrent;
-    if (!torrent) {
-      socket.destroy();
-      return;
-    }
-    const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
-    acceptIncoming(socket, start, {
+    if (!torrent || this.abort.signal.aborted) return undefined;
+    return {
       infoHash: torrent.metainfo.infoHash,
       encryption: this.encryption,
       transport: this.options.transport,
       timeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
       admit: (s) => this.admission(s),
-    }).then(
-      (connection) => {
-        if (this.abort.signal.aborted) connection.socket.destroy();
-        else torrent.accept(connection);
-      },
-      (err: Error) => {
-        if (!this.abort.signal.aborted)
-          this.events.publish('connection-refused', { from, reason: err.message });
-      },
-    );
+    };
+  }
+
+  /** An accepted connection: an upload link, or in swarm mode a swarm link (unless we stopped meanwhile). */
+  private acceptWire(connection: IncomingConnection): void {
+    const torrent = this.#torrent;
+    if (!torrent || this.abort.signal.aborted) connection.socket.destroy();
+    else torrent.accept(connection);
+  }
+
+  /** A refused incoming connection; one cut short by our own stopping is no refusal. */
+  private refused(from: string, reason: string): void {
+    if (!this.abort.signal.aborted) this.events.publish('connection-refused', { from, reason });
   }
 
   private connect(
