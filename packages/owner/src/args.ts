@@ -1,12 +1,16 @@
 import { parseArgs } from 'node:util';
-import { OptionError, parseEndpoint } from '@swarmdrop/protocol';
-import { loadToken } from '@swarmdrop/protocol/node';
 import {
   formatOptionLines,
+  OptionError,
+  parseArgsOptions,
+  parseEndpoint,
+  readFlags,
+} from '@swarmdrop/protocol';
+import { loadToken } from '@swarmdrop/protocol/node';
+import {
   OWNER_FLAGS,
   OWNER_OPTIONS,
   type OwnerOptions,
-  parseArgsOptions,
   type ResolvedOwnerOptions,
   resolveOwnerOptions,
 } from './options.js';
@@ -20,7 +24,7 @@ clients. <port> may be HOST:PORT to bind one interface. The same port answers
 BitTorrent and HTTP (GET /<name>.torrent, /announce, /status).
 
 Options:
-${formatOptionLines()}`;
+${formatOptionLines(OWNER_FLAGS)}`;
 
 /** node:util's parse errors, in our words: `-5` is a bad port, not an unknown option. */
 function argumentError(err: Error): OptionError {
@@ -55,7 +59,7 @@ export function parseOwnerArgs(
       args: argv,
       allowPositionals: true,
       strict: true,
-      options: parseArgsOptions(),
+      options: parseArgsOptions(OWNER_FLAGS),
     });
   } catch (err) {
     throw argumentError(err as Error);
@@ -73,11 +77,7 @@ export function parseOwnerArgs(
     port: endpoint.port,
     // The token comes from the file --token-file names, else from $SWARMDROP_TOKEN.
     token: loadToken(values['token-file'] as string | undefined, env),
+    ...readFlags(OWNER_FLAGS, values, OWNER_OPTIONS, ['token']),
   };
-  for (const flag of OWNER_FLAGS) {
-    const text = values[flag.name];
-    if (flag.key === undefined || flag.key === 'token' || typeof text !== 'string') continue;
-    input[flag.key] = OWNER_OPTIONS[flag.key].parse(text, `--${flag.name}`);
-  }
   return { ...resolveOwnerOptions(input as unknown as OwnerOptions), quiet: values.quiet === true };
 }

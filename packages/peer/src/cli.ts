@@ -40,7 +40,9 @@ runServiceCli({
       progress?.close();
     });
     try {
-      peer = await Peer.start(options, { signal: controller.signal, logger, events });
+      // --quiet is the terminal's, not the peer's: start() refuses keys it does not know.
+      const { quiet: _quiet, ...peerOptions } = options;
+      peer = await Peer.start(peerOptions, { signal: controller.signal, logger, events });
     } catch (err) {
       progress?.close(); // the error line goes below the log, not under a status line
       if (controller.signal.aborted) return; // stopped while starting: the signal handler exits 0

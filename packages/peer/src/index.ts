@@ -4,16 +4,14 @@
  *
  * @example
  * ```ts
- * import { Peer, parsePeerArgs } from '@swarmdrop/peer';
- * const options = parsePeerArgs(['6881', '7001', '7002', '--exit-when-done']);
- * if (typeof options === 'object') {
- *   const peer = await Peer.start(options);
- *   process.exitCode = await peer.finished;
- *   await peer.close();
- * }
+ * import { Peer } from '@swarmdrop/peer';
+ * // Only the owner is required: swarm mode, any free port, the command line's defaults.
+ * const peer = await Peer.start({ owner: { host: '10.0.0.1', port: 6881 }, exitWhenDone: true });
+ * process.exitCode = await peer.finished; // 0 once merged
+ * await peer.close();
  * ```
  */
-export { PROGRAM, parsePeerArgs, USAGE } from './args.js';
+export { type PeerCliOptions, PROGRAM, parsePeerArgs, USAGE } from './args.js';
 export { backoffMs } from './backoff.js';
 export { type Clock, pause, systemClock, type Timer } from './clock.js';
 export {
@@ -21,15 +19,23 @@ export {
   type LinkProgress,
   type NeighbourProgress,
 } from './fallback-policy.js';
-export { announce, fetchMetainfo } from './owner-client.js';
 export {
   DEFAULT_FALLBACK_AFTER_MS,
   DEFAULT_LINGER_MS,
+  DEFAULT_LISTEN,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  DEFAULT_MAX_PEERS,
+  DEFAULT_METAINFO_PATH,
   DEFAULT_OWNER_TIMEOUT_MS,
-  MAX_HASH_FAILURES,
-  Peer,
-  type PeerComponents,
+  DEFAULT_PIPELINE_BLOCKS,
+  PEER_FLAGS,
+  PEER_OPTIONS,
+  type PeerFlag,
   type PeerOptions,
-} from './peer.js';
+  type ResolvedPeerOptions,
+  resolvePeerOptions,
+} from './options.js';
+export { announce, fetchMetainfo } from './owner-client.js';
+export { MAX_HASH_FAILURES, Peer, type PeerComponents } from './peer.js';
 export { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
-export { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';

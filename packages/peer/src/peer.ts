@@ -2,18 +2,13 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import {
   DashboardModel,
-  DEFAULT_ENCRYPTION,
-  DEFAULT_TRANSPORT,
   DomainEvents,
-  type EncryptionPolicy,
   type Endpoint,
   formatEndpoint,
   formatRanges,
-  type LogFormat,
   type Metainfo,
   makePeerId,
   subscribeLog,
-  type TransportPolicy,
   unmapIPv4,
 } from '@swarmdrop/protocol';
 import {
@@ -42,12 +37,16 @@ import {
 import { connectWire, type WireConnection } from './backoff.js';
 import { Bootstrap, type TrackerRequest } from './bootstrap.js';
 import { type Clock, systemClock, type Timer } from './clock.js';
+import { type PeerOptions, type ResolvedPeerOptions, resolvePeerOptions } from './options.js';
 import { type AnnounceResult, announce, HttpStatusError, postReport } from './owner-client.js';
 import type { Torrent } from './torrent.js';
 
-export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
-export const DEFAULT_OWNER_TIMEOUT_MS = 60_000;
-export const DEFAULT_LINGER_MS = 5_000;
+export {
+  DEFAULT_FALLBACK_AFTER_MS,
+  DEFAULT_LINGER_MS,
+  DEFAULT_OWNER_TIMEOUT_MS,
+} from './options.js';
+
 /** How often the peer tells the owner's dashboard what it holds and whom it trades with. */
 export const DASHBOARD_REPORT_MS = 1_000;
 /** How long a host the tracker listed may open connections to us (the owner's announce expiry). */
@@ -84,55 +83,6 @@ const DISK_ERROR_CODES = new Set([
   'ENFILE',
 ]);
 
-export interface PeerOptions {
-  readonly owner: Endpoint;
-  /** The owner's HTTP path of the metainfo (default `/metainfo.torrent`; a .torrent URL gives its own). */
-  readonly metainfoPath?: string | undefined;
-  /** Where to listen for upload neighbours; `host` undefined means every interface. */
-  readonly listen: Endpoint;
-  /** The download neighbour; without one the peer runs in swarm mode. */
-  readonly neighbour?: Endpoint | undefined;
-  /** Further download neighbours (a chord in the topology); each gets its own download side. */
-  readonly moreNeighbours?: readonly Endpoint[] | undefined;
-  readonly dir: string;
-  /** Where the merged file goes; default `<dir>/<name>`. */
-  readonly out?: string | undefined;
-  readonly exitWhenDone: boolean;
-  /** Swarm mode (also without a neighbour): trade with the tracker's peers; any neighbours are dialled as swarm peers. */
-  readonly swarm?: boolean | undefined;
-  /** Swarm mode: connections held at once (default DEFAULT_MAX_PEERS). */
-  readonly maxPeers?: number | undefined;
-  /** Fetch from the owner what the download neighbour has not supplied for this long. */
-  readonly fallbackAfterMs: number;
-  /** Give up if the owner's metainfo cannot be fetched for this long. */
-  readonly ownerTimeoutMs: number;
-  /** With exitWhenDone: how long to wait for an upload neighbour that never connected. */
-  readonly lingerMs: number;
-  readonly logFormat: LogFormat;
-  readonly pipelineBlocks?: number;
-  /** Connections served at once on our port (default DEFAULT_MAX_CONNECTIONS). */
-  readonly maxConnections?: number | undefined;
-  /** Connections served at once from one source address (default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS). */
-  readonly maxConnectionsPerAddress?: number | undefined;
-  /** Pinned content: any other metainfo is refused (a `swarmdrop://` link or --infohash). */
-  readonly infoHash?: Buffer | undefined;
-  /** The merged file must have this SHA-256 (--sha256). */
-  readonly sha256?: Buffer | undefined;
-  /**
-   * A private swarm's token: sent to the owner, and required on our own port
-   * (HTTP needs it; the wire admits only addresses the owner's tracker lists).
-   */
-  readonly token?: string | undefined;
-  /** MSE/PE policy for every BitTorrent connection, both ways (default prefer). */
-  readonly encryption?: EncryptionPolicy;
-  /** TCP, µTP (UDP on the same port number) or both for BitTorrent, both ways (default both). */
-  readonly transport?: TransportPolicy;
-  /** Bytes per second sent over all BitTorrent connections together; 0 or undefined: no limit. */
-  readonly uploadLimitBytesPerSecond?: number | undefined;
-  /** Bytes per second received over all BitTorrent connections together; 0 or undefined: no limit. */
-  readonly downloadLimitBytesPerSecond?: number | undefined;
-}
-
 export interface PeerComponents {
   /** The console log: one subscriber to `events` (created from logFormat by default). */
   readonly logger?: Logger;
@@ -154,7 +104,8 @@ export interface PeerComponents {
  * supply; merges the file when every chunk is held.
  */
 export class Peer {
-  readonly options: PeerOptions;
+  /** What the peer runs with: checked, every default filled in. */
+  readonly options: ResolvedPeerOptions;
   readonly port: number;
   /** Resolves with an exit status: 0 once done (with exitWhenDone), 1 on a fatal error. */
   readonly finished: Promise<number>;
@@ -194,7 +145,7 @@ export class Peer {
   private reporting = false;
 
   private constructor(
-    options: PeerOptions,
+    options: ResolvedPeerOptions,
     events: DomainEvents,
     metrics: ServiceMetrics,
     log: Logger,
@@ -211,7 +162,7 @@ export class Peer {
     this.server = server;
     this.port = port;
     // A swarm-mode id tells the owner to seed us piece by piece (its super-seeding).
-    this.peerId = makePeerId(port, options.swarm || !options.neighbour ? 'swarm' : 'other');
+    this.peerId = makePeerId(port, options.swarm ? 'swarm' : 'other');
     this.finished = new Promise((resolve) => {
       this.resolveFinished = resolve;
     });
@@ -230,8 +181,14 @@ export class Peer {
     });
   }
 
-  /** Binds the port, fetches the metainfo, opens the store and starts both sides. */
-  static async start(options: PeerOptions, components: PeerComponents = {}): Promise<Peer> {
+  /**
+   * Checks `input` as the command line's flags are checked (options.ts: an
+   * OptionError naming the field; only `owner` is required, the rest takes
+   * the command line's defaults), then binds the port, fetches the
+   * metainfo, opens the store and starts trading.
+   */
+  static async start(input: PeerOptions, components: PeerComponents = {}): Promise<Peer> {
+    const options = resolvePeerOptions(input);
     const log =
       components.logger ??
       createLogger({ role: 'peer', port: options.listen.port, format: options.logFormat });
@@ -273,7 +230,7 @@ export class Peer {
       address.port,
       components.clock ?? systemClock,
     );
-    if ((options.transport ?? DEFAULT_TRANSPORT) !== 'tcp') {
+    if (options.transport !== 'tcp') {
       const utp = new UtpEndpoint({
         host: options.listen.host,
         port: address.port,
@@ -376,7 +333,7 @@ export class Peer {
   /** Every download neighbour: the first and the chord's. */
   private get neighbours(): Endpoint[] {
     const first = this.options.neighbour;
-    return [...(first ? [first] : []), ...(this.options.moreNeighbours ?? [])];
+    return [...(first ? [first] : []), ...this.options.moreNeighbours];
   }
 
   /** Runs bootstrap (bootstrap.ts) to a whole Torrent, then starts it. */
@@ -504,10 +461,6 @@ export class Peer {
     return result;
   }
 
-  private get encryption(): EncryptionPolicy {
-    return this.options.encryption ?? DEFAULT_ENCRYPTION;
-  }
-
   /**
    * How an incoming BitTorrent connection is taken (protocol/node's
    * acceptIncoming, as the owner does): our policies and a private swarm's
@@ -519,7 +472,7 @@ export class Peer {
     if (!torrent || this.abort.signal.aborted) return undefined;
     return {
       infoHash: torrent.metainfo.infoHash,
-      encryption: this.encryption,
+      encryption: this.options.encryption,
       transport: this.options.transport,
       timeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
       admit: (s) => this.admission(s),
@@ -545,8 +498,8 @@ export class Peer {
     infoHash: Buffer,
   ): Promise<WireConnection> {
     return connectWire(host, port, signal, {
-      policy: this.encryption,
-      transport: this.options.transport ?? DEFAULT_TRANSPORT,
+      policy: this.options.encryption,
+      transport: this.options.transport,
       utp: this.utp,
       infoHash,
     });

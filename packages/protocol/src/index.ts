@@ -26,6 +26,7 @@ export * from './log.js';
 export * from './log-limit.js';
 export * from './metainfo.js';
 export * from './mse.js';
+export * from './option-schema.js';
 export * from './options.js';
 export * from './peer-id.js';
 export * from './swarm/choker.js';
