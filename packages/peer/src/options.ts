@@ -54,6 +54,12 @@ export const DEFAULT_LISTEN: Endpoint = { host: undefined, port: 0 };
 /** The bounds of --fallback-after-ms, --owner-timeout-ms and --linger-ms: up to a day. */
 const MAX_DELAY_MS = 86_400_000;
 
+/** A host and port as `Peer.start()` takes it: without a host, 127.0.0.1 to dial (every interface to listen on). */
+export interface EndpointInput {
+  readonly host?: string | undefined;
+  readonly port: number;
+}
+
 /**
  * What `Peer.start()` accepts. Only `owner` is required; every other field
  * takes the command line's default (the UPPER_CASE constants) and is
@@ -61,15 +67,15 @@ const MAX_DELAY_MS = 86_400_000;
  */
 export interface PeerOptions {
   /** The owner's port (its HTTP tracker, metainfo and BitTorrent). */
-  readonly owner: Endpoint;
+  readonly owner: EndpointInput;
   /** The owner's HTTP path of the metainfo (default DEFAULT_METAINFO_PATH; a .torrent URL gives its own). */
   readonly metainfoPath?: string | undefined;
-  /** Where to listen; `host` undefined means every interface, port 0 any free one (default DEFAULT_LISTEN). */
-  readonly listen?: Endpoint | undefined;
+  /** Where to listen; `host` undefined means every interface, port 0 or none any free one (default DEFAULT_LISTEN). */
+  readonly listen?: Partial<EndpointInput> | undefined;
   /** The download neighbour; without one the peer runs in swarm mode. */
-  readonly neighbour?: Endpoint | undefined;
+  readonly neighbour?: EndpointInput | undefined;
   /** Further download neighbours (a chord in the topology); each gets its own download side. Needs `neighbour`. */
-  readonly moreNeighbours?: readonly Endpoint[] | undefined;
+  readonly moreNeighbours?: readonly EndpointInput[] | undefined;
   /** Working directory: chunks/, summary.txt, `<name>.torrent` (default `.swarmdrop/peer-<port>`, as given in `listen`). */
   readonly dir?: string | undefined;
   /** Where the merged file goes; default `<dir>/<name>`. */

@@ -26,11 +26,7 @@ describe('incoming connections', () => {
         owner: { host: '127.0.0.1', port: ownerPort! },
         listen: { host: '127.0.0.1', port: 0 },
         dir,
-        exitWhenDone: false,
-        fallbackAfterMs: 10_000,
         ownerTimeoutMs: 600_000,
-        lingerMs: 0,
-        logFormat: 'text',
       },
       { logger: log.logger('peer'), events, signal: controller.signal },
     );

@@ -114,14 +114,17 @@ export function bytesValue(
 
 /**
  * A host and port: `HOST:PORT`, `[v6]:PORT` or `PORT` on the command line;
- * `{ host?, port }` from start(), checked as its text would be (a port of 0
- * only where `allowZero`: a port to listen on).
+ * `{ host?, port }` from start(), checked as its text would be. A port of 0
+ * only where `allowZero` (a port to listen on: any free one), and there
+ * start() may leave the port out for 0.
  */
 export function endpointValue(allowZero = false): ValueSpec<Endpoint> {
   return {
     parse: (text, field) => parseEndpoint(text, field, allowZero),
     check: (value, field) => {
-      const { host, port } = ofType<{ host?: unknown; port?: unknown }>(value, 'object', field);
+      const given = ofType<{ host?: unknown; port?: unknown }>(value, 'object', field);
+      const host = given.host;
+      const port = given.port === undefined && allowZero ? 0 : given.port;
       if (host !== undefined) ofType<string>(host, 'string', `${field}.host`);
       ofType<number>(port, 'number', `${field}.port`);
       const text =
