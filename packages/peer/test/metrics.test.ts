@@ -323,12 +323,21 @@ describe('--log-format json (pino)', () => {
     ]);
     expect(await child.exited).toBe(0);
     const records = child.stdout.lines.map(
-      (l) => JSON.parse(l.line) as { event: string; role: string; port: number; chunk?: number },
+      (l) =>
+        JSON.parse(l.line) as {
+          event: string;
+          role: string;
+          port: number;
+          chunk?: number;
+          linkRole?: string;
+        },
     );
     expect(records.length).toBeGreaterThan(chunks);
-    // (A `connected` line's own `role` field, the link's role, overrides the
-    // process's role in JSON, as formatJson always did; `listening` shows it.)
     expect(records[0]).toMatchObject({ event: 'listening', role: 'peer' });
+    // Every line's `role` is the service; a `connected` line's own role (the
+    // link's) is `linkRole`. It used to overwrite `role` with `owner`.
+    expect(records.every((r) => r.role === 'peer')).toBe(true);
+    expect(records.find((r) => r.event === 'connected')).toMatchObject({ linkRole: 'owner' });
     expect(records.filter((r) => r.event === 'chunk-received')).toHaveLength(chunks);
     const events = records.map((r) => r.event);
     const done = events.indexOf('done');

@@ -100,16 +100,45 @@ function quote(text: string): string {
   return JSON.stringify(text).replace(UNSAFE_CHARS_G, unicodeEscape);
 }
 
-/** `{"time":"…","role":"peer","port":7001,"event":"chunk-received","chunk":17,…}` */
-export function formatJson(record: LogRecord): string {
-  // JSON.stringify escapes C0 controls only; the rest of UNSAFE_CHARS is escaped here (still valid JSON).
-  return JSON.stringify({
-    time: record.time.toISOString(),
+/**
+ * The names a JSON line gives event fields that share a name with the
+ * record's own keys (`time`, `role`, `port`, `event`). The record's keys
+ * keep their meaning on every line, so `role` is always the service (`owner`
+ * or `peer`); the peer's `connected role=owner` (the link's role) is written
+ * as `"linkRole":"owner"`. The text line needs no renaming: there the
+ * service is the `peer:7001` before the event word.
+ */
+export const JSON_FIELD_RENAMES: Readonly<Record<'time' | 'role' | 'port' | 'event', string>> = {
+  time: 'fieldTime',
+  role: 'linkRole',
+  port: 'fieldPort',
+  event: 'fieldEvent',
+};
+
+/**
+ * A JSON line's keys after `time`: `role`, `port`, `event`, then the event's
+ * fields, those named like a record key renamed (JSON_FIELD_RENAMES).
+ * formatJson and the pino logger (node/logger.ts) both write this.
+ */
+export function jsonBody(record: Omit<LogRecord, 'time'>): Record<string, LogValue> {
+  const body: Record<string, LogValue> = {
     role: record.role,
     port: record.port,
     event: record.event,
-    ...record.fields,
-  }).replace(UNSAFE_CHARS_G, unicodeEscape);
+  };
+  for (const [key, value] of Object.entries(record.fields)) {
+    body[Object.hasOwn(JSON_FIELD_RENAMES, key) ? JSON_FIELD_RENAMES[key as 'role'] : key] = value;
+  }
+  return body;
+}
+
+/** `{"time":"…","role":"peer","port":7001,"event":"chunk-received","chunk":17,…}` */
+export function formatJson(record: LogRecord): string {
+  // JSON.stringify escapes C0 controls only; the rest of UNSAFE_CHARS is escaped here (still valid JSON).
+  return JSON.stringify({ time: record.time.toISOString(), ...jsonBody(record) }).replace(
+    UNSAFE_CHARS_G,
+    unicodeEscape,
+  );
 }
 
 export function formatRecord(record: LogRecord, format: LogFormat): string {

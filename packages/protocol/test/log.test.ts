@@ -7,6 +7,7 @@ import {
   formatRanges,
   formatRecord,
   formatText,
+  JSON_FIELD_RENAMES,
   LOG_EVENTS,
   type LogEventName,
   type LogFields,
@@ -114,6 +115,30 @@ describe('formatJson', () => {
     });
   });
 
+  // A peer's `connected role=owner` (the link's role) used to overwrite the
+  // record's `role` (the service), so the line claimed to come from an owner.
+  it("keeps the record's role, port, time and event; an event field of the same name is renamed", () => {
+    const fields = { peer: 'h:1', role: 'owner', port: 9, time: 'x', event: 'y', dir: 'out' };
+    const parsed = JSON.parse(formatJson(record('connected', fields)));
+    expect(parsed).toEqual({
+      time: TIME.toISOString(),
+      role: 'peer',
+      port: 7001,
+      event: 'connected',
+      peer: 'h:1',
+      [JSON_FIELD_RENAMES.role]: 'owner',
+      [JSON_FIELD_RENAMES.port]: 9,
+      [JSON_FIELD_RENAMES.time]: 'x',
+      [JSON_FIELD_RENAMES.event]: 'y',
+      dir: 'out',
+    });
+    expect(parsed.linkRole).toBe('owner');
+    // The text line keeps the field's own name: the service is its `peer:7001`.
+    expect(formatText(record('connected', { role: 'owner' }))).toBe(
+      '12:00:01.234 peer:7001 connected role=owner',
+    );
+  });
+
   it('formatRecord picks the format', () => {
     const r = record('ready', { chunks: 5 });
     expect(formatRecord(r, 'json')).toBe(formatJson(r));
@@ -205,6 +230,20 @@ describe('the JSON log through pino', () => {
       'via',
       'ok',
     ]);
+  });
+
+  it("keeps the service's role beside a `connected` line's role, as formatJson does", () => {
+    const fields = { peer: '127.0.0.1:6881', dir: 'out', role: 'owner', port: 6881 };
+    const lines = jsonLines(fields, 'connected');
+    expect(lines).toEqual([
+      formatJson({ time: TIME, role: 'peer', port: 7001, event: 'connected', fields }),
+    ]);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      role: 'peer',
+      port: 7001,
+      linkRole: 'owner',
+      fieldPort: 6881,
+    });
   });
 
   it("property: values of tricky characters give formatJson's line, printable, that parses back", () => {

@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import {
   escapeUnsafe,
   formatText,
+  jsonBody,
   type LogEventName,
   type LogFields,
   type LogFormat,
@@ -52,7 +53,8 @@ type Write = (event: LogEventName, fields: LogFields) => void;
  *
  * `text` lines are written as before (formatText). `json` lines go through
  * pino, with the same fields as formatJson (`time`, `role`, `port`,
- * `event`, then the event's fields) and nothing of pino's own (no level,
+ * `event`, then the event's fields, those named like one of these renamed:
+ * jsonBody) and nothing of pino's own (no level,
  * pid or hostname). On stdout pino's destination writes asynchronously:
  * logging a chunk costs a string append, not a write(2) on the event loop.
  * Pending lines are written out by `flush()` and, should the process exit
@@ -183,7 +185,8 @@ function jsonWriter(
     options.stream ?? destination!,
   );
   return {
-    write: (event, fields) => logger.info({ role: options.role, port: port(), event, ...fields }),
+    write: (event, fields) =>
+      logger.info(jsonBody({ role: options.role, port: port(), event, fields })),
     flush: () => (destination ? drain(destination) : Promise.resolve()),
   };
 }
