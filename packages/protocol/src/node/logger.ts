@@ -24,6 +24,14 @@ export interface Logger {
 
 /** How often counts of suppressed lines are printed, at most. */
 export const LOG_SUPPRESSED_EVERY_MS = 1_000;
+/**
+ * Lines on stdout gather up to this many bytes, or for LOG_BUFFER_MS,
+ * before one write: a write per line was 14% of a swarm peer's CPU in
+ * bench:net (a write(2) through the thread pool each, thousands of lines).
+ */
+export const LOG_BUFFER_BYTES = 4096;
+/** Longest a line waits on stdout's buffer before it is written. */
+export const LOG_BUFFER_MS = 25;
 /** How long `flush()` waits for the JSON log's pending writes before writing the rest synchronously. */
 export const LOG_FLUSH_TIMEOUT_MS = 5_000;
 
@@ -120,8 +128,8 @@ function textWriter(
  * Text lines on stdout through pino's asynchronous destination (sonic-boom on
  * fd 1), as the JSON log does. Node writes a pipe synchronously, one
  * write(2) per line on the event loop; a swarm peer logs thousands of lines
- * (every request, chunk and `have`), so lines logged while a write is under
- * way now go out together in the next one. An exit without `flush()` (a
+ * (every request, chunk and `have`), so lines now gather in a buffer
+ * (LOG_BUFFER_BYTES, LOG_BUFFER_MS) and go out together. An exit without `flush()` (a
  * crash, `process.exit` elsewhere) still writes what is pending.
  */
 function stdoutTextWriter(
@@ -131,8 +139,10 @@ function stdoutTextWriter(
 ): { write: Write; flush: () => Promise<void> } {
   const destination = stdoutDestination();
   return {
-    write: (event, fields) =>
-      destination.write(`${formatText({ time: clock(), role, port: port(), event, fields })}\n`),
+    write: (event, fields) => {
+      destination.write(`${formatText({ time: clock(), role, port: port(), event, fields })}\n`);
+      flushSoon(destination);
+    },
     flush: () => drain(destination),
   };
 }
@@ -141,24 +151,36 @@ function stdoutTextWriter(
 type Destination = ReturnType<typeof pino.destination>;
 
 let stdout: Destination | undefined;
+let flushTimer: NodeJS.Timeout | undefined;
+
+/**
+ * Writes what stdout's buffer holds within LOG_BUFFER_MS of the first line
+ * that did not fill it (sonic-boom writes by itself only past
+ * LOG_BUFFER_BYTES). Not a periodic flush: that would write nothing 40
+ * times a second in a quiet process.
+ */
+function flushSoon(destination: Destination): void {
+  if (flushTimer) return;
+  flushTimer = setTimeout(() => {
+    flushTimer = undefined;
+    const state = destination as unknown as { _writing?: boolean; _len?: number };
+    if (!state._len) return;
+    // A write under way takes only what fills the buffer: look again after it.
+    if (state._writing) flushSoon(destination);
+    else destination.flush();
+  }, LOG_BUFFER_MS);
+  flushTimer.unref();
+}
 
 /**
  * The process's one asynchronous destination on fd 1, shared by every
- * logger (two would interleave their buffers mid-line), with one exit hook
- * that writes what is still pending.
+ * logger (two would interleave their buffers mid-line).
  */
 function stdoutDestination(): Destination {
-  if (stdout) return stdout;
-  const destination = pino.destination({ dest: 1, sync: false });
-  process.once('exit', () => {
-    try {
-      destination.flushSync();
-    } catch {
-      // Destroyed, or not open yet: nothing more can be written.
-    }
-  });
-  stdout = destination;
-  return destination;
+  // pino.destination registers its own exit hook (flushSync) for an
+  // asynchronous destination: what is buffered is written on any exit.
+  stdout ??= pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES });
+  return stdout;
 }
 
 function jsonWriter(
@@ -185,18 +207,19 @@ function jsonWriter(
     options.stream ?? destination!,
   );
   return {
-    write: (event, fields) =>
-      logger.info(jsonBody({ role: options.role, port: port(), event, fields })),
+    write: (event, fields) => {
+      logger.info(jsonBody({ role: options.role, port: port(), event, fields }));
+      if (destination) flushSoon(destination);
+    },
     flush: () => (destination ? drain(destination) : Promise.resolve()),
   };
 }
 
 /**
- * Resolves when the destination has written everything handed to it.
- * sonic-boom's `flush(cb)` calls back at once when minLength is 0 (it only
- * starts a write), so this waits for its `drain`, which an asynchronous
- * destination emits each time its buffer empties; after LOG_FLUSH_TIMEOUT_MS
- * it writes what is left synchronously.
+ * Resolves when the destination has written everything handed to it:
+ * starts the write of what is buffered (`flush()`), then waits for its
+ * `drain`, which an asynchronous destination emits each time its buffer
+ * empties; after LOG_FLUSH_TIMEOUT_MS it writes what is left synchronously.
  */
 function drain(destination: Destination): Promise<void> {
   const state = destination as unknown as { _writing?: boolean; _len?: number };
@@ -204,8 +227,13 @@ function drain(destination: Destination): Promise<void> {
   return new Promise<void>((resolve) => {
     const done = () => {
       clearTimeout(timer);
-      destination.off('drain', done);
+      destination.off('drain', onDrain);
       resolve();
+    };
+    // A write takes what was buffered when it began; lines logged meanwhile wait for the next.
+    const onDrain = () => {
+      if (!state._len) done();
+      else if (!state._writing) destination.flush();
     };
     const timer = setTimeout(() => {
       try {
@@ -216,6 +244,8 @@ function drain(destination: Destination): Promise<void> {
       done();
     }, LOG_FLUSH_TIMEOUT_MS);
     timer.unref();
-    destination.on('drain', done);
+    // Registered before flush(): a write that completes at once must still be seen.
+    destination.on('drain', onDrain);
+    if (!state._writing) destination.flush();
   });
 }

@@ -1,0 +1,74 @@
+/**
+ * The console log on a real stdout (a pipe to this test): lines gather in
+ * a buffer and go out together, yet none is lost when the service flushes
+ * and exits, when it exits without flushing, or while it idles.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Cleanup } from '@swarmdrop/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const LOGGER = fileURLToPath(new URL('../dist/node/logger.js', import.meta.url));
+
+/** A child that logs `lines` lines in `format`, then does `then`; its stdout lines as they come. */
+function child(lines: number, format: 'text' | 'json', then: 'flush-exit' | 'exit' | 'idle') {
+  const script = `
+    const { createLogger } = await import(${JSON.stringify(LOGGER)});
+    const log = createLogger({ role: 'peer', port: 7001, format: ${JSON.stringify(format)}, limit: false });
+    for (let i = 0; i < ${lines}; i++) log.log('have-sent', { chunk: i, to: '127.0.0.1:7002' });
+    const then = ${JSON.stringify(then)};
+    if (then === 'flush-exit') { await log.flush(); process.exit(0); }
+    else if (then === 'exit') process.exit(0);
+    else setInterval(() => {}, 1000);
+  `;
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const out: string[] = [];
+  let partial = '';
+  const waiters: Array<() => void> = [];
+  proc.stdout.on('data', (chunk: Buffer) => {
+    const text = partial + chunk.toString();
+    const parts = text.split('\n');
+    partial = parts.pop() ?? '';
+    out.push(...parts);
+    for (const wake of waiters.splice(0)) wake();
+  });
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  /** Resolves once `n` lines have come (bounded by the test's timeout). */
+  const lines_ = async (n: number) => {
+    while (out.length < n) await new Promise<void>((wake) => waiters.push(wake));
+    return out;
+  };
+  return { proc, out, exited, lines: lines_ };
+}
+
+describe('the console log on stdout', () => {
+  const cleanup = new Cleanup();
+  afterEach(() => cleanup.run());
+
+  for (const format of ['text', 'json'] as const) {
+    it(`${format}: every line of a burst arrives, in order, when the service flushes and exits`, async () => {
+      const c = child(5000, format, 'flush-exit');
+      cleanup.add(() => void c.proc.kill());
+      expect(await c.exited).toBe(0);
+      expect(c.out).toHaveLength(5000);
+      expect(c.out[0]).toContain('have-sent');
+      expect(c.out[4999]).toContain('4999');
+    });
+  }
+
+  it("text: a process that exits without flushing still writes every line (pino's exit hook)", async () => {
+    const c = child(3000, 'text', 'exit');
+    cleanup.add(() => void c.proc.kill());
+    expect(await c.exited).toBe(0);
+    expect(c.out).toHaveLength(3000);
+  });
+
+  it('text: a few lines, fewer than fill the buffer, come out while the process idles', async () => {
+    const c = child(3, 'text', 'idle');
+    cleanup.add(() => void c.proc.kill());
+    const got = await c.lines(3);
+    expect(got.map((l) => l.split(' ')[2])).toEqual(['have-sent', 'have-sent', 'have-sent']);
+  }, 20_000);
+});
