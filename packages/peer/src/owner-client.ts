@@ -12,7 +12,7 @@ import {
   type PeerReport,
   parseMetainfo,
 } from '@swarmdrop/protocol';
-import { DASHBOARD_REPORT_PATH } from '@swarmdrop/protocol/node';
+import { DASHBOARD_REPORT_HEADER, DASHBOARD_REPORT_PATH } from '@swarmdrop/protocol/node';
 
 export const HTTP_TIMEOUT_MS = 10_000;
 const MAX_ANNOUNCE_BYTES = 1024 * 1024;
@@ -140,16 +140,22 @@ export async function announce(
   return { batch, peers, hosts, peerList };
 }
 
+/** Bounds on the owner's "next report in" hint: a bad header cannot make a peer flood or go silent. */
+export const REPORT_HINT_MIN_MS = 500;
+export const REPORT_HINT_MAX_MS = 60_000;
+
 /**
  * POSTs a dashboard report to the owner (DASHBOARD_REPORT_PATH); resolves on
- * its 204, rejects with an HttpStatusError on any other answer.
+ * its 204 with the owner's hint for the next report (ms, within
+ * REPORT_HINT_MIN_MS..REPORT_HINT_MAX_MS; undefined from an owner that
+ * gives none), rejects with an HttpStatusError on any other answer.
  */
 export function postReport(
   owner: Endpoint,
   report: PeerReport,
   signal?: AbortSignal,
   token?: string,
-): Promise<void> {
+): Promise<number | undefined> {
   const body = JSON.stringify(report);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -169,8 +175,16 @@ export function postReport(
       (res) => {
         res.resume();
         res.on('end', () => {
-          if (res.statusCode === 204) resolve();
-          else reject(new HttpStatusError(res.statusCode ?? 0, `report: HTTP ${res.statusCode}`));
+          if (res.statusCode !== 204) {
+            reject(new HttpStatusError(res.statusCode ?? 0, `report: HTTP ${res.statusCode}`));
+            return;
+          }
+          const hint = Number(res.headers[DASHBOARD_REPORT_HEADER]);
+          resolve(
+            Number.isFinite(hint) && hint > 0
+              ? Math.min(REPORT_HINT_MAX_MS, Math.max(REPORT_HINT_MIN_MS, hint))
+              : undefined,
+          );
         });
       },
     );

@@ -47,7 +47,11 @@ export {
   DEFAULT_OWNER_TIMEOUT_MS,
 } from './options.js';
 
-/** How often the peer tells the owner's dashboard what it holds and whom it trades with. */
+/**
+ * How soon the peer first tells the owner's dashboard what it holds and whom
+ * it trades with, and how often after that when the owner gives no hint
+ * (an older owner); the owner's answer sets the next (DASHBOARD_REPORT_HEADER).
+ */
 export const DASHBOARD_REPORT_MS = 1_000;
 /** How long a host the tracker listed may open connections to us (the owner's announce expiry). */
 const ADMISSION_MS = 90_000;
@@ -142,7 +146,6 @@ export class Peer {
   private closing: Promise<void> | undefined;
   private readonly dashboardHttp: DashboardHttp;
   private reportTimer: Timer | undefined;
-  private reporting = false;
 
   private constructor(
     options: ResolvedPeerOptions,
@@ -369,7 +372,7 @@ export class Peer {
         (i) => store.has(i),
         'd',
       );
-      this.reportTimer = this.clock.setInterval(() => this.reportToOwner(), DASHBOARD_REPORT_MS);
+      this.scheduleReport(DASHBOARD_REPORT_MS);
     });
     this.#booting = boot.run();
     const torrent = await this.#booting;
@@ -379,23 +382,29 @@ export class Peer {
     if (!this.abort.signal.aborted) torrent.start();
   }
 
+  /** The next report in `ms` (one timer: reports go one at a time). */
+  private scheduleReport(ms: number): void {
+    this.reportTimer?.cancel();
+    if (this.abort.signal.aborted) return;
+    this.reportTimer = this.clock.setTimeout(() => this.reportToOwner(), ms);
+  }
+
   /**
-   * Tells the owner's dashboard what we hold and whom we trade with. One at a
-   * time; an owner that takes no reports (an older one) is not asked again,
-   * and a failed report is simply replaced by the next.
+   * Tells the owner's dashboard what we hold and whom we trade with, then
+   * waits as long as its answer says (every second while someone watches
+   * its dashboard). An owner that takes no reports (an older one) is not
+   * asked again; after a failed report the next comes in DASHBOARD_REPORT_MS.
    */
   private reportToOwner(): void {
-    if (this.reporting || this.abort.signal.aborted) return;
-    this.reporting = true;
+    if (this.abort.signal.aborted) return;
     const report = this.dashboard.report(this.port, this.mergedPath !== undefined);
-    postReport(this.options.owner, report, this.abort.signal, this.options.token)
-      .catch((err: unknown) => {
+    postReport(this.options.owner, report, this.abort.signal, this.options.token).then(
+      (nextMs) => this.scheduleReport(nextMs ?? DASHBOARD_REPORT_MS),
+      (err: unknown) => {
         const status = err instanceof HttpStatusError ? err.status : 0;
-        if (status === 404 || status === 405) this.reportTimer?.cancel();
-      })
-      .finally(() => {
-        this.reporting = false;
-      });
+        if (status !== 404 && status !== 405) this.scheduleReport(DASHBOARD_REPORT_MS);
+      },
+    );
   }
 
   /**

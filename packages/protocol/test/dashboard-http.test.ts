@@ -8,7 +8,10 @@ import { Cleanup, httpGet, openEventStream, rawExchange } from '@swarmdrop/testk
 import { afterEach, describe, expect, it } from 'vitest';
 import { DashboardModel, DomainEvents, ManualClock } from '../src/index.js';
 import {
+  DASHBOARD_REPORT_HEADER,
+  DASHBOARD_REPORT_IDLE_MS,
   DASHBOARD_REPORT_PATH,
+  DASHBOARD_REPORT_WATCHED_MS,
   DashboardHttp,
   DualServer,
   dashboardAssets,
@@ -165,5 +168,25 @@ describe('DashboardHttp', () => {
     expect(huge.status).toBe(413);
     expect((await httpGet(port, DASHBOARD_REPORT_PATH)).status).toBe(405);
     expect((await httpGet(port, '/', { method: 'POST', body: '{}' })).status).toBe(405);
+  });
+
+  it('tells a reporting peer to come back every second while a browser watches, less often otherwise', async () => {
+    const { port } = await serve();
+    const next = async () => {
+      const res = await httpGet(port, DASHBOARD_REPORT_PATH, {
+        method: 'POST',
+        body: JSON.stringify(report),
+      });
+      expect(res.status).toBe(204);
+      return Number(res.headers[DASHBOARD_REPORT_HEADER]);
+    };
+    expect(await next()).toBe(DASHBOARD_REPORT_IDLE_MS);
+    const stream = await openEventStream(port, '/dashboard/events');
+    expect(await next()).toBe(DASHBOARD_REPORT_WATCHED_MS);
+    stream.close();
+    // The stream's end reaches the server asynchronously: ask until it has.
+    let hint = DASHBOARD_REPORT_WATCHED_MS;
+    while (hint === DASHBOARD_REPORT_WATCHED_MS) hint = await next();
+    expect(hint).toBe(DASHBOARD_REPORT_IDLE_MS);
   });
 });
