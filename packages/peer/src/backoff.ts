@@ -9,7 +9,19 @@ import { mseInitiate, type UtpEndpoint, type WireSocket } from '@swarmdrop/proto
 
 export const CONNECT_TIMEOUT_MS = 5_000;
 
-/** Delay before retry `attempt` (0-based): 250 ms doubling to `maxMs`, with ±20% jitter. */
+/**
+ * Delay before retry `attempt` (0-based): 250 ms doubling to `maxMs`, with ±20% jitter.
+ *
+ * The loops that wait it out (bootstrap's .torrent fetch, the owner and
+ * neighbour links' redials) are written out rather than run by p-retry
+ * (7.1.1, read for this): p-retry sleeps with its own setTimeout and
+ * measures maxRetryTime with performance.now(), neither on the injected
+ * Clock the tests drive with ManualClock; its jitter is ×[1, 2), not ±20%;
+ * and it rethrows a non-network TypeError without asking shouldRetry. Made
+ * to fit (delay 0, deadline and pause inside its callbacks) it would keep
+ * only the attempt counter. The links are not retry-until-success either:
+ * they redial after every session, for as long as the peer runs.
+ */
 export function backoffMs(attempt: number, maxMs = 5_000): number {
   const base = Math.min(maxMs, 250 * 2 ** Math.min(attempt, 10));
   return Math.round(base * (0.8 + Math.random() * 0.4));

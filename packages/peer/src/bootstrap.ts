@@ -298,7 +298,8 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
    * logged (`waiting`): on a busy machine the first attempt alone can use up
    * a short timeout, and the user should still see what went wrong and get a
    * second chance. The last wait is cut to end at the deadline, so the final
-   * attempt is made on time rather than skipped.
+   * attempt is made on time rather than skipped. Waits and the deadline are
+   * on the injected clock (why this is no p-retry loop: see backoffMs).
    */
   private async fetchMetainfoWithRetry(): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
     const { clock, signal } = this.c;
