@@ -1,7 +1,8 @@
 /**
- * The console log on a real stdout (a pipe to this test): lines gather in
- * a buffer and go out together, yet none is lost when the service flushes
- * and exits, when it exits without flushing, or while it idles.
+ * The console log on a real stdout (a pipe to this test): the lines of one
+ * turn of the event loop go out together, yet none is lost when the service
+ * flushes and exits, when it exits without flushing, while it idles, or
+ * when it is killed (SIGKILL) in a later turn.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 const LOGGER = fileURLToPath(new URL('../dist/node/logger.js', import.meta.url));
 
 /** A child that logs `lines` lines in `format`, then does `then`; its stdout lines as they come. */
-function child(lines: number, format: 'text' | 'json', then: 'flush-exit' | 'exit' | 'idle') {
+function child(
+  lines: number,
+  format: 'text' | 'json',
+  then: 'flush-exit' | 'exit' | 'idle' | 'signal-then-idle',
+) {
   const script = `
     const { createLogger } = await import(${JSON.stringify(LOGGER)});
     const log = createLogger({ role: 'peer', port: 7001, format: ${JSON.stringify(format)}, limit: false });
@@ -19,11 +24,20 @@ function child(lines: number, format: 'text' | 'json', then: 'flush-exit' | 'exi
     const then = ${JSON.stringify(then)};
     if (then === 'flush-exit') { await log.flush(); process.exit(0); }
     else if (then === 'exit') process.exit(0);
-    else setInterval(() => {}, 1000);
+    else if (then === 'signal-then-idle') {
+      // A later turn: tells the test it may kill us now (stderr is not the log).
+      setTimeout(() => process.stderr.write('logged\\n'), 10);
+      setInterval(() => {}, 1000);
+    } else setInterval(() => {}, 1000);
   `;
   const proc = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const signalled = new Promise<void>((resolve) =>
+    proc.stderr.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('logged')) resolve();
+    }),
+  );
   const out: string[] = [];
   let partial = '';
   const waiters: Array<() => void> = [];
@@ -40,7 +54,7 @@ function child(lines: number, format: 'text' | 'json', then: 'flush-exit' | 'exi
     while (out.length < n) await new Promise<void>((wake) => waiters.push(wake));
     return out;
   };
-  return { proc, out, exited, lines: lines_ };
+  return { proc, out, exited, signalled, lines: lines_ };
 }
 
 describe('the console log on stdout', () => {
@@ -58,11 +72,20 @@ describe('the console log on stdout', () => {
     });
   }
 
-  it("text: a process that exits without flushing still writes every line (pino's exit hook)", async () => {
+  it('text: a process that exits without flushing still writes every line (the exit hook)', async () => {
     const c = child(3000, 'text', 'exit');
     cleanup.add(() => void c.proc.kill());
     expect(await c.exited).toBe(0);
     expect(c.out).toHaveLength(3000);
+  });
+
+  it('text: every line logged before the turn in which the process is killed (SIGKILL) is out', async () => {
+    const c = child(500, 'text', 'signal-then-idle');
+    cleanup.add(() => void c.proc.kill());
+    await c.signalled;
+    c.proc.kill('SIGKILL');
+    await c.exited;
+    expect(c.out).toHaveLength(500);
   });
 
   it('text: a few lines, fewer than fill the buffer, come out while the process idles', async () => {

@@ -15,9 +15,9 @@ export interface Logger {
   /** Sets the port shown on each line, once the listener knows it. */
   setPort(port: number): void;
   /**
-   * Resolves once every line logged so far is written out (the JSON log
-   * writes asynchronously). A service calls it last when it stops, so that
-   * `process.exit` right after loses nothing.
+   * Resolves once every line logged so far is written out (stdout's lines
+   * wait for the end of the event loop's turn). A service calls it last
+   * when it stops, so that `process.exit` right after loses nothing.
    */
   flush(): Promise<void>;
 }
@@ -25,23 +25,22 @@ export interface Logger {
 /** How often counts of suppressed lines are printed, at most. */
 export const LOG_SUPPRESSED_EVERY_MS = 1_000;
 /**
- * Lines on stdout gather up to this many bytes, or for LOG_BUFFER_MS,
- * before one write: a write per line was 14% of a swarm peer's CPU in
- * bench:net (a write(2) through the thread pool each, thousands of lines).
+ * Lines on stdout logged in one turn of the event loop go out in one
+ * synchronous write at its end (setImmediate), or as soon as this many
+ * bytes wait: a write(2) per line was the largest part of what the log
+ * cost a swarm peer, and a synchronous write at the end of the turn loses
+ * at most the lines of that turn to a SIGKILL, where a buffer flushed on a
+ * timer lost whole tens of milliseconds of them.
  */
 export const LOG_BUFFER_BYTES = 4096;
-/** Longest a line waits on stdout's buffer before it is written. */
-export const LOG_BUFFER_MS = 25;
-/** How long `flush()` waits for the JSON log's pending writes before writing the rest synchronously. */
-export const LOG_FLUSH_TIMEOUT_MS = 5_000;
 
 export interface LoggerOptions {
   readonly role: string;
   readonly port: number;
   readonly format: LogFormat;
   /**
-   * Where lines go; stdout by default. For `json` on stdout, pino writes
-   * through its own asynchronous destination (sonic-boom on fd 1).
+   * Where lines go; stdout by default (sonic-boom on fd 1, one write per
+   * turn of the event loop, for both formats).
    */
   readonly stream?: Writable;
   readonly clock?: () => Date;
@@ -63,10 +62,10 @@ type Write = (event: LogEventName, fields: LogFields) => void;
  * pino, with the same fields as formatJson (`time`, `role`, `port`,
  * `event`, then the event's fields, those named like one of these renamed:
  * jsonBody) and nothing of pino's own (no level,
- * pid or hostname). On stdout pino's destination writes asynchronously:
- * logging a chunk costs a string append, not a write(2) on the event loop.
- * Pending lines are written out by `flush()` and, should the process exit
- * without it, by pino's exit handler (flushSync).
+ * pid or hostname). On stdout the lines of one turn of the event loop go
+ * out in one synchronous write at its end: logging a chunk costs a string
+ * append, not a write(2) each. Pending lines are written out by `flush()`
+ * and, should the process exit without it, by an exit hook.
  */
 export function createLogger(options: LoggerOptions): Logger {
   const clock = options.clock ?? (() => new Date());
@@ -125,12 +124,8 @@ function textWriter(
 }
 
 /**
- * Text lines on stdout through pino's asynchronous destination (sonic-boom on
- * fd 1), as the JSON log does. Node writes a pipe synchronously, one
- * write(2) per line on the event loop; a swarm peer logs thousands of lines
- * (every request, chunk and `have`), so lines now gather in a buffer
- * (LOG_BUFFER_BYTES, LOG_BUFFER_MS) and go out together. An exit without `flush()` (a
- * crash, `process.exit` elsewhere) still writes what is pending.
+ * Text lines on stdout through the same destination the JSON log uses
+ * (sonic-boom on fd 1, see stdoutDestination).
  */
 function stdoutTextWriter(
   role: string,
@@ -141,46 +136,53 @@ function stdoutTextWriter(
   return {
     write: (event, fields) => {
       destination.write(`${formatText({ time: clock(), role, port: port(), event, fields })}\n`);
-      flushSoon(destination);
+      flushThisTurn(destination);
     },
-    flush: () => drain(destination),
+    flush: () => flushNow(destination),
   };
 }
 
-/** The part of sonic-boom (pino.destination) that `flush()` needs. */
+/** The part of sonic-boom (pino.destination) the log needs. */
 type Destination = ReturnType<typeof pino.destination>;
 
 let stdout: Destination | undefined;
-let flushTimer: NodeJS.Timeout | undefined;
+let flushScheduled = false;
 
-/**
- * Writes what stdout's buffer holds within LOG_BUFFER_MS of the first line
- * that did not fill it (sonic-boom writes by itself only past
- * LOG_BUFFER_BYTES). Not a periodic flush: that would write nothing 40
- * times a second in a quiet process.
- */
-function flushSoon(destination: Destination): void {
-  if (flushTimer) return;
-  flushTimer = setTimeout(() => {
-    flushTimer = undefined;
-    const state = destination as unknown as { _writing?: boolean; _len?: number };
-    if (!state._len) return;
-    // A write under way takes only what fills the buffer: look again after it.
-    if (state._writing) flushSoon(destination);
-    else destination.flush();
-  }, LOG_BUFFER_MS);
-  flushTimer.unref();
+/** Writes what stdout's buffer holds at the end of this turn of the event loop. */
+function flushThisTurn(destination: Destination): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(() => {
+    flushScheduled = false;
+    void flushNow(destination);
+  });
+}
+
+/** Writes what is buffered, synchronously. */
+function flushNow(destination: Destination): Promise<void> {
+  if ((destination as unknown as { _len?: number })._len) {
+    try {
+      destination.flushSync();
+    } catch {
+      // Destroyed (stdout closed under us): nothing more can be written.
+    }
+  }
+  return Promise.resolve();
 }
 
 /**
- * The process's one asynchronous destination on fd 1, shared by every
- * logger (two would interleave their buffers mid-line).
+ * The process's one destination on fd 1, shared by every logger (two would
+ * interleave their buffers mid-line): synchronous, as Node writes a pipe,
+ * with lines gathered per turn of the event loop (LOG_BUFFER_BYTES). What
+ * is buffered when the process exits, by `process.exit` or the loop
+ * running dry, is written then.
  */
 function stdoutDestination(): Destination {
-  // pino.destination registers its own exit hook (flushSync) for an
-  // asynchronous destination: what is buffered is written on any exit.
-  stdout ??= pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES });
-  return stdout;
+  if (stdout) return stdout;
+  const destination = pino.destination({ dest: 1, sync: true, minLength: LOG_BUFFER_BYTES });
+  process.once('exit', () => void flushNow(destination));
+  stdout = destination;
+  return destination;
 }
 
 function jsonWriter(
@@ -209,43 +211,8 @@ function jsonWriter(
   return {
     write: (event, fields) => {
       logger.info(jsonBody({ role: options.role, port: port(), event, fields }));
-      if (destination) flushSoon(destination);
+      if (destination) flushThisTurn(destination);
     },
-    flush: () => (destination ? drain(destination) : Promise.resolve()),
+    flush: () => (destination ? flushNow(destination) : Promise.resolve()),
   };
-}
-
-/**
- * Resolves when the destination has written everything handed to it:
- * starts the write of what is buffered (`flush()`), then waits for its
- * `drain`, which an asynchronous destination emits each time its buffer
- * empties; after LOG_FLUSH_TIMEOUT_MS it writes what is left synchronously.
- */
-function drain(destination: Destination): Promise<void> {
-  const state = destination as unknown as { _writing?: boolean; _len?: number };
-  if (!state._writing && !state._len) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      destination.off('drain', onDrain);
-      resolve();
-    };
-    // A write takes what was buffered when it began; lines logged meanwhile wait for the next.
-    const onDrain = () => {
-      if (!state._len) done();
-      else if (!state._writing) destination.flush();
-    };
-    const timer = setTimeout(() => {
-      try {
-        destination.flushSync();
-      } catch {
-        // Destroyed, or not open yet: nothing more can be written.
-      }
-      done();
-    }, LOG_FLUSH_TIMEOUT_MS);
-    timer.unref();
-    // Registered before flush(): a write that completes at once must still be seen.
-    destination.on('drain', onDrain);
-    if (!state._writing) destination.flush();
-  });
 }
