@@ -1,8 +1,7 @@
 /**
- * The console log on a real stdout (a pipe to this test): the lines of one
- * turn of the event loop go out together, yet none is lost when the service
- * flushes and exits, when it exits without flushing, while it idles, or
- * when it is killed (SIGKILL) in a later turn.
+ * The console log on a real stdout (a pipe to this test): no line is lost
+ * when the service flushes and exits, when it exits without flushing,
+ * while it idles, or when it is killed (SIGKILL) afterwards.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -72,14 +71,14 @@ describe('the console log on stdout', () => {
     });
   }
 
-  it('text: a process that exits without flushing still writes every line (the exit hook)', async () => {
+  it('text: a process that exits without flushing still writes every line', async () => {
     const c = child(3000, 'text', 'exit');
     cleanup.add(() => void c.proc.kill());
     expect(await c.exited).toBe(0);
     expect(c.out).toHaveLength(3000);
   });
 
-  it('text: every line logged before the turn in which the process is killed (SIGKILL) is out', async () => {
+  it('text: every line logged before the process is killed (SIGKILL) is out', async () => {
     const c = child(500, 'text', 'signal-then-idle');
     cleanup.add(() => void c.proc.kill());
     await c.signalled;
@@ -88,7 +87,7 @@ describe('the console log on stdout', () => {
     expect(c.out).toHaveLength(500);
   });
 
-  it('text: a few lines, fewer than fill the buffer, come out while the process idles', async () => {
+  it('text: a few lines come out while the process idles', async () => {
     const c = child(3, 'text', 'idle');
     cleanup.add(() => void c.proc.kill());
     const got = await c.lines(3);

@@ -15,32 +15,23 @@ export interface Logger {
   /** Sets the port shown on each line, once the listener knows it. */
   setPort(port: number): void;
   /**
-   * Resolves once every line logged so far is written out (stdout's lines
-   * wait for the end of the event loop's turn). A service calls it last
-   * when it stops, so that `process.exit` right after loses nothing.
+   * Resolves once every line logged so far is written out (a stream of
+   * the caller's may be behind). A service calls it last when it stops, so
+   * that `process.exit` right after loses nothing.
    */
   flush(): Promise<void>;
 }
 
 /** How often counts of suppressed lines are printed, at most. */
 export const LOG_SUPPRESSED_EVERY_MS = 1_000;
-/**
- * Lines on stdout logged in one turn of the event loop go out in one
- * synchronous write at its end (setImmediate), or as soon as this many
- * bytes wait: a write(2) per line was the largest part of what the log
- * cost a swarm peer, and a synchronous write at the end of the turn loses
- * at most the lines of that turn to a SIGKILL, where a buffer flushed on a
- * timer lost whole tens of milliseconds of them.
- */
-export const LOG_BUFFER_BYTES = 4096;
 
 export interface LoggerOptions {
   readonly role: string;
   readonly port: number;
   readonly format: LogFormat;
   /**
-   * Where lines go; stdout by default (sonic-boom on fd 1, one write per
-   * turn of the event loop, for both formats).
+   * Where lines go; stdout by default (sonic-boom on fd 1, a synchronous
+   * write per line, for both formats).
    */
   readonly stream?: Writable;
   readonly clock?: () => Date;
@@ -62,10 +53,8 @@ type Write = (event: LogEventName, fields: LogFields) => void;
  * pino, with the same fields as formatJson (`time`, `role`, `port`,
  * `event`, then the event's fields, those named like one of these renamed:
  * jsonBody) and nothing of pino's own (no level,
- * pid or hostname). On stdout the lines of one turn of the event loop go
- * out in one synchronous write at its end: logging a chunk costs a string
- * append, not a write(2) each. Pending lines are written out by `flush()`
- * and, should the process exit without it, by an exit hook.
+ * pid or hostname). On stdout each line is written at once,
+ * synchronously (see stdoutDestination).
  */
 export function createLogger(options: LoggerOptions): Logger {
   const clock = options.clock ?? (() => new Date());
@@ -136,7 +125,6 @@ function stdoutTextWriter(
   return {
     write: (event, fields) => {
       destination.write(`${formatText({ time: clock(), role, port: port(), event, fields })}\n`);
-      flushThisTurn(destination);
     },
     flush: () => flushNow(destination),
   };
@@ -146,19 +134,8 @@ function stdoutTextWriter(
 type Destination = ReturnType<typeof pino.destination>;
 
 let stdout: Destination | undefined;
-let flushScheduled = false;
 
-/** Writes what stdout's buffer holds at the end of this turn of the event loop. */
-function flushThisTurn(destination: Destination): void {
-  if (flushScheduled) return;
-  flushScheduled = true;
-  setImmediate(() => {
-    flushScheduled = false;
-    void flushNow(destination);
-  });
-}
-
-/** Writes what is buffered, synchronously. */
+/** Writes whatever is still buffered (nothing, normally: lines go out at once). */
 function flushNow(destination: Destination): Promise<void> {
   if ((destination as unknown as { _len?: number })._len) {
     try {
@@ -171,15 +148,17 @@ function flushNow(destination: Destination): Promise<void> {
 }
 
 /**
- * The process's one destination on fd 1, shared by every logger (two would
- * interleave their buffers mid-line): synchronous, as Node writes a pipe,
- * with lines gathered per turn of the event loop (LOG_BUFFER_BYTES). What
- * is buffered when the process exits, by `process.exit` or the loop
- * running dry, is written then.
+ * The process's one destination on fd 1, shared by every logger (two
+ * would interleave their buffers mid-line). Each line is written at once,
+ * synchronously, as Node writes a pipe: a peer killed with SIGKILL has
+ * written every line of what it did before. (Gathering the lines of a turn
+ * of the event loop into one write was tried: under load a SIGKILL then
+ * lost the `chunk-sent` lines of chunks the remote had received, and the
+ * CPU it saved did not show beyond the run-to-run spread.)
  */
 function stdoutDestination(): Destination {
   if (stdout) return stdout;
-  const destination = pino.destination({ dest: 1, sync: true, minLength: LOG_BUFFER_BYTES });
+  const destination = pino.destination({ dest: 1, sync: true });
   process.once('exit', () => void flushNow(destination));
   stdout = destination;
   return destination;
@@ -211,7 +190,6 @@ function jsonWriter(
   return {
     write: (event, fields) => {
       logger.info(jsonBody({ role: options.role, port: port(), event, fields }));
-      if (destination) flushThisTurn(destination);
     },
     flush: () => (destination ? flushNow(destination) : Promise.resolve()),
   };
