@@ -25,6 +25,7 @@ import {
   parseTransportPolicy,
   rateValue,
   resolveOptions,
+  SERVICE_FLAGS,
   switchValue,
   type TransportPolicy,
   textValue,
@@ -367,38 +368,7 @@ export const PEER_FLAGS: readonly PeerFlag[] = [
       'connect over TCP and fall back to µTP (default: both)',
     ],
   },
-  {
-    name: 'upload-limit',
-    arg: 'RATE',
-    key: 'uploadLimitBytesPerSecond',
-    help: [
-      'bytes per second sent to all BitTorrent',
-      'connections together, e.g. 500k, 2M, 10MiB',
-      '(k, M, G = 1000^n; Ki, Mi, Gi = 1024^n;',
-      'default: 0, no limit)',
-    ],
-  },
-  {
-    name: 'download-limit',
-    arg: 'RATE',
-    key: 'downloadLimitBytesPerSecond',
-    help: [
-      'bytes per second received from all BitTorrent',
-      'connections together (same units; default: 0)',
-    ],
-  },
-  {
-    name: 'quiet',
-    help: ['no live status line on the terminal (log', 'lines are printed as always)'],
-  },
-  {
-    name: 'log-format',
-    arg: 'text|json',
-    key: 'logFormat',
-    help: ['console log format (default: text)'],
-  },
-  { name: 'help', short: 'h', help: ['show this help'] },
-  { name: 'version', short: 'v', help: ['show the version'] },
+  ...SERVICE_FLAGS,
 ];
 
 /**

@@ -182,6 +182,47 @@ export interface OptionFlag<K extends string = string> {
   readonly key?: K;
 }
 
+/**
+ * The flags that end both services' USAGE, alike for owner and peer: the
+ * rate limits, the console, help and version.
+ */
+export const SERVICE_FLAGS: readonly OptionFlag<
+  'uploadLimitBytesPerSecond' | 'downloadLimitBytesPerSecond' | 'logFormat'
+>[] = [
+  {
+    name: 'upload-limit',
+    arg: 'RATE',
+    key: 'uploadLimitBytesPerSecond',
+    help: [
+      'bytes per second sent to all BitTorrent',
+      'connections together, e.g. 500k, 2M, 10MiB',
+      '(k, M, G = 1000^n; Ki, Mi, Gi = 1024^n;',
+      'default: 0, no limit)',
+    ],
+  },
+  {
+    name: 'download-limit',
+    arg: 'RATE',
+    key: 'downloadLimitBytesPerSecond',
+    help: [
+      'bytes per second received from all BitTorrent',
+      'connections together (same units; default: 0)',
+    ],
+  },
+  {
+    name: 'quiet',
+    help: ['no live status line on the terminal (log', 'lines are printed as always)'],
+  },
+  {
+    name: 'log-format',
+    arg: 'text|json',
+    key: 'logFormat',
+    help: ['console log format (default: text)'],
+  },
+  { name: 'help', short: 'h', help: ['show this help'] },
+  { name: 'version', short: 'v', help: ['show the version'] },
+];
+
 /** USAGE's flag column: a flag this long or longer puts its help on the next line. */
 export const HELP_COLUMN = 30;
 
