@@ -5,6 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   createShapedLab,
   DEFAULT_UPLOAD_BITS_PER_SECOND,
+  type JobOptions,
+  type JobResult,
   Resources,
   ringJob,
   swarmJob,
@@ -24,35 +26,48 @@ describe(`bench:net's jobs on shaped hosts (namespaces, tc tbf uploads)${skip ? 
   const cleanup = new Cleanup();
   afterEach(() => cleanup.run());
 
+  /**
+   * One job of five peers in a fresh lab, on a 2 MiB file; the lab's
+   * processes (by PID) and namespaces are checked gone before the temp dir
+   * goes (cleanup runs in reverse order).
+   */
+  async function runJob(
+    name: 'ring' | 'swarm',
+    job: (options: JobOptions) => Promise<JobResult>,
+    more: Partial<JobOptions> = {},
+  ): Promise<JobResult> {
+    const work = await cleanup.tempDir('swarmdrop-shaped-');
+    const resources = new Resources();
+    const labIds: string[] = [];
+    cleanup.add(async () => {
+      expect(await resources.closeAll()).toEqual([]);
+      for (const id of labIds)
+        expect(await namespacesNamed(id), 'namespaces left behind').toEqual([]);
+    });
+    const file = join(work, 'sample.bin');
+    await makeRandomFile(file, 2 * MiB + 777);
+    const sha256 = await sha256File(file);
+    const lab = await createShapedLab(5, DEFAULT_UPLOAD_BITS_PER_SECOND, resources);
+    labIds.push(lab.id);
+    const workDir = join(work, name);
+    await mkdir(workDir);
+    return job({
+      lab,
+      peers: 5,
+      file,
+      sha256,
+      workDir,
+      uploadBitsPerSecond: DEFAULT_UPLOAD_BITS_PER_SECOND,
+      timeoutMs: 120_000,
+      resources,
+      ...more,
+    });
+  }
+
   it.skipIf(skip)(
     "the seed's ring of five, owner and each peer on its own host with a 40 Mbit/s upload: every peer's merged file is byte-identical to the source",
     async () => {
-      const work = await cleanup.tempDir('swarmdrop-shaped-');
-      const resources = new Resources();
-      const labIds: string[] = [];
-      // Runs before the temp dir goes (reverse order): processes by PID, then the namespaces.
-      cleanup.add(async () => {
-        expect(await resources.closeAll()).toEqual([]);
-        for (const id of labIds)
-          expect(await namespacesNamed(id), 'namespaces left behind').toEqual([]);
-      });
-      const file = join(work, 'sample.bin');
-      await makeRandomFile(file, 2 * MiB + 777);
-      const sha256 = await sha256File(file);
-      const lab = await createShapedLab(5, DEFAULT_UPLOAD_BITS_PER_SECOND, resources);
-      labIds.push(lab.id);
-      const workDir = join(work, 'ring');
-      await mkdir(workDir);
-      const result = await ringJob({
-        lab,
-        peers: 5,
-        file,
-        sha256,
-        workDir,
-        uploadBitsPerSecond: DEFAULT_UPLOAD_BITS_PER_SECOND,
-        timeoutMs: 120_000,
-        resources,
-      });
+      const result = await runJob('ring', ringJob);
       expect(result.identical).toEqual([true, true, true, true, true]);
       // Every peer took chunks from its ring neighbour over the shaped LAN, not only from the owner.
       const fromNeighbour = new Set(
@@ -66,33 +81,8 @@ describe(`bench:net's jobs on shaped hosts (namespaces, tc tbf uploads)${skip ? 
   it.skipIf(skip)(
     'swarm mode, five peers from the release bundles, as bench:net runs them: every merged file is byte-identical and the peers traded among themselves',
     async () => {
-      const work = await cleanup.tempDir('swarmdrop-shaped-');
-      const resources = new Resources();
-      const labIds: string[] = [];
-      cleanup.add(async () => {
-        expect(await resources.closeAll()).toEqual([]);
-        for (const id of labIds)
-          expect(await namespacesNamed(id), 'namespaces left behind').toEqual([]);
-      });
-      const file = join(work, 'sample.bin');
-      await makeRandomFile(file, 2 * MiB + 777);
-      const sha256 = await sha256File(file);
       const bins = { owner: await buildBundle('owner'), peer: await buildBundle('peer') };
-      const lab = await createShapedLab(5, DEFAULT_UPLOAD_BITS_PER_SECOND, resources);
-      labIds.push(lab.id);
-      const workDir = join(work, 'swarm');
-      await mkdir(workDir);
-      const result = await swarmJob({
-        lab,
-        peers: 5,
-        file,
-        sha256,
-        workDir,
-        uploadBitsPerSecond: DEFAULT_UPLOAD_BITS_PER_SECOND,
-        timeoutMs: 120_000,
-        resources,
-        bins,
-      });
+      const result = await runJob('swarm', swarmJob, { bins });
       expect(result.identical).toEqual([true, true, true, true, true]);
       const fromPeers = (result.links ?? []).filter((l) => l.from !== 'owner' && l.chunks > 0);
       expect(fromPeers.length, 'links between swarm peers that carried chunks').toBeGreaterThan(0);
