@@ -126,7 +126,7 @@ function stdoutTextWriter(
     write: (event, fields) => {
       destination.write(`${formatText({ time: clock(), role, port: port(), event, fields })}\n`);
     },
-    flush: () => flushNow(destination),
+    flush: () => Promise.resolve(),
   };
 }
 
@@ -134,18 +134,6 @@ function stdoutTextWriter(
 type Destination = ReturnType<typeof pino.destination>;
 
 let stdout: Destination | undefined;
-
-/** Writes whatever is still buffered (nothing, normally: lines go out at once). */
-function flushNow(destination: Destination): Promise<void> {
-  if ((destination as unknown as { _len?: number })._len) {
-    try {
-      destination.flushSync();
-    } catch {
-      // Destroyed (stdout closed under us): nothing more can be written.
-    }
-  }
-  return Promise.resolve();
-}
 
 /**
  * The process's one destination on fd 1, shared by every logger (two
@@ -157,11 +145,10 @@ function flushNow(destination: Destination): Promise<void> {
  * CPU it saved did not show beyond the run-to-run spread.)
  */
 function stdoutDestination(): Destination {
-  if (stdout) return stdout;
-  const destination = pino.destination({ dest: 1, sync: true });
-  process.once('exit', () => void flushNow(destination));
-  stdout = destination;
-  return destination;
+  // Synchronous and without minLength, a write(2) per line, retried on
+  // EAGAIN: nothing is ever left pending, so there is nothing to flush.
+  stdout ??= pino.destination({ dest: 1, sync: true });
+  return stdout;
 }
 
 function jsonWriter(
@@ -191,6 +178,6 @@ function jsonWriter(
     write: (event, fields) => {
       logger.info(jsonBody({ role: options.role, port: port(), event, fields }));
     },
-    flush: () => (destination ? flushNow(destination) : Promise.resolve()),
+    flush: () => Promise.resolve(),
   };
 }
