@@ -6,6 +6,7 @@ import {
   DomainEvents,
   decodeRuns,
   encodeRuns,
+  MAX_REPORT_RATE,
   ManualClock,
   parseReport,
   ReportError,
@@ -97,8 +98,22 @@ describe('parseReport', () => {
     ['too many links', { ...good, links: Array(300).fill(good.links[0]) }],
     ['done missing', { ...good, done: undefined }],
     ['an event that is not notable', { ...good, events: [{ event: 'chunk-sent', text: 'x' }] }],
-    ['an event text with a line break', { ...good, events: [{ event: 'fallback', text: 'a\nb' }] }],
+    ['an event text too long', { ...good, events: [{ event: 'fallback', text: 'x'.repeat(301) }] }],
     ['too many events', { ...good, events: Array(21).fill({ event: 'fallback', text: 'x' }) }],
+    // A forged report showed a peer at 1 TB/s: no link carries that.
+    ['a rate of 1 TB/s', { ...good, links: [{ ...good.links[0], down: 1e12 }] }],
+    [
+      'links adding up to more than the bound',
+      { ...good, links: [0, 1].map(() => ({ ...good.links[0], up: MAX_REPORT_RATE })) },
+    ],
+    [
+      'a rate that is not finite (1e400 in JSON)',
+      JSON.parse(
+        `{"port":7001,"connections":0,"done":false,"links":[{"peer":"127.0.0.1:7002","kind":"swarmdrop","down":1e400,"up":0,"bytesIn":0,"bytesOut":0}]}`,
+      ),
+    ],
+    ['a byte count that is not whole', { ...good, links: [{ ...good.links[0], bytesIn: 0.5 }] }],
+    ['a billion connections', { ...good, connections: 1e9 }],
   ])('refuses %s with a one-line ReportError', (_, value) => {
     const err = thrown(() => parseReport(value));
     expect(err).toBeInstanceOf(ReportError);
@@ -107,6 +122,77 @@ describe('parseReport', () => {
 });
 
 describe('DashboardModel', () => {
+  // A report could carry U+202E (RIGHT-TO-LEFT OVERRIDE) into the owner's list raw.
+  it('escapes control and bidi characters in event text, reported or its own', () => {
+    const { events, model } = ownerModel();
+    model.delta();
+    const report = parseReport({
+      port: 7001,
+      connections: 0,
+      done: false,
+      links: [],
+      events: [{ event: 'fallback', text: 'reason=\u202eatad tpurroc\u0007\nx' }],
+    });
+    model.applyReport('127.0.0.1', report);
+    events.publish('protocol-error', { peer: '127.0.0.1:7003', reason: 'bad \u2066name\u2069' });
+    const texts = (model.delta()!.events as { text: string }[]).map((e) => e.text);
+    expect(texts).toEqual([
+      'peer=127.0.0.1:7001 reason=\\u202eatad tpurroc\\u0007\\u000ax',
+      'peer=127.0.0.1:7003 reason=bad \\u2066name\\u2069',
+    ]);
+    // Escaping cannot push a text past the bound, nor leave half an escape at its end.
+    model.applyReport('127.0.0.1', {
+      ...report,
+      events: [{ event: 'fallback', text: '\u202e'.repeat(300) }],
+    });
+    const [long] = (model.delta()!.events as { text: string }[]).map((e) => e.text);
+    expect(long!.length).toBeLessThanOrEqual(300);
+    expect(long).toMatch(/(\\u202e)+$/);
+  });
+
+  // 300 reports with new ports from one address filled the 256-node table and
+  // evicted a real peer (the least recently seen went first, whatever its age).
+  it('evicts only nodes unheard of for nodeStaleMs: a burst of newcomers cannot push out a live peer', () => {
+    const { clock, model } = ownerModel();
+    const real = { port: 7001, map: '1000s', connections: 0, done: true, links: [] };
+    model.applyReport('127.0.0.2', real);
+    clock.advance(1_000);
+    for (let p = 0; p < 300; p++)
+      model.applyReport('127.0.0.9', { port: 20_000 + p, connections: 0, done: false, links: [] });
+    const ids = () => (model.full().nodes as { id: string }[]).map((n) => n.id);
+    expect(ids()).toHaveLength(256);
+    expect(ids()).toContain('127.0.0.2:7001');
+    // The real peer keeps reporting; the flood stops. Once the flood is stale it makes room.
+    clock.advance(20_000);
+    model.applyReport('127.0.0.2', real);
+    clock.advance(15_000);
+    model.applyReport('127.0.0.3', { ...real, port: 7002 });
+    expect(ids()).toContain('127.0.0.3:7002');
+    expect(ids()).toContain('127.0.0.2:7001');
+    expect(ids()).toHaveLength(256);
+    expect(ids()).not.toContain('127.0.0.9:20000');
+  });
+
+  it("a report's links join nodes already known, never make new ones", () => {
+    const { events, model } = ownerModel();
+    events.publish('connected', { peer: '127.0.0.1:7002', dir: 'in', client: 'swarmdrop' });
+    const link = { kind: 'swarmdrop' as const, down: 10, up: 0, bytesIn: 10, bytesOut: 0 };
+    model.applyReport('127.0.0.1', {
+      port: 7001,
+      connections: 200,
+      done: false,
+      links: [
+        { ...link, peer: '127.0.0.1:7002' },
+        ...Array.from({ length: 200 }, (_, n) => ({ ...link, peer: `10.0.${n}.1:6881` })),
+      ],
+    });
+    const full = model.full();
+    expect((full.nodes as { id: string }[]).map((n) => n.id).sort()).toEqual(
+      [OWNER, '127.0.0.1:7001', '127.0.0.1:7002'].sort(),
+    );
+    expect(full.edges).toHaveLength(1);
+  });
+
   it('builds nodes, edges with rates, and chunk maps by source from events and reports', () => {
     const { clock, events, model } = ownerModel();
     events.publish('connected', { peer: '127.0.0.1:7001', dir: 'in', client: 'swarmdrop' });

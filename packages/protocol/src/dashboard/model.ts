@@ -1,6 +1,7 @@
 import { formatEndpoint } from '../address.js';
 import { SwarmdropError } from '../errors.js';
 import type { DomainEvents, EventFields } from '../events.js';
+import { escapeUnsafe } from '../log.js';
 import type { Clock } from '../swarm/clock.js';
 import { RateEstimator } from '../swarm/rate-estimator.js';
 
@@ -39,12 +40,31 @@ const HELD = CHUNK_CODES.held.charCodeAt(0);
 export const DEFAULT_RECENT_EVENTS = 50;
 /** Nodes kept at most (the owner's /status lists 100 peers; leave room for stock clients). */
 export const DEFAULT_MAX_NODES = 256;
+/**
+ * A node unheard of for this long (no event of ours, no report of its own)
+ * may make room for a new one in a full table; one heard of more recently
+ * never does, so a burst of newcomers cannot push a live peer out. Six of
+ * the owner's idle report intervals (5 s).
+ */
+export const DEFAULT_NODE_STALE_MS = 30_000;
 /** Edges kept at most; the quietest are dropped first. */
 export const DEFAULT_MAX_EDGES = 2048;
 /** Links one report may list. */
 export const MAX_REPORT_LINKS = 256;
 /** Notable events one report may carry (those since the last report, the newest kept). */
 export const MAX_REPORT_EVENTS = 20;
+/**
+ * The most bytes/s a report may claim on one link, and for all its links
+ * together, each way: 100 Gbit/s. Every byte a peer takes in is SHA-1
+ * checked on its four libuv threads (1.4 GB/s each, measured with
+ * createHash over 100 KiB chunks), so even this is far beyond what one
+ * peer moves; a larger figure is a fault or a lie.
+ */
+export const MAX_REPORT_RATE = 12_500_000_000;
+/** Connections one report may claim: the peer's --max-connections ceiling (100,000) and its --max-peers' (1,000), rounded up. */
+export const MAX_REPORT_CONNECTIONS = 200_000;
+/** Characters of one recent event's text, after escaping. */
+export const MAX_EVENT_TEXT = 300;
 /** A report's body at most, in bytes: a run-length map of 2M chunks that alternate sources would not fit, so such a peer leaves its map out. */
 export const MAX_REPORT_BYTES = 512 * 1024;
 
@@ -151,7 +171,7 @@ export function parseReport(value: unknown): PeerReport {
   const map = value.map;
   if (map !== undefined && (typeof map !== 'string' || map.length > MAX_REPORT_BYTES))
     throw new ReportError('report: map must be a run-length string');
-  const connections = count(value.connections, 'connections');
+  const connections = count(value.connections, 'connections', MAX_REPORT_CONNECTIONS);
   if (typeof value.done !== 'boolean') throw new ReportError('report: done must be true or false');
   if (!Array.isArray(value.links) || value.links.length > MAX_REPORT_LINKS)
     throw new ReportError(`report: links must be a list of at most ${MAX_REPORT_LINKS}`);
@@ -166,12 +186,20 @@ export function parseReport(value: unknown): PeerReport {
     return {
       peer,
       kind,
-      down: count(link.down, `links[${n}].down`),
-      up: count(link.up, `links[${n}].up`),
+      down: count(link.down, `links[${n}].down`, MAX_REPORT_RATE),
+      up: count(link.up, `links[${n}].up`, MAX_REPORT_RATE),
       bytesIn: count(link.bytesIn, `links[${n}].bytesIn`),
       bytesOut: count(link.bytesOut, `links[${n}].bytesOut`),
     };
   });
+  let down = 0;
+  let up = 0;
+  for (const link of links) {
+    down += link.down;
+    up += link.up;
+  }
+  if (down > MAX_REPORT_RATE || up > MAX_REPORT_RATE)
+    throw new ReportError(`report: links add up to more than ${MAX_REPORT_RATE} bytes/s`);
   let events: { event: string; text: string }[] | undefined;
   if (value.events !== undefined) {
     if (!Array.isArray(value.events) || value.events.length > MAX_REPORT_EVENTS)
@@ -182,13 +210,12 @@ export function parseReport(value: unknown): PeerReport {
         typeof e.event !== 'string' ||
         !NOTABLE.includes(e.event) ||
         typeof e.text !== 'string' ||
-        e.text.length > 300 ||
-        // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-        /[\u0000-\u001f\u007f]/.test(e.text)
+        e.text.length > MAX_EVENT_TEXT
       )
         throw new ReportError(
-          `report: events[${n}] must be {event: ${NOTABLE.join('|')}, text: up to 300 printable characters}`,
+          `report: events[${n}] must be {event: ${NOTABLE.join('|')}, text: up to ${MAX_EVENT_TEXT} characters}`,
         );
+      // Control and bidi characters are escaped where the text enters the list (noteText).
       return { event: e.event, text: e.text };
     });
   }
@@ -206,9 +233,10 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function count(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 2 ** 53)
-    throw new ReportError(`report: ${field} must be a number >= 0`);
+/** A whole number in 0..max (bytes and counts are whole; so are the rates a peer rounds). */
+function count(value: unknown, field: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > max)
+    throw new ReportError(`report: ${field} must be a whole number in 0-${max}`);
   return value;
 }
 
@@ -263,6 +291,8 @@ export interface DashboardModelOptions {
   readonly recentEvents?: number;
   readonly maxNodes?: number;
   readonly maxEdges?: number;
+  /** How long a node goes unheard of before it may make room (DEFAULT_NODE_STALE_MS). */
+  readonly nodeStaleMs?: number;
 }
 
 /** The JSON pushed to browsers: `full()` or `delta()`. */
@@ -293,6 +323,7 @@ export class DashboardModel {
   private readonly recentMax: number;
   private readonly maxNodes: number;
   private readonly maxEdges: number;
+  private readonly nodeStaleMs: number;
   private readonly down: RateEstimator;
   private readonly up: RateEstimator;
   /** Aliases of this process (the addresses others call it by) to selfId. */
@@ -306,6 +337,7 @@ export class DashboardModel {
     this.recentMax = options.recentEvents ?? DEFAULT_RECENT_EVENTS;
     this.maxNodes = options.maxNodes ?? DEFAULT_MAX_NODES;
     this.maxEdges = options.maxEdges ?? DEFAULT_MAX_EDGES;
+    this.nodeStaleMs = options.nodeStaleMs ?? DEFAULT_NODE_STALE_MS;
     this.down = new RateEstimator({ clock: options.clock });
     this.up = new RateEstimator({ clock: options.clock });
     this.self = this.node(options.selfId, options.selfKind)!;
@@ -419,9 +451,17 @@ export class DashboardModel {
     );
   }
 
-  private noteText(event: string, text: string): void {
+  /**
+   * Every text in the list is escaped as a log line is (escapeUnsafe): a
+   * peer's or a remote's words can neither break a line nor reorder what a
+   * reader sees (U+202E). Cut after escaping, so the bound holds, without
+   * leaving half an escape at the end.
+   */
+  private noteText(event: string, raw: string): void {
     this.notes++;
-    text = text.slice(0, 300);
+    let text = escapeUnsafe(raw);
+    if (text.length > MAX_EVENT_TEXT)
+      text = text.slice(0, MAX_EVENT_TEXT).replace(/\\u[0-9a-f]{0,3}$/, '');
     this.recent.push({ t: Math.round(this.clock.now() - this.startedAt), event, text });
     if (this.recent.length > this.recentMax) this.recent.shift();
     this.recentNew = Math.min(this.recentNew + 1, this.recentMax);
@@ -430,7 +470,9 @@ export class DashboardModel {
   /**
    * A peer's report (already checked by parseReport), from `host` (the
    * request's source address): its chunk map, connections, and its links'
-   * rates, which become the edges into it.
+   * rates, which become the edges into it. A report speaks for its sender
+   * only: its links join nodes already in the table, never make new ones
+   * (a list of made-up peers would fill it), and do not keep them fresh.
    */
   applyReport(host: string, report: PeerReport): void {
     const map =
@@ -453,7 +495,7 @@ export class DashboardModel {
       for (let i = 0; i < map.length; i++) this.setChunk(node, i, map[i]!);
     }
     for (const link of report.links) {
-      const remote = this.node(link.peer, link.kind);
+      const remote = this.nodes.get(this.canonical(link.peer));
       // The owner measures its own links; a report adds the peer-to-peer ones
       // that carried something into this peer (its uploads are the others' downloads).
       if (!remote || remote === this.self || (link.bytesIn === 0 && link.down === 0)) continue;
@@ -629,11 +671,19 @@ export class DashboardModel {
     return node;
   }
 
-  /** Drops the longest-unseen node with no connections and no edges carrying data now. */
+  /**
+   * Drops the longest-unseen node that has no connections of ours and has been
+   * unheard of for nodeStaleMs; false when none has (the newcomer is not
+   * shown). Eviction by age, not by arrival: a newcomer never pushes out a
+   * node that is still heard from, however many newcomers there are.
+   */
   private evictNode(): boolean {
+    const staleBefore = this.clock.now() - this.nodeStaleMs;
     let victim: NodeState | undefined;
     for (const n of this.nodes.values()) {
-      if (n === this.self || n.connections > 0) continue;
+      // A reported count is the peer's claim, not ours: only our own connections hold a node.
+      const connected = n.connections > 0 && n.reported === undefined;
+      if (n === this.self || connected || n.lastSeen > staleBefore) continue;
       if (!victim || n.lastSeen < victim.lastSeen) victim = n;
     }
     if (!victim) return false;
