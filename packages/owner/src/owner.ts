@@ -222,7 +222,7 @@ export class Owner {
       token: init.options.token,
       title: `owner of ${init.metainfo.name}`,
       holdOpen: (res) => init.server.holdOpen(res),
-      acceptReports: true,
+      announced: (host, port) => this.isAnnounced(host, port),
     });
   }
 
@@ -400,6 +400,12 @@ export class Owner {
         lastSeen: this.date(p.lastSeenMs).toISOString(),
       })),
     };
+  }
+
+  /** True when `host` announced `port` recently and not `stopped` (a report may speak for it). */
+  private isAnnounced(host: string, port: number): boolean {
+    for (const gone of this.tracker.expire()) this.forgetAnnounced(gone);
+    return this.tracker.has(formatEndpoint(host, port));
   }
 
   /** Peers in the tracker's table now (expired ones dropped first, as `/status` does). */

@@ -108,6 +108,10 @@ describe('HTTP endpoints', () => {
     await client.interested();
     await client.fetchChunks([0, 1]);
     const chunks = o.metainfo.geometry.pieceCount;
+    await httpGet(
+      o.port,
+      announcePath({ infoHash: o.metainfo.infoHash, peerId: makePeerId(7001), port: 7001 }),
+    );
     const report = {
       port: 7001,
       map: `1n${chunks - 1}.`,
@@ -145,6 +149,58 @@ describe('HTTP endpoints', () => {
     ]);
     expect(edges).toContainEqual([self.id, client.label, 2 * 102_400]);
     expect(edges).toContainEqual([client.label, '127.0.0.1:7001', 102_400]);
+  });
+
+  // A report named its node by its source address and whatever port it claimed:
+  // from a real peer's address it rewrote that peer (0%, 1 TB/s, a made-up
+  // event), and 300 made-up ports filled the table and evicted the real peer.
+  it('takes a report only for a port announced from its address: none can rename or evict a peer', async () => {
+    const { o } = await start();
+    const chunks = o.metainfo.geometry.pieceCount;
+    const announceFrom = (port: number, localAddress: string) =>
+      httpGet(
+        o.port,
+        announcePath({ infoHash: o.metainfo.infoHash, peerId: makePeerId(port), port }),
+        { localAddress },
+      );
+    const post = (port: number, localAddress: string, map = `${chunks}n`) =>
+      httpGet(o.port, '/dashboard/report', {
+        method: 'POST',
+        localAddress,
+        body: JSON.stringify({ port, map, connections: 1, done: true, links: [] }),
+      });
+    const nodes = async () =>
+      new Map(
+        (
+          JSON.parse((await httpGet(o.port, '/dashboard/state')).body.toString()) as {
+            nodes: { id: string; map: string }[];
+          }
+        ).nodes.map((n) => [n.id, n.map]),
+      );
+    await announceFrom(7001, '127.0.0.1');
+    expect((await post(7001, '127.0.0.1')).status).toBe(204);
+    // The right address with a port it never announced, and the real port from elsewhere.
+    const unannounced = await post(7002, '127.0.0.1', `${chunks}.`);
+    expect(unannounced.status).toBe(403);
+    expect(unannounced.body.toString()).toBe(
+      'report for 127.0.0.1:7002: no announce from that address and port\n',
+    );
+    expect((await post(7001, '127.0.0.2', `${chunks}.`)).status).toBe(403);
+    // 300 ports from one address: not announced, all refused; announced, the
+    // tracker keeps that address's newest 64, and the table keeps the real peer.
+    for (let p = 0; p < 300; p++) expect((await post(20_000 + p, '127.0.0.3')).status).toBe(403);
+    let taken = 0;
+    for (let p = 0; p < 300; p++) {
+      await announceFrom(20_000 + p, '127.0.0.3');
+      if ((await post(20_000 + p, '127.0.0.3')).status === 204) taken++;
+    }
+    expect(taken).toBe(300);
+    for (let p = 0; p < 300; p++) if ((await post(20_000 + p, '127.0.0.3')).status === 204) taken++;
+    expect(taken - 300).toBe(64);
+    const after = await nodes();
+    expect(after.get('127.0.0.1:7001')).toBe(`${chunks}n`);
+    expect(after.has('127.0.0.1:7002')).toBe(false);
+    expect(after.has('127.0.0.2:7001')).toBe(false);
   });
 
   it('reports the swarm in /status, and forgets stock connections once they close', async () => {

@@ -100,6 +100,24 @@ describe('a private swarm', () => {
     }
   });
 
+  it('takes a dashboard report only with the token, for a port announced with the token', async () => {
+    const { o } = await start();
+    const body = JSON.stringify({ port: 7001, connections: 0, done: false, links: [] });
+    const post = (headers: Record<string, string>) =>
+      httpGet(o.port, '/dashboard/report', { method: 'POST', headers, body });
+    const path = announcePath({
+      infoHash: o.metainfo.infoHash,
+      peerId: makePeerId(7001),
+      port: 7001,
+    });
+    expect((await httpGet(o.port, path)).status).toBe(401);
+    expect((await post({})).status).toBe(401);
+    expect((await post(BEARER)).status).toBe(403);
+    expect((await httpGet(o.port, `${path}&key=${TOKEN}`)).status).toBe(200);
+    expect((await post({})).status).toBe(401);
+    expect((await post(BEARER)).status).toBe(204);
+  });
+
   it('/status without the token shows no addresses, paths or name; with it, the details', async () => {
     const { o } = await start();
     const peerId = makePeerId(7001);

@@ -393,13 +393,18 @@ export class Peer {
    * Tells the owner's dashboard what we hold and whom we trade with, then
    * waits as long as its answer says (every second while someone watches
    * its dashboard). An owner that takes no reports (an older one) is not
-   * asked again; after a failed report the next comes in DASHBOARD_REPORT_MS.
+   * asked again; after a failed report the next comes in DASHBOARD_REPORT_MS
+   * (a report before our first announce is refused: the owner takes one
+   * only for a port announced from our address).
    */
   private reportToOwner(): void {
     if (this.abort.signal.aborted) return;
     const report = this.dashboard.report(this.port, this.mergedPath !== undefined);
     postReport(this.options.owner, report, this.abort.signal, this.options.token).then(
-      (nextMs) => this.scheduleReport(nextMs ?? DASHBOARD_REPORT_MS),
+      (nextMs) => {
+        this.dashboard.reportAccepted();
+        this.scheduleReport(nextMs ?? DASHBOARD_REPORT_MS);
+      },
       (err: unknown) => {
         const status = err instanceof HttpStatusError ? err.status : 0;
         if (status !== 404 && status !== 405) this.scheduleReport(DASHBOARD_REPORT_MS);

@@ -2,7 +2,8 @@
  * The dashboard over real HTTP on 127.0.0.1 (a DualServer on port 0): the
  * page, the event stream's full state then deltas on the injected clock, the
  * token, a stream outliving the server's request deadline, and peers' reports
- * checked at the edge.
+ * checked at the edge (only from an address and port that announced: here
+ * 127.0.0.1:7001).
  */
 import { Cleanup, httpGet, openEventStream, rawExchange } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -51,7 +52,7 @@ async function serve(options: { token?: string; requestTimeoutMs?: number } = {}
     token: options.token,
     title: 'owner <of> f.bin',
     holdOpen: (res) => server.holdOpen(res),
-    acceptReports: true,
+    announced: (host, port) => host === '127.0.0.1' && port === 7001,
     intervalMs: 250,
   });
   const { port } = await server.listen();
@@ -168,6 +169,29 @@ describe('DashboardHttp', () => {
     expect(huge.status).toBe(413);
     expect((await httpGet(port, DASHBOARD_REPORT_PATH)).status).toBe(405);
     expect((await httpGet(port, '/', { method: 'POST', body: '{}' })).status).toBe(405);
+  });
+
+  // A report from another address, or for a port its address never announced,
+  // named a node as it liked: it could speak for a real peer, or make up new ones.
+  it('refuses with a one-line 403 a report for a port not announced from its address', async () => {
+    const { port, model } = await serve();
+    const post = (body: object, localAddress?: string) =>
+      httpGet(port, DASHBOARD_REPORT_PATH, {
+        method: 'POST',
+        body: JSON.stringify(body),
+        ...(localAddress ? { localAddress } : {}),
+      });
+    const ids = () => (model.full().nodes as { id: string }[]).map((n) => n.id);
+    const before = ids();
+    const elsewhere = await post(report, '127.0.0.2');
+    expect(elsewhere.status).toBe(403);
+    expect(elsewhere.body.toString()).toBe(
+      'report for 127.0.0.2:7001: no announce from that address and port\n',
+    );
+    expect((await post({ ...report, port: 7002 })).status).toBe(403);
+    expect(ids()).toEqual(before);
+    expect((await post(report)).status).toBe(204);
+    expect(ids()).toContain('127.0.0.1:7001');
   });
 
   it('tells a reporting peer to come back every second while a browser watches, less often otherwise', async () => {

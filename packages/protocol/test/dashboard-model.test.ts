@@ -298,6 +298,9 @@ describe('DashboardModel', () => {
     peerEvents.publish('chunk-rejected', { chunk: 4, from: '127.0.0.1:7002', reason: 'sha1' });
     const first = parseReport(JSON.parse(JSON.stringify(peer.report(7001, false))));
     expect(first.events?.map((e) => e.event)).toEqual(['fallback', 'chunk-rejected']);
+    // Refused (not acknowledged): the next report carries them again.
+    expect(peer.report(7001, false).events).toHaveLength(2);
+    peer.reportAccepted();
     expect(peer.report(7001, false).events).toBeUndefined();
     const { model } = ownerModel(clock);
     model.delta();

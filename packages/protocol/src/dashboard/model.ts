@@ -318,6 +318,8 @@ export class DashboardModel {
   /** Notable events noted in all, and how many of them went out in a report. */
   private notes = 0;
   private notesReported = 0;
+  /** `notes` when the last report was built: what reportAccepted() marks as told. */
+  private notesInReport = 0;
   private nextIndex = 0;
   private readonly self: NodeState;
   private readonly recentMax: number;
@@ -509,12 +511,13 @@ export class DashboardModel {
 
   /**
    * This process's own report to its owner: its map, connections, each
-   * link's rates and bytes, and the notable events since the last report.
+   * link's rates and bytes, and the notable events not yet in an accepted
+   * report (so a refused one, say before our first announce, loses none).
    */
   report(port: number, done: boolean, maxMapChars = MAX_REPORT_BYTES / 2): PeerReport {
     const map = this.file ? encodeRuns(this.self.map) : undefined;
     const fresh = Math.min(this.notes - this.notesReported, this.recent.length, MAX_REPORT_EVENTS);
-    this.notesReported = this.notes;
+    this.notesInReport = this.notes;
     const events = this.recent.slice(this.recent.length - fresh).map(({ event, text }) => ({
       event,
       text,
@@ -527,6 +530,11 @@ export class DashboardModel {
       done,
       ...(events.length > 0 ? { events } : {}),
     };
+  }
+
+  /** The owner took the last report(): its events are told. */
+  reportAccepted(): void {
+    this.notesReported = this.notesInReport;
   }
 
   /** This process's chunk map as run-length text, and its links (for /status). */

@@ -68,8 +68,12 @@ export interface DashboardHttpOptions {
   readonly title: string;
   /** Lifts the server's request deadline for a long-lived stream (DualServer.holdOpen). */
   readonly holdOpen: (res: ServerResponse) => void;
-  /** The owner: accept peers' reports. */
-  readonly acceptReports?: boolean;
+  /**
+   * Given (the owner): take peers' reports, each only for the address that
+   * sent it and a port this says the tracker saw announced from that
+   * address (in a private swarm, only announces with the token get there).
+   */
+  readonly announced?: ((host: string, port: number) => boolean) | undefined;
   readonly intervalMs?: number;
   readonly maxClients?: number;
 }
@@ -135,7 +139,7 @@ export class DashboardHttp {
         else this.subscribe(req, res);
         return true;
       case DASHBOARD_REPORT_PATH:
-        if (!this.o.acceptReports) return false;
+        if (!this.o.announced) return false;
         if (req.method !== 'POST')
           sendText(res, 405, `${path} takes a POST of a peer's report\n`, { allow: 'POST' });
         else if (!authorized) sendUnauthorized(res);
@@ -247,9 +251,26 @@ export class DashboardHttp {
           throw new ReportError('report: body is not JSON');
         }
         report = parseReport(value);
+      } catch (err) {
+        if (err instanceof ReportError) sendText(res, 400, `${err.message}\n`);
+        else sendText(res, 500, 'internal error\n');
+        return;
+      }
+      // A report names its sender by the port it claims: only a port that
+      // announced from this very address, so no one can speak for a peer elsewhere.
+      const host = unmapIPv4(req.socket.remoteAddress ?? '');
+      if (!this.o.announced?.(host, report.port)) {
+        sendText(
+          res,
+          403,
+          `report for ${formatEndpoint(host, report.port)}: no announce from that address and port\n`,
+        );
+        return;
+      }
+      try {
         // The peer names us by the address it reached us at.
         this.o.model.addAlias(formatEndpoint(req.socket.localAddress, req.socket.localPort ?? 0));
-        this.o.model.applyReport(unmapIPv4(req.socket.remoteAddress ?? '127.0.0.1'), report);
+        this.o.model.applyReport(host, report);
       } catch (err) {
         if (err instanceof ReportError) sendText(res, 400, `${err.message}\n`);
         else sendText(res, 500, 'internal error\n');
