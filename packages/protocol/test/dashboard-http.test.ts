@@ -1,9 +1,9 @@
 /**
  * The dashboard over real HTTP on 127.0.0.1 (a DualServer on port 0): the
  * page, the event stream's full state then deltas on the injected clock, the
- * token, a stream outliving the server's request deadline, and peers' reports
- * checked at the edge (only from an address and port that announced: here
- * 127.0.0.1:7001).
+ * token, a stream outliving the server's request deadline, viewers past the
+ * cap, and peers' reports checked at the edge (only from an address and port
+ * that announced: here 127.0.0.1:7001).
  */
 import { Cleanup, httpGet, openEventStream, rawExchange } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -25,7 +25,9 @@ afterEach(() => cleanup.run());
 
 const FILE = { name: 'f.bin', size: 10 * 1024, chunks: 10, chunkSize: 1024 };
 
-async function serve(options: { token?: string; requestTimeoutMs?: number } = {}) {
+async function serve(
+  options: { token?: string; requestTimeoutMs?: number; maxClients?: number } = {},
+) {
   const clock = new ManualClock();
   const events = new DomainEvents();
   const model = new DashboardModel({ clock, selfId: '127.0.0.1:7000', selfKind: 'owner' });
@@ -54,6 +56,7 @@ async function serve(options: { token?: string; requestTimeoutMs?: number } = {}
     holdOpen: (res) => server.holdOpen(res),
     announced: (host, port) => host === '127.0.0.1' && port === 7001,
     intervalMs: 250,
+    ...(options.maxClients ? { maxClients: options.maxClients } : {}),
   });
   const { port } = await server.listen();
   cleanup.add(() => server.close());
@@ -192,6 +195,32 @@ describe('DashboardHttp', () => {
     expect(ids()).toEqual(before);
     expect((await post(report)).status).toBe(204);
     expect(ids()).toContain('127.0.0.1:7001');
+  });
+
+  // 16 idle viewers held every slot for as long as the swarm was quiet; a 17th got a 503.
+  it('at the cap, a new viewer ends the longest-connected stream of the address with the most', async () => {
+    const { port, dashboard } = await serve({ maxClients: 3 });
+    const open = async (localAddress: string) => {
+      const stream = await openEventStream(port, '/dashboard/events', {}, { localAddress });
+      cleanup.add(() => stream.close());
+      expect(stream.status).toBe(200);
+      await stream.message(0);
+      return stream;
+    };
+    const tab = await open('127.0.0.1');
+    const idle1 = await open('127.0.0.2');
+    const idle2 = await open('127.0.0.2');
+    expect(dashboard.clientCount).toBe(3);
+    // The idle address holds two of the three: its oldest goes first, not the tab.
+    const newcomer = await open('127.0.0.3');
+    await idle1.ended;
+    expect(dashboard.clientCount).toBe(3);
+    // Now every address holds one: the longest-connected goes.
+    await open('127.0.0.4');
+    await tab.ended;
+    expect(dashboard.clientCount).toBe(3);
+    expect(idle2.messages).toHaveLength(1);
+    expect(newcomer.messages).toHaveLength(1);
   });
 
   it('tells a reporting peer to come back every second while a browser watches, less often otherwise', async () => {

@@ -84,6 +84,8 @@ export interface EventStream {
   readonly messages: string[];
   /** Resolves with message number `n` (0-based) once it has come; rejects if the stream ends first or after HANG_MS. */
   message(n: number): Promise<string>;
+  /** Resolves once the stream has ended (the server closed it, or close()). */
+  readonly ended: Promise<void>;
   close(): void;
 }
 
@@ -92,9 +94,21 @@ export function openEventStream(
   port: number,
   path: string,
   headers: Record<string, string> = {},
+  options: {
+    /** Source address to connect from (another loopback address, say 127.0.0.2). */
+    localAddress?: string;
+  } = {},
 ): Promise<EventStream> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+    const target = {
+      host: '127.0.0.1',
+      port,
+      path,
+      headers,
+      agent: false,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    };
+    const req = httpRequest(target, (res) => {
       const messages: string[] = [];
       const waiters = new Set<() => void>();
       let ended = false;
@@ -113,8 +127,15 @@ export function openEventStream(
         }
         for (const wake of waiters) wake();
       });
+      let markEnded = () => {};
+      const closed = new Promise<void>((ok) => {
+        markEnded = ok;
+      });
+      // A stream cut mid-way ('aborted') has ended as much as one closed cleanly.
+      res.on('error', () => {});
       res.on('close', () => {
         ended = true;
+        markEnded();
         for (const wake of waiters) wake();
       });
       resolve({
@@ -137,6 +158,7 @@ export function openEventStream(
             waiters.add(check);
             check();
           }),
+        ended: closed,
         close: () => req.destroy(),
       });
     });

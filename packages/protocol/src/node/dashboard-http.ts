@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { formatEndpoint, unmapIPv4 } from '../address.js';
+import { formatEndpoint, sourceKey, unmapIPv4 } from '../address.js';
 import {
   type DashboardModel,
   MAX_REPORT_BYTES,
@@ -13,7 +13,12 @@ import { carriesToken, sendBody, sendJson, sendText, sendUnauthorized } from './
 
 /** How often browsers get a delta: a chunk's arrival is not pushed on its own. */
 export const DEFAULT_DASHBOARD_INTERVAL_MS = 500;
-/** Browsers (event streams) served at once; more get a 503. */
+/**
+ * Browsers (event streams) served at once. A newcomer past it ends the
+ * stream of the longest-connected viewer (of the source address holding the
+ * most streams): the page's EventSource reconnects on its own, and nobody,
+ * however idle or however many, can hold every slot against a newcomer.
+ */
 export const DEFAULT_MAX_DASHBOARD_CLIENTS = 16;
 /** A comment line this often keeps idle streams (and proxies) open. */
 export const DASHBOARD_KEEPALIVE_MS = 15_000;
@@ -80,6 +85,10 @@ export interface DashboardHttpOptions {
 
 interface Client {
   readonly res: ServerResponse;
+  /** Its source address (an IPv6 /64), to find the address holding the most streams. */
+  readonly source: string;
+  /** Arrival order: the lowest has been watching longest. */
+  readonly seq: number;
   /** When it last could not take a delta (its socket buffer was full); undefined while it keeps up. */
   behindSince: number | undefined;
 }
@@ -93,10 +102,14 @@ interface Client {
 export class DashboardHttp {
   private readonly o: DashboardHttpOptions;
   private readonly clients = new Set<Client>();
+  private nextSeq = 0;
   private flushTimer: Timer | undefined;
   private keepaliveTimer: Timer | undefined;
 
   constructor(options: DashboardHttpOptions) {
+    const max = options.maxClients;
+    if (max !== undefined && (!Number.isSafeInteger(max) || max < 1))
+      throw new RangeError(`maxClients must be a whole number >= 1, got ${max}`);
     this.o = options;
   }
 
@@ -152,18 +165,53 @@ export class DashboardHttp {
 
   /** Ends every stream and stops the timers. */
   close(): void {
-    this.flushTimer?.cancel();
-    this.keepaliveTimer?.cancel();
-    this.flushTimer = undefined;
-    this.keepaliveTimer = undefined;
+    this.stopTimers();
     for (const client of this.clients) client.res.end();
     this.clients.clear();
   }
 
+  private stopTimers(): void {
+    this.flushTimer?.cancel();
+    this.keepaliveTimer?.cancel();
+    this.flushTimer = undefined;
+    this.keepaliveTimer = undefined;
+  }
+
+  /**
+   * The viewer that makes room for a newcomer at the cap: one that cannot
+   * take its data first, else the longest-connected of the address with
+   * the most streams (so one address's flood ends its own streams first).
+   * Slots are never held for a fixed time instead: a stream is one-way, so
+   * an idle attacker looks exactly like a tab left open on a quiet swarm,
+   * and would simply reconnect when its time ran out.
+   */
+  private makeRoom(): boolean {
+    const perSource = new Map<string, number>();
+    for (const c of this.clients) perSource.set(c.source, (perSource.get(c.source) ?? 0) + 1);
+    const streams = (c: Client) => perSource.get(c.source)!;
+    /** True when `a` goes before `b`. */
+    const before = (a: Client, b: Client) => {
+      const aBehind = a.behindSince !== undefined;
+      if (aBehind !== (b.behindSince !== undefined)) return aBehind;
+      if (streams(a) !== streams(b)) return streams(a) > streams(b);
+      return a.seq < b.seq;
+    };
+    let victim: Client | undefined;
+    for (const c of this.clients) if (!victim || before(c, victim)) victim = c;
+    if (!victim) return false;
+    this.clients.delete(victim);
+    // A clean end (the page reconnects), then the socket goes: it counts against
+    // the port's caps. One that does not read would never see the end.
+    const { res } = victim;
+    if (victim.behindSince !== undefined) res.destroy();
+    else res.end(() => res.destroy());
+    return true;
+  }
+
   private subscribe(req: IncomingMessage, res: ServerResponse): void {
-    if (this.clients.size >= (this.o.maxClients ?? DEFAULT_MAX_DASHBOARD_CLIENTS)) {
-      sendText(res, 503, 'too many dashboard viewers; try again later\n', { 'retry-after': '10' });
-      return;
+    if (req.method !== 'HEAD') {
+      const max = this.o.maxClients ?? DEFAULT_MAX_DASHBOARD_CLIENTS;
+      while (this.clients.size >= max) if (!this.makeRoom()) break;
     }
     this.o.holdOpen(res);
     res.writeHead(200, {
@@ -175,7 +223,7 @@ export class DashboardHttp {
       res.end();
       return;
     }
-    if (this.clients.size === 0) {
+    if (this.flushTimer === undefined) {
       // Nobody watched: what piled up since the last delta is in the full state below.
       this.o.model.delta();
       this.flushTimer = this.o.clock.setInterval(
@@ -187,7 +235,12 @@ export class DashboardHttp {
           if (c.behindSince === undefined) c.res.write(': keepalive\n\n');
       }, DASHBOARD_KEEPALIVE_MS);
     }
-    const client: Client = { res, behindSince: undefined };
+    const client: Client = {
+      res,
+      source: sourceKey(req.socket.remoteAddress),
+      seq: this.nextSeq++,
+      behindSince: undefined,
+    };
     this.clients.add(client);
     res.write(`data: ${JSON.stringify(this.o.model.full())}\n\n`);
     res.on('drain', () => {
@@ -198,7 +251,7 @@ export class DashboardHttp {
     });
     res.on('close', () => {
       this.clients.delete(client);
-      if (this.clients.size === 0) this.close();
+      if (this.clients.size === 0) this.stopTimers();
     });
   }
 
