@@ -56,9 +56,9 @@ export const MAX_REPORT_EVENTS = 20;
 /**
  * The most bytes/s a report may claim on one link, and for all its links
  * together, each way: 100 Gbit/s. Every byte a peer takes in is SHA-1
- * checked on its four libuv threads (1.4 GB/s each, measured with
- * createHash over 100 KiB chunks), so even this is far beyond what one
- * peer moves; a larger figure is a fault or a lie.
+ * checked on its event loop (1.4 GB/s, measured with createHash over
+ * 100 KiB chunks), so even this is far beyond what one peer moves; a
+ * larger figure is a fault or a lie.
  */
 export const MAX_REPORT_RATE = 12_500_000_000;
 /** Connections one report may claim: the peer's --max-connections ceiling (100,000) and its --max-peers' (1,000), rounded up. */
