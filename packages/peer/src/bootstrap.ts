@@ -20,7 +20,10 @@ import {
   BufferPool,
   CHUNK_DIR,
   ChunkStore,
+  checkDiskSpace,
   listChunkDir,
+  MERGE_RECORD_FILE,
+  MergedFile,
   SUMMARY_FILE,
   type WireLimits,
 } from '@swarmdrop/protocol/node';
@@ -43,6 +46,10 @@ export interface BootstrapOptions {
   readonly metainfoPath?: string | undefined;
   readonly dir: string;
   readonly out?: string | undefined;
+  /** Replace a file at --out (or its .part) that swarmdrop did not write. */
+  readonly force?: boolean | undefined;
+  /** Delete the chunk files after a verified merge and serve from the merged file. */
+  readonly removeChunks?: boolean | undefined;
   /** Every download neighbour (the first and the chord's), in order. */
   readonly neighbours: readonly Endpoint[];
   readonly swarm?: boolean | undefined;
@@ -134,7 +141,16 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
     await rename(`${torrentPath}.tmp`, torrentPath);
     const opened = await ChunkStore.open({ dir, metainfo });
     const store = opened.store;
+    let output: MergedFile | undefined;
     try {
+      output = await this.openOutput(store, outPath);
+      const adopted =
+        this.o.removeChunks && output.alreadyMerged && !store.isComplete()
+          ? await store.adoptMergedFile(outPath)
+          : 0;
+      // Resumed chunks go into the new part in the background, as new ones do when they arrive.
+      const attached = store.attach(output);
+      attached.catch(() => {}); // Completion reports what it dropped, or its error
       this.emit('storeOpened', store);
       const { events } = this.c;
       events.publish('metainfo', {
@@ -144,11 +160,12 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
         infohash: metainfo.infoHash.toString('hex'),
         torrent: torrentPath,
       });
-      if (opened.verified > 0 || opened.discarded > 0) {
+      if (opened.verified > 0 || opened.discarded > 0 || adopted > 0) {
         events.publish('resumed', {
-          verified: opened.verified,
+          verified: opened.verified + adopted,
           discarded: opened.discarded,
           dir,
+          ...(adopted > 0 ? { fromMerged: adopted } : {}),
         });
       }
       const announce = (event?: 'started' | 'completed') =>
@@ -158,11 +175,61 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
           ...(event ? { event } : {}),
         });
       const batch = await this.startedBatch(announce, metainfo);
-      return this.assemble({ metainfo, bytes, torrentPath, store, outPath, batch, announce });
+      return this.assemble({
+        metainfo,
+        bytes,
+        torrentPath,
+        store,
+        outPath,
+        output,
+        attached,
+        batch,
+        announce,
+      });
     } catch (err) {
       await store.close();
       throw err;
     }
+  }
+
+  /**
+   * The merged file, written as chunks arrive: refused (exit 2) when --out
+   * or its .part holds a file swarmdrop did not write, unless --force; and
+   * refused when --dir and --out have no room for what is still to come.
+   */
+  private async openOutput(store: ChunkStore, outPath: string): Promise<MergedFile> {
+    const { metainfo } = store;
+    const create = () =>
+      MergedFile.create({
+        path: outPath,
+        dir: store.dir,
+        metainfo,
+        sha256: this.o.sha256,
+        force: this.o.force,
+      });
+    let output: MergedFile;
+    try {
+      // Checked before the space: an output that is ours and merged needs none.
+      output = await create();
+    } catch (err) {
+      if (err instanceof ChunkError && err.code === 'ERR_FOREIGN_FILES')
+        throw new OptionError('--out', err.message);
+      if (err instanceof SwarmdropError) throw err;
+      throw new OptionError('--out', `cannot write ${outPath}: ${(err as Error).message}`);
+    }
+    if (output.alreadyMerged) return output;
+    try {
+      await checkDiskSpace({
+        dir: store.chunkDir,
+        chunkBytes: bytesLeft(store),
+        outPath,
+        fileBytes: metainfo.length,
+      });
+    } catch (err) {
+      await output.abort();
+      throw err;
+    }
+    return output;
   }
 
   /** Announces `started`; the owner's answer carries our batch. A failed announce leaves none. */
@@ -196,6 +263,8 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
     torrentPath: string;
     store: ChunkStore;
     outPath: string;
+    output: MergedFile;
+    attached: Promise<number[]>;
     batch: number[];
     announce: (event?: 'completed') => Promise<AnnounceResult>;
   }): Torrent {
@@ -261,14 +330,15 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
     }
     const completion = new Completion(
       {
-        outPath: parts.outPath,
-        sha256: this.o.sha256,
+        removeChunks: this.o.removeChunks === true,
         exitWhenDone: this.o.exitWhenDone,
         lingerMs: this.o.lingerMs,
         swarmMode,
       },
       {
         store,
+        output: parts.output,
+        attached: parts.attached,
         clock,
         events,
         signal,
@@ -390,6 +460,8 @@ export function isOwnFileName(name: string): boolean {
   return (
     name === SUMMARY_FILE ||
     name === `${SUMMARY_FILE}.tmp` ||
+    name === MERGE_RECORD_FILE ||
+    name === `${MERGE_RECORD_FILE}.tmp` ||
     name === CHUNK_DIR ||
     /\.(torrent|tmp|part)$/i.test(name)
   );
@@ -412,7 +484,7 @@ function mergedPathFor(dir: string, name: string, out: string | undefined): stri
   if (out === undefined) {
     throw new OptionError(
       '--out',
-      `the metainfo names the file "${escapeUnsafe(name)}", which would take the place of the peer's own files in ${dir} (summary.txt, chunks/, *.torrent, *.tmp, *.part); pass --out PATH to put the merged file elsewhere`,
+      `the metainfo names the file "${escapeUnsafe(name)}", which would take the place of the peer's own files in ${dir} (summary.txt, merged.json, chunks/, *.torrent, *.tmp, *.part); pass --out PATH to put the merged file elsewhere`,
     );
   }
   throw new OptionError(

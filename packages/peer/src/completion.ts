@@ -1,7 +1,5 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { ChunkError, type DomainEvents, TypedEmitter } from '@swarmdrop/protocol';
-import type { ChunkStore } from '@swarmdrop/protocol/node';
+import type { ChunkStore, MergedFile } from '@swarmdrop/protocol/node';
 import type { Clock } from './clock.js';
 
 /** Chunks received so far, by where they came from (the `merged` line, `/status`). */
@@ -13,10 +11,8 @@ export interface ReceivedCounts {
 }
 
 export interface CompletionOptions {
-  /** Where the merged file goes (checked against the peer's own files by bootstrap). */
-  readonly outPath: string;
-  /** The merged file must have this SHA-256 (--sha256). */
-  readonly sha256?: Buffer | undefined;
+  /** Delete the chunk files once merged and serve from the merged file (--remove-chunks). */
+  readonly removeChunks: boolean;
   /** Finish (`done`, then `finished`) once merged and served; else keep seeding. */
   readonly exitWhenDone: boolean;
   /** With exitWhenDone: how long to wait for an upload neighbour that never connected. */
@@ -27,6 +23,10 @@ export interface CompletionOptions {
 
 export interface CompletionComponents {
   readonly store: ChunkStore;
+  /** The merged file, attached to the store: it fills as chunks are stored. */
+  readonly output: MergedFile;
+  /** The store's copy of the chunks it held at start into `output`: the chunks it dropped on the way. */
+  readonly attached: Promise<readonly number[]>;
   readonly clock: Clock;
   /** The peer's domain events: Completion counts `chunk-received` and publishes `merged`, `chunk-corrupt`, `done`. */
   readonly events: DomainEvents;
@@ -50,8 +50,8 @@ export type CompletionEvents = {
 };
 
 /**
- * The end of a download: merges the chunks into the file once the store
- * holds every one, re-fetches what the merge's re-check dropped, and with
+ * The end of a download: completes the merged file (its SHA-256 checked,
+ * fsynced, renamed into place) once the store holds every chunk, re-fetches what the merge's re-check dropped, and with
  * exit-when-done finishes once every upload neighbour is served (or after
  * lingering `lingerMs` for one that never came). It learns of new chunks
  * from the `chunk-received` domain events, and tells the peer what follows
@@ -77,6 +77,17 @@ export class Completion extends TypedEmitter<CompletionEvents> {
     super();
     this.o = options;
     this.c = components;
+    // A resumed chunk file that no longer verifies was dropped while copied into the merged file.
+    components.attached.then(
+      (dropped) => {
+        if (dropped.length === 0) return;
+        components.events.publish('chunk-corrupt', {
+          reason: `${dropped.length} chunk files no longer matched their SHA-1 (first ${dropped[0]}); dropped them`,
+        });
+        this.emit('chunksLost');
+      },
+      (err: Error) => this.emit('error', err),
+    );
     components.events.on('chunk-received', ({ via }) => {
       if (via === 'owner') this.counts.fromOwner++;
       else if (via === 'neighbour') this.counts.fromNeighbour++;
@@ -117,10 +128,14 @@ export class Completion extends TypedEmitter<CompletionEvents> {
   }
 
   private async runMerge(): Promise<void> {
-    const { store, events, clock } = this.c;
+    const { store, events, clock, output } = this.c;
     try {
-      await mkdir(dirname(this.o.outPath), { recursive: true });
-      const result = await store.merge(this.o.outPath, { sha256: this.o.sha256 });
+      await this.c.attached;
+      const result = await output.complete();
+      if (this.o.removeChunks && !store.isServingFromMerged) {
+        const removed = await store.releaseChunkFiles(result.path);
+        events.publish('chunks-removed', { count: removed, servingFrom: result.path });
+      }
       this.mergedPath = result.path;
       this.mergedAt = clock.now();
       events.publish('merged', {

@@ -81,6 +81,10 @@ export interface PeerOptions {
   readonly dir?: string | undefined;
   /** Where the merged file goes; default `<dir>/<name>`. */
   readonly out?: string | undefined;
+  /** Replace a file at `out` (or its `.part`) that swarmdrop did not write (default false: refuse). */
+  readonly force?: boolean | undefined;
+  /** Delete the chunk files once the merged file is verified, and serve from it (default false). */
+  readonly removeChunks?: boolean | undefined;
   /** Finish once merged and every connected upload neighbour holds every chunk (default false: keep serving). */
   readonly exitWhenDone?: boolean | undefined;
   /** Swarm mode also with a neighbour (the neighbours are dialled as swarm peers); always on without one. */
@@ -131,6 +135,8 @@ export interface ResolvedPeerOptions {
   readonly dir: string;
   /** Absolute, or undefined for `<dir>/<name>`. */
   readonly out: string | undefined;
+  readonly force: boolean;
+  readonly removeChunks: boolean;
   readonly exitWhenDone: boolean;
   /** True also whenever there is no neighbour: the mode the peer runs in. */
   readonly swarm: boolean;
@@ -194,6 +200,8 @@ export const PEER_OPTIONS: OptionSchema<ResolvedPeerOptions> = {
     default: (o) => resolve(`.swarmdrop/peer-${o.listen.port}`),
   },
   out: { ...textValue((t) => resolve(t)), default: undefined },
+  force: { ...switchValue, default: false },
+  removeChunks: { ...switchValue, default: false },
   exitWhenDone: { ...switchValue, default: false },
   // After neighbour: without one the peer runs in swarm mode whatever `swarm` says.
   swarm: { ...switchValue, default: (o) => o.neighbour === undefined },
@@ -256,6 +264,23 @@ export const PEER_FLAGS: readonly PeerFlag[] = [
     arg: 'PATH',
     key: 'out',
     help: ['where the merged file goes (default: DIR/<name>)'],
+  },
+  {
+    name: 'force',
+    key: 'force',
+    help: [
+      'replace a file at --out (or at its .part) that',
+      'swarmdrop did not write; without it the peer',
+      'refuses to start',
+    ],
+  },
+  {
+    name: 'remove-chunks',
+    key: 'removeChunks',
+    help: [
+      'delete the chunk files once the merged file is',
+      'verified, and serve from the merged file',
+    ],
   },
   {
     name: 'exit-when-done',

@@ -1,34 +1,44 @@
 /**
- * Completion on its own: a stand-in store and a hand-moved clock. It learns
- * of chunks from `chunk-received` events, merges once, re-fetches what the
- * merge dropped, and with exit-when-done finishes when served or lingered.
+ * Completion on its own: a stand-in store and merged file, and a hand-moved
+ * clock. It learns of chunks from `chunk-received` events, completes the
+ * merged file once, re-fetches what was dropped, and with exit-when-done
+ * finishes when served or lingered.
  */
 import { ChunkError, DomainEvents, ManualClock } from '@swarmdrop/protocol';
-import type { ChunkStore } from '@swarmdrop/protocol/node';
+import type { ChunkStore, MergedFile } from '@swarmdrop/protocol/node';
 import { describe, expect, it } from 'vitest';
 import { Completion, type CompletionOptions } from '../src/completion.js';
 
-/** A store that is complete once `held` reaches `chunks`, whose merge fails once when told to. */
+const OUT = '/tmp/never-written';
+
+/** A store that is complete once `held` reaches `chunks`; its merged file's completion fails once when told to. */
 function fakeStore(chunks: number) {
   const state = { held: 0, merges: 0, failNext: false };
   const store = {
     metainfo: { sha256: undefined },
     isComplete: () => state.held >= chunks,
-    merge: async (out: string) => {
+    isServingFromMerged: false,
+  };
+  const output = {
+    complete: async () => {
       state.merges++;
       if (state.failNext) {
         state.failNext = false;
         state.held--;
-        throw new ChunkError('ERR_CHUNK_HASH', 'chunk 1 failed SHA-1; dropped it');
+        throw new ChunkError('ERR_CHUNK_MISSING', 'cannot merge: 1 chunks missing (first 1)');
       }
-      return { path: out, sha256: 'ab'.repeat(32) };
+      return { path: OUT, sha256: 'ab'.repeat(32) };
     },
   };
-  return { store: store as unknown as ChunkStore, state };
+  return { store: store as unknown as ChunkStore, output: output as unknown as MergedFile, state };
 }
 
-function setup(chunks: number, options: Partial<CompletionOptions> = {}) {
-  const { store, state } = fakeStore(chunks);
+function setup(
+  chunks: number,
+  options: Partial<CompletionOptions> = {},
+  attached: Promise<readonly number[]> = Promise.resolve([]),
+) {
+  const { store, output, state } = fakeStore(chunks);
   const clock = new ManualClock();
   const events = new DomainEvents();
   const published: string[] = [];
@@ -37,7 +47,7 @@ function setup(chunks: number, options: Partial<CompletionOptions> = {}) {
   const served = { all: false, seen: 0 };
   const completion = new Completion(
     {
-      outPath: '/tmp/never-written',
+      removeChunks: false,
       exitWhenDone: true,
       lingerMs: 5_000,
       swarmMode: false,
@@ -45,6 +55,8 @@ function setup(chunks: number, options: Partial<CompletionOptions> = {}) {
     },
     {
       store,
+      output,
+      attached,
       clock,
       events,
       signal: new AbortController().signal,
@@ -96,6 +108,15 @@ describe('Completion', () => {
     await settle(completion);
     expect(published).toEqual(['chunk-corrupt', 'merged']);
     expect(state.merges).toBe(2);
+  });
+
+  it('resumed chunks dropped while copied into the merged file are reported and fetched again', async () => {
+    let lost = 0;
+    const { completion, published } = setup(2, { exitWhenDone: false }, Promise.resolve([1, 4]));
+    completion.on('chunksLost', () => lost++);
+    await settle(completion);
+    expect(published).toEqual(['chunk-corrupt']);
+    expect(lost).toBe(1);
   });
 
   it('exit-when-done with no upload neighbour ever seen: done only once lingerMs has passed', async () => {

@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'ERR_FILE_HASH'
   | 'ERR_STORE_CLOSED'
   | 'ERR_FOREIGN_FILES'
+  | 'ERR_NO_SPACE'
   // a peer's dashboard report
   | 'ERR_DASHBOARD_REPORT'
   // command line / configuration

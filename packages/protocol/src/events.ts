@@ -52,9 +52,10 @@ export interface EventFields {
   announce: { peer: string; event?: string; left?: number };
   metainfo: { name: string; size: number; chunks: number; infohash: string; torrent: string };
   'batch-received': { from: string; count: number; chunks: string };
-  resumed: { verified: number; discarded: number; dir: string };
+  resumed: { verified: number; discarded: number; dir: string; fromMerged?: number };
   waiting: { for: string; addr: string; reason: string; retryMs?: number };
   fallback: { from: string; count: number; chunks: string; reason: string };
+  'chunks-removed': { count: number; servingFrom: string };
   merged: {
     path: string;
     sha256: string;

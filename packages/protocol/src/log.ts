@@ -38,6 +38,7 @@ export const LOG_EVENTS = [
   'waiting',
   'fallback',
   'merged',
+  'chunks-removed',
   'done',
 ] as const;
 

@@ -2,14 +2,11 @@ import { ChunkError } from '../errors.js';
 import { TypedEmitter } from '../swarm/typed-emitter.js';
 import type { ChunkStore } from './chunk-store.js';
 import type { BlockRef, Connection } from './connection.js';
-import { UPLOAD_READ_AHEAD_BYTES } from './memory.js';
 
 export interface BlockServerOptions {
   readonly connection: Connection;
   /** Verified reads with a small cache: `ChunkStore` is one. */
   readonly store: Pick<ChunkStore, 'readVerified' | 'cached' | 'metainfo'>;
-  /** Bytes of chunk reads kept in flight ahead of the socket, so disk reads overlap with sending (default UPLOAD_READ_AHEAD_BYTES; one chunk at least). */
-  readonly readAheadBytes?: number;
 }
 
 export type BlockServerEvents = {
@@ -42,22 +39,15 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
   chunksSent = 0;
   private readonly connection: Connection;
   private readonly store: BlockServerOptions['store'];
-  private readonly readAheadBytes: number;
-  /** Bytes of the chunks in `loads`. */
-  private loadBytes = 0;
   /** Bytes sent so far of each chunk the remote has asked for. */
   private readonly open = new Map<number, number>();
-  private readonly loads = new Map<number, Promise<Buffer>>();
   private pumping = false;
-  /** Chunks reported corrupt already (a read-ahead and the pump can both find one). */
-  private readonly corrupt = new Set<number>();
   private readonly unsubscribe: Array<() => void> = [];
 
   constructor(options: BlockServerOptions) {
     super();
     this.connection = options.connection;
     this.store = options.store;
-    this.readAheadBytes = options.readAheadBytes ?? UPLOAD_READ_AHEAD_BYTES;
     // A listener that throws ends this one connection, never the process.
     this.onListenerError = (error, event) =>
       this.connection.close(
@@ -101,16 +91,15 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
         if (this.isClosed()) return;
         const head = this.connection.incoming.values().next().value;
         if (!head) return;
-        this.prefetch();
+        // The store reads synchronously (see ChunkStore): reading ahead of the socket
+        // would overlap nothing, so each chunk is read when its first request is at the head.
         let chunk = this.store.cached(head.index);
         if (!chunk) {
           try {
-            chunk = await (this.loads.get(head.index) ?? this.store.readVerified(head.index));
+            chunk = await this.store.readVerified(head.index);
           } catch (err) {
             this.failRead(head.index, err);
             return;
-          } finally {
-            this.forgetLoad(head.index);
           }
           if (this.isClosed()) return; // it may have closed while we read
         }
@@ -162,45 +151,9 @@ export class BlockServer extends TypedEmitter<BlockServerEvents> {
     }
   }
 
-  /** Starts reading the next few distinct chunks the queue asks for. */
-  private prefetch(): void {
-    for (const r of this.connection.incoming.values()) {
-      if (this.loads.has(r.index) || this.store.cached(r.index)) continue;
-      const size = this.store.metainfo.geometry.pieceSize(r.index);
-      // Within the byte budget, but always one read, whatever the chunk size.
-      if (this.loads.size > 0 && this.loadBytes + size > this.readAheadBytes) break;
-      const load = this.store.readVerified(r.index);
-      this.loads.set(r.index, load);
-      this.loadBytes += size;
-      // Done once cached; a failed read stays for the pump to report. A chunk
-      // that failed its hash was dropped by the store whether or not the pump
-      // gets to it (the connection may close first): report that at once, or
-      // the chunk would be gone without anyone fetching it again.
-      load.then(
-        () => {
-          if (this.loads.get(r.index) === load) this.forgetLoad(r.index);
-        },
-        (err: unknown) => {
-          if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH')
-            this.reportCorrupt(r.index);
-        },
-      );
-    }
-  }
-
-  private forgetLoad(index: number): void {
-    if (this.loads.delete(index)) this.loadBytes -= this.store.metainfo.geometry.pieceSize(index);
-  }
-
-  private reportCorrupt(index: number): void {
-    if (this.corrupt.has(index)) return;
-    this.corrupt.add(index);
-    this.emit('chunkCorrupt', index);
-  }
-
   private failRead(index: number, err: unknown): void {
     if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
-      this.reportCorrupt(index);
+      this.emit('chunkCorrupt', index);
       // The remote was told we hold it; reconnecting gets it a bitfield without it.
       this.connection.close(`stored chunk ${index} was corrupt; dropped it`);
     } else {

@@ -7,10 +7,6 @@
 
 /** Verified chunks a store keeps in memory for serving (shared by every connection). */
 export const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
-/** Chunk files read ahead of the writes while merging. */
-export const MERGE_READ_AHEAD_BYTES = 1024 * 1024;
-/** Chunk reads one upload connection keeps in flight ahead of its socket. */
-export const UPLOAD_READ_AHEAD_BYTES = 1024 * 1024;
 /** Free chunk buffers a pool keeps for reuse. */
 export const DEFAULT_POOL_BYTES = 8 * 1024 * 1024;
 

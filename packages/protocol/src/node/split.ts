@@ -1,10 +1,17 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_CHUNK_SIZE } from '../constants.js';
 import { PieceHashes } from '../metainfo.js';
-import { CHUNK_DIR, chunkFileName, chunkTempPath, listChunkDir, sha1 } from './chunk-store.js';
+import {
+  CHUNK_DIR,
+  chunkFileName,
+  listChunkDir,
+  readChunkFile,
+  sha1,
+  writeChunkFile,
+} from './chunk-store.js';
 
 export interface SplitOptions {
   readonly source: string;
@@ -57,14 +64,16 @@ export async function splitFile(options: SplitOptions): Promise<SplitResult> {
     hash.copy(hashes, count * 20);
     count++;
     const path = join(chunkDir, chunkFileName(index));
-    const existing = await readFile(path).catch(() => undefined);
-    if (existing && existing.length === data.length && sha1(existing).equals(hash)) {
-      reused++;
-      return;
+    // Synchronous, in place, as ChunkStore.put writes (see there why): a split cut short
+    // leaves a chunk file that does not verify, which the next split rewrites.
+    if (listing.chunks.has(chunkFileName(index))) {
+      const existing = readIfThere(path, data.length);
+      if (existing?.length === data.length && sha1(existing).equals(hash)) {
+        reused++;
+        return;
+      }
     }
-    const temp = chunkTempPath(path);
-    await writeFile(temp, data);
-    await rename(temp, path);
+    writeChunkFile(path, data);
     written++;
   };
 
@@ -95,4 +104,13 @@ export async function splitFile(options: SplitOptions): Promise<SplitResult> {
   for (const name of listing.temps) await rm(join(chunkDir, name), { force: true });
   const pieceHashes = new PieceHashes(Buffer.from(hashes.subarray(0, count * 20)));
   return { length, pieceHashes, sha256: whole.digest(), written, reused };
+}
+
+function readIfThere(path: string, size: number): Buffer | undefined {
+  try {
+    return readChunkFile(path, size);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }
