@@ -87,6 +87,23 @@ export function createWireLimits(options: {
 const RESERVED = new Uint8Array(8);
 
 /**
+ * Wires whose socket is corked until the end of this turn of the event
+ * loop. Every message a wire sends in one turn (the `have`s and requests
+ * that follow a stored chunk, a batch of pieces) goes out in one writev:
+ * on loopback each write(2) also runs the receiver's half of TCP, and a
+ * write per message was 0.6 of a 256 MiB download's 3.3 CPU-s (--cpu-prof).
+ */
+const corkedWires = new Set<PeerWire>();
+let uncorkScheduled = false;
+
+function uncorkAll(): void {
+  uncorkScheduled = false;
+  const wires = [...corkedWires];
+  corkedWires.clear();
+  for (const wire of wires) wire.flush();
+}
+
+/**
  * One BitTorrent connection over a socket: sends our handshake, decodes the
  * remote's frames, and closes itself on a protocol violation, a silent
  * handshake, or idleness. Never throws into the event loop; every ending is
@@ -115,6 +132,8 @@ export class PeerWire {
   private readonly handshake: Promise<Handshake>;
   private ended = false;
   private drainWaiters: Array<() => void> = [];
+  /** Corked until the end of this turn (see corkedWires). */
+  private corked = false;
   private lastReceivedAt = Date.now();
   private readonly limits: WireLimits;
   /** Set while reading is paused for the download limit; cancels the wait. */
@@ -230,10 +249,9 @@ export class PeerWire {
    */
   sendPiece(index: number, begin: number, block: Uint8Array): boolean {
     if (this.ended) return false;
-    this.socket.cork();
+    // Header and block leave in one writev with the rest of this turn's writes (see write).
     this.write(encodePieceHeader(index, begin, block.length));
     this.write(block);
-    this.socket.uncork();
     return !this.needsDrain;
   }
 
@@ -242,14 +260,12 @@ export class PeerWire {
     return this.socket.writableNeedDrain || (this.limits.upload?.blocked ?? false);
   }
 
-  /** Runs `send`s inside one corked write, so a burst of messages costs one syscall. */
+  /**
+   * Runs `send`s as one burst. Every write is already held until the end of
+   * the turn (see write), so this only marks where a caller meant one.
+   */
   batch(fn: () => void): void {
-    this.socket.cork();
-    try {
-      fn();
-    } finally {
-      this.socket.uncork();
-    }
+    fn();
   }
 
   /**
@@ -277,6 +293,8 @@ export class PeerWire {
   close(reason: string, error?: SwarmdropError | Error): void {
     if (this.ended) return;
     this.ended = true;
+    // What this turn wrote goes out before the socket is destroyed, as it did when each write went at once.
+    this.flush();
     clearTimeout(this.handshakeTimer);
     clearInterval(this.keepAliveTimer);
     this.socket.destroy();
@@ -296,7 +314,24 @@ export class PeerWire {
 
   private write(bytes: Uint8Array): boolean {
     this.limits.upload?.consume(bytes.length);
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      corkedWires.add(this);
+      if (!uncorkScheduled) {
+        uncorkScheduled = true;
+        setImmediate(uncorkAll);
+      }
+    }
     return this.socket.write(bytes);
+  }
+
+  /** Sends what this turn's writes left corked (see corkedWires); the event loop calls it. */
+  flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    corkedWires.delete(this);
+    if (!this.socket.destroyed) this.socket.uncork();
   }
 
   /** Pauses reading until the download limit is out of debt: the transport's window then holds the sender back. */
