@@ -47,6 +47,15 @@ export class RarityOrder {
     for (let i = 0; i < this.activeEnd; i++) yield this.order[i]!;
   }
 
+  /**
+   * Where `index` stands in rarestFirst() (smaller: rarer); retired pieces
+   * stand past every active one. Sorting a few pieces by it gives them in
+   * rarest-first order without walking the whole order.
+   */
+  position(index: number): number {
+    return this.pos[index]!;
+  }
+
   /** Pieces not retired, starting at a random position: for the first few random picks. */
   *randomOrder(): Generator<number> {
     const n = this.activeEnd;

@@ -5,6 +5,7 @@ import {
   type Geometry,
   OptionError,
   type Rng,
+  randomBelow,
 } from '@swarmdrop/protocol';
 import { RarityOrder } from './rarity-order.js';
 
@@ -58,6 +59,14 @@ export interface PickBudget {
    * piece for a swarmdrop remote, a sixth of the per-request work on both ends.
    */
   readonly requestBytes?: number;
+  /**
+   * Every piece the connection has that we may still want, when the caller
+   * knows them to be few (a super-seeding owner reveals its pieces a few
+   * `have`s at a time): new pieces are then picked among these, in the same
+   * rarest-first order, instead of walking the whole order for each `have`
+   * (O(pieces) per have made 2,622 haves cost 0.5 CPU-s, --cpu-prof).
+   */
+  readonly candidates?: Iterable<number>;
 }
 
 /** A request to withdraw: `peer` was asked for a block that another connection has delivered. */
@@ -110,6 +119,7 @@ export class SwarmPicker {
   private readonly randomFirstPieces: number;
   private readonly endgameMaxRequesters: number;
   private readonly rarity: RarityOrder;
+  private readonly rng: Rng;
   /** Started pieces, in the order they were started: the oldest is finished first. */
   private readonly started = new Map<number, PieceProgress>();
   /** Blocks not received and not asked of anybody, over all started pieces. */
@@ -139,6 +149,7 @@ export class SwarmPicker {
         `has ${this.held.size} pieces, the torrent ${this.geometry.pieceCount}`,
       );
     }
+    this.rng = options.rng;
     this.rarity = new RarityOrder(this.geometry.pieceCount, options.rng);
     for (const index of this.held.heldIds()) this.rarity.retire(index);
   }
@@ -194,8 +205,9 @@ export class SwarmPicker {
       if (room.left <= 0) return out;
     }
     // 2 and 3. Start new pieces: a few at random, then rarest first.
-    const order =
-      this.held.count() < this.randomFirstPieces
+    const order = budget.candidates
+      ? this.candidateOrder(budget.candidates)
+      : this.held.count() < this.randomFirstPieces
         ? this.rarity.randomOrder()
         : this.rarity.rarestFirst();
     for (const index of order) {
@@ -345,6 +357,21 @@ export class SwarmPicker {
     if (active.length + this.held.count() !== this.geometry.pieceCount) {
       throw new Error('active and held pieces do not add up');
     }
+  }
+
+  /** The candidates we lack and have not started, rarest first (random while we hold few, as pick does). */
+  private candidateOrder(candidates: Iterable<number>): number[] {
+    const out: number[] = [];
+    for (const index of candidates)
+      if (!this.held.has(index) && !this.started.has(index)) out.push(index);
+    if (this.held.count() < this.randomFirstPieces) {
+      for (let i = out.length - 1; i > 0; i--) {
+        const j = randomBelow(this.rng, i + 1);
+        [out[i], out[j]] = [out[j]!, out[i]!];
+      }
+      return out;
+    }
+    return out.sort((a, b) => this.rarity.position(a) - this.rarity.position(b));
   }
 
   /** Outside endgame a block has one requester; a block may have more once endgame began (it can end again). */

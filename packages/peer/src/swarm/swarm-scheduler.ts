@@ -42,6 +42,9 @@ export function pipelineBytesFor(
   const floor = Math.min(limits.minBytes, limits.maxBytes);
   return Math.min(limits.maxBytes, Math.max(floor, (bytesPerSec * limits.queueMs) / 1000));
 }
+/** A remote with at most this many pieces we lack is picked from by its pieces, not by the whole rarity order. */
+export const SPARSE_PIECES = 64;
+
 /** Complete pieces waiting for the disk before the links stop asking for more: reading waits while the disk is behind. */
 export const DEFAULT_MAX_STORING_PIECES = 16;
 
@@ -116,6 +119,13 @@ interface Link {
   wanted: number;
   /** Pieces already announced as requested of it (one `requested` event each). */
   readonly announced: Set<number>;
+  /**
+   * While its remote has announced few pieces (SPARSE_PIECES; a
+   * super-seeding owner, a peer that just joined): those we lack, so that
+   * picking looks at them only (PickBudget.candidates). Undefined once it
+   * has more.
+   */
+  sparse: Set<number> | undefined;
   readonly unsubscribe: Array<() => void>;
 }
 
@@ -198,6 +208,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
       rate: new RateEstimator({ clock: this.c.clock, windowMs: this.c.policy.windowMs }),
       wanted: 0,
       announced: new Set(),
+      sparse: new Set(),
       unsubscribe: [],
     };
     this.links.set(id, link);
@@ -245,6 +256,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     for (const link of this.links.values()) {
       if (!link.connection.remoteHas.has(index)) continue;
       link.wanted++;
+      this.noteSparse(link, index);
       this.updateInterest(link);
     }
     this.fillAll();
@@ -283,7 +295,11 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
 
   private onBitfield(link: Link, held: number[]): void {
     this.c.picker.peerBitfield(link.connection.remoteHas);
-    for (const index of held) if (this.c.picker.stateOf(index) !== 'held') link.wanted++;
+    for (const index of held) {
+      if (this.c.picker.stateOf(index) === 'held') continue;
+      link.wanted++;
+      this.noteSparse(link, index);
+    }
     this.updateInterest(link);
     this.fill(link);
   }
@@ -292,8 +308,16 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     this.c.picker.peerHave(index);
     if (this.c.picker.stateOf(index) === 'held') return;
     link.wanted++;
+    this.noteSparse(link, index);
     this.updateInterest(link);
     this.fill(link);
+  }
+
+  /** A piece we lack that `link`'s remote has: kept while the remote has few (see Link.sparse). */
+  private noteSparse(link: Link, index: number): void {
+    if (!link.sparse) return;
+    link.sparse.add(index);
+    if (link.sparse.size > SPARSE_PIECES) link.sparse = undefined;
   }
 
   private updateInterest(link: Link): void {
@@ -347,6 +371,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
       this.c.picker.pieceVerified(index);
       for (const link of this.links.values()) {
         link.announced.delete(index);
+        link.sparse?.delete(index);
         if (link.connection.remoteHas.has(index)) {
           link.wanted--;
           this.updateInterest(link);
@@ -405,6 +430,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     const picked = this.c.picker.pick(link.id, link.view, {
       maxBytes,
       requestBytes: link.requestBytes,
+      ...(link.sparse ? { candidates: link.sparse } : {}),
     });
     if (picked.length === 0) return;
     const refused: PickedBlock[] = [];
