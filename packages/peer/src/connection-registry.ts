@@ -13,6 +13,26 @@ export interface RegisteredConnection {
   close(reason: string): void;
 }
 
+/** Who opened a connection: we dialled it (`out`) or the remote did (`in`). */
+export type ConnectionDirection = 'in' | 'out';
+
+/**
+ * Two peers that dial each other at once end up with two connections
+ * between them, and each end sees the two handshakes in its own order. Both
+ * keep the one dialled by the peer with the smaller id (bytewise): each end
+ * computes that from the same two ids, so they keep the same connection
+ * whichever handshake came first, and neither has to wait for the other's
+ * choice. True when the connection we see as `dir` is the one to keep.
+ */
+export function keepsDialledBySmallerId(
+  localPeerId: Uint8Array,
+  remotePeerId: Uint8Array,
+  dir: ConnectionDirection,
+): boolean {
+  const weAreSmaller = Buffer.compare(Buffer.from(localPeerId), Buffer.from(remotePeerId)) < 0;
+  return (dir === 'out') === weAreSmaller;
+}
+
 /** One registered connection as a session keeps it (a ring connection, a swarm link). */
 export interface RegistryEntry {
   readonly connection: RegisteredConnection;

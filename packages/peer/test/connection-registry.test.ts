@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   ConnectionRegistry,
+  keepsDialledBySmallerId,
   type RegisteredConnection,
   type RegistryEntry,
 } from '../src/connection-registry.js';
@@ -147,5 +148,17 @@ describe('ConnectionRegistry', () => {
     expect(a.connection.closedWith).toBe('peer stopping');
     expect(b.connection.closedWith).toBe('peer stopping');
     expect(r.size).toBe(1);
+  });
+});
+
+describe('keepsDialledBySmallerId', () => {
+  it('picks one connection of the two, the same one at both ends, whoever asks', () => {
+    const small = Buffer.from('-SD0100-06001-aaaaaa');
+    const large = Buffer.from('-SD0100-06001-aaaaab');
+    // The small id's outgoing connection is the large id's incoming one.
+    expect(keepsDialledBySmallerId(small, large, 'out')).toBe(true);
+    expect(keepsDialledBySmallerId(large, small, 'in')).toBe(true);
+    expect(keepsDialledBySmallerId(small, large, 'in')).toBe(false);
+    expect(keepsDialledBySmallerId(large, small, 'out')).toBe(false);
   });
 });

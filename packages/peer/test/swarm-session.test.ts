@@ -3,13 +3,16 @@
  * dialling whom the tracker lists by then) runs when the test advances the
  * clock, never on a wall-clock wait.
  */
-import { ManualClock, makePeerId } from '@swarmdrop/protocol';
+import { once } from 'node:events';
+import { Duplex } from 'node:stream';
+import { buildMetainfo, ManualClock, makePeerId } from '@swarmdrop/protocol';
 import { ChunkStore } from '@swarmdrop/protocol/node';
 import { Cleanup, HANG_MS, startOwner, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { WireConnection } from '../src/backoff.js';
 import type { AnnounceResult } from '../src/owner-client.js';
 import { REANNOUNCE_MS } from '../src/reannouncer.js';
-import { SwarmSession } from '../src/swarm/swarm-session.js';
+import { DUPLICATE_REASON, SwarmSession } from '../src/swarm/swarm-session.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -74,4 +77,173 @@ describe('SwarmSession', () => {
     expect(connected).toEqual(['owner:out']);
     expect(session.allServed()).toBe(true);
   });
+});
+
+/**
+ * One end of an in-memory connection whose incoming bytes wait until the
+ * test opens it: the remote's handshake, and so this end's `ready`, comes
+ * exactly when the test says.
+ */
+class GatedEnd extends Duplex {
+  readonly remoteAddress = '127.0.0.1';
+  other!: GatedEnd;
+  private held: Buffer[] | undefined = [];
+
+  constructor(
+    /** Which connection this end belongs to (named by who dialled it). */
+    readonly pair: string,
+    readonly remotePort: number,
+  ) {
+    super();
+  }
+
+  static pair(name: string): [GatedEnd, GatedEnd] {
+    const a = new GatedEnd(name, 40_001);
+    const b = new GatedEnd(name, 40_002);
+    a.other = b;
+    b.other = a;
+    return [a, b];
+  }
+
+  /** Lets through what the remote wrote (its handshake) and everything after; resolves once it was read. */
+  async open(): Promise<void> {
+    const held = this.held;
+    this.held = undefined;
+    if (this.destroyed || !held || held.length === 0) return;
+    const read = once(this, 'data');
+    for (const bytes of held) this.push(bytes);
+    await read;
+  }
+
+  override _read(): void {}
+
+  override _write(bytes: Buffer, _encoding: string, done: (err?: Error | null) => void): void {
+    this.other.deliver(bytes);
+    done();
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    this.other.destroy();
+    done(err);
+  }
+
+  private deliver(bytes: Buffer): void {
+    if (this.destroyed) return;
+    if (this.held) this.held.push(bytes);
+    else this.push(bytes);
+  }
+}
+
+/** Every order of the four handshakes: each end of each of the two connections. */
+function permutations<T>(items: readonly T[]): T[][] {
+  if (items.length <= 1) return [[...items]];
+  return items.flatMap((item, i) =>
+    permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]),
+  );
+}
+
+describe('SwarmSession, two peers dialling each other at once', () => {
+  // Regression: the session kept the right connection by the peer-id tie-break, but when the
+  // winner's handshake came second it closed the first one and added the winner to the
+  // scheduler in the same turn, before the loser's `closed` had taken it out; the scheduler
+  // refused the label ("link … is already scheduled") and so closed the winner as well, as a
+  // protocol error. 23 such lines in one N=20 run; both peers were then left with neither.
+  it.each([
+    ['A has the smaller id', 6_001, 6_002],
+    ['B has the smaller id', 6_002, 6_001],
+  ])(
+    'both keep the connection the smaller id dialled, in every order of handshakes (%s)',
+    async (_, portA, portB) => {
+      const { metainfo } = buildMetainfo({
+        name: 'f',
+        length: 3 * 102_400,
+        pieceLength: 102_400,
+        pieceHashes: [0, 1, 2].map((i) => Buffer.alloc(20, i)),
+      });
+      const open = async () => {
+        const { store } = await ChunkStore.open({ dir: await cleanup.tempDir(), metainfo });
+        cleanup.add(() => store.close());
+        return store;
+      };
+      const stores = { A: await open(), B: await open() };
+      const ids = { A: makePeerId(portA, 'swarm'), B: makePeerId(portB, 'swarm') };
+      const winner = Buffer.compare(ids.A, ids.B) < 0 ? 'dialled by A' : 'dialled by B';
+      const failures: string[] = [];
+
+      for (const order of permutations(['A out', 'A in', 'B out', 'B in'] as const)) {
+        const abort = new AbortController();
+        const clock = new ManualClock();
+        const ends = new Map<string, GatedEnd>();
+        const sessions = {} as Record<'A' | 'B', SwarmSession>;
+        const problems: string[] = [];
+        // Each session's connections from `connected` to `disconnected`, by the connection they ride on.
+        const live = { A: new Set<string>(), B: new Set<string>() };
+        const make = (self: 'A' | 'B', other: 'A' | 'B', otherPort: number) => {
+          const session = new SwarmSession(
+            {
+              store: stores[self],
+              peerId: ids[self],
+              clock,
+              signal: abort.signal,
+              announce: async () => ({ batch: undefined, peers: 0, hosts: [], peerList: [] }),
+              // Dialling the other puts its end in its accept() and ours in our own hands.
+              connect: async (): Promise<WireConnection> => {
+                const [ours, theirs] = GatedEnd.pair(`dialled by ${self}`);
+                ends.set(`${self} out`, ours);
+                ends.set(`${other} in`, theirs);
+                sessions[other].accept({
+                  socket: theirs,
+                  encryption: 'plaintext',
+                  transport: 'tcp',
+                });
+                return { socket: ours, encryption: 'plaintext', transport: 'tcp' };
+              },
+            },
+            {
+              owner: { host: '127.0.0.1', port: 1 },
+              extraPeers: [{ host: '127.0.0.1', port: otherPort }],
+            },
+          );
+          const pairOf = (link: { connection: { wire: { socket: unknown } } }) =>
+            (link.connection.wire.socket as GatedEnd).pair;
+          session.on('connected', (link) => live[self].add(pairOf(link)));
+          session.on('disconnected', (link, reason, error) => {
+            live[self].delete(pairOf(link));
+            if (error) problems.push(`${self} closed ${link.dir} as an error: ${reason}`);
+            // The one that loses closes it as a duplicate; the other end may see it closed first.
+            else if (reason !== DUPLICATE_REASON && reason !== 'closed by remote')
+              problems.push(`${self} closed ${link.dir}: ${reason}`);
+          });
+          session.on('error', (err) => problems.push(`${self}: ${err.message}`));
+          return session;
+        };
+        sessions.A = make('A', 'B', portB);
+        sessions.B = make('B', 'A', portA);
+        sessions.A.start();
+        sessions.B.start();
+        // Both dials are under way (connect runs inside start) before any handshake goes through.
+        expect([...ends.keys()].sort()).toEqual(['A in', 'A out', 'B in', 'B out']);
+        for (const end of order) await ends.get(end)!.open();
+        const loser = [...ends.values()].filter((e) => e.pair !== winner);
+        await within(
+          Promise.all(loser.map((e) => (e.closed ? undefined : once(e, 'close')))),
+          HANG_MS,
+          () => `${order.join(', ')}: the duplicate was not closed`,
+        );
+        // A closed socket's `closed` reaches the session a turn later.
+        await new Promise((resolve) => setImmediate(resolve));
+        const kept = (self: 'A' | 'B') =>
+          sessions[self].size === 1 && live[self].size === 1
+            ? [...live[self]][0]
+            : `${sessions[self].size} links (${[...live[self]].join(', ')})`;
+        const outcome = `A kept ${kept('A')}, B kept ${kept('B')}`;
+        if (outcome !== `A kept ${winner}, B kept ${winner}` || problems.length > 0)
+          failures.push(`${order.join(', ')}: ${outcome}${problems.map((p) => `; ${p}`).join('')}`);
+        sessions.A.close();
+        sessions.B.close();
+        abort.abort();
+      }
+      expect(failures).toEqual([]);
+    },
+  );
 });

@@ -228,6 +228,17 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     if (connection.remoteHas.count() > 0) this.onBitfield(link, connection.remoteHas.heldIds());
   }
 
+  /**
+   * Stops downloading over link `id` at once, before its connection has
+   * closed (a connection's `closed` comes a turn after `close()`): what it
+   * had asked for goes back to the picker now, so a successor can be added
+   * under the same id in the same turn. Its late `closed` finds nothing.
+   */
+  detach(id: string): void {
+    const link = this.links.get(id);
+    if (link) this.remove(link, [...link.connection.outgoing.values()]);
+  }
+
   /** The min-rate review: call it on a timer. Slow links lose their requests to the others. */
   tick(): void {
     if (this.closed) return;

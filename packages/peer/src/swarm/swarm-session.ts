@@ -18,7 +18,7 @@ import {
 } from '@swarmdrop/protocol/node';
 import { connectTcp, type WireConnection } from '../backoff.js';
 import type { Clock, Timer } from '../clock.js';
-import { ConnectionRegistry } from '../connection-registry.js';
+import { ConnectionRegistry, keepsDialledBySmallerId } from '../connection-registry.js';
 import type { AnnounceResult } from '../owner-client.js';
 import { REANNOUNCE_MS, Reannouncer } from '../reannouncer.js';
 import type { Session } from '../session.js';
@@ -40,6 +40,9 @@ export const DEFAULT_MAX_PEERS = 30;
 export const MAX_HASH_FAILURES_PER_LINK = 3;
 /** How often the min-rate review runs and the choker is asked whether a round is due. */
 export const SWARM_TICK_MS = 1_000;
+
+/** Why the second of two connections between the same two peers was closed (not an error). */
+export const DUPLICATE_REASON = 'duplicate connection';
 
 /** What a connection is to us: the owner (which seeds), or any other member of the swarm. */
 export type SwarmRole = 'owner' | 'swarm';
@@ -120,7 +123,8 @@ export type SwarmSessionEvents = {
  * A remote that speaks swarmdrop is asked for whole chunks; anyone else
  * (aria2c, libtorrent) for 16 KiB blocks, the size stock clients accept.
  * Between two swarmdrop peers that dial each other at once, the connection
- * opened by the peer with the smaller peer id is kept, so both ends agree.
+ * dialled by the peer with the smaller peer id is kept, so both ends agree
+ * (keepsDialledBySmallerId); the other is closed as `duplicate connection`.
  */
 export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Session {
   readonly mode = 'swarm';
@@ -329,19 +333,31 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
         return;
       }
       if (existing) {
-        // Both ends dialled at once: keep the one the smaller peer id opened, on both sides alike.
-        const weOpenWins = Buffer.compare(this.c.peerId, Buffer.from(handshake.peerId)) < 0;
-        const keepNew = (dir === 'out') === weOpenWins && existing.dir !== dir;
+        // Both ends dialled at once: keep the one the smaller peer id dialled, on both sides alike.
+        // (Two connections the same way round are a second dial to one address: the first stays.)
+        const keepNew =
+          existing.dir !== dir && keepsDialledBySmallerId(this.c.peerId, handshake.peerId, dir);
         if (!keepNew) {
-          connection.close('duplicate connection');
+          connection.close(DUPLICATE_REASON);
           return;
         }
-        this.links.remove(label, existing);
-        existing.connection.close('duplicate connection');
+        this.retire(label, existing);
       }
       this.live(connection, dir);
     });
     connection.on('closed', uncount);
+  }
+
+  /**
+   * Takes `link` out of the registry and the scheduler now and closes it, so
+   * its successor can take its label in this turn: its `closed` comes a turn
+   * later, and the scheduler refuses a label it still has (that refusal
+   * closed the winner too, as a protocol error, when both ends dialled at once).
+   */
+  private retire(label: string, link: SwarmLink): void {
+    this.links.remove(label, link);
+    this.scheduler.detach(label);
+    link.connection.close(DUPLICATE_REASON);
   }
 
   private live(connection: Connection, dir: 'in' | 'out'): void {
