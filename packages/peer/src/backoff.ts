@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import type {
   EncryptionPolicy,
+  Rng,
   TransportPolicy,
   WireEncryption,
   WireTransport,
@@ -20,11 +21,12 @@ export const CONNECT_TIMEOUT_MS = 5_000;
  * and it rethrows a non-network TypeError without asking shouldRetry. Made
  * to fit (delay 0, deadline and pause inside its callbacks) it would keep
  * only the attempt counter. The links are not retry-until-success either:
- * they redial after every session, for as long as the peer runs.
+ * they redial after every session, for as long as the peer runs. `rng`
+ * is injected so that a test can name the delays it expects.
  */
-export function backoffMs(attempt: number, maxMs = 5_000): number {
+export function backoffMs(attempt: number, maxMs = 5_000, rng: Rng = Math.random): number {
   const base = Math.min(maxMs, 250 * 2 ** Math.min(attempt, 10));
-  return Math.round(base * (0.8 + Math.random() * 0.4));
+  return Math.round(base * (0.8 + rng() * 0.4));
 }
 
 /** Opens a TCP connection, failing after `timeoutMs` or on abort. */

@@ -247,3 +247,83 @@ describe('SwarmSession, two peers dialling each other at once', () => {
     },
   );
 });
+
+describe('SwarmSession, dials that fail', () => {
+  /** A session whose every dial goes to `connect`, and whose tracker always lists 127.0.0.1:7001. */
+  async function failingDials(connect: (n: number) => Promise<WireConnection>) {
+    const { metainfo } = buildMetainfo({
+      name: 'f',
+      length: 102_400,
+      pieceLength: 102_400,
+      pieceHashes: [Buffer.alloc(20)],
+    });
+    const { store } = await ChunkStore.open({ dir: await cleanup.tempDir(), metainfo });
+    cleanup.add(() => store.close());
+    const clock = new ManualClock();
+    const abort = new AbortController();
+    cleanup.add(() => abort.abort());
+    const dials: number[] = [];
+    const session = new SwarmSession(
+      {
+        store,
+        peerId: makePeerId(7000, 'swarm'),
+        clock,
+        // No jitter: the waits are the backoff's own.
+        rng: () => 0.5,
+        signal: abort.signal,
+        announce: async () => ({
+          batch: undefined,
+          peers: 1,
+          hosts: [],
+          peerList: [{ host: '127.0.0.1', port: 7001 }],
+        }),
+        connect: () => {
+          dials.push(clock.now());
+          return connect(dials.length);
+        },
+      },
+      { owner: { host: '127.0.0.1', port: 1 } },
+    );
+    cleanup.add(() => session.close());
+    // A failed dial schedules its retry once its rejection has been handled.
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const advance = async (ms: number) => {
+      clock.advance(ms);
+      await turn();
+    };
+    session.start();
+    await turn();
+    return { dials, advance };
+  }
+
+  const refused = () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:7001'));
+
+  it('retries with backoff before the next re-announce, then waits for the tracker to list it again', async () => {
+    const { dials, advance } = await failingDials(refused);
+    expect(dials).toEqual([0]);
+    for (const wait of [250, 500, 1_000, 2_000, 4_000, 8_000]) await advance(wait);
+    expect(dials).toEqual([0, 250, 750, 1_750, 3_750, 7_750, 15_750]);
+    // Forgotten after DEFAULT_REDIAL_ATTEMPTS retries: nothing until the re-announce lists it.
+    await advance(REANNOUNCE_MS - 15_750 - 1);
+    expect(dials).toHaveLength(7);
+    await advance(1);
+    expect(dials.at(-1)).toBe(REANNOUNCE_MS);
+    await advance(250);
+    expect(dials.at(-1)).toBe(REANNOUNCE_MS + 250);
+  });
+
+  it('stops retrying once a dial connects', async () => {
+    const { dials, advance } = await failingDials(async (n) => {
+      if (n < 3) return refused();
+      // Connected; the remote never handshakes, so the address stays "being dialled".
+      const [ours] = GatedEnd.pair('dialled by us');
+      cleanup.add(() => ours.destroy());
+      return { socket: ours, encryption: 'plaintext', transport: 'tcp' };
+    });
+    await advance(250);
+    await advance(500);
+    expect(dials).toEqual([0, 250, 750]);
+    for (let t = 0; t < 4; t++) await advance(REANNOUNCE_MS / 2);
+    expect(dials).toEqual([0, 250, 750]);
+  });
+});

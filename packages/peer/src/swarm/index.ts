@@ -5,6 +5,7 @@
 
 export * from './min-rate-policy.js';
 export * from './rarity-order.js';
+export * from './redialer.js';
 export * from './swarm-log.js';
 export * from './swarm-picker.js';
 export * from './swarm-scheduler.js';

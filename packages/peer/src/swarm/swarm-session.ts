@@ -23,6 +23,7 @@ import type { AnnounceResult } from '../owner-client.js';
 import { REANNOUNCE_MS, Reannouncer } from '../reannouncer.js';
 import type { Session } from '../session.js';
 import { MinRatePolicy } from './min-rate-policy.js';
+import { Redialer, type RedialerOptions } from './redialer.js';
 import { SwarmPicker } from './swarm-picker.js';
 import { SwarmScheduler } from './swarm-scheduler.js';
 
@@ -56,6 +57,8 @@ export interface SwarmSessionOptions {
   /** Besides the tracker's peers, whom to dial (the download neighbours given next to `--swarm`). */
   readonly extraPeers?: readonly Endpoint[];
   readonly reannounceMs?: number;
+  /** Retries of a failed dial (default: DEFAULT_REDIAL_ATTEMPTS per address, for up to maxPeers addresses). */
+  readonly redial?: Partial<RedialerOptions>;
 }
 
 /** The injected parts: everything the session uses but does not own. */
@@ -141,6 +144,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
    */
   private readonly links: ConnectionRegistry<SwarmLink>;
   private readonly reannouncer: Reannouncer;
+  private readonly redialer: Redialer;
   private readonly timer: Timer;
   private readonly hashFailures = new Map<string, number>();
   private closed = false;
@@ -186,6 +190,10 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       components.clock,
       options.reannounceMs ?? REANNOUNCE_MS,
       () => this.announce(),
+    );
+    this.redialer = new Redialer(
+      { clock: components.clock, rng },
+      { maxAddresses: this.maxPeers, ...options.redial },
     );
     this.timer = components.clock.setInterval(() => this.tick(), SWARM_TICK_MS);
   }
@@ -263,6 +271,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     this.closed = true;
     this.timer.cancel();
     this.reannouncer.stop();
+    this.redialer.close();
     this.scheduler.close();
     this.links.closeAll(reason);
   }
@@ -278,27 +287,40 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     for (const peer of result.peerList) this.dial(peer);
   }
 
-  private dial(peer: Endpoint): void {
+  /**
+   * Dials `peer` unless it is connected, being dialled or (for a fresh
+   * listing, not a `retry`) waiting for its retry, or no slot is free; a
+   * failed dial is retried with backoff (the Redialer). False when nothing
+   * was dialled.
+   */
+  private dial(peer: Endpoint, retry = false): boolean {
     const host = peer.host ?? '127.0.0.1';
     const label = formatEndpoint(host, peer.port);
-    if (this.closed || this.links.has(label) || this.links.isDialling(label)) return;
-    if (this.links.isFull()) return;
+    if (this.closed || this.links.has(label) || this.links.isDialling(label)) return false;
+    if ((!retry && this.redialer.isWaiting(label)) || this.links.isFull()) return false;
     this.links.startDialling(label);
     const release = this.links.hold();
     (this.c.connect ?? plainTcp)(host, peer.port, this.c.signal).then(
       (connection) => {
         release();
+        this.redialer.forget(label);
         if (this.closed) {
           this.links.stopDialling(label);
           connection.socket.destroy();
         } else this.open(connection, 'out', label);
       },
-      // Gone or not up: the next announce lists it again if it is still in the swarm.
+      // Not up yet, gone, or unreachable: tried again soon, a few times; after that only when
+      // an announce lists it again.
       () => {
         this.links.stopDialling(label);
         release();
+        this.redialer.failed(label, () => {
+          // Connected meanwhile (it dialled us), or no room: nothing to retry.
+          if (!this.dial(peer, true)) this.redialer.forget(label);
+        });
       },
     );
+    return true;
   }
 
   /** `dialled`: the address we dialled, which stays "being dialled" until the handshake settles it. */
