@@ -45,7 +45,11 @@ export interface MetricsOptions {
 }
 
 export interface ServiceMetrics {
-  /** This service's metrics (and the process's, unless turned off): what `/metrics` serves. */
+  /**
+   * This service's metrics (and the process's, unless turned off): what
+   * `/metrics` serves. The process's metrics start when this is first read
+   * (the first scrape), so their event-loop delay and GC figures count from then.
+   */
   readonly registry: Registry;
   /** Stops listening to the events; the counters keep their values. */
   stop(): void;
@@ -276,10 +280,16 @@ export function createMetrics(events: DomainEvents, options: MetricsOptions = {}
     events.on(event as keyof EventFields, handler as never),
   );
 
-  const registry =
-    (options.processMetrics ?? true) ? Registry.merge([own, processMetricsRegistry()]) : own;
+  let registry: Registry | undefined;
   return {
-    registry,
+    // Made at the first scrape: prom-client's process metrics include an event-loop monitor
+    // that wakes the process every 10 ms, which was most of an idle owner's or peer's CPU
+    // (about 9 ms per second). A service nobody scrapes never starts it.
+    get registry() {
+      registry ??=
+        (options.processMetrics ?? true) ? Registry.merge([own, processMetricsRegistry()]) : own;
+      return registry;
+    },
     stop() {
       for (const off of offs) off();
     },
