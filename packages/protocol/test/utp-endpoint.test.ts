@@ -74,6 +74,30 @@ describe('UtpEndpoint', () => {
     expect(theirs.remoteAddress).toBe('127.0.0.1');
   });
 
+  it("runs its connections' clock only while it has a connection", async () => {
+    // An idle port woke the process 20 times a second for nothing.
+    let accepted!: (s: UtpStream) => void;
+    const incoming = new Promise<UtpStream>((r) => {
+      accepted = r;
+    });
+    const { server, client, port } = await endpoints((s) => accepted(s));
+    expect([client.ticking, server.ticking]).toEqual([false, false]);
+    const ours = await client.connect('127.0.0.1', port);
+    const theirs = await incoming;
+    expect([client.ticking, server.ticking]).toEqual([true, true]);
+    // Read both sides to their end, so each closes once the other has ended.
+    ours.resume();
+    theirs.resume();
+    theirs.end();
+    ours.end();
+    await Promise.all([once(theirs, 'close'), once(ours, 'close')]);
+    expect([client.ticking, server.ticking]).toEqual([false, false]);
+    // And it starts again with the next one.
+    const again = client.connect('127.0.0.1', port);
+    expect(client.ticking).toBe(true);
+    (await again).destroy();
+  });
+
   it('PeerWire runs over MSE over µTP', async () => {
     const { metainfo } = await storeWith(cleanup, pseudoRandomBytes(3_000, 3));
     const idA = makePeerId(1);

@@ -119,7 +119,8 @@ export interface UtpEndpointOptions {
 export class UtpEndpoint {
   private readonly socket: UdpSocket;
   private readonly connections = new Map<string, { conn: UtpConnection; stream: UtpStream }>();
-  private readonly timer: NodeJS.Timeout;
+  /** Runs the connections' clocks; only while there is a connection (an idle port sleeps). */
+  private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   private closed = false;
   /** Datagrams dropped as malformed (for tests and stats). */
@@ -130,9 +131,29 @@ export class UtpEndpoint {
     this.socket = createSocket(options.host && isIPv6(options.host) ? 'udp6' : 'udp4');
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     this.socket.on('error', () => {});
-    this.timer = setInterval(() => {
+  }
+
+  /** Whether the connections' clock runs: only while there is a connection (for tests and stats). */
+  get ticking(): boolean {
+    return this.timer !== undefined;
+  }
+
+  /**
+   * Starts the connections' clock with the first connection; it stops when
+   * the last one goes (`forget`). A 50 ms interval with nothing to run was
+   * 20 wake-ups a second of an idle owner or peer.
+   */
+  private tickWhileConnected(): void {
+    this.timer ??= setInterval(() => {
       for (const { conn } of [...this.connections.values()]) conn.tick();
     }, UTP_TICK_MS).unref();
+  }
+
+  private forget(key: string): void {
+    this.connections.delete(key);
+    if (this.connections.size > 0) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   get connectionCount(): number {
@@ -203,7 +224,7 @@ export class UtpEndpoint {
           connectTimeoutMs: options.timeoutMs ?? DEFAULT_UTP_CONNECT_TIMEOUT_MS,
           onConnect: () => finish(),
           onClose: (error) => {
-            this.connections.delete(key);
+            this.forget(key);
             finish(error ?? new Error('µTP connection closed'));
             hooks.onClose(error);
           },
@@ -213,6 +234,7 @@ export class UtpEndpoint {
       stream.connection = conn;
       key = this.key(host, port, conn.recvId);
       this.connections.set(key, { conn, stream });
+      this.tickWhileConnected();
       stream.on('error', () => {});
       if (options.signal?.aborted) onAbort();
       else options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -223,6 +245,7 @@ export class UtpEndpoint {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.timer = undefined;
     for (const { stream } of [...this.connections.values()]) stream.destroy();
     this.connections.clear();
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
@@ -298,7 +321,7 @@ export class UtpEndpoint {
         now: this.now,
         deferAck: (flush) => setImmediate(flush),
         onClose: (error) => {
-          this.connections.delete(key);
+          this.forget(key);
           hooks.onClose(error);
         },
       },
@@ -306,6 +329,7 @@ export class UtpEndpoint {
     );
     stream.connection = conn;
     this.connections.set(key, { conn, stream });
+    this.tickWhileConnected();
     stream.on('error', () => {});
     this.options.onConnection(stream);
   }
