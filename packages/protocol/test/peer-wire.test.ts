@@ -4,7 +4,7 @@
 import { Cleanup, socketPair } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeMessage, FrameDecoder, ManualClock, makePeerId, RateLimiter } from '../src/index.js';
-import { PeerWire } from '../src/node/index.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEPALIVE_MS, PeerWire } from '../src/node/index.js';
 import { storeWith } from './sockets.js';
 
 const cleanup = new Cleanup();
@@ -41,6 +41,64 @@ describe('PeerWire idle timeout', () => {
     const closed = await wire.closed;
     expect(closed.reason).toMatch(/idle/);
     expect(keepAlives, 'keep-alives went out before the idle close').toBeGreaterThan(0);
+  });
+});
+
+describe('PeerWire keep-alives', () => {
+  it('wakes only when a keep-alive or the idle timeout is due', async () => {
+    // Its timer looked every quarter of the keep-alive interval, for nothing three times in four.
+    const { metainfo } = await storeWith(cleanup, Buffer.alloc(1000, 7));
+    const [ours, theirs] = await socketPair(cleanup);
+    const manual = new ManualClock();
+    let wakes = 0;
+    const clock = {
+      now: () => manual.now(),
+      setTimeout: (fn: () => void, ms: number) =>
+        manual.setTimeout(() => {
+          wakes++;
+          fn();
+        }, ms),
+      setInterval: (fn: () => void, ms: number) => manual.setInterval(fn, ms),
+    };
+    const wire = new PeerWire({ socket: ours, metainfo, peerId: makePeerId(1), clock });
+    cleanup.add(() => wire.close('test over'));
+    const decoder = new FrameDecoder({ geometry: metainfo.geometry });
+    const keepAlives: number[] = [];
+    let sawKeepAlive: () => void = () => {};
+    theirs.on('data', (b: Buffer) => {
+      for (const m of decoder.push(b))
+        if (m.type === 'keepAlive') {
+          keepAlives.push(manual.now());
+          sawKeepAlive();
+        }
+    });
+    const handshaken = wire.ready();
+    theirs.write(
+      encodeMessage({
+        type: 'handshake',
+        reserved: new Uint8Array(8),
+        infoHash: metainfo.infoHash,
+        peerId: makePeerId(2),
+      }),
+    );
+    await handshaken;
+    const keepAlive = () =>
+      new Promise<void>((resolve) => {
+        sawKeepAlive = resolve;
+      });
+    // The remote is silent: one keep-alive at 60 s, the idle close at 120 s, nothing between.
+    manual.advance(DEFAULT_KEEPALIVE_MS - 1);
+    expect(wakes).toBe(0);
+    const first = keepAlive();
+    manual.advance(1);
+    await first;
+    expect(keepAlives).toEqual([DEFAULT_KEEPALIVE_MS]);
+    expect(wakes).toBe(1);
+    manual.advance(DEFAULT_IDLE_TIMEOUT_MS - DEFAULT_KEEPALIVE_MS - 1);
+    expect(wire.isClosed).toBe(false);
+    manual.advance(1);
+    expect((await wire.closed).reason).toMatch(/idle: nothing received for 120000 ms/);
+    expect(wakes).toBe(2);
   });
 });
 

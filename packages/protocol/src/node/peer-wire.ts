@@ -4,15 +4,18 @@ import { type SwarmdropError, WireError } from '../errors.js';
 import type { Metainfo } from '../metainfo.js';
 import type { WireEncryption, WireTransport } from '../mse.js';
 import { listenPortOf } from '../peer-id.js';
-import type { TimerClock } from '../swarm/clock.js';
+import type { Timer, TimerClock } from '../swarm/clock.js';
 import { RateLimiter } from '../swarm/rate-limiter.js';
 import { FrameDecoder } from '../wire/decoder.js';
 import { encodeMessage, encodePieceHeader } from '../wire/encode.js';
 import type { Handshake, Message } from '../wire/messages.js';
+import { systemClock } from './clock.js';
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
 export const DEFAULT_KEEPALIVE_MS = 60_000;
+/** The soonest the idle and keep-alive timer looks again (as the 50 ms floor of its old interval). */
+const MIN_CHECK_MS = 50;
 
 /**
  * What PeerWire needs from a connection. A net.Socket is one; so is an
@@ -38,6 +41,8 @@ export interface PeerWireOptions {
   readonly handshakeTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly keepAliveMs?: number;
+  /** Times the handshake, idleness and keep-alives (default systemClock). */
+  readonly clock?: TimerClock;
   /** The process's shared rate limits (--upload-limit, --download-limit); none by default. */
   readonly limits?: WireLimits;
 }
@@ -124,8 +129,10 @@ export class PeerWire {
   readonly closed: Promise<WireClose>;
 
   private readonly decoder: FrameDecoder;
-  private readonly handshakeTimer: NodeJS.Timeout;
-  private readonly keepAliveTimer: NodeJS.Timeout;
+  private readonly clock: TimerClock;
+  private readonly handshakeTimer: Timer;
+  /** The next look at idleness and keep-alives: set for when the first of them is due. */
+  private keepAliveTimer: Timer | undefined;
   private resolveClosed!: (close: WireClose) => void;
   private resolveHandshake!: (handshake: Handshake) => void;
   private rejectHandshake!: (err: Error) => void;
@@ -134,7 +141,7 @@ export class PeerWire {
   private drainWaiters: Array<() => void> = [];
   /** Corked until the end of this turn (see corkedWires). */
   private corked = false;
-  private lastReceivedAt = Date.now();
+  private lastReceivedAt: number;
   private readonly limits: WireLimits;
   /** Set while reading is paused for the download limit; cancels the wait. */
   private throttled: (() => void) | undefined;
@@ -161,29 +168,42 @@ export class PeerWire {
     });
     this.handshake.catch(() => {});
 
+    const clock = options.clock ?? systemClock;
+    this.clock = clock;
+    this.lastReceivedAt = clock.now();
     const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-    this.handshakeTimer = setTimeout(
+    this.handshakeTimer = clock.setTimeout(
       () => this.close(`no handshake within ${timeoutMs} ms`),
       timeoutMs,
-    ).unref();
+    );
     // Idle means nothing *received*: socket.setTimeout would be reset by our own keep-alives.
     const idleMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
-    let lastKeepAlive = Date.now();
-    this.keepAliveTimer = setInterval(
-      () => {
-        const now = Date.now();
-        // While we hold reading back for the download limit, the silence is ours, not the remote's.
-        if (this.throttled) this.lastReceivedAt = now;
-        if (now - this.lastReceivedAt >= idleMs) {
-          this.close(`idle: nothing received for ${idleMs} ms`);
-        } else if (now - lastKeepAlive >= keepAliveMs) {
-          lastKeepAlive = now;
-          this.send({ type: 'keepAlive' });
-        }
-      },
-      Math.max(50, Math.min(keepAliveMs, idleMs) / 4),
-    ).unref();
+    let lastKeepAlive = clock.now();
+    // One timer, set for whichever is due first: the next keep-alive or the idle deadline. A
+    // read moves the deadline on without touching the timer (reads are the hot path); the timer
+    // then finds it not yet due and waits for the new one. An idle connection wakes once a
+    // keep-alive (it looked four times as often before).
+    const check = () => {
+      if (this.ended) return;
+      const now = clock.now();
+      // While we hold reading back for the download limit, the silence is ours, not the remote's.
+      if (this.throttled) this.lastReceivedAt = now;
+      if (now - this.lastReceivedAt >= idleMs) {
+        this.close(`idle: nothing received for ${idleMs} ms`);
+        return;
+      }
+      if (now - lastKeepAlive >= keepAliveMs) {
+        lastKeepAlive = now;
+        this.send({ type: 'keepAlive' });
+      }
+      const dueMs = Math.min(this.lastReceivedAt + idleMs, lastKeepAlive + keepAliveMs) - now;
+      this.keepAliveTimer = clock.setTimeout(check, Math.max(MIN_CHECK_MS, dueMs));
+    };
+    this.keepAliveTimer = clock.setTimeout(
+      check,
+      Math.max(MIN_CHECK_MS, Math.min(keepAliveMs, idleMs)),
+    );
     this.socket.setNoDelay?.(true);
     this.socket.on('data', (bytes: Buffer) => this.receive(bytes));
     this.socket.on('drain', () => this.flushDrainWaiters());
@@ -295,8 +315,8 @@ export class PeerWire {
     this.ended = true;
     // What this turn wrote goes out before the socket is destroyed, as it did when each write went at once.
     this.flush();
-    clearTimeout(this.handshakeTimer);
-    clearInterval(this.keepAliveTimer);
+    this.handshakeTimer.cancel();
+    this.keepAliveTimer?.cancel();
     this.socket.destroy();
     this.flushDrainWaiters();
     this.throttled?.();
@@ -345,7 +365,7 @@ export class PeerWire {
 
   private receive(bytes: Uint8Array): void {
     if (this.ended) return;
-    this.lastReceivedAt = Date.now();
+    this.lastReceivedAt = this.clock.now();
     const limit = this.limits.download;
     if (limit) {
       limit.consume(bytes.length);
@@ -363,7 +383,7 @@ export class PeerWire {
     for (const message of messages) {
       if (this.ended) return;
       if (message.type === 'handshake') {
-        clearTimeout(this.handshakeTimer);
+        this.handshakeTimer.cancel();
         this.remoteHandshake = message;
         try {
           this.onHandshake(message);
