@@ -187,6 +187,21 @@ describe('the pipeline follows the link', () => {
 });
 
 describe('SwarmScheduler over loopback', () => {
+  it('says when it asks a link for something, and is idle once nothing is asked of anyone', async () => {
+    // The session runs its review clock only between the two.
+    const l = await leecher();
+    expect(l.scheduler.idle).toBe(true);
+    const idleWhenAsked: boolean[] = [];
+    l.scheduler.on('asked', (id) => {
+      if (id === 'seed') idleWhenAsked.push(l.scheduler.idle);
+    });
+    await l.addSeed('seed', 'serve');
+    await l.untilComplete();
+    expect(idleWhenAsked.length).toBeGreaterThan(0);
+    expect(idleWhenAsked.every((idle) => !idle)).toBe(true);
+    expect(l.scheduler.idle).toBe(true);
+  });
+
   it('downloads the whole file from several seeds, whole pieces from one and 16 KiB blocks from the others', async () => {
     const l = await leecher();
     const seeds = [

@@ -5,14 +5,21 @@
  */
 import { once } from 'node:events';
 import { Duplex } from 'node:stream';
-import { buildMetainfo, ManualClock, makePeerId } from '@swarmdrop/protocol';
+import {
+  buildMetainfo,
+  encodeMessage,
+  FrameDecoder,
+  ManualClock,
+  type Message,
+  makePeerId,
+} from '@swarmdrop/protocol';
 import { ChunkStore } from '@swarmdrop/protocol/node';
 import { Cleanup, HANG_MS, startOwner, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WireConnection } from '../src/backoff.js';
 import type { AnnounceResult } from '../src/owner-client.js';
 import { REANNOUNCE_MS } from '../src/reannouncer.js';
-import { DUPLICATE_REASON, SwarmSession } from '../src/swarm/swarm-session.js';
+import { DUPLICATE_REASON, SWARM_TICK_MS, SwarmSession } from '../src/swarm/swarm-session.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -325,5 +332,81 @@ describe('SwarmSession, dials that fail', () => {
     expect(dials).toEqual([0, 250, 750]);
     for (let t = 0; t < 4; t++) await advance(REANNOUNCE_MS / 2);
     expect(dials).toEqual([0, 250, 750]);
+  });
+});
+
+describe('SwarmSession, idle', () => {
+  it('stops its clock while nothing moves and nobody wants anything, and starts it for an interested remote', async () => {
+    // A finished peer in a quiet swarm woke every second for a review and a choking round with nothing to do.
+    const { metainfo } = buildMetainfo({
+      name: 'f',
+      length: 102_400,
+      pieceLength: 102_400,
+      pieceHashes: [Buffer.alloc(20)],
+    });
+    const { store } = await ChunkStore.open({ dir: await cleanup.tempDir(), metainfo });
+    cleanup.add(() => store.close());
+    const clock = new ManualClock();
+    const abort = new AbortController();
+    cleanup.add(() => abort.abort());
+    const session = new SwarmSession(
+      {
+        store,
+        peerId: makePeerId(7100, 'swarm'),
+        clock,
+        signal: abort.signal,
+        announce: async () => ({ batch: undefined, peers: 0, hosts: [], peerList: [] }),
+      },
+      { owner: { host: '127.0.0.1', port: 1 } },
+    );
+    cleanup.add(() => session.close());
+    session.start();
+    const running = clock.timers;
+    clock.advance(SWARM_TICK_MS);
+    // Only the re-announce is left.
+    const asleep = clock.timers;
+    expect(asleep).toBe(running - 1);
+    clock.advance(10 * SWARM_TICK_MS);
+    expect(clock.timers).toBe(asleep);
+
+    // A remote connects and says it is interested: the clock runs again, and keeps running.
+    const [ours, remote] = GatedEnd.pair('dialled by the remote');
+    await Promise.all([ours.open(), remote.open()]);
+    const decoder = new FrameDecoder({ geometry: metainfo.geometry });
+    const waiters: Array<{ type: Message['type']; resolve: () => void }> = [];
+    remote.on('data', (bytes: Buffer) => {
+      for (const m of decoder.push(bytes))
+        for (const w of waiters.splice(0))
+          if (w.type === m.type) w.resolve();
+          else waiters.push(w);
+    });
+    const sent = (type: Message['type']) =>
+      within(
+        new Promise<void>((resolve) => waiters.push({ type, resolve })),
+        HANG_MS,
+        () => `no ${type} from the session`,
+      );
+    session.accept({ socket: ours, encryption: 'plaintext', transport: 'tcp' });
+    remote.write(
+      encodeMessage({
+        type: 'handshake',
+        reserved: new Uint8Array(8),
+        infoHash: metainfo.infoHash,
+        peerId: makePeerId(7101, 'swarm'),
+      }),
+    );
+    const unchoked = sent('unchoke');
+    remote.write(encodeMessage({ type: 'interested' }));
+    await unchoked;
+    expect(clock.timers).toBe(asleep + 1);
+    clock.advance(30 * SWARM_TICK_MS);
+    expect(clock.timers).toBe(asleep + 1);
+
+    // It loses interest: the next tick finds nothing to do.
+    const choked = sent('choke');
+    remote.write(encodeMessage({ type: 'notInterested' }));
+    await choked;
+    clock.advance(SWARM_TICK_MS);
+    expect(clock.timers).toBe(asleep);
   });
 });

@@ -97,6 +97,8 @@ export interface LinkOptions {
 export type SwarmSchedulerEvents = {
   /** A piece was first asked of a link (the `request-sent` log line). */
   requested: (index: number, link: string) => void;
+  /** Requests went out on a link: there is something in flight for `tick()`'s review to watch. */
+  asked: (link: string) => void;
   /** A piece passed its hash and is stored; `from` delivered its last block. Send `have` to every connection. */
   pieceStored: (index: number, from: string) => void;
   /** A piece failed its hash; `from` lists every link that sent a block of it: blame them. */
@@ -239,7 +241,11 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     if (link) this.remove(link, [...link.connection.outgoing.values()]);
   }
 
-  /** The min-rate review: call it on a timer. Slow links lose their requests to the others. */
+  /**
+   * The min-rate review: call it on a timer while something is in flight
+   * (`idle` says when nothing is; `asked` when that ends). Slow links lose
+   * their requests to the others.
+   */
   tick(): void {
     if (this.closed) return;
     const samples = [...this.links.values()].map((link) => ({
@@ -258,6 +264,12 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     // The other links first: a stripped link asking first would take its own requests back as its probe.
     for (const link of this.links.values()) if (!stripped.has(link.id)) this.fill(link);
     for (const id of stripped) this.fill(this.links.get(id)!);
+  }
+
+  /** Nothing is asked of any link: the review has nothing to watch until the next `asked`. */
+  get idle(): boolean {
+    for (const link of this.links.values()) if (link.connection.bytesInFlight > 0) return false;
+    return true;
   }
 
   /** A stored piece was dropped (it failed a re-check): it is wanted again from whoever has it. */
@@ -455,5 +467,6 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
       }
     });
     if (refused.length > 0) this.c.picker.requestsDropped(link.id, refused);
+    if (refused.length < picked.length) this.emit('asked', link.id);
   }
 }

@@ -145,7 +145,8 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
   private readonly links: ConnectionRegistry<SwarmLink>;
   private readonly reannouncer: Reannouncer;
   private readonly redialer: Redialer;
-  private readonly timer: Timer;
+  /** The review and choking clock: runs while anything moves or is wanted (`wake`, `tick`). */
+  private timer: Timer | undefined;
   private readonly hashFailures = new Map<string, number>();
   private closed = false;
 
@@ -186,6 +187,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     this.scheduler.on('pieceStored', (index, from) => this.onStored(index, from));
     this.scheduler.on('pieceRejected', (index, from) => this.onRejected(index, from));
     this.scheduler.on('error', (err) => this.emit('error', err));
+    this.scheduler.on('asked', () => this.wake());
     this.reannouncer = new Reannouncer(
       components.clock,
       options.reannounceMs ?? REANNOUNCE_MS,
@@ -195,7 +197,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       { clock: components.clock, rng },
       { maxAddresses: this.maxPeers, ...options.redial },
     );
-    this.timer = components.clock.setInterval(() => this.tick(), SWARM_TICK_MS);
+    this.wake();
   }
 
   /**
@@ -247,6 +249,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
   storeChanged(): void {
     for (let index = 0; index < this.c.store.pieceCount; index++)
       if (!this.c.store.has(index)) this.scheduler.pieceLost(index);
+    this.wake();
   }
 
   get size(): number {
@@ -269,7 +272,8 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
   close(reason = 'peer stopping'): void {
     if (this.closed) return;
     this.closed = true;
-    this.timer.cancel();
+    this.timer?.cancel();
+    this.timer = undefined;
     this.reannouncer.stop();
     this.redialer.close();
     this.scheduler.close();
@@ -404,9 +408,13 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       if (connection.remoteHas.isComplete()) this.emit('remoteProgress');
     });
     // Interest changes are the moments a rechoke matters between the regular rounds.
-    connection.on('interested', () => this.rechoke());
+    connection.on('interested', () => {
+      this.wake();
+      this.rechoke();
+    });
     connection.on('notInterested', () => this.rechoke());
     this.emit('connected', link);
+    this.wake();
     connection.sendBitfield(this.c.store.held);
     const held = this.c.store.held;
     this.emit('idlistSent', link, held.count(), held.size);
@@ -444,10 +452,27 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     }
   }
 
+  /** Starts the clock if it is stopped: something may move or be wanted. */
+  private wake(): void {
+    if (this.closed) return;
+    this.timer ??= this.c.clock.setInterval(() => this.tick(), SWARM_TICK_MS);
+  }
+
+  /**
+   * The min-rate review and, when due, a choking round. With nothing asked
+   * of anyone (no review to make) and nobody interested in us (no one to
+   * choose among), the clock stops: a finished peer in a quiet swarm woke
+   * every second for nothing. A request, an interested remote or a new
+   * connection starts it again.
+   */
   private tick(): void {
     if (this.closed) return;
     this.scheduler.tick();
     if (this.choker.isDue()) this.rechoke();
+    if (this.scheduler.idle && this.links.values().every((l) => !l.connection.peerInterested)) {
+      this.timer?.cancel();
+      this.timer = undefined;
+    }
   }
 
   private rechoke(): void {
