@@ -36,23 +36,19 @@ import {
 } from '@swarmdrop/protocol/node';
 import { connectWire, type WireConnection } from './backoff.js';
 import { Bootstrap, type TrackerRequest } from './bootstrap.js';
-import { type Clock, systemClock, type Timer } from './clock.js';
+import { type Clock, systemClock } from './clock.js';
+import { DashboardReporter } from './dashboard-reporter.js';
 import { type PeerOptions, type ResolvedPeerOptions, resolvePeerOptions } from './options.js';
-import { type AnnounceResult, announce, HttpStatusError, postReport } from './owner-client.js';
+import { type AnnounceResult, announce, postReport } from './owner-client.js';
 import type { Torrent } from './torrent.js';
 
+export { DASHBOARD_REPORT_MS } from './dashboard-reporter.js';
 export {
   DEFAULT_FALLBACK_AFTER_MS,
   DEFAULT_LINGER_MS,
   DEFAULT_OWNER_TIMEOUT_MS,
 } from './options.js';
 
-/**
- * How soon the peer first tells the owner's dashboard what it holds and whom
- * it trades with, and how often after that when the owner gives no hint
- * (an older owner); the owner's answer sets the next (DASHBOARD_REPORT_HEADER).
- */
-export const DASHBOARD_REPORT_MS = 1_000;
 /** How long a host the tracker listed may open connections to us (the owner's announce expiry). */
 const ADMISSION_MS = 90_000;
 /** At most one extra announce this often to admit a host we have not seen (the tracker's min interval). */
@@ -145,7 +141,8 @@ export class Peer {
   private resolveFinished!: (code: number) => void;
   private closing: Promise<void> | undefined;
   private readonly dashboardHttp: DashboardHttp;
-  private reportTimer: Timer | undefined;
+  /** Our reports to the owner's dashboard. */
+  private readonly reporter: DashboardReporter;
 
   private constructor(
     options: ResolvedPeerOptions,
@@ -181,6 +178,13 @@ export class Peer {
       token: options.token,
       title: `peer ${formatEndpoint(options.listen.host, port)}`,
       holdOpen: (res) => server.holdOpen(res),
+    });
+    this.reporter = new DashboardReporter({
+      clock,
+      report: () => this.dashboard.report(this.port, this.mergedPath !== undefined),
+      post: (report) => postReport(options.owner, report, this.abort.signal, options.token),
+      accepted: () => this.dashboard.reportAccepted(),
+      signal: this.abort.signal,
     });
   }
 
@@ -281,7 +285,7 @@ export class Peer {
     this.closing ??= (async () => {
       this.events.publish('stopping', {});
       this.abort.abort();
-      this.reportTimer?.cancel();
+      this.reporter.stop();
       this.dashboardHttp.close();
       this.#torrent?.stop();
       this.limits.upload?.close();
@@ -372,7 +376,7 @@ export class Peer {
         (i) => store.has(i),
         'd',
       );
-      this.scheduleReport(DASHBOARD_REPORT_MS);
+      this.reporter.start();
     });
     this.#booting = boot.run();
     const torrent = await this.#booting;
@@ -380,36 +384,6 @@ export class Peer {
     torrent.on('done', () => this.resolveFinished(0));
     torrent.on('error', (err) => this.fatal(err));
     if (!this.abort.signal.aborted) torrent.start();
-  }
-
-  /** The next report in `ms` (one timer: reports go one at a time). */
-  private scheduleReport(ms: number): void {
-    this.reportTimer?.cancel();
-    if (this.abort.signal.aborted) return;
-    this.reportTimer = this.clock.setTimeout(() => this.reportToOwner(), ms);
-  }
-
-  /**
-   * Tells the owner's dashboard what we hold and whom we trade with, then
-   * waits as long as its answer says (every second while someone watches
-   * its dashboard). An owner that takes no reports (an older one) is not
-   * asked again; after a failed report the next comes in DASHBOARD_REPORT_MS
-   * (a report before our first announce is refused: the owner takes one
-   * only for a port announced from our address).
-   */
-  private reportToOwner(): void {
-    if (this.abort.signal.aborted) return;
-    const report = this.dashboard.report(this.port, this.mergedPath !== undefined);
-    postReport(this.options.owner, report, this.abort.signal, this.options.token).then(
-      (nextMs) => {
-        this.dashboard.reportAccepted();
-        this.scheduleReport(nextMs ?? DASHBOARD_REPORT_MS);
-      },
-      (err: unknown) => {
-        const status = err instanceof HttpStatusError ? err.status : 0;
-        if (status !== 404 && status !== 405) this.scheduleReport(DASHBOARD_REPORT_MS);
-      },
-    );
   }
 
   /**
