@@ -5,7 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DomainEvents, ManualClock } from '../src/index.js';
-import { createLogger, formatDuration, ProgressLine, wantsStatusLine } from '../src/node/index.js';
+import {
+  createLogger,
+  formatDuration,
+  PROGRESS_RATE_WINDOW_MS,
+  PROGRESS_REDRAW_MS,
+  ProgressLine,
+  wantsStatusLine,
+} from '../src/node/index.js';
 
 /** Enough of a terminal for log-update: text, newlines, erase line, cursor up, cursor to column 0. */
 class FakeTerminal {
@@ -122,6 +129,28 @@ describe('ProgressLine', () => {
     });
     clock.advance(500);
     expect(terminal.lines().at(-1)).toMatch(/10\/10 chunks 100% .* │ done │ 2 peers$/);
+    progress.close();
+  });
+
+  it('stops redrawing once nothing moves, and starts again with the next event', async () => {
+    // A finished, quiet service redrew its line twice a second for nothing.
+    const { events, terminal, progress, clock } = await peerLine();
+    events.publish('metainfo', { name: 'f', size: 1000, chunks: 10, infohash: 'x', torrent: 't' });
+    events.publish('chunk-received', { chunk: 0, from: 'a', bytes: 100, via: 'swarm' });
+    // The download rate falls to zero over its window; the line follows it, then rests.
+    for (let t = 0; t < PROGRESS_RATE_WINDOW_MS + 2 * PROGRESS_REDRAW_MS; t += PROGRESS_REDRAW_MS)
+      clock.advance(PROGRESS_REDRAW_MS);
+    expect(progress.stats.down.bytesPerSecond()).toBe(0);
+    expect(clock.timers).toBe(0);
+    const writes = terminal.writes;
+    clock.advance(60_000);
+    expect(terminal.writes).toBe(writes);
+    events.publish('connected', { peer: 'a', dir: 'out' });
+    expect(clock.timers).toBe(1);
+    clock.advance(PROGRESS_REDRAW_MS);
+    expect(terminal.lines().at(-1)).toMatch(/│ 1 peer$/);
+    clock.advance(PROGRESS_REDRAW_MS);
+    expect(clock.timers).toBe(0);
     progress.close();
   });
 

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type { createLogUpdate } from 'log-update';
-import type { DomainEvents } from '../events.js';
+import type { DomainEvents, EventFields } from '../events.js';
 import type { Timer, TimerClock } from '../swarm/clock.js';
 import { RateEstimator } from '../swarm/rate-estimator.js';
 import { formatBytes, formatRate } from '../swarm/rate-limiter.js';
@@ -59,11 +59,12 @@ export class ProgressStats {
     readonly role: 'owner' | 'peer',
     events: DomainEvents,
     clock: TimerClock,
+    onChange?: () => void,
   ) {
     this.down = new RateEstimator({ clock, windowMs: PROGRESS_RATE_WINDOW_MS });
     this.up = new RateEstimator({ clock, windowMs: PROGRESS_RATE_WINDOW_MS });
-    this.offs = [
-      events.on('listening', (f) => {
+    const handlers: { [E in keyof EventFields]?: (fields: EventFields[E]) => void } = {
+      listening: (f) => {
         this.addr = f.addr;
         // The owner's `listening` carries the file; it holds every chunk.
         if (role === 'owner' && typeof f.chunks === 'number') {
@@ -71,39 +72,49 @@ export class ProgressStats {
           this.held = f.chunks;
           if (typeof f.size === 'number') this.size = f.size;
         }
-      }),
-      events.on('metainfo', (f) => {
+      },
+      metainfo: (f) => {
         this.total = f.chunks;
         this.size = f.size;
-      }),
-      events.on('resumed', (f) => {
+      },
+      resumed: (f) => {
         this.held = f.verified;
-      }),
-      events.on('chunk-received', (f) => {
+      },
+      'chunk-received': (f) => {
         this.chunksReceived++;
         this.held = Math.min(this.total || Number.POSITIVE_INFINITY, this.held + 1);
         this.down.record(f.bytes);
-      }),
-      events.on('chunk-sent', (f) => {
+      },
+      'chunk-sent': (f) => {
         this.chunksSent++;
         this.up.record(f.bytes);
-      }),
-      events.on('chunk-corrupt', (f) => {
+      },
+      'chunk-corrupt': (f) => {
         // A held chunk that rotted and was dropped (the owner restores its own at once).
         if (role === 'peer' && f.chunk !== undefined && f.restored !== true)
           this.held = Math.max(0, this.held - 1);
-      }),
-      events.on('merged', () => {
+      },
+      merged: () => {
         this.merged = true;
         this.held = this.total;
-      }),
-      events.on('connected', () => {
+      },
+      connected: () => {
         this.connections++;
-      }),
-      events.on('disconnected', () => {
+      },
+      disconnected: () => {
         this.connections = Math.max(0, this.connections - 1);
-      }),
-    ];
+      },
+    };
+    // Whoever draws the numbers hears of each change after it (the status line wakes its timer).
+    this.offs = Object.entries(handlers).map(([event, handler]) =>
+      events.on(
+        event as keyof EventFields,
+        ((fields: never) => {
+          (handler as (f: never) => void)(fields);
+          onChange?.();
+        }) as never,
+      ),
+    );
   }
 
   /** Seconds until every chunk is held at the current download rate; undefined when unknown. */
@@ -173,7 +184,12 @@ export class ProgressLine {
   readonly stats: ProgressStats;
   private readonly output: StatusOutput;
   private readonly render: ReturnType<typeof createLogUpdate>;
-  private readonly timer: Timer;
+  private readonly clock: TimerClock;
+  private readonly redrawMs: number;
+  /** Redraws while the numbers move with time; stopped while nothing does (`tick`, `wake`). */
+  private timer: Timer | undefined;
+  /** The text last drawn. */
+  private drawn: string | undefined;
   private partial = '';
   private closed = false;
 
@@ -189,8 +205,10 @@ export class ProgressLine {
 
   private constructor(options: ProgressLineOptions, logUpdate: typeof createLogUpdate) {
     const clock = options.clock ?? systemClock;
+    this.clock = clock;
+    this.redrawMs = options.redrawMs ?? PROGRESS_REDRAW_MS;
     this.output = options.output;
-    this.stats = new ProgressStats(options.role, options.events, clock);
+    this.stats = new ProgressStats(options.role, options.events, clock, () => this.wake());
     // A terminal that reports no size (a pty that script(1) made, a serial console) says 0
     // rows, and log-update would draw nothing: take it as 80 by 24.
     const output = options.output;
@@ -213,13 +231,38 @@ export class ProgressLine {
         callback();
       },
     });
-    this.timer = clock.setInterval(() => this.redraw(), options.redrawMs ?? PROGRESS_REDRAW_MS);
+    this.wake();
     this.redraw();
   }
 
   /** Draws the status line again with the current numbers. */
   redraw(): void {
-    if (!this.closed) this.render(this.stats.text());
+    if (this.closed) return;
+    this.drawn = this.stats.text();
+    this.render(this.drawn);
+  }
+
+  /** An event changed the numbers: redraw on time again, if stopped. */
+  private wake(): void {
+    if (!this.closed) this.timer ??= this.clock.setInterval(() => this.tick(), this.redrawMs);
+  }
+
+  /**
+   * The timed redraw. With both rates at zero the line changes only with an
+   * event (which wakes it), so once a redraw changes nothing the timer
+   * stops: a finished, quiet service redrew twice a second for nothing.
+   */
+  private tick(): void {
+    const still =
+      this.stats.text() === this.drawn &&
+      this.stats.up.bytesPerSecond() === 0 &&
+      this.stats.down.bytesPerSecond() === 0;
+    if (still) {
+      this.timer?.cancel();
+      this.timer = undefined;
+      return;
+    }
+    this.redraw();
   }
 
   /**
@@ -246,7 +289,8 @@ export class ProgressLine {
   /** Removes the status line for good (before exit); later writes go straight through. */
   close(): void {
     if (this.closed) return;
-    this.timer.cancel();
+    this.timer?.cancel();
+    this.timer = undefined;
     this.stats.close();
     this.render.clear();
     this.render.done();
