@@ -39,6 +39,7 @@ export * from './trust.js';
 export * from './utp/connection.js';
 export * from './utp/ledbat.js';
 export * from './utp/packet.js';
+export * from './utp/reorder-budget.js';
 export { FrameDecoder, type FrameDecoderOptions } from './wire/decoder.js';
 export { encodeMessage, encodePieceHeader } from './wire/encode.js';
 export {

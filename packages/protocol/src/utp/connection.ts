@@ -1,5 +1,14 @@
 import { Ledbat } from './ledbat.js';
-import { buildSack, sackedSeqs, seqAdd, seqDiff, type UtpPacket, type UtpType } from './packet.js';
+import {
+  buildSack,
+  sackedSeqs,
+  seqAdd,
+  seqDiff,
+  type UtpPacket,
+  type UtpType,
+  utpWireBytes,
+} from './packet.js';
+import { PROCESS_REORDER_BUDGET, type ReorderBudget } from './reorder-budget.js';
 
 /** Payload bytes per packet: with headers, under a 1500-byte MTU on IPv4 and IPv6. */
 export const UTP_PACKET_BYTES = 1_300;
@@ -17,6 +26,31 @@ export const DEFAULT_UTP_IDLE_TIMEOUT_MS = 90_000;
 /** Out-of-order packets held ahead of the next expected one. */
 export const UTP_MAX_REORDER = 256;
 /**
+ * Payload bytes one connection holds out of order. UTP_MAX_REORDER packets
+ * of a normal size (1,300 to 1,500 bytes) stay under it, so only a remote
+ * sending outsize packets (up to 64 KiB fit in a datagram) ever meets it.
+ */
+export const UTP_REORDER_MAX_BYTES = 512 * 1024;
+/**
+ * In-order payload taken past the window we advertised: a sender probing a
+ * closed window sends one packet, and a datagram carries at most 64 KiB. A
+ * sender that ignores the window meets this, not our memory's end.
+ */
+export const UTP_RECEIVE_OVERRUN_BYTES = 64 * 1024;
+/**
+ * Until a remote that opened a connection to us has echoed our random
+ * sequence number, it may be a forged source address: we send it at most
+ * this many times the bytes it sent us (QUIC's anti-amplification limit,
+ * RFC 9000 section 8.1), counted on the wire.
+ */
+export const UTP_AMPLIFICATION_FACTOR = 3;
+/**
+ * Packets with the wrong ack an unproven connection takes before it is
+ * dropped. A real remote's packets all carry the one right ack; a blind
+ * sender guessing it has this many tries per SYN out of 65,536.
+ */
+export const UTP_MAX_UNPROVEN_BAD_ACKS = 4;
+/**
  * Most packets we send past the remote's cumulative ack. libtorrent drops,
  * without acknowledging it, a packet more than 953 ahead (its 1 MiB buffer
  * over 1100 bytes a packet), libutp one more than 1024. The byte windows
@@ -26,7 +60,13 @@ export const UTP_MAX_PACKETS_AHEAD = 900;
 /** Selective ACKs past the oldest unacked packet that count it as lost (BEP 29: 3). */
 export const UTP_DUPLICATE_ACKS = 3;
 
-export type UtpState = 'syn-sent' | 'connected' | 'closed';
+/**
+ * `syn-sent`: we sent a SYN. `syn-recv`: we answered a SYN, and the remote
+ * has not yet shown that it receives our packets (its ack echoes our random
+ * sequence number): it takes no data and gets at most
+ * UTP_AMPLIFICATION_FACTOR times what it sent.
+ */
+export type UtpState = 'syn-sent' | 'syn-recv' | 'connected' | 'closed';
 
 export interface UtpConnectionOptions {
   /** Sends one packet to the remote. */
@@ -35,6 +75,7 @@ export interface UtpConnectionOptions {
   readonly now: () => number;
   /** Bytes the reader can still take (the window we advertise). */
   readonly receiveWindow?: () => number;
+  /** Connected: our SYN was answered, or (accepting) the remote proved it receives our packets. */
   readonly onConnect?: () => void;
   readonly onData: (bytes: Uint8Array) => void;
   /** The remote finished sending (its FIN and everything before it arrived). */
@@ -47,7 +88,12 @@ export interface UtpConnectionOptions {
   readonly connectTimeoutMs?: number;
   readonly keepAliveMs?: number;
   readonly idleTimeoutMs?: number;
+  /** In [0, 1): the accepting side's initial sequence number. Default: crypto.getRandomValues. */
   readonly random?: () => number;
+  /** Shared bound on bytes held out of order (default PROCESS_REORDER_BUDGET). */
+  readonly reorderBudget?: ReorderBudget;
+  /** This connection's bound on bytes held out of order (default UTP_REORDER_MAX_BYTES). */
+  readonly reorderMaxBytes?: number;
   /**
    * Runs `flush` soon (after the datagrams already received): ACKs for a
    * burst of packets then go out as one STATE. Without it every packet is
@@ -82,7 +128,24 @@ export class UtpConnection {
   readonly sendId: number;
   readonly ledbat: Ledbat;
   /** Counters for tests and stats. */
-  readonly stats = { sent: 0, resent: 0, received: 0, duplicates: 0, timeouts: 0, fastResends: 0 };
+  readonly stats = {
+    sent: 0,
+    resent: 0,
+    received: 0,
+    duplicates: 0,
+    timeouts: 0,
+    fastResends: 0,
+    /** Bytes on the wire (µTP header and payload) both ways. */
+    wireBytesSent: 0,
+    wireBytesReceived: 0,
+    /** Packets ignored for an ack of something we never sent. */
+    badAcks: 0,
+    /** Packets not sent: an unproven remote's budget was spent. */
+    amplificationLimited: 0,
+    /** Packets dropped unacknowledged: past the reorder bounds, or past the window. */
+    reorderDropped: 0,
+    overrunDropped: 0,
+  };
 
   private readonly o: UtpConnectionOptions;
   private readonly packetBytes: number;
@@ -101,6 +164,12 @@ export class UtpConnection {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private readonly reorder = new Map<number, { type: UtpType; payload: Uint8Array }>();
+  private reorderBytes = 0;
+  private readonly reorderBudget: ReorderBudget;
+  private readonly reorderMaxBytes: number;
+  private unprovenBadAcks = 0;
+  private wasProven = false;
+  private lastAdvertisedWindow = 0;
   private remoteWindow = UTP_PACKET_BYTES;
   private rttMs: number | undefined;
   private rttVarMs = 0;
@@ -135,6 +204,8 @@ export class UtpConnection {
     this.sendId = sendId & 0xffff;
     this.seqNr = seqNr & 0xffff;
     this.packetBytes = options.packetBytes ?? UTP_PACKET_BYTES;
+    this.reorderBudget = options.reorderBudget ?? PROCESS_REORDER_BUDGET;
+    this.reorderMaxBytes = options.reorderMaxBytes ?? UTP_REORDER_MAX_BYTES;
     this.ledbat = new Ledbat({ packetBytes: this.packetBytes });
     const now = options.now();
     this.lastReceivedMs = now;
@@ -152,21 +223,40 @@ export class UtpConnection {
     return conn;
   }
 
-  /** Answers a SYN: our receive id is its id + 1, we send on its id. */
-  static accept(options: UtpConnectionOptions, syn: UtpPacket): UtpConnection {
-    const random = options.random ?? Math.random;
+  /**
+   * Answers a SYN (`synWireBytes` long on the wire): our receive id is its
+   * id + 1, we send on its id. The connection stays `syn-recv` until the
+   * remote's ack echoes our random sequence number.
+   */
+  static accept(
+    options: UtpConnectionOptions,
+    syn: UtpPacket,
+    synWireBytes = utpWireBytes(syn),
+  ): UtpConnection {
+    const random = options.random ?? secureRandom;
     const conn = new UtpConnection(
       options,
-      'connected',
+      'syn-recv',
       syn.connectionId + 1,
       syn.connectionId,
-      Math.floor(random() * 0xffff),
+      Math.floor(random() * 0x10000),
     );
+    conn.stats.wireBytesReceived += synWireBytes;
     conn.ackNr = syn.seq;
     conn.remoteWindow = syn.windowSize;
     conn.noteTimestamp(syn);
     conn.sendState();
     return conn;
+  }
+
+  /** True once the remote has shown it receives our packets (always, for a connection we opened). */
+  get proven(): boolean {
+    return this.state === 'connected' || (this.state === 'closed' && this.wasProven);
+  }
+
+  /** Payload bytes held out of order now. */
+  get reorderHeldBytes(): number {
+    return this.reorderBytes;
   }
 
   get isClosed(): boolean {
@@ -203,9 +293,29 @@ export class UtpConnection {
     this.close(error);
   }
 
-  /** One packet from the remote (already matched to this connection). */
-  receive(packet: UtpPacket): void {
+  /**
+   * One packet from the remote (already matched to this connection), which
+   * took `wireBytes` on the wire (the datagram's length; by default what
+   * encoding it would take).
+   */
+  receive(packet: UtpPacket, wireBytes = utpWireBytes(packet)): void {
     if (this.state === 'closed') return;
+    this.stats.wireBytesReceived += wireBytes;
+    if (packet.type === 'syn') {
+      // Our STATE got lost and the remote asks again.
+      this.stats.received++;
+      if (packet.seq === this.ackNr) this.sendState();
+      return;
+    }
+    if (!this.acksWhatWeSent(packet.ack)) {
+      // Not from the remote (it never saw that seq): forged, or a blind guess.
+      // It moves nothing, not even the idle clock.
+      this.stats.badAcks++;
+      if (this.state === 'syn-recv' && ++this.unprovenBadAcks >= UTP_MAX_UNPROVEN_BAD_ACKS) {
+        this.close(new Error('µTP: the remote never echoed our sequence number'));
+      }
+      return;
+    }
     const now = this.o.now();
     this.lastReceivedMs = now;
     this.stats.received++;
@@ -214,17 +324,21 @@ export class UtpConnection {
       this.close(new Error('reset by remote'));
       return;
     }
-    if (packet.type === 'syn') {
-      // Our STATE got lost and the remote asks again.
-      if (packet.seq === this.ackNr) this.sendState();
-      return;
-    }
     if (this.state === 'syn-sent') {
       if (packet.type !== 'state') return;
       // The remote's first data packet will carry this seq: it is the next we expect.
       this.ackNr = seqAdd(packet.seq, -1);
       this.state = 'connected';
+      // Our ack proves to the remote that we receive its packets, which it
+      // waits for before it takes data or sends any: unless data of ours
+      // carries the ack first, a STATE does.
+      this.ackSoon();
       this.o.onConnect?.();
+      if (this.isClosed) return;
+    } else if (this.state === 'syn-recv') {
+      this.state = 'connected';
+      this.o.onConnect?.();
+      if (this.isClosed) return;
     }
     this.remoteWindow = packet.windowSize;
     this.processAck(packet, now);
@@ -239,10 +353,16 @@ export class UtpConnection {
     if (this.state === 'closed') return;
     const now = this.o.now();
     if (
-      this.state === 'syn-sent' &&
+      this.state !== 'connected' &&
       now - this.startedMs >= (this.o.connectTimeoutMs ?? DEFAULT_UTP_CONNECT_TIMEOUT_MS)
     ) {
-      this.close(new Error('µTP connect timed out'));
+      this.close(
+        new Error(
+          this.state === 'syn-sent'
+            ? 'µTP connect timed out'
+            : 'µTP: the remote never echoed our sequence number',
+        ),
+      );
       return;
     }
     if (now - this.lastReceivedMs >= (this.o.idleTimeoutMs ?? DEFAULT_UTP_IDLE_TIMEOUT_MS)) {
@@ -261,9 +381,26 @@ export class UtpConnection {
     }
   }
 
-  /** The reader took bytes: if our window had closed, tell the remote it is open again. */
+  /**
+   * The reader took bytes: if our window has opened by a packet or more
+   * since we last told the remote, tell it. Otherwise the ACKs that go out
+   * anyway carry the window, and a fresh stream's first read sent a second
+   * STATE after the one answering the SYN.
+   */
   windowOpened(): void {
-    if (this.state === 'connected') this.sendState();
+    if (this.state !== 'connected') return;
+    if (this.advertisedWindow() - this.lastAdvertisedWindow >= this.packetBytes) this.sendState();
+  }
+
+  /**
+   * Whether `ack` names a packet we sent (or the one before our first). A
+   * connection not yet connected has sent one thing the remote can ack: our
+   * SYN, or (accepting) the STATE carrying our initial sequence number.
+   */
+  private acksWhatWeSent(ack: number): boolean {
+    const lastSent = seqAdd(this.seqNr, -1);
+    if (this.state !== 'connected') return ack === lastSent;
+    return seqDiff(ack, lastSent) <= 0;
   }
 
   private onTimeout(now: number): void {
@@ -387,12 +524,31 @@ export class UtpConnection {
       this.ackSoon();
       return;
     }
-    if (ahead > UTP_MAX_REORDER) return; // far outside the window: drop, the remote resends
+    if (ahead > UTP_MAX_REORDER) {
+      // Far outside the window: drop, the remote resends.
+      this.stats.reorderDropped++;
+      return;
+    }
     if (ahead > 1) {
-      if (this.reorder.has(packet.seq)) this.stats.duplicates++;
-      else
+      if (this.reorder.has(packet.seq)) {
+        this.stats.duplicates++;
+      } else {
+        const bytes = packet.payload.length;
+        // Past either bound the packet is dropped unacknowledged: the remote resends it.
+        if (this.reorderBytes + bytes > this.reorderMaxBytes || !this.reorderBudget.take(bytes)) {
+          this.stats.reorderDropped++;
+          return;
+        }
+        this.reorderBytes += bytes;
         this.reorder.set(packet.seq, { type: packet.type, payload: Buffer.from(packet.payload) });
+      }
       this.ackSoon();
+      return;
+    }
+    const window = this.o.receiveWindow?.();
+    if (window !== undefined && packet.payload.length > window + UTP_RECEIVE_OVERRUN_BYTES) {
+      // The reader is that far behind and the remote ignores our window: drop, unacknowledged.
+      this.stats.overrunDropped++;
       return;
     }
     this.accept(packet.type, packet.payload, packet.seq);
@@ -401,16 +557,24 @@ export class UtpConnection {
       const held = this.reorder.get(next);
       if (!held) break;
       this.reorder.delete(next);
+      this.reorderBytes -= held.payload.length;
+      this.reorderBudget.release(held.payload.length);
       this.accept(held.type, held.payload, next);
     }
     this.ackSoon();
+  }
+
+  private clearReorder(): void {
+    this.reorder.clear();
+    this.reorderBudget.release(this.reorderBytes);
+    this.reorderBytes = 0;
   }
 
   private accept(type: UtpType, payload: Uint8Array, seq: number): void {
     this.ackNr = seq;
     if (type === 'fin') {
       this.remoteFinSeq = seq;
-      this.reorder.clear();
+      this.clearReorder();
       if (!this.remoteEnded) {
         this.remoteEnded = true;
         this.o.onEnd();
@@ -516,25 +680,40 @@ export class UtpConnection {
     this.emit(type, this.seqNr, new Uint8Array(0));
   }
 
+  private advertisedWindow(): number {
+    return Math.max(0, this.o.receiveWindow?.() ?? UTP_RECEIVE_WINDOW_BYTES);
+  }
+
   private emit(type: UtpType, seq: number, payload: Uint8Array): void {
     const now = this.o.now();
-    this.lastSentMs = now;
-    this.stats.sent++;
-    this.sentSinceAckScheduled++;
     const sack =
       this.reorder.size > 0 ? buildSack(this.ackNr, (s) => this.reorder.has(s)) : undefined;
-    this.o.send({
+    const packet: UtpPacket = {
       type,
       // The SYN names the id the remote is to answer on; every other packet the remote's id.
       connectionId: type === 'syn' ? this.recvId : this.sendId,
       timestampUs: Math.floor(now * 1000) >>> 0,
       timestampDiffUs: this.replyMicro,
-      windowSize: Math.max(0, this.o.receiveWindow?.() ?? UTP_RECEIVE_WINDOW_BYTES),
+      windowSize: this.advertisedWindow(),
       seq,
       ack: this.ackNr,
       sack,
       payload,
-    });
+    };
+    const bytes = utpWireBytes(packet);
+    if (
+      this.state === 'syn-recv' &&
+      this.stats.wireBytesSent + bytes > UTP_AMPLIFICATION_FACTOR * this.stats.wireBytesReceived
+    ) {
+      this.stats.amplificationLimited++;
+      return;
+    }
+    this.lastSentMs = now;
+    this.lastAdvertisedWindow = packet.windowSize;
+    this.stats.sent++;
+    this.stats.wireBytesSent += bytes;
+    this.sentSinceAckScheduled++;
+    this.o.send(packet);
   }
 
   private noteTimestamp(packet: UtpPacket): void {
@@ -543,8 +722,15 @@ export class UtpConnection {
 
   private close(error?: Error): void {
     if (this.state === 'closed') return;
+    this.wasProven = this.state === 'connected';
     this.state = 'closed';
     this.rtoDeadline = undefined;
+    this.clearReorder();
     this.o.onClose(error);
   }
+}
+
+/** A uniform number in [0, 1) from the system's CSPRNG: an initial sequence number a remote cannot predict. */
+function secureRandom(): number {
+  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! / 0x1_0000_0000;
 }

@@ -59,14 +59,18 @@ export class UtpPacketError extends WireError {
   }
 }
 
+/** Bytes `encodeUtpPacket` makes of `packet`: what it costs on the wire, UDP and IP headers aside. */
+export function utpWireBytes(packet: UtpPacket): number {
+  return UTP_HEADER_LENGTH + (packet.sack ? 2 + packet.sack.length : 0) + packet.payload.length;
+}
+
 /** Encodes one packet in a single allocation. */
 export function encodeUtpPacket(packet: UtpPacket): Buffer {
   const sack = packet.sack;
   if (sack && (sack.length === 0 || sack.length % 4 !== 0 || sack.length > MAX_SACK_BYTES)) {
     throw new RangeError(`selective ACK of ${sack.length} bytes`);
   }
-  const extLength = sack ? 2 + sack.length : 0;
-  const out = Buffer.allocUnsafe(UTP_HEADER_LENGTH + extLength + packet.payload.length);
+  const out = Buffer.allocUnsafe(utpWireBytes(packet));
   out[0] = (UTP_TYPE[packet.type] << 4) | UTP_VERSION;
   out[1] = sack ? UTP_EXTENSION_SACK : 0;
   out.writeUInt16BE(packet.connectionId & 0xffff, 2);
