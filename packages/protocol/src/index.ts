@@ -36,6 +36,7 @@ export * from './swarm/rate-limiter.js';
 export * from './swarm/typed-emitter.js';
 export * from './tracker-codec.js';
 export * from './trust.js';
+export * from './utp/address-rate.js';
 export * from './utp/connection.js';
 export * from './utp/ledbat.js';
 export * from './utp/packet.js';

@@ -6,15 +6,20 @@
  */
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { Cleanup, pseudoRandomBytes } from '@swarmdrop/testkit';
+import { Cleanup, pseudoRandomBytes, RawUtpRemote } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeUtpPacket, encodeUtpPacket, makePeerId } from '../src/index.js';
+import { decodeUtpPacket, encodeUtpPacket, makePeerId, seqAdd } from '../src/index.js';
 import {
   firstBytes,
   mseInitiate,
   mseRespond,
   PeerWire,
+  UTP_MAX_UNPROVEN,
+  UTP_MAX_UNPROVEN_PER_ADDRESS,
+  UTP_SYN_BURST,
+  UTP_SYN_PER_SECOND,
   UtpEndpoint,
+  type UtpEndpointOptions,
   type UtpStream,
 } from '../src/node/index.js';
 import { storeWith } from './sockets.js';
@@ -178,5 +183,141 @@ describe('UtpEndpoint', () => {
     await expect(
       client.connect('127.0.0.1', silent.address().port, { timeoutMs: 300 }),
     ).rejects.toThrow(/timed out/);
+  });
+});
+
+/** A server endpoint on 127.0.0.1 that counts what it hands up and turns away. */
+async function server(options: Partial<UtpEndpointOptions> = {}) {
+  const accepted: UtpStream[] = [];
+  const refused: string[] = [];
+  const waiters: Array<() => void> = [];
+  const changed = () => {
+    for (const w of waiters.splice(0)) w();
+  };
+  const endpoint = new UtpEndpoint({
+    host: '127.0.0.1',
+    port: 0,
+    onConnection: (stream) => {
+      accepted.push(stream);
+      // Read as the services do: the stream's first read used to send a second STATE.
+      stream.resume();
+      changed();
+    },
+    onRefused: (_remote, reason) => {
+      refused.push(reason);
+      changed();
+    },
+    ...options,
+  });
+  const { port } = await endpoint.listen();
+  cleanup.add(() => endpoint.close());
+  /** Resolves once accepted + refused reach `n`. */
+  const settled = async (n: number) => {
+    while (accepted.length + refused.length < n) await new Promise<void>((r) => waiters.push(r));
+  };
+  return { endpoint, port, accepted, refused, settled };
+}
+
+const syn = (connectionId: number, seq = 1) => ({ type: 'syn' as const, connectionId, seq });
+
+describe('UtpEndpoint facing forged and flooding sources', () => {
+  it('answers a SYN with one STATE, and hands a stream up only once the remote acks our sequence number', async () => {
+    const { port, accepted } = await server();
+    const remote = await RawUtpRemote.open(cleanup, '127.0.0.2', { port });
+    remote.send(syn(100));
+    await remote.barrier();
+    const states = remote.received.filter((p) => p.type === 'state');
+    expect(states.length).toBe(1);
+    expect(accepted.length).toBe(0);
+    const data = remote.next((p) => p.type === 'state' && p.ack === 2);
+    remote.send({
+      type: 'data',
+      connectionId: 101,
+      seq: 2,
+      ack: seqAdd(states[0]!.seq, -1),
+      payload: Buffer.from('hi'),
+    });
+    await data;
+    expect(accepted.length).toBe(1);
+  });
+
+  // Regression: the SYN's id + 1 was looked up without wrapping, so a repeated
+  // SYN with id 0xFFFF never found its connection and opened another.
+  it('five identical SYNs with connection id 0xFFFF open one connection', async () => {
+    const { endpoint, port, accepted } = await server();
+    const remote = await RawUtpRemote.open(cleanup, '127.0.0.2', { port });
+    for (let i = 0; i < 5; i++) remote.send(syn(0xffff));
+    await remote.barrier();
+    const state = remote.received.find((p) => p.type === 'state')!;
+    remote.send({ type: 'state', connectionId: 0, seq: 2, ack: seqAdd(state.seq, -1) });
+    await remote.barrier(0x7a7b);
+    expect(accepted.length).toBe(1);
+    expect(endpoint.connectionCount).toBe(1);
+  });
+
+  it(`answers at most ${UTP_SYN_BURST} SYNs at once from one address, then ${UTP_SYN_PER_SECOND} a second`, async () => {
+    let nowMs = 0;
+    const { endpoint, port } = await server({ now: () => nowMs });
+    const flood = await RawUtpRemote.open(cleanup, '127.0.0.2', { port });
+    const other = await RawUtpRemote.open(cleanup, '127.0.0.3', { port });
+    // The same SYN again and again: each repeat would be answered with a STATE.
+    for (let i = 0; i < 100; i++) flood.send(syn(300));
+    await flood.barrier();
+    const states = () => flood.received.filter((p) => p.type === 'state').length;
+    expect(states()).toBe(UTP_SYN_BURST);
+    expect(endpoint.stats.synsRateLimited).toBe(100 - UTP_SYN_BURST);
+    // Another address has its own bucket.
+    other.send(syn(300));
+    await other.barrier();
+    expect(other.received.filter((p) => p.type === 'state').length).toBe(1);
+    nowMs += 1_000;
+    for (let i = 0; i < 100; i++) flood.send(syn(300));
+    await flood.barrier(0x7a7b);
+    expect(states()).toBe(UTP_SYN_BURST + UTP_SYN_PER_SECOND);
+  });
+
+  it('a SYN flood from many addresses never proving them cannot lock a real remote out', async () => {
+    const { endpoint, port, accepted, settled } = await server({ maxConnections: 4 });
+    const addresses = Array.from({ length: 20 }, (_, i) => `127.0.0.${10 + i}`);
+    const floods = await Promise.all(addresses.map((a) => RawUtpRemote.open(cleanup, a, { port })));
+    // Past the unproven cap per address, and past the table's total.
+    const perAddress = UTP_MAX_UNPROVEN_PER_ADDRESS + 4;
+    for (const f of floods) for (let id = 0; id < perAddress; id++) f.send(syn(1000 + 2 * id));
+    await Promise.all(floods.map((f) => f.barrier()));
+    expect(endpoint.unprovenCount).toBe(UTP_MAX_UNPROVEN);
+    expect(endpoint.stats.synsUnprovenCapped).toBe(20 * 4);
+    expect(endpoint.stats.unprovenEvicted).toBe(
+      20 * UTP_MAX_UNPROVEN_PER_ADDRESS - UTP_MAX_UNPROVEN,
+    );
+    expect(accepted.length).toBe(0);
+
+    const client = new UtpEndpoint({ host: '127.0.0.9', port: 0 });
+    await client.listen();
+    cleanup.add(() => client.close());
+    const ours = await client.connect('127.0.0.1', port, { timeoutMs: 5_000 });
+    ours.write('hello');
+    await settled(1);
+    expect(accepted[0]!.remoteAddress).toBe('127.0.0.9');
+  });
+
+  it('a source address past --max-connections-per-address is refused while others get in', async () => {
+    const { port, accepted, refused, settled } = await server({ maxConnectionsPerAddress: 2 });
+    const crowd = new UtpEndpoint({ host: '127.0.0.2', port: 0 });
+    const lone = new UtpEndpoint({ host: '127.0.0.3', port: 0 });
+    for (const e of [crowd, lone]) {
+      await e.listen();
+      cleanup.add(() => e.close());
+    }
+    const streams = [];
+    for (let i = 0; i < 3; i++) streams.push(await crowd.connect('127.0.0.1', port));
+    streams.push(await lone.connect('127.0.0.1', port));
+    for (const s of streams) s.on('error', () => {});
+    await settled(4);
+    expect(accepted.map((s) => s.remoteAddress).sort()).toEqual([
+      '127.0.0.2',
+      '127.0.0.2',
+      '127.0.0.3',
+    ]);
+    expect(refused).toEqual(['too many µTP connections from 127.0.0.2 (limit 2 per address)']);
   });
 });

@@ -65,3 +65,4 @@ export {
   type TestPeerScript,
   TestPeerServer,
 } from './test-peer.js';
+export { type RawUtpPacket, RawUtpRemote } from './utp-remote.js';

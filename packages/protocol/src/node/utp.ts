@@ -1,8 +1,9 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { Duplex } from 'node:stream';
-import { formatEndpoint } from '../address.js';
+import { formatEndpoint, sourceKey } from '../address.js';
 import { OptionError } from '../errors.js';
+import { AddressRate } from '../utp/address-rate.js';
 import {
   DEFAULT_UTP_CONNECT_TIMEOUT_MS,
   UTP_RECEIVE_WINDOW_BYTES,
@@ -10,10 +11,37 @@ import {
   type UtpConnectionOptions,
 } from '../utp/connection.js';
 import { decodeUtpPacket, encodeUtpPacket, type UtpPacket } from '../utp/packet.js';
+import type { ReorderBudget } from '../utp/reorder-budget.js';
 
 /** How often the connections' clocks run (retransmission, keep-alive, deadlines). */
 export const UTP_TICK_MS = 50;
+/** Connections at once, opened by us or proven remotes (the services pass --max-connections). */
 export const DEFAULT_UTP_MAX_CONNECTIONS = 256;
+/** Proven connections from one source address (an IPv6 /64), as TCP's DEFAULT_MAX_CONNECTIONS_PER_ADDRESS. */
+export const DEFAULT_UTP_MAX_CONNECTIONS_PER_ADDRESS = 64;
+/**
+ * Answered SYNs whose remote has not yet proven it receives our packets.
+ * They count apart from the connection cap, so SYNs from forged addresses
+ * never take a real remote's place; past this, the oldest is forgotten. A
+ * real remote proves itself in one round trip, so a flood has to answer
+ * with this many SYNs per round trip to push it out.
+ */
+export const UTP_MAX_UNPROVEN = 256;
+/** Unproven connections from one source address: past this its SYNs are dropped. */
+export const UTP_MAX_UNPROVEN_PER_ADDRESS = 16;
+/**
+ * SYNs answered per source address: a bucket of UTP_SYN_BURST, refilled at
+ * UTP_SYN_PER_SECOND. A host opens one connection per remote and resends a
+ * SYN after a second; a test swarm of a few dozen peers on one loopback
+ * address fits in the burst. A dropped SYN is resent by its sender.
+ */
+export const UTP_SYN_PER_SECOND = 20;
+export const UTP_SYN_BURST = 40;
+/** RESETs sent per source address (to packets for connections we do not have). */
+export const UTP_RESET_PER_SECOND = 10;
+export const UTP_RESET_BURST = 20;
+/** Source addresses whose SYN and RESET buckets are remembered; the least recent goes first. */
+export const UTP_RATE_ADDRESSES = 4_096;
 const UDP_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
@@ -106,9 +134,35 @@ export interface UtpEndpointOptions {
   readonly onConnection?: (stream: UtpStream) => void;
   /** A connection turned away, with why. */
   readonly onRefused?: (remote: string, reason: string) => void;
+  /** Default DEFAULT_UTP_MAX_CONNECTIONS. */
   readonly maxConnections?: number;
+  /** Default DEFAULT_UTP_MAX_CONNECTIONS_PER_ADDRESS. */
+  readonly maxConnectionsPerAddress?: number;
   /** Injected clock in ms (tests); default performance.now. */
   readonly now?: () => number;
+  /** Bound on bytes held out of order by all connections (default the process's). */
+  readonly reorderBudget?: ReorderBudget;
+}
+
+interface Entry {
+  readonly conn: UtpConnection;
+  readonly stream: UtpStream;
+  /** Source address key (sourceKey) of a connection the remote opened; undefined for ours. */
+  readonly source: string | undefined;
+  /** Which of its source's counts this connection is in. */
+  counted: 'unproven' | 'proven' | 'none';
+}
+
+/** What the endpoint turned away or forgot, for tests and stats. */
+export interface UtpEndpointStats {
+  /** SYNs over their address's rate. */
+  synsRateLimited: number;
+  /** SYNs from an address already holding UTP_MAX_UNPROVEN_PER_ADDRESS unproven connections. */
+  synsUnprovenCapped: number;
+  /** Unproven connections forgotten to make room for newer ones. */
+  unprovenEvicted: number;
+  /** RESETs not sent, over their address's rate. */
+  resetsRateLimited: number;
 }
 
 /**
@@ -118,16 +172,32 @@ export interface UtpEndpointOptions {
  */
 export class UtpEndpoint {
   private readonly socket: UdpSocket;
-  private readonly connections = new Map<string, { conn: UtpConnection; stream: UtpStream }>();
+  private readonly connections = new Map<string, Entry>();
+  /** Accepted connections not yet proven, oldest first. */
+  private readonly unproven = new Set<Entry>();
+  /** Per source address: proven incoming connections, and unproven ones. */
+  private readonly perSource = new Map<string, { proven: number; unproven: number }>();
+  private readonly synRate: AddressRate;
+  private readonly resetRate: AddressRate;
   /** Runs the connections' clocks; only while there is a connection (an idle port sleeps). */
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   private closed = false;
   /** Datagrams dropped as malformed (for tests and stats). */
   malformed = 0;
+  readonly stats: UtpEndpointStats = {
+    synsRateLimited: 0,
+    synsUnprovenCapped: 0,
+    unprovenEvicted: 0,
+    resetsRateLimited: 0,
+  };
 
   constructor(private readonly options: UtpEndpointOptions) {
     this.now = options.now ?? (() => performance.now());
+    const rate = (perSecond: number, burst: number) =>
+      new AddressRate({ perSecond, burst, maxAddresses: UTP_RATE_ADDRESSES, now: this.now });
+    this.synRate = rate(UTP_SYN_PER_SECOND, UTP_SYN_BURST);
+    this.resetRate = rate(UTP_RESET_PER_SECOND, UTP_RESET_BURST);
     this.socket = createSocket(options.host && isIPv6(options.host) ? 'udp6' : 'udp4');
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     this.socket.on('error', () => {});
@@ -149,15 +219,19 @@ export class UtpEndpoint {
     }, UTP_TICK_MS).unref();
   }
 
-  private forget(key: string): void {
-    this.connections.delete(key);
-    if (this.connections.size > 0) return;
-    clearInterval(this.timer);
-    this.timer = undefined;
-  }
-
+  /** Connections held: ours, proven remotes' and unproven ones. */
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Accepted connections whose remote has not yet proven it receives our packets. */
+  get unprovenCount(): number {
+    return this.unproven.size;
+  }
+
+  /** Connections counted against maxConnections: ours and proven remotes'. */
+  private get establishedCount(): number {
+    return this.connections.size - this.unproven.size;
   }
 
   listen(): Promise<{ address: string; port: number }> {
@@ -221,6 +295,7 @@ export class UtpEndpoint {
           send: (packet) => this.send(packet, host, port),
           now: this.now,
           deferAck: (flush) => setImmediate(flush),
+          ...(this.options.reorderBudget ? { reorderBudget: this.options.reorderBudget } : {}),
           connectTimeoutMs: options.timeoutMs ?? DEFAULT_UTP_CONNECT_TIMEOUT_MS,
           onConnect: () => finish(),
           onClose: (error) => {
@@ -233,7 +308,7 @@ export class UtpEndpoint {
       );
       stream.connection = conn;
       key = this.key(host, port, conn.recvId);
-      this.connections.set(key, { conn, stream });
+      this.connections.set(key, { conn, stream, source: undefined, counted: 'none' });
       this.tickWhileConnected();
       stream.on('error', () => {});
       if (options.signal?.aborted) onAbort();
@@ -246,7 +321,11 @@ export class UtpEndpoint {
     this.closed = true;
     clearInterval(this.timer);
     this.timer = undefined;
-    for (const { stream } of [...this.connections.values()]) stream.destroy();
+    for (const { conn, stream } of [...this.connections.values()]) {
+      // An unproven remote was never handed up: it gets no RESET, and no stream to close.
+      if (conn.state === 'syn-recv') conn.destroy(undefined, false);
+      else stream.destroy();
+    }
     this.connections.clear();
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
@@ -271,21 +350,33 @@ export class UtpEndpoint {
     const host = rinfo.address;
     const port = rinfo.port;
     if (packet.type === 'syn') {
-      const existing = this.connections.get(this.key(host, port, packet.connectionId + 1));
-      if (existing) {
-        existing.conn.receive(packet);
+      // Each SYN is answered, so each costs a token, repeated or new.
+      if (!this.synRate.take(sourceKey(host))) {
+        this.stats.synsRateLimited++;
         return;
       }
-      this.accept(packet, host, port);
+      const existing = this.connections.get(
+        this.key(host, port, (packet.connectionId + 1) & 0xffff),
+      );
+      if (existing) {
+        existing.conn.receive(packet, datagram.length);
+        return;
+      }
+      this.accept(packet, host, port, datagram.length);
       return;
     }
     const entry = this.connections.get(this.key(host, port, packet.connectionId));
     if (entry) {
-      entry.conn.receive(packet);
+      entry.conn.receive(packet, datagram.length);
       return;
     }
-    // Not ours (a connection we forgot): tell the sender, unless it is a RESET itself.
+    // Not ours (a connection we forgot): tell the sender, unless it is a RESET
+    // itself. Rate-limited: the sender may be forging a victim's address.
     if (packet.type !== 'reset') {
+      if (!this.resetRate.take(sourceKey(host))) {
+        this.stats.resetsRateLimited++;
+        return;
+      }
       this.send(
         {
           type: 'reset',
@@ -303,35 +394,107 @@ export class UtpEndpoint {
     }
   }
 
-  private accept(syn: UtpPacket, host: string, port: number): void {
-    const remote = formatEndpoint(host, port);
-    const max = this.options.maxConnections ?? DEFAULT_UTP_MAX_CONNECTIONS;
+  private accept(syn: UtpPacket, host: string, port: number, wireBytes: number): void {
     if (this.closed || !this.options.onConnection) return;
-    if (this.connections.size >= max) {
-      this.options.onRefused?.(remote, `too many µTP connections (limit ${max})`);
+    const remote = formatEndpoint(host, port);
+    const source = sourceKey(host);
+    const counts = this.perSource.get(source) ?? { proven: 0, unproven: 0 };
+    const refusal = this.capRefusal(source, counts.proven);
+    if (refusal) {
+      this.options.onRefused?.(remote, refusal);
       return;
+    }
+    if (counts.unproven >= UTP_MAX_UNPROVEN_PER_ADDRESS) {
+      // Not logged: the address may be forged, and the log is not a flood's to fill.
+      this.stats.synsUnprovenCapped++;
+      return;
+    }
+    if (this.unproven.size >= UTP_MAX_UNPROVEN) {
+      const oldest = this.unproven.values().next().value;
+      if (oldest) {
+        this.stats.unprovenEvicted++;
+        oldest.conn.destroy(undefined, false);
+      }
     }
     const stream = new UtpStream(host, port);
     const hooks = stream.hooks();
     const key = this.key(host, port, (syn.connectionId + 1) & 0xffff);
+    let entry: Entry | undefined;
     const conn = UtpConnection.accept(
       {
         ...hooks,
         send: (packet) => this.send(packet, host, port),
         now: this.now,
         deferAck: (flush) => setImmediate(flush),
+        ...(this.options.reorderBudget ? { reorderBudget: this.options.reorderBudget } : {}),
+        onConnect: () => {
+          if (entry) this.proven(entry, remote);
+        },
         onClose: (error) => {
-          this.forget(key);
-          hooks.onClose(error);
+          if (entry) this.forget(key, entry);
+          // Only a stream that was handed up has anyone to tell.
+          if (conn.proven) hooks.onClose(error);
         },
       },
       syn,
+      wireBytes,
     );
     stream.connection = conn;
-    this.connections.set(key, { conn, stream });
+    entry = { conn, stream, source, counted: 'unproven' };
+    this.connections.set(key, entry);
+    this.unproven.add(entry);
+    this.perSource.set(source, { proven: counts.proven, unproven: counts.unproven + 1 });
     this.tickWhileConnected();
     stream.on('error', () => {});
-    this.options.onConnection(stream);
+  }
+
+  /** Why a remote at `source` holding `proven` connections may not have one more, if it may not. */
+  private capRefusal(source: string, proven: number): string | undefined {
+    const max = this.options.maxConnections ?? DEFAULT_UTP_MAX_CONNECTIONS;
+    const perSource =
+      this.options.maxConnectionsPerAddress ?? DEFAULT_UTP_MAX_CONNECTIONS_PER_ADDRESS;
+    if (this.establishedCount >= max) return `too many µTP connections (limit ${max})`;
+    if (proven >= perSource)
+      return `too many µTP connections from ${source} (limit ${perSource} per address)`;
+    return undefined;
+  }
+
+  /** The remote echoed our sequence number: within the caps it becomes a connection like any other. */
+  private proven(entry: Entry, remote: string): void {
+    this.uncount(entry);
+    const source = entry.source!;
+    const counts = this.perSource.get(source) ?? { proven: 0, unproven: 0 };
+    const refusal = this.capRefusal(source, counts.proven);
+    if (refusal || this.closed || !this.options.onConnection) {
+      if (refusal) this.options.onRefused?.(remote, refusal);
+      // It is proven now: a RESET reaches the real remote, and it stops resending.
+      entry.stream.destroy();
+      return;
+    }
+    entry.counted = 'proven';
+    this.perSource.set(source, { ...counts, proven: counts.proven + 1 });
+    this.options.onConnection(entry.stream);
+  }
+
+  private forget(key: string, entry: Entry): void {
+    if (this.connections.get(key) === entry) this.connections.delete(key);
+    this.uncount(entry);
+    if (this.connections.size > 0) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Takes `entry` out of its source's counts (and the unproven set). */
+  private uncount(entry: Entry): void {
+    const source = entry.source;
+    if (source === undefined || entry.counted === 'none') return;
+    if (entry.counted === 'unproven') this.unproven.delete(entry);
+    const counts = this.perSource.get(source);
+    if (counts) {
+      counts[entry.counted]--;
+      if (counts.proven <= 0 && counts.unproven <= 0) this.perSource.delete(source);
+    }
+    entry.counted = 'none';
   }
 }
 
