@@ -20,6 +20,7 @@ import {
   type Metainfo,
   makePeerId,
   OptionError,
+  PROCESS_REORDER_BUDGET,
   subscribeLog,
   type TimerClock,
   torrentFileName,
@@ -255,6 +256,7 @@ export class Owner {
       chunksHeld: () => owner?.store.held.count() ?? 0,
       trackerPeers: () => owner?.trackerPeers() ?? 0,
       utpMalformed: () => utp?.malformed ?? 0,
+      utpReorderBytes: () => PROCESS_REORDER_BUDGET.held,
     });
     // BitTorrent over TCP and µTP alike, once the file is ready (closed before).
     const incoming = incomingHandlers({
@@ -288,6 +290,7 @@ export class Owner {
           port: address.port,
           portField: 'port',
           maxConnections: options.maxConnections,
+          maxConnectionsPerAddress: options.maxConnectionsPerAddress,
           onConnection: incoming.onConnection,
           onRefused: (remote, reason) =>
             events.publish('connection-refused', { from: remote, reason }),

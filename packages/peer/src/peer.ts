@@ -8,6 +8,7 @@ import {
   formatRanges,
   type Metainfo,
   makePeerId,
+  PROCESS_REORDER_BUDGET,
   subscribeLog,
   unmapIPv4,
 } from '@swarmdrop/protocol';
@@ -206,6 +207,7 @@ export class Peer {
     const metrics = createMetrics(events, {
       chunksHeld: () => peer?.torrent?.store.held.count() ?? 0,
       utpMalformed: () => peer?.utp?.malformed ?? 0,
+      utpReorderBytes: () => PROCESS_REORDER_BUDGET.held,
     });
     // BitTorrent over TCP and µTP alike, once the torrent is whole (closed before, and while stopping).
     const incoming = incomingHandlers({
@@ -241,6 +243,8 @@ export class Peer {
       const utp = new UtpEndpoint({
         host: options.listen.host,
         port: address.port,
+        maxConnections: options.maxConnections,
+        maxConnectionsPerAddress: options.maxConnectionsPerAddress,
         onConnection: incoming.onConnection,
         onRefused: (remote, reason) =>
           events.publish('connection-refused', { from: remote, reason }),

@@ -165,4 +165,42 @@ describe('µTP between swarmdrop processes', () => {
     expect(String(err)).toMatch(/ECONNREFUSED.*µTP: µTP connect timed out/);
     expect(asked).toEqual([UTP_PROBE_TIMEOUT_MS]);
   });
+
+  // The peer's µTP endpoint was built without the caps, so only TCP honoured them.
+  it("the peer's µTP port honours --max-connections and --max-connections-per-address", async () => {
+    const { port: ownerPort } = await startOwner(cleanup, {
+      size: 3 * CHUNK,
+      options: { expectedPeers: 1 },
+    });
+    const [port, nobody] = await freePorts(2);
+    const { log } = await startPeer(cleanup, {
+      ownerPort,
+      port: port!,
+      neighbourPort: nobody!,
+      options: { maxConnections: 3, maxConnectionsPerAddress: 2 },
+    });
+    await merged(log);
+    const dial = async (address: string) => {
+      const endpoint = new UtpEndpoint({ host: address, port: 0 });
+      await endpoint.listen();
+      cleanup.add(() => endpoint.close());
+      const stream = await endpoint.connect('127.0.0.1', port!);
+      stream.on('error', () => {});
+      return stream;
+    };
+    const reason = (from: string) =>
+      log.waitFor('connection-refused', (f) => f.from?.startsWith(`${from}:`) ?? false);
+    const perAddress = reason('127.0.0.2');
+    for (let i = 0; i < 3; i++) await dial('127.0.0.2');
+    expect((await perAddress).fields.reason).toBe(
+      'too many µTP connections from 127.0.0.2 (limit 2 per address)',
+    );
+    const total = reason('127.0.0.4');
+    await dial('127.0.0.3');
+    await dial('127.0.0.4');
+    expect((await total).fields.reason).toBe('too many µTP connections (limit 3)');
+    expect(
+      log.filter('connection-refused', (f) => f.from?.startsWith('127.0.0.3:') ?? false),
+    ).toEqual([]);
+  });
 });

@@ -20,6 +20,7 @@ function setup(
     chunksHeld?: () => number;
     trackerPeers?: () => number;
     utpMalformed?: () => number;
+    utpReorderBytes?: () => number;
   } = {},
 ) {
   const events = new DomainEvents();
@@ -199,6 +200,14 @@ describe('createMetrics', () => {
     expect(metricValue(await scrape(), 'swarmdrop_utp_malformed_datagrams_total')).toBe(7);
     malformed = 9;
     expect(metricValue(await scrape(), 'swarmdrop_utp_malformed_datagrams_total')).toBe(9);
+  });
+
+  it('reads the bytes µTP holds out of order at each scrape, as a gauge', async () => {
+    let held = 60_000;
+    const { scrape } = setup({ utpReorderBytes: () => held });
+    expect(metricValue(await scrape(), 'swarmdrop_utp_reorder_bytes')).toBe(60_000);
+    held = 0;
+    expect(metricValue(await scrape(), 'swarmdrop_utp_reorder_bytes')).toBe(0);
   });
 
   it('reads chunks held and tracker peers at each scrape, and the file size from the events', async () => {

@@ -40,6 +40,8 @@ export interface MetricsOptions {
    * read looks like silence from the connection's side: this says otherwise.
    */
   readonly utpMalformed?: () => number;
+  /** Bytes the process's µTP connections hold out of order now, read at each scrape (their shared budget). */
+  readonly utpReorderBytes?: () => number;
   /** Adds prom-client's process and Node.js metrics (`process_*`, `nodejs_*`); default true. */
   readonly processMetrics?: boolean;
 }
@@ -175,6 +177,17 @@ export function createMetrics(events: DomainEvents, options: MetricsOptions = {}
       registers,
       collect() {
         this.set(trackerPeers());
+      },
+    });
+  }
+  const utpReorderBytes = options.utpReorderBytes;
+  if (utpReorderBytes) {
+    new Gauge({
+      name: 'swarmdrop_utp_reorder_bytes',
+      help: 'Payload bytes the uTP connections hold out of order now (packets ahead of a hole)',
+      registers,
+      collect() {
+        this.set(utpReorderBytes());
       },
     });
   }

@@ -15,7 +15,10 @@ import type { ReorderBudget } from '../utp/reorder-budget.js';
 
 /** How often the connections' clocks run (retransmission, keep-alive, deadlines). */
 export const UTP_TICK_MS = 50;
-/** Connections at once, opened by us or proven remotes (the services pass --max-connections). */
+/**
+ * Connections remotes opened to us and proved, at once (the services pass
+ * --max-connections). Our own outgoing connections do not count, as on TCP.
+ */
 export const DEFAULT_UTP_MAX_CONNECTIONS = 256;
 /** Proven connections from one source address (an IPv6 /64), as TCP's DEFAULT_MAX_CONNECTIONS_PER_ADDRESS. */
 export const DEFAULT_UTP_MAX_CONNECTIONS_PER_ADDRESS = 64;
@@ -177,6 +180,8 @@ export class UtpEndpoint {
   private readonly unproven = new Set<Entry>();
   /** Per source address: proven incoming connections, and unproven ones. */
   private readonly perSource = new Map<string, { proven: number; unproven: number }>();
+  /** Proven incoming connections, all sources. */
+  private accepted = 0;
   private readonly synRate: AddressRate;
   private readonly resetRate: AddressRate;
   /** Runs the connections' clocks; only while there is a connection (an idle port sleeps). */
@@ -229,9 +234,9 @@ export class UtpEndpoint {
     return this.unproven.size;
   }
 
-  /** Connections counted against maxConnections: ours and proven remotes'. */
-  private get establishedCount(): number {
-    return this.connections.size - this.unproven.size;
+  /** Connections counted against maxConnections: those remotes opened and proved. */
+  get acceptedCount(): number {
+    return this.accepted;
   }
 
   listen(): Promise<{ address: string; port: number }> {
@@ -453,7 +458,7 @@ export class UtpEndpoint {
     const max = this.options.maxConnections ?? DEFAULT_UTP_MAX_CONNECTIONS;
     const perSource =
       this.options.maxConnectionsPerAddress ?? DEFAULT_UTP_MAX_CONNECTIONS_PER_ADDRESS;
-    if (this.establishedCount >= max) return `too many µTP connections (limit ${max})`;
+    if (this.accepted >= max) return `too many µTP connections (limit ${max})`;
     if (proven >= perSource)
       return `too many µTP connections from ${source} (limit ${perSource} per address)`;
     return undefined;
@@ -472,6 +477,7 @@ export class UtpEndpoint {
       return;
     }
     entry.counted = 'proven';
+    this.accepted++;
     this.perSource.set(source, { ...counts, proven: counts.proven + 1 });
     this.options.onConnection(entry.stream);
   }
@@ -489,6 +495,7 @@ export class UtpEndpoint {
     const source = entry.source;
     if (source === undefined || entry.counted === 'none') return;
     if (entry.counted === 'unproven') this.unproven.delete(entry);
+    else this.accepted--;
     const counts = this.perSource.get(source);
     if (counts) {
       counts[entry.counted]--;
