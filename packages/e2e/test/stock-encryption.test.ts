@@ -5,7 +5,8 @@
  *   that itself requires encryption;
  * - transmission-cli downloads from the owner: encryption preferred with µTP
  *   off (TCP), and with its default settings (µTP first, encryption preferred);
- * - a swarmdrop peer downloads from a transmission-cli seeder.
+ * - a swarmdrop peer downloads from a transmission-cli seeder, over TCP and
+ *   with --transport utp over µTP (our µTP connect against libutp).
  *   Transmission refuses peers on 127.0.0.1, so owner and client run on two
  *   hosts of a network-namespace lab (e2e/src/netns.ts) this test creates and
  *   removes (needs root; skipped with the reason otherwise, never in CI).
@@ -495,9 +496,10 @@ describe('Transmission in network namespaces', () => {
     QB_HANG_MS + 30_000,
   );
 
-  it.skipIf(transmission.skip)(
-    `a swarmdrop peer downloads from a transmission-cli seeder (its defaults), byte-identical${transmission.why}`,
-    async () => {
+  // --transport utp: our µTP connect against libutp (Transmission's), the acceptor.
+  it.skipIf(transmission.skip).each(['both', 'utp'] as const)(
+    `a swarmdrop peer (--transport %s) downloads from a transmission-cli seeder (its defaults), byte-identical${transmission.why}`,
+    async (transport) => {
       // The peer gets a host of its own: Transmission takes every connection from the
       // owner's address for the seed it knows there, and turns it away ("another seed").
       const setup = await labWithOwner(['peer']);
@@ -523,6 +525,8 @@ describe('Transmission in network namespaces', () => {
           join(setup.base, 'peer'),
           '--fallback-after-ms',
           '600000',
+          '--transport',
+          transport,
         ],
         peerLog,
       );
@@ -542,9 +546,9 @@ describe('Transmission in network namespaces', () => {
       expect(fromSeeder.length).toBeGreaterThanOrEqual(chunks - 1);
       expect(new Set([...fromSeeder, ...fromOwner]).size).toBe(chunks);
       // Outgoing `prefer` opens in plaintext, which Transmission (encryption preferred) accepts.
-      expect(peerLog.filter('connected', { role: 'neighbour' })[0]?.fields.encryption).toBe(
-        'plaintext',
-      );
+      const neighbour = peerLog.filter('connected', { role: 'neighbour' })[0]?.fields;
+      expect(neighbour?.encryption).toBe('plaintext');
+      expect(neighbour?.transport).toBe(transport === 'utp' ? 'utp' : 'tcp');
     },
     CLIENT_HANG_MS + 30_000,
   );
