@@ -6,6 +6,12 @@
  * from both and merges the file; after it, another one does; and memory
  * stays bounded.
  *
+ * The same for µTP: random datagrams, mutated µTP packets and µTP sessions
+ * (a SYN answered, then packets with right and wrong acks, out of order,
+ * outsize, duplicated, with selective ACKs, FIN and RESET, carrying
+ * handshakes and frames) from 127.0.0.2-127.0.0.5 at the UDP side of the
+ * same two ports, while a real peer downloads from both over µTP.
+ *
  * The inputs come from a seeded generator (mulberry32), so a failure is
  * reproduced with FUZZ_SEED=<the seed printed in the failure>. The run is
  * bounded by FUZZ_INPUTS (default 4000) and stops by itself.
@@ -13,13 +19,25 @@
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { encodeMessage, type Metainfo, makePeerId } from '@swarmdrop/protocol';
+import {
+  encodeMessage,
+  encodeUtpPacket,
+  type Metainfo,
+  makePeerId,
+  PROCESS_REORDER_BUDGET,
+  seqAdd,
+  UTP_REORDER_PROCESS_MAX_BYTES,
+  type UtpPacket,
+} from '@swarmdrop/protocol';
 import {
   CHUNK,
   Cleanup,
   freePort,
   MiB,
   merged,
+  metricValue,
+  RawUtpRemote,
+  scrapeMetrics,
   startOwner,
   startPeer,
   type TestPeerProcess,
@@ -32,6 +50,10 @@ afterEach(() => cleanup.run());
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const INPUTS = Number(process.env.FUZZ_INPUTS ?? 4_000);
+/** µTP fuzz inputs: one datagram, or one session of several. */
+const UTP_INPUTS = Number(process.env.FUZZ_UTP_INPUTS ?? 3_000);
+/** How long a µTP session waits for its SYN to be answered (it may be rate-limited). */
+const UTP_ANSWER_MS = 300;
 const CONCURRENCY = 24;
 /** A connection the target has not closed this long after our FIN is closed by us. */
 const LINGER_MS = 2_000;
@@ -259,6 +281,94 @@ function input(rng: Rng, metainfo: Metainfo): { kind: string; bytes: Buffer } {
   return { kind, bytes };
 }
 
+const UTP_TYPES: readonly UtpPacket['type'][] = ['data', 'fin', 'state', 'reset', 'syn'];
+
+/** A µTP packet with hostile fields: any type, id, seq, ack, window, selective ACK and payload. */
+function utpPacket(rng: Rng, metainfo: Metainfo): UtpPacket {
+  const sackBytes = rng.pick([0, 0, 4, 8, 32]);
+  return {
+    type: rng.pick(UTP_TYPES),
+    connectionId: rng.pick([0, 1, 0xfffe, 0xffff, rng.int(0x10000)]),
+    timestampUs: rng.int(2 ** 32),
+    timestampDiffUs: rng.int(2 ** 32),
+    windowSize: rng.pick([0, 1, 1 << 20, 2 ** 32 - 1, rng.int(2 ** 32)]),
+    seq: rng.int(0x10000),
+    ack: rng.int(0x10000),
+    sack: sackBytes > 0 ? rng.bytes(sackBytes) : undefined,
+    payload: rng.chance(0.5) ? wirePayload(rng, metainfo) : rng.bytes(rng.int(200)),
+  };
+}
+
+/** A handshake and frames, as a µTP payload. */
+function wirePayload(rng: Rng, metainfo: Metainfo): Buffer {
+  const frames = Array.from({ length: rng.int(10) }, () => frame(rng, metainfo));
+  return Buffer.concat([handshake(rng, metainfo), ...frames]);
+}
+
+/** One µTP datagram: random bytes, or a µTP packet, mutated or not. */
+function utpDatagram(rng: Rng, metainfo: Metainfo): Buffer {
+  if (rng.chance(0.3)) {
+    const bytes = rng.bytes(rng.int(120));
+    if (bytes.length > 0 && rng.chance(0.5)) bytes[0] = (rng.int(6) << 4) | 1; // version 1
+    return bytes;
+  }
+  const encoded = encodeUtpPacket(utpPacket(rng, metainfo));
+  return rng.chance(0.5) ? mutate(rng, encoded) : encoded;
+}
+
+/**
+ * A µTP session from `remote`: a SYN, and once it is answered (the remote
+ * is not blind), packets on that connection with the right ack and with
+ * wrong ones, in order and not, outsize, repeated, ending or not.
+ */
+async function utpSession(rng: Rng, remote: RawUtpRemote, metainfo: Metainfo): Promise<string> {
+  const id = rng.int(0xfffe);
+  const answered = remote.next((p) => p.type === 'state' && p.connectionId === id, UTP_ANSWER_MS);
+  remote.send({ type: 'syn', connectionId: id, seq: 1 });
+  let ours: number;
+  try {
+    ours = (await answered).seq;
+  } catch {
+    return 'utp-syn-unanswered';
+  }
+  const rightAck = seqAdd(ours, -1);
+  let seq = 2;
+  for (let n = 1 + rng.int(20); n > 0; n--) {
+    const kind = rng.int(8);
+    const ack = rng.chance(0.8) ? rightAck : rng.int(0x10000);
+    const packet = {
+      connectionId: (id + 1) & 0xffff,
+      ack,
+      windowSize: rng.pick([0, 1 << 20]),
+      sack: rng.chance(0.2) ? rng.bytes(4) : undefined,
+    };
+    if (kind <= 2) {
+      remote.send({ ...packet, type: 'data', seq, payload: wirePayload(rng, metainfo) });
+      seq = seqAdd(seq, 1);
+    } else if (kind === 3) {
+      // Far ahead of a hole, outsize: what the reorder buffer holds.
+      const ahead = 1 + rng.int(300);
+      const size = rng.pick([1, 1_300, 30_000, 60_000]);
+      remote.send({ ...packet, type: 'data', seq: seqAdd(seq, ahead), payload: rng.bytes(size) });
+    } else if (kind === 4) {
+      remote.send({ ...packet, type: 'state', seq });
+    } else if (kind === 5) {
+      remote.send({
+        ...packet,
+        type: 'data',
+        seq: seqAdd(seq, -1 - rng.int(3)),
+        payload: rng.bytes(9),
+      });
+    } else if (kind === 6) {
+      remote.send({ ...packet, type: rng.pick(['fin', 'reset'] as const), seq });
+      break;
+    } else {
+      remote.sendBytes(mutate(rng, encodeUtpPacket({ ...utpPacket(rng, metainfo), ...packet })));
+    }
+  }
+  return 'utp-session';
+}
+
 /** Sends `bytes` from 127.0.0.2, half-closes, and waits (bounded) for the target to close. */
 async function send(port: number, bytes: Buffer): Promise<void> {
   const socket = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
@@ -350,5 +460,81 @@ describe(`fuzzing the network edge (FUZZ_SEED=${SEED})`, { timeout: 120_000 }, (
     const grownMiB = (process.memoryUsage().rss - rssBefore) / MiB;
     expect(grownMiB, `RSS grew ${grownMiB.toFixed(1)} MiB over ${INPUTS} inputs`).toBeLessThan(256);
     expect([...tally.values()].reduce((s, n) => s + n, 0)).toBe(INPUTS);
+  });
+});
+
+describe(`fuzzing µTP (FUZZ_SEED=${SEED})`, { timeout: 120_000 }, () => {
+  it('an owner and a peer survive thousands of hostile µTP datagrams and sessions while a real peer downloads over µTP', async () => {
+    const size = 30 * CHUNK - 999;
+    const { owner, data } = await startOwner(cleanup, { size, options: { expectedPeers: 2 } });
+    const a = await startPeer(cleanup, {
+      ownerPort: owner.port,
+      port: 0,
+      neighbourPort: await freePort(),
+      options: { fallbackAfterMs: 300 },
+    });
+    await within(merged(a.log), HANG_MS, () => a.log.tail());
+    const rssBefore = process.memoryUsage().rss;
+    const realPeer = async (name: string): Promise<TestPeerProcess> => {
+      const p = await startPeer(cleanup, {
+        ownerPort: owner.port,
+        port: 0,
+        neighbourPort: a.peer.port,
+        options: { transport: 'utp' },
+      });
+      const path = await within(merged(p.log), HANG_MS, () => `${name}: ${p.log.tail()}`);
+      expect((await readFile(path)).equals(data), `${name} merged a different file`).toBe(true);
+      for (const line of p.log.filter('connected')) expect(line.fields.transport).toBe('utp');
+      return p;
+    };
+
+    const rng = new Rng(SEED ^ 0x5a5a);
+    const tally = new Map<string, number>();
+    const targets = [owner.port, a.peer.port];
+    const remotes = await Promise.all(
+      [2, 3, 4, 5].flatMap((host) =>
+        targets.map((port) => RawUtpRemote.open(cleanup, `127.0.0.${host}`, { port })),
+      ),
+    );
+    let next = 0;
+    let reorderPeak = 0;
+    const fuzz = async (remote: RawUtpRemote) => {
+      while (next < UTP_INPUTS) {
+        next++;
+        let kind: string;
+        if (rng.chance(0.25)) {
+          kind = await utpSession(rng, remote, owner.metainfo);
+        } else {
+          kind = 'utp-datagram';
+          remote.sendBytes(utpDatagram(rng, owner.metainfo));
+          // Let the target read: a datagram burst past the socket buffer only tests the kernel.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        reorderPeak = Math.max(reorderPeak, PROCESS_REORDER_BUDGET.held);
+        tally.set(kind, (tally.get(kind) ?? 0) + 1);
+      }
+    };
+    const [during] = await Promise.all([
+      realPeer('peer during the µTP fuzz'),
+      Promise.all(remotes.map(fuzz)),
+    ]);
+    expect(next).toBe(UTP_INPUTS);
+    expect(during.log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
+    // The fuzz reached both decoders and both state machines.
+    for (const port of targets) {
+      const malformed = metricValue(
+        await scrapeMetrics(port),
+        'swarmdrop_utp_malformed_datagrams_total',
+      );
+      expect(malformed, `port ${port} saw no malformed µTP datagram`).toBeGreaterThan(0);
+    }
+    expect(tally.get('utp-session') ?? 0, JSON.stringify([...tally])).toBeGreaterThan(0);
+    expect(reorderPeak).toBeLessThanOrEqual(UTP_REORDER_PROCESS_MAX_BYTES);
+
+    await realPeer('peer after the µTP fuzz');
+    const grownMiB = (process.memoryUsage().rss - rssBefore) / MiB;
+    expect(grownMiB, `RSS grew ${grownMiB.toFixed(1)} MiB over ${UTP_INPUTS} inputs`).toBeLessThan(
+      256,
+    );
   });
 });
