@@ -404,11 +404,8 @@ export class UtpEndpoint {
     const remote = formatEndpoint(host, port);
     const source = sourceKey(host);
     const counts = this.perSource.get(source) ?? { proven: 0, unproven: 0 };
-    const refusal = this.capRefusal(source, counts.proven);
-    if (refusal) {
-      this.options.onRefused?.(remote, refusal);
-      return;
-    }
+    // The caps are checked once the remote is proven: until then its address
+    // may be forged, and a refusal logged for it would name a bystander.
     if (counts.unproven >= UTP_MAX_UNPROVEN_PER_ADDRESS) {
       // Not logged: the address may be forged, and the log is not a flood's to fill.
       this.stats.synsUnprovenCapped++;
