@@ -281,6 +281,7 @@ export class UtpEndpoint {
       }
       const stream = new UtpStream(host, port);
       let key = '';
+      let entry: Entry | undefined;
       let settled = false;
       const onAbort = () => stream.destroy(new Error('aborted'));
       const finish = (err?: Error) => {
@@ -304,7 +305,7 @@ export class UtpEndpoint {
           connectTimeoutMs: options.timeoutMs ?? DEFAULT_UTP_CONNECT_TIMEOUT_MS,
           onConnect: () => finish(),
           onClose: (error) => {
-            this.forget(key);
+            if (entry) this.forget(key, entry);
             finish(error ?? new Error('µTP connection closed'));
             hooks.onClose(error);
           },
@@ -313,7 +314,8 @@ export class UtpEndpoint {
       );
       stream.connection = conn;
       key = this.key(host, port, conn.recvId);
-      this.connections.set(key, { conn, stream, source: undefined, counted: 'none' });
+      entry = { conn, stream, source: undefined, counted: 'none' };
+      this.connections.set(key, entry);
       this.tickWhileConnected();
       stream.on('error', () => {});
       if (options.signal?.aborted) onAbort();
