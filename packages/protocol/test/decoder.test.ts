@@ -404,3 +404,37 @@ describe('a message with an empty body ending a read', () => {
     expect(message?.type).toBe('bitfield');
   });
 });
+
+describe('FrameDecoder with reuseBlockBuffer', () => {
+  const pieceOf = (index: number, fill: number) =>
+    encodeMessage({ type: 'piece', index, begin: 0, block: Buffer.alloc(CHUNK, fill) });
+
+  it('puts a piece split over reads together in one buffer it reuses, with the right bytes each time', () => {
+    const d = afterHandshake({ reuseBlockBuffer: true });
+    const blocks: Uint8Array[] = [];
+    for (const [index, fill] of [
+      [0, 1],
+      [1, 2],
+    ] as const) {
+      const bytes = pieceOf(index, fill);
+      const got = splitAt(bytes, [70_000]).flatMap((part) => d.push(part));
+      expect(got).toHaveLength(1);
+      const block = (got[0] as Extract<Message, { type: 'piece' }>).block;
+      // Checked before the next push: that is as long as the block is valid.
+      expect(Buffer.from(block).equals(Buffer.alloc(CHUNK, fill))).toBe(true);
+      blocks.push(block);
+    }
+    // The second piece was put together where the first was: no new buffer per piece.
+    expect(blocks[1]!.buffer).toBe(blocks[0]!.buffer);
+  });
+
+  it('without it, each block is a buffer of its own that later pieces leave alone', () => {
+    const d = afterHandshake();
+    const first = splitAt(pieceOf(0, 1), [70_000]).flatMap((part) => d.push(part))[0] as Extract<
+      Message,
+      { type: 'piece' }
+    >;
+    splitAt(pieceOf(1, 2), [70_000]).flatMap((part) => d.push(part));
+    expect(Buffer.from(first.block).equals(Buffer.alloc(CHUNK, 1))).toBe(true);
+  });
+});

@@ -30,6 +30,7 @@ export interface OutgoingRequest extends BlockRef {
 export interface PieceEvent {
   readonly index: number;
   readonly begin: number;
+  /** Valid during the `piece` event only: the decoder may reuse it (copy what you keep). */
   readonly block: Uint8Array;
   /**
    * False for a block we had not asked for, or no longer asked for: BEP 3

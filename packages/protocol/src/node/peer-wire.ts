@@ -123,7 +123,10 @@ export class PeerWire {
   remoteHandshake: Handshake | undefined;
   /** Called once with the remote's handshake, before any message that follows it. */
   onHandshake: (handshake: Handshake) => void = () => {};
-  /** Called for each message after the handshake. */
+  /**
+   * Called for each message after the handshake. A piece's `block` may be a
+   * buffer the decoder reuses: it is valid during this call only (copy it).
+   */
   onMessage: (message: Message) => void = () => {};
   /** Resolves once, when the connection has ended. */
   readonly closed: Promise<WireClose>;
@@ -158,6 +161,8 @@ export class PeerWire {
     this.decoder = new FrameDecoder({
       geometry: options.metainfo.geometry,
       infoHash: options.metainfo.infoHash,
+      // Messages are handed on one by one as they are decoded; a piece's block is valid during its onMessage.
+      reuseBlockBuffer: true,
     });
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
