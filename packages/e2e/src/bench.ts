@@ -9,6 +9,15 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bencodeEncode, parseTextLine, withAnnounce } from '@swarmdrop/protocol';
 import { freePorts, MiB } from '@swarmdrop/testkit';
+import {
+  type CpuClient,
+  type CpuJobResult,
+  hasCommand,
+  hasLibtorrent,
+  mountFreshExt4,
+  type ProcessCost,
+  runCpuJob,
+} from './cpu-job.js';
 import { fromCaller } from './paths.js';
 import { ProcSampler, type ProcStats } from './proc-stats.js';
 import { binPath, ManagedProcess } from './processes.js';
@@ -21,12 +30,22 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 const USAGE = `Usage: pnpm bench [-- options]
 
-Measures, in one run and side by side: owner -> one peer over loopback, a
-plain Node TCP transfer of the same bytes (the ceiling), a ring of five,
-and the same jobs by aria2c when it is installed. Prints a table and writes
-JSON to bench-results/.
+Measures, in one run and side by side: the CPU job (CPU seconds per GiB and
+peak RSS of seeder and downloader, swarmdrop ring and swarm peer against
+aria2c and libtorrent where installed, on the temp folder and a fresh ext4),
+owner -> one peer over loopback, a plain Node TCP transfer of the same bytes
+(the ceiling), a ring of five, and the same jobs by aria2c when it is
+installed. Prints tables and writes JSON to bench-results/.
 
 Options:
+  --cpu-mib N     the CPU job's file, owner -> one peer (default 256)
+  --cpu-runs N    runs of the CPU job, each client once per run (default 3)
+  --cpu-fs LIST   tmp,ext4: the machine's temp folder and/or a fresh,
+                  journaled ext4 on a loop device (root only; default both
+                  as root, else tmp)
+  --rss-gib N     a ring peer's peak RSS for an N GiB file (default 4; 0 skips)
+  --cpu-only      only the CPU job (and the RSS job)
+  --no-cpu        skip the CPU job and the RSS job
   --big-mib N     file for owner -> peer (default 256)
   --small-mib N   smaller file, to check memory stays flat (default 16)
   --ring-mib N    file for the ring of five (default 64)
@@ -450,6 +469,12 @@ async function main(): Promise<void> {
       'no-aria2': { type: 'boolean' },
       'startup-runs': { type: 'string', default: '3' },
       'startup-only': { type: 'boolean' },
+      'cpu-mib': { type: 'string', default: '256' },
+      'cpu-runs': { type: 'string', default: '3' },
+      'cpu-fs': { type: 'string' },
+      'rss-gib': { type: 'string', default: '4' },
+      'cpu-only': { type: 'boolean' },
+      'no-cpu': { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -470,7 +495,28 @@ async function main(): Promise<void> {
   }
   const work = join(tmpdir(), `swarmdrop-bench-${Date.now()}`);
   await mkdir(work, { recursive: true });
+  const outDir = values.out ? fromCaller(values.out) : join(REPO, 'bench-results');
   try {
+    if (!values['no-cpu']) {
+      const cpu = await cpuBench(work, {
+        mib: Number(values['cpu-mib']),
+        runs: Number(values['cpu-runs']),
+        fs: values['cpu-fs'],
+        rssGib: Number(values['rss-gib']),
+        aria2,
+      });
+      await mkdir(outDir, { recursive: true });
+      const outFile = join(
+        outDir,
+        `bench-cpu-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+      );
+      await writeFile(
+        outFile,
+        `${JSON.stringify({ date: new Date().toISOString(), ...cpu }, null, 2)}\n`,
+      );
+      log(`\nJSON: ${outFile}`);
+      if (values['cpu-only']) return;
+    }
     log(`- start-up time, workspace bin vs bundle, ${startupRuns} runs each ...`);
     const startup = await startupTimes(work, startupRuns);
     const startupLines = (['owner', 'peer'] as const).map((service) => {
@@ -480,7 +526,6 @@ async function main(): Promise<void> {
     });
     log('\nStart-up, process start to `listening`:');
     for (const line of startupLines) log(line);
-    const outDir = values.out ? fromCaller(values.out) : join(REPO, 'bench-results');
     if (values['startup-only']) {
       await mkdir(outDir, { recursive: true });
       const outFile = join(
@@ -613,6 +658,171 @@ async function main(): Promise<void> {
     log(`\nJSON: ${outFile}`);
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+interface CpuBenchOptions {
+  readonly mib: number;
+  readonly runs: number;
+  readonly fs: string | undefined;
+  readonly rssGib: number;
+  readonly aria2: boolean;
+}
+
+const GiB = 1024 * MiB;
+
+/**
+ * The CPU job (cpu-job.ts): every client once per run, runs interleaved so
+ * that the machine's drift hits all alike; medians and spreads per file
+ * system. Then a ring peer's peak RSS for a file of rssGib.
+ */
+async function cpuBench(work: string, o: CpuBenchOptions) {
+  if (!Number.isInteger(o.runs) || o.runs < 1 || o.runs > 20)
+    throw new Error('--cpu-runs must be an integer from 1 to 20');
+  if (!hasCommand('/usr/bin/time', ['true']))
+    throw new Error('the CPU job needs GNU time (/usr/bin/time; Debian package "time")');
+  const root = process.getuid?.() === 0;
+  const systems = (o.fs ?? (root ? 'tmp,ext4' : 'tmp')).split(',');
+  for (const fs of systems) {
+    if (fs !== 'tmp' && fs !== 'ext4') throw new Error(`--cpu-fs: unknown file system "${fs}"`);
+    if (fs === 'ext4' && !root) throw new Error('--cpu-fs ext4 needs root (a loop mount)');
+  }
+  const bytes = o.mib * MiB;
+  const file = join(work, 'cpu-src', 'sample.bin');
+  await makeRandomFile(file, bytes);
+  const torrent = await makeTorrent(work, file, 'cpu');
+  const bins = { owner: await buildBundle('owner'), peer: await buildBundle('peer') };
+  const clients: CpuClient[] = [
+    'ring',
+    'swarm',
+    ...(o.aria2 ? (['aria2c'] as const) : []),
+    ...(hasLibtorrent() ? (['libtorrent'] as const) : []),
+  ];
+  log(
+    `- CPU job: ${mb(bytes)} owner -> one peer on loopback, ${clients.join(', ')}; ${o.runs} runs on ${systems.join(' and ')} (page cache dropped before each job${root ? '' : ': not as non-root'})`,
+  );
+  const results: Record<string, CpuJobResult[]> = {};
+  for (const fs of systems) {
+    const mount =
+      fs === 'ext4'
+        ? await mountFreshExt4(join(work, 'ext4'), 4 * bytes + 2 * GiB)
+        : { path: join(work, 'cpu-tmp'), unmount: async () => {} };
+    try {
+      for (let run = 1; run <= o.runs; run++) {
+        for (const client of clients) {
+          const result = await runCpuJob({
+            client,
+            file,
+            bytes,
+            torrent,
+            bins,
+            workDir: join(mount.path, `run${run}-${client}`),
+            timeoutMs: 600_000,
+          });
+          const key = `${fs} ${client}`;
+          results[key] = [...(results[key] ?? []), result];
+          log(`  ${fs} run ${run} ${client}: ${describeCpu(result)}`);
+        }
+      }
+    } finally {
+      await mount.unmount();
+    }
+  }
+  log(
+    `\nCPU job, ${mb(bytes)}: CPU seconds per GiB moved and peak RSS, median [min-max] of ${o.runs}:`,
+  );
+  const rows: string[][] = [
+    [
+      'fs',
+      'client',
+      'downloader CPU-s/GiB',
+      'seeder CPU-s/GiB',
+      'owner split CPU-s',
+      'downloader RSS MiB',
+      'start to done s',
+      'downloader / aria2c',
+    ],
+  ];
+  for (const fs of systems) {
+    const aria = results[`${fs} aria2c`];
+    const ariaPerGiB = aria ? median(aria.map((r) => perGiB(r.downloader, r.bytes))) : undefined;
+    for (const client of clients) {
+      const list = results[`${fs} ${client}`] ?? [];
+      const down = list.map((r) => perGiB(r.downloader, r.bytes));
+      rows.push([
+        fs,
+        client,
+        spread(down, 1),
+        spread(
+          list.map((r) =>
+            perGiB(
+              { ...r.seeder, cpuSeconds: r.seeder.cpuSeconds - (r.seederSplitSeconds ?? 0) },
+              r.bytes,
+            ),
+          ),
+          1,
+        ),
+        list[0]?.seederSplitSeconds === undefined
+          ? '-'
+          : spread(
+              list.map((r) => r.seederSplitSeconds!),
+              2,
+            ),
+        spread(
+          list.map((r) => r.downloader.peakRssBytes / MiB),
+          0,
+        ),
+        spread(
+          list.map((r) => r.seconds),
+          2,
+        ),
+        ariaPerGiB ? `${fmt(median(down) / ariaPerGiB, 2)}x` : '-',
+      ]);
+    }
+  }
+  printTable(rows);
+  log(
+    '  (seeder: serving only for swarmdrop, its split apart; aria2c and libtorrent include their recheck of the file)',
+  );
+  let rss: CpuJobResult | undefined;
+  if (o.rssGib > 0) {
+    const big = join(work, 'rss-src', 'sample.bin');
+    log(`\n- peak RSS: ${o.rssGib} GiB owner -> ring peer ...`);
+    await makeRandomFile(big, o.rssGib * GiB);
+    rss = await runCpuJob({
+      client: 'ring',
+      file: big,
+      bytes: o.rssGib * GiB,
+      bins,
+      workDir: join(work, 'rss-job'),
+      timeoutMs: 3_600_000,
+    });
+    log(`  ${describeCpu(rss)}`);
+    await rm(join(work, 'rss-job'), { recursive: true, force: true });
+    await rm(big, { force: true });
+  }
+  return { cpuJob: { bytes, runs: o.runs, results }, rssJob: rss ?? null };
+}
+
+function perGiB(cost: ProcessCost, bytes: number): number {
+  return cost.cpuSeconds / (bytes / GiB);
+}
+
+/** `12.3 [11.0-14.1]` */
+function spread(xs: readonly number[], digits: number): string {
+  if (xs.length === 0) return '-';
+  return `${fmt(median(xs), digits)} [${fmt(Math.min(...xs), digits)}-${fmt(Math.max(...xs), digits)}]`;
+}
+
+function describeCpu(r: CpuJobResult): string {
+  return `${fmt(r.seconds, 2)} s; downloader ${fmt(r.downloader.cpuSeconds, 2)} CPU-s, ${fmt(r.downloader.peakRssBytes / MiB, 0)} MiB; seeder ${fmt(r.seeder.cpuSeconds, 2)} CPU-s${r.seederSplitSeconds === undefined ? '' : ` (split ${fmt(r.seederSplitSeconds, 2)})`}`;
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const [i, row] of rows.entries()) {
+    log(`  ${row.map((c, j) => c.padEnd(widths[j]!)).join('  ')}`);
+    if (i === 0) log(`  ${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   }
 }
 
