@@ -5,10 +5,28 @@
  */
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { Cleanup, pseudoRandomBytes, rejected, socketPair } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type EncryptionPolicy, makePeerId } from '../src/index.js';
-import { MseError, type MseResult, mseInitiate, mseRespond, PeerWire } from '../src/node/index.js';
+import {
+  CRYPTO_RC4,
+  type EncryptionPolicy,
+  MSE_KEY_LENGTH,
+  makePeerId,
+  mseCiphers,
+  req1Hash,
+  req23Hash,
+} from '../src/index.js';
+import {
+  MAX_MSE_INITIAL_PAYLOAD,
+  MAX_MSE_RESPONDER_BYTES,
+  MseError,
+  MseKeyPair,
+  type MseResult,
+  mseInitiate,
+  mseRespond,
+  PeerWire,
+} from '../src/node/index.js';
 import { storeWith } from './sockets.js';
 
 const cleanup = new Cleanup();
@@ -188,5 +206,67 @@ describe('MSE handshake', () => {
       mseInitiate(client, { infoHash: INFO_HASH, policy: 'prefer', timeoutMs: 200 }),
     )) as MseError;
     expect(err.message).toMatch(/no MSE handshake within 200 ms/);
+  });
+});
+
+/**
+ * A hand-played initiator over an in-memory stream, so that what the
+ * responder receives arrives in exactly the chunks the test pushes.
+ */
+async function playInitiator(): Promise<{
+  stream: Duplex;
+  responding: Promise<MseResult>;
+  step3: Buffer;
+}> {
+  let wrote: (chunk: Buffer) => void = () => {};
+  const firstWrite = new Promise<Buffer>((resolve) => {
+    wrote = resolve;
+  });
+  const stream = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      wrote(chunk);
+      callback();
+    },
+  });
+  const keys = new MseKeyPair();
+  const responding = mseRespond(stream, keys.publicKey, { infoHash: INFO_HASH, policy: 'prefer' });
+  responding.catch(() => {});
+  const yb = (await firstWrite).subarray(0, MSE_KEY_LENGTH);
+  const secret = keys.secret(yb);
+  const { encrypt } = mseCiphers(secret, INFO_HASH, true);
+  // VC, crypto_provide, len(PadC)=0, len(IA): the longest IA the responder takes.
+  const head = Buffer.alloc(8 + 4 + 2 + 2);
+  head.writeUInt32BE(CRYPTO_RC4, 8);
+  head.writeUInt16BE(MAX_MSE_INITIAL_PAYLOAD, 14);
+  const step3 = Buffer.concat([
+    req1Hash(secret),
+    req23Hash(INFO_HASH, secret),
+    encrypt.update(head),
+  ]);
+  return { stream, responding, step3 };
+}
+
+describe('MSE responder memory', () => {
+  it('fails a handshake whose remote sends more than MAX_MSE_RESPONDER_BYTES before it is done, holding none of it', async () => {
+    const { stream, responding, step3 } = await playInitiator();
+    stream.push(step3);
+    // One chunk larger than anything the handshake may hold: IA and far more.
+    stream.push(Buffer.alloc(MAX_MSE_RESPONDER_BYTES + 1));
+    const err = await rejected(responding);
+    expect(err).toBeInstanceOf(MseError);
+    expect((err as Error).message).toMatch(
+      new RegExp(`more than ${MAX_MSE_RESPONDER_BYTES} bytes before the MSE handshake was done`),
+    );
+    expect(stream.destroyed).toBe(true);
+  });
+
+  it('still takes a client that sends its first messages right behind the initial payload', async () => {
+    const { stream, responding, step3 } = await playInitiator();
+    stream.push(step3);
+    stream.push(Buffer.alloc(MAX_MSE_INITIAL_PAYLOAD + 16_000));
+    const result = await responding;
+    expect(result.encryption).toBe('rc4');
+    expect(result.initial.length).toBe(MAX_MSE_INITIAL_PAYLOAD + 16_000);
   });
 });

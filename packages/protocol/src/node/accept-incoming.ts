@@ -9,6 +9,7 @@ import {
   type WireTransport,
 } from '../mse.js';
 import { sniffConnection } from './dual-server.js';
+import { HandshakeBudget } from './handshake-budget.js';
 import { mseRespond } from './mse-handshake.js';
 import type { WireSocket } from './peer-wire.js';
 import { firstBytes, type UtpStream } from './utp.js';
@@ -116,6 +117,11 @@ export interface IncomingHandlersOptions {
   readonly onAccepted: (connection: IncomingConnection) => void;
   /** `from` (host:port) was refused for `reason`; its socket is already destroyed. */
   readonly onRefused: (from: string, reason: string) => void;
+  /**
+   * The bound on handshakes in progress, shared by TCP and µTP (a new
+   * HandshakeBudget with its defaults when omitted; pass one to read its stats).
+   */
+  readonly handshakes?: HandshakeBudget | undefined;
 }
 
 /** The arrival hooks of DualServer (`onWire`, `onEncrypted`) and UtpEndpoint (`onConnection`). */
@@ -135,6 +141,7 @@ export interface IncomingHandlers {
  * new DualServer({ ...incoming, onHttp, ... }); new UtpEndpoint({ onConnection: incoming.onConnection, ... });
  */
 export function incomingHandlers(options: IncomingHandlersOptions): IncomingHandlers {
+  const budget = options.handshakes ?? new HandshakeBudget();
   const accept = (socket: WireSocket, start: IncomingStart) => {
     const policies = options.policies();
     if (!policies) {
@@ -142,8 +149,25 @@ export function incomingHandlers(options: IncomingHandlersOptions): IncomingHand
       return;
     }
     const from = formatEndpoint(socket.remoteAddress, socket.remotePort ?? 0);
-    acceptIncoming(socket, start, policies).then(options.onAccepted, (err: Error) =>
-      options.onRefused(from, err.message),
+    let evicted: string | undefined;
+    const slot = budget.open(socket.remoteAddress, () => {
+      evicted = `handshake slots full (limit ${budget.maxHandshakes}): the oldest in progress was cut`;
+      socket.destroy();
+    });
+    if (typeof slot === 'string') {
+      socket.destroy();
+      options.onRefused(from, slot);
+      return;
+    }
+    acceptIncoming(socket, start, policies).then(
+      (connection) => {
+        slot.release();
+        options.onAccepted(connection);
+      },
+      (err: Error) => {
+        slot.release();
+        options.onRefused(from, evicted ?? err.message);
+      },
     );
   };
   return {

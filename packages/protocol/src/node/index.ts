@@ -38,6 +38,7 @@ export * from './connection.js';
 export * from './dashboard-http.js';
 export * from './disk-space.js';
 export * from './dual-server.js';
+export * from './handshake-budget.js';
 export * from './http.js';
 export * from './logger.js';
 export * from './memory.js';

@@ -26,6 +26,25 @@ import type { WireSocket } from './peer-wire.js';
 export const DEFAULT_MSE_TIMEOUT_MS = 10_000;
 /** Largest initial payload (IA) we take from an initiator: a handshake and some messages. */
 export const MAX_MSE_INITIAL_PAYLOAD = 16_384;
+/**
+ * Most bytes a responder holds for a handshake before it is done: all an
+ * initiator may send before our reply (Ya, PadA, the two hashes, VC,
+ * crypto_provide, PadC, len(IA), IA: 17,560 bytes), plus 16 KiB for a
+ * client that sends its first messages without waiting. A half-open
+ * handshake holds no more, however much its remote sends.
+ */
+export const MAX_MSE_RESPONDER_BYTES =
+  MSE_KEY_LENGTH +
+  MSE_MAX_PAD +
+  20 +
+  20 +
+  8 +
+  4 +
+  2 +
+  MSE_MAX_PAD +
+  2 +
+  MAX_MSE_INITIAL_PAYLOAD +
+  16_384;
 /** Random padding we send in PadA/PadB: enough to vary the length, less than the spec's 512. */
 const OUR_MAX_PAD = 64;
 
@@ -113,7 +132,7 @@ export async function mseRespond(
     socket.destroy();
     throw new MseError('ERR_HANDSHAKE', 'MSE handshake, but --encryption is off');
   }
-  const reader = new HandshakeReader(socket, initial, options.timeoutMs);
+  const reader = new HandshakeReader(socket, initial, options.timeoutMs, MAX_MSE_RESPONDER_BYTES);
   try {
     const ya = await reader.take(MSE_KEY_LENGTH, 'the remote public key (Ya)');
     // Our key pair only once Ya is in: a remote that opens and sends less than 96 bytes costs no DH.
@@ -238,6 +257,12 @@ class HandshakeReader {
   private failure: MseError | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly onData = (chunk: Buffer) => {
+    if (this.failure) return;
+    if (this.buffer.length + chunk.length > this.maxBufferedBytes) {
+      this.buffer = Buffer.alloc(0);
+      this.fail(`more than ${this.maxBufferedBytes} bytes before the MSE handshake was done`);
+      return;
+    }
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
     this.poke();
   };
@@ -249,6 +274,8 @@ class HandshakeReader {
     private readonly socket: WireSocket,
     initial: Buffer,
     timeoutMs = DEFAULT_MSE_TIMEOUT_MS,
+    /** Bytes held unconsumed at most; more fails the handshake (the initiator, who dialled, sets none). */
+    private readonly maxBufferedBytes = Number.POSITIVE_INFINITY,
   ) {
     this.buffer = initial;
     this.timer = setTimeout(
