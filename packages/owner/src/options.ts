@@ -182,15 +182,18 @@ export const OWNER_FLAGS: readonly OwnerFlag[] = [
     name: 'max-connections',
     arg: 'N',
     key: 'maxConnections',
-    help: ['connections served at once; more are refused', `(default: ${DEFAULT_MAX_CONNECTIONS})`],
+    help: [
+      'BitTorrent connections served at once; more',
+      `are refused (default: ${DEFAULT_MAX_CONNECTIONS})`,
+    ],
   },
   {
     name: 'max-connections-per-address',
     arg: 'N',
     key: 'maxConnectionsPerAddress',
     help: [
-      'connections served at once from one source',
-      'address (IPv6: one /64); more are refused',
+      'BitTorrent connections served at once from one',
+      'source address (IPv6: one /64); more are refused',
       `(default: ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})`,
     ],
   },

@@ -44,6 +44,7 @@ import {
   DashboardHttp,
   DualServer,
   dateClock,
+  HandshakeBudget,
   httpRouter,
   incomingHandlers,
   type Logger,
@@ -124,6 +125,8 @@ export class Owner {
   readonly port: number;
   private readonly server: DualServer;
   private readonly utp: UtpEndpoint | undefined;
+  /** Incoming handshakes in progress, TCP and µTP (handshake-budget.ts). */
+  private readonly handshakes: HandshakeBudget;
   private readonly store: ChunkStore;
   /**
    * Every state change, published once (README, "Log events"); the console
@@ -171,6 +174,7 @@ export class Owner {
     log: Logger;
     port: number;
     clock: TimerClock;
+    handshakes: HandshakeBudget;
   }) {
     this.options = init.options;
     this.metainfo = init.metainfo;
@@ -184,6 +188,7 @@ export class Owner {
     this.log = init.log;
     this.port = init.port;
     this.clock = init.clock;
+    this.handshakes = init.handshakes;
     this.date = dateClock(init.clock);
     this.tracker = new TrackerRegistry({ clock: init.clock });
     this.peerId = makePeerId(init.port);
@@ -259,7 +264,9 @@ export class Owner {
       utpReorderBytes: () => PROCESS_REORDER_BUDGET.held,
     });
     // BitTorrent over TCP and µTP alike, once the file is ready (closed before).
+    const handshakes = new HandshakeBudget();
     const incoming = incomingHandlers({
+      handshakes,
       policies: () => owner?.incomingPolicies(),
       onAccepted: (c) => owner?.acceptWire(c.socket, c.initial, c.encryption, c.transport),
       onRefused: (from, reason) => events.publish('connection-refused', { from, reason }),
@@ -330,6 +337,7 @@ export class Owner {
         log,
         port: address.port,
         clock,
+        handshakes,
       });
       events.publish('listening', {
         addr: formatEndpoint(address.address, address.port),
@@ -390,6 +398,7 @@ export class Owner {
       port: this.port,
       connections: this.connections.size,
       refused: { ...this.server.stats },
+      handshakes: { ...this.handshakes.stats },
       bytesServed: this.bytesServed,
       chunksServed: this.chunksServed,
       peerCount: this.peers.size,

@@ -334,8 +334,8 @@ export const PEER_FLAGS: readonly PeerFlag[] = [
     arg: 'N',
     key: 'maxConnections',
     help: [
-      'connections served at once on <port>; more',
-      `are refused (default: ${DEFAULT_MAX_CONNECTIONS})`,
+      'BitTorrent connections served at once on <port>;',
+      `more are refused (default: ${DEFAULT_MAX_CONNECTIONS})`,
     ],
   },
   {
@@ -343,8 +343,8 @@ export const PEER_FLAGS: readonly PeerFlag[] = [
     arg: 'N',
     key: 'maxConnectionsPerAddress',
     help: [
-      'connections served at once from one source',
-      'address (IPv6: one /64); more are refused',
+      'BitTorrent connections served at once from one',
+      'source address (IPv6: one /64); more are refused',
       `(default: ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})`,
     ],
   },

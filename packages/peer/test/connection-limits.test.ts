@@ -2,9 +2,11 @@
  * The slow-loris lock-out (issue 10, item 1): hundreds of sockets that send
  * one byte ('G', the start of an HTTP request) and then nothing used to hold
  * every connection slot of an owner or a peer for as long as they stayed
- * open. Now one source address gets at most --max-connections-per-address,
- * and every connection has a deadline until it is useful, so a real peer
- * from another address gets in meanwhile and the slow sockets are closed.
+ * open. Now HTTP has a budget of its own, of which one source address gets
+ * DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS (a newer connection closes the
+ * oldest idle one), and every connection has a deadline until it is useful,
+ * so a real peer from another address gets in meanwhile and the slow
+ * sockets are closed.
  *
  * Loopback sources differ by address: the slow sockets bind 127.0.0.2, the
  * real peer reaches the owner on 127.0.0.3 (so its source is 127.0.0.3).
@@ -14,9 +16,9 @@ import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, Owner } from '@swarmdrop/owner';
+import { Owner } from '@swarmdrop/owner';
 import { makePeerId, parseMetainfo } from '@swarmdrop/protocol';
-import { PeerWire } from '@swarmdrop/protocol/node';
+import { DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS, PeerWire } from '@swarmdrop/protocol/node';
 import {
   CHUNK,
   Cleanup,
@@ -113,14 +115,14 @@ describe('connection deadlines and caps', { timeout: 120_000 }, () => {
     expect(parseMetainfo(torrent.body).infoHash.equals(owner.metainfo.infoHash)).toBe(true);
     // It all happened while the slow sockets held their address's share
     // (if this fails, the machine took longer than the deadline to get here).
-    expect(slow.open()).toBeGreaterThanOrEqual(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
+    expect(slow.open()).toBe(DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS);
 
-    // Those held are closed by their deadline, the rest were refused at once.
+    // Those held are closed by their deadline, the rest made room for newer ones at once.
     await within(slow.allClosed(), HANG_MS, () => `${slow.open()} slow sockets still open`);
     const refused = owner.status().refused as Record<string, number>;
-    expect(refused.timedOut).toBe(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
-    expect(refused.refusedAddressCap).toBe(SLOW_SOCKETS - DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
-    expect(refused.refusedTotalCap).toBe(0);
+    expect(refused.timedOut).toBe(DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS);
+    expect(refused.evicted).toBe(SLOW_SOCKETS - DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS);
+    expect(refused).toMatchObject({ refusedTotalCap: 0, refusedAddressCap: 0, refusedHttpCap: 0 });
   });
 
   it('a peer held by 500 one-byte sockets from one address still answers HTTP and handshakes from another', async () => {
@@ -132,7 +134,6 @@ describe('connection deadlines and caps', { timeout: 120_000 }, () => {
       ownerPort: owner.port,
       port: 0,
       neighbourPort: await freePort(),
-      options: { maxConnectionsPerAddress: 20 },
     });
     await within(merged(log), HANG_MS, () => log.tail());
 
@@ -147,8 +148,8 @@ describe('connection deadlines and caps', { timeout: 120_000 }, () => {
     cleanup.add(() => wire.close('test over'));
     const handshake = await within(wire.ready(), HANG_MS, () => 'no handshake from the peer');
     expect(Buffer.from(handshake.infoHash).equals(owner.metainfo.infoHash)).toBe(true);
-    expect(slow.open()).toBeGreaterThanOrEqual(20);
+    expect(slow.open()).toBeLessThanOrEqual(DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS);
     const refusals = log.filter('connection-refused');
-    expect(refusals.some((l) => /limit 20 per address/.test(l.fields.reason ?? ''))).toBe(true);
+    expect(refusals.some((l) => /limit 16 per address/.test(l.fields.reason ?? ''))).toBe(true);
   });
 });

@@ -469,17 +469,18 @@ describe('DualServer + PeerWire + Connection and BlockServer over real sockets',
     expect(owner.wires).toHaveLength(0);
   });
 
-  it('maxConnections turns away a connection past the limit, and frees the slot on close', async () => {
+  it('maxConnections turns away a BitTorrent connection past the limit, and frees the slot on close', async () => {
     const owner = await startOwner({ maxConnections: 1 });
     const firstServer = owner.nextWire();
     const first = await openClient(owner.port, owner.metainfo);
     await first.wire.ready();
     const firstSide = await firstServer;
-    expect(owner.server.connectionCount).toBe(1);
+    expect(owner.server.counts.wire).toBe(1);
 
     const refusal = owner.nextRefusal();
     const second = await openSocket(owner.port);
-    expect(await refusal).toMatch(/too many connections/);
+    second.write(Buffer.from([19]));
+    expect(await refusal).toBe('too many BitTorrent connections (limit 1)');
     await untilClosed(second);
     expect(owner.wires).toHaveLength(1);
 
@@ -491,23 +492,89 @@ describe('DualServer + PeerWire + Connection and BlockServer over real sockets',
     await third.wire.ready();
     await thirdServer;
     expect(owner.refused).toHaveLength(1);
+    expect(owner.server.stats.refusedTotalCap).toBe(1);
   });
 
   it('maxConnectionsPerAddress turns away a source past its cap while other sources get in', async () => {
     const owner = await startOwner({ maxConnectionsPerAddress: 2 });
     // Loopback sources differ by localAddress: 127.0.0.2 plays one address.
-    const a = await openSocket(owner.port, false, '127.0.0.2');
-    const b = await openSocket(owner.port, false, '127.0.0.2');
-    a.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    b.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    await Promise.all([once(a, 'data'), once(b, 'data')]);
+    for (let i = 0; i < 2; i++) {
+      const server = owner.nextWire();
+      const socket = await openSocket(owner.port, false, '127.0.0.2');
+      socket.write(Buffer.from([19]));
+      await server;
+    }
     const refusal = owner.nextRefusal();
     const third = await openSocket(owner.port, false, '127.0.0.2');
-    expect(await refusal).toMatch(/too many connections from 127\.0\.0\.2 \(limit 2 per address\)/);
+    third.write(Buffer.from([19]));
+    expect(await refusal).toBe(
+      'too many BitTorrent connections from 127.0.0.2 (limit 2 per address)',
+    );
     await untilClosed(third);
     expect(owner.server.stats.refusedAddressCap).toBe(1);
-    // Another source is not held to 127.0.0.2's count.
-    expect((await httpGet(owner.port, '/other')).body).toBe('hello GET /other');
+    // Another source is not held to 127.0.0.2's count, and HTTP from 127.0.0.2 has a budget of its own.
+    const other = owner.nextWire();
+    const fromOther = await openSocket(owner.port, false, '127.0.0.3');
+    fromOther.write(Buffer.from([19]));
+    await other;
+    const http = await openSocket(owner.port, false, '127.0.0.2');
+    http.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(((await once(http, 'data'))[0] as Buffer).toString()).toMatch(/hello GET \/x/);
+  });
+
+  it('a wire full of BitTorrent connections still serves HTTP: the budgets are apart', async () => {
+    // Pins the shared cap: one count of 256 for both let a full wire refuse the metainfo.
+    const owner = await startOwner({ maxConnections: 3 });
+    for (let i = 0; i < 3; i++) {
+      const server = owner.nextWire();
+      const client = await openClient(owner.port, owner.metainfo);
+      await client.wire.ready();
+      await server;
+    }
+    const refusal = owner.nextRefusal();
+    const fourth = await openSocket(owner.port);
+    fourth.write(Buffer.from([19]));
+    expect(await refusal).toMatch(/too many BitTorrent connections/);
+    const replies = await Promise.all([1, 2, 3].map((i) => httpGet(owner.port, `/${i}`)));
+    expect(replies.map((r) => r.body)).toEqual(['hello GET /1', 'hello GET /2', 'hello GET /3']);
+    expect(owner.server.counts.wire).toBe(3);
+    expect(owner.server.stats).toMatchObject({ refusedTotalCap: 1, refusedHttpCap: 0 });
+  });
+
+  it('a new HTTP connection closes the oldest idle one when its source is at the cap', async () => {
+    const owner = await startOwner({ maxHttpConnectionsPerAddress: 2, requestTimeoutMs: 60_000 });
+    // Two keep-alive connections from 127.0.0.2, answered: idle, no response under way.
+    const a = await openSocket(owner.port, false, '127.0.0.2');
+    a.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
+    await once(a, 'data');
+    const b = await openSocket(owner.port, false, '127.0.0.2');
+    b.write('GET /b HTTP/1.1\r\nHost: x\r\n\r\n');
+    await once(b, 'data');
+    expect(owner.server.counts.http).toBe(2);
+    const evicted = owner.nextRefusal();
+    const c = await openSocket(owner.port, false, '127.0.0.2');
+    c.write('GET /c HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(await evicted).toBe('idle HTTP connection closed for a newer one (limit 2 per address)');
+    expect(((await once(c, 'data'))[0] as Buffer).toString()).toMatch(/hello GET \/c/);
+    await untilClosed(a);
+    expect(b.destroyed).toBe(false);
+    expect(owner.server.stats).toMatchObject({ evicted: 1, refusedHttpCap: 0 });
+  });
+
+  it('a connection that has sent nothing is closed for a newcomer when its source has the most waiting', async () => {
+    const owner = await startOwner({ maxPendingConnectionsPerAddress: 2 });
+    const sockets = [];
+    const evicted = owner.nextRefusal();
+    // Accepted in the order they connected: the third finds the first two waiting.
+    for (let i = 0; i < 2; i++) sockets.push(await openSocket(owner.port, false, '127.0.0.2'));
+    const newcomer = await openSocket(owner.port, false, '127.0.0.2');
+    expect(await evicted).toBe(
+      'sent nothing while newer connections came from 127.0.0.2 (limit 2 waiting per address)',
+    );
+    await untilClosed(sockets[0]!);
+    newcomer.write('GET /late HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(((await once(newcomer, 'data'))[0] as Buffer).toString()).toMatch(/hello GET \/late/);
+    expect(owner.server.stats.evicted).toBe(1);
   });
 
   it('an HTTP connection that sent one byte is closed by its deadline', async () => {
@@ -539,12 +606,13 @@ describe('DualServer + PeerWire + Connection and BlockServer over real sockets',
     const owner = await startOwner({ maxConnections: 1 });
     const first = await openClient(owner.port, owner.metainfo);
     await first.wire.ready();
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    cleanup.add(() => vi.useRealTimers());
-    const refusal = owner.nextRefusal();
     // This client never ends its side, even after the server's FIN: only the
     // server can close the connection.
     const second = await openSocket(owner.port, true);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    cleanup.add(() => vi.useRealTimers());
+    const refusal = owner.nextRefusal();
+    second.write(Buffer.from([19]));
     await refusal;
     // Resolves only once every connection, the refused one included, is gone.
     await owner.server.close();
