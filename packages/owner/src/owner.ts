@@ -576,6 +576,7 @@ export class Owner {
       peerId: this.peerId,
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
       limits: this.limits,
+      clock: this.clock,
     });
     const connection = new Connection({
       wire,

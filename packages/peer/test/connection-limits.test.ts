@@ -17,7 +17,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Owner } from '@swarmdrop/owner';
-import { makePeerId, parseMetainfo } from '@swarmdrop/protocol';
+import { ManualClock, makePeerId, parseMetainfo } from '@swarmdrop/protocol';
 import { DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS, PeerWire } from '@swarmdrop/protocol/node';
 import {
   CHUNK,
@@ -28,6 +28,7 @@ import {
   randomFile,
   startOwner,
   startPeer,
+  TestPeer,
   within,
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -151,5 +152,68 @@ describe('connection deadlines and caps', { timeout: 120_000 }, () => {
     expect(slow.open()).toBeLessThanOrEqual(DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS);
     const refusals = log.filter('connection-refused');
     expect(refusals.some((l) => /limit 16 per address/.test(l.fields.reason ?? ''))).toBe(true);
+  });
+
+  it('connections that request everything and never read are cut by the minimum upload rate: a real peer then completes, and the metainfo is served meanwhile', async () => {
+    // Pins the lock-out: such connections kept the owner's sockets full, their
+    // keep-alives defeated the idle timeout, and a new peer got in only when
+    // the attack stopped. The owner's clock is a ManualClock, moved by the
+    // test; the real peer's is real.
+    const clock = new ManualClock();
+    const readers = 6;
+    const {
+      owner,
+      data,
+      log: ownerLog,
+    } = await startOwner(cleanup, {
+      size: 8 * 1024 * 1024,
+      name: 'big.bin',
+      options: { maxConnections: readers, expectedPeers: 1 },
+      components: { clock },
+    });
+    const pieces = Array.from({ length: owner.metainfo.geometry.pieceCount }, (_, i) => i);
+    const stuck: TestPeer[] = [];
+    for (let k = 0; k < readers; k++) {
+      const reader = await TestPeer.connect(owner.port, {
+        metainfo: owner.metainfo,
+        localAddress: `127.0.0.${10 + k}`,
+      });
+      cleanup.add(() => reader.destroy());
+      reader.record = false;
+      await reader.ready();
+      await reader.interested();
+      reader.requestChunks(pieces);
+      reader.socket.pause(); // and never reads again
+      stuck.push(reader);
+    }
+    await ownerLog.waitFor('request-received', (f) => f.from?.startsWith('127.0.0.15:') ?? false);
+
+    // The wire is full; HTTP is not.
+    const torrent = await get('127.0.0.1', owner.port, '/big.bin.torrent');
+    expect(torrent.status).toBe(200);
+    expect(parseMetainfo(torrent.body).infoHash.equals(owner.metainfo.infoHash)).toBe(true);
+
+    const { log } = await startPeer(cleanup, {
+      ownerPort: owner.port,
+      port: 0,
+      neighbourPort: await freePort(),
+      options: { fallbackAfterMs: 300 },
+    });
+    const cut = () =>
+      ownerLog.filter('disconnected', (f) => /^upload below/.test(f.reason ?? '')).length;
+    // Move the owner's clock a sample at a time, letting its sockets run in between, until all are cut.
+    const allCut = (async () => {
+      while (cut() < readers) {
+        clock.advance(5_000);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    })();
+    await within(allCut, HANG_MS, () => `${cut()} of ${readers} cut; ${ownerLog.tail()}`);
+    const path = await within(merged(log), HANG_MS, () => log.tail());
+    expect((await readFile(path)).equals(data)).toBe(true);
+    const cutLabels = ownerLog
+      .filter('disconnected', (f) => /^upload below/.test(f.reason ?? ''))
+      .map((l) => l.fields.peer);
+    expect(cutLabels.sort()).toEqual(stuck.map((r) => r.label).sort());
   });
 });

@@ -34,6 +34,7 @@ export * from './swarm/clock.js';
 export * from './swarm/rate-estimator.js';
 export * from './swarm/rate-limiter.js';
 export * from './swarm/typed-emitter.js';
+export * from './swarm/upload-floor.js';
 export * from './tracker-codec.js';
 export * from './trust.js';
 export * from './utp/address-rate.js';

@@ -1,9 +1,19 @@
 /**
  * PeerWire: one BitTorrent connection over a socket.
  */
+import { Duplex } from 'node:stream';
 import { Cleanup, socketPair } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeMessage, FrameDecoder, ManualClock, makePeerId, RateLimiter } from '../src/index.js';
+import {
+  DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND,
+  DEFAULT_MIN_UPLOAD_GRACE_MS,
+  DEFAULT_MIN_UPLOAD_WINDOW_MS,
+  encodeMessage,
+  FrameDecoder,
+  ManualClock,
+  makePeerId,
+  RateLimiter,
+} from '../src/index.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_KEEPALIVE_MS, PeerWire } from '../src/node/index.js';
 import { storeWith } from './sockets.js';
 
@@ -172,5 +182,82 @@ describe('PeerWire rate limits', () => {
     while (haves === 0) await turn();
     expect(haves).toBe(1);
     expect(download.total).toBe(68 + 9);
+  });
+});
+
+/**
+ * A socket whose remote reads nothing: everything written stays in its
+ * buffer (the write callback never runs), as with a TCP peer whose window
+ * closed. `release()` lets the buffered bytes go, as a remote that reads
+ * (they leave over a turn of the event loop).
+ */
+class StuckSocket extends Duplex {
+  readonly remoteAddress = '10.0.0.9';
+  readonly remotePort = 6881;
+  private pending: Array<() => void> = [];
+  private reading = false;
+  constructor() {
+    super({ read() {} });
+  }
+  override _write(_chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+    if (this.reading) callback();
+    else this.pending.push(callback);
+  }
+  async release(): Promise<void> {
+    this.reading = true;
+    for (const done of this.pending.splice(0)) done();
+    while (this.writableLength > 0) await turn();
+    this.reading = false;
+  }
+}
+
+describe('PeerWire minimum upload rate', () => {
+  it('closes a connection that keeps our buffer full and takes nothing, on its clock, with a one-line reason', async () => {
+    const { metainfo } = await storeWith(cleanup, Buffer.alloc(1000, 7));
+    const clock = new ManualClock();
+    const socket = new StuckSocket();
+    const wire = new PeerWire({ socket, metainfo, peerId: makePeerId(1), clock });
+    cleanup.add(() => wire.close('test over'));
+    // Our handshake waits in the buffer from the start; the remote never takes it.
+    expect(socket.writableLength).toBeGreaterThan(0);
+    clock.advance(DEFAULT_MIN_UPLOAD_GRACE_MS + DEFAULT_MIN_UPLOAD_WINDOW_MS - 1);
+    expect(wire.isClosed).toBe(false);
+    clock.advance(1);
+    expect((await wire.closed).reason).toBe(
+      `upload below ${DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND} B/s: 0 bytes taken in 30 s with data waiting`,
+    );
+    expect(socket.destroyed).toBe(true);
+  });
+
+  it('leaves a connection alone whose remote takes what we send', async () => {
+    const { metainfo } = await storeWith(cleanup, Buffer.alloc(1000, 7));
+    const clock = new ManualClock();
+    const socket = new StuckSocket();
+    const wire = new PeerWire({ socket, metainfo, peerId: makePeerId(1), clock });
+    cleanup.add(() => wire.close('test over'));
+    for (let s = 0; s < 600; s++) {
+      // A 16 KiB block a second, taken by the remote in the next second: data always waits.
+      wire.sendPiece(0, 0, Buffer.alloc(16_384));
+      clock.advance(1_000);
+      await socket.release();
+      expect(wire.bytesTaken).toBeGreaterThan(s * 16_384);
+    }
+    expect(wire.isClosed).toBe(false);
+  });
+
+  it('minUpload false turns it off', async () => {
+    const { metainfo } = await storeWith(cleanup, Buffer.alloc(1000, 7));
+    const clock = new ManualClock();
+    const wire = new PeerWire({
+      socket: new StuckSocket(),
+      metainfo,
+      peerId: makePeerId(1),
+      clock,
+      minUpload: false,
+    });
+    cleanup.add(() => wire.close('test over'));
+    clock.advance(600_000);
+    expect(wire.isClosed).toBe(false);
+    expect(clock.timers).toBe(0);
   });
 });

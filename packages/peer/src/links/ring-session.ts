@@ -302,6 +302,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       transport: connection.transport,
       ...(connection.initial ? { initial: connection.initial } : {}),
       ...(this.c.limits ? { limits: this.c.limits } : {}),
+      clock: this.clock,
     });
     const conn = new Connection({
       wire,

@@ -338,6 +338,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       transport: opened.transport,
       ...(opened.initial ? { initial: opened.initial } : {}),
       ...(this.c.limits ? { limits: this.c.limits } : {}),
+      clock: this.c.clock,
     });
     const connection = new Connection({
       wire,

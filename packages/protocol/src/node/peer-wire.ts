@@ -6,6 +6,7 @@ import type { WireEncryption, WireTransport } from '../mse.js';
 import { listenPortOf } from '../peer-id.js';
 import type { Timer, TimerClock } from '../swarm/clock.js';
 import { RateLimiter } from '../swarm/rate-limiter.js';
+import { UploadFloor, type UploadFloorSettings } from '../swarm/upload-floor.js';
 import { FrameDecoder } from '../wire/decoder.js';
 import { encodeMessage, encodePieceHeader } from '../wire/encode.js';
 import type { Handshake, Message } from '../wire/messages.js';
@@ -41,10 +42,15 @@ export interface PeerWireOptions {
   readonly handshakeTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly keepAliveMs?: number;
-  /** Times the handshake, idleness and keep-alives (default systemClock). */
+  /** Times the handshake, idleness, keep-alives and the minimum upload rate (default systemClock). */
   readonly clock?: TimerClock;
   /** The process's shared rate limits (--upload-limit, --download-limit); none by default. */
   readonly limits?: WireLimits;
+  /**
+   * The minimum upload rate while we hold data for the remote (UploadFloor's
+   * defaults when omitted); false for none.
+   */
+  readonly minUpload?: UploadFloorSettings | false;
 }
 
 /**
@@ -111,8 +117,10 @@ function uncorkAll(): void {
 /**
  * One BitTorrent connection over a socket: sends our handshake, decodes the
  * remote's frames, and closes itself on a protocol violation, a silent
- * handshake, or idleness. Never throws into the event loop; every ending is
- * reported once through `closed`.
+ * handshake, idleness, or an upload below the minimum rate while data waits
+ * for the remote (a reader that keeps our socket full and takes nothing).
+ * Never throws into the event loop; every ending is reported once through
+ * `closed`.
  */
 export class PeerWire {
   readonly socket: WireSocket;
@@ -150,6 +158,9 @@ export class PeerWire {
   private throttled: (() => void) | undefined;
   /** Waits for the upload limit's tokens under way (for close). */
   private readonly tokenWaits = new Set<() => void>();
+  /** Bytes handed to the socket; less what it still buffers, what the remote took. */
+  private bytesWritten = 0;
+  private readonly floorTimer: Timer | undefined;
 
   constructor(options: PeerWireOptions) {
     this.socket = options.socket;
@@ -209,6 +220,13 @@ export class PeerWire {
       check,
       Math.max(MIN_CHECK_MS, Math.min(keepAliveMs, idleMs)),
     );
+    if (options.minUpload !== false) {
+      const floor = new UploadFloor({ ...options.minUpload, clock });
+      this.floorTimer = clock.setInterval(() => {
+        const reason = floor.sample(this.bytesTaken, this.socket.writableLength > 0);
+        if (reason !== undefined) this.close(reason);
+      }, floor.sampleEveryMs);
+    }
     this.socket.setNoDelay?.(true);
     this.socket.on('data', (bytes: Buffer) => this.receive(bytes));
     this.socket.on('drain', () => this.flushDrainWaiters());
@@ -255,6 +273,11 @@ export class PeerWire {
 
   get isClosed(): boolean {
     return this.ended;
+  }
+
+  /** Bytes of ours the remote has taken: what left our socket buffer. */
+  get bytesTaken(): number {
+    return this.bytesWritten - this.socket.writableLength;
   }
 
   /**
@@ -322,6 +345,7 @@ export class PeerWire {
     this.flush();
     this.handshakeTimer.cancel();
     this.keepAliveTimer?.cancel();
+    this.floorTimer?.cancel();
     this.socket.destroy();
     this.flushDrainWaiters();
     this.throttled?.();
@@ -338,6 +362,7 @@ export class PeerWire {
   }
 
   private write(bytes: Uint8Array): boolean {
+    this.bytesWritten += bytes.length;
     this.limits.upload?.consume(bytes.length);
     if (!this.corked) {
       this.corked = true;
