@@ -1,8 +1,11 @@
 /**
  * A bounded fuzz of the network edge (issue 10, item 9): thousands of random
  * and mutated BitTorrent handshakes and frames, HTTP requests and announce
- * queries, each on its own connection from 127.0.0.2, at a live owner and a
- * live peer (in-process). Meanwhile a real peer from 127.0.0.1 downloads
+ * queries, and MSE handshakes (random keys, garbage after a real key,
+ * truncated, dribbled, a real key exchange with a mutated offer, a whole
+ * handshake followed by hostile frames), each on its own connection from
+ * 127.0.0.2, at a live owner and a live peer (in-process). Meanwhile a real
+ * peer from 127.0.0.1 downloads
  * from both and merges the file; after it, another one does; and memory
  * stays bounded.
  *
@@ -13,22 +16,32 @@
  * same two ports, while a real peer downloads from both over µTP.
  *
  * The inputs come from a seeded generator (mulberry32), so a failure is
- * reproduced with FUZZ_SEED=<the seed printed in the failure>. The run is
+ * reproduced with FUZZ_SEED=<the seed printed in the failure>. (An MSE
+ * input's Diffie-Hellman key is a real one, so not seeded; what is sent
+ * around it is.) The run is
  * bounded by FUZZ_INPUTS (default 4000) and stops by itself.
  */
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import {
+  CRYPTO_PLAINTEXT,
+  CRYPTO_RC4,
   encodeMessage,
   encodeUtpPacket,
   type Metainfo,
+  MSE_KEY_LENGTH,
+  MSE_MAX_PAD,
   makePeerId,
+  mseCiphers,
   PROCESS_REORDER_BUDGET,
+  req1Hash,
+  req23Hash,
   seqAdd,
   UTP_REORDER_PROCESS_MAX_BYTES,
   type UtpPacket,
 } from '@swarmdrop/protocol';
+import { MAX_MSE_INITIAL_PAYLOAD, MseKeyPair, mseInitiate } from '@swarmdrop/protocol/node';
 import {
   CHUNK,
   Cleanup,
@@ -369,6 +382,214 @@ async function utpSession(rng: Rng, remote: RawUtpRemote, metainfo: Metainfo): P
   return 'utp-session';
 }
 
+const MSE_VARIANTS = [
+  'random-key',
+  'truncated',
+  'key-then-garbage',
+  'dribbled',
+  'mutated-offer',
+  'handshake-then-frames',
+] as const;
+type MseVariant = (typeof MSE_VARIANTS)[number];
+
+/** A first byte that starts neither a plaintext handshake nor HTTP: the port's sniffer calls it MSE. */
+function mseFirstByte(bytes: Buffer, rng: Rng): Buffer {
+  if (bytes.length > 0) bytes[0] = 0x80 + rng.int(0x80);
+  return bytes;
+}
+
+/** Bytes to read before going on, or fewer if the remote closes or `ms` passes. */
+function readAtLeast(socket: Socket, length: number, ms: number): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let got = 0;
+    const done = () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', done);
+      socket.pause();
+      resolve(Buffer.concat(parts));
+    };
+    const onData = (chunk: Buffer) => {
+      parts.push(chunk);
+      got += chunk.length;
+      if (got >= length) done();
+    };
+    const timer = setTimeout(done, ms);
+    socket.on('data', onData);
+    socket.on('close', done);
+    socket.resume();
+  });
+}
+
+/**
+ * Everything random about one MSE input, drawn at once (before any await),
+ * so that the seed alone decides it, as it does for the other inputs.
+ */
+interface MsePlan {
+  readonly variant: MseVariant;
+  /** random-key, truncated: the whole input. */
+  readonly raw: Buffer;
+  readonly pad: Buffer;
+  /** key-then-garbage: what follows our key once the remote answered. */
+  readonly garbage: Buffer;
+  /** dribbled: how many bytes of key and tail go out one at a time. */
+  readonly dribble: number;
+  readonly dribbleTail: Buffer;
+  /** mutated-offer: the fields of step 3. */
+  readonly wrongTorrent: Buffer | undefined;
+  readonly badReq1: Buffer | undefined;
+  readonly badVc: Buffer | undefined;
+  readonly provide: number;
+  readonly padC: number;
+  readonly padCBytes: Buffer;
+  readonly ia: number;
+  readonly iaBytes: Buffer;
+  /** mutated-offer: a seed for mutate() over the finished step 3, or undefined. */
+  readonly mutateSeed: number | undefined;
+  /** handshake-then-frames. */
+  readonly policy: 'require' | 'prefer';
+  readonly frames: Buffer;
+}
+
+function planMse(rng: Rng, metainfo: Metainfo): MsePlan {
+  const variant = rng.pick(MSE_VARIANTS);
+  const padC = rng.chance(0.8) ? rng.int(MSE_MAX_PAD + 1) : MSE_MAX_PAD + 1 + rng.int(60_000);
+  const ia = rng.chance(0.8)
+    ? rng.int(200)
+    : rng.pick([MAX_MSE_INITIAL_PAYLOAD, MAX_MSE_INITIAL_PAYLOAD + 1, 0xffff]);
+  const frames = Array.from({ length: 1 + rng.int(30) }, () => frame(rng, metainfo));
+  let payload: Buffer = Buffer.concat([handshake(rng, metainfo), ...frames]);
+  if (rng.chance(0.3)) payload = mutate(rng, payload);
+  const truncatedLength = 1 + rng.int(MSE_KEY_LENGTH - 1);
+  return {
+    variant,
+    // Anything as Ya (0, 1, p-1 and numbers past p included), then garbage; or part of a key.
+    raw: mseFirstByte(
+      variant === 'truncated'
+        ? rng.bytes(truncatedLength)
+        : Buffer.concat([rng.bytes(MSE_KEY_LENGTH), rng.bytes(rng.int(MSE_MAX_PAD + 1))]),
+      rng,
+    ),
+    pad: rng.bytes(rng.int(MSE_MAX_PAD + 1)),
+    garbage: rng.bytes(rng.int(2 * MSE_MAX_PAD + 100)),
+    dribble: rng.int(MSE_KEY_LENGTH + 65),
+    dribbleTail: rng.bytes(64),
+    wrongTorrent: rng.chance(0.2) ? rng.bytes(20) : undefined,
+    badReq1: rng.chance(0.1) ? rng.bytes(20) : undefined,
+    badVc: rng.chance(0.1) ? rng.bytes(8) : undefined,
+    provide: rng.pick([
+      CRYPTO_RC4,
+      CRYPTO_PLAINTEXT,
+      CRYPTO_RC4 | CRYPTO_PLAINTEXT,
+      0,
+      rng.int(2 ** 32),
+    ]),
+    padC,
+    padCBytes: rng.bytes(Math.min(padC, 600)),
+    ia,
+    iaBytes: rng.bytes(Math.min(ia, 300)),
+    mutateSeed: rng.chance(0.3) ? rng.int(2 ** 31) : undefined,
+    policy: rng.chance(0.5) ? 'require' : 'prefer',
+    frames: payload,
+  };
+}
+
+/**
+ * Plays one hostile MSE initiator on a connected socket. Returns whether a
+ * whole handshake went through (then hostile frames followed it).
+ */
+async function playMse(socket: Socket, plan: MsePlan, metainfo: Metainfo): Promise<boolean> {
+  switch (plan.variant) {
+    case 'random-key':
+    case 'truncated':
+      socket.write(plan.raw);
+      return false;
+    case 'key-then-garbage': {
+      socket.write(new MseKeyPair().publicKey);
+      if ((await readAtLeast(socket, MSE_KEY_LENGTH, LINGER_MS)).length < MSE_KEY_LENGTH)
+        return false;
+      socket.write(plan.garbage);
+      return false;
+    }
+    case 'dribbled': {
+      const bytes = Buffer.concat([new MseKeyPair().publicKey, plan.dribbleTail]);
+      socket.setNoDelay(true);
+      for (let i = 0; i < plan.dribble && !socket.destroyed; i++) {
+        socket.write(bytes.subarray(i, i + 1));
+        // Pacing, not synchronisation: one byte a millisecond, so each is its own segment.
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      return false;
+    }
+    case 'mutated-offer': {
+      const keys = new MseKeyPair();
+      socket.write(Buffer.concat([keys.publicKey, plan.pad]));
+      const reply = await readAtLeast(socket, MSE_KEY_LENGTH, LINGER_MS);
+      if (reply.length < MSE_KEY_LENGTH) return false;
+      let secret: Buffer;
+      try {
+        secret = keys.secret(reply.subarray(0, MSE_KEY_LENGTH));
+      } catch {
+        return false;
+      }
+      const infoHash = plan.wrongTorrent ?? metainfo.infoHash;
+      const { encrypt } = mseCiphers(secret, infoHash, true);
+      const head = Buffer.alloc(8 + 4 + 2);
+      plan.badVc?.copy(head, 0);
+      head.writeUInt32BE(plan.provide, 8);
+      head.writeUInt16BE(plan.padC & 0xffff, 12);
+      const iaLength = Buffer.alloc(2);
+      iaLength.writeUInt16BE(plan.ia, 0);
+      let step3: Buffer = Buffer.concat([
+        plan.badReq1 ?? req1Hash(secret),
+        req23Hash(infoHash, secret),
+        encrypt.update(Buffer.concat([head, plan.padCBytes, iaLength, plan.iaBytes])),
+      ]);
+      if (plan.mutateSeed !== undefined) step3 = mutate(new Rng(plan.mutateSeed), step3);
+      socket.write(step3);
+      return false;
+    }
+    case 'handshake-then-frames': {
+      let mse: Awaited<ReturnType<typeof mseInitiate>>;
+      try {
+        mse = await mseInitiate(socket, {
+          infoHash: metainfo.infoHash,
+          policy: plan.policy,
+          timeoutMs: LINGER_MS,
+        });
+      } catch {
+        return false;
+      }
+      mse.socket.on('error', () => {});
+      mse.socket.resume();
+      mse.socket.end(plan.frames);
+      return true;
+    }
+  }
+}
+
+/** Connects from 127.0.0.2, plays one MSE variant, half-closes, and waits (bounded) for the target to close. */
+async function sendMse(port: number, plan: MsePlan, metainfo: Metainfo): Promise<boolean> {
+  const socket = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+  socket.on('error', () => {});
+  const closed = once(socket, 'close');
+  const timer = setTimeout(() => socket.destroy(), 4 * LINGER_MS);
+  try {
+    await once(socket, 'connect');
+    const completed = await playMse(socket, plan, metainfo);
+    if (!completed) socket.end();
+    socket.resume();
+    await closed;
+    return completed;
+  } catch {
+    return false; // refused or reset: the target turned it away, which is fine
+  } finally {
+    clearTimeout(timer);
+    socket.destroy();
+  }
+}
+
 /** Sends `bytes` from 127.0.0.2, half-closes, and waits (bounded) for the target to close. */
 async function send(port: number, bytes: Buffer): Promise<void> {
   const socket = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
@@ -422,9 +643,18 @@ describe(`fuzzing the network edge (FUZZ_SEED=${SEED})`, { timeout: 120_000 }, (
     const tally = new Map<string, number>();
     const targets = [owner.port, a.peer.port];
     let next = 0;
+    let mseCompleted = 0;
     const fuzz = async () => {
       while (next < INPUTS) {
         const n = next++;
+        // One input in five is an MSE handshake, played interactively.
+        if (rng.chance(0.2)) {
+          const plan = planMse(rng, owner.metainfo);
+          const kind = `mse:${plan.variant}`;
+          tally.set(kind, (tally.get(kind) ?? 0) + 1);
+          if (await sendMse(targets[n % 2]!, plan, owner.metainfo)) mseCompleted++;
+          continue;
+        }
         const { kind, bytes } = input(rng, owner.metainfo);
         tally.set(kind, (tally.get(kind) ?? 0) + 1);
         await send(targets[n % 2]!, bytes);
@@ -450,6 +680,22 @@ describe(`fuzzing the network edge (FUZZ_SEED=${SEED})`, { timeout: 120_000 }, (
       expect(refusedFromFuzz, `${name} saw no protocol error from the fuzz`).toBeGreaterThan(0);
     }
     expect(during.log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
+    // The MSE inputs reached the handshake of both: refused as failed handshakes, and some went all the way.
+    for (const [name, log] of [
+      ['owner', ownerLog],
+      ['peer', a.log],
+    ] as const) {
+      const mseRefused =
+        log.filter(
+          'connection-refused',
+          (f) => (f.from?.startsWith('127.0.0.2:') ?? false) && /MSE/.test(f.reason ?? ''),
+        ).length +
+        log
+          .filter('log-suppressed', { from: '127.0.0.2' })
+          .filter((l) => /connection-refused/.test(l.fields.events ?? '')).length;
+      expect(mseRefused, `${name} refused no MSE handshake from the fuzz`).toBeGreaterThan(0);
+    }
+    expect(mseCompleted, 'no fuzzed MSE handshake went through').toBeGreaterThan(0);
 
     // Both still serve a real peer after it.
     const after = await realPeer('peer after the fuzz');
