@@ -50,6 +50,14 @@ describe('HandshakeBudget', () => {
     expect(budget.stats.held).toBe(3);
   });
 
+  it('gives a source its slot back when its own oldest handshake is cut for its newest', () => {
+    // Pins a count that leaked: a source whose oldest was cut for its own newcomer kept
+    // the cut one's count, and after enough rounds was refused with next to nothing held.
+    const budget = new HandshakeBudget({ maxHandshakes: 4, maxHandshakesPerAddress: 8 });
+    for (let i = 0; i < 100; i++) expect(typeof budget.open('10.0.0.1', () => {})).toBe('object');
+    expect(budget.stats).toMatchObject({ held: 4, evicted: 96, refusedAddressCap: 0 });
+  });
+
   it('counts an IPv6 /64 as one source', () => {
     const budget = new HandshakeBudget({ maxHandshakesPerAddress: 1 });
     expect(typeof budget.open('2001:db8:1:2::1', () => {})).toBe('object');

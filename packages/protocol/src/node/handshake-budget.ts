@@ -92,7 +92,8 @@ export class HandshakeBudget {
     }
     const entry: Entry = { source, evict };
     this.entries.add(entry);
-    this.perSource.set(source, fromSource + 1);
+    // Read again: the eviction above may have taken one of this source's own.
+    this.perSource.set(source, (this.perSource.get(source) ?? 0) + 1);
     this.stats.held = this.entries.size;
     this.stats.peak = Math.max(this.stats.peak, this.stats.held);
     return { release: () => this.remove(entry) };
