@@ -454,6 +454,11 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
   }
 
   /** Starts the clock if it is stopped: something may move or be wanted. */
+  /** Whether the review and choking clock runs now (for tests and stats). */
+  get ticking(): boolean {
+    return this.timer !== undefined;
+  }
+
   private wake(): void {
     if (this.closed) return;
     this.timer ??= this.c.clock.setInterval(() => this.tick(), SWARM_TICK_MS);

@@ -99,8 +99,9 @@ const RESERVED = new Uint8Array(8);
 
 /**
  * Wires whose socket is corked until the end of this turn of the event
- * loop. Every message a wire sends in one turn (the `have`s and requests
- * that follow a stored chunk, a batch of pieces) goes out in one writev:
+ * loop. The small messages a wire sends in one turn (the `have`s and
+ * requests that follow a stored chunk) go out in one writev, or with the
+ * next piece, which is sent at once (see sendPiece):
  * on loopback each write(2) also runs the receiver's half of TCP, and a
  * write per message was 0.6 of a 256 MiB download's 3.3 CPU-s (--cpu-prof).
  */
@@ -160,7 +161,9 @@ export class PeerWire {
   private readonly tokenWaits = new Set<() => void>();
   /** Bytes handed to the socket; less what it still buffers, what the remote took. */
   private bytesWritten = 0;
-  private readonly floorTimer: Timer | undefined;
+  /** The minimum upload rate's policy (none with minUpload: false), and its sampling timer while data waits. */
+  private readonly floor: UploadFloor | undefined;
+  private floorTimer: Timer | undefined;
 
   constructor(options: PeerWireOptions) {
     this.socket = options.socket;
@@ -221,11 +224,7 @@ export class PeerWire {
       Math.max(MIN_CHECK_MS, Math.min(keepAliveMs, idleMs)),
     );
     if (options.minUpload !== false) {
-      const floor = new UploadFloor({ ...options.minUpload, clock });
-      this.floorTimer = clock.setInterval(() => {
-        const reason = floor.sample(this.bytesTaken, this.socket.writableLength > 0);
-        if (reason !== undefined) this.close(reason);
-      }, floor.sampleEveryMs);
+      this.floor = new UploadFloor({ ...options.minUpload, clock });
     }
     this.socket.setNoDelay?.(true);
     this.socket.on('data', (bytes: Buffer) => this.receive(bytes));
@@ -297,9 +296,13 @@ export class PeerWire {
    */
   sendPiece(index: number, begin: number, block: Uint8Array): boolean {
     if (this.ended) return false;
-    // Header and block leave in one writev with the rest of this turn's writes (see write).
+    // Header and block leave at once, in one writev with the small messages this turn
+    // corked before them: held until the end of the turn, the socket would look full after
+    // one piece (its buffer past the high-water mark), and a connection would send one
+    // piece per turn of the event loop.
     this.write(encodePieceHeader(index, begin, block.length));
     this.write(block);
+    this.flush();
     return !this.needsDrain;
   }
 
@@ -361,8 +364,28 @@ export class PeerWire {
     for (const wake of waiters) wake();
   }
 
+  /**
+   * Samples the minimum upload rate while anything we wrote is still
+   * waiting for the remote; the timer stops once nothing waits, so an idle
+   * connection does not wake for it, and the next write starts it again.
+   */
+  private watchUpload(): void {
+    const floor = this.floor;
+    if (!floor || this.floorTimer || this.ended) return;
+    this.floorTimer = this.clock.setInterval(() => {
+      const waiting = this.socket.writableLength > 0;
+      const reason = floor.sample(this.bytesTaken, waiting);
+      if (reason !== undefined) this.close(reason);
+      else if (!waiting) {
+        this.floorTimer?.cancel();
+        this.floorTimer = undefined;
+      }
+    }, floor.sampleEveryMs);
+  }
+
   private write(bytes: Uint8Array): boolean {
     this.bytesWritten += bytes.length;
+    this.watchUpload();
     this.limits.upload?.consume(bytes.length);
     if (!this.corked) {
       this.corked = true;
