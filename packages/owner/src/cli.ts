@@ -4,6 +4,7 @@ import {
   onShutdownSignal,
   ProgressLine,
   runServiceCli,
+  stdoutWriter,
   wantsStatusLine,
 } from '@swarmdrop/protocol/node';
 import { PROGRAM, parseOwnerArgs, USAGE } from './args.js';
@@ -21,14 +22,17 @@ runServiceCli({
   async main(options) {
     const events = new DomainEvents();
     // On a terminal, a live status line under the log (not in a pipe, in CI or with --quiet).
-    const progress = wantsStatusLine({ output: process.stdout, quiet: options.quiet })
-      ? await ProgressLine.create({ role: 'owner', events, output: process.stdout })
+    // The log and the status line share one writer: it never blocks on stdout, and keeps
+    // their writes in order.
+    const stdout = stdoutWriter();
+    const progress = wantsStatusLine({ output: stdout, quiet: options.quiet })
+      ? await ProgressLine.create({ role: 'owner', events, output: stdout })
       : undefined;
     const logger = createLogger({
       role: 'owner',
       port: options.port,
       format: options.logFormat,
-      ...(progress ? { stream: progress.stream } : {}),
+      ...(progress ? { sink: progress } : {}),
     });
     let owner: Owner | undefined;
     // Listen for signals before starting: without a listener, a SIGTERM that

@@ -437,7 +437,7 @@ export class Owner {
       await this.utp?.close();
       await this.server.close();
       await this.store.close();
-      // Last: the JSON log writes asynchronously, and the bin exits right after.
+      // Last: the log is written asynchronously, and the bin exits right after (the wait is bounded).
       await this.log.flush();
     })();
     return this.closing;

@@ -4,6 +4,7 @@ import {
   onShutdownSignal,
   ProgressLine,
   runServiceCli,
+  stdoutWriter,
   wantsStatusLine,
 } from '@swarmdrop/protocol/node';
 import { PROGRAM, parsePeerArgs, USAGE } from './args.js';
@@ -21,14 +22,17 @@ runServiceCli({
   async main(options) {
     const events = new DomainEvents();
     // On a terminal, a live status line under the log (not in a pipe, in CI or with --quiet).
-    const progress = wantsStatusLine({ output: process.stdout, quiet: options.quiet })
-      ? await ProgressLine.create({ role: 'peer', events, output: process.stdout })
+    // The log and the status line share one writer: it never blocks on stdout, and keeps
+    // their writes in order.
+    const stdout = stdoutWriter();
+    const progress = wantsStatusLine({ output: stdout, quiet: options.quiet })
+      ? await ProgressLine.create({ role: 'peer', events, output: stdout })
       : undefined;
     const logger = createLogger({
       role: 'peer',
       port: options.listen.port,
       format: options.logFormat,
-      ...(progress ? { stream: progress.stream } : {}),
+      ...(progress ? { sink: progress } : {}),
     });
     // Listen for signals before starting: bootstrap can wait a minute for the owner,
     // and a SIGTERM then must stop it cleanly, not kill it by signal.

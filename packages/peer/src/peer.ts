@@ -300,7 +300,7 @@ export class Peer {
       const torrent = this.#torrent ?? (await this.#booting?.catch(() => undefined));
       // A chunk being written, or a merge, finishes before the store closes.
       await torrent?.close();
-      // Last: the JSON log writes asynchronously, and the bin exits right after.
+      // Last: the log is written asynchronously, and the bin exits right after (the wait is bounded).
       await this.log.flush();
     })();
     return this.closing;

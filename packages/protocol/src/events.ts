@@ -38,6 +38,8 @@ export interface EventFields {
   'connection-refused': { from: string; reason: string };
   'protocol-error': { peer: string; reason: string };
   'log-suppressed': { from: string; count: number; events: string };
+  /** Printed by the logger itself (lines a reader far behind never got), never published. */
+  'log-dropped': { count: number };
   'idlist-sent': { to: string; chunks: number; of: number };
   'idlist-received': { from: string; chunks: number; of: number };
   'request-sent': { chunk: number; to: string; blocks?: number };

@@ -15,6 +15,8 @@ export const LOG_EVENTS = [
   'protocol-error',
   // lines one remote caused past its share, counted instead of printed
   'log-suppressed',
+  // lines a reader that fell far behind never got (the log's buffer was full)
+  'log-dropped',
   // the seed's six activities
   'idlist-sent',
   'idlist-received',

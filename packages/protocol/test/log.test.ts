@@ -12,10 +12,11 @@ import {
   type LogEventName,
   type LogFields,
   type LogRecord,
+  ManualClock,
   parseRanges,
   parseTextLine,
 } from '../src/index.js';
-import { createLogger } from '../src/node/index.js';
+import { BoundedWriter, createLogger } from '../src/node/index.js';
 
 const TIME = new Date('2024-05-06T12:00:01.234Z');
 
@@ -189,6 +190,102 @@ describe('createLogger', () => {
     expect(lines.map((l) => JSON.parse(l))).toEqual([
       { time: TIME.toISOString(), role: 'peer', port: 7003, event: 'done' },
     ]);
+  });
+});
+
+describe('createLogger on a bounded sink (a reader far behind)', () => {
+  /** A logger on a BoundedWriter of `maxBytes` whose reader takes nothing until `read()`. */
+  function stalled(format: 'text' | 'json', maxBytes: number) {
+    const clock = new ManualClock();
+    let reading = false;
+    let text = '';
+    const turns: Array<() => void> = [];
+    const sink = new BoundedWriter({
+      maxBytes,
+      clock,
+      defer: (fn) => turns.push(fn),
+      write: (data) => {
+        if (!reading) throw Object.assign(new Error('EAGAIN'), { code: 'EAGAIN' });
+        text += data.toString();
+        return data.length;
+      },
+    });
+    const logger = createLogger({
+      role: 'peer',
+      port: 7001,
+      format,
+      sink,
+      clock: () => TIME,
+      limit: false,
+    });
+    const endTurn = () => {
+      for (const fn of turns.splice(0)) fn();
+    };
+    /** The reader reads again; returns every line it got. */
+    const read = () => {
+      reading = true;
+      endTurn();
+      clock.advance(1_000);
+      return text.split('\n').filter(Boolean);
+    };
+    return { logger, sink, endTurn, read };
+  }
+
+  for (const format of ['text', 'json'] as const) {
+    it(`${format}: drops the lines past the bound, and says how many in one log-dropped line once writing resumes`, () => {
+      const { logger, endTurn, read } = stalled(format, 4096);
+      for (let i = 0; i < 200; i++) logger.log('have-sent', { chunk: i, to: '127.0.0.1:7002' });
+      endTurn();
+      const lines = read();
+      const kept = lines.filter((l) => l.includes('have-sent'));
+      expect(kept.length).toBeGreaterThan(10);
+      expect(kept.length).toBeLessThan(200);
+      // The lines that were kept are the first ones, in order.
+      expect(
+        kept.map((l) => (format === 'json' ? JSON.parse(l).chunk : parseTextLine(l)!.fields.chunk)),
+      ).toEqual([...Array(kept.length).keys()].map((i) => (format === 'json' ? i : String(i))));
+      const notices = lines.filter((l) => l.includes('log-dropped'));
+      expect(notices).toHaveLength(1);
+      const count =
+        format === 'json' ? JSON.parse(notices[0]!) : parseTextLine(notices[0]!)!.fields;
+      if (format === 'json')
+        expect(count).toEqual({
+          time: TIME.toISOString(),
+          role: 'peer',
+          port: 7001,
+          event: 'log-dropped',
+          count: 200 - kept.length,
+        });
+      else expect(count).toEqual({ count: String(200 - kept.length) });
+      // It comes after the kept lines: where the gap is.
+      expect(lines.at(-1)).toBe(notices[0]);
+    });
+  }
+
+  it('logs normally after the drop count, and drops again (and counts afresh) if the reader stops again', () => {
+    const { logger, sink, endTurn, read } = stalled('text', 2048);
+    for (let i = 0; i < 100; i++) logger.log('have-sent', { chunk: i, to: '127.0.0.1:7002' });
+    endTurn();
+    read();
+    logger.log('merged', { path: '/d/f' });
+    expect(sink.dropping).toBe(false);
+    const lines = read();
+    expect(lines.at(-1)).toMatch(/ peer:7001 merged path=\/d\/f$/);
+    expect(lines.filter((l) => l.includes('log-dropped'))).toHaveLength(1);
+  });
+
+  it('says how many were dropped when flushed (the service stopping) even if the reader has not read since', async () => {
+    const { logger, sink, endTurn, read } = stalled('text', 1024);
+    for (let i = 0; i < 100; i++) logger.log('have-sent', { chunk: i, to: '127.0.0.1:7002' });
+    endTurn();
+    expect(sink.dropping).toBe(true);
+    const flushed = logger.flush();
+    const lines = read();
+    await flushed;
+    const dropped = lines.filter((l) => l.includes('log-dropped'));
+    expect(dropped).toHaveLength(1);
+    const kept = lines.filter((l) => l.includes('have-sent')).length;
+    expect(parseTextLine(dropped[0]!)!.fields.count).toBe(String(100 - kept));
   });
 });
 

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { DomainEvents, ManualClock } from '../src/index.js';
 import {
+  BoundedWriter,
   createLogger,
   formatDuration,
   PROGRESS_RATE_WINDOW_MS,
@@ -196,6 +197,85 @@ describe('ProgressLine', () => {
     expect(terminal.lines().at(-1)).toBe(
       'owner 127.0.0.1:7000 │ 103 chunks (10.0 MiB) │ ↑ 100 KiB/s │ 1 sent │ 1 peer',
     );
+    progress.close();
+  });
+});
+
+describe("ProgressLine as the log's sink", () => {
+  it('prints each log line and the redraw below it in one write, so nothing can come between them', async () => {
+    const events = new DomainEvents();
+    const terminal = new FakeTerminal();
+    const progress = await ProgressLine.create({
+      role: 'peer',
+      events,
+      output: terminal,
+      clock: new ManualClock(),
+    });
+    const logger = createLogger({
+      role: 'peer',
+      port: 7001,
+      format: 'text',
+      sink: progress,
+      limit: false,
+    });
+    const before = terminal.writes;
+    logger.log('have-sent', { chunk: 1, to: 'a' });
+    logger.log('have-sent', { chunk: 2, to: 'a' });
+    expect(terminal.writes - before).toBe(2);
+    expect(terminal.lines()).toHaveLength(3);
+    progress.close();
+  });
+
+  it('on a terminal far behind: lines go with their redraws, the screen stays whole, and log-dropped is printed above the status line', async () => {
+    const clock = new ManualClock();
+    const events = new DomainEvents();
+    const terminal = new FakeTerminal();
+    let stalled = true;
+    const turns: Array<() => void> = [];
+    const writer = new BoundedWriter({
+      maxBytes: 4096,
+      clock,
+      defer: (fn) => turns.push(fn),
+      write: (data) => {
+        if (stalled) throw Object.assign(new Error('EAGAIN'), { code: 'EAGAIN' });
+        terminal.write(data.toString());
+        return data.length;
+      },
+    });
+    const output = {
+      isTTY: true,
+      columns: 200,
+      rows: 40,
+      write: (text: string, force?: boolean) => writer.write(text, force),
+      get dropping() {
+        return writer.dropping;
+      },
+      onResume: (listener: () => void) => writer.onResume(listener),
+    };
+    const progress = await ProgressLine.create({ role: 'peer', events, output, clock });
+    const logger = createLogger({
+      role: 'peer',
+      port: 7001,
+      format: 'text',
+      sink: progress,
+      limit: false,
+    });
+    for (let i = 0; i < 200; i++) logger.log('have-sent', { chunk: i, to: '127.0.0.1:7002' });
+    expect(writer.dropping).toBe(true);
+    stalled = false;
+    for (const fn of turns.splice(0)) fn();
+    clock.advance(1_000);
+    const lines = terminal.lines();
+    const kept = lines.filter((l) => l.includes(' have-sent '));
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.length).toBeLessThan(200);
+    for (const [i, line] of kept.entries())
+      expect(line).toMatch(
+        new RegExp(`^\\S+ peer:7001 have-sent chunk=${i} to=127\\.0\\.0\\.1:7002$`),
+      );
+    expect(lines.at(-2)).toMatch(new RegExp(` peer:7001 log-dropped count=${200 - kept.length}$`));
+    expect(lines.at(-1)).toBe('peer │ starting │ 0 peers');
+    expect(lines).toHaveLength(kept.length + 2);
     progress.close();
   });
 });

@@ -30,6 +30,7 @@
  */
 export * from './accept-incoming.js';
 export * from './block-server.js';
+export * from './bounded-writer.js';
 export * from './buffer-pool.js';
 export * from './chunk-store.js';
 export * from './cli.js';
@@ -40,6 +41,7 @@ export * from './disk-space.js';
 export * from './dual-server.js';
 export * from './handshake-budget.js';
 export * from './http.js';
+export * from './log-sink.js';
 export * from './logger.js';
 export * from './memory.js';
 export * from './merged-file.js';
@@ -48,4 +50,5 @@ export * from './mse-handshake.js';
 export * from './peer-wire.js';
 export * from './progress-line.js';
 export * from './split.js';
+export * from './stdout.js';
 export * from './utp.js';

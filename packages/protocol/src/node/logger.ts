@@ -9,15 +9,17 @@ import {
   type LogFormat,
 } from '../log.js';
 import { LogLimiter } from '../log-limit.js';
+import { type LogSink, streamSink } from './log-sink.js';
+import { stdoutWriter } from './stdout.js';
 
 export interface Logger {
   log(event: LogEventName, fields?: LogFields): void;
   /** Sets the port shown on each line, once the listener knows it. */
   setPort(port: number): void;
   /**
-   * Resolves once every line logged so far is written out (a stream of
-   * the caller's may be behind). A service calls it last when it stops, so
-   * that `process.exit` right after loses nothing.
+   * Resolves once every line logged so far is written out, or after the
+   * sink's flush bound (LOG_FLUSH_TIMEOUT_MS on stdout) for a reader that
+   * does not read. A service calls it last when it stops.
    */
   flush(): Promise<void>;
 }
@@ -30,9 +32,11 @@ export interface LoggerOptions {
   readonly port: number;
   readonly format: LogFormat;
   /**
-   * Where lines go; stdout by default (sonic-boom on fd 1, a synchronous
-   * write per line, for both formats).
+   * Where lines go: a sink (the status line's), or a caller's `stream`
+   * (which buffers, nothing is dropped); by default stdout, through the
+   * process's one StdoutWriter (bounded in bytes, never blocking).
    */
+  readonly sink?: LogSink;
   readonly stream?: Writable;
   readonly clock?: () => Date;
   /**
@@ -42,36 +46,49 @@ export interface LoggerOptions {
   readonly limit?: false | { readonly burst?: number; readonly perSecond?: number };
 }
 
-type Write = (event: LogEventName, fields: LogFields) => void;
+/** Formats and writes one line; false when the sink dropped it. */
+type Write = (event: LogEventName, fields: LogFields, force?: boolean) => boolean;
 
 /**
- * Writes one formatted line per event to `stream` (stdout by default). Lines
- * a remote causes are limited per remote address; what is held back is
- * printed as one `log-suppressed` line per address and second, at most.
+ * Writes one formatted line per event to the sink (stdout by default).
+ * Lines a remote causes are limited per remote address; what is held back
+ * is printed as one `log-suppressed` line per address and second, at most.
  *
- * `text` lines are written as before (formatText). `json` lines go through
- * pino, with the same fields as formatJson (`time`, `role`, `port`,
- * `event`, then the event's fields, those named like one of these renamed:
- * jsonBody) and nothing of pino's own (no level,
- * pid or hostname). On stdout each line is written at once,
- * synchronously (see stdoutDestination).
+ * A line the sink cannot take (a reader far behind) is dropped and counted;
+ * while the sink is dropping, lines are counted without being formatted.
+ * Once it has room again, and before a flush, one `log-dropped count=N`
+ * line says how many went.
+ *
+ * `text` lines are formatText's. `json` lines go through pino, with the
+ * same fields as formatJson (`time`, `role`, `port`, `event`, then the
+ * event's fields, those named like one of these renamed: jsonBody) and
+ * nothing of pino's own (no level, pid or hostname).
  */
 export function createLogger(options: LoggerOptions): Logger {
   const clock = options.clock ?? (() => new Date());
   let port = options.port;
+  const sink = options.sink ?? (options.stream ? streamSink(options.stream) : stdoutWriter());
   const out =
     options.format === 'json'
-      ? jsonWriter(options, clock, () => port)
-      : options.stream
-        ? textWriter(options.stream, options.role, clock, () => port)
-        : stdoutTextWriter(options.role, clock, () => port);
+      ? jsonWriter(sink, options.role, clock, () => port)
+      : textWriter(sink, options.role, clock, () => port);
+  let dropped = 0;
+  const emit = (event: LogEventName, fields: LogFields) => {
+    if (sink.dropping || !out(event, fields)) dropped++;
+  };
+  sink.onResume(() => {
+    if (dropped === 0) return;
+    const count = dropped;
+    dropped = 0;
+    out('log-dropped', { count }, true);
+  });
   const limiter =
     options.limit === false
       ? undefined
       : new LogLimiter({ now: () => clock().getTime(), ...options.limit });
   let _flushTimer: NodeJS.Timeout | undefined;
   const report = (s: { source: string; count: number; events: string }) =>
-    out.write('log-suppressed', { from: s.source, count: s.count, events: s.events });
+    emit('log-suppressed', { from: s.source, count: s.count, events: s.events });
   const flushSuppressed = () => {
     _flushTimer = undefined;
     for (const s of limiter?.flush() ?? []) report(s);
@@ -82,83 +99,32 @@ export function createLogger(options: LoggerOptions): Logger {
         _flushTimer ??= setTimeout(flushSuppressed, LOG_SUPPRESSED_EVERY_MS).unref();
         return;
       }
-      out.write(event, fields);
+      emit(event, fields);
     },
     setPort(next) {
       port = next;
     },
-    flush: out.flush,
+    flush: () => sink.flush(),
   };
 }
 
-function textWriter(
-  stream: Writable,
-  role: string,
-  clock: () => Date,
-  port: () => number,
-): { write: Write; flush: () => Promise<void> } {
-  return {
-    write: (event, fields) =>
-      stream.write(`${formatText({ time: clock(), role, port: port(), event, fields })}\n`),
-    // stdout on a pipe or file is written synchronously on Linux; a stream of
-    // the caller's that is behind says so with writableNeedDrain.
-    flush: () =>
-      stream.writableNeedDrain
-        ? new Promise<void>((resolve) => {
-            stream.once('drain', resolve);
-            stream.once('close', resolve);
-          })
-        : Promise.resolve(),
-  };
+function textWriter(sink: LogSink, role: string, clock: () => Date, port: () => number): Write {
+  return (event, fields, force) =>
+    sink.write(`${formatText({ time: clock(), role, port: port(), event, fields })}\n`, force);
 }
 
-/**
- * Text lines on stdout through the same destination the JSON log uses
- * (sonic-boom on fd 1, see stdoutDestination).
- */
-function stdoutTextWriter(
-  role: string,
-  clock: () => Date,
-  port: () => number,
-): { write: Write; flush: () => Promise<void> } {
-  const destination = stdoutDestination();
-  return {
-    write: (event, fields) => {
-      destination.write(`${formatText({ time: clock(), role, port: port(), event, fields })}\n`);
+function jsonWriter(sink: LogSink, role: string, clock: () => Date, port: () => number): Write {
+  // pino writes each line to `destination` within logger.info, which
+  // returns nothing: the sink's answer is passed out through these two.
+  let force = false;
+  let accepted = true;
+  const destination = {
+    write(line: string) {
+      accepted = sink.write(line, force);
     },
-    flush: () => Promise.resolve(),
   };
-}
-
-/** The part of sonic-boom (pino.destination) the log needs. */
-type Destination = ReturnType<typeof pino.destination>;
-
-let stdout: Destination | undefined;
-
-/**
- * The process's one destination on fd 1, shared by every logger (two
- * would interleave their buffers mid-line). Each line is written at once,
- * synchronously, as Node writes a pipe: a peer killed with SIGKILL has
- * written every line of what it did before. (Gathering the lines of a turn
- * of the event loop into one write was tried: under load a SIGKILL then
- * lost the `chunk-sent` lines of chunks the remote had received, and the
- * CPU it saved did not show beyond the run-to-run spread.)
- */
-function stdoutDestination(): Destination {
-  // Synchronous and without minLength, a write(2) per line, retried on
-  // EAGAIN: nothing is ever left pending, so there is nothing to flush.
-  stdout ??= pino.destination({ dest: 1, sync: true });
-  return stdout;
-}
-
-function jsonWriter(
-  options: LoggerOptions,
-  clock: () => Date,
-  port: () => number,
-): { write: Write; flush: () => Promise<void> } {
   // No transport: pino's transports run in a worker thread that a
   // single-file bundle cannot start. A plain destination is all we need.
-  const destination: Destination | undefined = options.stream ? undefined : stdoutDestination();
   const logger = pino(
     {
       base: null,
@@ -172,12 +138,12 @@ function jsonWriter(
       // line pino hands over ends in its newline, which must stay one.
       hooks: { streamWrite: (line) => `${escapeUnsafe(line.slice(0, -1))}\n` },
     },
-    options.stream ?? destination!,
+    destination,
   );
-  return {
-    write: (event, fields) => {
-      logger.info(jsonBody({ role: options.role, port: port(), event, fields }));
-    },
-    flush: () => Promise.resolve(),
+  return (event, fields, forced = false) => {
+    force = forced;
+    accepted = false;
+    logger.info(jsonBody({ role, port: port(), event, fields }));
+    return accepted;
   };
 }

@@ -5,15 +5,20 @@ import type { Timer, TimerClock } from '../swarm/clock.js';
 import { RateEstimator } from '../swarm/rate-estimator.js';
 import { formatBytes, formatRate } from '../swarm/rate-limiter.js';
 import { systemClock } from './clock.js';
+import type { LogSink } from './log-sink.js';
 
 /** How often the status line is redrawn when no log line comes (rates and ETA move with time). */
 export const PROGRESS_REDRAW_MS = 500;
 /** The rates shown look back this far: long enough to be steady, short enough to follow a change. */
 export const PROGRESS_RATE_WINDOW_MS = 5_000;
 
-/** What the status line is drawn on: a TTY stream (process.stdout), or a fake one in tests. */
-export interface StatusOutput {
-  write(text: string): boolean;
+/**
+ * What the status line is drawn on: the process's StdoutWriter on a
+ * terminal, or a fake one in tests. What the writer can do beyond `write`
+ * (drop when the terminal is far behind, flush) the status line passes on.
+ */
+export interface StatusOutput extends Partial<Pick<LogSink, 'dropping' | 'onResume' | 'flush'>> {
+  write(text: string, force?: boolean): boolean;
   readonly isTTY?: boolean;
   readonly columns?: number;
   readonly rows?: number;
@@ -173,13 +178,15 @@ export interface ProgressLineOptions {
 
 /**
  * A live status line at the bottom of the terminal (chunks held, rates
- * down and up, ETA, connections), redrawn with `log-update`. The logger
- * writes into `stream`: each complete line is printed above the status
- * line, which is then drawn again below it, so log lines scroll as always
- * and none is lost or cut. Only for a terminal: see `wantsStatusLine`.
+ * down and up, ETA, connections), redrawn with `log-update`. It is the
+ * logger's sink (or `stream`, for text that may end mid-line): each
+ * complete line is printed above the status line, which is then drawn again
+ * below it, in one write to the output, so log lines scroll as always and
+ * none is cut, and a line the output drops takes its redraw with it.
+ * Only for a terminal: see `wantsStatusLine`.
  */
-export class ProgressLine {
-  /** Where the logger writes: complete lines go to the terminal above the status line. */
+export class ProgressLine implements LogSink {
+  /** Where text that may end mid-line goes: complete lines are printed above the status line. */
   readonly stream: Writable;
   readonly stats: ProgressStats;
   private readonly output: StatusOutput;
@@ -192,6 +199,8 @@ export class ProgressLine {
   private drawn: string | undefined;
   private partial = '';
   private closed = false;
+  /** While print() builds its one write: what log-update writes goes here. */
+  private unit: string | undefined;
 
   /**
    * Loads log-update (and string-width under it) only here: a service that
@@ -214,7 +223,11 @@ export class ProgressLine {
     const output = options.output;
     const sized = {
       isTTY: true,
-      write: (text: string) => output.write(text),
+      write: (text: string) => {
+        if (this.unit === undefined) return output.write(text);
+        this.unit += text;
+        return true;
+      },
       get columns() {
         return output.columns || 80;
       },
@@ -235,9 +248,26 @@ export class ProgressLine {
     this.redraw();
   }
 
-  /** Draws the status line again with the current numbers. */
+  get dropping(): boolean {
+    return this.output.dropping ?? false;
+  }
+
+  onResume(listener: () => void): () => void {
+    return this.output.onResume?.(listener) ?? (() => {});
+  }
+
+  flush(timeoutMs?: number): Promise<void> {
+    return this.output.flush?.(timeoutMs) ?? Promise.resolve();
+  }
+
+  /** LogSink: `text` (whole lines) above the status line; false if the output dropped it. */
+  write(text: string, force = false): boolean {
+    return this.print(text, force);
+  }
+
+  /** Draws the status line again with the current numbers (not while the terminal is far behind). */
   redraw(): void {
-    if (this.closed) return;
+    if (this.closed || this.dropping) return;
     this.drawn = this.stats.text();
     this.render(this.drawn);
   }
@@ -267,23 +297,25 @@ export class ProgressLine {
 
   /**
    * Prints text above the status line. Whole lines only: a partial line
-   * waits for its end, so the status line never splits one.
+   * waits for its end, so the status line never splits one. False if the
+   * output dropped the lines (and their redraw).
    */
-  print(text: string): void {
-    if (this.closed) {
-      this.output.write(text);
-      return;
-    }
+  print(text: string, force = false): boolean {
+    if (this.closed) return this.output.write(text, force);
     const all = this.partial + text;
     const end = all.lastIndexOf('\n');
     if (end < 0) {
       this.partial = all;
-      return;
+      return true;
     }
     this.partial = all.slice(end + 1);
+    this.unit = '';
     this.render.clear();
-    this.output.write(all.slice(0, end + 1));
-    this.redraw();
+    this.unit += all.slice(0, end + 1);
+    this.render(this.stats.text());
+    const unit = this.unit;
+    this.unit = undefined;
+    return this.output.write(unit, force);
   }
 
   /** Removes the status line for good (before exit); later writes go straight through. */
@@ -295,7 +327,7 @@ export class ProgressLine {
     this.render.clear();
     this.render.done();
     this.closed = true;
-    if (this.partial !== '') this.output.write(this.partial);
+    if (this.partial !== '') this.output.write(this.partial, true);
     this.partial = '';
   }
 }
