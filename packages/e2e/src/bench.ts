@@ -348,7 +348,7 @@ async function aria2Job(
 async function ring(work: string, file: string, size: number): Promise<Measured> {
   const processes: Record<string, ProcStats> = {};
   let seconds = 0;
-  await runScenario(
+  const result = await runScenario(
     {
       name: 'bench-ring',
       topology: ringTopology(5),
@@ -356,17 +356,18 @@ async function ring(work: string, file: string, size: number): Promise<Measured>
       workDir: join(work, 'ring'),
       fallbackAfterMs: 600_000,
     },
-    async (result) => {
-      if (result.problems.length > 0) throw new Error(`ring: ${result.problems.join('; ')}`);
-      const ready = result.swarm.owner.timeOf(event('ready'))!;
-      const done = Math.max(...[...result.swarm.processes.values()].map((p) => p.completedAt));
+    async ({ swarm }) => {
+      const ready = swarm.owner.timeOf(event('ready'))!;
+      const done = Math.max(...[...swarm.processes.values()].map((p) => p.completedAt));
       seconds = (done - ready) / 1000;
-      for (const [name, p] of result.swarm.processes) {
+      for (const [name, p] of swarm.processes) {
         const s = await new ProcSampler(p.pid!).stop(p.pid!);
         processes[name] = s;
       }
     },
   );
+  // Checked once the processes are stopped: the log checks read complete logs.
+  if (result.problems.length > 0) throw new Error(`ring: ${result.problems.join('; ')}`);
   await rm(join(work, 'ring'), { recursive: true, force: true });
   return { seconds, bytes: size * 5, processes };
 }

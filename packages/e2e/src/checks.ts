@@ -1,5 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseTextLine } from '@swarmdrop/protocol';
+import type { ManagedProcess } from './processes.js';
 import { type Swarm, sha256File } from './swarm.js';
 
 /** The six activities of the seed's step 8, as log events. */
@@ -59,6 +61,17 @@ export function checkRequiredLogs(swarm: Swarm): string[] {
 /**
  * The logs agree: a chunk a swarmdrop peer logged as received from X was
  * logged by X (the owner or a swarmdrop peer) as sent to it.
+ *
+ * One excuse, for a process the harness SIGKILLed (Swarm.kill) only: a
+ * SIGKILL loses the lines it had logged but not yet written. Its log is
+ * written in order, so every line logged before its last written one is
+ * there; a missing `chunk-sent` is excused only if X could have logged it
+ * after that line, by the lines' own stamps: the receipt is stamped at or
+ * after X's last line, or (a chunk X reports sent when the receiver
+ * announces it) the receiver's `have-sent` of it to X is; and before X's
+ * next run, if it was restarted, began. Nothing of a process that was not
+ * killed is excused. Run it on logs read to the end (every process
+ * stopped): a survivor may still be writing its last lines.
  */
 export function checkLogsAgree(swarm: Swarm): string[] {
   const problems: string[] = [];
@@ -74,18 +87,95 @@ export function checkLogsAgree(swarm: Swarm): string[] {
     sent.set(name, set);
   }
   for (const run of swarmdropPeers(swarm)) {
-    for (const e of swarm.events(run.id)) {
+    const lines = stampedEvents(runsOf(swarm, run.id));
+    for (const e of lines) {
       if (e.event !== 'chunk-received') continue;
       const sender = byPort.get(portOf(e.fields.from));
       if (sender === undefined) continue; // a stock client: its log is not ours to read
-      if (!sent.get(sender)!.has(`${e.fields.chunk}>${run.port}`)) {
-        problems.push(
-          `${run.id} received chunk ${e.fields.chunk} from ${sender}, but ${sender} logged no chunk-sent of it to ${run.id}`,
-        );
-      }
+      if (sent.get(sender)!.has(`${e.fields.chunk}>${run.port}`)) continue;
+      const senderPort = portOf(e.fields.from);
+      const haveAt = lines.find(
+        (h) =>
+          h.event === 'have-sent' &&
+          h.fields.chunk === e.fields.chunk &&
+          portOf(h.fields.to) === senderPort &&
+          h.at >= e.at,
+      )?.at;
+      const lostInKill = killWindows(swarm, sender).some(
+        (w) =>
+          (e.at >= w.from - STAMP_SLACK_MS ||
+            (haveAt !== undefined && haveAt >= w.from - STAMP_SLACK_MS)) &&
+          e.at < w.until,
+      );
+      if (lostInKill) continue;
+      problems.push(
+        `${run.id} received chunk ${e.fields.chunk} from ${sender}, but ${sender} logged no chunk-sent of it to ${run.id}`,
+      );
     }
   }
   return problems;
+}
+
+/** Every run of process `name`, oldest first (a restart retires the one before). */
+function runsOf(swarm: Swarm, name: string): ManagedProcess[] {
+  return [...swarm.retired.filter((p) => p.name === name), swarm.processes.get(name)].filter(
+    (p): p is ManagedProcess => p !== undefined,
+  );
+}
+
+type StampedEvent = NonNullable<ReturnType<typeof parseTextLine>> & {
+  /** Epoch ms of the line's own stamp. */
+  readonly at: number;
+};
+
+/** The log events of `runs`, each with the epoch ms of its own `HH:MM:SS.mmm` (UTC) stamp. */
+function stampedEvents(runs: readonly ManagedProcess[]): StampedEvent[] {
+  return runs.flatMap((p) =>
+    p.lines.flatMap((line, i) => {
+      const e = parseTextLine(line);
+      const at = lineStamp(line, p.lineTimes[i]!);
+      return e && at !== undefined ? [{ ...e, at }] : [];
+    }),
+  );
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * How far two processes' stamps of one moment may differ: a peer stamps
+ * with the wall clock, the owner with its monotonic clock anchored to the
+ * wall clock at start, and both truncate to the millisecond.
+ */
+const STAMP_SLACK_MS = 5;
+
+/**
+ * A line's stamp as epoch ms: its time of day, on the day (of the three
+ * around `arrivedAt`, when the harness read it) that puts it nearest, so a
+ * run over midnight UTC reads right.
+ */
+export function lineStamp(line: string, arrivedAt: number): number | undefined {
+  const m = /^(\d\d):(\d\d):(\d\d)\.(\d{3}) /.exec(line);
+  if (!m) return undefined;
+  const ofDay = ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4]);
+  const day = arrivedAt - (arrivedAt % DAY_MS);
+  return [day - DAY_MS, day, day + DAY_MS]
+    .map((d) => d + ofDay)
+    .reduce((a, b) => (Math.abs(b - arrivedAt) < Math.abs(a - arrivedAt) ? b : a));
+}
+
+/**
+ * For each SIGKILLed run of `name`: from its last written line's stamp (the
+ * lines it may have lost were logged at or after it) until the first line of
+ * its next run (Infinity if none).
+ */
+function killWindows(swarm: Swarm, name: string): Array<{ from: number; until: number }> {
+  const runs = runsOf(swarm, name);
+  return runs.flatMap((run, i) => {
+    if (!swarm.killed.has(run)) return [];
+    const own = stampedEvents([run]);
+    const next = runs[i + 1] ? stampedEvents([runs[i + 1]!])[0]?.at : undefined;
+    return [{ from: own.at(-1)?.at ?? 0, until: next ?? Number.POSITIVE_INFINITY }];
+  });
 }
 
 function portOf(address: string | undefined): number {

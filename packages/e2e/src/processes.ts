@@ -74,6 +74,8 @@ export class ManagedProcess {
       }
       this.waiters = still;
     };
+    // Read as a terminal reads, all the time: a service's log drops lines (and says so) when
+    // its reader falls far behind, and the checks want every line.
     createInterface({ input: this.child.stdout! }).on('line', onLine);
     createInterface({ input: this.child.stderr! }).on('line', onLine);
     this.exited = this.child.then((result) => {

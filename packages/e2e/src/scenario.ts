@@ -108,8 +108,6 @@ export async function runScenario(
     const chunkCount = Math.ceil(size / CHUNK_SIZE);
     const problems = [
       ...(await checkMergedFiles(swarm, sha256)),
-      ...checkRequiredLogs(swarm),
-      ...checkLogsAgree(swarm),
       ...(await checkStorageLayout(swarm, chunkCount)),
     ];
     const result: ScenarioResult = {
@@ -121,6 +119,11 @@ export async function runScenario(
       workDir,
     };
     await inspect?.(result);
+    // The logs are checked once complete: a process writes its log asynchronously, so a
+    // survivor may still have its last lines queued; stopping it (SIGTERM) flushes them, and
+    // stopAll returns once every log is read to the end.
+    await swarm.stopAll();
+    problems.push(...checkRequiredLogs(swarm), ...checkLogsAgree(swarm));
     ok = problems.length === 0;
     return result;
   } finally {

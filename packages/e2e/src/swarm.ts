@@ -96,6 +96,11 @@ export class Swarm {
   readonly name: string;
   /** Peers killed for good by a fault; they are not expected to complete. */
   readonly gone = new Set<string>();
+  /**
+   * Processes the harness SIGKILLed (kill()): their logs may lack the lines
+   * not yet written when they died (checkLogsAgree excuses only those).
+   */
+  readonly killed = new Set<ManagedProcess>();
   private stopped = false;
 
   private constructor(options: SwarmOptions, ownerPort: number, peers: Map<string, PeerRun>) {
@@ -159,6 +164,7 @@ export class Swarm {
   async kill(id: string, forGood: boolean): Promise<void> {
     const proc = this.processes.get(id);
     if (!proc) throw new Error(`no process "${id}"`);
+    this.killed.add(proc);
     proc.kill('SIGKILL');
     await proc.exited;
     if (forGood) this.gone.add(id);

@@ -195,6 +195,7 @@ export function runBin(
       child.once('close', (code, signal) => resolve(code ?? signal ?? -1));
     }),
   };
+  // Read all the time, as a terminal does: a bin's log drops lines when its reader falls far behind.
   child.stdout?.setEncoding('utf8').on('data', (text: string) => stdout.push(text));
   child.stderr?.setEncoding('utf8').on('data', (text: string) => {
     result.stderr += text;
