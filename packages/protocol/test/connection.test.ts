@@ -315,3 +315,39 @@ describe('Connection: requests in flight', () => {
     expect(close.reason).toMatch(/have handler failed: listener bug/);
   });
 });
+
+describe('Connection: a piece that crossed our cancel', () => {
+  /** `b` asks `a` (which holds everything) for piece 1 whole, cancels, asks for its first 16 KiB; `a` answers the first. */
+  async function crossed() {
+    const { a, b } = await pair({ aHas: [0, 1, 2, 3, 4, 5] });
+    const asked = next(a, 'request');
+    await unchokeAt(a, b);
+    b.request({ index: 1, begin: 0, length: PIECE });
+    await asked;
+    b.cancel({ index: 1, begin: 0, length: PIECE });
+    b.request({ index: 1, begin: 0, length: 16_384 });
+    return { a, b };
+  }
+
+  it('is taken as unrequested when it answers the cancelled request, and the new one stays out', async () => {
+    // Pins a false protocol error: endgame re-asks a cancelled whole chunk as one
+    // 16 KiB block, the whole chunk arrives, and was taken for a wrong answer.
+    const { a, b } = await crossed();
+    const piece = next(b, 'piece');
+    // `a` answers what it was asked first (its cancel has not been read yet).
+    a.wire.sendPiece(1, 0, Buffer.alloc(PIECE, 1));
+    const [event] = await piece;
+    expect(event).toMatchObject({ index: 1, begin: 0, requested: false });
+    expect(event.block.length).toBe(PIECE);
+    expect(b.state).toBe('live');
+    expect(b.bytesInFlight).toBe(16_384);
+  });
+
+  it('still closes a connection that answers with an amount nobody asked for', async () => {
+    const { a, b } = await crossed();
+    const closed = next(b, 'closed');
+    a.wire.sendPiece(1, 0, Buffer.alloc(8_192, 1));
+    const [close] = await closed;
+    expect(close.reason).toMatch(/sent 8192 bytes for a block of 16384/);
+  });
+});

@@ -15,6 +15,9 @@ export const DEFAULT_MAX_REMOTE_REQUESTS = 1_024;
  */
 export const MAX_REDUNDANT_BITFIELDS = 8;
 
+/** Withdrawn requests remembered per connection (see Connection.withdrawn): a pipeline's worth and more. */
+const MAX_WITHDRAWN = 1_024;
+
 /** One block of one piece: the unit of `request`, `cancel` and `piece`. */
 export interface BlockRef {
   readonly index: number;
@@ -125,6 +128,14 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private peerInterestedNow = false;
   private readonly ours = new Map<string, OutgoingRequest>();
   private oursBytes = 0;
+  /**
+   * Our requests withdrawn lately (a cancel, a choke), as `index:begin:length`:
+   * their pieces may still be on the wire. One of them arriving while a
+   * request of another length is out for the same block (endgame re-asks a
+   * cancelled whole chunk as one 16 KiB block) crossed the cancel; it is not
+   * the remote answering with the wrong amount.
+   */
+  private readonly withdrawn = new Set<string>();
   private readonly theirs = new Map<string, BlockRef>();
   private readonly localHas: { has(index: number): boolean };
   private readonly clock: Clock;
@@ -272,6 +283,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     if (!request) return false;
     this.ours.delete(keyOf(block));
     this.oursBytes -= request.length;
+    this.noteWithdrawn(request);
     if (this.stateNow !== 'closed') {
       this.wire.send({
         type: 'cancel',
@@ -341,6 +353,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         if (this.peerChokingNow) return;
         this.peerChokingNow = true;
         const dropped = [...this.ours.values()];
+        for (const request of dropped) this.noteWithdrawn(request);
         this.ours.clear();
         this.oursBytes = 0;
         this.emit('choke', dropped);
@@ -431,8 +444,15 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.download.record(block.length);
     this.lastPieceAtMs = this.clock.now();
     const key = keyOf({ index, begin, length: block.length });
-    const request = this.ours.get(key);
-    if (request && request.length !== block.length) {
+    let request = this.ours.get(key);
+    if (
+      request &&
+      request.length !== block.length &&
+      this.withdrawn.has(`${key}:${block.length}`)
+    ) {
+      // It answers a request we withdrew, not the one now out for this block.
+      request = undefined;
+    } else if (request && request.length !== block.length) {
       // It answered our request with the wrong amount: broken or hostile, and the piece would never complete.
       this.close(
         `sent ${block.length} bytes for a block of ${request.length} (chunk ${index} at ${begin})`,
@@ -445,6 +465,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       this.oursBytes -= request.length;
     }
     this.emit('piece', { index, begin, block, requested: request !== undefined });
+  }
+
+  private noteWithdrawn(request: BlockRef): void {
+    this.withdrawn.add(`${keyOf(request)}:${request.length}`);
+    // Bounded: the oldest go first; their pieces arrived long ago or never will.
+    if (this.withdrawn.size > MAX_WITHDRAWN)
+      this.withdrawn.delete(this.withdrawn.values().next().value!);
   }
 
   private ended(close: WireClose): void {
