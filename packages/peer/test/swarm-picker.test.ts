@@ -423,3 +423,35 @@ describe('SwarmPicker under random traffic', () => {
     for (let i = 0; i < geometry.pieceCount; i++) expect(p.stateOf(i)).toBe('held');
   });
 });
+
+describe('SwarmPicker with candidates', () => {
+  it('picks among the candidates in the order it picks without them (a sparse remote)', () => {
+    // Two pickers in the same state: availability varies, ties are random on the same seed.
+    const make = () => {
+      const p = picker(30);
+      for (let k = 0; k < 30; k++) for (let a = 0; a < k % 4; a++) p.peerHave(k);
+      return p;
+    };
+    const few = [3, 7, 8, 12, 21, 22, 29];
+    const remote = holding(30, few);
+    const whole = pieceOrder(make(), 'x', remote);
+    const sparse = make();
+    const order: number[] = [];
+    for (;;) {
+      const blocks = sparse.pick('x', remote, { ...gridBlocks(2), candidates: few });
+      if (blocks.length === 0) break;
+      order.push(blocks[0]!.index);
+    }
+    expect(order).toEqual(whole);
+    expect(new Set(order)).toEqual(new Set(few));
+  });
+
+  it('leaves out candidates held, started, or that the remote lacks', () => {
+    const p = picker(10, { held: holding(10, [1]) });
+    const remote = holding(10, [1, 2, 3]);
+    p.pick('y', holding(10, [2]), gridBlocks(1)); // starts piece 2 with y
+    const blocks = p.pick('x', remote, { ...gridBlocks(10), candidates: [1, 2, 3, 4] });
+    // 2 is started: its other block first; then 3; never 1 (held) or 4 (not the remote's).
+    expect(blocks.map((b) => b.index)).toEqual([2, 3, 3]);
+  });
+});
