@@ -304,7 +304,18 @@ function cpuLine(result: JobResult): string {
   const rss = entries
     .filter(([name]) => /^(p|s|leecher)\d+$/.test(name))
     .map(([, p]) => p.peakRssBytes / 2 ** 20);
-  return `CPU seconds: seed ${fmt(seed?.cpuSeconds ?? Number.NaN)}, peers median ${fmt(median)} (max ${fmt(peers.at(-1) ?? Number.NaN)}); all ${fmt(all, 1)} s = ${fmt(all / cpus().length)} s of all ${cpus().length} cores. Peer peak RSS ${fmt(Math.min(...rss), 0)}-${fmt(Math.max(...rss), 0)} MiB`;
+  const delays = Object.entries(result.loopDelay ?? {});
+  const peerDelays = delays.filter(([name]) => name !== 'owner').map(([, d]) => d);
+  const ownerDelay = result.loopDelay?.owner;
+  const mid = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length ? s[Math.floor(s.length / 2)]! : Number.NaN;
+  };
+  const loop =
+    delays.length === 0
+      ? ''
+      : `. Event-loop delay p99/max: owner ${fmt(ownerDelay?.p99Ms ?? Number.NaN, 0)}/${fmt(ownerDelay?.maxMs ?? Number.NaN, 0)} ms, peers median ${fmt(mid(peerDelays.map((d) => d.p99Ms)), 0)}/${fmt(mid(peerDelays.map((d) => d.maxMs)), 0)} ms (worst max ${fmt(Math.max(...peerDelays.map((d) => d.maxMs)), 0)} ms)`;
+  return `CPU seconds: seed ${fmt(seed?.cpuSeconds ?? Number.NaN)}, peers median ${fmt(median)} (max ${fmt(peers.at(-1) ?? Number.NaN)}); all ${fmt(all, 1)} s = ${fmt(all / cpus().length)} s of all ${cpus().length} cores. Peer peak RSS ${fmt(Math.min(...rss), 0)}-${fmt(Math.max(...rss), 0)} MiB${loop}`;
 }
 
 /** The ring's links: what each peer took from its download neighbour and from the owner. */
@@ -346,6 +357,22 @@ function printTable(results: JobResult[], size: number, rate: number): void {
       return r ? `${fmt(r.seconds)} s = ${fmt(r.seconds / dMin)}×` : '—';
     });
     console.log(`| ${n} | ${fmt(dMin)} s | ${cells.join(' | ')} |`);
+  }
+  // A peer's cost next to an aria2c leecher's in the same run: the median peer of each job.
+  console.log(`\n| N | ${names.map((n) => `${n} peer CPU-s`).join(' | ')} | swarm / aria2c |`);
+  console.log(`|---|${names.map(() => '---').join('|')}|---|`);
+  const peerCpu = (r: JobResult | undefined) => {
+    if (!r) return Number.NaN;
+    const xs = Object.entries(r.processes)
+      .filter(([name]) => /^(p|s|leecher)\d+$/.test(name))
+      .map(([, p]) => p.cpuSeconds)
+      .sort((a, b) => a - b);
+    return xs.length ? xs[Math.floor(xs.length / 2)]! : Number.NaN;
+  };
+  for (const n of counts) {
+    const of = (name: string) => peerCpu(results.find((x) => x.peers === n && x.job === name));
+    const cells = names.map((name) => fmt(of(name)));
+    console.log(`| ${n} | ${cells.join(' | ')} | ${fmt(of('swarm') / of('aria2c'))}× |`);
   }
 }
 

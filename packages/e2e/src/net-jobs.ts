@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { basename, join } from 'node:path';
 import { parseTextLine, withAnnounce } from '@swarmdrop/protocol';
+import { type LoopDelay, LoopDelayProbe } from './loop-delay.js';
 import { NetnsLab } from './netns.js';
 import { busyFraction, ProcSampler, type ProcStats, readMachineCpu } from './proc-stats.js';
 import { binPath, ManagedProcess } from './processes.js';
@@ -142,6 +143,12 @@ export interface JobResult {
   readonly lastStartS?: number;
   /** Ring and swarm: the owner's first and last chunk-sent, seconds after the first peer's start. */
   readonly ownerSendS?: readonly [number, number];
+  /**
+   * Ring and swarm: each swarmdrop process's event-loop delay from its
+   * start to the end of the job (p99 and max, from its /metrics): a loop
+   * held up by a blocking call shows here, where the kernel counts sleep.
+   */
+  readonly loopDelay?: Record<string, LoopDelay>;
 }
 
 /**
@@ -268,6 +275,23 @@ async function topologyJob(
     host: (name) => lab.host(hostOf(name)).ipv4,
   };
   const sampling = new Sampling(options.resources);
+  const [probeFile, ...probeArgs] = lab.exec(OWNER_HOST);
+  const probe = new LoopDelayProbe({ file: probeFile!, args: [...probeArgs, process.execPath] });
+  /** Each service's /metrics, once it listens (the first scrape starts its monitor). */
+  const metricsUrls = new Map<string, Promise<string | undefined>>();
+  const watch = (proc: ManagedProcess) => {
+    const url = proc
+      .waitFor((l) => parseTextLine(l)?.event === 'listening', 'listening', 60_000)
+      .then(async (line) => {
+        const port = /:(\d+)$/.exec(parseTextLine(line)?.fields.addr ?? '')?.[1];
+        if (!port) return undefined;
+        const target = `http://${launcher.host!(proc.name)}:${port}/metrics`;
+        await probe.scrape(target);
+        return target;
+      })
+      .catch(() => undefined);
+    metricsUrls.set(proc.name, url);
+  };
   let swarm: Swarm | undefined;
   try {
     swarm = await Swarm.start({
@@ -277,7 +301,10 @@ async function topologyJob(
       workDir: options.workDir,
       // The peer's own default: a fallback to the owner shows in the notes.
       extraPeerArgs: options.extraPeerArgs ?? [],
-      onSpawn: (proc) => sampling.add(proc),
+      onSpawn: (proc) => {
+        sampling.add(proc);
+        watch(proc);
+      },
       startTogether:
         options.start === 'together' || (job === 'swarm' && (options.start ?? 'auto') === 'auto'),
       stepTimeoutMs: 60_000,
@@ -291,6 +318,12 @@ async function topologyJob(
     for (const run of runs)
       identical.push((await sha256File(swarm.mergedPath(run.id))) === options.sha256);
     const stats = await sampling.finish();
+    const loopDelay: Record<string, LoopDelay> = {};
+    for (const [name, url] of metricsUrls) {
+      const target = await url;
+      const delay = target ? await probe.scrape(target) : undefined;
+      if (delay) loopDelay[name] = delay;
+    }
     const links = linkUse(swarm, options.uploadBitsPerSecond, first);
     const fallback = runs.reduce(
       (n, r) =>
@@ -314,12 +347,14 @@ async function topologyJob(
       notes: fallback > 0 ? [`${fallback} chunks came by fallback to the owner`] : [],
       links,
       ...(hops ? { hops } : {}),
+      loopDelay,
       lastStartS: (Math.max(...procs.map((p) => p.startedAt)) - first) / 1000,
       ...(ownerFirst !== undefined && ownerLast !== undefined
         ? { ownerSendS: [(ownerFirst - first) / 1000, (ownerLast - first) / 1000] as const }
         : {}),
     };
   } finally {
+    probe.close();
     await swarm?.stopAll();
   }
 }
