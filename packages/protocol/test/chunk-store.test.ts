@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cleanup, pseudoRandomBytes, rejected } from '@swarmdrop/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildMetainfo, ChunkError, DEFAULT_CHUNK_SIZE, type Metainfo } from '../src/index.js';
 import {
   CHUNK_DIR,
@@ -15,6 +15,7 @@ import {
   SUMMARY_FILE,
   sha1,
   splitFile,
+  VERIFIED_TRUST_MS,
 } from '../src/node/index.js';
 import { storeWith } from './sockets.js';
 
@@ -412,5 +413,34 @@ describe('ChunkStore.merge with a pinned SHA-256', () => {
     expect(await exists(`${out}.part`)).toBe(false);
     const sha256 = createHash('sha256').update(DATA).digest();
     expect((await store.merge(out, { sha256 })).sha256).toBe(sha256.toString('hex'));
+  });
+});
+
+describe('ChunkStore serving reads', () => {
+  it('hash a chunk file again only once it changed or VERIFIED_TRUST_MS has passed', async () => {
+    const dir = await cleanup.tempDir();
+    let now = 0;
+    const { store } = await ChunkStore.open({ dir, metainfo: META, cacheBytes: 1, now: () => now });
+    cleanup.add(() => store.close());
+    for (let i = 0; i < 4; i++) await store.put(i, chunk(i));
+    const hashed = vi.spyOn(store, 'matches');
+    // The cache holds one chunk: reading 1 and 2 in turn reads their files each time.
+    const read = async () => {
+      expect((await store.readVerified(1)).equals(chunk(1))).toBe(true);
+      expect((await store.readVerified(2)).equals(chunk(2))).toBe(true);
+    };
+    // Stored verified: served again and again without hashing while the files are unchanged.
+    for (let k = 0; k < 3; k++) await read();
+    expect(hashed).not.toHaveBeenCalled();
+    // Past the trust, each is hashed once more, then trusted again.
+    now += VERIFIED_TRUST_MS;
+    await read();
+    await read();
+    expect(hashed).toHaveBeenCalledTimes(2);
+    // Any write to the file moves its ctime: the next read hashes it and finds the damage.
+    await corrupt(store.chunkPath(1), 10);
+    const err = await rejected(store.readVerified(1));
+    expect(err).toMatchObject({ code: 'ERR_CHUNK_HASH' });
+    expect(hashed).toHaveBeenCalledTimes(3);
   });
 });

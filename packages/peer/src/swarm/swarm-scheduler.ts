@@ -68,9 +68,9 @@ export interface SwarmSchedulerOptions {
    * Keep a copy of each stored piece in the sink's serving cache (default
    * true: a swarm peer serves mostly what it just got). Ring mode turns it
    * off: it serves each chunk from its file, re-checked as it is read, as
-   * the seed's ring always did.
+   * the seed's ring always did. A function is asked at each piece.
    */
-  readonly cacheStored?: boolean;
+  readonly cacheStored?: boolean | (() => boolean);
 }
 
 /** The injected parts: the scheduler owns none of their state. */
@@ -152,7 +152,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   readonly pipelineBytes: number;
   readonly pipelineQueueMs: number;
   readonly minPipelineBytes: number;
-  private readonly cacheStored: boolean;
+  private readonly cacheStored: () => boolean;
   readonly maxStoringPieces: number;
   private readonly c: SwarmSchedulerComponents;
   private readonly links = new Map<string, Link>();
@@ -168,7 +168,8 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     this.pipelineBytes = options.pipelineBytes ?? DEFAULT_PIPELINE_BYTES;
     this.pipelineQueueMs = options.pipelineQueueMs ?? DEFAULT_PIPELINE_QUEUE_MS;
     this.minPipelineBytes = options.minPipelineBytes ?? MIN_PIPELINE_BYTES;
-    this.cacheStored = options.cacheStored ?? true;
+    const cache = options.cacheStored ?? true;
+    this.cacheStored = typeof cache === 'function' ? cache : () => cache;
     this.maxStoringPieces = options.maxStoringPieces ?? DEFAULT_MAX_STORING_PIECES;
     if (!(this.pipelineBytes > 0)) {
       throw new OptionError('pipelineBytes', `must be positive, got ${this.pipelineBytes}`);
@@ -390,7 +391,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     try {
       // Kept for serving: a swarm peer uploads about what it downloads, mostly pieces it just got,
       // and each one served from disk costs a read and a second SHA-1 (measured in bench:net's profiles).
-      await this.c.sink.put(index, assembly.data, { cache: this.cacheStored });
+      await this.c.sink.put(index, assembly.data, { cache: this.cacheStored() });
       this.c.picker.pieceVerified(index);
       for (const link of this.links.values()) {
         link.announced.delete(index);

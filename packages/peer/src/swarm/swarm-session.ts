@@ -168,7 +168,12 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
         clock: components.clock,
         ...(components.buffers ? { buffers: components.buffers } : {}),
       },
-      options.pipelineBytes === undefined ? {} : { pipelineBytes: options.pipelineBytes },
+      {
+        ...(options.pipelineBytes === undefined ? {} : { pipelineBytes: options.pipelineBytes }),
+        // A copy for serving only while someone may ask for it: with nobody interested in
+        // us (a lone download from the owner) it was a 100 KiB copy and garbage per chunk.
+        cacheStored: () => this.links.values().some((l) => l.connection.peerInterested),
+      },
     );
     this.choker = new Choker({ clock: components.clock, rng });
     // A throwing subscriber is a bug above us: it becomes an `error` (the peer stops), unless it was one.
