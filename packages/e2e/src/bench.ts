@@ -706,7 +706,8 @@ async function cpuBench(work: string, o: CpuBenchOptions) {
   for (const fs of systems) {
     const mount =
       fs === 'ext4'
-        ? await mountFreshExt4(join(work, 'ext4'), 4 * bytes + 2 * GiB)
+        ? // Every job's folders stay until the end (see cpu-job.ts): room for all of them.
+          await mountFreshExt4(join(work, 'ext4'), o.runs * clients.length * 4 * bytes + 2 * GiB)
         : { path: join(work, 'cpu-tmp'), unmount: async () => {} };
     try {
       for (let run = 1; run <= o.runs; run++) {

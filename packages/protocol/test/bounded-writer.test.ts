@@ -5,7 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/index.js';
-import { BoundedWriter, LOG_FLUSH_TIMEOUT_MS, LOG_RETRY_MAX_MS } from '../src/node/index.js';
+import {
+  BoundedWriter,
+  LOG_COALESCE_BYTES,
+  LOG_COALESCE_MS,
+  LOG_FLUSH_TIMEOUT_MS,
+  LOG_RETRY_MAX_MS,
+} from '../src/node/index.js';
 
 /** A pipe's reader: `room` bytes fit now (Infinity: all); each write(2) is recorded. */
 class FakeReader {
@@ -208,5 +214,49 @@ describe('BoundedWriter', () => {
     await flushed;
     expect(calls).toBe(1);
     expect(reader.lines()).toEqual(['count']);
+  });
+});
+
+describe('BoundedWriter with coalesceMs', () => {
+  function coalescing() {
+    const clock = new ManualClock();
+    const reader = new FakeReader();
+    const turns: Array<() => void> = [];
+    const writer = new BoundedWriter({
+      write: reader.write,
+      maxBytes: 1 << 20,
+      clock,
+      defer: (fn) => turns.push(fn),
+      coalesceMs: LOG_COALESCE_MS,
+    });
+    const endTurn = () => {
+      for (const fn of turns.splice(0)) fn();
+    };
+    return { clock, reader, writer, endTurn };
+  }
+
+  it('gathers the lines of several turns into one write, LOG_COALESCE_MS after the first', () => {
+    const { clock, reader, writer, endTurn } = coalescing();
+    for (let i = 0; i < 6; i++) {
+      writer.write(line(i));
+      endTurn();
+      clock.advance(1);
+    }
+    expect(reader.writes).toBe(0);
+    clock.advance(LOG_COALESCE_MS - 6);
+    expect(reader.writes).toBe(1);
+    expect(reader.lines()).toEqual([0, 1, 2, 3, 4, 5].map((i) => line(i).trim()));
+  });
+
+  it('does not wait with LOG_COALESCE_BYTES queued, nor when someone flushes', async () => {
+    const { reader, writer, endTurn } = coalescing();
+    writer.write('x'.repeat(LOG_COALESCE_BYTES));
+    endTurn();
+    expect(reader.writes).toBe(1);
+    writer.write(line(1));
+    const flushed = writer.flush();
+    endTurn();
+    await flushed;
+    expect(reader.writes).toBe(2);
   });
 });

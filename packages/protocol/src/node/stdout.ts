@@ -1,7 +1,12 @@
 import { constants, fstatSync, openSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { parseIntegerOption } from '../options.js';
-import { BoundedWriter, LOG_BUFFER_BYTES, LOG_FLUSH_TIMEOUT_MS } from './bounded-writer.js';
+import {
+  BoundedWriter,
+  LOG_BUFFER_BYTES,
+  LOG_COALESCE_MS,
+  LOG_FLUSH_TIMEOUT_MS,
+} from './bounded-writer.js';
 
 /** Sets the stdout log's bound in bytes (default LOG_BUFFER_BYTES). */
 export const LOG_BUFFER_ENV = 'SWARMDROP_LOG_BUFFER_BYTES';
@@ -19,7 +24,7 @@ export class StdoutWriter extends BoundedWriter {
     write: (data: Buffer) => number,
     maxBytes: number,
   ) {
-    super({ write, maxBytes });
+    super({ write, maxBytes, coalesceMs: LOG_COALESCE_MS });
   }
 
   get isTTY(): boolean {
