@@ -1,3 +1,5 @@
+// First, before any other module runs: see young-generation.ts.
+import '@swarmdrop/protocol/young-generation';
 import { DomainEvents } from '@swarmdrop/protocol';
 import {
   createLogger,
