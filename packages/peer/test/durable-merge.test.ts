@@ -6,7 +6,7 @@
  * file to a power cut. (Before, a whole run made no fsync at all.)
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CHUNK, Cleanup, freePort, IN_CI, PEER_BIN, startOwner } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -32,11 +32,14 @@ describe('a durable merge', () => {
       });
       const work = await cleanup.tempDir();
       const dir = join(work, 'peer');
-      const trace = join(work, 'strace.txt');
+      const trace = join(work, 'strace');
       const child = spawn(
         'strace',
         [
-          '-f',
+          // One file per thread: with -f into one file, a call another
+          // thread interrupts is split into `<unfinished ...>` and
+          // `<... resumed>` lines, and a busy machine does that often.
+          '-ff',
           '-ttt',
           '-y',
           '-s',
@@ -67,10 +70,13 @@ describe('a durable merge', () => {
       const out = join(dir, 'payload.bin');
       expect((await readFile(out)).equals(data)).toBe(true);
 
-      // `PID 1712345.123456 call(...) = result`, from every thread, in time order.
-      const calls: Call[] = (await readFile(trace, 'utf8'))
+      // `1712345.123456 call(...) = result`, from every thread's file, in time order.
+      const files = (await readdir(work)).filter((f) => f.startsWith('strace.'));
+      const texts = await Promise.all(files.map((f) => readFile(join(work, f), 'utf8')));
+      const calls: Call[] = texts
+        .join('\n')
         .split('\n')
-        .map((line) => ({ time: Number(line.split(/\s+/)[1]), line }))
+        .map((line) => ({ time: Number(line.split(/\s+/)[0]), line }))
         .filter((c) => Number.isFinite(c.time))
         .sort((a, b) => a.time - b.time);
       const at = (what: string, test: (line: string) => boolean): number => {
