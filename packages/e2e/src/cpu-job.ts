@@ -84,8 +84,19 @@ export function hasCommand(command: string, args: readonly string[] = ['--versio
   }
 }
 
+/**
+ * A Python that can import libtorrent's bindings: `python3` on the PATH, or
+ * the system's (Debian's python3-libtorrent installs for /usr/bin/python3,
+ * which a pyenv python3 first on the PATH does not see).
+ */
+export function libtorrentPython(): string | undefined {
+  for (const python of ['python3', '/usr/bin/python3'])
+    if (hasCommand(python, ['-c', 'import libtorrent'])) return python;
+  return undefined;
+}
+
 export function hasLibtorrent(): boolean {
-  return hasCommand('python3', ['-c', 'import libtorrent']);
+  return libtorrentPython() !== undefined;
 }
 
 /**
@@ -358,9 +369,10 @@ async function libtorrentJob(options: CpuJobOptions, source: string): Promise<Cp
   const script = join(dir, 'lt.py');
   await writeFile(script, LIBTORRENT_SCRIPT);
   const [seedPort, leechPort] = await freePorts(2);
+  const python = libtorrentPython() ?? 'python3';
   const seeder = new TimedProcess(
     'seeder',
-    'python3',
+    python,
     [script, 'seed', torrent, join(dir, 'seed'), String(seedPort)],
     dir,
   );
@@ -369,7 +381,7 @@ async function libtorrentJob(options: CpuJobOptions, source: string): Promise<Cp
     const started = Date.now();
     const leecher = new TimedProcess(
       'leecher',
-      'python3',
+      python,
       [script, 'leech', torrent, join(dir, 'leech'), String(leechPort)],
       dir,
     );
