@@ -18,6 +18,11 @@ import { setFlagsFromString } from 'node:v8';
 
 try {
   setFlagsFromString('--semi-space-growth-factor=1');
+  // With a small young generation more short-lived objects reach the old
+  // one, which then grew to 30 MiB of garbage between full collections in a
+  // 1 GiB download (its live heap is 10 MiB): growing it by a fifth at a
+  // time, not by V8's default factor of up to 4, kept the peak at 80 MiB.
+  setFlagsFromString('--heap-growing-percent=20');
 } catch {
   // Another engine, or a Node that refuses: only memory is at stake.
 }
