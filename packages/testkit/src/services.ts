@@ -178,9 +178,15 @@ export function runBin(
   cleanup: Cleanup,
   bin: string,
   args: readonly string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    /** A command that runs node, e.g. `setpriv …` to drop a capability. */
+    launcher?: readonly string[];
+  } = {},
 ): Child {
-  const child = spawn(process.execPath, [bin, ...args], {
+  const [command, ...prefix] = [...(options.launcher ?? []), process.execPath];
+  const child = spawn(command!, [...prefix, bin, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: options.cwd,
     env: { ...process.env, SWARMDROP_DEBUG: '', ...options.env },
