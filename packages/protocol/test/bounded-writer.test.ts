@@ -3,6 +3,8 @@
  * what it is told to (or nothing: EAGAIN), a ManualClock for the retry and
  * flush timers, and the end of the event loop's turn run by hand.
  */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/index.js';
 import {
@@ -12,6 +14,8 @@ import {
   LOG_FLUSH_TIMEOUT_MS,
   LOG_RETRY_MAX_MS,
 } from '../src/node/index.js';
+
+const WRITER = fileURLToPath(new URL('../dist/node/bounded-writer.js', import.meta.url));
 
 /** A pipe's reader: `room` bytes fit now (Infinity: all); each write(2) is recorded. */
 class FakeReader {
@@ -214,6 +218,32 @@ describe('BoundedWriter', () => {
     await flushed;
     expect(calls).toBe(1);
     expect(reader.lines()).toEqual(['count']);
+  });
+});
+
+describe('BoundedWriter on the real clock', () => {
+  it('keeps the process alive while a flush waits for a reader that is behind', () => {
+    // The reader refuses the first writes (EAGAIN); nothing else is on the
+    // event loop, and the real clock's timers are unref()'d.
+    const script = `
+      const { BoundedWriter } = await import(${JSON.stringify(WRITER)});
+      let refusals = 3;
+      let got = '';
+      const writer = new BoundedWriter({
+        write(data) {
+          if (refusals-- > 0) throw Object.assign(new Error('EAGAIN'), { code: 'EAGAIN' });
+          got += data.toString();
+          return data.length;
+        },
+      });
+      writer.write('one line\\n');
+      await writer.flush(2000);
+      process.stdout.write(got === 'one line\\n' ? 'flushed' : 'lost: ' + JSON.stringify(got));
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    expect(out).toBe('flushed');
   });
 });
 

@@ -46,7 +46,19 @@ export interface BoundedWriterOptions {
   readonly defer?: (fn: () => void) => void;
   /** Lines wait up to this long (on `clock`) for others to share their write (default 0: the end of the turn). */
   readonly coalesceMs?: number;
+  /**
+   * Keeps the process alive while a flush waits, until the returned release
+   * is called (default: a ref'd Node timer). The clock's timers do not, so
+   * without it a process awaiting flush() behind a slow reader would find
+   * its event loop empty and exit with code 13 before the lines went out.
+   */
+  readonly keepAlive?: () => () => void;
 }
+
+const refTimer = (): (() => void) => {
+  const timer = setInterval(() => {}, 0x7fffffff);
+  return () => clearInterval(timer);
+};
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 const atomicSleep = (ms: number) => void Atomics.wait(sleepCell, 0, 0, ms);
@@ -70,6 +82,7 @@ export class BoundedWriter implements LogSink {
   private readonly sleepSync: (ms: number) => void;
   private readonly defer: (fn: () => void) => void;
   private readonly coalesceMs: number;
+  private readonly keepAlive: () => () => void;
   /** Texts not yet in `head`. */
   private queue: string[] = [];
   /** Bytes taken from the queue for the next write(2), what is left of them after a short write. */
@@ -98,6 +111,7 @@ export class BoundedWriter implements LogSink {
     this.sleepSync = options.sleepSync ?? atomicSleep;
     this.defer = options.defer ?? ((fn) => void setImmediate(fn));
     this.coalesceMs = options.coalesceMs ?? 0;
+    this.keepAlive = options.keepAlive ?? refTimer;
   }
 
   /** Bytes queued and not yet written. */
@@ -137,8 +151,10 @@ export class BoundedWriter implements LogSink {
       this.defer(() => this.run());
     }
     return new Promise((resolve) => {
+      const release = this.keepAlive();
       const done = () => {
         timer.cancel();
+        release();
         this.waiters.delete(done);
         resolve();
       };
