@@ -219,8 +219,19 @@ async function transferJob(mib: number, runs: number, unreadMs: number): Promise
   }
 }
 
+const USAGE = `Usage: pnpm bench:log [-- options]
+  --jobs LIST      lines, transfer or both (default lines,transfer)
+  --lines N        lines per run of the lines job (default 100000)
+  --runs R         runs per mode (default 7 for lines, 3 for transfer)
+  --mib M          the transfer job's file size in MiB (default 100)
+  --unread-ms MS   how long nobody reads the peer's stdout pipe (default 10000)
+  -h, --help       show this help
+`;
+
 const childAt = process.argv.indexOf('--child');
-if (childAt !== -1) {
+if (process.argv.includes('-h') || process.argv.includes('--help')) {
+  process.stdout.write(USAGE);
+} else if (childAt !== -1) {
   await child(process.argv[childAt + 1] as Mode, option('lines', 100_000));
 } else {
   const at = process.argv.indexOf('--jobs');

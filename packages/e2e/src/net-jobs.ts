@@ -20,7 +20,7 @@ import { ringTopology, swarmTopology, type Topology } from './topology.js';
 export const OWNER_HOST = 'own';
 export const peerHost = (i: number) => `h${i}`;
 
-/** The default upload rate of every host, bit/s (the issue's measurement). */
+/** The default upload rate of every host, bit/s (the rate the first lab was measured at). */
 export const DEFAULT_UPLOAD_BITS_PER_SECOND = 40e6;
 
 /**

@@ -10,7 +10,7 @@ import { binPath, ManagedProcess } from './processes.js';
 import { sha256File } from './swarm.js';
 
 /**
- * The µTP jobs of `pnpm bench:net` (issue 11): one owner → one peer over a
+ * The µTP jobs of `pnpm bench:net`: one owner → one peer over a
  * single shaped link, once over TCP and once over µTP (`utp-vs-tcp`), and the
  * µTP transfer again while a bulk TCP flow shares that link (`utp-yield`).
  *
@@ -438,7 +438,7 @@ export function formatUtpResult(r: UtpJobResult): string[] {
   ];
 }
 
-/** Whether a result meets issue 11's bar: µTP ≥ 90% of TCP; TCP ≥ 70% of the link beside µTP. */
+/** Whether a result meets the bar µTP was built to: µTP ≥ 90% of TCP; TCP ≥ 70% of the link beside µTP. */
 export function utpVerdict(r: UtpJobResult): boolean {
   return r.job === 'utp-vs-tcp'
     ? r.ratio >= 0.9 && r.tcp.identical && r.utp.identical
