@@ -4,8 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import {
+  Admission,
   buildMetainfo,
-  ChunkError,
   clientOf,
   DashboardModel,
   DomainEvents,
@@ -37,6 +37,7 @@ import {
   ChunkStore,
   Connection,
   carriesToken,
+  checkChunkDir,
   createLogger,
   createMetrics,
   createWireLimits,
@@ -48,7 +49,6 @@ import {
   httpRouter,
   incomingHandlers,
   type Logger,
-  listChunkDir,
   PeerWire,
   requestQuery,
   type ServiceMetrics,
@@ -152,8 +152,8 @@ export class Owner {
   private readonly date: (atMs?: number) => Date;
   /** Chunks being restored from the source file after their chunk file failed its SHA-1. */
   private readonly restoring = new Set<number>();
-  /** With a token: when each source address last announced with it (ms since epoch). */
-  private readonly admitted = new Map<string, number>();
+  /** With a token: the addresses that announced with it recently (admission.ts in protocol). */
+  private readonly admission: Admission;
   private bytesServed = 0;
   private chunksServed = 0;
   private closing: Promise<void> | undefined;
@@ -191,6 +191,7 @@ export class Owner {
     this.handshakes = init.handshakes;
     this.date = dateClock(init.clock);
     this.tracker = new TrackerRegistry({ clock: init.clock });
+    this.admission = new Admission({ clock: init.clock, expiryMs: ANNOUNCE_EXPIRY_MS });
     this.peerId = makePeerId(init.port);
     this.limits = createWireLimits({ ...init.options, clock: init.clock });
     this.seeding = new SuperSeeding(init.store, this.events.publish, { clock: init.clock });
@@ -541,9 +542,7 @@ export class Owner {
 
   /** True when `host` announced with the token recently (always, for a public swarm). */
   private isAdmitted(host: string): boolean {
-    if (this.options.token === undefined) return true;
-    const at = this.admitted.get(host);
-    return at !== undefined && this.clock.now() - at <= ANNOUNCE_EXPIRY_MS;
+    return this.options.token === undefined || this.admission.isAdmitted(host);
   }
 
   /** How incoming BitTorrent connections are taken: our policies, and a private swarm's admission. */
@@ -555,9 +554,7 @@ export class Owner {
       timeoutMs: this.options.handshakeTimeoutMs,
       // A private swarm: only addresses that announced with the token may trade.
       admit: (s) =>
-        this.isAdmitted(unmapIPv4(s.remoteAddress ?? ''))
-          ? undefined
-          : 'not announced with the token',
+        this.isAdmitted(s.remoteAddress ?? '') ? undefined : 'not announced with the token',
     };
   }
 
@@ -723,17 +720,6 @@ export class Owner {
     sendText(res, 404, `no such path: ${pathname.slice(0, 200)}\n`);
   }
 
-  /**
-   * Records an address that announced with the token, and drops stale ones.
-   * By address, not port: a client connects from an ephemeral port. A
-   * `stopped` does not revoke it, since other peers may share the address;
-   * it simply expires.
-   */
-  private admit(host: string, now: number): void {
-    for (const [h, at] of this.admitted) if (now - at > ANNOUNCE_EXPIRY_MS) this.admitted.delete(h);
-    this.admitted.set(host, now);
-  }
-
   private announce(req: IncomingMessage, res: ServerResponse, query: string): void {
     let request: AnnounceRequest;
     try {
@@ -753,8 +739,10 @@ export class Owner {
     const host = unmapIPv4(req.socket.remoteAddress ?? '127.0.0.1');
     const { address, forgotten } = this.tracker.announce(host, request.port, request);
     for (const gone of forgotten) this.forgetAnnounced(gone);
-    // A private swarm admits this address to the wire (see acceptWire).
-    if (this.options.token !== undefined) this.admit(host, this.clock.now());
+    // A private swarm admits this address to the wire (see incomingPolicies). By
+    // address, not port; a `stopped` does not revoke it, since other peers may
+    // share the address: it simply expires.
+    if (this.options.token !== undefined) this.admission.admit([host]);
     const record = this.peerRecord(address);
     record.announced = this.tracker.has(address);
     const swarmdrop =
@@ -816,17 +804,6 @@ async function checkDirKeepsSource(file: string, dir: string): Promise<void> {
       '--dir',
       `${dir} would overwrite the file being distributed (${file}); choose another --dir`,
     );
-  }
-}
-
-/** Refuses a --dir whose chunk folder holds files swarmdrop did not write (exit status 2). */
-async function checkChunkDir(dir: string): Promise<void> {
-  try {
-    await listChunkDir(join(dir, CHUNK_DIR));
-  } catch (err) {
-    if (err instanceof ChunkError && err.code === 'ERR_FOREIGN_FILES')
-      throw new OptionError('--dir', err.message);
-    throw err;
   }
 }
 

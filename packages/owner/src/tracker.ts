@@ -1,26 +1,27 @@
 import {
-  bencodeEncode,
+  ANNOUNCE_EXPIRY_MS,
   type Clock,
-  encodeCompactPeers,
-  encodeCompactPeers6,
   formatEndpoint,
   sourceKey,
   type TrackerPeer,
   unmapIPv4,
 } from '@swarmdrop/protocol';
 
-/** Announce interval we ask clients to keep, in seconds. */
-export const ANNOUNCE_INTERVAL_S = 30;
-/**
- * A peer that has not announced for this long is forgotten (three announce
- * intervals, as trackers commonly do): a client killed without
- * `event=stopped` is not handed out forever.
- */
-export const ANNOUNCE_EXPIRY_MS = 3 * ANNOUNCE_INTERVAL_S * 1000;
-/** Peers in an announce answer when the client does not say `numwant` (BEP 3's customary 50). */
-export const DEFAULT_NUMWANT = 50;
-/** The most peers one answer carries, whatever `numwant` asks: 200 x 6 bytes. */
-export const MAX_NUMWANT = 200;
+// The announce format (query, response, batch key) is protocol's, shared with
+// the peer's tracker client; the owner's face keeps naming it, as before.
+export {
+  ANNOUNCE_EXPIRY_MS,
+  ANNOUNCE_INTERVAL_S,
+  type AnnounceRequest,
+  announceFailure,
+  announceResponse,
+  BATCH_KEY,
+  DEFAULT_NUMWANT,
+  MAX_NUMWANT,
+  parseAnnounce,
+  parseQueryBytes,
+} from '@swarmdrop/protocol';
+
 /**
  * Tracker records kept per source address (an IPv6 /64); a new one past it
  * replaces that address's least recently announced. A test swarm on one
@@ -29,88 +30,6 @@ export const MAX_NUMWANT = 200;
 export const DEFAULT_TRACKER_MAX_PER_ADDRESS = 64;
 /** Tracker records kept in all; a new one past it replaces the least recently announced. */
 export const DEFAULT_TRACKER_MAX_PEERS = 1_000;
-/** The announce response key carrying a swarmdrop peer's initial batch; stock clients ignore it. */
-export const BATCH_KEY = 'swarmdrop batch';
-
-export interface AnnounceRequest {
-  readonly infoHash: Buffer;
-  readonly peerId: Buffer;
-  readonly port: number;
-  readonly left: number | undefined;
-  readonly event: string | undefined;
-  readonly compact: boolean;
-  /** Peers wanted in the answer, DEFAULT_NUMWANT when not given, at most MAX_NUMWANT. */
-  readonly numwant: number;
-}
-
-export class AnnounceError extends Error {}
-
-/**
- * Splits a raw query string into byte values: `info_hash` and `peer_id` are
- * percent-encoded binary, which URLSearchParams would mangle as UTF-8.
- */
-export function parseQueryBytes(query: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  for (const part of query.split('&')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    const key = decodePercent(eq === -1 ? part : part.slice(0, eq)).toString('latin1');
-    out.set(key, decodePercent(eq === -1 ? '' : part.slice(eq + 1)));
-  }
-  return out;
-}
-
-function decodePercent(text: string): Buffer {
-  const bytes: number[] = [];
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x25 /* % */) {
-      const hex = text.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(hex))
-        throw new AnnounceError(`bad percent-encoding near "${text.slice(i, i + 3)}"`);
-      bytes.push(Number.parseInt(hex, 16));
-      i += 2;
-    } else if (c === 0x2b /* + */) {
-      bytes.push(0x20);
-    } else if (c < 0x80) {
-      bytes.push(c);
-    } else {
-      throw new AnnounceError('non-ASCII character in query');
-    }
-  }
-  return Buffer.from(bytes);
-}
-
-/** Validates an announce query; throws AnnounceError naming the bad parameter. */
-export function parseAnnounce(query: string): AnnounceRequest {
-  const q = parseQueryBytes(query);
-  const infoHash = q.get('info_hash');
-  if (infoHash?.length !== 20) throw new AnnounceError('info_hash must be 20 bytes');
-  const peerId = q.get('peer_id');
-  if (peerId?.length !== 20) throw new AnnounceError('peer_id must be 20 bytes');
-  const portText = q.get('port')?.toString('latin1') ?? '';
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65_535)
-    throw new AnnounceError('port must be 1-65535');
-  const leftText = q.get('left')?.toString('latin1');
-  const left = leftText !== undefined && /^\d+$/.test(leftText) ? Number(leftText) : undefined;
-  // A numwant that is not a number is ignored (the default applies), as trackers commonly do.
-  const numwantText = q.get('numwant')?.toString('latin1');
-  const numwant =
-    numwantText !== undefined && /^\d{1,9}$/.test(numwantText)
-      ? Math.min(Number(numwantText), MAX_NUMWANT)
-      : DEFAULT_NUMWANT;
-  return {
-    infoHash,
-    peerId,
-    port,
-    numwant,
-    left,
-    event: q.get('event')?.toString('latin1') || undefined,
-    compact: q.get('compact')?.toString('latin1') !== '0',
-  };
-}
-
 export type SwarmPeer = TrackerPeer;
 
 export interface TrackerOptions {
@@ -257,27 +176,4 @@ export class TrackerRegistry {
     mine?.delete(record.address);
     if (mine?.size === 0) this.bySource.delete(record.source);
   }
-}
-
-export function announceResponse(fields: {
-  peers: readonly SwarmPeer[];
-  complete: number;
-  incomplete: number;
-  batch?: readonly number[] | undefined;
-}): Buffer {
-  const body: Record<string, unknown> = {
-    complete: fields.complete,
-    incomplete: fields.incomplete,
-    interval: ANNOUNCE_INTERVAL_S,
-    'min interval': 5,
-    peers: encodeCompactPeers(fields.peers),
-  };
-  const peers6 = encodeCompactPeers6(fields.peers);
-  if (peers6.length > 0) body.peers6 = peers6;
-  if (fields.batch) body[BATCH_KEY] = [...fields.batch];
-  return bencodeEncode(body);
-}
-
-export function announceFailure(reason: string): Buffer {
-  return bencodeEncode({ 'failure reason': reason });
 }

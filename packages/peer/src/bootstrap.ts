@@ -20,8 +20,8 @@ import {
   BufferPool,
   CHUNK_DIR,
   ChunkStore,
+  checkChunkDir,
   checkDiskSpace,
-  listChunkDir,
   MERGE_RECORD_FILE,
   MergedFile,
   SUMMARY_FILE,
@@ -441,17 +441,6 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
         `the owner at ${this.ownerLabel} served a metainfo for a file with SHA-256 ${metainfo.sha256.toString('hex')}, not the pinned --sha256 ${sha256.toString('hex')}; refused it`,
       );
     }
-  }
-}
-
-/** Refuses a --dir whose chunk folder holds files swarmdrop did not write (exit status 2). */
-async function checkChunkDir(dir: string): Promise<void> {
-  try {
-    await listChunkDir(join(dir, CHUNK_DIR));
-  } catch (err) {
-    if (err instanceof ChunkError && err.code === 'ERR_FOREIGN_FILES')
-      throw new OptionError('--dir', err.message);
-    throw err;
   }
 }
 

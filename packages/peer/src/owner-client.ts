@@ -1,9 +1,7 @@
 import { request } from 'node:http';
 import {
   announceQuery,
-  bencodeDecode,
-  decodeCompactPeers,
-  decodeCompactPeers6,
+  decodeAnnounceResponse,
   type Endpoint,
   escapeUnsafe,
   formatEndpoint,
@@ -110,7 +108,7 @@ export interface AnnounceResult {
   readonly peerList: readonly Endpoint[];
 }
 
-/** Announces to the owner's tracker; reads swarmdrop's `swarmdrop batch` key. */
+/** Announces to the owner's tracker; reads swarmdrop's batch key (BATCH_KEY, protocol's tracker.ts). */
 export async function announce(
   owner: Endpoint,
   fields: {
@@ -130,23 +128,14 @@ export async function announce(
     // As a stock client would, from the tracker URL (the Bearer header carries it too).
     (token === undefined ? '' : `&key=${token}`);
   const body = await httpGet(owner, `/announce?${query}`, MAX_ANNOUNCE_BYTES, signal, token);
-  const decoded = bencodeDecode(body) as Record<string, unknown>;
-  if (decoded['failure reason'] instanceof Uint8Array) {
+  const answer = decodeAnnounceResponse(body);
+  if (answer.failure !== undefined)
     throw new Error(
-      `tracker at ${formatEndpoint(owner.host, owner.port)} refused: ${Buffer.from(decoded['failure reason']).toString()}`,
+      `tracker at ${formatEndpoint(owner.host, owner.port)} refused: ${answer.failure}`,
     );
-  }
-  const raw = decoded['swarmdrop batch'];
-  const batch = Array.isArray(raw)
-    ? raw.filter((n): n is number => Number.isInteger(n) && n >= 0)
-    : undefined;
-  const listed = [
-    ...(decoded.peers instanceof Uint8Array ? decodeCompactPeers(decoded.peers) : []),
-    ...(decoded.peers6 instanceof Uint8Array ? decodeCompactPeers6(decoded.peers6) : []),
-  ];
+  const { batch, peers, listed } = answer;
   const hosts = listed.map((p) => p.host);
   const peerList = listed.filter((p) => p.port > 0);
-  const peers = decoded.peers instanceof Uint8Array ? decoded.peers.length / 6 : 0;
   return { batch, peers, hosts, peerList };
 }
 

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import {
+  Admission,
   DashboardModel,
   DomainEvents,
   type Endpoint,
@@ -10,7 +11,6 @@ import {
   makePeerId,
   PROCESS_REORDER_BUDGET,
   subscribeLog,
-  unmapIPv4,
 } from '@swarmdrop/protocol';
 import {
   type AcceptIncomingOptions,
@@ -50,21 +50,8 @@ export {
   DEFAULT_OWNER_TIMEOUT_MS,
 } from './options.js';
 
-/** How long a host the tracker listed may open connections to us (the owner's announce expiry). */
-const ADMISSION_MS = 90_000;
 /** At most one extra announce this often to admit a host we have not seen (the tracker's min interval). */
 const ADMIT_REFRESH_MS = 5_000;
-
-/** A host as Node reports a remote address: IPv4 unmapped, IPv6 in its short form. */
-function canonicalHost(host: string): string {
-  const h = unmapIPv4(host);
-  if (!h.includes(':')) return h;
-  try {
-    return new URL(`http://[${h.replace(/%.*$/, '')}]/`).hostname.slice(1, -1);
-  } catch {
-    return h;
-  }
-}
 
 export { isOwnFileName } from './bootstrap.js';
 export { MAX_HASH_FAILURES } from './links/ring-session.js';
@@ -134,8 +121,8 @@ export class Peer {
   #torrent: Torrent | undefined;
   /** Bootstrap under way (or done): close() waits for it, so a torrent built late is closed too. */
   #booting: Promise<Torrent> | undefined;
-  /** With a token: hosts the owner's tracker listed (they announced with it), and when. */
-  private readonly admitted = new Map<string, number>();
+  /** With a token: hosts the owner's tracker listed (they announced with it), for the tracker's expiry. */
+  private readonly admitted: Admission;
   /** The tracker query under way to admit a new host, and when the last one ran. */
   private admitting: Promise<void> | undefined;
   private lastAdmitRefresh = 0;
@@ -159,6 +146,7 @@ export class Peer {
     this.metrics = metrics;
     this.log = log;
     this.clock = clock;
+    this.admitted = new Admission({ clock });
     this.limits = createWireLimits({ ...options, clock });
     this.server = server;
     this.port = port;
@@ -398,21 +386,9 @@ export class Peer {
    */
   private async admission(socket: WireSocket): Promise<string | undefined> {
     if (this.options.token === undefined) return undefined;
-    const host = canonicalHost(socket.remoteAddress ?? '');
-    if (!this.isAdmitted(host)) await this.refreshAdmitted();
-    return this.isAdmitted(host) ? undefined : 'not announced with the token';
-  }
-
-  private isAdmitted(host: string): boolean {
-    const at = this.admitted.get(host);
-    return at !== undefined && this.clock.now() - at <= ADMISSION_MS;
-  }
-
-  /** Notes the hosts a tracker answer listed (they announced with the token). */
-  private admit(hosts: readonly string[]): void {
-    const now = this.clock.now();
-    for (const [h, at] of this.admitted) if (now - at > ADMISSION_MS) this.admitted.delete(h);
-    for (const h of hosts) this.admitted.set(canonicalHost(h), now);
+    const host = socket.remoteAddress ?? '';
+    if (!this.admitted.isAdmitted(host)) await this.refreshAdmitted();
+    return this.admitted.isAdmitted(host) ? undefined : 'not announced with the token';
   }
 
   /** Re-announces to learn newly admitted hosts; at most once per ADMIT_REFRESH_MS, shared by callers. */
@@ -449,7 +425,7 @@ export class Peer {
       this.abort.signal,
       this.options.token,
     );
-    if (this.options.token !== undefined) this.admit(result.hosts);
+    if (this.options.token !== undefined) this.admitted.admit(result.hosts);
     return result;
   }
 

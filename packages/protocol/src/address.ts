@@ -57,6 +57,24 @@ export function unmapIPv4(host: string): string {
 }
 
 /**
+ * One spelling per host, so that two spellings of one address compare
+ * equal: brackets and an IPv6 zone dropped, IPv4-mapped addresses unmapped
+ * (`::ffff:1.2.3.4` is `1.2.3.4`), other IPv6 in its short form
+ * (`0:0:0:0:0:0:0:1` and `[::1]` are `::1`). Unmapping alone is not enough:
+ * a tracker's peers6 list spells an address in full, a socket in short.
+ */
+export function canonicalHost(host: string): string {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const h = unmapIPv4(bare);
+  if (!h.includes(':')) return h;
+  try {
+    return unmapIPv4(new URL(`http://[${h.replace(/%.*$/, '')}]/`).hostname.slice(1, -1));
+  } catch {
+    return h;
+  }
+}
+
+/**
  * The key connections are counted under per source: an IPv4 address as is,
  * an IPv6 address by its /64, since one host commonly holds a whole /64 and
  * could otherwise pick a fresh source address for every connection.

@@ -15,6 +15,7 @@
  * ```
  */
 export * from './address.js';
+export { Admission, type AdmissionOptions } from './admission.js';
 export { bencodeDecode, bencodeEncode } from './bencoding.js';
 export { Bitfield } from './bitfield.js';
 export * from './constants.js';
@@ -35,8 +36,9 @@ export * from './swarm/rate-estimator.js';
 export * from './swarm/rate-limiter.js';
 export * from './swarm/typed-emitter.js';
 export * from './swarm/upload-floor.js';
-export * from './tracker-codec.js';
+export * from './tracker.js';
 export * from './trust.js';
+export { escapeUnsafe, UNSAFE_CHARS } from './unsafe-text.js';
 export * from './utp/address-rate.js';
 export * from './utp/connection.js';
 export * from './utp/ledbat.js';

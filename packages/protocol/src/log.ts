@@ -1,3 +1,5 @@
+import { UNSAFE_CHARS, unicodeEscape } from './unsafe-text.js';
+
 /**
  * The console log vocabulary both services print: one event per line, a
  * stable event word, then `key=value` fields (or one JSON object per line).
@@ -73,30 +75,9 @@ export function formatText(record: LogRecord): string {
   return line;
 }
 
-// Values can come from the remote (a peer id, an error message, a file
-// name from a metainfo): anything unprintable is quoted and escaped, so a
-// value can neither break the line (U+2028 and U+2029 end a line for
-// JavaScript regexes too), send terminal escape sequences, nor reorder what
-// a reader sees (bidi controls such as U+202E RIGHT-TO-LEFT OVERRIDE).
-/**
- * Characters never shown raw: C0 and C1 controls, DEL, line and paragraph
- * separators, bidi marks, embeddings, overrides and isolates, and the
- * zero-width and BOM characters that hide text.
- */
-export const UNSAFE_CHARS =
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
+// Values can come from the remote: anything unprintable is quoted and escaped (unsafe-text.ts).
 const UNSAFE_CHARS_G = new RegExp(UNSAFE_CHARS.source, 'g');
 const NEEDS_QUOTES = new RegExp(`[\\s"=]|${UNSAFE_CHARS.source}`);
-
-/** `text` with every UNSAFE_CHARS character written as `\uXXXX`. */
-export function escapeUnsafe(text: string): string {
-  return text.replace(UNSAFE_CHARS_G, unicodeEscape);
-}
-
-function unicodeEscape(c: string): string {
-  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-}
 
 /** JSON.stringify, also escaping what it leaves raw: DEL, C1 controls, separators, bidi controls. */
 function quote(text: string): string {

@@ -4,7 +4,7 @@ import { scanBencode } from './bencoding.js';
 import { DEFAULT_CHUNK_SIZE, MAX_PIECE_COUNT, MAX_PIECE_LENGTH } from './constants.js';
 import { MetainfoError } from './errors.js';
 import { Geometry } from './geometry.js';
-import { escapeUnsafe, UNSAFE_CHARS } from './log.js';
+import { escapeUnsafe, UNSAFE_CHARS } from './unsafe-text.js';
 
 /**
  * The SHA-1 of every chunk, kept in one buffer of 20 bytes per chunk: a

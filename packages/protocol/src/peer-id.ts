@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { PEER_ID_PREFIX } from './constants.js';
+import { BLOCK_SIZE, MAX_BLOCK_LENGTH, PEER_ID_PREFIX } from './constants.js';
 
 /**
  * The first random character of a swarm-mode peer's id. The random part is
@@ -57,4 +57,16 @@ export function clientOf(peerId: Uint8Array): string {
   if (isSwarmdropPeer(peerId)) return 'swarmdrop';
   const match = /^-([A-Za-z0-9]{2}\d{4})-/.exec(Buffer.from(peerId).toString('latin1'));
   return match ? match[1]! : 'other';
+}
+
+/**
+ * Bytes per request to a remote with this peer id (undefined before its
+ * handshake): whole chunks (capped at MAX_BLOCK_LENGTH) from another
+ * swarmdrop process, 16 KiB from anyone else, since stock clients refuse
+ * larger requests. Ring and swarm mode both ask it, so both speak alike.
+ */
+export function requestBytesFor(remotePeerId: Uint8Array | undefined, pieceLength: number): number {
+  return remotePeerId && isSwarmdropPeer(remotePeerId)
+    ? Math.min(pieceLength, MAX_BLOCK_LENGTH)
+    : BLOCK_SIZE;
 }

@@ -1,13 +1,12 @@
 import {
-  BLOCK_SIZE,
   clientOf,
   type Endpoint,
   formatEndpoint,
   formatRanges,
   isSwarmdropPeer,
-  MAX_BLOCK_LENGTH,
   type Publish,
   type Rng,
+  requestBytesFor,
   TypedEmitter,
 } from '@swarmdrop/protocol';
 import {
@@ -345,7 +344,10 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       ring.bitfieldSent = true;
       publish('idlist-sent', { to: label, chunks: store.held.count(), of: store.held.size });
       if (allowed && role !== 'in' && !this.closed) {
-        const requestBytes = requestBytesFor(wire, store.metainfo.pieceLength);
+        const requestBytes = requestBytesFor(
+          wire.remoteHandshake?.peerId,
+          store.metainfo.pieceLength,
+        );
         this.links.set(ring.id, { ring, label, role, requestBytes });
         this.scheduler.add(ring.id, conn, { requestBytes, allowed });
       }
@@ -476,16 +478,4 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
     });
     void this.runOwnerLink(new Set(wanted), 'fallback');
   }
-}
-
-/**
- * Bytes per request to `wire`'s remote: whole chunks (capped at
- * MAX_BLOCK_LENGTH) from another swarmdrop process, 16 KiB from anyone else,
- * since stock clients refuse larger requests.
- */
-function requestBytesFor(wire: PeerWire, pieceLength: number): number {
-  const remote = wire.remoteHandshake;
-  return remote && isSwarmdropPeer(remote.peerId)
-    ? Math.min(pieceLength, MAX_BLOCK_LENGTH)
-    : BLOCK_SIZE;
 }

@@ -1,11 +1,9 @@
 import {
-  BLOCK_SIZE,
   Choker,
   type Endpoint,
   formatEndpoint,
-  isSwarmdropPeer,
-  MAX_BLOCK_LENGTH,
   type Rng,
+  requestBytesFor,
   TypedEmitter,
 } from '@swarmdrop/protocol';
 import {
@@ -185,7 +183,10 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     this.scheduler.on('requested', (index, id) => {
       const link = this.links.get(id);
       if (!link) return;
-      const requestBytes = this.requestBytesFor(link.connection);
+      const requestBytes = requestBytesFor(
+        link.connection.wire.remoteHandshake?.peerId,
+        this.c.store.metainfo.pieceLength,
+      );
       const size = store.metainfo.geometry.pieceSize(index);
       this.emit('requested', index, link, Math.ceil(size / requestBytes));
     });
@@ -424,16 +425,12 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     connection.sendBitfield(this.c.store.held);
     const held = this.c.store.held;
     this.emit('idlistSent', link, held.count(), held.size);
-    this.scheduler.add(label, connection, { requestBytes: this.requestBytesFor(connection) });
-  }
-
-  /** Whole chunks from swarmdrop (capped at MAX_BLOCK_LENGTH), 16 KiB from stock clients. */
-  private requestBytesFor(connection: Connection): number {
-    const remote = connection.wire.remoteHandshake;
-    const pieceLength = this.c.store.metainfo.pieceLength;
-    return remote && isSwarmdropPeer(remote.peerId)
-      ? Math.min(pieceLength, MAX_BLOCK_LENGTH)
-      : BLOCK_SIZE;
+    this.scheduler.add(label, connection, {
+      requestBytes: requestBytesFor(
+        connection.wire.remoteHandshake?.peerId,
+        this.c.store.metainfo.pieceLength,
+      ),
+    });
   }
 
   private onStored(index: number, from: string): void {

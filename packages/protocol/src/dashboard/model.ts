@@ -1,9 +1,9 @@
 import { formatEndpoint } from '../address.js';
 import { SwarmdropError } from '../errors.js';
 import type { DomainEvents, EventFields } from '../events.js';
-import { escapeUnsafe } from '../log.js';
 import type { Clock } from '../swarm/clock.js';
 import { RateEstimator } from '../swarm/rate-estimator.js';
+import { escapeUnsafe } from '../unsafe-text.js';
 
 /**
  * The dashboard's state: a subscriber to one service's DomainEvents (and, on

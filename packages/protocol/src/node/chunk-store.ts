@@ -3,9 +3,9 @@ import { closeSync, fstatSync, openSync, readSync, statSync, writeSync } from 'n
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Bitfield } from '../bitfield.js';
-import { ChunkError } from '../errors.js';
-import { escapeUnsafe } from '../log.js';
+import { ChunkError, OptionError } from '../errors.js';
 import type { Metainfo } from '../metainfo.js';
+import { escapeUnsafe } from '../unsafe-text.js';
 import { DEFAULT_CACHE_BYTES } from './memory.js';
 import { HASH_SLICE_BYTES, MergedFile, type MergeResult, writeAll } from './merged-file.js';
 
@@ -152,6 +152,21 @@ export async function listChunkDir(chunkDir: string): Promise<ChunkDirListing> {
     );
   }
   return { chunks, temps };
+}
+
+/**
+ * The --dir rule both services start with: refuses a --dir whose chunk folder
+ * holds files swarmdrop did not write, as an OptionError on `--dir` (exit
+ * status 2), before anything there is deleted.
+ */
+export async function checkChunkDir(dir: string): Promise<void> {
+  try {
+    await listChunkDir(join(dir, CHUNK_DIR));
+  } catch (err) {
+    if (err instanceof ChunkError && err.code === 'ERR_FOREIGN_FILES')
+      throw new OptionError('--dir', err.message);
+    throw err;
+  }
 }
 
 export function sha1(data: Uint8Array): Buffer {

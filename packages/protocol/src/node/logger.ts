@@ -1,14 +1,8 @@
 import type { Writable } from 'node:stream';
 import { pino } from 'pino';
-import {
-  escapeUnsafe,
-  formatText,
-  jsonBody,
-  type LogEventName,
-  type LogFields,
-  type LogFormat,
-} from '../log.js';
+import { formatText, jsonBody, type LogEventName, type LogFields, type LogFormat } from '../log.js';
 import { LogLimiter } from '../log-limit.js';
+import { escapeUnsafe } from '../unsafe-text.js';
 import { type LogSink, streamSink } from './log-sink.js';
 import { stdoutWriter } from './stdout.js';
 

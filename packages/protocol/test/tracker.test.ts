@@ -1,11 +1,17 @@
-/** The tracker's byte encodings: announce queries and compact peer lists. */
+/** The tracker's format: announce queries and answers, compact peer lists, the batch key. */
 import { describe, expect, it } from 'vitest';
 import {
+  announceFailure,
   announceQuery,
+  announceResponse,
+  BATCH_KEY,
+  bencodeDecode,
+  decodeAnnounceResponse,
   decodeCompactPeers,
   decodeCompactPeers6,
   encodeCompactPeers,
   encodeCompactPeers6,
+  parseAnnounce,
   percentEncodeBytes,
 } from '../src/index.js';
 
@@ -77,5 +83,40 @@ describe('announceQuery', () => {
     expect(fields.get('event')).toBe('started');
     expect(fields.get('numwant')).toBe('5');
     expect(fields.get('compact')).toBe('1');
+  });
+});
+
+describe('the announce format, both directions', () => {
+  it('parseAnnounce reads what announceQuery writes', () => {
+    const infoHash = Buffer.alloc(20, 0xab);
+    const peerId = Buffer.from('-SD0001-%&=+ binary!');
+    const request = parseAnnounce(
+      announceQuery({ infoHash, peerId, port: 6881, left: 0, event: 'completed', numwant: 7 }),
+    );
+    expect(request.infoHash.equals(infoHash)).toBe(true);
+    expect(request.peerId.equals(peerId)).toBe(true);
+    expect(request).toMatchObject({ port: 6881, left: 0, event: 'completed', numwant: 7 });
+  });
+
+  it('decodeAnnounceResponse reads what announceResponse writes, the batch under BATCH_KEY', () => {
+    const body = announceResponse({
+      peers: [
+        { host: '10.0.0.1', port: 1 },
+        { host: '::1', port: 2 },
+      ],
+      complete: 1,
+      incomplete: 2,
+      batch: [0, 3, 4],
+    });
+    expect(Object.keys(bencodeDecode(body) as object)).toContain(BATCH_KEY);
+    expect(decodeAnnounceResponse(body)).toEqual({
+      batch: [0, 3, 4],
+      peers: 1,
+      listed: [
+        { host: '10.0.0.1', port: 1 },
+        { host: '0:0:0:0:0:0:0:1', port: 2 },
+      ],
+    });
+    expect(decodeAnnounceResponse(announceFailure('no'))).toEqual({ failure: 'no' });
   });
 });
