@@ -16,12 +16,14 @@ if (!bin) {
 const nodeMajor = /(\d+)/.exec(pkg.engines?.node ?? '20')?.[1] ?? '20';
 const outfile = join('bundle', `${bin}.mjs`);
 // The bundle has no package folder beside it either: the dashboard's page,
-// script and style are compiled in as text (dashboardAssets() in protocol/node).
+// script and style are compiled in as text (dashboardAssets() in @swarmdrop/service).
+// The service shell itself (@swarmdrop/service) and protocol are workspace
+// packages: esbuild inlines them like any other dependency.
 const dashboardDir = join(
   dirname(fileURLToPath(import.meta.url)),
   '..',
   'packages',
-  'protocol',
+  'service',
   'dashboard',
 );
 const dashboard = {

@@ -25,9 +25,9 @@ for (const service of ['owner', 'peer']) {
   });
   console.log(`release: swarmdrop-${service}.mjs (${pkg.name} ${pkg.version})`);
 }
-// The services depend on @swarmdrop/protocol, so it is packed alongside them;
-// pnpm pack turns `workspace:*` into the exact version.
-for (const pkg of ['protocol', 'owner', 'peer']) {
+// The services depend on @swarmdrop/protocol and @swarmdrop/service, so they
+// are packed alongside them; pnpm pack turns `workspace:*` into the exact version.
+for (const pkg of ['protocol', 'service', 'owner', 'peer']) {
   execFileSync('pnpm', ['pack', '--pack-destination', out], {
     cwd: join(root, 'packages', pkg),
     stdio: ['ignore', 'ignore', 'inherit'],

@@ -7,7 +7,8 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { bencodeEncode, parseTextLine, withAnnounce } from '@swarmdrop/protocol';
+import { bencodeEncode, withAnnounce } from '@swarmdrop/protocol';
+import { parseTextLine } from '@swarmdrop/service';
 import { freePorts, MiB } from '@swarmdrop/testkit';
 import {
   type CpuClient,

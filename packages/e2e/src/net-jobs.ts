@@ -1,7 +1,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { basename, join } from 'node:path';
-import { parseTextLine, withAnnounce } from '@swarmdrop/protocol';
+import { withAnnounce } from '@swarmdrop/protocol';
+import { parseTextLine } from '@swarmdrop/service';
 import { type LoopDelay, LoopDelayProbe } from './loop-delay.js';
 import { NetnsLab } from './netns.js';
 import { busyFraction, ProcSampler, type ProcStats, readMachineCpu } from './proc-stats.js';

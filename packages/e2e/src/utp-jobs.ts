@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { basename, join } from 'node:path';
-import { parseTextLine } from '@swarmdrop/protocol';
+import { parseTextLine } from '@swarmdrop/service';
 import { execa } from 'execa';
 import { OWNER_HOST, peerHost, type Resources } from './net-jobs.js';
 import { LAB_IPV4_PREFIX, NetnsLab } from './netns.js';

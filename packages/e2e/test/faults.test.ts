@@ -1,6 +1,6 @@
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseTextLine } from '@swarmdrop/protocol';
+import { parseTextLine } from '@swarmdrop/service';
 import { MiB } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
 import { runScenario } from '../src/scenario.js';

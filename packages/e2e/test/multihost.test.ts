@@ -1,6 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseTextLine } from '@swarmdrop/protocol';
+import { parseTextLine } from '@swarmdrop/service';
 import { IN_CI, MiB } from '@swarmdrop/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labUnavailableReason, NetnsLab, namespacesNamed } from '../src/netns.js';

@@ -19,7 +19,7 @@ import { runScenario } from '../src/scenario.js';
 import { ringTopology } from '../src/topology.js';
 
 const SERVICES: readonly Service[] = ['owner', 'peer'];
-const DASHBOARD_DIR = join(REPO_ROOT, 'packages', 'protocol', 'dashboard');
+const DASHBOARD_DIR = join(REPO_ROOT, 'packages', 'service', 'dashboard');
 const outside: string[] = [];
 
 afterAll(async () => {
@@ -173,12 +173,13 @@ describe('npm packages', () => {
       // pnpm pack must turn the workspace protocol into a version a registry can resolve.
       expect(JSON.stringify(manifest.dependencies)).not.toContain('workspace:');
       expect(manifest.dependencies['@swarmdrop/protocol']).toMatch(/^\d+\.\d+\.\d+/);
+      expect(manifest.dependencies['@swarmdrop/service']).toMatch(/^\d+\.\d+\.\d+/);
     });
   }
 
-  it('@swarmdrop/protocol packs the dashboard page, script and style the services serve', async () => {
+  it('@swarmdrop/service packs the dashboard page, script and style the services serve', async () => {
     const packed = await execa('pnpm', ['pack', '--pack-destination', packDir], {
-      cwd: join(REPO_ROOT, 'packages', 'protocol'),
+      cwd: join(REPO_ROOT, 'packages', 'service'),
     });
     const tarball = packed.stdout.trim().split('\n').pop()!;
     const list = (await execa('tar', ['tzf', tarball])).stdout.split('\n');

@@ -1,4 +1,4 @@
-import { parseTextLine } from '@swarmdrop/protocol';
+import { parseTextLine } from '@swarmdrop/service';
 import { MiB, toolAvailable } from '@swarmdrop/testkit';
 import { describe, expect, it } from 'vitest';
 import { CHUNK_SIZE, runScenario } from '../src/scenario.js';

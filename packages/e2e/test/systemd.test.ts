@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseTextLine } from '@swarmdrop/protocol';
+import { parseTextLine } from '@swarmdrop/service';
 import { freePorts } from '@swarmdrop/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManagedProcess } from '../src/processes.js';

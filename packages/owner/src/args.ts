@@ -1,12 +1,6 @@
 import { parseArgs } from 'node:util';
-import {
-  formatOptionLines,
-  OptionError,
-  parseArgsOptions,
-  parseEndpoint,
-  readFlags,
-} from '@swarmdrop/protocol';
-import { loadToken } from '@swarmdrop/protocol/node';
+import { OptionError, parseEndpoint } from '@swarmdrop/protocol';
+import { formatOptionLines, loadToken, parseArgsOptions, readFlags } from '@swarmdrop/service';
 import {
   OWNER_FLAGS,
   OWNER_OPTIONS,

@@ -1,14 +1,14 @@
 // First, before any other module runs: see young-generation.ts.
-import '@swarmdrop/protocol/young-generation';
-import { DomainEvents } from '@swarmdrop/protocol';
+import '@swarmdrop/service/young-generation';
 import {
   createLogger,
+  DomainEvents,
   onShutdownSignal,
   ProgressLine,
   runServiceCli,
   stdoutWriter,
   wantsStatusLine,
-} from '@swarmdrop/protocol/node';
+} from '@swarmdrop/service';
 import { PROGRAM, parseOwnerArgs, USAGE } from './args.js';
 import { Owner } from './owner.js';
 

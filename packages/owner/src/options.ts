@@ -11,37 +11,34 @@
  */
 import { resolve } from 'node:path';
 import {
-  anyTextValue,
   DEFAULT_CHUNK_SIZE,
   type EncryptionPolicy,
-  integerValue,
-  type LogFormat,
   MAX_PIECE_LENGTH,
   OptionError,
+  parseEncryptionPolicy,
+  parseTransportPolicy,
+  type TransportPolicy,
+} from '@swarmdrop/protocol';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from '@swarmdrop/protocol/node';
+import {
+  anyTextValue,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  integerValue,
+  type LogFormat,
   type OptionFlag,
   type OptionSchema,
-  parseEncryptionPolicy,
   parseLogFormat,
   parseToken,
-  parseTransportPolicy,
   rateValue,
   resolveOptions,
   SERVICE_FLAGS,
-  type TransportPolicy,
   textValue,
-} from '@swarmdrop/protocol';
-import {
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
-} from '@swarmdrop/protocol/node';
+} from '@swarmdrop/service';
 
 /** Defaults shared with the protocol's server and connection. */
-export {
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
-} from '@swarmdrop/protocol/node';
+export { DEFAULT_HANDSHAKE_TIMEOUT_MS } from '@swarmdrop/protocol/node';
+export { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from '@swarmdrop/service';
 export const DEFAULT_EXPECTED_PEERS = 5;
 /** `Owner.start()` without a port listens on any free one (`owner.port` says which), as `net.Server.listen()` does. */
 export const DEFAULT_PORT = 0;

@@ -1,5 +1,6 @@
-import { Bitfield, type Clock, type Publish, type Rng } from '@swarmdrop/protocol';
+import { Bitfield, type Clock, type Rng } from '@swarmdrop/protocol';
 import type { BlockServer, ChunkStore, Connection } from '@swarmdrop/protocol/node';
+import type { Publish } from '@swarmdrop/service';
 import { InitialSeeder } from './initial-seeder.js';
 
 /**

@@ -4,13 +4,8 @@
  * re-announce gets the same batch; stock clients get none.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  bencodeDecode,
-  decodeCompactPeers,
-  ManualClock,
-  makePeerId,
-  parseRanges,
-} from '@swarmdrop/protocol';
+import { bencodeDecode, decodeCompactPeers, ManualClock, makePeerId } from '@swarmdrop/protocol';
+import { parseRanges } from '@swarmdrop/service';
 import {
   announcePath,
   Cleanup,

@@ -7,11 +7,8 @@
  */
 import { connect, type Socket } from 'node:net';
 import { parseMetainfo } from '@swarmdrop/protocol';
-import {
-  DEFAULT_MAX_HANDSHAKES,
-  DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
-  UtpEndpoint,
-} from '@swarmdrop/protocol/node';
+import { UtpEndpoint } from '@swarmdrop/protocol/node';
+import { DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_ADDRESS } from '@swarmdrop/service';
 import { announcePath, Cleanup, httpGet, startOwner, TestPeer } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 

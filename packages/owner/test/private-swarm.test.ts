@@ -6,7 +6,8 @@
 
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bencodeDecode, makePeerId, parseLink, parseMetainfo } from '@swarmdrop/protocol';
+import { bencodeDecode, makePeerId, parseMetainfo } from '@swarmdrop/protocol';
+import { parseLink } from '@swarmdrop/service';
 import {
   announcePath,
   Cleanup,

@@ -8,14 +8,9 @@
  */
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import {
-  DEFAULT_LOG_BURST,
-  encodeMessage,
-  ManualClock,
-  type Metainfo,
-  parseTextLine,
-} from '@swarmdrop/protocol';
-import { createLogger, dateClock } from '@swarmdrop/protocol/node';
+import { encodeMessage, ManualClock, type Metainfo } from '@swarmdrop/protocol';
+import { dateClock } from '@swarmdrop/protocol/node';
+import { createLogger, DEFAULT_LOG_BURST, parseTextLine } from '@swarmdrop/service';
 import {
   Cleanup,
   HANG_MS,

@@ -1,15 +1,13 @@
 import { parseArgs } from 'node:util';
+import { type Endpoint, OptionError, parseEndpoint } from '@swarmdrop/protocol';
 import {
-  type Endpoint,
   formatOptionLines,
+  loadToken,
   looksLikeLink,
-  OptionError,
   parseArgsOptions,
-  parseEndpoint,
   parseLink,
   readFlags,
-} from '@swarmdrop/protocol';
-import { loadToken } from '@swarmdrop/protocol/node';
+} from '@swarmdrop/service';
 import {
   DEFAULT_METAINFO_PATH,
   PEER_FLAGS,

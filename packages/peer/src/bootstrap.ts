@@ -3,16 +3,13 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   BLOCK_SIZE,
   ChunkError,
-  type DomainEvents,
   type Endpoint,
   escapeUnsafe,
   formatEndpoint,
-  formatRanges,
   type Metainfo,
   MetainfoError,
   OptionError,
   SwarmdropError,
-  TOKEN_ENV,
   TypedEmitter,
   torrentFileName,
 } from '@swarmdrop/protocol';
@@ -27,6 +24,7 @@ import {
   SUMMARY_FILE,
   type WireLimits,
 } from '@swarmdrop/protocol/node';
+import { type DomainEvents, formatRanges, TOKEN_ENV } from '@swarmdrop/service';
 import { backoffMs, type WireConnection } from './backoff.js';
 import { type Clock, pause } from './clock.js';
 import { Completion } from './completion.js';

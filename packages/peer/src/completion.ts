@@ -1,5 +1,6 @@
-import { ChunkError, type DomainEvents, TypedEmitter } from '@swarmdrop/protocol';
+import { ChunkError, TypedEmitter } from '@swarmdrop/protocol';
 import type { ChunkStore, MergedFile } from '@swarmdrop/protocol/node';
+import type { DomainEvents } from '@swarmdrop/service';
 import type { Clock } from './clock.js';
 
 /** Chunks received so far, by where they came from (the `merged` line, `/status`). */

@@ -1,4 +1,4 @@
-import type { PeerReport } from '@swarmdrop/protocol';
+import type { PeerReport } from '@swarmdrop/service';
 import type { Clock, Timer } from './clock.js';
 import { HttpStatusError } from './owner-client.js';
 

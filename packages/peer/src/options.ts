@@ -8,41 +8,38 @@
  */
 import { resolve } from 'node:path';
 import {
-  bytesValue,
   type EncryptionPolicy,
   type Endpoint,
+  OptionError,
+  parseEncryptionPolicy,
+  parseTransportPolicy,
+  type TransportPolicy,
+} from '@swarmdrop/protocol';
+import {
+  bytesValue,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   endpointValue,
   integerValue,
   type LogFormat,
-  OptionError,
   type OptionFlag,
   type OptionSchema,
-  parseEncryptionPolicy,
   parseInfoHash,
   parseLogFormat,
   parseSha256,
   parseToken,
-  parseTransportPolicy,
   rateValue,
   resolveOptions,
   SERVICE_FLAGS,
   switchValue,
-  type TransportPolicy,
   textValue,
   type ValueSpec,
-} from '@swarmdrop/protocol';
-import {
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
-} from '@swarmdrop/protocol/node';
+} from '@swarmdrop/service';
 import { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';
 import { DEFAULT_MAX_PEERS } from './swarm/swarm-session.js';
 
 /** Defaults shared with the protocol's server. */
-export {
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
-} from '@swarmdrop/protocol/node';
+export { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from '@swarmdrop/service';
 export { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';
 export { DEFAULT_MAX_PEERS } from './swarm/swarm-session.js';
 export const DEFAULT_FALLBACK_AFTER_MS = 10_000;

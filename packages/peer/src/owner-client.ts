@@ -7,10 +7,13 @@ import {
   formatEndpoint,
   MAX_METAINFO_BYTES,
   type Metainfo,
-  type PeerReport,
   parseMetainfo,
 } from '@swarmdrop/protocol';
-import { DASHBOARD_REPORT_HEADER, DASHBOARD_REPORT_PATH } from '@swarmdrop/protocol/node';
+import {
+  DASHBOARD_REPORT_HEADER,
+  DASHBOARD_REPORT_PATH,
+  type PeerReport,
+} from '@swarmdrop/service';
 
 /*
  * Requests go through node:http, whose global agent keeps connections alive

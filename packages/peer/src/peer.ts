@@ -1,26 +1,30 @@
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import {
-  Admission,
-  DashboardModel,
-  DomainEvents,
   type Endpoint,
   formatEndpoint,
-  formatRanges,
   type Metainfo,
   makePeerId,
   PROCESS_REORDER_BUDGET,
-  subscribeLog,
 } from '@swarmdrop/protocol';
 import {
+  createWireLimits,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  UtpEndpoint,
+  type WireLimits,
+  type WireSocket,
+} from '@swarmdrop/protocol/node';
+import {
   type AcceptIncomingOptions,
+  Admission,
   carriesToken,
   createLogger,
   createMetrics,
-  createWireLimits,
   DashboardHttp,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DashboardModel,
+  DomainEvents,
   DualServer,
+  formatRanges,
   httpRouter,
   type IncomingConnection,
   incomingHandlers,
@@ -31,10 +35,8 @@ import {
   sendMetrics,
   sendText,
   sendUnauthorized,
-  UtpEndpoint,
-  type WireLimits,
-  type WireSocket,
-} from '@swarmdrop/protocol/node';
+  subscribeLog,
+} from '@swarmdrop/service';
 import { connectWire, type WireConnection } from './backoff.js';
 import { Bootstrap, type TrackerRequest } from './bootstrap.js';
 import { type Clock, systemClock } from './clock.js';

@@ -1,5 +1,6 @@
-import { formatRanges, type Metainfo, TypedEmitter } from '@swarmdrop/protocol';
+import { type Metainfo, TypedEmitter } from '@swarmdrop/protocol';
 import type { BufferPool, ChunkStore } from '@swarmdrop/protocol/node';
+import { formatRanges } from '@swarmdrop/service';
 import type { WireConnection } from './backoff.js';
 import type { Completion } from './completion.js';
 import type { ConnectionRegistry, RegistryEntry } from './connection-registry.js';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ManualClock, parseRanges } from '@swarmdrop/protocol';
+import { ManualClock } from '@swarmdrop/protocol';
+import { parseRanges } from '@swarmdrop/service';
 import {
   CHUNK,
   Cleanup,

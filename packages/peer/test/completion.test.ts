@@ -4,8 +4,9 @@
  * merged file once, re-fetches what was dropped, and with exit-when-done
  * finishes when served or lingered.
  */
-import { ChunkError, DomainEvents, ManualClock } from '@swarmdrop/protocol';
+import { ChunkError, ManualClock } from '@swarmdrop/protocol';
 import type { ChunkStore, MergedFile } from '@swarmdrop/protocol/node';
+import { DomainEvents } from '@swarmdrop/service';
 import { describe, expect, it } from 'vitest';
 import { Completion, type CompletionOptions } from '../src/completion.js';
 

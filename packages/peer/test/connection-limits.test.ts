@@ -18,7 +18,8 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Owner } from '@swarmdrop/owner';
 import { ManualClock, makePeerId, parseMetainfo } from '@swarmdrop/protocol';
-import { DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS, PeerWire } from '@swarmdrop/protocol/node';
+import { PeerWire } from '@swarmdrop/protocol/node';
+import { DEFAULT_MAX_HTTP_CONNECTIONS_PER_ADDRESS } from '@swarmdrop/service';
 import {
   CHUNK,
   Cleanup,

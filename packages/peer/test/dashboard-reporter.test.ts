@@ -2,7 +2,8 @@
  * The peer's reports to the owner's dashboard on a ManualClock: as often as
  * the owner asks, but a report that says nothing new only once a minute.
  */
-import { ManualClock, type PeerReport } from '@swarmdrop/protocol';
+import { ManualClock } from '@swarmdrop/protocol';
+import type { PeerReport } from '@swarmdrop/service';
 import { describe, expect, it } from 'vitest';
 import {
   DASHBOARD_REPORT_MS,

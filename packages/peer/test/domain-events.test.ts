@@ -10,7 +10,7 @@ import {
   LOG_EVENTS,
   type LogEventName,
   type ServiceEvents,
-} from '@swarmdrop/protocol';
+} from '@swarmdrop/service';
 import {
   CHUNK,
   Cleanup,

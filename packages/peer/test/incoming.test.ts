@@ -5,7 +5,8 @@
  */
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { DomainEvents, encodeMessage, makePeerId } from '@swarmdrop/protocol';
+import { encodeMessage, makePeerId } from '@swarmdrop/protocol';
+import { DomainEvents } from '@swarmdrop/service';
 import { Cleanup, freePorts, LogCapture, rejected } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Peer } from '../src/peer.js';

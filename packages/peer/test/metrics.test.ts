@@ -5,7 +5,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { readFile } from 'node:fs/promises';
-import { parseRanges } from '@swarmdrop/protocol';
+import { parseRanges } from '@swarmdrop/service';
 import {
   CHUNK,
   Cleanup,

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parseRanges } from '@swarmdrop/protocol';
+import { parseRanges } from '@swarmdrop/service';
 import {
   CHUNK,
   Cleanup,

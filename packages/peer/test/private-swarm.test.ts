@@ -10,7 +10,8 @@ import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { encodeMessage, formatLink } from '@swarmdrop/protocol';
+import { encodeMessage } from '@swarmdrop/protocol';
+import { formatLink } from '@swarmdrop/service';
 import {
   CHUNK,
   Cleanup,

@@ -3,7 +3,7 @@
  * A small HTTP server on 127.0.0.1 plays an owner (new, old, or broken).
  */
 import { createServer, type Server } from 'node:http';
-import { DASHBOARD_REPORT_HEADER } from '@swarmdrop/protocol/node';
+import { DASHBOARD_REPORT_HEADER } from '@swarmdrop/service';
 import { Cleanup, rejected } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {

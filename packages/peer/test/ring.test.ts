@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parseRanges } from '@swarmdrop/protocol';
+import { parseRanges } from '@swarmdrop/service';
 import { CHUNK, Cleanup, freePorts, merged, startOwner, startPeer } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 

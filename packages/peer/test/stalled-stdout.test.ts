@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseTextLine } from '@swarmdrop/protocol';
+import { parseTextLine } from '@swarmdrop/service';
 import { Cleanup, freePorts, HANG_MS, KiB, MiB, PEER_BIN, startOwner } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 

@@ -15,20 +15,13 @@
  * ```
  */
 export * from './address.js';
-export { Admission, type AdmissionOptions } from './admission.js';
 export { bencodeDecode, bencodeEncode } from './bencoding.js';
 export { Bitfield } from './bitfield.js';
 export * from './constants.js';
-export * from './dashboard/model.js';
 export * from './errors.js';
-export * from './events.js';
 export { type Block, Geometry } from './geometry.js';
-export * from './log.js';
-export * from './log-limit.js';
 export * from './metainfo.js';
 export * from './mse.js';
-export * from './option-schema.js';
-export * from './options.js';
 export * from './peer-id.js';
 export * from './swarm/choker.js';
 export * from './swarm/clock.js';
@@ -37,8 +30,7 @@ export * from './swarm/rate-limiter.js';
 export * from './swarm/typed-emitter.js';
 export * from './swarm/upload-floor.js';
 export * from './tracker.js';
-export * from './trust.js';
-export { escapeUnsafe, UNSAFE_CHARS } from './unsafe-text.js';
+export { escapeUnsafe, UNSAFE_CHARS, unicodeEscape } from './unsafe-text.js';
 export * from './utp/address-rate.js';
 export * from './utp/connection.js';
 export * from './utp/ledbat.js';

@@ -1,6 +1,5 @@
 import { Writable } from 'node:stream';
-import { parseTextLine } from '@swarmdrop/protocol';
-import { createLogger, type Logger } from '@swarmdrop/protocol/node';
+import { createLogger, type Logger, parseTextLine } from '@swarmdrop/service';
 import { HANG_MS } from './env.js';
 
 /** One text log line, parsed (`event` is '' for a line that is not a log event). */

@@ -23,7 +23,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseTextLine } from '@swarmdrop/protocol';
+import { parseTextLine } from '@swarmdrop/service';
 import { freePorts } from '@swarmdrop/testkit';
 import { readProcStats } from '../proc-stats.js';
 import { binPath, ManagedProcess } from '../processes.js';

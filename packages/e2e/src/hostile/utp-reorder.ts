@@ -25,11 +25,11 @@ import {
   encodeMessage,
   makePeerId,
   parseMetainfo,
-  parseTextLine,
   sackedSeqs,
   seqAdd,
   type UtpPacket,
 } from '@swarmdrop/protocol';
+import { parseTextLine } from '@swarmdrop/service';
 import {
   Cleanup,
   freePorts,

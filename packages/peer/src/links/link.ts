@@ -1,5 +1,5 @@
-import type { Publish } from '@swarmdrop/protocol';
 import type { BlockServer, ChunkStore, Connection } from '@swarmdrop/protocol/node';
+import type { Publish } from '@swarmdrop/service';
 import type { WireConnection } from '../backoff.js';
 import type { Clock } from '../clock.js';
 

@@ -2,9 +2,7 @@ import {
   clientOf,
   type Endpoint,
   formatEndpoint,
-  formatRanges,
   isSwarmdropPeer,
-  type Publish,
   type Rng,
   requestBytesFor,
   TypedEmitter,
@@ -17,6 +15,7 @@ import {
   PeerWire,
   type WireLimits,
 } from '@swarmdrop/protocol/node';
+import { formatRanges, type Publish } from '@swarmdrop/service';
 import type { WireConnection } from '../backoff.js';
 import type { Clock, Timer } from '../clock.js';
 import { ConnectionRegistry } from '../connection-registry.js';

@@ -1,4 +1,5 @@
-import { clientOf, type Publish } from '@swarmdrop/protocol';
+import { clientOf } from '@swarmdrop/protocol';
+import type { Publish } from '@swarmdrop/service';
 import type { SwarmLink, SwarmSession } from './swarm-session.js';
 
 /**
