@@ -1,11 +1,19 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ANNOUNCE_EXPIRY_MS,
+  type AnnounceRequest,
+  announceFailure,
+  announceResponse,
   type Clock,
   formatEndpoint,
+  isSwarmdropPeer,
+  listenPortOf,
+  parseAnnounce,
   sourceKey,
   type TrackerPeer,
   unmapIPv4,
 } from '@swarmdrop/protocol';
+import { type Admission, formatRanges, type Publish } from '@swarmdrop/service';
 
 // The announce format (query, response, batch key) is protocol's, shared with
 // the peer's tracker client; the owner's face keeps naming it, as before.
@@ -176,4 +184,104 @@ export class TrackerRegistry {
     mine?.delete(record.address);
     if (mine?.size === 0) this.bySource.delete(record.source);
   }
+}
+
+/** What the announce handler reads and updates of the owner's peer table (peers.ts). */
+export interface AnnounceTable {
+  readonly tracker: TrackerRegistry;
+  readonly assigner: {
+    batchOf(key: string): readonly number[] | undefined;
+    assign(key: string): readonly number[];
+  };
+  record(address: string): {
+    readonly address: string;
+    client: string;
+    batch: readonly number[] | undefined;
+    announced: boolean;
+  };
+  forgetAnnounced(address: string): void;
+  forgetIfUnused(record: ReturnType<AnnounceTable['record']>): void;
+}
+
+export interface AnnounceContext {
+  /** The one torrent this owner serves. */
+  readonly infoHash: Buffer;
+  /** The owner's port: the owner lists itself first. */
+  readonly port: number;
+  readonly table: AnnounceTable;
+  /** A private swarm's admission: an announce (with the token, checked before) admits its address. */
+  readonly admission: Admission | undefined;
+  readonly publish: Publish;
+}
+
+function sendAnnounceBody(res: ServerResponse, status: number, body: Buffer): void {
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': body.length });
+  res.end(body);
+}
+
+/**
+ * `GET /announce`: records the peer in the tracker's table, gives a
+ * swarmdrop peer its initial batch, and answers with the owner first, then
+ * up to `numwant - 1` other peers (compact, BEP 23 and BEP 7).
+ */
+export function answerAnnounce(
+  context: AnnounceContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: string,
+): void {
+  const { table, publish } = context;
+  let request: AnnounceRequest;
+  try {
+    request = parseAnnounce(query);
+  } catch (err) {
+    sendAnnounceBody(res, 400, announceFailure((err as Error).message));
+    return;
+  }
+  if (!request.infoHash.equals(context.infoHash)) {
+    sendAnnounceBody(res, 200, announceFailure('unknown info_hash: this owner serves one torrent'));
+    return;
+  }
+  const host = unmapIPv4(req.socket.remoteAddress ?? '127.0.0.1');
+  const { address, forgotten } = table.tracker.announce(host, request.port, request);
+  for (const gone of forgotten) table.forgetAnnounced(gone);
+  // A private swarm admits this address to the wire. By address, not port; a
+  // `stopped` does not revoke it, since other peers may share the address:
+  // it simply expires.
+  context.admission?.admit([host]);
+  const record = table.record(address);
+  record.announced = table.tracker.has(address);
+  const swarmdrop =
+    isSwarmdropPeer(request.peerId) && listenPortOf(request.peerId) === request.port;
+  if (swarmdrop) record.client = 'swarmdrop';
+  let batch: readonly number[] | undefined;
+  if (swarmdrop && request.event !== 'stopped') {
+    const known = table.assigner.batchOf(address);
+    batch = table.assigner.assign(address);
+    record.batch = batch;
+    if (!known)
+      publish('batch-assigned', {
+        peer: address,
+        count: batch.length,
+        chunks: formatRanges(batch),
+      });
+  }
+  publish('announce', { peer: address, event: request.event, left: request.left });
+  const self: SwarmPeer = {
+    host: unmapIPv4(req.socket.localAddress ?? '127.0.0.1'),
+    port: context.port,
+  };
+  // The owner itself first, so a stock client that only knows the .torrent finds it.
+  const { peers, seeds, leechers } = table.tracker.peers(address, request.numwant - 1);
+  sendAnnounceBody(
+    res,
+    200,
+    announceResponse({
+      peers: request.numwant > 0 ? [self, ...peers] : [],
+      complete: 1 + seeds,
+      incomplete: leechers,
+      batch,
+    }),
+  );
+  if (!record.announced) table.forgetIfUnused(record);
 }

@@ -1,41 +1,18 @@
-import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import {
-  type Endpoint,
-  formatEndpoint,
-  type Metainfo,
-  makePeerId,
-  PROCESS_REORDER_BUDGET,
-} from '@swarmdrop/protocol';
-import {
-  createWireLimits,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  UtpEndpoint,
-  type WireLimits,
-  type WireSocket,
-} from '@swarmdrop/protocol/node';
+import { type Endpoint, formatEndpoint, type Metainfo, makePeerId } from '@swarmdrop/protocol';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from '@swarmdrop/protocol/node';
 import {
   type AcceptIncomingOptions,
-  Admission,
-  carriesToken,
-  createLogger,
-  createMetrics,
-  DashboardHttp,
   DashboardModel,
-  DomainEvents,
-  DualServer,
+  type DomainEvents,
   formatRanges,
-  httpRouter,
+  type HostedService,
   type IncomingConnection,
-  incomingHandlers,
   type Logger,
+  ServiceHost,
   type ServiceMetrics,
   sendBody,
-  sendJson,
-  sendMetrics,
-  sendText,
   sendUnauthorized,
-  subscribeLog,
 } from '@swarmdrop/service';
 import { connectWire, type WireConnection } from './backoff.js';
 import { Bootstrap, type TrackerRequest } from './bootstrap.js';
@@ -43,20 +20,17 @@ import { type Clock, systemClock } from './clock.js';
 import { DashboardReporter } from './dashboard-reporter.js';
 import { type PeerOptions, type ResolvedPeerOptions, resolvePeerOptions } from './options.js';
 import { type AnnounceResult, announce, postReport } from './owner-client.js';
+import { PeerAdmission } from './private-swarm.js';
 import type { Torrent } from './torrent.js';
 
+export { isOwnFileName } from './bootstrap.js';
 export { DASHBOARD_REPORT_MS } from './dashboard-reporter.js';
+export { MAX_HASH_FAILURES } from './links/ring-session.js';
 export {
   DEFAULT_FALLBACK_AFTER_MS,
   DEFAULT_LINGER_MS,
   DEFAULT_OWNER_TIMEOUT_MS,
 } from './options.js';
-
-/** At most one extra announce this often to admit a host we have not seen (the tracker's min interval). */
-const ADMIT_REFRESH_MS = 5_000;
-
-export { isOwnFileName } from './bootstrap.js';
-export { MAX_HASH_FAILURES } from './links/ring-session.js';
 
 /** Error codes that mean the disk (not the network or the input) failed us. */
 const DISK_ERROR_CODES = new Set([
@@ -91,9 +65,11 @@ export interface PeerComponents {
  * A swarmdrop peer: bootstraps from the owner, downloads its initial batch,
  * then uploads to whoever connects on its port while downloading from its
  * download neighbour; falls back to the owner for what the neighbour cannot
- * supply; merges the file when every chunk is held.
+ * supply; merges the file when every chunk is held. Its port, log, metrics,
+ * dashboard and close order are the service shell's (ServiceHost); the
+ * download itself is the Torrent that bootstrap builds (bootstrap.ts).
  */
-export class Peer {
+export class Peer implements HostedService {
   /** What the peer runs with: checked, every default filled in. */
   readonly options: ResolvedPeerOptions;
   readonly port: number;
@@ -111,65 +87,40 @@ export class Peer {
   readonly dashboard: DashboardModel;
   /** Why the peer failed, when `finished` resolved with 1. */
   fatalMessage: string | undefined;
-  private readonly log: Logger;
-  private readonly server: DualServer;
-  private utp: UtpEndpoint | undefined;
+  private readonly host: ServiceHost;
   private readonly peerId: Buffer;
   private readonly abort = new AbortController();
   private readonly clock: Clock;
-  /** One bucket per direction for every connection (--upload-limit, --download-limit). */
-  private readonly limits: WireLimits;
   /** The download, whole, once bootstrap has built it; nothing of it exists before. */
   #torrent: Torrent | undefined;
   /** Bootstrap under way (or done): close() waits for it, so a torrent built late is closed too. */
   #booting: Promise<Torrent> | undefined;
-  /** With a token: hosts the owner's tracker listed (they announced with it), for the tracker's expiry. */
-  private readonly admitted: Admission;
-  /** The tracker query under way to admit a new host, and when the last one ran. */
-  private admitting: Promise<void> | undefined;
-  private lastAdmitRefresh = 0;
+  /** With a token: hosts the owner's tracker listed (they announced with it). */
+  private readonly admission: PeerAdmission;
   private resolveFinished!: (code: number) => void;
-  private closing: Promise<void> | undefined;
-  private readonly dashboardHttp: DashboardHttp;
   /** Our reports to the owner's dashboard. */
   private readonly reporter: DashboardReporter;
 
-  private constructor(
-    options: ResolvedPeerOptions,
-    events: DomainEvents,
-    metrics: ServiceMetrics,
-    log: Logger,
-    server: DualServer,
-    port: number,
-    clock: Clock,
-  ) {
+  private constructor(options: ResolvedPeerOptions, host: ServiceHost, clock: Clock) {
     this.options = options;
-    this.events = events;
-    this.metrics = metrics;
-    this.log = log;
+    this.host = host;
+    this.events = host.events;
+    this.metrics = host.metrics;
     this.clock = clock;
-    this.admitted = new Admission({ clock });
-    this.limits = createWireLimits({ ...options, clock });
-    this.server = server;
-    this.port = port;
+    this.port = host.port;
+    this.admission = new PeerAdmission({ clock, reannounce: () => this.#torrent?.announce() });
     // A swarm-mode id tells the owner to seed us piece by piece (its super-seeding).
-    this.peerId = makePeerId(port, options.swarm ? 'swarm' : 'other');
+    this.peerId = makePeerId(host.port, options.swarm ? 'swarm' : 'other');
     this.finished = new Promise((resolve) => {
       this.resolveFinished = resolve;
     });
     this.dashboard = new DashboardModel({
       clock,
-      selfId: formatEndpoint(options.listen.host, port),
+      selfId: host.selfId(undefined),
       selfKind: 'swarmdrop',
     });
     this.dashboard.attach(this.events);
-    this.dashboardHttp = new DashboardHttp({
-      model: this.dashboard,
-      clock,
-      token: options.token,
-      title: `peer ${formatEndpoint(options.listen.host, port)}`,
-      holdOpen: (res) => server.holdOpen(res),
-    });
+    host.serveDashboard(this.dashboard, `peer ${host.selfId(undefined)}`);
     this.reporter = new DashboardReporter({
       clock,
       report: () => this.dashboard.report(this.port, this.mergedPath !== undefined),
@@ -187,76 +138,39 @@ export class Peer {
    */
   static async start(input: PeerOptions, components: PeerComponents = {}): Promise<Peer> {
     const options = resolvePeerOptions(input);
-    const log =
-      components.logger ??
-      createLogger({ role: 'peer', port: options.listen.port, format: options.logFormat });
-    const events = components.events ?? new DomainEvents();
-    subscribeLog(events, log);
+    const clock = components.clock ?? systemClock;
     let peer: Peer | undefined;
-    // Subscribed from the start, so refusals while bootstrapping count too.
-    const metrics = createMetrics(events, {
-      chunksHeld: () => peer?.torrent?.store.held.count() ?? 0,
-      utpMalformed: () => peer?.utp?.malformed ?? 0,
-      utpReorderBytes: () => PROCESS_REORDER_BUDGET.held,
-    });
-    // BitTorrent over TCP and µTP alike, once the torrent is whole (closed before, and while stopping).
-    const incoming = incomingHandlers({
-      policies: () => peer?.incomingPolicies(),
-      onAccepted: (connection) => peer?.acceptWire(connection),
-      onRefused: (from, reason) => peer?.refused(from, reason),
-    });
-    const server = new DualServer({
-      host: options.listen.host,
-      port: options.listen.port,
-      maxConnections: options.maxConnections,
-      maxConnectionsPerAddress: options.maxConnectionsPerAddress,
-      onWire: incoming.onWire,
-      onEncrypted: incoming.onEncrypted,
-      onHttp: (req, res) => {
-        if (peer) peer.handleHttp(req, res);
-        else sendText(res, 503, 'the peer is starting; try again shortly\n');
-      },
-      onRefused: (remote, reason) => events.publish('connection-refused', { from: remote, reason }),
-    });
-    const address: AddressInfo = await server.listen();
-    log.setPort(address.port);
-    peer = new Peer(
-      options,
-      events,
-      metrics,
-      log,
-      server,
-      address.port,
-      components.clock ?? systemClock,
-    );
-    if (options.transport !== 'tcp') {
-      const utp = new UtpEndpoint({
+    const host = await ServiceHost.open(
+      {
+        ...options,
+        role: 'peer',
         host: options.listen.host,
-        port: address.port,
-        maxConnections: options.maxConnections,
-        maxConnectionsPerAddress: options.maxConnectionsPerAddress,
-        onConnection: incoming.onConnection,
-        onRefused: (remote, reason) =>
-          events.publish('connection-refused', { from: remote, reason }),
-      });
-      peer.utp = utp;
-      try {
-        await utp.listen();
-      } catch (err) {
-        await peer.close();
-        throw err;
-      }
-    }
+        port: options.listen.port,
+        startingText: 'the peer is starting; try again shortly\n',
+      },
+      { logger: components.logger, events: components.events, clock },
+      // Subscribed from the start, so refusals while bootstrapping count too.
+      { chunksHeld: () => peer?.torrent?.store.held.count() ?? 0 },
+    );
+    peer = new Peer(options, host, clock);
+    // BitTorrent over TCP and µTP alike, once the torrent is whole (refused before, and while stopping).
+    host.attach(peer);
     const created = peer;
+    try {
+      await host.listenUtp();
+    } catch (err) {
+      await created.close();
+      throw err;
+    }
     if (components.signal?.aborted) void created.close();
     components.signal?.addEventListener('abort', () => void created.close(), { once: true });
     try {
-      await peer.bootstrap();
+      await created.bootstrap();
     } catch (err) {
-      await peer.close();
+      await created.close();
       throw err;
     }
-    return peer;
+    return created;
   }
 
   /** The download, once bootstrap has built it whole. */
@@ -276,24 +190,19 @@ export class Peer {
 
   /** Stops every loop and connection and releases the store. */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.events.publish('stopping', {});
-      this.abort.abort();
-      this.reporter.stop();
-      this.dashboardHttp.close();
-      this.#torrent?.stop();
-      this.limits.upload?.close();
-      this.limits.download?.close();
-      await this.utp?.close();
-      await this.server.close();
-      // Bootstrap stops on the abort; a torrent it still finished is closed like one that ran.
-      const torrent = this.#torrent ?? (await this.#booting?.catch(() => undefined));
-      // A chunk being written, or a merge, finishes before the store closes.
-      await torrent?.close();
-      // Last: the log is written asynchronously, and the bin exits right after (the wait is bounded).
-      await this.log.flush();
-    })();
-    return this.closing;
+    return this.host.close({
+      stop: () => {
+        this.abort.abort();
+        this.reporter.stop();
+        this.#torrent?.stop();
+      },
+      release: async () => {
+        // Bootstrap stops on the abort; a torrent it still finished is closed like one that ran.
+        const torrent = this.#torrent ?? (await this.#booting?.catch(() => undefined));
+        // A chunk being written, or a merge, finishes before the store closes.
+        await torrent?.close();
+      },
+    });
   }
 
   /** What /status shows a request without the token of a private swarm: no addresses, paths or name. */
@@ -327,6 +236,20 @@ export class Peer {
     };
   }
 
+  /** The peer's own route: its copy of the metainfo, once it has one. */
+  route(
+    path: string,
+    req: Parameters<HostedService['route']>[1],
+    res: Parameters<HostedService['route']>[2],
+    authorized: boolean,
+  ): boolean {
+    const torrentBytes = this.#torrent?.torrentBytes;
+    if (path !== '/metainfo.torrent' || !torrentBytes) return false;
+    if (authorized) sendBody(req, res, 'application/x-bittorrent', torrentBytes);
+    else sendUnauthorized(res);
+    return true;
+  }
+
   private get ownerLabel(): string {
     return formatEndpoint(this.options.owner.host, this.options.owner.port);
   }
@@ -346,13 +269,13 @@ export class Peer {
         clock: this.clock,
         signal: this.abort.signal,
         peerId: this.peerId,
-        limits: this.limits,
+        limits: this.host.limits,
         announce: (request) => this.announce(request),
         connect: (host, port, signal, infoHash) => this.connect(host, port, signal, infoHash),
       },
     );
     this.events.publish('listening', {
-      addr: formatEndpoint(this.server.address.address, this.port),
+      addr: formatEndpoint(this.host.address.address, this.port),
       dir: resolve(this.options.dir),
       owner: this.ownerLabel,
       neighbour: this.neighbours.map((n) => formatEndpoint(n.host, n.port)).join(','),
@@ -380,38 +303,6 @@ export class Peer {
     if (!this.abort.signal.aborted) torrent.start();
   }
 
-  /**
-   * Why `socket`'s host may not trade with us, or undefined (always, in a
-   * public swarm). In a private swarm only hosts that announced with the
-   * token may; a host we have not seen yet may have just joined, so the
-   * tracker is asked first.
-   */
-  private async admission(socket: WireSocket): Promise<string | undefined> {
-    if (this.options.token === undefined) return undefined;
-    const host = socket.remoteAddress ?? '';
-    if (!this.admitted.isAdmitted(host)) await this.refreshAdmitted();
-    return this.admitted.isAdmitted(host) ? undefined : 'not announced with the token';
-  }
-
-  /** Re-announces to learn newly admitted hosts; at most once per ADMIT_REFRESH_MS, shared by callers. */
-  private refreshAdmitted(): Promise<void> {
-    if (this.admitting) return this.admitting;
-    const torrent = this.#torrent;
-    if (this.clock.now() - this.lastAdmitRefresh < ADMIT_REFRESH_MS || !torrent)
-      return Promise.resolve();
-    this.lastAdmitRefresh = this.clock.now();
-    this.admitting = torrent
-      .announce()
-      .then(
-        () => {},
-        () => {},
-      )
-      .finally(() => {
-        this.admitting = undefined;
-      });
-    return this.admitting;
-  }
-
   /** One announce to the owner's tracker as this peer; notes the hosts it lists (admission). */
   private async announce(request: TrackerRequest): Promise<AnnounceResult> {
     const result = await announce(
@@ -427,17 +318,17 @@ export class Peer {
       this.abort.signal,
       this.options.token,
     );
-    if (this.options.token !== undefined) this.admitted.admit(result.hosts);
+    if (this.options.token !== undefined) this.admission.admit(result.hosts);
     return result;
   }
 
   /**
-   * How an incoming BitTorrent connection is taken (protocol/node's
-   * acceptIncoming, as the owner does): our policies and a private swarm's
-   * admission. Until the torrent is whole there is nothing to trade, and
-   * once stopping nothing more is taken: undefined closes the connection at once.
+   * How an incoming BitTorrent connection is taken (acceptIncoming, as the
+   * owner does): our policies and a private swarm's admission. Until the
+   * torrent is whole there is nothing to trade, and once stopping nothing
+   * more is taken: undefined closes the connection at once.
    */
-  private incomingPolicies(): AcceptIncomingOptions | undefined {
+  incomingPolicies(): AcceptIncomingOptions | undefined {
     const torrent = this.#torrent;
     if (!torrent || this.abort.signal.aborted) return undefined;
     return {
@@ -445,19 +336,20 @@ export class Peer {
       encryption: this.options.encryption,
       transport: this.options.transport,
       timeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
-      admit: (s) => this.admission(s),
+      // In a private swarm only hosts that announced with the token may trade.
+      admit: (s) => (this.options.token === undefined ? undefined : this.admission.check(s)),
     };
   }
 
   /** An accepted connection: an upload link, or in swarm mode a swarm link (unless we stopped meanwhile). */
-  private acceptWire(connection: IncomingConnection): void {
+  acceptWire(connection: IncomingConnection): void {
     const torrent = this.#torrent;
     if (!torrent || this.abort.signal.aborted) connection.socket.destroy();
     else torrent.accept(connection);
   }
 
   /** A refused incoming connection; one cut short by our own stopping is no refusal. */
-  private refused(from: string, reason: string): void {
+  refused(from: string, reason: string): void {
     if (!this.abort.signal.aborted) this.events.publish('connection-refused', { from, reason });
   }
 
@@ -470,7 +362,7 @@ export class Peer {
     return connectWire(host, port, signal, {
       policy: this.options.encryption,
       transport: this.options.transport,
-      utp: this.utp,
+      utp: this.host.utp,
       infoHash,
     });
   }
@@ -494,32 +386,4 @@ export class Peer {
     this.#torrent?.stop('peer stopping after an error');
     this.resolveFinished(1);
   }
-
-  /** `/status`, `/metrics`, `/metainfo.torrent` and the dashboard on the peer's port; a bad request costs that request only. */
-  private readonly handleHttp = httpRouter(
-    (path, req, res) => {
-      const authorized = carriesToken(req, this.options.token);
-      const torrentBytes = this.#torrent?.torrentBytes;
-      if (this.dashboardHttp.handle(path, req, res)) return;
-      if (path === '/status') sendJson(req, res, authorized ? this.status() : this.publicStatus());
-      else if (path === '/metrics') {
-        if (!authorized) sendUnauthorized(res);
-        else
-          sendMetrics(req, res, this.metrics.registry, (err) =>
-            this.events.publish('error', {
-              request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
-              reason: err.message,
-            }),
-          );
-      } else if (path === '/metainfo.torrent' && torrentBytes) {
-        if (authorized) sendBody(req, res, 'application/x-bittorrent', torrentBytes);
-        else sendUnauthorized(res);
-      } else sendText(res, 404, `no such path: ${path.slice(0, 200)}\n`);
-    },
-    (err, req) =>
-      this.events.publish('error', {
-        request: `${req.method} ${(req.url ?? '').slice(0, 200)}`,
-        reason: err.message,
-      }),
-  );
 }

@@ -9,6 +9,7 @@
  * peer depend on both. Bundled into each service's single-file release.
  */
 export { Admission, type AdmissionOptions } from './admission.js';
+export { publishClosed, publishConnected, publishTraffic } from './connection-events.js';
 export {
   DASHBOARD_KEEPALIVE_MS,
   DASHBOARD_REPORT_HEADER,
@@ -61,6 +62,14 @@ export {
   type ServiceEvents,
   subscribeLog,
 } from './events.js';
+export {
+  type HostedService,
+  type ServiceClose,
+  type ServiceGauges,
+  ServiceHost,
+  type ServiceHostComponents,
+  type ServiceHostOptions,
+} from './host.js';
 export {
   BoundedWriter,
   type BoundedWriterOptions,

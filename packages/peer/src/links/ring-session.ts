@@ -1,5 +1,4 @@
 import {
-  clientOf,
   type Endpoint,
   formatEndpoint,
   isSwarmdropPeer,
@@ -8,14 +7,18 @@ import {
   TypedEmitter,
 } from '@swarmdrop/protocol';
 import {
-  BlockServer,
   type BufferPool,
   type ChunkStore,
-  Connection,
-  PeerWire,
+  openConnection,
   type WireLimits,
 } from '@swarmdrop/protocol/node';
-import { formatRanges, type Publish } from '@swarmdrop/service';
+import {
+  formatRanges,
+  type Publish,
+  publishClosed,
+  publishConnected,
+  publishTraffic,
+} from '@swarmdrop/service';
 import type { WireConnection } from '../backoff.js';
 import type { Clock, Timer } from '../clock.js';
 import { ConnectionRegistry } from '../connection-registry.js';
@@ -292,23 +295,17 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
   ): RingConnection {
     const store = this.store;
     const publish = this.publish;
-    const wire = new PeerWire({
-      socket: connection.socket,
-      metainfo: store.metainfo,
-      peerId: this.c.peerId,
-      encryption: connection.encryption,
-      transport: connection.transport,
-      ...(connection.initial ? { initial: connection.initial } : {}),
-      ...(this.c.limits ? { limits: this.c.limits } : {}),
-      clock: this.clock,
-    });
-    const conn = new Connection({
+    const {
       wire,
-      pieceCount: store.pieceCount,
-      localHas: store.held,
+      connection: conn,
+      server,
+    } = openConnection({
+      opened: connection,
+      store,
+      peerId: this.c.peerId,
       clock: this.clock,
+      limits: this.c.limits,
     });
-    const server = new BlockServer({ connection: conn, store });
     const ring: RingConnection = {
       id: `${role}#${++this.nextId}`,
       role,
@@ -330,14 +327,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       const label = conn.label;
       // Only a real handshake counts as an upload neighbour (not a port probe).
       this.registry.markSeen(ring);
-      publish('connected', {
-        peer: label,
-        role,
-        ...(wire.remoteHandshake ? { client: clientOf(wire.remoteHandshake.peerId) } : {}),
-        dir: role === 'in' ? 'in' : 'out',
-        transport: wire.transport,
-        encryption: wire.encryption,
-      });
+      publishConnected(conn, publish, { role, dir: role === 'in' ? 'in' : 'out' });
       // BEP 3 lets a process that holds nothing skip the bitfield; we always send it so the log shows it.
       conn.sendBitfield(store.held);
       ring.bitfieldSent = true;
@@ -351,33 +341,21 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
         this.scheduler.add(ring.id, conn, { requestBytes, allowed });
       }
     });
+    publishTraffic(conn, server, publish);
     // The ring serves whoever asks: no choking rounds.
     conn.on('interested', () => conn.unchoke());
-    conn.on('bitfield', (remote) => {
-      publish('idlist-received', { from: conn.label, chunks: remote.count(), of: remote.size });
-      if (role === 'in') this.emit('remoteProgress');
-    });
-    conn.on('have', (index) => {
-      publish('have-received', { chunk: index, from: conn.label });
-      if (role === 'in') this.emit('remoteProgress');
-    });
-    server.on('requestReceived', (index) =>
-      publish('request-received', { chunk: index, from: conn.label }),
-    );
-    server.on('chunkSent', (index, bytes) =>
-      publish('chunk-sent', { chunk: index, to: conn.label, bytes }),
-    );
+    if (role === 'in') {
+      conn.on('bitfield', () => this.emit('remoteProgress'));
+      conn.on('have', () => this.emit('remoteProgress'));
+    }
     server.on('chunkCorrupt', (index) => {
       publish('chunk-corrupt', { chunk: index, reason: 'stored file failed SHA-1; dropped' });
       // Serving found one of our chunk files rotten and dropped it: it is wanted again.
       this.scheduler.pieceLost(index);
     });
-    conn.on('closed', ({ reason, error }) => {
+    conn.on('closed', (close) => {
       this.registry.remove(ring.id, ring);
-      if (wire.remoteHandshake || error) {
-        if (error) publish('protocol-error', { peer: conn.label, reason });
-        publish('disconnected', { peer: conn.label, role, reason });
-      }
+      if (wire.remoteHandshake || close.error) publishClosed(conn, publish, close, { role });
       if (role === 'in') this.emit('remoteProgress');
     });
     return ring;

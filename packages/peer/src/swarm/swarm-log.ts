@@ -1,6 +1,5 @@
-import { clientOf } from '@swarmdrop/protocol';
-import type { Publish } from '@swarmdrop/service';
-import type { SwarmLink, SwarmSession } from './swarm-session.js';
+import { type Publish, publishClosed, publishConnected, publishTraffic } from '@swarmdrop/service';
+import type { SwarmSession } from './swarm-session.js';
 
 /**
  * Swarm mode's domain events: the session's and each connection's typed
@@ -10,22 +9,12 @@ import type { SwarmLink, SwarmSession } from './swarm-session.js';
  */
 export function publishSwarm(session: SwarmSession, publish: Publish): void {
   session.on('connected', (link) => {
-    const { wire } = link.connection;
-    const remote = wire.remoteHandshake;
-    publish('connected', {
-      peer: link.connection.label,
-      role: link.role,
-      ...(remote ? { client: clientOf(remote.peerId) } : {}),
-      dir: link.dir,
-      transport: wire.transport,
-      encryption: wire.encryption,
-    });
-    publishLink(link, publish);
+    publishConnected(link.connection, publish, { role: link.role, dir: link.dir });
+    publishTraffic(link.connection, link.server, publish);
   });
-  session.on('disconnected', (link, reason, error) => {
-    if (error) publish('protocol-error', { peer: link.connection.label, reason });
-    publish('disconnected', { peer: link.connection.label, role: link.role, reason });
-  });
+  session.on('disconnected', (link, reason, error) =>
+    publishClosed(link.connection, publish, { reason, error }, { role: link.role }),
+  );
   session.on('idlistSent', (link, chunks, of) =>
     publish('idlist-sent', { to: link.connection.label, chunks, of }),
   );
@@ -43,20 +32,5 @@ export function publishSwarm(session: SwarmSession, publish: Publish): void {
   );
   session.on('chunkCorrupt', (index) =>
     publish('chunk-corrupt', { chunk: index, reason: 'stored file failed SHA-1; dropped' }),
-  );
-}
-
-function publishLink(link: SwarmLink, publish: Publish): void {
-  const { connection, server } = link;
-  const label = connection.label;
-  connection.on('bitfield', (remote) =>
-    publish('idlist-received', { from: label, chunks: remote.count(), of: remote.size }),
-  );
-  connection.on('have', (index) => publish('have-received', { chunk: index, from: label }));
-  server.on('requestReceived', (index) =>
-    publish('request-received', { chunk: index, from: label }),
-  );
-  server.on('chunkSent', (index, bytes) =>
-    publish('chunk-sent', { chunk: index, to: label, bytes }),
   );
 }

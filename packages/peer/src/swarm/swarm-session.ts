@@ -7,11 +7,11 @@ import {
   TypedEmitter,
 } from '@swarmdrop/protocol';
 import {
-  BlockServer,
+  type BlockServer,
   type BufferPool,
   type ChunkStore,
-  Connection,
-  PeerWire,
+  type Connection,
+  openConnection,
   type WireLimits,
 } from '@swarmdrop/protocol/node';
 import { connectTcp, type WireConnection } from '../backoff.js';
@@ -335,22 +335,12 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
 
   /** `dialled`: the address we dialled, which stays "being dialled" until the handshake settles it. */
   private open(opened: WireConnection, dir: 'in' | 'out', dialled?: string): void {
-    const store = this.c.store;
-    const wire = new PeerWire({
-      socket: opened.socket,
-      metainfo: store.metainfo,
+    const { connection, server } = openConnection({
+      opened,
+      store: this.c.store,
       peerId: this.c.peerId,
-      encryption: opened.encryption,
-      transport: opened.transport,
-      ...(opened.initial ? { initial: opened.initial } : {}),
-      ...(this.c.limits ? { limits: this.c.limits } : {}),
       clock: this.c.clock,
-    });
-    const connection = new Connection({
-      wire,
-      pieceCount: store.pieceCount,
-      localHas: store.held,
-      clock: this.c.clock,
+      limits: this.c.limits,
     });
     const release = this.links.hold();
     const uncount = () => {
@@ -376,7 +366,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
         }
         this.retire(label, existing);
       }
-      this.live(connection, dir);
+      this.live(connection, server, dir);
     });
     connection.on('closed', uncount);
   }
@@ -393,10 +383,9 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     link.connection.close(DUPLICATE_REASON);
   }
 
-  private live(connection: Connection, dir: 'in' | 'out'): void {
+  private live(connection: Connection, server: BlockServer, dir: 'in' | 'out'): void {
     const label = connection.label;
     const role: SwarmRole = label === this.ownerLabel ? 'owner' : 'swarm';
-    const server = new BlockServer({ connection, store: this.c.store });
     const link: SwarmLink = { connection, server, role, dir };
     this.links.add(label, link);
     this.links.markSeen(link);

@@ -38,6 +38,7 @@ export * from './disk-space.js';
 export * from './memory.js';
 export * from './merged-file.js';
 export * from './mse-handshake.js';
+export * from './open-connection.js';
 export * from './peer-wire.js';
 export * from './split.js';
 export * from './utp.js';

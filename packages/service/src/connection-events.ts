@@ -1,0 +1,65 @@
+import { clientOf } from '@swarmdrop/protocol';
+import type { BlockServer, Connection } from '@swarmdrop/protocol/node';
+import type { Publish } from './events.js';
+
+/**
+ * A connection's typed events as the service's domain events, written once
+ * for the owner, ring mode and swarm mode (they had a copy each): the same
+ * words and fields in the same order (README, "Log events"), so the console
+ * log, metrics and the dashboard see every connection alike. A subscriber,
+ * never a gate: subscribe it before the caller's own listeners, and each
+ * line comes before whatever the caller does on the same event.
+ */
+export function publishTraffic(
+  connection: Connection,
+  server: BlockServer,
+  publish: Publish,
+): void {
+  const label = () => connection.label;
+  connection.on('bitfield', (remote) =>
+    publish('idlist-received', { from: label(), chunks: remote.count(), of: remote.size }),
+  );
+  connection.on('have', (index) => publish('have-received', { chunk: index, from: label() }));
+  server.on('requestReceived', (index) =>
+    publish('request-received', { chunk: index, from: label() }),
+  );
+  server.on('chunkSent', (index, bytes) =>
+    publish('chunk-sent', { chunk: index, to: label(), bytes }),
+  );
+}
+
+/** `connected`, once the handshake is through: who, in which role, which client, how. */
+export function publishConnected(
+  connection: Connection,
+  publish: Publish,
+  fields: { readonly dir: 'in' | 'out'; readonly role?: string; readonly client?: string },
+): void {
+  const { wire } = connection;
+  const remote = wire.remoteHandshake;
+  const client = fields.client ?? (remote ? clientOf(remote.peerId) : undefined);
+  publish('connected', {
+    peer: connection.label,
+    ...(fields.role === undefined ? {} : { role: fields.role }),
+    ...(client === undefined ? {} : { client }),
+    dir: fields.dir,
+    transport: wire.transport,
+    encryption: wire.encryption,
+  });
+}
+
+/** `protocol-error` when a violation closed it, then `disconnected` with why. */
+export function publishClosed(
+  connection: Connection,
+  publish: Publish,
+  close: { readonly reason: string; readonly error?: unknown },
+  fields: { readonly role?: string; readonly sent?: number } = {},
+): void {
+  const peer = connection.label;
+  if (close.error) publish('protocol-error', { peer, reason: close.reason });
+  publish('disconnected', {
+    peer,
+    ...(fields.role === undefined ? {} : { role: fields.role }),
+    reason: close.reason,
+    ...(fields.sent === undefined ? {} : { sent: fields.sent }),
+  });
+}
