@@ -25,16 +25,16 @@ import {
   type WireLimits,
 } from '@swarmdrop/protocol/node';
 import { type DomainEvents, formatRanges, TOKEN_ENV } from '@swarmdrop/service';
-import { backoffMs, type WireConnection } from './backoff.js';
-import { type Clock, pause } from './clock.js';
+import { pause, type TimerClock } from './clock.js';
 import { Completion } from './completion.js';
-import type { ConnectionRegistry, RegistryEntry } from './connection-registry.js';
-import { RingSession } from './links/ring-session.js';
+import { backoffMs, type WireConnection } from './dialers.js';
+import type { ConnectionRegistry, RegistryEntry } from './engine/connection-registry.js';
+import { DEFAULT_PIPELINE_BLOCKS } from './engine/scheduler.js';
 import { type AnnounceResult, fetchMetainfo, HttpStatusError } from './owner-client.js';
 import { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
+import { RingSession } from './ring/ring-session.js';
 import type { Session } from './session.js';
 import { publishSwarm } from './swarm/swarm-log.js';
-import { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';
 import { DEFAULT_MAX_PEERS, SwarmSession } from './swarm/swarm-session.js';
 import { bytesLeft, Torrent } from './torrent.js';
 
@@ -74,7 +74,7 @@ export interface TrackerRequest {
 /** The injected parts: the peer's services, none of which bootstrap owns. */
 export interface BootstrapComponents {
   readonly events: DomainEvents;
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   /** The peer's: aborting it stops the waits for the owner and every session. */
   readonly signal: AbortSignal;
   readonly peerId: Buffer;
@@ -105,26 +105,26 @@ export type BootstrapEvents = {
  * not yet started; it imports nothing of the peer.
  */
 export class Bootstrap extends TypedEmitter<BootstrapEvents> {
-  private readonly o: BootstrapOptions;
-  private readonly c: BootstrapComponents;
+  private readonly options: BootstrapOptions;
+  private readonly components: BootstrapComponents;
 
   constructor(options: BootstrapOptions, components: BootstrapComponents) {
     super();
-    this.o = options;
-    this.c = components;
+    this.options = options;
+    this.components = components;
   }
 
   /** Ring mode needs a download neighbour and no --swarm. */
   get swarmMode(): boolean {
-    return this.o.swarm === true || this.o.neighbours.length === 0;
+    return this.options.swarm === true || this.options.neighbours.length === 0;
   }
 
   private get ownerLabel(): string {
-    return formatEndpoint(this.o.owner.host, this.o.owner.port);
+    return formatEndpoint(this.options.owner.host, this.options.owner.port);
   }
 
   async run(): Promise<Torrent> {
-    const dir = resolve(this.o.dir);
+    const dir = resolve(this.options.dir);
     try {
       await mkdir(dir, { recursive: true });
     } catch (err) {
@@ -133,7 +133,7 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
     // Before waiting for the owner: a --dir holding a user's files is refused at once.
     await checkChunkDir(dir);
     const { bytes, metainfo } = await this.fetchMetainfoWithRetry();
-    const outPath = mergedPathFor(dir, metainfo.name, this.o.out);
+    const outPath = mergedPathFor(dir, metainfo.name, this.options.out);
     const torrentPath = join(dir, torrentFileName(metainfo.name));
     await writeFile(`${torrentPath}.tmp`, bytes);
     await rename(`${torrentPath}.tmp`, torrentPath);
@@ -143,14 +143,14 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
     try {
       output = await this.openOutput(store, outPath);
       const adopted =
-        this.o.removeChunks && output.alreadyMerged && !store.isComplete()
+        this.options.removeChunks && output.alreadyMerged && !store.isComplete()
           ? await store.adoptMergedFile(outPath)
           : 0;
       // Resumed chunks go into the new part in the background, as new ones do when they arrive.
       const attached = store.attach(output);
       attached.catch(() => {}); // Completion reports what it dropped, or its error
       this.emit('storeOpened', store);
-      const { events } = this.c;
+      const { events } = this.components;
       events.publish('metainfo', {
         name: metainfo.name,
         size: metainfo.length,
@@ -167,7 +167,7 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
         });
       }
       const announce = (event?: 'started' | 'completed') =>
-        this.c.announce({
+        this.components.announce({
           infoHash: metainfo.infoHash,
           left: bytesLeft(store),
           ...(event ? { event } : {}),
@@ -202,8 +202,8 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
         path: outPath,
         dir: store.dir,
         metainfo,
-        sha256: this.o.sha256,
-        force: this.o.force,
+        sha256: this.options.sha256,
+        force: this.options.force,
       });
     let output: MergedFile;
     try {
@@ -240,14 +240,14 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
       // Indexes from the network: only real chunk IDs, each once.
       const count = metainfo.geometry.pieceCount;
       const batch = [...new Set(result.batch ?? [])].filter((i) => i < count);
-      this.c.events.publish('batch-received', {
+      this.components.events.publish('batch-received', {
         from: this.ownerLabel,
         count: batch.length,
         chunks: formatRanges(batch),
       });
       return batch;
     } catch (err) {
-      this.c.events.publish('error', {
+      this.components.events.publish('error', {
         reason: `announce failed: ${(err as Error).message}; continuing without a batch`,
       });
       return [];
@@ -267,35 +267,39 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
     announce: (event?: 'completed') => Promise<AnnounceResult>;
   }): Torrent {
     const { metainfo, store } = parts;
-    const { clock, signal, events } = this.c;
+    const { clock, signal, events } = this.components;
     const buffers = new BufferPool(metainfo.pieceLength);
     const connect = (host: string, port: number, s: AbortSignal) =>
-      this.c.connect(host, port, s, metainfo.infoHash);
-    const pipelineBytes = (this.o.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS) * BLOCK_SIZE;
+      this.components.connect(host, port, s, metainfo.infoHash);
+    const pipelineBytes = (this.options.pipelineBlocks ?? DEFAULT_PIPELINE_BLOCKS) * BLOCK_SIZE;
     const swarmMode = this.swarmMode;
     let session: Session;
     let registry: ConnectionRegistry<RegistryEntry>;
     let reannouncer: Reannouncer | undefined;
     if (swarmMode) {
-      const swarmRegistry = SwarmSession.createRegistry(this.o.maxPeers ?? DEFAULT_MAX_PEERS);
+      const swarmRegistry = SwarmSession.createRegistry(this.options.maxPeers ?? DEFAULT_MAX_PEERS);
       const swarm = new SwarmSession(
         {
           store,
-          peerId: this.c.peerId,
+          peerId: this.components.peerId,
           clock,
           signal,
           buffers,
-          limits: this.c.limits,
+          limits: this.components.limits,
           connect,
           registry: swarmRegistry,
           announce: (numwant) =>
-            this.c.announce({ infoHash: metainfo.infoHash, left: bytesLeft(store), numwant }),
+            this.components.announce({
+              infoHash: metainfo.infoHash,
+              left: bytesLeft(store),
+              numwant,
+            }),
         },
         {
-          owner: this.o.owner,
-          maxPeers: this.o.maxPeers,
+          owner: this.options.owner,
+          maxPeers: this.options.maxPeers,
           pipelineBytes,
-          extraPeers: this.o.neighbours,
+          extraPeers: this.options.neighbours,
         },
       );
       publishSwarm(swarm, events.publish);
@@ -306,19 +310,19 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
       session = new RingSession(
         {
           store,
-          peerId: this.c.peerId,
+          peerId: this.components.peerId,
           clock,
           signal,
           publish: events.publish,
           connect,
-          limits: this.c.limits,
+          limits: this.components.limits,
           buffers,
           registry: ringRegistry,
         },
         {
-          owner: this.o.owner,
-          neighbours: this.o.neighbours,
-          fallbackAfterMs: this.o.fallbackAfterMs,
+          owner: this.options.owner,
+          neighbours: this.options.neighbours,
+          fallbackAfterMs: this.options.fallbackAfterMs,
           pipelineBytes,
           batch: parts.batch,
         },
@@ -328,9 +332,9 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
     }
     const completion = new Completion(
       {
-        removeChunks: this.o.removeChunks === true,
-        exitWhenDone: this.o.exitWhenDone,
-        lingerMs: this.o.lingerMs,
+        removeChunks: this.options.removeChunks === true,
+        exitWhenDone: this.options.exitWhenDone,
+        lingerMs: this.options.lingerMs,
         swarmMode,
       },
       {
@@ -370,15 +374,15 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
    * on the injected clock (why this is no p-retry loop: see backoffMs).
    */
   private async fetchMetainfoWithRetry(): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
-    const { clock, signal } = this.c;
-    const deadline = clock.now() + this.o.ownerTimeoutMs;
+    const { clock, signal } = this.components;
+    const deadline = clock.now() + this.options.ownerTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
         const fetched = await fetchMetainfo(
-          this.o.owner,
+          this.options.owner,
           signal,
-          this.o.metainfoPath,
-          this.o.token,
+          this.options.metainfoPath,
+          this.options.token,
         );
         this.checkPinned(fetched.metainfo);
         return fetched;
@@ -388,7 +392,7 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
           // Retrying will not help: the swarm is private and our token is missing or wrong.
           throw new SwarmdropError(
             'ERR_PINNED',
-            this.o.token === undefined
+            this.options.token === undefined
               ? `the owner at ${this.ownerLabel} runs a private swarm: pass its token with --token-file FILE or ${TOKEN_ENV}`
               : `the owner at ${this.ownerLabel} refused our token: check --token-file or ${TOKEN_ENV}`,
           );
@@ -403,12 +407,12 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
         const remainingMs = deadline - clock.now();
         if (signal.aborted || (attempt > 0 && remainingMs <= 0)) {
           throw new Error(
-            `the owner at ${this.ownerLabel} did not serve the metainfo within ${this.o.ownerTimeoutMs} ms (${(err as Error).message})`,
+            `the owner at ${this.ownerLabel} did not serve the metainfo within ${this.options.ownerTimeoutMs} ms (${(err as Error).message})`,
           );
         }
         const wait = Math.max(0, Math.min(backoffMs(attempt), remainingMs));
         if (attempt % 5 === 0) {
-          this.c.events.publish('waiting', {
+          this.components.events.publish('waiting', {
             for: 'owner',
             addr: this.ownerLabel,
             reason: (err as Error).message,
@@ -425,14 +429,14 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
    * than --sha256, is refused (the peer exits 1) instead of downloaded.
    */
   private checkPinned(metainfo: Metainfo): void {
-    const pinned = this.o.infoHash;
+    const pinned = this.options.infoHash;
     if (pinned && !metainfo.infoHash.equals(pinned)) {
       throw new SwarmdropError(
         'ERR_PINNED',
         `the owner at ${this.ownerLabel} served a metainfo with info-hash ${metainfo.infoHash.toString('hex')}, not the pinned ${pinned.toString('hex')}; refused it`,
       );
     }
-    const sha256 = this.o.sha256;
+    const sha256 = this.options.sha256;
     if (sha256 && metainfo.sha256 && !metainfo.sha256.equals(sha256)) {
       throw new SwarmdropError(
         'ERR_PINNED',

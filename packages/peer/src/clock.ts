@@ -2,19 +2,19 @@ import type { Timer, TimerClock } from '@swarmdrop/protocol';
 import { systemClock } from '@swarmdrop/protocol/node';
 
 /**
- * Time as the peer sees it. Every timing decision (fallback, stall cut,
- * re-announce, backoff pauses, lingering) reads this instead of the globals,
- * so that unit tests drive it with protocol's ManualClock; `systemClock` is
- * the real one.
+ * Time as the peer sees it: protocol's TimerClock (one name, one meaning:
+ * `Clock` is `now()` alone, a TimerClock also sets timers). Every timing
+ * decision (fallback, stall cut, re-announce, backoff pauses, lingering)
+ * reads one instead of the globals, so that unit tests drive it with
+ * protocol's ManualClock; `systemClock` is the real one.
  */
-export type Clock = TimerClock;
-export { systemClock, type Timer };
+export { systemClock, type Timer, type TimerClock };
 
 /** Sleeps `ms` on `clock`, resolving false instead of throwing when `signal` aborts. */
 export function pause(
   ms: number,
   signal: AbortSignal,
-  clock: Clock = systemClock,
+  clock: TimerClock = systemClock,
 ): Promise<boolean> {
   return new Promise((resolve) => {
     if (signal.aborted) {

@@ -1,7 +1,7 @@
 import { ChunkError, TypedEmitter } from '@swarmdrop/protocol';
 import type { ChunkStore, MergedFile } from '@swarmdrop/protocol/node';
 import type { DomainEvents } from '@swarmdrop/service';
-import type { Clock } from './clock.js';
+import type { TimerClock } from './clock.js';
 
 /** Chunks received so far, by where they came from (the `merged` line, `/status`). */
 export interface ReceivedCounts {
@@ -28,7 +28,7 @@ export interface CompletionComponents {
   readonly output: MergedFile;
   /** The store's copy of the chunks it held at start into `output`: the chunks it dropped on the way. */
   readonly attached: Promise<readonly number[]>;
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   /** The peer's domain events: Completion counts `chunk-received` and publishes `merged`, `chunk-corrupt`, `done`. */
   readonly events: DomainEvents;
   readonly signal: AbortSignal;
@@ -66,8 +66,8 @@ export class Completion extends TypedEmitter<CompletionEvents> {
     fromSwarm: 0,
   };
   mergedPath: string | undefined;
-  private readonly o: CompletionOptions;
-  private readonly c: CompletionComponents;
+  private readonly options: CompletionOptions;
+  private readonly components: CompletionComponents;
   /** The merge in progress, if any (`settled()` waits for it). */
   private merging: Promise<void> | undefined;
   private mergedAt = 0;
@@ -76,8 +76,8 @@ export class Completion extends TypedEmitter<CompletionEvents> {
 
   constructor(options: CompletionOptions, components: CompletionComponents) {
     super();
-    this.o = options;
-    this.c = components;
+    this.options = options;
+    this.components = components;
     // A resumed chunk file that no longer verifies was dropped while copied into the merged file.
     components.attached.then(
       (dropped) => {
@@ -100,17 +100,18 @@ export class Completion extends TypedEmitter<CompletionEvents> {
 
   /** Merges if every chunk is held and no merge ran or runs. */
   check(): void {
-    if (this.c.store.isComplete()) void this.merge();
+    if (this.components.store.isComplete()) void this.merge();
   }
 
   /** With exitWhenDone: finish once merged and every upload neighbour holds everything or has gone. */
   recheck(): void {
-    if (!this.o.exitWhenDone || !this.mergedPath || this.finished) return;
+    if (!this.options.exitWhenDone || !this.mergedPath || this.finished) return;
     const lingered =
-      this.c.peersSeen() > 0 || this.c.clock.now() - this.mergedAt >= this.o.lingerMs;
-    if (this.c.allServed() && lingered) {
+      this.components.peersSeen() > 0 ||
+      this.components.clock.now() - this.mergedAt >= this.options.lingerMs;
+    if (this.components.allServed() && lingered) {
       this.finished = true;
-      this.c.events.publish('done', { path: this.mergedPath });
+      this.components.events.publish('done', { path: this.mergedPath });
       this.emit('done');
     }
   }
@@ -121,7 +122,7 @@ export class Completion extends TypedEmitter<CompletionEvents> {
   }
 
   private merge(): Promise<void> {
-    if (this.merging || this.mergedPath || this.c.signal.aborted) return Promise.resolve();
+    if (this.merging || this.mergedPath || this.components.signal.aborted) return Promise.resolve();
     this.merging = this.runMerge().finally(() => {
       this.merging = undefined;
     });
@@ -129,11 +130,11 @@ export class Completion extends TypedEmitter<CompletionEvents> {
   }
 
   private async runMerge(): Promise<void> {
-    const { store, events, clock, output } = this.c;
+    const { store, events, clock, output } = this.components;
     try {
-      await this.c.attached;
+      await this.components.attached;
       const result = await output.complete();
-      if (this.o.removeChunks && !store.isServingFromMerged) {
+      if (this.options.removeChunks && !store.isServingFromMerged) {
         const removed = await store.releaseChunkFiles(result.path);
         events.publish('chunks-removed', { count: removed, servingFrom: result.path });
       }
@@ -146,11 +147,12 @@ export class Completion extends TypedEmitter<CompletionEvents> {
         owner: this.counts.fromOwner,
         neighbour: this.counts.fromNeighbour,
         fallback: this.counts.fromFallback,
-        ...(this.o.swarmMode ? { swarm: this.counts.fromSwarm } : {}),
+        ...(this.options.swarmMode ? { swarm: this.counts.fromSwarm } : {}),
       });
       this.emit('merged', result.path);
       this.recheck();
-      if (this.o.exitWhenDone) clock.setTimeout(() => this.recheck(), this.o.lingerMs + 10);
+      if (this.options.exitWhenDone)
+        clock.setTimeout(() => this.recheck(), this.options.lingerMs + 10);
     } catch (err) {
       if (
         err instanceof ChunkError &&

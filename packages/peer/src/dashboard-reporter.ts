@@ -1,5 +1,5 @@
 import type { PeerReport } from '@swarmdrop/service';
-import type { Clock, Timer } from './clock.js';
+import type { Timer, TimerClock } from './clock.js';
 import { HttpStatusError } from './owner-client.js';
 
 /**
@@ -17,7 +17,7 @@ export const DASHBOARD_REPORT_MS = 1_000;
 export const DASHBOARD_UNCHANGED_REPORT_MS = 60_000;
 
 export interface DashboardReporterComponents {
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   /** This peer's report now (the dashboard model's; it hands each event over once). */
   readonly report: () => PeerReport;
   /** Sends a report to the owner; resolves with its hint for the next one (ms), if it gave one. */
@@ -36,7 +36,7 @@ export interface DashboardReporterComponents {
  * after a failed report the next comes in DASHBOARD_REPORT_MS.
  */
 export class DashboardReporter {
-  private readonly c: DashboardReporterComponents;
+  private readonly components: DashboardReporterComponents;
   private timer: Timer | undefined;
   private stopped = false;
   /** The owner's last hint: how often it wants to hear from us. */
@@ -46,7 +46,7 @@ export class DashboardReporter {
   private lastSentAtMs = 0;
 
   constructor(components: DashboardReporterComponents) {
-    this.c = components;
+    this.components = components;
     if (components.signal?.aborted) this.stopped = true;
     components.signal?.addEventListener('abort', () => this.stop(), { once: true });
   }
@@ -64,21 +64,21 @@ export class DashboardReporter {
 
   private schedule(ms: number): void {
     this.timer?.cancel();
-    this.timer = this.stopped ? undefined : this.c.clock.setTimeout(() => this.send(), ms);
+    this.timer = this.stopped ? undefined : this.components.clock.setTimeout(() => this.send(), ms);
   }
 
   private send(): void {
     if (this.stopped) return;
-    const report = this.c.report();
+    const report = this.components.report();
     const text = JSON.stringify(report);
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     if (text === this.lastSent && now - this.lastSentAtMs < DASHBOARD_UNCHANGED_REPORT_MS) {
       this.schedule(this.everyMs);
       return;
     }
-    this.c.post(report).then(
+    this.components.post(report).then(
       (nextMs) => {
-        this.c.accepted?.();
+        this.components.accepted?.();
         this.lastSent = text;
         this.lastSentAtMs = now;
         this.everyMs = nextMs ?? DASHBOARD_REPORT_MS;

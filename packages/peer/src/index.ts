@@ -12,13 +12,8 @@
  * ```
  */
 export { type PeerCliOptions, PROGRAM, parsePeerArgs, USAGE } from './args.js';
-export { backoffMs } from './backoff.js';
-export { type Clock, pause, systemClock, type Timer } from './clock.js';
-export {
-  FallbackPolicy,
-  type LinkProgress,
-  type NeighbourProgress,
-} from './fallback-policy.js';
+export { pause, systemClock, type Timer, type TimerClock } from './clock.js';
+export { backoffMs } from './dialers.js';
 export {
   DEFAULT_FALLBACK_AFTER_MS,
   DEFAULT_LINGER_MS,
@@ -39,3 +34,8 @@ export {
 export { announce, fetchMetainfo } from './owner-client.js';
 export { MAX_HASH_FAILURES, Peer, type PeerComponents } from './peer.js';
 export { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
+export {
+  FallbackPolicy,
+  type LinkProgress,
+  type NeighbourProgress,
+} from './ring/fallback-policy.js';

@@ -35,12 +35,12 @@ import {
   textValue,
   type ValueSpec,
 } from '@swarmdrop/service';
-import { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';
+import { DEFAULT_PIPELINE_BLOCKS } from './engine/scheduler.js';
 import { DEFAULT_MAX_PEERS } from './swarm/swarm-session.js';
 
 /** Defaults shared with the protocol's server. */
 export { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from '@swarmdrop/service';
-export { DEFAULT_PIPELINE_BLOCKS } from './swarm/swarm-scheduler.js';
+export { DEFAULT_PIPELINE_BLOCKS } from './engine/scheduler.js';
 export { DEFAULT_MAX_PEERS } from './swarm/swarm-session.js';
 export const DEFAULT_FALLBACK_AFTER_MS = 10_000;
 export const DEFAULT_OWNER_TIMEOUT_MS = 60_000;

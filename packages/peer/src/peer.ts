@@ -14,10 +14,10 @@ import {
   sendBody,
   sendUnauthorized,
 } from '@swarmdrop/service';
-import { connectWire, type WireConnection } from './backoff.js';
 import { Bootstrap, type TrackerRequest } from './bootstrap.js';
-import { type Clock, systemClock } from './clock.js';
+import { systemClock, type TimerClock } from './clock.js';
 import { DashboardReporter } from './dashboard-reporter.js';
+import { connectWire, type WireConnection } from './dialers.js';
 import { type PeerOptions, type ResolvedPeerOptions, resolvePeerOptions } from './options.js';
 import { type AnnounceResult, announce, postReport } from './owner-client.js';
 import { PeerAdmission } from './private-swarm.js';
@@ -25,12 +25,12 @@ import type { Torrent } from './torrent.js';
 
 export { isOwnFileName } from './bootstrap.js';
 export { DASHBOARD_REPORT_MS } from './dashboard-reporter.js';
-export { MAX_HASH_FAILURES } from './links/ring-session.js';
 export {
   DEFAULT_FALLBACK_AFTER_MS,
   DEFAULT_LINGER_MS,
   DEFAULT_OWNER_TIMEOUT_MS,
 } from './options.js';
+export { MAX_HASH_FAILURES } from './ring/ring-session.js';
 
 /** Error codes that mean the disk (not the network or the input) failed us. */
 const DISK_ERROR_CODES = new Set([
@@ -58,7 +58,7 @@ export interface PeerComponents {
   /** Aborting it stops the peer, also while it is still starting (waiting for the owner). */
   readonly signal?: AbortSignal;
   /** Time for every timing decision (fallback, stall cut, re-announce, backoff); the system clock by default. */
-  readonly clock?: Clock;
+  readonly clock?: TimerClock;
 }
 
 /**
@@ -90,7 +90,7 @@ export class Peer implements HostedService {
   private readonly host: ServiceHost;
   private readonly peerId: Buffer;
   private readonly abort = new AbortController();
-  private readonly clock: Clock;
+  private readonly clock: TimerClock;
   /** The download, whole, once bootstrap has built it; nothing of it exists before. */
   #torrent: Torrent | undefined;
   /** Bootstrap under way (or done): close() waits for it, so a torrent built late is closed too. */
@@ -101,7 +101,7 @@ export class Peer implements HostedService {
   /** Our reports to the owner's dashboard. */
   private readonly reporter: DashboardReporter;
 
-  private constructor(options: ResolvedPeerOptions, host: ServiceHost, clock: Clock) {
+  private constructor(options: ResolvedPeerOptions, host: ServiceHost, clock: TimerClock) {
     this.options = options;
     this.host = host;
     this.events = host.events;

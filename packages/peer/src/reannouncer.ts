@@ -1,4 +1,4 @@
-import type { Clock, Timer } from './clock.js';
+import type { Timer, TimerClock } from './clock.js';
 
 /** How often the peer re-announces to the owner's tracker (its `interval`). */
 export const REANNOUNCE_MS = 30_000;
@@ -14,7 +14,7 @@ export class Reannouncer {
   private running = false;
 
   constructor(
-    private readonly clock: Clock,
+    private readonly clock: TimerClock,
     private readonly intervalMs: number,
     private readonly announce: () => Promise<unknown>,
   ) {}

@@ -1,4 +1,4 @@
-import type { WireConnection } from './backoff.js';
+import type { WireConnection } from './dialers.js';
 
 /** What a session tells the torrent above it. */
 export type SessionEvents = {
@@ -10,7 +10,7 @@ export type SessionEvents = {
 
 /**
  * How a torrent trades, whichever the mode: the ring's fixed links
- * (links/RingSession) or the swarm's tracker peers (swarm/SwarmSession).
+ * (ring/RingSession) or the swarm's tracker peers (swarm/SwarmSession).
  * Both keep their connections in the torrent's ConnectionRegistry.
  */
 export interface Session {

@@ -1,9 +1,9 @@
 import { type Metainfo, TypedEmitter } from '@swarmdrop/protocol';
 import type { BufferPool, ChunkStore } from '@swarmdrop/protocol/node';
 import { formatRanges } from '@swarmdrop/service';
-import type { WireConnection } from './backoff.js';
 import type { Completion } from './completion.js';
-import type { ConnectionRegistry, RegistryEntry } from './connection-registry.js';
+import type { WireConnection } from './dialers.js';
+import type { ConnectionRegistry, RegistryEntry } from './engine/connection-registry.js';
 import type { AnnounceResult } from './owner-client.js';
 import type { Reannouncer } from './reannouncer.js';
 import type { Session } from './session.js';

@@ -4,7 +4,7 @@ import {
   keepsDialledBySmallerId,
   type RegisteredConnection,
   type RegistryEntry,
-} from '../src/connection-registry.js';
+} from '../src/engine/connection-registry.js';
 
 /** A connection as the registry reads it: a label, a handshake, a remote bitfield that may be complete. */
 class FakeConnection implements RegisteredConnection {

@@ -19,7 +19,7 @@ import {
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePeerArgs } from '../src/args.js';
-import { connectWire } from '../src/backoff.js';
+import { connectWire } from '../src/dialers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());

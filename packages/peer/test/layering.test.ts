@@ -1,7 +1,9 @@
 /**
- * The peer's layering (issue 9): links/, swarm/, completion, bootstrap, the
- * torrent, its session and its connection registry never import peer.ts,
- * directly or through another module; anything going up is an event.
+ * The peer's layering (issues 9 and 20): ring/, swarm/, engine/,
+ * completion, bootstrap, the torrent and its session never import peer.ts,
+ * directly or through another module; anything going up is an event. The
+ * engine (engine/) is below both modes: it reaches neither ring/ nor
+ * swarm/, and the two modes never reach each other.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -12,14 +14,15 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../src');
 const PEER = join(SRC, 'peer.ts');
 
 /** The modules below the peer: every file in these folders, and these files. */
-const BELOW_DIRS = ['links', 'swarm'];
-const BELOW_FILES = [
-  'completion.ts',
-  'bootstrap.ts',
-  'torrent.ts',
-  'session.ts',
-  'connection-registry.ts',
-];
+const BELOW_DIRS = ['ring', 'swarm', 'engine'];
+const BELOW_FILES = ['completion.ts', 'bootstrap.ts', 'torrent.ts', 'session.ts'];
+
+/** Each folder, and the folders none of its modules may reach. */
+const APART: Record<string, readonly string[]> = {
+  engine: ['ring', 'swarm'],
+  ring: ['swarm'],
+  swarm: ['ring'],
+};
 
 /** The relative import specifiers of a module (static, side-effect, re-export and dynamic). */
 function specifiers(source: string): string[] {
@@ -56,6 +59,12 @@ async function reachable(entry: string): Promise<Map<string, string[]>> {
   return seen;
 }
 
+async function filesIn(dir: string): Promise<string[]> {
+  return (await readdir(join(SRC, dir)))
+    .filter((n) => n.endsWith('.ts'))
+    .map((n) => join(SRC, dir, n));
+}
+
 async function belowThePeer(): Promise<string[]> {
   const files = BELOW_FILES.map((f) => join(SRC, f));
   for (const dir of BELOW_DIRS) {
@@ -72,7 +81,7 @@ describe('layering: nothing below the peer imports peer.ts', () => {
     expect((await reachable(join(SRC, 'index.ts'))).has(PEER)).toBe(true);
   });
 
-  it('links/, swarm/, completion, bootstrap, torrent, session and the registry never reach peer.ts', async () => {
+  it('ring/, swarm/, engine/, completion, bootstrap, torrent and session never reach peer.ts', async () => {
     const files = await belowThePeer();
     expect(files.length).toBeGreaterThan(BELOW_FILES.length);
     const offenders: string[] = [];
@@ -82,4 +91,25 @@ describe('layering: nothing below the peer imports peer.ts', () => {
     }
     expect(offenders).toEqual([]);
   });
+});
+
+describe('layering: the engine below both modes, the modes apart', () => {
+  it('finds a folder it must not reach when it is imported (the scan itself works)', async () => {
+    // ring-session runs on the engine: the scan must see engine/ from ring/.
+    const reached = [...(await reachable(join(SRC, 'ring', 'ring-session.ts'))).keys()];
+    expect(reached.some((f) => f.startsWith(join(SRC, 'engine') + '/'))).toBe(true);
+  });
+
+  for (const [dir, apart] of Object.entries(APART)) {
+    it(`${dir}/ never reaches ${apart.map((d) => `${d}/`).join(' or ')}`, async () => {
+      const offenders: string[] = [];
+      for (const file of await filesIn(dir)) {
+        for (const [target, chain] of await reachable(file)) {
+          if (apart.some((d) => target.startsWith(join(SRC, d) + '/')))
+            offenders.push(chain.map((f) => relative(SRC, f)).join(' -> '));
+        }
+      }
+      expect(offenders).toEqual([]);
+    });
+  }
 });

@@ -18,7 +18,7 @@ import {
   MinRatePolicy,
   type PickedBlock,
   SwarmPicker,
-} from '../src/swarm/index.js';
+} from '../src/engine/index.js';
 
 describe('MinRatePolicy', () => {
   it('strips a link that stays below the minimum for a window although blocks keep arriving', () => {

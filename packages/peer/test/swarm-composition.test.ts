@@ -13,7 +13,6 @@ import { InitialSeeder } from '@swarmdrop/owner';
 import {
   Bitfield,
   buildMetainfo,
-  Choker,
   ManualClock,
   type Metainfo,
   makePeerId,
@@ -22,7 +21,7 @@ import {
 import { BlockServer, ChunkStore, Connection, PeerWire, splitFile } from '@swarmdrop/protocol/node';
 import { Cleanup, HANG_MS, pseudoRandomBytes, socketPair, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MinRatePolicy, SwarmPicker, SwarmScheduler } from '../src/swarm/index.js';
+import { Choker, MinRatePolicy, SwarmPicker, SwarmScheduler } from '../src/engine/index.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());

@@ -5,7 +5,7 @@
  */
 import { Bitfield, Geometry, seededRng } from '@swarmdrop/protocol';
 import { describe, expect, it } from 'vitest';
-import { RarityOrder, SwarmPicker, type SwarmPickerOptions } from '../src/swarm/index.js';
+import { RarityOrder, SwarmPicker, type SwarmPickerOptions } from '../src/engine/index.js';
 
 const BLOCK = 16_384;
 /** Pieces of two 16 KiB blocks. */

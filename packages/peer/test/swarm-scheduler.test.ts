@@ -27,7 +27,7 @@ import {
   SwarmPicker,
   SwarmScheduler,
   type SwarmSchedulerOptions,
-} from '../src/swarm/index.js';
+} from '../src/engine/index.js';
 
 /** A fixed pipeline of the whole cap, whatever the rate: a sitting link is asked for the whole (small) file. */
 const FIXED_PIPELINE: SwarmSchedulerOptions = { minPipelineBytes: DEFAULT_PIPELINE_BYTES };

@@ -16,7 +16,7 @@ import {
 import { ChunkStore } from '@swarmdrop/protocol/node';
 import { Cleanup, HANG_MS, startOwner, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { WireConnection } from '../src/backoff.js';
+import type { WireConnection } from '../src/dialers.js';
 import type { AnnounceResult } from '../src/owner-client.js';
 import { REANNOUNCE_MS } from '../src/reannouncer.js';
 import { DUPLICATE_REASON, SWARM_TICK_MS, SwarmSession } from '../src/swarm/swarm-session.js';

@@ -9,7 +9,7 @@ import { encodeMessage, makePeerId } from '@swarmdrop/protocol';
 import { UtpEndpoint } from '@swarmdrop/protocol/node';
 import { CHUNK, Cleanup, freePorts, merged, startOwner, startPeer } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectWire, UTP_PROBE_TIMEOUT_MS } from '../src/backoff.js';
+import { connectWire, UTP_PROBE_TIMEOUT_MS } from '../src/dialers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());

@@ -1,12 +1,25 @@
 /**
- * Swarm mode's building blocks: pure parts on an injected clock and RNG, wired
- * into the peer by its scheduler. Invariants: STATE.md next to this file.
+ * Swarm mode: a peer with no download neighbour (or --swarm) takes peers
+ * from the owner's tracker and trades with all of them on the engine
+ * (../engine/): rarest first, endgame, choking with reciprocation.
  */
-
-export * from './min-rate-policy.js';
-export * from './rarity-order.js';
-export * from './redialer.js';
-export * from './swarm-log.js';
-export * from './swarm-picker.js';
-export * from './swarm-scheduler.js';
-export * from './swarm-session.js';
+export {
+  DEFAULT_REDIAL_ATTEMPTS,
+  REDIAL_MAX_DELAY_MS,
+  Redialer,
+  type RedialerComponents,
+  type RedialerOptions,
+} from './redialer.js';
+export { publishSwarm } from './swarm-log.js';
+export {
+  DEFAULT_MAX_PEERS,
+  DUPLICATE_REASON,
+  MAX_HASH_FAILURES_PER_LINK,
+  SWARM_TICK_MS,
+  type SwarmLink,
+  type SwarmRole,
+  SwarmSession,
+  type SwarmSessionComponents,
+  type SwarmSessionEvents,
+  type SwarmSessionOptions,
+} from './swarm-session.js';

@@ -1,6 +1,6 @@
 import { OptionError, type Rng } from '@swarmdrop/protocol';
-import { backoffMs } from '../backoff.js';
-import type { Clock, Timer } from '../clock.js';
+import type { Timer, TimerClock } from '../clock.js';
+import { backoffMs } from '../dialers.js';
 
 /**
  * Retries of one address after a failed dial before it is forgotten, until
@@ -22,7 +22,7 @@ export interface RedialerOptions {
 }
 
 export interface RedialerComponents {
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   /** The jitter of the waits (Math.random by default). */
   readonly rng?: Rng;
 }
@@ -45,12 +45,12 @@ export class Redialer {
   readonly maxAttempts: number;
   readonly maxAddresses: number;
   readonly maxDelayMs: number;
-  private readonly c: RedialerComponents;
+  private readonly components: RedialerComponents;
   private readonly retrying = new Map<string, Retrying>();
   private closed = false;
 
   constructor(components: RedialerComponents, options: RedialerOptions) {
-    this.c = components;
+    this.components = components;
     this.maxAttempts = options.maxAttempts ?? DEFAULT_REDIAL_ATTEMPTS;
     this.maxAddresses = options.maxAddresses;
     this.maxDelayMs = options.maxDelayMs ?? REDIAL_MAX_DELAY_MS;
@@ -85,12 +85,12 @@ export class Redialer {
       return false;
     }
     const retry = state;
-    retry.timer = this.c.clock.setTimeout(
+    retry.timer = this.components.clock.setTimeout(
       () => {
         retry.timer = undefined;
         redial();
       },
-      backoffMs(state.failures - 1, this.maxDelayMs, this.c.rng),
+      backoffMs(state.failures - 1, this.maxDelayMs, this.components.rng),
     );
     return true;
   }

@@ -1,5 +1,4 @@
 import {
-  Choker,
   type Endpoint,
   formatEndpoint,
   type Rng,
@@ -14,16 +13,17 @@ import {
   openConnection,
   type WireLimits,
 } from '@swarmdrop/protocol/node';
-import { connectTcp, type WireConnection } from '../backoff.js';
-import type { Clock, Timer } from '../clock.js';
-import { ConnectionRegistry, keepsDialledBySmallerId } from '../connection-registry.js';
+import type { Timer, TimerClock } from '../clock.js';
+import { connectTcp, type WireConnection } from '../dialers.js';
+import { Choker } from '../engine/choker.js';
+import { ConnectionRegistry, keepsDialledBySmallerId } from '../engine/connection-registry.js';
+import { MinRatePolicy } from '../engine/min-rate-policy.js';
+import { SwarmPicker } from '../engine/picker.js';
+import { SwarmScheduler } from '../engine/scheduler.js';
 import type { AnnounceResult } from '../owner-client.js';
 import { REANNOUNCE_MS, Reannouncer } from '../reannouncer.js';
 import type { Session } from '../session.js';
-import { MinRatePolicy } from './min-rate-policy.js';
 import { Redialer, type RedialerOptions } from './redialer.js';
-import { SwarmPicker } from './swarm-picker.js';
-import { SwarmScheduler } from './swarm-scheduler.js';
 
 /**
  * Connections a swarm peer dials and accepts at most. Four regular unchoke
@@ -64,7 +64,7 @@ export interface SwarmSessionComponents {
   readonly store: ChunkStore;
   /** Our peer id: carries our listening port, so a remote names us by it. */
   readonly peerId: Buffer;
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   /** Announces to the owner's tracker asking for `numwant` peers. */
   readonly announce: (numwant: number) => Promise<AnnounceResult>;
   readonly signal: AbortSignal;
@@ -131,7 +131,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
   readonly mode = 'swarm';
   readonly maxPeers: number;
   readonly ownerLabel: string;
-  private readonly c: SwarmSessionComponents;
+  private readonly components: SwarmSessionComponents;
   private readonly options: SwarmSessionOptions;
   private readonly scheduler: SwarmScheduler;
   private readonly choker: Choker;
@@ -150,7 +150,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
 
   constructor(components: SwarmSessionComponents, options: SwarmSessionOptions) {
     super();
-    this.c = components;
+    this.components = components;
     this.options = options;
     this.maxPeers = options.maxPeers ?? DEFAULT_MAX_PEERS;
     this.ownerLabel = formatEndpoint(options.owner.host ?? '127.0.0.1', options.owner.port);
@@ -185,7 +185,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       if (!link) return;
       const requestBytes = requestBytesFor(
         link.connection.wire.remoteHandshake?.peerId,
-        this.c.store.metainfo.pieceLength,
+        this.components.store.metainfo.pieceLength,
       );
       const size = store.metainfo.geometry.pieceSize(index);
       this.emit('requested', index, link, Math.ceil(size / requestBytes));
@@ -253,8 +253,8 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
    * scheduler counts as held and the store no longer has is wanted again.
    */
   storeChanged(): void {
-    for (let index = 0; index < this.c.store.pieceCount; index++)
-      if (!this.c.store.has(index)) this.scheduler.pieceLost(index);
+    for (let index = 0; index < this.components.store.pieceCount; index++)
+      if (!this.components.store.has(index)) this.scheduler.pieceLost(index);
     this.wake();
   }
 
@@ -293,7 +293,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
 
   private async announce(): Promise<void> {
     if (this.closed) return;
-    const result = await this.c.announce(this.maxPeers);
+    const result = await this.components.announce(this.maxPeers);
     for (const peer of result.peerList) this.dial(peer);
   }
 
@@ -310,7 +310,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     if ((!retry && this.redialer.isWaiting(label)) || this.links.isFull()) return false;
     this.links.startDialling(label);
     const release = this.links.hold();
-    (this.c.connect ?? plainTcp)(host, peer.port, this.c.signal).then(
+    (this.components.connect ?? plainTcp)(host, peer.port, this.components.signal).then(
       (connection) => {
         release();
         this.redialer.forget(label);
@@ -337,10 +337,10 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
   private open(opened: WireConnection, dir: 'in' | 'out', dialled?: string): void {
     const { connection, server } = openConnection({
       opened,
-      store: this.c.store,
-      peerId: this.c.peerId,
-      clock: this.c.clock,
-      limits: this.c.limits,
+      store: this.components.store,
+      peerId: this.components.peerId,
+      clock: this.components.clock,
+      limits: this.components.limits,
     });
     const release = this.links.hold();
     const uncount = () => {
@@ -359,7 +359,8 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
         // Both ends dialled at once: keep the one the smaller peer id dialled, on both sides alike.
         // (Two connections the same way round are a second dial to one address: the first stays.)
         const keepNew =
-          existing.dir !== dir && keepsDialledBySmallerId(this.c.peerId, handshake.peerId, dir);
+          existing.dir !== dir &&
+          keepsDialledBySmallerId(this.components.peerId, handshake.peerId, dir);
         if (!keepNew) {
           connection.close(DUPLICATE_REASON);
           return;
@@ -411,13 +412,13 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     connection.on('notInterested', () => this.rechoke());
     this.emit('connected', link);
     this.wake();
-    connection.sendBitfield(this.c.store.held);
-    const held = this.c.store.held;
+    connection.sendBitfield(this.components.store.held);
+    const held = this.components.store.held;
     this.emit('idlistSent', link, held.count(), held.size);
     this.scheduler.add(label, connection, {
       requestBytes: requestBytesFor(
         connection.wire.remoteHandshake?.peerId,
-        this.c.store.metainfo.pieceLength,
+        this.components.store.metainfo.pieceLength,
       ),
     });
   }
@@ -429,9 +430,15 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       this.emit('haveSent', index, link);
     }
     const role: SwarmRole = from === this.ownerLabel ? 'owner' : 'swarm';
-    this.emit('pieceStored', index, from, role, this.c.store.metainfo.geometry.pieceSize(index));
+    this.emit(
+      'pieceStored',
+      index,
+      from,
+      role,
+      this.components.store.metainfo.geometry.pieceSize(index),
+    );
     // A leecher that just became a seed ranks by upload from now on.
-    if (this.c.store.isComplete()) this.rechoke();
+    if (this.components.store.isComplete()) this.rechoke();
   }
 
   private onRejected(index: number, from: readonly string[]): void {
@@ -452,7 +459,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
 
   private wake(): void {
     if (this.closed) return;
-    this.timer ??= this.c.clock.setInterval(() => this.tick(), SWARM_TICK_MS);
+    this.timer ??= this.components.clock.setInterval(() => this.tick(), SWARM_TICK_MS);
   }
 
   /**
@@ -485,7 +492,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
         amInterested: l.connection.amInterested,
         lastPieceAtMs: l.connection.lastPieceAtMs,
       })),
-      this.c.store.isComplete(),
+      this.components.store.isComplete(),
     );
     for (const [id, l] of links) {
       if (unchoked.has(id)) l.connection.unchoke();

@@ -1,5 +1,5 @@
 import { ChunkError } from '../errors.js';
-import { TypedEmitter } from '../swarm/typed-emitter.js';
+import { TypedEmitter } from '../events/typed-emitter.js';
 import type { ChunkStore } from './chunk-store.js';
 import type { BlockRef, Connection } from './connection.js';
 

@@ -1,4 +1,4 @@
-import { type Clock, MONOTONIC_CLOCK, type TimerClock } from '../swarm/clock.js';
+import { type Clock, MONOTONIC_CLOCK, type TimerClock } from '../time/clock.js';
 
 /**
  * The real clock: monotonic time (the same base as MONOTONIC_CLOCK) and

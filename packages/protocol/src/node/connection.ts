@@ -1,8 +1,8 @@
 import { Bitfield } from '../bitfield.js';
 import { type SwarmdropError, WireError } from '../errors.js';
-import { type Clock, MONOTONIC_CLOCK } from '../swarm/clock.js';
-import { RateEstimator } from '../swarm/rate-estimator.js';
-import { TypedEmitter } from '../swarm/typed-emitter.js';
+import { TypedEmitter } from '../events/typed-emitter.js';
+import { RateEstimator } from '../rate/rate-estimator.js';
+import { type Clock, MONOTONIC_CLOCK } from '../time/clock.js';
 import type { Handshake, Message } from '../wire/messages.js';
 import type { PeerWire, WireClose } from './peer-wire.js';
 

@@ -8,7 +8,7 @@
  * `Connection` wraps a `PeerWire` and owns the remote's state (bitfield, the
  * four choke/interest flags, requests both ways, rates), emitting typed
  * events; `BlockServer` serves its requests from the store. Invariants:
- * `packages/peer/src/swarm/STATE.md`.
+ * `packages/peer/src/engine/STATE.md`.
  *
  * @example
  * ```ts

@@ -1,5 +1,5 @@
 import type { WireEncryption, WireTransport } from '../mse.js';
-import type { TimerClock } from '../swarm/clock.js';
+import type { TimerClock } from '../time/clock.js';
 import { BlockServer } from './block-server.js';
 import type { ChunkStore } from './chunk-store.js';
 import { Connection } from './connection.js';

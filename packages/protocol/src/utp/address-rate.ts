@@ -29,7 +29,7 @@ interface Bucket {
 export class AddressRate {
   /** Takes refused for want of a token (tests, stats). */
   refused = 0;
-  private readonly o: AddressRateOptions;
+  private readonly options: AddressRateOptions;
   private readonly buckets = new Map<string, Bucket>();
 
   constructor(options: AddressRateOptions) {
@@ -38,7 +38,7 @@ export class AddressRate {
       if (!(value > 0) || !Number.isFinite(value))
         throw new RangeError(`${field} must be a positive number, not ${value}`);
     }
-    this.o = options;
+    this.options = options;
   }
 
   /** Buckets held now. */
@@ -48,19 +48,19 @@ export class AddressRate {
 
   /** Takes one token from `address`'s bucket: false when it has none. */
   take(address: string): boolean {
-    const now = this.o.now();
+    const now = this.options.now();
     let bucket = this.buckets.get(address);
     if (bucket) {
       // Re-inserted, so the Map's order runs from least to most recently heard.
       this.buckets.delete(address);
       bucket.tokens = Math.min(
-        this.o.burst,
-        bucket.tokens + (Math.max(0, now - bucket.atMs) * this.o.perSecond) / 1000,
+        this.options.burst,
+        bucket.tokens + (Math.max(0, now - bucket.atMs) * this.options.perSecond) / 1000,
       );
       bucket.atMs = now;
     } else {
-      bucket = { tokens: this.o.burst, atMs: now };
-      if (this.buckets.size >= this.o.maxAddresses) {
+      bucket = { tokens: this.options.burst, atMs: now };
+      if (this.buckets.size >= this.options.maxAddresses) {
         const oldest = this.buckets.keys().next().value;
         if (oldest !== undefined) this.buckets.delete(oldest);
       }

@@ -147,7 +147,7 @@ export class UtpConnection {
     overrunDropped: 0,
   };
 
-  private readonly o: UtpConnectionOptions;
+  private readonly options: UtpConnectionOptions;
   private readonly packetBytes: number;
   private seqNr: number;
   /** Last in-order seq received from the remote. */
@@ -198,7 +198,7 @@ export class UtpConnection {
     sendId: number,
     seqNr: number,
   ) {
-    this.o = options;
+    this.options = options;
     this.state = state;
     this.recvId = recvId & 0xffff;
     this.sendId = sendId & 0xffff;
@@ -316,7 +316,7 @@ export class UtpConnection {
       }
       return;
     }
-    const now = this.o.now();
+    const now = this.options.now();
     this.lastReceivedMs = now;
     this.stats.received++;
     this.noteTimestamp(packet);
@@ -333,11 +333,11 @@ export class UtpConnection {
       // waits for before it takes data or sends any: unless data of ours
       // carries the ack first, a STATE does.
       this.ackSoon();
-      this.o.onConnect?.();
+      this.options.onConnect?.();
       if (this.isClosed) return;
     } else if (this.state === 'syn-recv') {
       this.state = 'connected';
-      this.o.onConnect?.();
+      this.options.onConnect?.();
       if (this.isClosed) return;
     }
     this.remoteWindow = packet.windowSize;
@@ -351,10 +351,10 @@ export class UtpConnection {
   /** Runs the clocks: retransmission timeout, keep-alive, idle and connect deadlines. */
   tick(): void {
     if (this.state === 'closed') return;
-    const now = this.o.now();
+    const now = this.options.now();
     if (
       this.state !== 'connected' &&
-      now - this.startedMs >= (this.o.connectTimeoutMs ?? DEFAULT_UTP_CONNECT_TIMEOUT_MS)
+      now - this.startedMs >= (this.options.connectTimeoutMs ?? DEFAULT_UTP_CONNECT_TIMEOUT_MS)
     ) {
       this.close(
         new Error(
@@ -365,7 +365,7 @@ export class UtpConnection {
       );
       return;
     }
-    if (now - this.lastReceivedMs >= (this.o.idleTimeoutMs ?? DEFAULT_UTP_IDLE_TIMEOUT_MS)) {
+    if (now - this.lastReceivedMs >= (this.options.idleTimeoutMs ?? DEFAULT_UTP_IDLE_TIMEOUT_MS)) {
       this.destroy(new Error('µTP connection idle'), true);
       return;
     }
@@ -375,7 +375,7 @@ export class UtpConnection {
     }
     if (
       this.state === 'connected' &&
-      now - this.lastSentMs >= (this.o.keepAliveMs ?? DEFAULT_UTP_KEEPALIVE_MS)
+      now - this.lastSentMs >= (this.options.keepAliveMs ?? DEFAULT_UTP_KEEPALIVE_MS)
     ) {
       this.sendState();
     }
@@ -545,7 +545,7 @@ export class UtpConnection {
       this.ackSoon();
       return;
     }
-    const window = this.o.receiveWindow?.();
+    const window = this.options.receiveWindow?.();
     if (window !== undefined && packet.payload.length > window + UTP_RECEIVE_OVERRUN_BYTES) {
       // The reader is that far behind and the remote ignores our window: drop, unacknowledged.
       this.stats.overrunDropped++;
@@ -577,11 +577,11 @@ export class UtpConnection {
       this.clearReorder();
       if (!this.remoteEnded) {
         this.remoteEnded = true;
-        this.o.onEnd();
+        this.options.onEnd();
       }
       return;
     }
-    if (this.remoteFinSeq === undefined && payload.length > 0) this.o.onData(payload);
+    if (this.remoteFinSeq === undefined && payload.length > 0) this.options.onData(payload);
   }
 
   private maybeFinished(): void {
@@ -592,7 +592,7 @@ export class UtpConnection {
 
   private flush(): void {
     if (this.state === 'closed') return;
-    const now = this.o.now();
+    const now = this.options.now();
     // Lost packets first, oldest first: they are within the remote window already.
     for (const p of this.outQueue) {
       if (!p.resend || p.acked) continue;
@@ -613,7 +613,7 @@ export class UtpConnection {
       this.finSeq = this.seqNr;
       this.queuePacket('fin', new Uint8Array(0));
     }
-    if (this.pendingBytes === 0) this.o.onDrain?.();
+    if (this.pendingBytes === 0) this.options.onDrain?.();
   }
 
   private takePending(size: number): Uint8Array {
@@ -644,7 +644,7 @@ export class UtpConnection {
     this.seqNr = seqAdd(this.seqNr, 1);
     this.outQueue.push(p);
     this.outstanding += payload.length;
-    this.transmit(p, this.o.now());
+    this.transmit(p, this.options.now());
   }
 
   private transmit(p: Outgoing, now: number): void {
@@ -658,7 +658,7 @@ export class UtpConnection {
   }
 
   private ackSoon(): void {
-    const defer = this.o.deferAck;
+    const defer = this.options.deferAck;
     if (!defer) {
       this.sendState();
       return;
@@ -681,11 +681,11 @@ export class UtpConnection {
   }
 
   private advertisedWindow(): number {
-    return Math.max(0, this.o.receiveWindow?.() ?? UTP_RECEIVE_WINDOW_BYTES);
+    return Math.max(0, this.options.receiveWindow?.() ?? UTP_RECEIVE_WINDOW_BYTES);
   }
 
   private emit(type: UtpType, seq: number, payload: Uint8Array): void {
-    const now = this.o.now();
+    const now = this.options.now();
     const sack =
       this.reorder.size > 0 ? buildSack(this.ackNr, (s) => this.reorder.has(s)) : undefined;
     const packet: UtpPacket = {
@@ -713,11 +713,11 @@ export class UtpConnection {
     this.stats.sent++;
     this.stats.wireBytesSent += bytes;
     this.sentSinceAckScheduled++;
-    this.o.send(packet);
+    this.options.send(packet);
   }
 
   private noteTimestamp(packet: UtpPacket): void {
-    this.replyMicro = (Math.floor(this.o.now() * 1000) - packet.timestampUs) >>> 0;
+    this.replyMicro = (Math.floor(this.options.now() * 1000) - packet.timestampUs) >>> 0;
   }
 
   private close(error?: Error): void {
@@ -726,7 +726,7 @@ export class UtpConnection {
     this.state = 'closed';
     this.rtoDeadline = undefined;
     this.clearReorder();
-    this.o.onClose(error);
+    this.options.onClose(error);
   }
 }
 

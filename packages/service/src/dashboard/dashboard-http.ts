@@ -100,7 +100,7 @@ interface Client {
  * `intervalMs` while anything changed), and on the owner the peers' reports.
  */
 export class DashboardHttp {
-  private readonly o: DashboardHttpOptions;
+  private readonly options: DashboardHttpOptions;
   private readonly clients = new Set<Client>();
   private nextSeq = 0;
   private flushTimer: Timer | undefined;
@@ -110,7 +110,7 @@ export class DashboardHttp {
     const max = options.maxClients;
     if (max !== undefined && (!Number.isSafeInteger(max) || max < 1))
       throw new RangeError(`maxClients must be a whole number >= 1, got ${max}`);
-    this.o = options;
+    this.options = options;
   }
 
   /** Browsers connected now. */
@@ -120,13 +120,16 @@ export class DashboardHttp {
 
   /** Answers `path` if it is the dashboard's; returns false otherwise. */
   handle(path: string, req: IncomingMessage, res: ServerResponse): boolean {
-    const authorized = carriesToken(req, this.o.token);
+    const authorized = carriesToken(req, this.options.token);
     switch (path) {
       case '/':
       case '/index.html':
         if (!authorized) sendUnauthorized(res);
         else {
-          const page = dashboardAssets().html.replaceAll('{{title}}', escapeHtml(this.o.title));
+          const page = dashboardAssets().html.replaceAll(
+            '{{title}}',
+            escapeHtml(this.options.title),
+          );
           sendBody(req, res, 'text/html; charset=utf-8', page, {
             'content-security-policy': "default-src 'self'; style-src 'self'; script-src 'self'",
           });
@@ -145,14 +148,14 @@ export class DashboardHttp {
         return true;
       case '/dashboard/state':
         if (!authorized) sendUnauthorized(res);
-        else sendJson(req, res, this.o.model.full());
+        else sendJson(req, res, this.options.model.full());
         return true;
       case '/dashboard/events':
         if (!authorized) sendUnauthorized(res);
         else this.subscribe(req, res);
         return true;
       case DASHBOARD_REPORT_PATH:
-        if (!this.o.announced) return false;
+        if (!this.options.announced) return false;
         if (req.method !== 'POST')
           sendText(res, 405, `${path} takes a POST of a peer's report\n`, { allow: 'POST' });
         else if (!authorized) sendUnauthorized(res);
@@ -210,10 +213,10 @@ export class DashboardHttp {
 
   private subscribe(req: IncomingMessage, res: ServerResponse): void {
     if (req.method !== 'HEAD') {
-      const max = this.o.maxClients ?? DEFAULT_MAX_DASHBOARD_CLIENTS;
+      const max = this.options.maxClients ?? DEFAULT_MAX_DASHBOARD_CLIENTS;
       while (this.clients.size >= max) if (!this.makeRoom()) break;
     }
-    this.o.holdOpen(res);
+    this.options.holdOpen(res);
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',
@@ -225,12 +228,12 @@ export class DashboardHttp {
     }
     if (this.flushTimer === undefined) {
       // Nobody watched: what piled up since the last delta is in the full state below.
-      this.o.model.delta();
-      this.flushTimer = this.o.clock.setInterval(
+      this.options.model.delta();
+      this.flushTimer = this.options.clock.setInterval(
         () => this.flush(),
-        this.o.intervalMs ?? DEFAULT_DASHBOARD_INTERVAL_MS,
+        this.options.intervalMs ?? DEFAULT_DASHBOARD_INTERVAL_MS,
       );
-      this.keepaliveTimer = this.o.clock.setInterval(() => {
+      this.keepaliveTimer = this.options.clock.setInterval(() => {
         for (const c of this.clients)
           if (c.behindSince === undefined) c.res.write(': keepalive\n\n');
       }, DASHBOARD_KEEPALIVE_MS);
@@ -242,12 +245,12 @@ export class DashboardHttp {
       behindSince: undefined,
     };
     this.clients.add(client);
-    res.write(`data: ${JSON.stringify(this.o.model.full())}\n\n`);
+    res.write(`data: ${JSON.stringify(this.options.model.full())}\n\n`);
     res.on('drain', () => {
       if (client.behindSince === undefined) return;
       // It missed deltas while it was full: start it over from the whole state.
       client.behindSince = undefined;
-      res.write(`data: ${JSON.stringify(this.o.model.full())}\n\n`);
+      res.write(`data: ${JSON.stringify(this.options.model.full())}\n\n`);
     });
     res.on('close', () => {
       this.clients.delete(client);
@@ -257,8 +260,8 @@ export class DashboardHttp {
 
   /** One delta to every browser that keeps up. */
   private flush(): void {
-    const delta = this.o.model.delta();
-    const now = this.o.clock.now();
+    const delta = this.options.model.delta();
+    const now = this.options.clock.now();
     const line = delta ? `data: ${JSON.stringify(delta)}\n\n` : undefined;
     for (const client of [...this.clients]) {
       if (client.behindSince !== undefined) {
@@ -312,7 +315,7 @@ export class DashboardHttp {
       // A report names its sender by the port it claims: only a port that
       // announced from this very address, so no one can speak for a peer elsewhere.
       const host = unmapIPv4(req.socket.remoteAddress ?? '');
-      if (!this.o.announced?.(host, report.port)) {
+      if (!this.options.announced?.(host, report.port)) {
         sendText(
           res,
           403,
@@ -322,8 +325,10 @@ export class DashboardHttp {
       }
       try {
         // The peer names us by the address it reached us at.
-        this.o.model.addAlias(formatEndpoint(req.socket.localAddress, req.socket.localPort ?? 0));
-        this.o.model.applyReport(host, report);
+        this.options.model.addAlias(
+          formatEndpoint(req.socket.localAddress, req.socket.localPort ?? 0),
+        );
+        this.options.model.applyReport(host, report);
       } catch (err) {
         if (err instanceof ReportError) sendText(res, 400, `${err.message}\n`);
         else sendText(res, 500, 'internal error\n');

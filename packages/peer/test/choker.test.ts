@@ -3,15 +3,15 @@
  * optimistic rotation every 30 s favouring new connections, seed mode, and
  * anti-snubbing. No wall time anywhere.
  */
+
+import { ManualClock, seededRng } from '@swarmdrop/protocol';
 import { describe, expect, it } from 'vitest';
 import {
   type ChokeCandidate,
   Choker,
   DEFAULT_OPTIMISTIC_INTERVAL_MS,
   DEFAULT_RECHOKE_INTERVAL_MS,
-  ManualClock,
-  seededRng,
-} from '../src/index.js';
+} from '../src/engine/choker.js';
 
 const OLD = -1_000_000; // connected long ago: not new
 

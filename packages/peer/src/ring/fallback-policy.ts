@@ -1,4 +1,4 @@
-import type { Clock } from './clock.js';
+import type { TimerClock } from '../clock.js';
 
 /** What the stall check needs to know about one download link. */
 export interface LinkProgress {
@@ -30,7 +30,7 @@ export class FallbackPolicy {
 
   constructor(
     readonly fallbackAfterMs: number,
-    private readonly clock: Clock,
+    private readonly clock: TimerClock,
   ) {
     this.lastProgressAt = clock.now();
   }

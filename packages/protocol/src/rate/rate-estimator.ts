@@ -1,4 +1,4 @@
-import type { Clock } from './clock.js';
+import type { Clock } from '../time/clock.js';
 
 /** How far back a rate looks: long enough to smooth TCP's bursts, short enough to follow a link that slows. */
 export const DEFAULT_RATE_WINDOW_MS = 10_000;

@@ -1,5 +1,4 @@
-import { OptionError } from '../errors.js';
-import type { Clock, Rng } from './clock.js';
+import { type Clock, OptionError, type Rng } from '@swarmdrop/protocol';
 
 /** How often the regular slots are re-decided (BEP 3's reference client: every 10 s). */
 export const DEFAULT_RECHOKE_INTERVAL_MS = 10_000;

@@ -1,6 +1,6 @@
 import { type Endpoint, formatEndpoint } from '@swarmdrop/protocol';
-import { backoffMs, type WireConnection } from '../backoff.js';
 import { pause } from '../clock.js';
+import { backoffMs, type WireConnection } from '../dialers.js';
 import type { LinkHost } from './link.js';
 
 /** How often an owner link checks whether what it was given is all held. */

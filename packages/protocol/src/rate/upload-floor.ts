@@ -1,4 +1,4 @@
-import type { Clock } from './clock.js';
+import type { Clock } from '../time/clock.js';
 
 /**
  * The least our upload to a remote must reach while we hold data for it.

@@ -1,5 +1,5 @@
 import { OptionError } from '../errors.js';
-import type { Timer, TimerClock } from './clock.js';
+import type { Timer, TimerClock } from '../time/clock.js';
 
 /**
  * Most tokens the bucket saves up, as time at the limit. A quarter second

@@ -19,14 +19,14 @@ import {
   publishConnected,
   publishTraffic,
 } from '@swarmdrop/service';
-import type { WireConnection } from '../backoff.js';
-import type { Clock, Timer } from '../clock.js';
-import { ConnectionRegistry } from '../connection-registry.js';
-import { FallbackPolicy } from '../fallback-policy.js';
+import type { Timer, TimerClock } from '../clock.js';
+import type { WireConnection } from '../dialers.js';
+import { ConnectionRegistry } from '../engine/connection-registry.js';
+import { MinRatePolicy } from '../engine/min-rate-policy.js';
+import { SwarmPicker } from '../engine/picker.js';
+import { SwarmScheduler } from '../engine/scheduler.js';
 import type { Session } from '../session.js';
-import { MinRatePolicy } from '../swarm/min-rate-policy.js';
-import { SwarmPicker } from '../swarm/swarm-picker.js';
-import { SwarmScheduler } from '../swarm/swarm-scheduler.js';
+import { FallbackPolicy } from './fallback-policy.js';
 import type { LinkHost, LinkRole, RingConnection, RingRole } from './link.js';
 import { NeighbourLink } from './neighbour-link.js';
 import { OwnerLink } from './owner-link.js';
@@ -51,7 +51,7 @@ export interface RingSessionOptions {
 export interface RingSessionComponents {
   readonly store: ChunkStore;
   readonly peerId: Buffer;
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   readonly signal: AbortSignal;
   readonly publish: Publish;
   /** Dials under the peer's transport and encryption policy. */
@@ -93,10 +93,10 @@ interface DownloadLink {
 export class RingSession extends TypedEmitter<RingSessionEvents> implements LinkHost, Session {
   readonly mode = 'ring';
   readonly store: ChunkStore;
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   readonly signal: AbortSignal;
   readonly publish: Publish;
-  private readonly c: RingSessionComponents;
+  private readonly components: RingSessionComponents;
   private readonly options: RingSessionOptions;
   private readonly ownerLabel: string;
   private readonly scheduler: SwarmScheduler;
@@ -126,7 +126,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
 
   constructor(components: RingSessionComponents, options: RingSessionOptions) {
     super();
-    this.c = components;
+    this.components = components;
     this.options = options;
     this.store = components.store;
     this.clock = components.clock;
@@ -257,7 +257,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
 
   /** LinkHost: dials under the peer's policy. */
   connect(host: string, port: number, signal: AbortSignal): Promise<WireConnection> {
-    return this.c.connect(host, port, signal);
+    return this.components.connect(host, port, signal);
   }
 
   /** LinkHost: see LinkHost.yieldToNeighbour. */
@@ -302,9 +302,9 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
     } = openConnection({
       opened: connection,
       store,
-      peerId: this.c.peerId,
+      peerId: this.components.peerId,
       clock: this.clock,
-      limits: this.c.limits,
+      limits: this.components.limits,
     });
     const ring: RingConnection = {
       id: `${role}#${++this.nextId}`,

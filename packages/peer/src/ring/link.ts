@@ -1,7 +1,7 @@
 import type { BlockServer, ChunkStore, Connection } from '@swarmdrop/protocol/node';
 import type { Publish } from '@swarmdrop/service';
-import type { WireConnection } from '../backoff.js';
-import type { Clock } from '../clock.js';
+import type { TimerClock } from '../clock.js';
+import type { WireConnection } from '../dialers.js';
 
 /** What a ring connection is to us: an upload neighbour (`in`), or one of the download links. */
 export type RingRole = 'in' | LinkRole;
@@ -29,7 +29,7 @@ export interface RingConnection {
  */
 export interface LinkHost {
   readonly store: ChunkStore;
-  readonly clock: Clock;
+  readonly clock: TimerClock;
   readonly signal: AbortSignal;
   readonly publish: Publish;
   /** Dials under the peer's transport and encryption policy. */

@@ -8,7 +8,7 @@ import {
 } from '@swarmdrop/protocol';
 import type { BufferPool, Connection, OutgoingRequest, PieceEvent } from '@swarmdrop/protocol/node';
 import type { MinRatePolicy } from './min-rate-policy.js';
-import type { PickedBlock, PieceSet, SwarmPicker } from './swarm-picker.js';
+import type { PickedBlock, PieceSet, SwarmPicker } from './picker.js';
 
 /** Blocks of 16 KiB asked ahead per link at most (`--pipeline-blocks`): 128 keeps a loopback link full (measured). */
 export const DEFAULT_PIPELINE_BLOCKS = 128;
@@ -154,7 +154,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   readonly minPipelineBytes: number;
   private readonly cacheStored: () => boolean;
   readonly maxStoringPieces: number;
-  private readonly c: SwarmSchedulerComponents;
+  private readonly components: SwarmSchedulerComponents;
   private readonly links = new Map<string, Link>();
   private readonly assembling = new Map<number, Assembly>();
   private storing = 0;
@@ -164,7 +164,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
 
   constructor(components: SwarmSchedulerComponents, options: SwarmSchedulerOptions = {}) {
     super();
-    this.c = components;
+    this.components = components;
     this.pipelineBytes = options.pipelineBytes ?? DEFAULT_PIPELINE_BYTES;
     this.pipelineQueueMs = options.pipelineQueueMs ?? DEFAULT_PIPELINE_QUEUE_MS;
     this.minPipelineBytes = options.minPipelineBytes ?? MIN_PIPELINE_BYTES;
@@ -208,7 +208,10 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
       connection,
       requestBytes: options.requestBytes ?? BLOCK_SIZE,
       view: allowed ? { has: (index) => remote.has(index) && allowed(index) } : remote,
-      rate: new RateEstimator({ clock: this.c.clock, windowMs: this.c.policy.windowMs }),
+      rate: new RateEstimator({
+        clock: this.components.clock,
+        windowMs: this.components.policy.windowMs,
+      }),
       wanted: 0,
       announced: new Set(),
       sparse: new Set(),
@@ -221,7 +224,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     on.push(connection.on('unchoke', () => this.fill(link)));
     on.push(
       connection.on('choke', (dropped) => {
-        this.c.picker.requestsDropped(id, dropped);
+        this.components.picker.requestsDropped(id, dropped);
         this.fillAll();
       }),
     );
@@ -254,11 +257,11 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
       bytesInFlight: link.connection.bytesInFlight,
       bytesPerSec: link.rate.bytesPerSecond(),
     }));
-    const stripped = new Set(this.c.policy.review(samples));
+    const stripped = new Set(this.components.policy.review(samples));
     for (const id of stripped) {
       const link = this.links.get(id)!;
       const cancelled = link.connection.cancelAll();
-      this.c.picker.requestsDropped(id, cancelled);
+      this.components.picker.requestsDropped(id, cancelled);
       this.emit('stalled', id, cancelled.length);
     }
     if (stripped.size === 0) return;
@@ -275,8 +278,8 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
 
   /** A stored piece was dropped (it failed a re-check): it is wanted again from whoever has it. */
   pieceLost(index: number): void {
-    if (this.c.picker.stateOf(index) !== 'held') return;
-    this.c.picker.pieceLost(index);
+    if (this.components.picker.stateOf(index) !== 'held') return;
+    this.components.picker.pieceLost(index);
     for (const link of this.links.values()) {
       if (!link.connection.remoteHas.has(index)) continue;
       link.wanted++;
@@ -294,7 +297,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   /** True when link `id` has a piece we lack that its policy lets us ask it for. */
   wants(id: string): boolean {
     const link = this.links.get(id);
-    return link !== undefined && this.c.picker.wantsFrom(link.view);
+    return link !== undefined && this.components.picker.wantsFrom(link.view);
   }
 
   /** Pieces asked of some link and not yet answered. */
@@ -318,9 +321,9 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   }
 
   private onBitfield(link: Link, held: number[]): void {
-    this.c.picker.peerBitfield(link.connection.remoteHas);
+    this.components.picker.peerBitfield(link.connection.remoteHas);
     for (const index of held) {
-      if (this.c.picker.stateOf(index) === 'held') continue;
+      if (this.components.picker.stateOf(index) === 'held') continue;
       link.wanted++;
       this.noteSparse(link, index);
     }
@@ -329,8 +332,8 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   }
 
   private onHave(link: Link, index: number): void {
-    this.c.picker.peerHave(index);
-    if (this.c.picker.stateOf(index) === 'held') return;
+    this.components.picker.peerHave(index);
+    if (this.components.picker.stateOf(index) === 'held') return;
     link.wanted++;
     this.noteSparse(link, index);
     this.updateInterest(link);
@@ -350,7 +353,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
 
   private onPiece(link: Link, piece: PieceEvent): void {
     link.rate.record(piece.block.length);
-    const outcome = this.c.picker.blockReceived(
+    const outcome = this.components.picker.blockReceived(
       link.id,
       piece.index,
       piece.begin,
@@ -361,9 +364,9 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     if (outcome.accepted) {
       let assembly = this.assembling.get(piece.index);
       if (!assembly) {
-        const size = this.c.picker.geometry.pieceSize(piece.index);
+        const size = this.components.picker.geometry.pieceSize(piece.index);
         assembly = {
-          data: this.c.buffers?.take(size) ?? Buffer.allocUnsafe(size),
+          data: this.components.buffers?.take(size) ?? Buffer.allocUnsafe(size),
           from: new Set(),
         };
         this.assembling.set(piece.index, assembly);
@@ -380,7 +383,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     // Top up in batches, not one request per block received: half the syscalls on both ends.
     if (
       link.connection.bytesInFlight <=
-      this.c.policy.maxInFlightBytes(link.id, this.pipelineOf(link)) / 2
+      this.components.policy.maxInFlightBytes(link.id, this.pipelineOf(link)) / 2
     ) {
       this.fill(link);
     }
@@ -391,8 +394,8 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     try {
       // Kept for serving: a swarm peer uploads about what it downloads, mostly pieces it just got,
       // and each one served from disk costs a read and a second SHA-1 (measured in bench:net's profiles).
-      await this.c.sink.put(index, assembly.data, { cache: this.cacheStored() });
-      this.c.picker.pieceVerified(index);
+      await this.components.sink.put(index, assembly.data, { cache: this.cacheStored() });
+      this.components.picker.pieceVerified(index);
       for (const link of this.links.values()) {
         link.announced.delete(index);
         link.sparse?.delete(index);
@@ -403,7 +406,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
       }
       this.emit('pieceStored', index, lastFrom);
     } catch (err) {
-      this.c.picker.pieceFailed(index);
+      this.components.picker.pieceFailed(index);
       for (const link of this.links.values()) link.announced.delete(index);
       if (err instanceof ChunkError && err.code === 'ERR_CHUNK_HASH') {
         this.emit('pieceRejected', index, [...assembly.from]);
@@ -412,7 +415,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
       }
     } finally {
       this.storing--;
-      this.c.buffers?.give(assembly.data);
+      this.components.buffers?.give(assembly.data);
     }
     this.fillAll();
   }
@@ -421,8 +424,8 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     if (this.links.get(link.id) !== link) return;
     for (const off of link.unsubscribe) off();
     this.links.delete(link.id);
-    this.c.picker.peerGone(link.id, link.connection.remoteHas, unanswered);
-    this.c.policy.forget(link.id);
+    this.components.picker.peerGone(link.id, link.connection.remoteHas, unanswered);
+    this.components.policy.forget(link.id);
     this.fillAll();
   }
 
@@ -443,15 +446,15 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     const connection = link.connection;
     if (this.closed || connection.peerChoking || connection.state !== 'live') return;
     if (this.storing >= this.maxStoringPieces) return;
-    const limit = this.c.policy.maxInFlightBytes(link.id, this.pipelineOf(link));
+    const limit = this.components.policy.maxInFlightBytes(link.id, this.pipelineOf(link));
     const room = limit - connection.bytesInFlight;
     if (room <= 0) return;
     // Whole requests: a budget that ends inside a chunk would split that chunk over two links (one
     // sends its head, another its tail) for no gain. A link on probation keeps its small budget.
-    const maxBytes = this.c.policy.onProbation(link.id)
+    const maxBytes = this.components.policy.onProbation(link.id)
       ? room
       : Math.ceil(room / link.requestBytes) * link.requestBytes;
-    const picked = this.c.picker.pick(link.id, link.view, {
+    const picked = this.components.picker.pick(link.id, link.view, {
       maxBytes,
       requestBytes: link.requestBytes,
       ...(link.sparse ? { candidates: link.sparse } : {}),
@@ -467,7 +470,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
         }
       }
     });
-    if (refused.length > 0) this.c.picker.requestsDropped(link.id, refused);
+    if (refused.length > 0) this.components.picker.requestsDropped(link.id, refused);
     if (refused.length < picked.length) this.emit('asked', link.id);
   }
 }

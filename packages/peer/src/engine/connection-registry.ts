@@ -64,7 +64,7 @@ export class ConnectionRegistry<E extends RegistryEntry> extends TypedEmitter<
   ConnectionRegistryEvents<E>
 > {
   readonly maxConnections: number;
-  private readonly o: ConnectionRegistryOptions<E>;
+  private readonly options: ConnectionRegistryOptions<E>;
   private readonly entries = new Map<string, E>();
   private readonly seen = new WeakSet<E>();
   private readonly dialling = new Set<string>();
@@ -73,7 +73,7 @@ export class ConnectionRegistry<E extends RegistryEntry> extends TypedEmitter<
 
   constructor(options: ConnectionRegistryOptions<E>) {
     super();
-    this.o = options;
+    this.options = options;
     this.maxConnections = options.maxConnections ?? Number.POSITIVE_INFINITY;
   }
 
@@ -167,7 +167,7 @@ export class ConnectionRegistry<E extends RegistryEntry> extends TypedEmitter<
 
   /** The remote of `entry` completed a real handshake: counted once, if it counts as a peer. */
   markSeen(entry: E): void {
-    if (this.seen.has(entry) || !this.o.countsAsPeer(entry)) return;
+    if (this.seen.has(entry) || !this.options.countsAsPeer(entry)) return;
     this.seen.add(entry);
     this.seenCount++;
   }
@@ -180,7 +180,7 @@ export class ConnectionRegistry<E extends RegistryEntry> extends TypedEmitter<
   /** Every registered remote we wait for holds every chunk (true when there is none). */
   allServed(): boolean {
     return this.values().every(
-      (e) => !this.o.awaitsServed(e) || e.connection.remoteHas.isComplete(),
+      (e) => !this.options.awaitsServed(e) || e.connection.remoteHas.isComplete(),
     );
   }
 

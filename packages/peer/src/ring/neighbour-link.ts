@@ -1,7 +1,7 @@
 import { type Endpoint, formatEndpoint } from '@swarmdrop/protocol';
-import { backoffMs, type WireConnection } from '../backoff.js';
 import { pause } from '../clock.js';
-import type { NeighbourProgress } from '../fallback-policy.js';
+import { backoffMs, type WireConnection } from '../dialers.js';
+import type { NeighbourProgress } from './fallback-policy.js';
 import type { LinkHost } from './link.js';
 
 /**
