@@ -1,6 +1,6 @@
+import type { ChunkStore } from '../chunks/chunk-store.js';
 import { ChunkError } from '../errors.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
-import type { ChunkStore } from './chunk-store.js';
 import type { BlockRef, Connection } from './connection.js';
 
 export interface BlockServerOptions {

@@ -1,8 +1,9 @@
 /**
  * @packageDocumentation
- * The Node.js side of swarmdrop's protocol: disk (chunk store, splitting,
- * merging) and sockets (one BitTorrent connection over TCP or µTP, MSE,
- * serving blocks). Owner and peer both build on these; the port that
+ * The Node.js side of swarmdrop's protocol: chunking (`../chunks/`: the
+ * split, the chunk store and its --dir rules, the merged file, the buffer
+ * pool, disk space) and sockets (one BitTorrent connection over TCP or µTP,
+ * MSE, serving blocks). Owner and peer both build on these; the port that
  * accepts connections is the service shell's (`@swarmdrop/service`).
  *
  * `Connection` wraps a `PeerWire` and owns the remote's state (bitfield, the
@@ -29,16 +30,94 @@
  * in the pure part) per direction for a process; every `PeerWire` of that
  * process gets the same pair (`limits`).
  */
-export * from './block-server.js';
-export * from './buffer-pool.js';
-export * from './chunk-store.js';
-export * from './clock.js';
-export * from './connection.js';
-export * from './disk-space.js';
-export * from './memory.js';
-export * from './merged-file.js';
-export * from './mse-handshake.js';
-export * from './open-connection.js';
-export * from './peer-wire.js';
-export * from './split.js';
-export * from './utp.js';
+
+export { BufferPool } from '../chunks/buffer-pool.js';
+export {
+  CHUNK_DIR,
+  type ChunkDirListing,
+  ChunkStore,
+  type ChunkStoreOptions,
+  checkChunkDir,
+  chunkFileName,
+  listChunkDir,
+  type OpenResult,
+  type PutOptions,
+  readChunkFile,
+  SUMMARY_FILE,
+  sha1,
+  VERIFIED_TRUST_MS,
+  writeChunkFile,
+} from '../chunks/chunk-store.js';
+export { checkDiskSpace, formatBytes, type SpaceNeeded } from '../chunks/disk-space.js';
+export { chunksWithin, DEFAULT_CACHE_BYTES, DEFAULT_POOL_BYTES } from '../chunks/memory.js';
+export {
+  HASH_SLICE_BYTES,
+  MERGE_RECORD_FILE,
+  MergedFile,
+  type MergedFileOptions,
+  type MergeResult,
+  partPathFor,
+  readAll,
+  writeAll,
+} from '../chunks/merged-file.js';
+export { type SplitOptions, type SplitResult, splitFile } from '../chunks/split.js';
+export { BlockServer, type BlockServerEvents, type BlockServerOptions } from './block-server.js';
+export { dateClock, systemClock } from './clock.js';
+export {
+  type BlockRef,
+  Connection,
+  type ConnectionClose,
+  type ConnectionEvents,
+  type ConnectionOptions,
+  type ConnectionState,
+  DEFAULT_MAX_REMOTE_REQUESTS,
+  MAX_REDUNDANT_BITFIELDS,
+  type OutgoingRequest,
+  type PieceEvent,
+} from './connection.js';
+export {
+  DEFAULT_MSE_TIMEOUT_MS,
+  MAX_MSE_INITIAL_PAYLOAD,
+  MAX_MSE_RESPONDER_BYTES,
+  MseError,
+  MseKeyPair,
+  type MseOptions,
+  type MseResult,
+  MseStream,
+  mseInitiate,
+  mseRespond,
+} from './mse-handshake.js';
+export {
+  type OpenConnection,
+  type OpenConnectionOptions,
+  type OpenedSocket,
+  openConnection,
+} from './open-connection.js';
+export {
+  createWireLimits,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_KEEPALIVE_MS,
+  PeerWire,
+  type PeerWireOptions,
+  type WireClose,
+  type WireLimits,
+  type WireSocket,
+} from './peer-wire.js';
+export {
+  DEFAULT_UTP_MAX_CONNECTIONS,
+  DEFAULT_UTP_MAX_CONNECTIONS_PER_ADDRESS,
+  firstBytes,
+  UTP_MAX_UNPROVEN,
+  UTP_MAX_UNPROVEN_PER_ADDRESS,
+  UTP_RATE_ADDRESSES,
+  UTP_RESET_BURST,
+  UTP_RESET_PER_SECOND,
+  UTP_SYN_BURST,
+  UTP_SYN_PER_SECOND,
+  UTP_TICK_MS,
+  UtpEndpoint,
+  type UtpEndpointOptions,
+  type UtpEndpointStats,
+  UtpStream,
+} from './utp.js';

@@ -1,7 +1,7 @@
+import type { ChunkStore } from '../chunks/chunk-store.js';
 import type { WireEncryption, WireTransport } from '../mse.js';
 import type { TimerClock } from '../time/clock.js';
 import { BlockServer } from './block-server.js';
-import type { ChunkStore } from './chunk-store.js';
 import { Connection } from './connection.js';
 import { PeerWire, type WireLimits, type WireSocket } from './peer-wire.js';
 
