@@ -125,6 +125,7 @@ export {
   type SourceLabel,
   sendMetrics,
 } from './metrics.js';
+export { runServiceBin, type ServiceBin } from './options/bin.js';
 export {
   loadToken,
   onShutdownSignal,
