@@ -13,6 +13,7 @@ import { dateClock } from '@swarmdrop/protocol/node';
 import { createLogger, DEFAULT_LOG_BURST, parseTextLine } from '@swarmdrop/service';
 import {
   Cleanup,
+  closed,
   HANG_MS,
   LogCapture,
   ownerOptions,
@@ -64,11 +65,11 @@ async function sendAndWaitClose(port: number, localAddress: string, bytes: Buffe
   cleanup.add(() => socket.destroy());
   socket.on('error', () => {});
   socket.resume();
-  const closed = once(socket, 'close');
+  const socketClosed = closed(socket);
   await once(socket, 'connect');
   socket.write(bytes);
   const timer = setTimeout(() => socket.destroy(), HANG_MS);
-  await closed;
+  await socketClosed;
   clearTimeout(timer);
 }
 

@@ -45,6 +45,7 @@ import { MAX_MSE_INITIAL_PAYLOAD, MseKeyPair, mseInitiate } from '@swarmdrop/pro
 import {
   CHUNK,
   Cleanup,
+  closed,
   freePort,
   MiB,
   merged,
@@ -573,14 +574,14 @@ async function playMse(socket: Socket, plan: MsePlan, metainfo: Metainfo): Promi
 async function sendMse(port: number, plan: MsePlan, metainfo: Metainfo): Promise<boolean> {
   const socket = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
   socket.on('error', () => {});
-  const closed = once(socket, 'close');
+  const socketClosed = closed(socket);
   const timer = setTimeout(() => socket.destroy(), 4 * LINGER_MS);
   try {
     await once(socket, 'connect');
     const completed = await playMse(socket, plan, metainfo);
     if (!completed) socket.end();
     socket.resume();
-    await closed;
+    await socketClosed;
     return completed;
   } catch {
     return false; // refused or reset: the target turned it away, which is fine
@@ -595,12 +596,12 @@ async function send(port: number, bytes: Buffer): Promise<void> {
   const socket = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
   socket.on('error', () => {});
   socket.resume();
-  const closed = once(socket, 'close');
+  const socketClosed = closed(socket);
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);
   try {
     await once(socket, 'connect');
     socket.end(bytes);
-    await closed;
+    await socketClosed;
   } catch {
     // refused or reset: the target turned it away, which is fine
   } finally {

@@ -40,7 +40,7 @@ export {
   promtoolCheck,
   scrapeMetrics,
 } from './metrics.js';
-export { freePort, freePorts, socketPair } from './ports.js';
+export { closed, freePort, freePorts, socketPair } from './ports.js';
 export { startGatedProxy } from './proxy.js';
 export {
   type Child,

@@ -45,3 +45,16 @@ export async function socketPair(cleanup: Cleanup): Promise<[Socket, Socket]> {
   });
   return [client, other];
 }
+
+/**
+ * Resolves when `socket` closes, whatever closed it. Not `once(socket,
+ * 'close')`: that rejects on an 'error' event (EPIPE, ECONNRESET), and a
+ * test that is awaiting something else at that moment gets an unhandled
+ * rejection, though the socket's error was expected.
+ */
+export function closed(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed && socket.closed) resolve();
+    else socket.once('close', () => resolve());
+  });
+}
