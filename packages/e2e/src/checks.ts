@@ -182,7 +182,7 @@ function portOf(address: string | undefined): number {
   return Number((address ?? '').slice((address ?? '').lastIndexOf(':') + 1));
 }
 
-/** Chunk files, summary and .torrent are where the README says, for the owner and every swarmdrop peer. */
+/** Chunk files, summary and .torrent are where docs/storage.md says, for the owner and every swarmdrop peer. */
 export async function checkStorageLayout(swarm: Swarm, chunkCount: number): Promise<string[]> {
   const problems: string[] = [];
   const dirs = [

@@ -149,7 +149,7 @@ export const OWNER_OPTIONS: OptionSchema<ResolvedOwnerOptions> = {
  */
 export type OwnerFlag = OptionFlag<Key>;
 
-/** The flags in USAGE order. The help wording is the README's; keep them in step. */
+/** The flags in USAGE order. docs/owner.md quotes this help and details each flag; keep them in step. */
 export const OWNER_FLAGS: readonly OwnerFlag[] = [
   {
     name: 'dir',
@@ -210,7 +210,7 @@ export const OWNER_FLAGS: readonly OwnerFlag[] = [
     key: 'encryption',
     help: [
       'prefer|require|off: MSE/PE (RC4) for BitTorrent',
-      'connections (default: prefer; see README)',
+      'connections (default: prefer; docs/transports.md)',
     ],
   },
   {

@@ -82,11 +82,11 @@ export class Owner implements HostedService {
   readonly torrent: Buffer;
   readonly port: number;
   /**
-   * Every state change, published once (README, "Log events"); the console
+   * Every state change, published once (docs/log-events.md); the console
    * log, metrics and dashboard subscribe. Nothing reacts to a printed line.
    */
   readonly events: DomainEvents;
-  /** What `GET /metrics` serves: a subscriber to `events` (README, "Metrics"). */
+  /** What `GET /metrics` serves: a subscriber to `events` (docs/metrics.md). */
   readonly metrics: ServiceMetrics;
   /** The swarm as the dashboard shows it: a subscriber to our events and the peers' reports. */
   readonly dashboard: DashboardModel;

@@ -228,7 +228,7 @@ export const PEER_OPTIONS: OptionSchema<ResolvedPeerOptions> = {
  */
 export type PeerFlag = OptionFlag<Key>;
 
-/** The flags in USAGE order. The help wording is the README's; keep them in step. */
+/** The flags in USAGE order. docs/peer.md quotes this help and details each flag; keep them in step. */
 export const PEER_FLAGS: readonly PeerFlag[] = [
   {
     name: 'swarm',
@@ -377,7 +377,8 @@ export const PEER_FLAGS: readonly PeerFlag[] = [
     key: 'encryption',
     help: [
       'prefer|require|off: MSE/PE (RC4) for BitTorrent',
-      'connections, both ways (default: prefer; see README)',
+      'connections, both ways (default: prefer;',
+      'docs/transports.md)',
     ],
   },
   {

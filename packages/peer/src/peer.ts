@@ -77,11 +77,11 @@ export class Peer implements HostedService {
   readonly finished: Promise<number>;
 
   /**
-   * Every state change, published once (README, "Log events"); the console
+   * Every state change, published once (docs/log-events.md); the console
    * log, metrics and dashboard subscribe. Nothing reacts to a printed line.
    */
   readonly events: DomainEvents;
-  /** What `GET /metrics` serves: a subscriber to `events` (README, "Metrics"). */
+  /** What `GET /metrics` serves: a subscriber to `events` (docs/metrics.md). */
   readonly metrics: ServiceMetrics;
   /** This peer's view of the swarm, for its own dashboard and its reports to the owner's. */
   readonly dashboard: DashboardModel;

@@ -5,7 +5,7 @@ import type { Publish } from './events.js';
 /**
  * A connection's typed events as the service's domain events, written once
  * for the owner, ring mode and swarm mode (they had a copy each): the same
- * words and fields in the same order (README, "Log events"), so the console
+ * words and fields in the same order (docs/log-events.md), so the console
  * log, metrics and the dashboard see every connection alike. A subscriber,
  * never a gate: subscribe it before the caller's own listeners, and each
  * line comes before whatever the caller does on the same event.
