@@ -3,6 +3,7 @@ import { basename, join, resolve } from 'node:path';
 import {
   buildMetainfo,
   formatEndpoint,
+  formatMagnet,
   type Metainfo,
   makePeerId,
   type TimerClock,
@@ -256,10 +257,20 @@ export class Owner implements HostedService {
       written: split.written,
       reused: split.reused,
     });
+    const self = formatEndpoint(publicHost, address.port);
     this.events.publish('ready', {
       torrent: prepared.torrentPath,
-      url: `http://${formatEndpoint(publicHost, address.port)}/${encodeURIComponent(metainfo.name)}.torrent`,
+      url: `http://${self}/${encodeURIComponent(metainfo.name)}.torrent`,
       link: formatLink(publicHost, address.port, metainfo.infoHash),
+      // For stock clients and for peers that may outlive us: the tracker while we run, our
+      // address as a first peer to fetch the metadata from. A private swarm's tracker URL
+      // carries no token here (the log is no place for it): token holders add their own.
+      magnet: formatMagnet({
+        infoHash: metainfo.infoHash,
+        name: metainfo.name,
+        trackers: [`http://${self}/announce`],
+        peers: [{ host: publicHost, port: address.port }],
+      }),
       private: metainfo.private,
     });
   }

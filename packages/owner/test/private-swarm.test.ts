@@ -6,7 +6,7 @@
 
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bencodeDecode, makePeerId, parseMetainfo } from '@swarmdrop/protocol';
+import { bencodeDecode, makePeerId, parseMagnet, parseMetainfo } from '@swarmdrop/protocol';
 import { parseLink } from '@swarmdrop/service';
 import {
   announcePath,
@@ -66,13 +66,20 @@ describe('a private swarm', () => {
     }
   });
 
-  it('is marked private (BEP 27), which gives it another info-hash; the link in `ready` pins that one', async () => {
+  it('is marked private (BEP 27), which gives it another info-hash; the link and the magnet link in `ready` pin that one', async () => {
     const { o, log, source } = await start();
     const ready = await log.waitFor('ready');
     expect(ready.fields.private).toBe('true');
     const link = parseLink(ready.fields.link!, 'link');
     expect(link.infoHash.equals(o.metainfo.infoHash)).toBe(true);
     expect(link.owner.port).toBe(o.port);
+    // The magnet link pins the same content; it names the tracker, never the token.
+    expect(ready.fields.magnet).not.toContain(TOKEN);
+    const magnet = parseMagnet(ready.fields.magnet!, 'magnet');
+    expect(magnet.infoHash.equals(o.metainfo.infoHash)).toBe(true);
+    expect(magnet.name).toBe('data.bin');
+    expect(magnet.trackers).toEqual([`http://127.0.0.1:${o.port}/announce`]);
+    expect(magnet.peers).toEqual([{ host: '127.0.0.1', port: o.port }]);
     const privateHash = o.metainfo.infoHash;
     // The same file, public: only the private flag differs in the info dictionary.
     const { o: open } = await start({ source });

@@ -48,6 +48,14 @@ export {
 export { type EventMap, TypedEmitter } from './events/typed-emitter.js';
 export { type Block, Geometry } from './geometry.js';
 export {
+  formatMagnet,
+  looksLikeMagnet,
+  MAX_MAGNET_ENTRIES,
+  MAX_MAGNET_LENGTH,
+  type MagnetLink,
+  parseMagnet,
+} from './magnet.js';
+export {
   buildMetainfo,
   fitFileName,
   MAX_FILE_NAME_BYTES,

@@ -21,7 +21,7 @@ export type RemoteKind = 'owner' | 'swarmdrop' | 'stock';
  */
 export interface EventFields {
   listening: { addr: string } & Partial<Record<string, string | number | boolean>>;
-  ready: { torrent: string; url: string; link: string; private: boolean };
+  ready: { torrent: string; url: string; link: string; magnet: string; private: boolean };
   stopping: Record<string, never>;
   error: { reason: string } & Partial<Record<string, string | number>>;
   connected: {
