@@ -1,5 +1,12 @@
 import { parseArgs } from 'node:util';
-import { type Endpoint, OptionError, parseEndpoint } from '@swarmdrop/protocol';
+import {
+  type Endpoint,
+  looksLikeMagnet,
+  type MagnetLink,
+  OptionError,
+  parseEndpoint,
+  parseMagnet,
+} from '@swarmdrop/protocol';
 import {
   formatOptionLines,
   loadToken,
@@ -32,7 +39,11 @@ choking with an optimistic slot).
 Each address may be PORT (on 127.0.0.1; <port> listens on every
 interface) or HOST:PORT. <owner> may also be the owner's .torrent URL,
 http://HOST:PORT/NAME.torrent, or its link, swarmdrop://HOST:PORT/INFOHASH,
-which pins the content: any other metainfo is refused. <download-neighbour>
+which pins the content: any other metainfo is refused. The link may name
+any member of the swarm, not only the owner. <owner> may also be a magnet
+link, magnet:?xt=urn:btih:INFOHASH&tr=...&x.pe=HOST:PORT: its swarmdrop
+tracker is the owner, its x.pe peers are dialled, and without such a
+tracker the metainfo comes from those peers (docs/links.md). <download-neighbour>
 may be a comma-separated list to download from several neighbours at once
 (the first is the main one).
 
@@ -110,7 +121,11 @@ export function parsePeerArgs(
     throw new OptionError('arguments', 'expected <owner> <port> [<download-neighbour>]');
   if (positionals.length > 3)
     throw new OptionError('arguments', `unexpected extra argument "${positionals[3]}"`);
-  const link = looksLikeLink(positionals[0]!) ? parseLink(positionals[0]!, '<owner>') : undefined;
+  const magnet = looksLikeMagnet(positionals[0]!)
+    ? magnetOwner(parseMagnet(positionals[0]!, '<owner>'))
+    : undefined;
+  const link =
+    magnet ?? (looksLikeLink(positionals[0]!) ? parseLink(positionals[0]!, '<owner>') : undefined);
   const { owner, metainfoPath } = link
     ? { owner: link.owner, metainfoPath: DEFAULT_METAINFO_PATH }
     : parseOwnerArg(positionals[0]!);
@@ -120,12 +135,16 @@ export function parsePeerArgs(
     throw new OptionError('--infohash', 'differs from the info-hash in the <owner> link');
   }
   // A comma-separated list adds download neighbours (a chord); the first is the seed's one.
-  const [neighbour, ...moreNeighbours] =
-    positionals[2] === undefined
+  // A magnet link's peers come after them: in swarm mode all of them are dialled alike.
+  const [neighbour, ...moreNeighbours] = [
+    ...(positionals[2] === undefined
       ? []
-      : PEER_OPTIONS.moreNeighbours.parse(positionals[2], '<download-neighbour>');
+      : PEER_OPTIONS.moreNeighbours.parse(positionals[2], '<download-neighbour>')),
+    ...(magnet?.peers ?? []),
+  ];
   const input: Record<string, unknown> = {
     ...flags,
+    ...(magnet ? { swarm: true, trackerless: magnet.trackerless } : {}),
     owner,
     metainfoPath,
     listen: PEER_OPTIONS.listen.parse(positionals[1]!, '<port>'),
@@ -136,4 +155,46 @@ export function parsePeerArgs(
     token: loadToken(values['token-file'] as string | undefined, env),
   };
   return { ...resolvePeerOptions(input as unknown as PeerOptions), quiet: values.quiet === true };
+}
+
+/**
+ * Who `<owner>` is for a magnet link: the host of its first tracker that is
+ * a swarmdrop owner's (`http://HOST:PORT/announce`, what the owner prints),
+ * else its first peer, which is then only asked for the metadata and traded
+ * with (`trackerless`). Its other peers are dialled as swarm peers.
+ */
+function magnetOwner(magnet: MagnetLink): {
+  owner: Endpoint;
+  infoHash: Buffer;
+  peers: readonly Endpoint[];
+  trackerless: boolean;
+} {
+  const tracker = magnet.trackers.map(ownerTracker).find((t) => t !== undefined);
+  if (tracker)
+    return { owner: tracker, infoHash: magnet.infoHash, peers: magnet.peers, trackerless: false };
+  const [first, ...rest] = magnet.peers;
+  if (!first)
+    throw new OptionError(
+      '<owner>',
+      'the magnet link names neither a swarmdrop tracker (tr=http://HOST:PORT/announce) nor a peer (x.pe=HOST:PORT), and swarmdrop finds peers no other way (no DHT)',
+      'ERR_ADDRESS',
+    );
+  return { owner: first, infoHash: magnet.infoHash, peers: [first, ...rest], trackerless: true };
+}
+
+/** `http://HOST:PORT/announce` (a swarmdrop owner's tracker) to HOST:PORT; undefined for any other tracker. */
+function ownerTracker(url: string): Endpoint | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (parsed.protocol !== 'http:' || parsed.pathname !== '/announce' || !parsed.hostname)
+    return undefined;
+  try {
+    return parseEndpoint(`${parsed.hostname}:${parsed.port || '80'}`, 'tr');
+  } catch {
+    return undefined;
+  }
 }

@@ -42,6 +42,8 @@ import { bytesLeft, Torrent } from './torrent.js';
 export interface BootstrapOptions {
   readonly owner: Endpoint;
   readonly metainfoPath?: string | undefined;
+  /** `owner` is only a member of the swarm: no tracker, no batch, the metadata from peers. */
+  readonly trackerless?: boolean | undefined;
   readonly dir: string;
   readonly out?: string | undefined;
   /** Replace a file at --out (or its .part) that swarmdrop did not write. */
@@ -235,6 +237,7 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
     announce: (event: 'started') => Promise<AnnounceResult>,
     metainfo: Metainfo,
   ): Promise<number[]> {
+    if (this.options.trackerless) return [];
     try {
       const result = await announce('started');
       // Indexes from the network: only real chunk IDs, each once.
@@ -296,7 +299,7 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
             }),
         },
         {
-          owner: this.options.owner,
+          ...(this.options.trackerless ? {} : { owner: this.options.owner }),
           maxPeers: this.options.maxPeers,
           pipelineBytes,
           extraPeers: this.options.neighbours,

@@ -68,6 +68,12 @@ export interface PeerOptions {
   readonly owner: EndpointInput;
   /** The owner's HTTP path of the metainfo (default DEFAULT_METAINFO_PATH; a .torrent URL gives its own). */
   readonly metainfoPath?: string | undefined;
+  /**
+   * `owner` is no swarmdrop owner but only a member of the swarm (a magnet
+   * link without a swarmdrop tracker): no tracker is asked, and the metadata
+   * comes from the members (needs `infoHash`; swarm mode). Default false.
+   */
+  readonly trackerless?: boolean | undefined;
   /** Where to listen; `host` undefined means every interface, port 0 or none any free one (default DEFAULT_LISTEN). */
   readonly listen?: Partial<EndpointInput> | undefined;
   /** The download neighbour; without one the peer runs in swarm mode. */
@@ -125,6 +131,7 @@ export interface PeerOptions {
 export interface ResolvedPeerOptions {
   readonly owner: Endpoint;
   readonly metainfoPath: string;
+  readonly trackerless: boolean;
   readonly listen: Endpoint;
   readonly neighbour: Endpoint | undefined;
   readonly moreNeighbours: readonly Endpoint[];
@@ -188,6 +195,7 @@ export const PEER_OPTIONS: OptionSchema<ResolvedPeerOptions> = {
     }),
     default: DEFAULT_METAINFO_PATH,
   },
+  trackerless: { ...switchValue, default: false },
   listen: { ...endpointValue(true), default: DEFAULT_LISTEN },
   neighbour: { ...endpointValue(), default: undefined },
   moreNeighbours: { ...endpointList(), default: [] },
@@ -403,8 +411,16 @@ export const PEER_FLAGS: readonly PeerFlag[] = [
  */
 export function resolvePeerOptions(input: PeerOptions): ResolvedPeerOptions {
   const options = resolveOptions(PEER_OPTIONS, input, 'peer');
+  if (options.trackerless && options.infoHash === undefined)
+    throw new OptionError(
+      'trackerless',
+      'needs infoHash: without a tracker the metadata comes from peers, checked against it',
+    );
   // The command line cannot say this: its chord is one comma-separated list, first neighbour first.
   if (options.moreNeighbours.length > 0 && options.neighbour === undefined)
     throw new OptionError('moreNeighbours', 'needs a neighbour (the first download neighbour)');
-  return { ...options, swarm: options.swarm || options.neighbour === undefined };
+  return {
+    ...options,
+    swarm: options.swarm || options.neighbour === undefined || options.trackerless,
+  };
 }

@@ -293,7 +293,8 @@ export class Peer implements HostedService {
         (i) => store.has(i),
         'd',
       );
-      this.reporter.start();
+      // Without a tracker <owner> is another member of the swarm, which has no dashboard for us.
+      if (!this.options.trackerless) this.reporter.start();
     });
     this.#booting = boot.run();
     const torrent = await this.#booting;
@@ -305,6 +306,8 @@ export class Peer implements HostedService {
 
   /** One announce to the owner's tracker as this peer; notes the hosts it lists (admission). */
   private async announce(request: TrackerRequest): Promise<AnnounceResult> {
+    // No tracker to ask (a magnet link without one): peers come from the link and from peers.
+    if (this.options.trackerless) return { batch: undefined, peers: 0, hosts: [], peerList: [] };
     const result = await announce(
       this.options.owner,
       {

@@ -47,7 +47,8 @@ export const DUPLICATE_REASON = 'duplicate connection';
 export type SwarmRole = 'owner' | 'swarm';
 
 export interface SwarmSessionOptions {
-  readonly owner: Endpoint;
+  /** The owner (its connection has the role `owner`); none when we know of no owner (a magnet link's peers only). */
+  readonly owner?: Endpoint | undefined;
   /** Connections held at once, dialled and accepted together (default DEFAULT_MAX_PEERS). */
   readonly maxPeers?: number;
   /** Bytes asked ahead per link (the scheduler's pipeline). */
@@ -153,7 +154,9 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     this.components = components;
     this.options = options;
     this.maxPeers = options.maxPeers ?? DEFAULT_MAX_PEERS;
-    this.ownerLabel = formatEndpoint(options.owner.host ?? '127.0.0.1', options.owner.port);
+    this.ownerLabel = options.owner
+      ? formatEndpoint(options.owner.host ?? '127.0.0.1', options.owner.port)
+      : '';
     this.links = components.registry ?? SwarmSession.createRegistry(this.maxPeers);
     const rng = components.rng ?? Math.random;
     const store = components.store;
@@ -293,7 +296,15 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
 
   private async announce(): Promise<void> {
     if (this.closed) return;
-    const result = await this.components.announce(this.maxPeers);
+    let result: AnnounceResult;
+    try {
+      result = await this.components.announce(this.maxPeers);
+    } catch (err) {
+      // No tracker answers there: a link may name any member of the swarm, which is then
+      // traded with directly (and one that is down is retried with backoff).
+      if (this.options.owner) this.dial(this.options.owner);
+      throw err;
+    }
     for (const peer of result.peerList) this.dial(peer);
   }
 
