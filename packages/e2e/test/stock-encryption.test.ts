@@ -11,7 +11,6 @@
  *   hosts of a network-namespace lab (e2e/src/netns.ts) this test creates and
  *   removes (needs root; skipped with the reason otherwise, never in CI).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -30,103 +29,22 @@ import {
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { labUnavailableReason, NetnsLab, namespacesNamed } from '../src/netns.js';
+import {
+  ARIA2_QUIET,
+  CLIENT_HANG_MS,
+  fileBecomes,
+  QB_HANG_MS,
+  qbittorrentLogTail,
+  spawnLogged as spawnStock,
+  startQbittorrent,
+  startTransmission as startStockTransmission,
+} from '../src/stock-clients.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-/** Generous: Transmission asks for pieces only at its 10 s rechoke, and the machine is shared. */
-const CLIENT_HANG_MS = 90_000;
-/**
- * Only bounds a hang (a download takes seconds). It outlasts the owner's 7
- * µTP timeouts (about 64 s) and libtorrent's 60 s reconnect delay, so a stall
- * like issue 11's ends in the test's own assertion, with the owner's log,
- * not in a bare timeout.
- */
-const QB_HANG_MS = 240_000;
-
-const ARIA2_QUIET = [
-  '--no-conf=true',
-  '--enable-dht=false',
-  '--enable-dht6=false',
-  '--bt-enable-lpd=false',
-  '--enable-peer-exchange=false',
-  '--summary-interval=0',
-  '--console-log-level=notice',
-  '--file-allocation=none',
-];
-
-interface Spawned {
-  readonly child: ChildProcess;
-  output(): string;
-  /** Resolves when the output (stdout and stderr) matches; rejects with it on a hang or an early exit. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
-  /** Resolves with the exit code (or signal); rejects with the output on a hang. */
-  exit(timeoutMs?: number): Promise<number | string>;
-}
-
-/** Spawns a command whose output is kept; SIGKILLed by `cleanup` (by its PID) if still running. */
-function spawnLogged(command: string, args: readonly string[], log?: LogCapture): Spawned {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  const waiters: Array<() => void> = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const onText = (t: string) => {
-    text += t;
-    log?.push(t);
-    for (const wake of waiters.splice(0)) wake();
-  };
-  child.stdout!.setEncoding('utf8').on('data', onText);
-  child.stderr!.setEncoding('utf8').on('data', onText);
-  child.once('exit', () => {
-    for (const wake of waiters.splice(0)) wake();
-  });
-  cleanup.add(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  return {
-    child,
-    output: () => text,
-    async exit(timeoutMs = CLIENT_HANG_MS) {
-      let timer: NodeJS.Timeout | undefined;
-      const hang = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new Error(`${command} still running after ${timeoutMs} ms:\n${text.slice(-4000)}`),
-            ),
-          timeoutMs,
-        );
-      });
-      await Promise.race([exited, hang]).finally(() => clearTimeout(timer));
-      return child.exitCode ?? child.signalCode ?? -1;
-    },
-    async waitFor(pattern, timeoutMs = CLIENT_HANG_MS) {
-      const deadline = Date.now() + timeoutMs;
-      while (!pattern.test(text)) {
-        if (child.exitCode !== null || child.signalCode !== null) {
-          throw new Error(
-            `${command} exited (${child.exitCode ?? child.signalCode}) before ${pattern}:\n${text}`,
-          );
-        }
-        const left = deadline - Date.now();
-        if (left <= 0)
-          throw new Error(
-            `${command}: no ${pattern} within ${timeoutMs} ms:\n${text.slice(-4000)}`,
-          );
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          waiters.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
-    },
-  };
-}
+const spawnLogged = (command: string, args: readonly string[], log?: LogCapture) =>
+  spawnStock(cleanup, command, args, log);
 
 describe('aria2c and encryption', () => {
   const noAria2 = !toolAvailable('aria2c');
@@ -270,37 +188,15 @@ describe('Transmission in network namespaces', () => {
     };
   }
 
-  /** transmission-cli on `client`: a download dir, a config dir with `settings` (no DHT, LPD, PEX, port mapping or RPC). */
-  async function startTransmission(
+  /** transmission-cli on `client`, downloading the owner's .torrent. */
+  function startTransmission(
     setup: Awaited<ReturnType<typeof labWithOwner>>,
     settings: Record<string, unknown>,
     args: readonly string[],
     download: string,
   ) {
-    const config = join(setup.base, 'transmission');
-    await mkdir(config, { recursive: true });
-    await writeFile(
-      join(config, 'settings.json'),
-      JSON.stringify({
-        'dht-enabled': false,
-        'lpd-enabled': false,
-        'pex-enabled': false,
-        'port-forwarding-enabled': false,
-        'rpc-enabled': false,
-        ...settings,
-      }),
-    );
-    return spawnLogged('ip', [
-      ...setup.lab.exec('client').slice(1),
-      'transmission-cli',
-      ...args,
-      '--no-portmap',
-      '-g',
-      config,
-      '-w',
-      download,
-      setup.torrentUrl,
-    ]);
+    const site = { cleanup, lab: setup.lab, host: 'client', base: setup.base };
+    return startStockTransmission(site, setup.torrentUrl, download, settings, args);
   }
 
   /** transmission-cli downloads from the owner; resolves with the owner's `connected` lines. */
@@ -407,60 +303,12 @@ describe('Transmission in network namespaces', () => {
     CLIENT_HANG_MS * 2 + 30_000,
   );
 
-  /**
-   * qbittorrent-nox with its default settings (µTP and TCP, encryption allowed), but
-   * DHT, LSD, PeX and UPnP off as for transmission. Its profile is its own folder: the
-   * configuration, and the key qBittorrent uses to find a running instance (a second
-   * qbittorrent-nox with the same profile hands its torrent to the first and exits).
-   * The legal notice is accepted in the configuration, so a first start does not depend
-   * on how qbittorrent-nox treats a missing terminal.
-   */
-  async function startQbittorrent(
-    setup: Awaited<ReturnType<typeof labWithOwner>>,
-    download: string,
-  ) {
-    const profile = join(setup.base, 'qbittorrent');
-    const config = join(profile, 'qBittorrent', 'config');
-    await mkdir(config, { recursive: true });
-    await writeFile(
-      join(config, 'qBittorrent.conf'),
-      [
-        '[LegalNotice]',
-        'Accepted=true',
-        '',
-        '[BitTorrent]',
-        'Session\\DHTEnabled=false',
-        'Session\\LSDEnabled=false',
-        'Session\\PeXEnabled=false',
-        '',
-        '[Preferences]',
-        'Connection\\UPnP=false',
-        '',
-      ].join('\n'),
-    );
-    return spawnLogged('ip', [
-      ...setup.lab.exec('client').slice(1),
-      'qbittorrent-nox',
-      `--profile=${profile}`,
-      `--save-path=${download}`,
-      '--skip-dialog=true',
-      setup.torrentUrl,
-    ]);
-  }
-
-  /** Resolves once `path` holds exactly `data` (qBittorrent writes in place and prints no progress). */
-  async function fileBecomes(path: string, data: Buffer, client: Spawned): Promise<void> {
-    const deadline = Date.now() + QB_HANG_MS;
-    for (;;) {
-      const now = await readFile(path).catch(() => undefined);
-      if (now?.equals(data)) return;
-      if (client.child.exitCode !== null || client.child.signalCode !== null)
-        throw new Error(`qbittorrent-nox exited before the file was complete:\n${client.output()}`);
-      if (Date.now() > deadline)
-        throw new Error(`${path} not complete within ${QB_HANG_MS} ms:\n${client.output()}`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  }
+  const qbSite = (setup: Awaited<ReturnType<typeof labWithOwner>>) => ({
+    cleanup,
+    lab: setup.lab,
+    host: 'client',
+    base: setup.base,
+  });
 
   it.skipIf(qbittorrent.skip)(
     `qbittorrent-nox with its default settings downloads from the owner, byte-identical${qbittorrent.why}`,
@@ -468,14 +316,11 @@ describe('Transmission in network namespaces', () => {
       const setup = await labWithOwner();
       const download = join(setup.base, 'download');
       await mkdir(download);
-      const client = await startQbittorrent(setup, download);
+      const client = await startQbittorrent(qbSite(setup), setup.torrentUrl, download);
       await fileBecomes(join(download, 'tr.bin'), setup.data, client).catch(async (err: Error) => {
-        const qbLog = await readFile(
-          join(setup.base, 'qbittorrent', 'qBittorrent', 'data', 'logs', 'qbittorrent.log'),
-          'utf8',
-        ).catch((e: Error) => e.message);
+        const qbLog = await qbittorrentLogTail(qbSite(setup));
         throw new Error(
-          `${err.message}\nqBittorrent's log:\n${qbLog.slice(-3000)}\nowner log:\n${setup.ownerLog.lines
+          `${err.message}\nqBittorrent's log:\n${qbLog}\nowner log:\n${setup.ownerLog.lines
             .filter((l) => !/chunk-sent|request-received|have-received/.test(l.event))
             .map((l) => l.line)
             .join('\n')}`,

@@ -9,6 +9,7 @@ import {
   type HostedService,
   type IncomingConnection,
   type Logger,
+  requestQuery,
   ServiceHost,
   type ServiceMetrics,
   sendBody,
@@ -18,6 +19,7 @@ import { Bootstrap, type TrackerRequest } from './bootstrap.js';
 import { systemClock, type TimerClock } from './clock.js';
 import { DashboardReporter } from './dashboard-reporter.js';
 import { connectWire, type WireConnection } from './dialers.js';
+import { answerMemberAnnounce } from './member-tracker.js';
 import { type PeerOptions, type ResolvedPeerOptions, resolvePeerOptions } from './options.js';
 import { type AnnounceResult, announce, postReport } from './owner-client.js';
 import { PeerAdmission } from './private-swarm.js';
@@ -236,17 +238,34 @@ export class Peer implements HostedService {
     };
   }
 
-  /** The peer's own route: its copy of the metainfo, once it has one. */
+  /** The peer's own routes, once it has the torrent: its copy of the metainfo, and its member tracker (`/announce`, member-tracker.ts). */
   route(
     path: string,
     req: Parameters<HostedService['route']>[1],
     res: Parameters<HostedService['route']>[2],
     authorized: boolean,
   ): boolean {
-    const torrentBytes = this.#torrent?.torrentBytes;
-    if (path !== '/metainfo.torrent' || !torrentBytes) return false;
-    if (authorized) sendBody(req, res, 'application/x-bittorrent', torrentBytes);
-    else sendUnauthorized(res);
+    const torrent = this.#torrent;
+    if (!torrent || (path !== '/metainfo.torrent' && path !== '/announce')) return false;
+    if (!authorized) sendUnauthorized(res);
+    else if (path === '/metainfo.torrent')
+      sendBody(req, res, 'application/x-bittorrent', torrent.torrentBytes);
+    else {
+      const request = answerMemberAnnounce(
+        {
+          infoHash: torrent.metainfo.infoHash,
+          port: this.port,
+          seed: torrent.store.isComplete(),
+          members: () => torrent.members(),
+        },
+        req,
+        res,
+        requestQuery(req.url),
+      );
+      // A private swarm's token holder (authorized) may trade with us from now on.
+      if (request && this.options.token !== undefined)
+        this.admission.admit([req.socket.remoteAddress ?? '']);
+    }
     return true;
   }
 

@@ -1,9 +1,16 @@
-import { type Metainfo, TypedEmitter } from '@swarmdrop/protocol';
+import {
+  type Endpoint,
+  listenPortOf,
+  type Metainfo,
+  parseEndpoint,
+  TypedEmitter,
+} from '@swarmdrop/protocol';
 import type { BufferPool, ChunkStore } from '@swarmdrop/protocol/node';
 import { formatRanges } from '@swarmdrop/service';
 import type { Completion } from './completion.js';
 import type { WireConnection } from './dialers.js';
 import type { ConnectionRegistry, RegistryEntry } from './engine/connection-registry.js';
+import type { Member } from './member-tracker.js';
 import type { AnnounceResult } from './owner-client.js';
 import type { Reannouncer } from './reannouncer.js';
 import type { Session } from './session.js';
@@ -110,6 +117,27 @@ export class Torrent extends TypedEmitter<TorrentEvents> {
   /** Exact bytes still missing (the last chunk may be short). */
   bytesLeft(): number {
     return bytesLeft(this.store);
+  }
+
+  /**
+   * The members we are connected to whose listening address we know (a
+   * swarmdrop remote's label is its listening address): what our own
+   * `/announce` lists (member-tracker.ts).
+   */
+  members(): Member[] {
+    return this.registry.values().flatMap((entry) => {
+      const { connection } = entry;
+      const id = connection.wire.remoteHandshake?.peerId;
+      if (!id || listenPortOf(id) === undefined) return [];
+      let at: Endpoint;
+      try {
+        at = parseEndpoint(connection.label, 'label');
+      } catch {
+        return [];
+      }
+      if (at.host === undefined) return [];
+      return [{ host: at.host, port: at.port, seed: connection.remoteHas.isComplete() }];
+    });
   }
 
   /** The torrent's part of the peer's `/status`. */

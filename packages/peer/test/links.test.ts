@@ -5,16 +5,19 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatMagnet } from '@swarmdrop/protocol';
+import { decodeAnnounceResponse, formatMagnet } from '@swarmdrop/protocol';
 import { formatLink } from '@swarmdrop/service';
 import {
+  announcePath,
   CHUNK,
   Cleanup,
   freePort,
+  httpGet,
   PEER_BIN,
   runBin,
   startOwner,
   startPeer,
+  stockPeerId,
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePeerArgs } from '../src/args.js';
@@ -88,6 +91,8 @@ describe('a link naming a member of the swarm, not the owner', () => {
       dir,
     ]);
     await child.stdout.waitFor('merged');
+    // The member answered the announce (its member tracker): no announce failed.
+    expect(child.stdout.filter('error')).toEqual([]);
     // Every chunk came from the member the link names.
     const from = new Set(child.stdout.filter('chunk-received').map((l) => l.fields.from));
     expect([...from]).toEqual([`127.0.0.1:${first.peer.port}`]);
@@ -109,5 +114,65 @@ describe('a link naming a member of the swarm, not the owner', () => {
     // No tracker: nothing was announced, so no announce failure was logged either.
     expect(child.stdout.filter('error')).toEqual([]);
     expect((await readFile(join(dir, 'q.bin'))).equals(owner.data)).toBe(true);
+  });
+});
+
+describe("a peer's member tracker (GET /announce)", () => {
+  it('lists the peer itself first, then the members it is connected to, never the announcer', async () => {
+    const owner = await startOwner(cleanup, { size: 3 * CHUNK, name: 't.bin' });
+    const a = await startPeer(cleanup, { ownerPort: owner.port, port: 0 });
+    const b = await startPeer(cleanup, { ownerPort: owner.port, port: 0 });
+    await Promise.all([a.log.waitFor('merged'), b.log.waitFor('merged')]);
+    // a and b found each other through the owner's tracker.
+    await a.log.waitFor('connected', { peer: `127.0.0.1:${b.peer.port}` });
+    const infoHash = owner.metainfo.infoHash;
+    const ask = async (port: number) => {
+      const got = await httpGet(
+        a.peer.port,
+        announcePath({ infoHash, peerId: stockPeerId(), port }),
+      );
+      expect(got.status).toBe(200);
+      const answer = decodeAnnounceResponse(got.body);
+      if (answer.failure !== undefined) throw new Error(answer.failure);
+      return answer.listed.map((p) => `${p.host}:${p.port}`);
+    };
+    const listed = await ask(6881);
+    expect(listed[0]).toBe(`127.0.0.1:${a.peer.port}`);
+    expect(listed).toContain(`127.0.0.1:${b.peer.port}`);
+    expect(listed).toContain(`127.0.0.1:${owner.port}`);
+    // b asking is not told of itself.
+    expect(await ask(b.peer.port)).not.toContain(`127.0.0.1:${b.peer.port}`);
+  });
+
+  it('refuses another torrent and a malformed announce, each with a failure reason', async () => {
+    const owner = await startOwner(cleanup, { size: CHUNK, name: 'u.bin' });
+    const a = await startPeer(cleanup, { ownerPort: owner.port, port: 0 });
+    await a.log.waitFor('merged');
+    const other = await httpGet(
+      a.peer.port,
+      announcePath({ infoHash: Buffer.alloc(20, 7), peerId: stockPeerId(), port: 6881 }),
+    );
+    expect(decodeAnnounceResponse(other.body)).toEqual({
+      failure: 'unknown info_hash: this peer trades one torrent',
+    });
+    const bad = await httpGet(a.peer.port, '/announce?info_hash=short&port=1');
+    expect(bad.status).toBe(400);
+    expect(decodeAnnounceResponse(bad.body).failure).toMatch(/info_hash must be 20 bytes/);
+  });
+
+  it("in a private swarm answers only with the swarm's token", async () => {
+    const token = 'a-private-swarm-token-0123456789';
+    const owner = await startOwner(cleanup, { size: CHUNK, name: 'v.bin', options: { token } });
+    const a = await startPeer(cleanup, { ownerPort: owner.port, port: 0, options: { token } });
+    await a.log.waitFor('merged');
+    const path = announcePath({
+      infoHash: owner.metainfo.infoHash,
+      peerId: stockPeerId(),
+      port: 6881,
+    });
+    expect((await httpGet(a.peer.port, path)).status).toBe(401);
+    const keyed = await httpGet(a.peer.port, `${path}&key=${token}`);
+    expect(keyed.status).toBe(200);
+    expect(decodeAnnounceResponse(keyed.body).failure).toBeUndefined();
   });
 });
