@@ -23,6 +23,7 @@ import {
   startPeer,
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parsePeerArgs } from '../src/args.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -173,6 +174,47 @@ describe('a private swarm, on the peer side', () => {
     );
   });
 
+  it.each(['tcp', 'utp'] as const)(
+    "given the owner's magnet link without the token (--transport %s, MSE preferred), a peer gets neither metadata nor chunks and stops with the same error",
+    async (transport) => {
+      const { owner, log } = await startOwner(cleanup, {
+        size: CHUNK,
+        options: { token: TOKEN },
+      });
+      const magnet = (await log.waitFor('ready')).fields.magnet!;
+      const child = runBin(cleanup, PEER_BIN, [
+        magnet,
+        String(await freePort()),
+        '--transport',
+        transport,
+        '--dir',
+        await cleanup.tempDir(),
+      ]);
+      expect(await child.exited).toBe(1);
+      expect(child.stderr).toMatch(/runs a private swarm: pass its token/);
+      expect(child.stdout.filter('chunk-received')).toEqual([]);
+      expect(log.filter('connected')).toEqual([]);
+    },
+  );
+
+  it("with the token, the owner's magnet link is enough", async () => {
+    const { owner, log, data } = await startOwner(cleanup, {
+      size: 2 * CHUNK + 3,
+      options: { token: TOKEN },
+    });
+    const magnet = (await log.waitFor('ready')).fields.magnet!;
+    expect(magnet).not.toContain(TOKEN);
+    const { log: capture } = await startPeer(cleanup, {
+      ownerPort: owner.port,
+      port: 0,
+      options: {
+        ...parsedMagnet(magnet),
+        token: TOKEN,
+      },
+    });
+    expect((await readFile(await merged(capture))).equals(data)).toBe(true);
+  });
+
   it('with the token it downloads; its own port then wants the token too', async () => {
     const { owner, data } = await startOwner(cleanup, {
       size: 3 * CHUNK,
@@ -236,4 +278,12 @@ async function waitUntil(check: () => Promise<boolean>, tries = 40): Promise<voi
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error('condition never held');
+}
+
+/** What the command line makes of a magnet link as `<owner>`: the options it sets. */
+function parsedMagnet(magnet: string) {
+  const parsed = parsePeerArgs([magnet, '0']);
+  if (typeof parsed === 'string') throw new Error(parsed);
+  const { owner, infoHash, swarm, trackerless, neighbour } = parsed;
+  return { owner, infoHash, swarm, trackerless, neighbour };
 }
