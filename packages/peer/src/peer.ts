@@ -251,7 +251,7 @@ export class Peer implements HostedService {
     else if (path === '/metainfo.torrent')
       sendBody(req, res, 'application/x-bittorrent', torrent.torrentBytes);
     else {
-      const request = answerMemberAnnounce(
+      answerMemberAnnounce(
         {
           infoHash: torrent.metainfo.infoHash,
           port: this.port,
@@ -262,9 +262,7 @@ export class Peer implements HostedService {
         res,
         requestQuery(req.url),
       );
-      // A private swarm's token holder (authorized) may trade with us from now on.
-      if (request && this.options.token !== undefined)
-        this.admission.admit([req.socket.remoteAddress ?? '']);
+      // Admits nobody: in a private swarm only the owner's tracker does (private-swarm.ts).
     }
     return true;
   }
