@@ -3,6 +3,7 @@
  * published once, and the console log is one subscriber, so what a test
  * subscribes to and what the log prints are the same stream, event for event.
  */
+import { CLIENT_NAME } from '@swarmdrop/protocol';
 import {
   type ChunkSource,
   DomainEvents,
@@ -39,6 +40,12 @@ function recorder(): { events: DomainEvents; seen: Published[] } {
     events.on(event, listener as ServiceEvents[typeof event]);
   }
   return { events, seen };
+}
+
+function extendedHandshakes(seen: readonly Published[]): EventFields['extended-handshake'][] {
+  return seen
+    .filter((p) => p.event === 'extended-handshake')
+    .map((p) => p.fields as EventFields['extended-handshake']);
 }
 
 /** The printed lines are the published events, in order (the log subscribes, nothing else prints). */
@@ -84,9 +91,17 @@ describe('domain events', () => {
       const sources = new Set<ChunkSource>(got.map((f) => f.via));
       expect([...sources].sort()).toEqual(['neighbour', 'owner']);
       expect(got.reduce((sum, f) => sum + f.bytes, 0)).toBe(data.length);
+      expect(extendedHandshakes(peers[i]!.seen)).toContainEqual(
+        expect.objectContaining({ peer: `127.0.0.1:${o.port}`, client: CLIENT_NAME }),
+      );
       await p.peer.close();
       printedAsPublished(p.log, peers[i]!.seen);
     }
+    // Every peer announced BEP 10 to the owner, with its listening port.
+    for (const port of ports)
+      expect(extendedHandshakes(owner.seen)).toContainEqual(
+        expect.objectContaining({ client: CLIENT_NAME, listenPort: port }),
+      );
     // The owner's served counters come from its chunk-sent events.
     const sent = owner.seen.filter((p) => p.event === 'chunk-sent');
     const bytes = sent.reduce((sum, p) => sum + Number(p.fields.bytes), 0);

@@ -25,3 +25,5 @@ export const PROTOCOL_NAME = 'BitTorrent protocol';
 export const HANDSHAKE_LENGTH = 68;
 /** Prefix of every swarmdrop peer id, Azureus-style: client "SD", version 0100. */
 export const PEER_ID_PREFIX = '-SD0100-';
+/** What our BEP 10 handshake's `v` names us: the wire's version, not any one package's. */
+export const CLIENT_NAME = 'swarmdrop 0.2.0';

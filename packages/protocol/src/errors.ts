@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'ERR_BITFIELD_SPARE_BITS'
   | 'ERR_BITFIELD_REPEATED'
   | 'ERR_REQUEST_FLOOD'
+  | 'ERR_EXTENDED'
   | 'ERR_UTP_PACKET'
   // metainfo
   | 'ERR_METAINFO'

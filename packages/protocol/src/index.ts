@@ -29,6 +29,7 @@ export { bencodeDecode, bencodeEncode } from './bencoding.js';
 export { Bitfield } from './bitfield.js';
 export {
   BLOCK_SIZE,
+  CLIENT_NAME,
   DEFAULT_CHUNK_SIZE,
   HANDSHAKE_LENGTH,
   MAX_BLOCK_LENGTH,
@@ -222,6 +223,22 @@ export {
 } from './utp/reorder-budget.js';
 export { FrameDecoder, type FrameDecoderOptions } from './wire/decoder.js';
 export { encodeMessage, encodePieceHeader } from './wire/encode.js';
+export {
+  EXTENDED_HANDSHAKE_ID,
+  EXTENSION_RESERVED_BIT,
+  EXTENSION_RESERVED_BYTE,
+  type ExtensionName,
+  encodeExtendedHandshake,
+  LOCAL_EXTENSIONS,
+  type LocalHandshake,
+  localExtensionOf,
+  MAX_CLIENT_NAME_LENGTH,
+  MAX_EXTENDED_PAYLOAD,
+  parseExtendedHandshake,
+  type RemoteExtensions,
+  supportsExtensions,
+  withExtensionBit,
+} from './wire/extended.js';
 export {
   type Handshake,
   MESSAGE_ID,

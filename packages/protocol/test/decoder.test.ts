@@ -13,6 +13,7 @@ import {
   Geometry,
   HANDSHAKE_LENGTH,
   MAX_BLOCK_LENGTH,
+  MAX_EXTENDED_PAYLOAD,
   type Message,
   WireError,
 } from '../src/index.js';
@@ -157,16 +158,20 @@ describe('FrameDecoder: the fixture stream', () => {
 });
 
 describe('FrameDecoder: unknown message ids', () => {
-  it('skips extended (20) and port (9) messages, counts them, and goes on', () => {
+  it('decodes extended (20), skips port (9) and unknown messages, counts them, and goes on', () => {
     const d = afterHandshake();
+    const handshake = Buffer.from('d1:md11:ut_metadatai1eee');
     const bytes = Buffer.concat([
-      frame(20, [0, ...Buffer.from('d1:md11:ut_metadatai1eee')]),
+      frame(20, [0, ...handshake]),
       frame(9, [0x1a, 0xe1]),
       frame(200),
       encodeMessage({ type: 'have', index: 2 }),
     ]);
-    expect(d.push(bytes).map(normalize)).toEqual([normalize({ type: 'have', index: 2 })]);
-    expect(d.unknownSkipped).toBe(3);
+    expect(d.push(bytes).map(normalize)).toEqual([
+      normalize({ type: 'extended', id: 0, payload: handshake }),
+      normalize({ type: 'have', index: 2 }),
+    ]);
+    expect(d.unknownSkipped).toBe(2);
   });
 
   it('skips an unknown body split across reads without buffering it', () => {
@@ -203,10 +208,14 @@ describe('FrameDecoder: limits, each with its code', () => {
     expect(codeOf(thrown(() => d.push(Buffer.from(u32(largest + 1)))))).toBe('ERR_FRAME_TOO_LARGE');
   });
 
-  it('ERR_FRAME_TOO_LARGE: honours a smaller maxBlockLength', () => {
+  it('ERR_FRAME_TOO_LARGE: honours a smaller maxBlockLength, down to what an extended message needs', () => {
     const d = afterHandshake({ maxBlockLength: 16_384 });
-    expect(codeOf(thrown(() => d.push(Buffer.from(u32(9 + 16_384 + 1)))))).toBe(
+    expect(codeOf(thrown(() => d.push(Buffer.from(u32(2 + MAX_EXTENDED_PAYLOAD + 1)))))).toBe(
       'ERR_FRAME_TOO_LARGE',
+    );
+    const e = afterHandshake({ maxBlockLength: 16_384 });
+    expect(codeOf(thrown(() => e.push(Buffer.from([...u32(9 + 16_384 + 1), 7]))))).toBe(
+      'ERR_REQUEST_LENGTH',
     );
   });
 

@@ -26,6 +26,16 @@ export function publishTraffic(
   server.on('chunkSent', (index, bytes) =>
     publish('chunk-sent', { chunk: index, to: label(), bytes }),
   );
+  connection.on('extendedHandshake', (remote) =>
+    publish('extended-handshake', {
+      peer: label(),
+      extensions: remote.ids.size === 0 ? 'none' : [...remote.ids.keys()].join(','),
+      ...(remote.client === undefined ? {} : { client: remote.client }),
+      ...(remote.listenPort === undefined ? {} : { listenPort: remote.listenPort }),
+      ...(remote.reqq === undefined ? {} : { reqq: remote.reqq }),
+      ...(remote.metadataSize === undefined ? {} : { metadataSize: remote.metadataSize }),
+    }),
+  );
 }
 
 /** `connected`, once the handshake is through: who, in which role, which client, how. */

@@ -48,6 +48,18 @@ export interface EventFields {
   'chunk-received': { chunk: number; from: string; bytes: number; via: ChunkSource };
   'have-sent': { chunk: number; to: string };
   'have-received': { chunk: number; from: string };
+  /**
+   * BEP 10: the remote's extended handshake. `extensions`: the names of ours
+   * it enabled, comma-separated (`none` for none); `client` its `v`.
+   */
+  'extended-handshake': {
+    peer: string;
+    extensions: string;
+    client?: string;
+    listenPort?: number;
+    reqq?: number;
+    metadataSize?: number;
+  };
   'chunk-rejected': { chunk: number; from: string; reason: string };
   'chunk-corrupt': { chunk?: number; reason: string; restored?: boolean; why?: string };
   'batch-assigned': { peer: string; count: number; chunks: string };

@@ -3,6 +3,16 @@ import { type SwarmdropError, WireError } from '../errors.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
 import { RateEstimator } from '../rate/rate-estimator.js';
 import { type Clock, MONOTONIC_CLOCK } from '../time/clock.js';
+import {
+  EXTENDED_HANDSHAKE_ID,
+  type ExtensionName,
+  encodeExtendedHandshake,
+  type LocalHandshake,
+  localExtensionOf,
+  parseExtendedHandshake,
+  type RemoteExtensions,
+  supportsExtensions,
+} from '../wire/extended.js';
 import type { Handshake, Message } from '../wire/messages.js';
 import type { PeerWire, WireClose } from './peer-wire.js';
 
@@ -14,6 +24,13 @@ export const DEFAULT_MAX_REMOTE_REQUESTS = 1_024;
  * one that repeats the first; a remote sending more is flooding.
  */
 export const MAX_REDUNDANT_BITFIELDS = 8;
+
+/**
+ * Extended handshakes taken from one remote. BEP 10 lets a side send another
+ * to update what it announced (libtorrent does once it has the metadata); a
+ * remote sending more is flooding.
+ */
+export const MAX_EXTENDED_HANDSHAKES = 8;
 
 /** Withdrawn requests remembered per connection (see Connection.withdrawn): a pipeline's worth and more. */
 const MAX_WITHDRAWN = 1_024;
@@ -72,6 +89,10 @@ export type ConnectionEvents = {
   unchoke: () => void;
   interested: () => void;
   notInterested: () => void;
+  /** BEP 10: the remote's extended handshake, validated and kept as `remoteExtensions` (again on an update). */
+  extendedHandshake: (remote: RemoteExtensions) => void;
+  /** BEP 10: a message of one of the extensions we enabled, on our id for it. */
+  extended: (name: ExtensionName, payload: Uint8Array) => void;
   closed: (close: ConnectionClose) => void;
 };
 
@@ -85,6 +106,12 @@ export interface ConnectionOptions {
   readonly maxRemoteRequests?: number;
   /** Window of the download and upload rate estimators. */
   readonly rateWindowMs?: number;
+  /**
+   * BEP 10: what our extended handshake announces. Give it only when our
+   * handshake set the extension bit (openConnection does both); without it
+   * no extended message is sent or taken.
+   */
+  readonly extensions?: LocalHandshake;
 }
 
 function keyOf(r: BlockRef): string {
@@ -143,6 +170,14 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   /** Whether any message other than a keep-alive has arrived: after that, a bitfield is a later one. */
   private sawMessage = false;
   private redundantBitfields = 0;
+  private readonly localExtensions: LocalHandshake | undefined;
+  private readonly enabledExtensions: ReadonlySet<ExtensionName>;
+  /** Both sides set BEP 10's bit: extended messages may flow. */
+  private extensionsOn = false;
+  private remoteExtensionsNow: RemoteExtensions | undefined;
+  private extendedHandshakes = 0;
+  /** Extended messages dropped: an id we did not announce, or the remote never offered BEP 10. */
+  unknownExtended = 0;
 
   constructor(options: ConnectionOptions) {
     super();
@@ -163,10 +198,22 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     // A listener that throws is our bug or theirs; either way this one connection ends, not the process.
     this.onListenerError = (error, event) =>
       this.close(`${String(event)} handler failed: ${(error as Error).message}`, error as Error);
+    this.localExtensions = options.extensions;
+    this.enabledExtensions = new Set(options.extensions?.enabled ?? []);
     this.wire.onHandshake = (handshake) => {
       if (this.stateNow !== 'handshaking') return;
       this.stateNow = 'live';
+      this.extensionsOn =
+        this.localExtensions !== undefined && supportsExtensions(handshake.reserved);
       this.emit('ready', handshake);
+      // After the listeners, so that a bitfield they send goes first, as BEP 3 wants it.
+      if (this.extensionsOn && this.localExtensions && this.stateNow === 'live') {
+        this.wire.send({
+          type: 'extended',
+          id: EXTENDED_HANDSHAKE_ID,
+          payload: encodeExtendedHandshake(this.localExtensions),
+        });
+      }
     };
     this.wire.onMessage = (message) => this.receive(message);
     void this.wire.closed.then((close) => this.ended(close));
@@ -206,6 +253,28 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   get incoming(): ReadonlyMap<string, BlockRef> {
     return this.theirs;
   }
+  /** BEP 10 is on for this connection: we offered it, and the remote's handshake set the bit. */
+  get extensionsActive(): boolean {
+    return this.extensionsOn;
+  }
+  /** The remote's extended handshake (the latest, if it sent an update), once it arrived. */
+  get remoteExtensions(): RemoteExtensions | undefined {
+    return this.remoteExtensionsNow;
+  }
+
+  /**
+   * Sends one message of extension `name` on the id the remote announced for
+   * it. False, and nothing sent, when the remote did not announce `name` (or
+   * turned it off), or the connection is closed.
+   */
+  sendExtended(name: ExtensionName, payload: Uint8Array): boolean {
+    if (this.stateNow !== 'live' || !this.extensionsOn) return false;
+    const id = this.remoteExtensionsNow?.ids.get(name);
+    if (id === undefined) return false;
+    this.wire.send({ type: 'extended', id, payload });
+    return true;
+  }
+
   /** True when the socket buffer is full or the upload limit in debt: wait for `drained()` before sending more pieces. */
   get needsDrain(): boolean {
     return this.wire.needsDrain;
@@ -326,6 +395,11 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private receive(message: Message): void {
     if (this.stateNow === 'closed') return;
     if (message.type === 'keepAlive' || message.type === 'handshake') return;
+    // Not counted as a first message: a bitfield after the remote's extended handshake is still its first.
+    if (message.type === 'extended') {
+      this.receiveExtended(message.id, message.payload);
+      return;
+    }
     const first = !this.sawMessage;
     this.sawMessage = true;
     switch (message.type) {
@@ -389,6 +463,39 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         this.receivePiece(message.index, message.begin, message.block);
         return;
     }
+  }
+
+  private receiveExtended(id: number, payload: Uint8Array): void {
+    if (!this.extensionsOn) {
+      this.unknownExtended++;
+      return;
+    }
+    if (id === EXTENDED_HANDSHAKE_ID) {
+      if (++this.extendedHandshakes > MAX_EXTENDED_HANDSHAKES) {
+        this.close(
+          `ERR_EXTENDED: more than ${MAX_EXTENDED_HANDSHAKES} extended handshakes`,
+          new WireError('ERR_EXTENDED', 'extended handshake flood'),
+        );
+        return;
+      }
+      let remote: RemoteExtensions;
+      try {
+        remote = parseExtendedHandshake(payload);
+      } catch (err) {
+        const error = err as WireError;
+        this.close(`${error.code}: ${error.message}`, error);
+        return;
+      }
+      this.remoteExtensionsNow = remote;
+      this.emit('extendedHandshake', remote);
+      return;
+    }
+    const name = localExtensionOf(id, this.enabledExtensions);
+    if (name === undefined) {
+      this.unknownExtended++;
+      return;
+    }
+    this.emit('extended', name, payload);
   }
 
   private laterBitfield(remote: Bitfield): void {

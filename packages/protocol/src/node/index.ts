@@ -71,6 +71,7 @@ export {
   type ConnectionOptions,
   type ConnectionState,
   DEFAULT_MAX_REMOTE_REQUESTS,
+  MAX_EXTENDED_HANDSHAKES,
   MAX_REDUNDANT_BITFIELDS,
   type OutgoingRequest,
   type PieceEvent,
@@ -88,6 +89,7 @@ export {
   mseRespond,
 } from './mse-handshake.js';
 export {
+  type ExtensionSettings,
   type OpenConnection,
   type OpenConnectionOptions,
   type OpenedSocket,

@@ -1,8 +1,11 @@
 import type { ChunkStore } from '../chunks/chunk-store.js';
+import { CLIENT_NAME } from '../constants.js';
 import type { WireEncryption, WireTransport } from '../mse.js';
+import { listenPortOf } from '../peer-id.js';
 import type { TimerClock } from '../time/clock.js';
+import { type ExtensionName, withExtensionBit } from '../wire/extended.js';
 import { BlockServer } from './block-server.js';
-import { Connection } from './connection.js';
+import { Connection, DEFAULT_MAX_REMOTE_REQUESTS } from './connection.js';
 import { PeerWire, type WireLimits, type WireSocket } from './peer-wire.js';
 
 /** A socket that is ours to speak BitTorrent on: accepted (through its handshake) or dialled. */
@@ -24,6 +27,18 @@ export interface OpenConnectionOptions {
   /** The process's shared rate limits, if any. */
   readonly limits?: WireLimits | undefined;
   readonly handshakeTimeoutMs?: number | undefined;
+  /**
+   * BEP 10 (default on, with the extensions this stack serves itself):
+   * `enabled` adds extensions the caller handles on top; false offers none,
+   * as swarmdrop 0.1 did.
+   */
+  readonly extensions?: ExtensionSettings | false | undefined;
+}
+
+/** The extensions a connection offers beyond those the stack serves itself. */
+export interface ExtensionSettings {
+  /** Extensions the caller handles (it listens to `extended` for them). */
+  readonly enabled?: readonly ExtensionName[];
 }
 
 /** One remote: its wire, the connection that owns its state, and the server of its requests. */
@@ -41,6 +56,7 @@ export interface OpenConnection {
  */
 export function openConnection(options: OpenConnectionOptions): OpenConnection {
   const { opened, store, clock } = options;
+  const settings = options.extensions === false ? undefined : (options.extensions ?? {});
   const wire = new PeerWire({
     socket: opened.socket,
     metainfo: store.metainfo,
@@ -53,12 +69,23 @@ export function openConnection(options: OpenConnectionOptions): OpenConnection {
       ? {}
       : { handshakeTimeoutMs: options.handshakeTimeoutMs }),
     clock,
+    ...(settings ? { reserved: withExtensionBit(new Uint8Array(8)) } : {}),
   });
   const connection = new Connection({
     wire,
     pieceCount: store.pieceCount,
     localHas: store.held,
     clock,
+    ...(settings
+      ? {
+          extensions: {
+            enabled: [...new Set(settings.enabled ?? [])],
+            version: CLIENT_NAME,
+            listenPort: listenPortOf(options.peerId),
+            reqq: DEFAULT_MAX_REMOTE_REQUESTS,
+          },
+        }
+      : {}),
   });
   return { wire, connection, server: new BlockServer({ connection, store }) };
 }

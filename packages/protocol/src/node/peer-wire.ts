@@ -51,6 +51,8 @@ export interface PeerWireOptions {
    * defaults when omitted); false for none.
    */
   readonly minUpload?: UploadFloorSettings | false;
+  /** The 8 reserved bytes of our handshake (default all zero): the extensions we offer. */
+  readonly reserved?: Uint8Array;
 }
 
 /**
@@ -234,7 +236,7 @@ export class PeerWire {
     this.write(
       encodeMessage({
         type: 'handshake',
-        reserved: RESERVED,
+        reserved: options.reserved ?? RESERVED,
         infoHash: options.metainfo.infoHash,
         peerId: options.peerId,
       }),

@@ -2,6 +2,7 @@ import { Bitfield } from '../bitfield.js';
 import { HANDSHAKE_LENGTH, MAX_BLOCK_LENGTH, PROTOCOL_NAME } from '../constants.js';
 import { WireError } from '../errors.js';
 import type { Geometry } from '../geometry.js';
+import { MAX_EXTENDED_PAYLOAD } from './extended.js';
 import { MESSAGE_ID, type Message } from './messages.js';
 
 export interface FrameDecoderOptions {
@@ -75,7 +76,11 @@ export class FrameDecoder {
     this.maxBlockLength = options.maxBlockLength ?? MAX_BLOCK_LENGTH;
     this.reuseBlockBuffer = options.reuseBlockBuffer === true;
     this.bitfieldLength = Bitfield.byteLength(this.geometry.pieceCount);
-    this.maxMessageLength = Math.max(9 + this.maxBlockLength, 1 + this.bitfieldLength);
+    this.maxMessageLength = Math.max(
+      9 + this.maxBlockLength,
+      1 + this.bitfieldLength,
+      2 + MAX_EXTENDED_PAYLOAD,
+    );
     this.state = options.expectHandshake === false ? { kind: 'length' } : { kind: 'handshake' };
   }
 
@@ -133,7 +138,12 @@ export class FrameDecoder {
         const id = this.take(1)[0]!;
         this.checkLength(id, state.length);
         const bodyLength = state.length - 1;
-        if (!(id in FIXED_LENGTH) && id !== MESSAGE_ID.bitfield && id !== MESSAGE_ID.piece) {
+        if (
+          !(id in FIXED_LENGTH) &&
+          id !== MESSAGE_ID.bitfield &&
+          id !== MESSAGE_ID.piece &&
+          id !== MESSAGE_ID.extended
+        ) {
           this.unknownSkipped++;
           this.state =
             bodyLength > 0 ? { kind: 'skip', remaining: bodyLength } : { kind: 'length' };
@@ -211,6 +221,12 @@ export class FrameDecoder {
         `bitfield is ${length - 1} bytes, expected ${this.bitfieldLength} for ${this.geometry.pieceCount} chunks`,
       );
     }
+    if (id === MESSAGE_ID.extended && (length < 2 || length > 2 + MAX_EXTENDED_PAYLOAD)) {
+      throw new WireError(
+        'ERR_MESSAGE_LENGTH',
+        `extended message of ${length - 1} bytes is out of 1..${1 + MAX_EXTENDED_PAYLOAD}`,
+      );
+    }
     if (id === MESSAGE_ID.piece && (length <= 9 || length > 9 + this.maxBlockLength)) {
       throw new WireError(
         'ERR_REQUEST_LENGTH',
@@ -249,6 +265,9 @@ export class FrameDecoder {
         this.checkRange(index, begin, length);
         return { type: id === MESSAGE_ID.request ? 'request' : 'cancel', index, begin, length };
       }
+      case MESSAGE_ID.extended:
+        // A copy: the body may be a view of a read buffer the socket reuses, and handlers keep payloads.
+        return { type: 'extended', id: body[0]!, payload: Buffer.from(body.subarray(1)) };
       default: {
         const index = this.checkIndex(body.readUInt32BE(0));
         const begin = body.readUInt32BE(4);

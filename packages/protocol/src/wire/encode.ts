@@ -12,6 +12,7 @@ import { MESSAGE_ID, type Message } from './messages.js';
  *   request:    <len=13><id=6><index><begin><length>
  *   piece:      <len=9+X><id=7><index><begin><block X>
  *   cancel:     <len=13><id=8><index><begin><length>
+ *   extended:   <len=2+X><id=20><extension id><payload X>   (BEP 10)
  */
 export function encodeMessage(message: Message): Buffer {
   switch (message.type) {
@@ -66,6 +67,16 @@ export function encodeMessage(message: Message): Buffer {
       out.writeUInt32BE(message.index, 5);
       out.writeUInt32BE(message.begin, 9);
       out.set(message.block, 13);
+      return out;
+    }
+    case 'extended': {
+      if (!Number.isInteger(message.id) || message.id < 0 || message.id > 255)
+        throw new RangeError(`extended message id ${message.id} is not a byte`);
+      const out = Buffer.allocUnsafe(6 + message.payload.length);
+      out.writeUInt32BE(2 + message.payload.length, 0);
+      out[4] = MESSAGE_ID.extended;
+      out[5] = message.id;
+      out.set(message.payload, 6);
       return out;
     }
   }

@@ -9,13 +9,15 @@ export const MESSAGE_ID = {
   request: 6,
   piece: 7,
   cancel: 8,
+  /** BEP 10: every extension message, its own id in the first payload byte. */
+  extended: 20,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_ID;
 
 export interface Handshake {
   readonly type: 'handshake';
-  /** 8 reserved bytes; swarmdrop sets none and ignores the peer's. */
+  /** 8 reserved bytes: swarmdrop sets BEP 10's bit (see wire/extended.ts) and reads only the bits it knows. */
   readonly reserved: Uint8Array;
   readonly infoHash: Uint8Array;
   readonly peerId: Uint8Array;
@@ -48,6 +50,12 @@ export type Message =
       readonly index: number;
       readonly begin: number;
       readonly length: number;
+    }
+  | {
+      readonly type: 'extended';
+      /** The extension's id as the receiver announced it (0: the extended handshake). */
+      readonly id: number;
+      readonly payload: Uint8Array;
     };
 
 export type MessageOf<T extends Message['type']> = Extract<Message, { type: T }>;

@@ -27,6 +27,7 @@ export const LIMITED_LOG_EVENTS: ReadonlySet<LogEventName> = new Set<LogEventNam
   'have-sent',
   'have-received',
   'request-received',
+  'extended-handshake',
   'error',
 ]);
 

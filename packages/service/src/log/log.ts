@@ -29,6 +29,8 @@ export const LOG_EVENTS = [
   // keeping a chunk ID list current (BEP 3 `have`)
   'have-sent',
   'have-received',
+  // extensions (BEP 10)
+  'extended-handshake',
   // integrity
   'chunk-rejected',
   'chunk-corrupt',
