@@ -207,7 +207,15 @@ describe('one option schema for the command line and Peer.start', () => {
   it('USAGE lists every flag, and every option but the positionals has one', () => {
     for (const flag of PEER_FLAGS) expect(USAGE).toContain(`--${flag.name}`);
     const flagged = new Set(PEER_FLAGS.map((f) => f.key).filter((k) => k !== undefined));
-    const positional = ['owner', 'metainfoPath', 'listen', 'neighbour', 'moreNeighbours'];
+    // trackerless comes from <owner> too: a magnet link without a swarmdrop tracker.
+    const positional = [
+      'owner',
+      'metainfoPath',
+      'trackerless',
+      'listen',
+      'neighbour',
+      'moreNeighbours',
+    ];
     expect(
       Object.keys(PEER_OPTIONS)
         .filter((k) => !positional.includes(k))
