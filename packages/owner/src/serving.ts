@@ -50,7 +50,7 @@ export class Serving {
   /** An accepted connection, through its handshake: serve it. */
   accept(opened: OpenedSocket): void {
     const { store, publish, table } = this.options;
-    const { connection, server } = openConnection({
+    const { connection, server, metadata } = openConnection({
       opened,
       store,
       peerId: this.options.peerId,
@@ -62,7 +62,7 @@ export class Serving {
     const holds = (indexes: Iterable<number>) => {
       if (record) table.noteHolds(record, connection.remoteHas.count(), indexes);
     };
-    publishTraffic(connection, server, publish);
+    publishTraffic(connection, server, publish, metadata);
     connection.on('bitfield', (remote) => holds(remote.heldIds()));
     // A `have` names one chunk; only a bitfield needs the whole scan.
     connection.on('have', (index) => holds([index]));

@@ -57,6 +57,11 @@ export {
   parseMagnet,
 } from './magnet.js';
 export {
+  MetadataAssembly,
+  type MetadataAssemblyOptions,
+  MetadataRemoteError,
+} from './metadata-assembly.js';
+export {
   buildMetainfo,
   fitFileName,
   MAX_FILE_NAME_BYTES,
@@ -64,6 +69,7 @@ export {
   type Metainfo,
   type MetainfoInput,
   PieceHashes,
+  parseInfoDictionary,
   parseMetainfo,
   torrentFileName,
   withAnnounce,
@@ -246,3 +252,12 @@ export {
   type MessageOf,
   type MessageType,
 } from './wire/messages.js';
+export {
+  decodeMetadataMessage,
+  encodeMetadataMessage,
+  MAX_METADATA_SIZE,
+  METADATA_PIECE_SIZE,
+  type MetadataMessage,
+  metadataPieceCount,
+  metadataPieceLength,
+} from './wire/metadata.js';

@@ -60,6 +60,8 @@ export interface Metainfo {
   readonly private: boolean;
   /** SHA-1 of the bencoded info dictionary exactly as it appears in the torrent. */
   readonly infoHash: Buffer;
+  /** The bencoded info dictionary exactly as it appears in the torrent: what BEP 9 serves. */
+  readonly infoBytes: Buffer;
   readonly geometry: Geometry;
 }
 
@@ -194,8 +196,26 @@ export function parseMetainfo(bytes: Uint8Array): Metainfo {
     sha256,
     announce,
     infoHash: createHash('sha1').update(infoBytes).digest(),
+    infoBytes: Buffer.from(infoBytes),
     geometry,
   };
+}
+
+/**
+ * A metainfo from a bare info dictionary (BEP 9 metadata), its info-hash
+ * that of exactly these bytes; `announce` as given (a magnet link's `tr`).
+ * Validated as parseMetainfo validates a `.torrent`.
+ */
+export function parseInfoDictionary(infoBytes: Uint8Array, announce?: string): Metainfo {
+  const head = Buffer.from('d8:announce', 'latin1');
+  const parts: Buffer[] = [];
+  // Keys in sorted order, as bencode wants them: announce < info.
+  if (announce !== undefined) {
+    const url = Buffer.from(announce, 'utf8');
+    parts.push(head, Buffer.from(`${url.length}:`, 'latin1'), url);
+  } else parts.push(Buffer.from('d', 'latin1'));
+  parts.push(Buffer.from('4:info', 'latin1'), Buffer.from(infoBytes), Buffer.from('e', 'latin1'));
+  return parseMetainfo(Buffer.concat(parts));
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });

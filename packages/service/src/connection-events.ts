@@ -1,5 +1,10 @@
 import { clientOf } from '@swarmdrop/protocol';
-import type { BlockServer, Connection } from '@swarmdrop/protocol/node';
+import type {
+  BlockServer,
+  Connection,
+  MetadataFetcher,
+  MetadataServer,
+} from '@swarmdrop/protocol/node';
 import type { Publish } from './events.js';
 
 /**
@@ -14,6 +19,7 @@ export function publishTraffic(
   connection: Connection,
   server: BlockServer,
   publish: Publish,
+  metadata?: MetadataServer | undefined,
 ): void {
   const label = () => connection.label;
   connection.on('bitfield', (remote) =>
@@ -35,6 +41,29 @@ export function publishTraffic(
       ...(remote.reqq === undefined ? {} : { reqq: remote.reqq }),
       ...(remote.metadataSize === undefined ? {} : { metadataSize: remote.metadataSize }),
     }),
+  );
+  if (!metadata) return;
+  metadata.on('requested', (piece, of) =>
+    publish('metadata-requested', { piece, of, from: label() }),
+  );
+  metadata.on('sent', (piece, bytes) => publish('metadata-sent', { piece, to: label(), bytes }));
+  metadata.on('rejected', (piece, reason) =>
+    publish('metadata-rejected', { piece, to: label(), reason }),
+  );
+}
+
+/** A metadata fetch's typed events (BEP 9) as domain events. */
+export function publishMetadataFetch(
+  fetcher: MetadataFetcher,
+  publish: Publish,
+  infoHash: Uint8Array,
+): void {
+  fetcher.on('piece', (from, piece, of, bytes) =>
+    publish('metadata-received', { piece, of, from, bytes }),
+  );
+  fetcher.on('dropped', (from, reason) => publish('metadata-dropped', { from, reason }));
+  fetcher.on('fetched', (from, size) =>
+    publish('metadata-fetched', { from, size, infohash: Buffer.from(infoHash).toString('hex') }),
   );
 }
 

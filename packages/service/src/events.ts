@@ -60,6 +60,16 @@ export interface EventFields {
     reqq?: number;
     metadataSize?: number;
   };
+  /** BEP 9, serving: `from` asked us for metadata piece `piece` of `of`. */
+  'metadata-requested': { piece: number; of: number; from: string };
+  'metadata-sent': { piece: number; to: string; bytes: number };
+  'metadata-rejected': { piece: number; to: string; reason: string };
+  /** BEP 9, fetching: a piece of the metadata arrived and fitted. */
+  'metadata-received': { piece: number; of: number; from: string; bytes: number };
+  /** BEP 9, fetching: that remote will not do; the next is tried. */
+  'metadata-dropped': { from: string; reason: string };
+  /** BEP 9, fetching: the whole info dictionary, its SHA-1 the info-hash. */
+  'metadata-fetched': { from: string; size: number; infohash: string };
   'chunk-rejected': { chunk: number; from: string; reason: string };
   'chunk-corrupt': { chunk?: number; reason: string; restored?: boolean; why?: string };
   'batch-assigned': { peer: string; count: number; chunks: string };

@@ -9,7 +9,12 @@
  * peer depend on both. Bundled into each service's single-file release.
  */
 export { Admission, type AdmissionOptions } from './admission.js';
-export { publishClosed, publishConnected, publishTraffic } from './connection-events.js';
+export {
+  publishClosed,
+  publishConnected,
+  publishMetadataFetch,
+  publishTraffic,
+} from './connection-events.js';
 export {
   DASHBOARD_KEEPALIVE_MS,
   DASHBOARD_REPORT_HEADER,

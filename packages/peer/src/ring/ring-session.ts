@@ -299,6 +299,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       wire,
       connection: conn,
       server,
+      metadata,
     } = openConnection({
       opened: connection,
       store,
@@ -341,7 +342,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
         this.scheduler.add(ring.id, conn, { requestBytes, allowed });
       }
     });
-    publishTraffic(conn, server, publish);
+    publishTraffic(conn, server, publish, metadata);
     // The ring serves whoever asks: no choking rounds.
     conn.on('interested', () => conn.unchoke());
     if (role === 'in') {

@@ -10,7 +10,7 @@ import type { SwarmSession } from './swarm-session.js';
 export function publishSwarm(session: SwarmSession, publish: Publish): void {
   session.on('connected', (link) => {
     publishConnected(link.connection, publish, { role: link.role, dir: link.dir });
-    publishTraffic(link.connection, link.server, publish);
+    publishTraffic(link.connection, link.server, publish, link.metadata);
   });
   session.on('disconnected', (link, reason, error) =>
     publishClosed(link.connection, publish, { reason, error }, { role: link.role }),

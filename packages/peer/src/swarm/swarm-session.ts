@@ -10,6 +10,7 @@ import {
   type BufferPool,
   type ChunkStore,
   type Connection,
+  type MetadataServer,
   openConnection,
   type WireLimits,
 } from '@swarmdrop/protocol/node';
@@ -86,6 +87,8 @@ export interface SwarmSessionComponents {
 export interface SwarmLink {
   readonly connection: Connection;
   readonly server: BlockServer;
+  /** BEP 9: serves the info dictionary to it. */
+  readonly metadata?: MetadataServer | undefined;
   readonly role: SwarmRole;
   readonly dir: 'in' | 'out';
 }
@@ -346,7 +349,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
 
   /** `dialled`: the address we dialled, which stays "being dialled" until the handshake settles it. */
   private open(opened: WireConnection, dir: 'in' | 'out', dialled?: string): void {
-    const { connection, server } = openConnection({
+    const { connection, server, metadata } = openConnection({
       opened,
       store: this.components.store,
       peerId: this.components.peerId,
@@ -378,7 +381,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
         }
         this.retire(label, existing);
       }
-      this.live(connection, server, dir);
+      this.live(connection, server, dir, metadata);
     });
     connection.on('closed', uncount);
   }
@@ -395,10 +398,15 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     link.connection.close(DUPLICATE_REASON);
   }
 
-  private live(connection: Connection, server: BlockServer, dir: 'in' | 'out'): void {
+  private live(
+    connection: Connection,
+    server: BlockServer,
+    dir: 'in' | 'out',
+    metadata: MetadataServer | undefined,
+  ): void {
     const label = connection.label;
     const role: SwarmRole = label === this.ownerLabel ? 'owner' : 'swarm';
-    const link: SwarmLink = { connection, server, role, dir };
+    const link: SwarmLink = { connection, server, metadata, role, dir };
     this.links.add(label, link);
     this.links.markSeen(link);
     server.on('chunkCorrupt', (index) => {

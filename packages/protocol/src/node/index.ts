@@ -77,6 +77,23 @@ export {
   type PieceEvent,
 } from './connection.js';
 export {
+  DEFAULT_METADATA_IN_FLIGHT,
+  DEFAULT_METADATA_PIECE_TIMEOUT_MS,
+  type FetchedMetadata,
+  fetchMetadata,
+  MetadataFetcher,
+  type MetadataFetcherEvents,
+  type MetadataFetcherOptions,
+} from './metadata-fetcher.js';
+export {
+  MAX_METADATA_OVERRUN,
+  MAX_METADATA_QUEUED,
+  METADATA_REQUEST_WINDOW_MS,
+  MetadataServer,
+  type MetadataServerEvents,
+  type MetadataServerOptions,
+} from './metadata-server.js';
+export {
   DEFAULT_MSE_TIMEOUT_MS,
   MAX_MSE_INITIAL_PAYLOAD,
   MAX_MSE_RESPONDER_BYTES,

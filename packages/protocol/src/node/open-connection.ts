@@ -6,6 +6,7 @@ import type { TimerClock } from '../time/clock.js';
 import { type ExtensionName, withExtensionBit } from '../wire/extended.js';
 import { BlockServer } from './block-server.js';
 import { Connection, DEFAULT_MAX_REMOTE_REQUESTS } from './connection.js';
+import { MetadataServer } from './metadata-server.js';
 import { PeerWire, type WireLimits, type WireSocket } from './peer-wire.js';
 
 /** A socket that is ours to speak BitTorrent on: accepted (through its handshake) or dialled. */
@@ -39,6 +40,11 @@ export interface OpenConnectionOptions {
 export interface ExtensionSettings {
   /** Extensions the caller handles (it listens to `extended` for them). */
   readonly enabled?: readonly ExtensionName[];
+  /**
+   * BEP 9: serve the info dictionary (`ut_metadata`) to whoever reached the
+   * wire (default true; never for a private torrent).
+   */
+  readonly serveMetadata?: boolean;
 }
 
 /** One remote: its wire, the connection that owns its state, and the server of its requests. */
@@ -46,6 +52,8 @@ export interface OpenConnection {
   readonly wire: PeerWire;
   readonly connection: Connection;
   readonly server: BlockServer;
+  /** BEP 9: serves the info dictionary to a remote that asks (absent with extensions off). */
+  readonly metadata: MetadataServer | undefined;
 }
 
 /**
@@ -57,6 +65,14 @@ export interface OpenConnection {
 export function openConnection(options: OpenConnectionOptions): OpenConnection {
   const { opened, store, clock } = options;
   const settings = options.extensions === false ? undefined : (options.extensions ?? {});
+  // A private swarm (BEP 27) serves its metadata to no one: its wire admits by address, and a
+  // host that shares an admitted address must not learn the torrent from the wire.
+  const infoBytes =
+    settings?.serveMetadata === false || store.metainfo.private
+      ? undefined
+      : store.metainfo.infoBytes;
+  const enabled = new Set<ExtensionName>(settings?.enabled ?? []);
+  if (infoBytes) enabled.add('ut_metadata');
   const wire = new PeerWire({
     socket: opened.socket,
     metainfo: store.metainfo,
@@ -79,13 +95,16 @@ export function openConnection(options: OpenConnectionOptions): OpenConnection {
     ...(settings
       ? {
           extensions: {
-            enabled: [...new Set(settings.enabled ?? [])],
+            enabled: [...enabled],
             version: CLIENT_NAME,
             listenPort: listenPortOf(options.peerId),
             reqq: DEFAULT_MAX_REMOTE_REQUESTS,
+            ...(infoBytes ? { metadataSize: infoBytes.length } : {}),
           },
         }
       : {}),
   });
-  return { wire, connection, server: new BlockServer({ connection, store }) };
+  const metadata =
+    settings && infoBytes ? new MetadataServer({ connection, infoBytes, clock }) : undefined;
+  return { wire, connection, server: new BlockServer({ connection, store }), metadata };
 }

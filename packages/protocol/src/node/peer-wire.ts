@@ -30,7 +30,15 @@ export type WireSocket = Duplex & {
 
 export interface PeerWireOptions {
   readonly socket: WireSocket;
-  readonly metainfo: Metainfo;
+  /**
+   * The torrent: its info-hash for the handshake, its geometry for the
+   * decoder's checks. A connection that only fetches the metadata (BEP 9)
+   * has none yet: it gives `infoHash` alone, and the messages about chunks
+   * are skipped.
+   */
+  readonly metainfo?: Metainfo;
+  /** The info-hash when there is no metainfo yet. */
+  readonly infoHash?: Uint8Array;
   /** Our 20-byte peer id. */
   readonly peerId: Uint8Array;
   /** Bytes already read from the socket (the first read, used to tell BitTorrent from HTTP). */
@@ -168,6 +176,8 @@ export class PeerWire {
   private floorTimer: Timer | undefined;
 
   constructor(options: PeerWireOptions) {
+    const infoHash = options.metainfo?.infoHash ?? options.infoHash;
+    if (!infoHash) throw new TypeError('PeerWire needs a metainfo or an info-hash');
     this.socket = options.socket;
     this.remoteHost = options.socket.remoteAddress ?? 'unknown';
     this.remotePort = options.socket.remotePort ?? 0;
@@ -175,8 +185,8 @@ export class PeerWire {
     this.transport = options.transport ?? 'tcp';
     this.limits = options.limits ?? {};
     this.decoder = new FrameDecoder({
-      geometry: options.metainfo.geometry,
-      infoHash: options.metainfo.infoHash,
+      geometry: options.metainfo?.geometry,
+      infoHash,
       // Messages are handed on one by one as they are decoded; a piece's block is valid during its onMessage.
       reuseBlockBuffer: true,
     });
@@ -237,7 +247,7 @@ export class PeerWire {
       encodeMessage({
         type: 'handshake',
         reserved: options.reserved ?? RESERVED,
-        infoHash: options.metainfo.infoHash,
+        infoHash,
         peerId: options.peerId,
       }),
     );

@@ -1,13 +1,23 @@
 import { Bitfield } from '../bitfield.js';
-import { HANDSHAKE_LENGTH, MAX_BLOCK_LENGTH, PROTOCOL_NAME } from '../constants.js';
+import {
+  HANDSHAKE_LENGTH,
+  MAX_BLOCK_LENGTH,
+  MAX_PIECE_COUNT,
+  PROTOCOL_NAME,
+} from '../constants.js';
 import { WireError } from '../errors.js';
 import type { Geometry } from '../geometry.js';
 import { MAX_EXTENDED_PAYLOAD } from './extended.js';
 import { MESSAGE_ID, type Message } from './messages.js';
 
 export interface FrameDecoderOptions {
-  /** Chunk count and sizes: indexes, ranges and the bitfield length are checked against it. */
-  readonly geometry: Geometry;
+  /**
+   * Chunk count and sizes: indexes, ranges and the bitfield length are
+   * checked against it. Without it (a connection that only fetches the
+   * metadata, BEP 9) the messages about chunks are skipped after their
+   * lengths are checked against the largest torrent we accept.
+   */
+  readonly geometry?: Geometry | undefined;
   /** The stream starts with a 68-byte handshake (default true). */
   readonly expectHandshake?: boolean;
   /** When given, a handshake for any other torrent is refused. */
@@ -36,6 +46,15 @@ const FIXED_LENGTH: Record<number, number> = {
   [MESSAGE_ID.cancel]: 13,
 };
 
+/** The messages that name chunks: without a geometry, skipped. */
+const CHUNK_MESSAGES = new Set<number>([
+  MESSAGE_ID.have,
+  MESSAGE_ID.bitfield,
+  MESSAGE_ID.request,
+  MESSAGE_ID.piece,
+  MESSAGE_ID.cancel,
+]);
+
 const PROTOCOL_BYTES = Buffer.from(PROTOCOL_NAME, 'latin1');
 const EMPTY = Buffer.alloc(0);
 
@@ -57,7 +76,7 @@ export class FrameDecoder {
   /** Messages with an id we do not know, skipped without buffering their body. */
   unknownSkipped = 0;
 
-  private readonly geometry: Geometry;
+  private readonly geometry: Geometry | undefined;
   private readonly infoHash: Uint8Array | undefined;
   private readonly maxBlockLength: number;
   private readonly maxMessageLength: number;
@@ -75,7 +94,7 @@ export class FrameDecoder {
     this.infoHash = options.infoHash;
     this.maxBlockLength = options.maxBlockLength ?? MAX_BLOCK_LENGTH;
     this.reuseBlockBuffer = options.reuseBlockBuffer === true;
-    this.bitfieldLength = Bitfield.byteLength(this.geometry.pieceCount);
+    this.bitfieldLength = Bitfield.byteLength(this.geometry?.pieceCount ?? MAX_PIECE_COUNT);
     this.maxMessageLength = Math.max(
       9 + this.maxBlockLength,
       1 + this.bitfieldLength,
@@ -138,12 +157,12 @@ export class FrameDecoder {
         const id = this.take(1)[0]!;
         this.checkLength(id, state.length);
         const bodyLength = state.length - 1;
-        if (
-          !(id in FIXED_LENGTH) &&
-          id !== MESSAGE_ID.bitfield &&
-          id !== MESSAGE_ID.piece &&
-          id !== MESSAGE_ID.extended
-        ) {
+        const known =
+          id in FIXED_LENGTH ||
+          id === MESSAGE_ID.bitfield ||
+          id === MESSAGE_ID.piece ||
+          id === MESSAGE_ID.extended;
+        if (!known || (this.geometry === undefined && CHUNK_MESSAGES.has(id))) {
           this.unknownSkipped++;
           this.state =
             bodyLength > 0 ? { kind: 'skip', remaining: bodyLength } : { kind: 'length' };
@@ -215,10 +234,13 @@ export class FrameDecoder {
         `message id ${id} has length ${length}, expected ${fixed}`,
       );
     }
-    if (id === MESSAGE_ID.bitfield && length !== 1 + this.bitfieldLength) {
+    if (id === MESSAGE_ID.bitfield && this.geometry === undefined) {
+      if (length > 1 + this.bitfieldLength)
+        throw new WireError('ERR_BITFIELD_LENGTH', `bitfield of ${length - 1} bytes is too long`);
+    } else if (id === MESSAGE_ID.bitfield && length !== 1 + this.bitfieldLength) {
       throw new WireError(
         'ERR_BITFIELD_LENGTH',
-        `bitfield is ${length - 1} bytes, expected ${this.bitfieldLength} for ${this.geometry.pieceCount} chunks`,
+        `bitfield is ${length - 1} bytes, expected ${this.bitfieldLength} for ${this.geometry!.pieceCount} chunks`,
       );
     }
     if (id === MESSAGE_ID.extended && (length < 2 || length > 2 + MAX_EXTENDED_PAYLOAD)) {
@@ -249,7 +271,7 @@ export class FrameDecoder {
         return { type: 'have', index: this.checkIndex(body.readUInt32BE(0)) };
       case MESSAGE_ID.bitfield:
         // fromBytes checks the spare bits; the length was checked on the header.
-        Bitfield.fromBytes(body, this.geometry.pieceCount);
+        Bitfield.fromBytes(body, this.geometry!.pieceCount);
         return { type: 'bitfield', bytes: body };
       case MESSAGE_ID.request:
       case MESSAGE_ID.cancel: {
@@ -279,17 +301,17 @@ export class FrameDecoder {
   }
 
   private checkIndex(index: number): number {
-    if (index >= this.geometry.pieceCount) {
+    if (index >= this.geometry!.pieceCount) {
       throw new WireError(
         'ERR_PIECE_INDEX',
-        `chunk ${index} is out of range (${this.geometry.pieceCount} chunks)`,
+        `chunk ${index} is out of range (${this.geometry!.pieceCount} chunks)`,
       );
     }
     return index;
   }
 
   private checkRange(index: number, begin: number, length: number): void {
-    const size = this.geometry.pieceSize(index);
+    const size = this.geometry!.pieceSize(index);
     if (begin + length > size) {
       throw new WireError(
         'ERR_BLOCK_RANGE',

@@ -28,6 +28,9 @@ export const LIMITED_LOG_EVENTS: ReadonlySet<LogEventName> = new Set<LogEventNam
   'have-received',
   'request-received',
   'extended-handshake',
+  'metadata-requested',
+  'metadata-sent',
+  'metadata-rejected',
   'error',
 ]);
 

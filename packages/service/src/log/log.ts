@@ -29,8 +29,14 @@ export const LOG_EVENTS = [
   // keeping a chunk ID list current (BEP 3 `have`)
   'have-sent',
   'have-received',
-  // extensions (BEP 10)
+  // extensions (BEP 10) and metadata from peers (BEP 9)
   'extended-handshake',
+  'metadata-requested',
+  'metadata-sent',
+  'metadata-rejected',
+  'metadata-received',
+  'metadata-dropped',
+  'metadata-fetched',
   // integrity
   'chunk-rejected',
   'chunk-corrupt',
