@@ -12,6 +12,7 @@ import {
   SwarmdropError,
   TypedEmitter,
   torrentFileName,
+  torrentFromInfo,
 } from '@swarmdrop/protocol';
 import {
   BufferPool,
@@ -21,10 +22,16 @@ import {
   checkDiskSpace,
   MERGE_RECORD_FILE,
   MergedFile,
+  MetadataFetcher,
   SUMMARY_FILE,
   type WireLimits,
 } from '@swarmdrop/protocol/node';
-import { type DomainEvents, formatRanges, TOKEN_ENV } from '@swarmdrop/service';
+import {
+  type DomainEvents,
+  formatRanges,
+  publishMetadataFetch,
+  TOKEN_ENV,
+} from '@swarmdrop/service';
 import { pause, type TimerClock } from './clock.js';
 import { Completion } from './completion.js';
 import { backoffMs, type WireConnection } from './dialers.js';
@@ -381,12 +388,7 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
     const deadline = clock.now() + this.options.ownerTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        const fetched = await fetchMetainfo(
-          this.options.owner,
-          signal,
-          this.options.metainfoPath,
-          this.options.token,
-        );
+        const fetched = await this.fetchMetainfoOnce();
         this.checkPinned(fetched.metainfo);
         return fetched;
       } catch (err) {
@@ -425,6 +427,61 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
         if (!(await pause(wait, signal, clock))) throw new Error('stopped');
       }
     }
+  }
+
+  /**
+   * One try: the `.torrent` from `<owner>`'s HTTP side, else, when the
+   * info-hash is known (a link), the info dictionary from the members of the
+   * swarm (BEP 9). Without a tracker (a magnet link's peers only) in a public
+   * swarm, only the latter: a stock client has no HTTP side, and a swarmdrop
+   * peer serves both. A private swarm's peers serve no metadata: there HTTP,
+   * with the token, is the one way.
+   */
+  private async fetchMetainfoOnce(): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
+    const fromPeers = this.options.infoHash !== undefined;
+    if (this.options.trackerless && this.options.token === undefined) return this.fetchFromPeers();
+    try {
+      return await fetchMetainfo(
+        this.options.owner,
+        this.components.signal,
+        this.options.metainfoPath,
+        this.options.token,
+      );
+    } catch (err) {
+      const fatal =
+        (err instanceof HttpStatusError && err.status === 401) || err instanceof MetainfoError;
+      if (!fromPeers || fatal || this.options.token !== undefined) throw err;
+      try {
+        return await this.fetchFromPeers();
+      } catch (peersErr) {
+        throw new Error(`${(err as Error).message}; from peers: ${(peersErr as Error).message}`);
+      }
+    }
+  }
+
+  /** The metadata from `<owner>` and the link's other peers, one after the other (MetadataFetcher). */
+  private async fetchFromPeers(): Promise<{ bytes: Buffer; metainfo: Metainfo }> {
+    const infoHash = this.options.infoHash!;
+    const { clock, signal, events } = this.components;
+    const candidates = [this.options.owner, ...this.options.neighbours];
+    const announce = this.options.trackerless ? undefined : `http://${this.ownerLabel}/announce`;
+    let next = 0;
+    const fetcher = new MetadataFetcher({
+      infoHash,
+      peerId: this.components.peerId,
+      clock,
+      signal,
+      announce,
+      limits: this.components.limits,
+      dial: async (s) => {
+        const peer = candidates[next++];
+        if (!peer) return undefined;
+        return this.components.connect(peer.host ?? '127.0.0.1', peer.port, s, infoHash);
+      },
+    });
+    publishMetadataFetch(fetcher, events.publish, infoHash);
+    const { metainfo, infoBytes } = await fetcher.run();
+    return { bytes: torrentFromInfo(infoBytes, announce), metainfo };
   }
 
   /**

@@ -99,7 +99,7 @@ describe('a link naming a member of the swarm, not the owner', () => {
     expect((await readFile(join(dir, 'p.bin'))).equals(owner.data)).toBe(true);
   });
 
-  it('a magnet link with only a peer that holds the file and no tracker: fetched from it alone', async () => {
+  it('a magnet link with only a peer that holds the file and no tracker: metadata and chunks from it alone', async () => {
     const owner = await startOwner(cleanup, { size: 2 * CHUNK + 1, name: 'q.bin' });
     const first = await startPeer(cleanup, { ownerPort: owner.port, port: 0 });
     await first.log.waitFor('merged');
@@ -113,6 +113,10 @@ describe('a link naming a member of the swarm, not the owner', () => {
     await child.stdout.waitFor('merged');
     // No tracker: nothing was announced, so no announce failure was logged either.
     expect(child.stdout.filter('error')).toEqual([]);
+    // The metainfo came over the wire from that peer (BEP 9), not over HTTP.
+    expect(child.stdout.filter('metadata-fetched').map((l) => l.fields.from)).toEqual([
+      `127.0.0.1:${first.peer.port}`,
+    ]);
     expect((await readFile(join(dir, 'q.bin'))).equals(owner.data)).toBe(true);
   });
 });

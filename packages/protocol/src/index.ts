@@ -72,6 +72,7 @@ export {
   parseInfoDictionary,
   parseMetainfo,
   torrentFileName,
+  torrentFromInfo,
   withAnnounce,
 } from './metainfo.js';
 export {

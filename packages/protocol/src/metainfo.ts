@@ -207,6 +207,14 @@ export function parseMetainfo(bytes: Uint8Array): Metainfo {
  * Validated as parseMetainfo validates a `.torrent`.
  */
 export function parseInfoDictionary(infoBytes: Uint8Array, announce?: string): Metainfo {
+  return parseMetainfo(torrentFromInfo(infoBytes, announce));
+}
+
+/**
+ * A `.torrent` around a bare info dictionary, its bytes spliced in as they
+ * are (re-encoding could change the info-hash), with `announce` if given.
+ */
+export function torrentFromInfo(infoBytes: Uint8Array, announce?: string): Buffer {
   const head = Buffer.from('d8:announce', 'latin1');
   const parts: Buffer[] = [];
   // Keys in sorted order, as bencode wants them: announce < info.
@@ -215,7 +223,7 @@ export function parseInfoDictionary(infoBytes: Uint8Array, announce?: string): M
     parts.push(head, Buffer.from(`${url.length}:`, 'latin1'), url);
   } else parts.push(Buffer.from('d', 'latin1'));
   parts.push(Buffer.from('4:info', 'latin1'), Buffer.from(infoBytes), Buffer.from('e', 'latin1'));
-  return parseMetainfo(Buffer.concat(parts));
+  return Buffer.concat(parts);
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
