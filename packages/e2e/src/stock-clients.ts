@@ -45,8 +45,13 @@ export function spawnLogged(
   command: string,
   args: readonly string[],
   log?: LogCapture,
+  /** Added to this process's environment (`ip netns exec` passes it on). */
+  env?: Record<string, string>,
 ): Spawned {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(env ? { env: { ...process.env, ...env } } : {}),
+  });
   let text = '';
   const waiters: Array<() => void> = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

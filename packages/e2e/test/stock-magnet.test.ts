@@ -69,7 +69,7 @@ describe('stock clients from a magnet link', () => {
   });
 
   /** A lab with hosts owner, peer and client, and an owner on the first serving a 3 MB file. */
-  async function start() {
+  async function start(token?: string) {
     lab = await NetnsLab.create(['owner', 'peer', 'client']);
     const ownerIp = lab.host('owner').ipv4;
     const base = await cleanup.tempDir('swarmdrop-magnet-');
@@ -93,6 +93,7 @@ describe('stock clients from a magnet link', () => {
         ownerIp,
       ],
       ownerLog,
+      token === undefined ? undefined : { SWARMDROP_TOKEN: token },
     );
     const ready = await ownerLog.waitFor('ready', undefined, { timeoutMs: HANG_MS });
     const site: ClientSite = { cleanup, lab, host: 'client', base };
@@ -252,5 +253,29 @@ describe('stock clients from a magnet link', () => {
       expect(peerLog.filter('metadata-received').length).toBeGreaterThan(0);
     },
     CLIENT_HANG_MS * 2 + 30_000,
+  );
+
+  it.skipIf(aria2.skip)(
+    `a private swarm's magnet link gets aria2c without the token neither metadata nor chunks${aria2.why}`,
+    async () => {
+      const setup = await start('a-private-swarm-token-0123456789');
+      expect(setup.ownerLog.filter('ready')[0]!.fields.private).toBe('true');
+      const dir = join(setup.base, 'download');
+      await mkdir(dir);
+      const aria = spawnLogged(cleanup, 'ip', [
+        ...setup.lab.exec('client').slice(1),
+        'aria2c',
+        ...ARIA2_QUIET,
+        `--dir=${dir}`,
+        '--bt-stop-timeout=15',
+        setup.magnet,
+      ]);
+      expect(await aria.exit(CLIENT_HANG_MS)).not.toBe(0);
+      // Its announce was refused (401), and it never got onto the wire with the owner.
+      expect(setup.ownerLog.filter('connected')).toEqual([]);
+      expect(setup.ownerLog.filter('metadata-sent')).toEqual([]);
+      expect(setup.ownerLog.filter('chunk-sent')).toEqual([]);
+    },
+    CLIENT_HANG_MS + 30_000,
   );
 });
