@@ -35,11 +35,17 @@ import {
   SERVICE_FLAGS,
   textValue,
 } from '@swarmdrop/service';
+import { DEFAULT_TRACKER_MAX_PEERS, DEFAULT_TRACKER_MAX_PER_ADDRESS } from './tracker.js';
 
 /** Defaults shared with the protocol's server and connection. */
 export { DEFAULT_HANDSHAKE_TIMEOUT_MS } from '@swarmdrop/protocol/node';
 export { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS } from '@swarmdrop/service';
 export const DEFAULT_EXPECTED_PEERS = 5;
+/**
+ * Highest `--tracker-max-peers`: a record costs a few hundred bytes in the
+ * tracker and the peer table, so this bounds them near 100 MB.
+ */
+export const MAX_TRACKER_MAX_PEERS = 200_000;
 /** `Owner.start()` without a port listens on any free one (`owner.port` says which), as `net.Server.listen()` does. */
 export const DEFAULT_PORT = 0;
 
@@ -61,6 +67,10 @@ export interface OwnerOptions {
   readonly chunkSize?: number | undefined;
   /** Peers the initial batches are split over (default DEFAULT_EXPECTED_PEERS). */
   readonly expectedPeers?: number | undefined;
+  /** Records the tracker keeps in all (default DEFAULT_TRACKER_MAX_PEERS). */
+  readonly trackerMaxPeers?: number | undefined;
+  /** Records the tracker keeps per source address, an IPv6 /64 (default DEFAULT_TRACKER_MAX_PER_ADDRESS). */
+  readonly trackerMaxPerAddress?: number | undefined;
   /** Connections served at once (default DEFAULT_MAX_CONNECTIONS). */
   readonly maxConnections?: number | undefined;
   /** Connections held at once from one source address (default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS). */
@@ -97,6 +107,8 @@ export interface ResolvedOwnerOptions {
   readonly port: number;
   readonly chunkSize: number;
   readonly expectedPeers: number;
+  readonly trackerMaxPeers: number;
+  readonly trackerMaxPerAddress: number;
   readonly maxConnections: number;
   readonly maxConnectionsPerAddress: number;
   readonly handshakeTimeoutMs: number;
@@ -128,6 +140,14 @@ export const OWNER_OPTIONS: OptionSchema<ResolvedOwnerOptions> = {
   dir: { ...textValue((t) => resolve(t)), default: (o) => resolve(`.swarmdrop/owner-${o.port}`) },
   chunkSize: { ...integerValue(1, MAX_PIECE_LENGTH), default: DEFAULT_CHUNK_SIZE },
   expectedPeers: { ...integerValue(1, 10_000), default: DEFAULT_EXPECTED_PEERS },
+  trackerMaxPeers: {
+    ...integerValue(1, MAX_TRACKER_MAX_PEERS),
+    default: DEFAULT_TRACKER_MAX_PEERS,
+  },
+  trackerMaxPerAddress: {
+    ...integerValue(1, MAX_TRACKER_MAX_PEERS),
+    default: DEFAULT_TRACKER_MAX_PER_ADDRESS,
+  },
   maxConnections: { ...integerValue(1, 100_000), default: DEFAULT_MAX_CONNECTIONS },
   maxConnectionsPerAddress: {
     ...integerValue(1, 100_000),
@@ -173,6 +193,26 @@ export const OWNER_FLAGS: readonly OwnerFlag[] = [
     help: [
       "sizes each peer's initial batch as",
       `ceil(chunks / N) (default: ${DEFAULT_EXPECTED_PEERS})`,
+    ],
+  },
+  {
+    name: 'tracker-max-peers',
+    arg: 'N',
+    key: 'trackerMaxPeers',
+    help: [
+      'tracker records kept in all; past it, a new one',
+      'replaces the least recently announced',
+      `(default: ${DEFAULT_TRACKER_MAX_PEERS})`,
+    ],
+  },
+  {
+    name: 'tracker-max-per-address',
+    arg: 'N',
+    key: 'trackerMaxPerAddress',
+    help: [
+      'tracker records kept per source address (IPv6:',
+      "one /64); past it, a new one replaces that",
+      `address's oldest (default: ${DEFAULT_TRACKER_MAX_PER_ADDRESS})`,
     ],
   },
   {

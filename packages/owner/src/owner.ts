@@ -120,6 +120,8 @@ export class Owner implements HostedService {
       clock: host.clock,
       pieceCount: metainfo.geometry.pieceCount,
       expectedPeers: options.expectedPeers,
+      trackerMaxPeers: options.trackerMaxPeers,
+      trackerMaxPerAddress: options.trackerMaxPerAddress,
     });
     this.admission =
       options.token === undefined

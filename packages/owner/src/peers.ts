@@ -33,9 +33,19 @@ export class PeerTable implements AnnounceTable {
   private readonly clock: Clock;
   private readonly peers = new Map<string, PeerRecord>();
 
-  constructor(options: { clock: Clock; pieceCount: number; expectedPeers: number }) {
+  constructor(options: {
+    clock: Clock;
+    pieceCount: number;
+    expectedPeers: number;
+    trackerMaxPeers?: number;
+    trackerMaxPerAddress?: number;
+  }) {
     this.clock = options.clock;
-    this.tracker = new TrackerRegistry({ clock: options.clock });
+    this.tracker = new TrackerRegistry({
+      clock: options.clock,
+      maxPeers: options.trackerMaxPeers,
+      maxPerAddress: options.trackerMaxPerAddress,
+    });
     this.assigner = new BatchAssigner(options.pieceCount, options.expectedPeers);
   }
 

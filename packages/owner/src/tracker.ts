@@ -52,8 +52,10 @@ interface TrackerRecord extends SwarmPeer {
   /** `host:port`, the key. */
   readonly address: string;
   readonly source: string;
-  announcedAt: number;
-  seed: boolean;
+  readonly announcedAt: number;
+  readonly seed: boolean;
+  /** Where it is in `list`. */
+  at: number;
 }
 
 /**
@@ -66,7 +68,10 @@ interface TrackerRecord extends SwarmPeer {
  * recently announced one (of that address, else of all) makes room, so a
  * flood of announces with ever new ports costs the flooder's own records
  * first and never grows memory. Records are kept in order of last announce,
- * so expiry and eviction are O(1) per record.
+ * so expiry and eviction are O(1) per record; they are also kept in an array
+ * (swap-removed) and seeds are counted as they come and go, so an announce's
+ * answer costs O(count), not O(table): a fleet's 10,000 records are not
+ * walked 2,000 times a second.
  */
 export class TrackerRegistry {
   private readonly clock: Clock;
@@ -75,8 +80,11 @@ export class TrackerRegistry {
   private readonly maxPeers: number;
   /** Oldest announce first. */
   private readonly records = new Map<string, TrackerRecord>();
+  /** The same records in no order, for picking at random by index. */
+  private readonly list: TrackerRecord[] = [];
   /** Addresses per source, oldest announce first. */
   private readonly bySource = new Map<string, Set<string>>();
+  private seeds = 0;
 
   constructor(options: TrackerOptions) {
     this.clock = options.clock;
@@ -87,6 +95,11 @@ export class TrackerRegistry {
 
   get size(): number {
     return this.records.size;
+  }
+
+  /** The bounds it keeps: records in all, and per source address. */
+  get bounds(): { maxPeers: number; maxPerAddress: number } {
+    return { maxPeers: this.maxPeers, maxPerAddress: this.maxPerAddress };
   }
 
   has(address: string): boolean {
@@ -128,8 +141,11 @@ export class TrackerRegistry {
       source,
       announcedAt: now,
       seed: fields.left === 0 || (fields.event === 'completed' && fields.left === undefined),
+      at: this.list.length,
     };
     this.records.set(address, record);
+    this.list.push(record);
+    if (record.seed) this.seeds++;
     mine = this.bySource.get(source);
     if (!mine) {
       mine = new Set();
@@ -157,29 +173,35 @@ export class TrackerRegistry {
    * table's seed and leecher counts.
    */
   peers(except: string, count: number): { peers: SwarmPeer[]; seeds: number; leechers: number } {
-    const picked: SwarmPeer[] = [];
-    let seen = 0;
-    let seeds = 0;
-    for (const record of this.records.values()) {
-      if (record.seed) seeds++;
-      if (record.address === except || count <= 0) continue;
-      seen++;
-      // Reservoir sampling: each candidate ends up picked with probability count/seen.
-      if (picked.length < count) picked.push(record);
-      else {
-        const at = Math.floor(Math.random() * seen);
-        if (at < count) picked[at] = record;
-      }
+    const size = this.list.length;
+    const asker = this.records.get(except);
+    // The others are `list` without the asker: index i stands for i + 1 from the asker's place on.
+    const others = size - (asker ? 1 : 0);
+    const skip = asker ? asker.at : size;
+    const want = Math.max(0, Math.min(count, others));
+    // Floyd's sampling: `want` distinct indexes, uniform, in O(want) steps and
+    // memory whatever the table's size.
+    const chosen = new Set<number>();
+    for (let j = others - want; j < others; j++) {
+      const t = Math.floor(Math.random() * (j + 1));
+      chosen.add(chosen.has(t) ? j : t);
     }
-    return {
-      peers: picked.map((r) => ({ host: r.host, port: r.port })),
-      seeds,
-      leechers: this.records.size - seeds,
-    };
+    const picked: SwarmPeer[] = [];
+    for (const i of chosen) {
+      const record = this.list[i >= skip ? i + 1 : i]!;
+      picked.push({ host: record.host, port: record.port });
+    }
+    return { peers: picked, seeds: this.seeds, leechers: size - this.seeds };
   }
 
   private remove(record: TrackerRecord): void {
     this.records.delete(record.address);
+    const last = this.list.pop()!;
+    if (last !== record) {
+      this.list[record.at] = last;
+      last.at = record.at;
+    }
+    if (record.seed) this.seeds--;
     const mine = this.bySource.get(record.source);
     mine?.delete(record.address);
     if (mine?.size === 0) this.bySource.delete(record.source);

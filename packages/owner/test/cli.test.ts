@@ -233,6 +233,8 @@ describe('command line: bad input', () => {
       '--dir',
       '--chunk-size',
       '--expected-peers',
+      '--tracker-max-peers',
+      '--tracker-max-per-address',
       '--max-connections',
       '--handshake-timeout-ms',
       '--public-host',

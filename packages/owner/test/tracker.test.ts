@@ -92,6 +92,77 @@ describe('TrackerRegistry', () => {
   });
 });
 
+describe('TrackerRegistry at a fleet’s size', () => {
+  it('never holds more than its bounds; the next announce replaces the oldest, of its address or of all', () => {
+    const clock = new ManualClock();
+    const t = new TrackerRegistry({ clock, maxPeers: 300, maxPerAddress: 7 });
+    expect(t.bounds).toEqual({ maxPeers: 300, maxPerAddress: 7 });
+    const perSource = new Map<string, number>();
+    for (let n = 0; n < 3_000; n++) {
+      clock.advance(1);
+      // 100 addresses, ever new ports, some re-announcing, some stopping.
+      const host = `10.1.${n % 100}.1`;
+      const port = n % 7 === 3 ? 1 + (n % 5) : 1_000 + n;
+      const event = n % 11 === 0 ? 'stopped' : undefined;
+      t.announce(host, port, { event, left: n % 3 });
+      expect(t.size).toBeLessThanOrEqual(300);
+    }
+    for (let i = 0; i < 100; i++) {
+      const { peers } = t.peers('nobody:1', 1_000);
+      for (const p of peers) perSource.set(p.host, (perSource.get(p.host) ?? 0) + 1);
+      expect(Math.max(...perSource.values())).toBeLessThanOrEqual(7);
+      perSource.clear();
+    }
+    // Full: the next one costs the least recently announced of all.
+    const t2 = new TrackerRegistry({ clock, maxPeers: 3, maxPerAddress: 3 });
+    for (const host of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) {
+      clock.advance(1);
+      t2.announce(host, 80, {});
+    }
+    expect(t2.announce('10.0.0.4', 80, {}).forgotten).toEqual(['10.0.0.1:80']);
+    expect(t2.size).toBe(3);
+    // Its own address full: its own oldest goes, not another's.
+    expect(t2.announce('10.0.0.4', 81, {}).forgotten).toEqual(['10.0.0.2:80']);
+    const t3 = new TrackerRegistry({ clock, maxPeers: 10, maxPerAddress: 2 });
+    t3.announce('10.0.0.9', 1, {});
+    t3.announce('10.0.0.1', 1, {});
+    t3.announce('10.0.0.1', 2, {});
+    expect(t3.announce('10.0.0.1', 3, {}).forgotten).toEqual(['10.0.0.1:1']);
+    expect(t3.has('10.0.0.9:1')).toBe(true);
+  });
+
+  it('at 10,000 records, answers distinct peers spread over the whole table, seeds counted through churn', () => {
+    const clock = new ManualClock();
+    const t = new TrackerRegistry({ clock, maxPeers: 10_000, maxPerAddress: 10_000 });
+    for (let n = 0; n < 10_000; n++) t.announce(`10.2.${n >> 8}.${n & 255}`, 6881, { left: n % 4 });
+    expect(t.size).toBe(10_000);
+    // Churn: a quarter stop, others complete; the counts must follow.
+    for (let n = 0; n < 10_000; n += 4) t.announce(`10.2.${n >> 8}.${n & 255}`, 6881, { event: 'stopped' });
+    for (let n = 1; n < 10_000; n += 4) t.announce(`10.2.${n >> 8}.${n & 255}`, 6881, { left: 0 });
+    const asker = '10.2.0.1:6881';
+    const seen = new Set<string>();
+    for (let i = 0; i < 400; i++) {
+      const { peers, seeds, leechers } = t.peers(asker, 49);
+      expect([seeds, leechers]).toEqual([2_500, 5_000]);
+      const keys = peers.map((p) => `${p.host}:${p.port}`);
+      expect(new Set(keys).size).toBe(49);
+      expect(keys).not.toContain(asker);
+      for (const k of keys) {
+        expect(t.has(k), k).toBe(true);
+        seen.add(k);
+      }
+    }
+    // 400 answers of 49 out of 7,499 others: about 93% of them seen, not just the newest 49.
+    expect(seen.size).toBeGreaterThan(6_000);
+    // Asked for more than there are: all the others, once each.
+    const small = new TrackerRegistry({ clock });
+    for (let port = 1; port <= 6; port++) small.announce('10.0.0.1', port, {});
+    const all = small.peers('10.0.0.1:4', 50).peers.map((p) => p.port);
+    expect(all.sort()).toEqual([1, 2, 3, 5, 6]);
+    expect(small.peers('10.0.0.9:1', 50).peers).toHaveLength(6);
+  });
+});
+
 describe('parseAnnounce numwant', () => {
   const base = `info_hash=${percentEncodeBytes(Buffer.alloc(20, 1))}&peer_id=${percentEncodeBytes(Buffer.alloc(20, 2))}&port=6881`;
   it('has a default and a cap, and ignores a value that is not a number', () => {
