@@ -211,7 +211,7 @@ export const OWNER_FLAGS: readonly OwnerFlag[] = [
     key: 'trackerMaxPerAddress',
     help: [
       'tracker records kept per source address (IPv6:',
-      "one /64); past it, a new one replaces that",
+      'one /64); past it, a new one replaces that',
       `address's oldest (default: ${DEFAULT_TRACKER_MAX_PER_ADDRESS})`,
     ],
   },

@@ -309,6 +309,7 @@ export class Owner implements HostedService {
       bytesServed: this.bytesServed,
       chunksServed: this.chunksServed,
       peerCount: this.table.size,
+      tracker: { peers: this.table.trackerPeers(), ...this.table.tracker.bounds },
       peers,
     };
   }

@@ -137,7 +137,8 @@ describe('TrackerRegistry at a fleet’s size', () => {
     for (let n = 0; n < 10_000; n++) t.announce(`10.2.${n >> 8}.${n & 255}`, 6881, { left: n % 4 });
     expect(t.size).toBe(10_000);
     // Churn: a quarter stop, others complete; the counts must follow.
-    for (let n = 0; n < 10_000; n += 4) t.announce(`10.2.${n >> 8}.${n & 255}`, 6881, { event: 'stopped' });
+    for (let n = 0; n < 10_000; n += 4)
+      t.announce(`10.2.${n >> 8}.${n & 255}`, 6881, { event: 'stopped' });
     for (let n = 1; n < 10_000; n += 4) t.announce(`10.2.${n >> 8}.${n & 255}`, 6881, { left: 0 });
     const asker = '10.2.0.1:6881';
     const seen = new Set<string>();

@@ -23,6 +23,16 @@ export { HANG_MS, hasTool, IN_CI, toolAvailable, toolPath } from './env.js';
 export { rejected, thrown, within } from './errors.js';
 export { CHUNK, KiB, MiB, pseudoRandomBytes, randomFile } from './files.js';
 export {
+  type AnnounceLoadOptions,
+  type AnnounceLoadResult,
+  announceLoad,
+  FleetConnections,
+  type FleetConnectionsOptions,
+  type FleetMember,
+  fleetAddress,
+  jainIndex,
+} from './fleet.js';
+export {
   announcePath,
   type EventStream,
   type HttpResult,
