@@ -156,6 +156,12 @@ export class Owner implements HostedService {
         admission: this.admission,
         publish: this.events.publish,
       },
+      peersPage: (page) => {
+        const answer = this.table.page(page, this.date);
+        return page < answer.pages
+          ? answer
+          : `page: ${page} is out of range (0-${answer.pages - 1})`;
+      },
     });
     this.dashboard = new DashboardModel({
       clock: host.clock,
@@ -310,6 +316,7 @@ export class Owner implements HostedService {
       chunksServed: this.chunksServed,
       peerCount: this.table.size,
       tracker: { peers: this.table.trackerPeers(), ...this.table.tracker.bounds },
+      swarm: this.table.summary(this.metainfo.geometry.pieceCount),
       peers,
     };
   }

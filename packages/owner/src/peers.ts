@@ -4,8 +4,33 @@ import { formatRanges } from '@swarmdrop/service';
 import { BatchAssigner } from './batch-assigner.js';
 import { type AnnounceTable, TrackerRegistry } from './tracker.js';
 
-/** Peers listed in `/status` at most (connected ones first, then the most recently seen). */
+/** Peers listed in `/status` at most (connected ones first, then the most recently seen), and per page of `/status/peers`. */
 export const STATUS_MAX_PEERS = 100;
+/** Peers named in each of `/status`'s `swarm.slowest` and `swarm.topServed`. */
+export const STATUS_SWARM_NAMED = 10;
+/** Buckets of `swarm.progress`: held fractions [0, 10%), …, [90%, 100%), then complete. */
+export const STATUS_PROGRESS_BUCKETS = 11;
+
+/** The swarm in aggregate, as `/status` shows it: a fixed size whatever the swarm's. */
+export interface SwarmSummary {
+  readonly peers: number;
+  readonly connected: number;
+  readonly complete: number;
+  readonly progress: number[];
+  readonly slowest: { address: string; holds: number }[];
+  readonly topServed: { address: string; bytesServed: number }[];
+}
+
+/** Keeps the `size` best of what it is offered under `better`, in order; O(size) per offer. */
+function keepBest<T>(list: T[], item: T, size: number, better: (a: T, b: T) => boolean): void {
+  if (list.length === size && !better(item, list[size - 1]!)) return;
+  let at = list.length === size ? size - 1 : list.length;
+  while (at > 0 && better(item, list[at - 1]!)) {
+    list[at] = list[at - 1]!;
+    at--;
+  }
+  list[at] = item;
+}
 
 /** What the owner knows of one remote, announced or connected. */
 export interface PeerRecord {
@@ -125,15 +150,66 @@ export class PeerTable implements AnnounceTable {
     for (const i of indexes) this.assigner.noteHolds(record.address, i);
   }
 
+  /**
+   * The swarm in aggregate, in one pass over the table and bounded memory:
+   * how far along the peers are (as their bitfields and `have`s to us say),
+   * the slowest incomplete ones and the ones we served most.
+   */
+  summary(chunks: number): SwarmSummary {
+    this.expire();
+    const progress = new Array<number>(STATUS_PROGRESS_BUCKETS).fill(0);
+    const slowest: PeerRecord[] = [];
+    const top: PeerRecord[] = [];
+    let connected = 0;
+    for (const p of this.peers.values()) {
+      if (p.connections > 0) connected++;
+      const done = chunks > 0 && p.holds >= chunks;
+      progress[done ? 10 : Math.min(9, Math.floor((p.holds / Math.max(1, chunks)) * 10))]!++;
+      if (!done)
+        keepBest(
+          slowest,
+          p,
+          STATUS_SWARM_NAMED,
+          (a, b) => a.holds < b.holds || (a.holds === b.holds && a.lastSeenMs < b.lastSeenMs),
+        );
+      if (p.bytesServed > 0)
+        keepBest(top, p, STATUS_SWARM_NAMED, (a, b) => a.bytesServed > b.bytesServed);
+    }
+    return {
+      peers: this.peers.size,
+      connected,
+      complete: progress[10]!,
+      progress,
+      slowest: slowest.map((p) => ({ address: p.address, holds: p.holds })),
+      topServed: top.map((p) => ({ address: p.address, bytesServed: p.bytesServed })),
+    };
+  }
+
   /** `/status`'s list: connected first, then the most recently seen, STATUS_MAX_PEERS at most. */
   listed(date: (atMs: number) => Date): Record<string, unknown>[] {
+    return this.page(0, date).peers;
+  }
+
+  /**
+   * Page `page` (from 0) of every peer in `/status`'s order, STATUS_MAX_PEERS
+   * a page; `pages` says how many there are (at least 1). Sorting is paid per
+   * request, never per announce.
+   */
+  page(
+    page: number,
+    date: (atMs: number) => Date,
+  ): { page: number; pages: number; total: number; peers: Record<string, unknown>[] } {
     this.expire();
-    return [...this.peers.values()]
+    const total = this.peers.size;
+    const pages = Math.max(1, Math.ceil(total / STATUS_MAX_PEERS));
+    const peers = [...this.peers.values()]
       .sort(
         (a, b) =>
-          Number(b.connections > 0) - Number(a.connections > 0) || b.lastSeenMs - a.lastSeenMs,
+          Number(b.connections > 0) - Number(a.connections > 0) ||
+          b.lastSeenMs - a.lastSeenMs ||
+          (a.address < b.address ? -1 : 1),
       )
-      .slice(0, STATUS_MAX_PEERS)
+      .slice(page * STATUS_MAX_PEERS, (page + 1) * STATUS_MAX_PEERS)
       .map((p) => ({
         address: p.address,
         client: p.client,
@@ -143,5 +219,6 @@ export class PeerTable implements AnnounceTable {
         bytesServed: p.bytesServed,
         lastSeen: date(p.lastSeenMs).toISOString(),
       }));
+    return { page, pages, total, peers };
   }
 }

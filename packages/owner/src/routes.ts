@@ -4,6 +4,7 @@ import {
   DASHBOARD_REPORT_PATH,
   requestQuery,
   sendBody,
+  sendJson,
   sendText,
   sendUnauthorized,
 } from '@swarmdrop/service';
@@ -15,6 +16,8 @@ export interface OwnerRoutesOptions {
   readonly torrent: Buffer;
   readonly token: string | undefined;
   readonly announce: AnnounceContext;
+  /** Page `page` (from 0) of every peer, or a one-line reason when there is no such page. */
+  readonly peersPage: (page: number) => Record<string, unknown> | string;
 }
 
 /**
@@ -51,6 +54,20 @@ export function ownerRoutes(
       answerAnnounce(options.announce, req, res, requestQuery(req.url));
       return true;
     }
+    if (path === '/status/peers') {
+      if (!authorized) {
+        sendUnauthorized(res);
+        return true;
+      }
+      const raw = new URLSearchParams(requestQuery(req.url)).get('page') ?? '0';
+      const page = /^\d{1,9}$/.test(raw) ? Number(raw) : Number.NaN;
+      const answer = Number.isNaN(page)
+        ? `page: "${raw.slice(0, 40)}" is not a page number`
+        : options.peersPage(page);
+      if (typeof answer === 'string') sendText(res, 400, `${answer}\n`);
+      else sendJson(req, res, answer);
+      return true;
+    }
     // A browser gets the dashboard at `/`; curl and scripts get the list of endpoints.
     if (path === '/' && !acceptsHtml(req)) {
       sendText(
@@ -60,6 +77,7 @@ export function ownerRoutes(
           `  GET /${encodeURIComponent(metainfo.name)}.torrent  (also /metainfo.torrent)\n` +
           '  GET /announce                 BitTorrent tracker\n' +
           '  GET /status                   JSON status of the swarm\n' +
+          '  GET /status/peers?page=N      every peer, 100 a page\n' +
           '  GET /metrics                  Prometheus metrics\n' +
           '  GET / (from a browser)        the live dashboard\n' +
           '  GET /dashboard/events         its updates (Server-Sent Events)\n' +

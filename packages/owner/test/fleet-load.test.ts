@@ -16,6 +16,7 @@ import {
   fleetAddress,
   freePort,
   HANG_MS,
+  httpGet,
   MiB,
   merged,
   startOwner,
@@ -133,5 +134,54 @@ describe('the owner under a small fleet', { timeout: 180_000 }, () => {
     expect((o.owner.status() as { connections: number }).connections).toBeGreaterThanOrEqual(
       CONNECTIONS,
     );
+
+    // What an operator sees: the swarm in aggregate in /status, bounded, and every peer by page.
+    const statusResponse = await httpGet(o.port, '/status');
+    const status = JSON.parse(statusResponse.body.toString('utf8')) as {
+      peerCount: number;
+      peers: unknown[];
+      swarm: {
+        peers: number;
+        connected: number;
+        complete: number;
+        progress: number[];
+        slowest: { address: string; holds: number }[];
+        topServed: { address: string; bytesServed: number }[];
+      };
+    };
+    const { swarm } = status;
+    expect(swarm.peers).toBe(status.peerCount);
+    expect(swarm.peers).toBeGreaterThan(MAX_PEERS);
+    expect(swarm.progress).toHaveLength(11);
+    expect(swarm.progress.reduce((a, b) => a + b, 0)).toBe(swarm.peers);
+    expect(swarm.connected).toBeGreaterThanOrEqual(CONNECTIONS);
+    expect(swarm.slowest).toHaveLength(10);
+    const holds = swarm.slowest.map((p) => p.holds);
+    expect(holds).toEqual([...holds].sort((a, b) => a - b));
+    expect(swarm.topServed).toHaveLength(10);
+    const served = swarm.topServed.map((p) => p.bytesServed);
+    expect(served).toEqual([...served].sort((a, b) => b - a));
+    expect(Math.min(...served)).toBeGreaterThan(0);
+    expect(statusResponse.body.length).toBeLessThan(64 * 1024);
+    const listed: string[] = [];
+    let pages = 1;
+    for (let page = 0; page < pages; page++) {
+      const answer = JSON.parse(
+        (await httpGet(o.port, `/status/peers?page=${page}`)).body.toString('utf8'),
+      ) as { pages: number; total: number; peers: { address: string }[] };
+      pages = answer.pages;
+      expect(answer.peers.length).toBeLessThanOrEqual(100);
+      listed.push(...answer.peers.map((p) => p.address));
+    }
+    expect(pages).toBeGreaterThan(1);
+    expect(new Set(listed).size).toBe(listed.length);
+    // Peers come and go between pages (announces expire, connections close): nearly all, once each.
+    expect(listed.length).toBeGreaterThanOrEqual(swarm.peers - 5);
+    const beyond = await httpGet(o.port, `/status/peers?page=${pages}`);
+    expect([beyond.status, beyond.body.toString().trim()]).toEqual([
+      400,
+      `page: ${pages} is out of range (0-${pages - 1})`,
+    ]);
+    expect((await httpGet(o.port, '/status/peers?page=-1')).status).toBe(400);
   });
 });

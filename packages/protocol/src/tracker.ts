@@ -76,12 +76,22 @@ const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 export function encodeCompactPeers(peers: readonly TrackerPeer[]): Buffer {
   const v4 = peers.filter((p) => IPV4.test(p.host));
   const out = Buffer.allocUnsafe(v4.length * 6);
-  v4.forEach((p, i) => {
-    p.host.split('.').forEach((octet, j) => {
-      out[i * 6 + j] = Number(octet);
-    });
-    out.writeUInt16BE(p.port, i * 6 + 4);
-  });
+  // By hand, not split('.'): a tracker answering thousands of announces a
+  // second spent a fifth of each answer here.
+  for (let i = 0; i < v4.length; i++) {
+    const { host, port } = v4[i]!;
+    let at = i * 6;
+    let octet = 0;
+    for (let c = 0; c < host.length; c++) {
+      const code = host.charCodeAt(c);
+      if (code === 46) {
+        out[at++] = octet;
+        octet = 0;
+      } else octet = octet * 10 + code - 48;
+    }
+    out[at] = octet;
+    out.writeUInt16BE(port, i * 6 + 4);
+  }
   return out;
 }
 

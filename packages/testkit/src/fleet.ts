@@ -35,6 +35,13 @@ export interface AnnounceLoadOptions {
   readonly numwant?: number;
   /** Second octet of the source addresses (default 10: 127.10.x.y). */
   readonly addressBase?: number;
+  /**
+   * Announces in flight at most (default 48, under the owner's 64 HTTP
+   * connections): past it, due announces wait here and their wait counts in
+   * their latency, instead of the owner refusing connections over its
+   * budget and this process running out of file descriptors.
+   */
+  readonly maxInFlight?: number;
   /** Stops early. */
   readonly signal?: AbortSignal;
 }
@@ -62,6 +69,7 @@ export async function announceLoad(options: AnnounceLoadOptions): Promise<Announ
   const { port, infoHash, peers, perSecond, count } = options;
   const addresses = Math.min(options.addresses ?? peers, peers, 65_536);
   const numwant = options.numwant ?? 50;
+  const maxInFlight = options.maxInFlight ?? 48;
   const agent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
   const latencies: number[] = [];
   let sent = 0;
@@ -128,7 +136,7 @@ export async function announceLoad(options: AnnounceLoadOptions): Promise<Announ
     const tick = () => {
       const now = performance.now();
       const due = Math.min(count, Math.floor(((now - started) / 1000) * perSecond) + 1);
-      while (sent < due && !options.signal?.aborted) {
+      while (sent < due && inFlight.size < maxInFlight && !options.signal?.aborted) {
         const dueAt = started + (sent / perSecond) * 1000;
         const p = one(sent++, dueAt).finally(() => inFlight.delete(p));
         inFlight.add(p);
