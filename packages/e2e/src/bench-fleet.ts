@@ -12,6 +12,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { hasTool } from '@swarmdrop/testkit';
 import { announceJob, connectionsJob, openFileLimit } from './fleet-jobs.js';
 import { fromCaller } from './paths.js';
 import { REPO_ROOT } from './release.js';
@@ -26,7 +27,12 @@ The owner under a fleet's load on loopback, a real peer completing meanwhile.
                        loopback address, 1-60000 (default 10000)
   --rate N             announce: announces per second, 1-20000 (default 2000)
   --announces N        announce: announces in all, up to 1000000
-                       (default 4 x --peers)
+                       (default 4 x --peers; wrk runs announces / rate
+                       seconds)
+  --generator NAME     announce: wrk (Debian's wrk, paced, keep-alive,
+                       peers by port; the default when installed) or
+                       node (open loop, one connection and one loopback
+                       address per peer; tops out near 700/s here)
   --connections N      connections: BitTorrent connections held,
                        1-10000 (default 1000)
   --hold-seconds S     connections: how long they are held and measured,
@@ -58,6 +64,7 @@ async function main(): Promise<void> {
       peers: { type: 'string', default: '10000' },
       rate: { type: 'string', default: '2000' },
       announces: { type: 'string' },
+      generator: { type: 'string' },
       connections: { type: 'string', default: '1000' },
       'hold-seconds': { type: 'string', default: '30' },
       out: { type: 'string' },
@@ -76,6 +83,13 @@ async function main(): Promise<void> {
   const peers = integer('peers', values.peers, 1, 60_000);
   const perSecond = integer('rate', values.rate, 1, 20_000);
   const count = values.announces ? integer('announces', values.announces, 1, 1_000_000) : 4 * peers;
+  const generator = values.generator ?? (hasTool('wrk') ? 'wrk' : 'node');
+  if (generator !== 'wrk' && generator !== 'node')
+    throw new Error(`--generator: "${generator}" is neither wrk nor node`);
+  if (generator === 'wrk' && jobs.includes('announce') && !hasTool('wrk'))
+    throw new Error(
+      '--generator wrk: wrk is not installed (apt-get install wrk), or use --generator node',
+    );
   const connections = integer('connections', values.connections, 1, 10_000);
   const holdSeconds = integer('hold-seconds', values['hold-seconds'], 5, 600);
   process.stdout.write(`open files limit (ulimit -n): ${await openFileLimit()}\n`);
@@ -84,7 +98,7 @@ async function main(): Promise<void> {
     for (const job of jobs) {
       const result =
         job === 'announce'
-          ? await announceJob({ peers, perSecond, count, fileBytes: 16 * 1024 * 1024 })
+          ? await announceJob({ generator, peers, perSecond, count, fileBytes: 16 * 1024 * 1024 })
           : await connectionsJob({ connections, holdSeconds, fileBytes: 4 * 1024 * 1024 });
       results[job] = [...(results[job] ?? []), result];
       process.stdout.write(`${job} run ${r}: ${JSON.stringify(result)}\n`);

@@ -12,17 +12,25 @@
  *   its upload is shared (Jain's index; min, median and max bytes per
  *   connection over the hold).
  *
- * The load generator is testkit's fleet.ts, in this process: not autocannon
- * or wrk, because neither can send each request from another source
- * address, and the tracker counts records per address as it would for a
- * real fleet of machines; wrk is also closed-loop, which hides a slow
- * answer by sending less. Ours is open-loop and times each announce from
- * when it was due.
+ * Two announce generators. `wrk` (Debian's, C, with fleet/announce.lua):
+ * every request another peer's announce, paced by the script's delay to
+ * about the rate asked for over 16 keep-alive connections (the owner's HTTP
+ * budget per address); it cannot vary the source address, so the peers
+ * differ by port and the owner runs with --tracker-max-per-address raised.
+ * It is cheap enough to leave the owner the bottleneck on two cores.
+ * `node` (testkit's fleet.ts, in this process): open-loop at the exact rate,
+ * each announce a fresh connection from the peer's own loopback address, as
+ * a real fleet of machines, timed from when it was due; but on this machine
+ * it tops out near 700 announces a second of its own CPU, below the owner.
+ * autocannon was not taken: like wrk it cannot vary the source address,
+ * and it costs a Node process's CPU like ours.
  */
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseMetainfo } from '@swarmdrop/protocol';
 import { parseTextLine } from '@swarmdrop/service';
 import { announceLoad, FleetConnections, freePorts, jainIndex } from '@swarmdrop/testkit';
@@ -143,7 +151,83 @@ async function startBench(
   return { work, file, owner, ownerPort, processes, peer };
 }
 
+const WRK_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'fleet', 'announce.lua');
+/** wrk's connections: the owner's HTTP budget per source address (16), all from 127.0.0.1. */
+const WRK_CONNECTIONS = 16;
+
+/** `1.45ms`, `171.20us`, `2.01s` as milliseconds. */
+function wrkMs(text: string | undefined): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text ?? '');
+  if (!m) return Number.NaN;
+  const scale = { us: 0.001, ms: 1, s: 1000, m: 60_000 }[m[2] as 'us' | 'ms' | 's' | 'm'];
+  return Number(m[1]) * scale;
+}
+
+interface WrkResult {
+  requests: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  max: number;
+  errors: string | undefined;
+}
+
+/** Runs wrk against the owner for `seconds` at about `perSecond`; its figures from its report. */
+function runWrk(
+  port: number,
+  infoHash: string,
+  peers: number,
+  perSecond: number,
+  seconds: number,
+): Promise<WrkResult> {
+  // Each connection waits `pause` ms after an answer; an answer and wrk's own
+  // timer take about 2 ms more (a first try at 7 ms for 2,000/s gave 1,640/s).
+  const pause = Math.max(0, Math.floor((WRK_CONNECTIONS * 1000) / perSecond) - 2);
+  const args = [
+    '-t',
+    '2',
+    '-c',
+    String(WRK_CONNECTIONS),
+    '-d',
+    `${seconds}s`,
+    '--latency',
+    '--timeout',
+    '10s',
+    '-s',
+    WRK_SCRIPT,
+    `http://127.0.0.1:${port}`,
+    '--',
+    infoHash,
+    String(peers),
+    String(pause),
+    '50',
+    '2',
+  ];
+  return new Promise((resolve, reject) => {
+    execFile('wrk', args, { timeout: (seconds + 60) * 1000 }, (err, stdout) => {
+      if (err) return reject(new Error(`wrk: ${err.message.split('\n')[0]}`));
+      const requests = /(\d+) requests in ([\d.]+)(ms|s|m)/.exec(stdout);
+      const pct = (p: string) => wrkMs(new RegExp(`^\\s*${p}%\\s+(\\S+)`, 'm').exec(stdout)?.[1]);
+      const max = /Latency\s+\S+\s+\S+\s+(\S+)/.exec(stdout)?.[1];
+      const errors = /Socket errors:.*|Non-2xx.*/.exec(stdout)?.[0];
+      if (!requests) return reject(new Error(`wrk: no report in ${stdout.slice(0, 200)}`));
+      resolve({
+        requests: Number(requests[1]),
+        seconds: wrkMs(`${requests[2]}${requests[3]}`) / 1000,
+        p50: pct('50'),
+        p99: pct('99'),
+        max: wrkMs(max),
+        errors,
+      });
+    });
+  });
+}
+
+export type AnnounceGenerator = 'wrk' | 'node';
+
 export interface AnnounceJobOptions {
+  /** wrk (paced, keep-alive, peers by port) or node (open loop, a connection and an address per peer). */
+  readonly generator: AnnounceGenerator;
   /** Distinct peers, each from its own address (default 10,000). */
   readonly peers: number;
   /** Announces per second (default 2,000). */
@@ -158,10 +242,15 @@ export async function announceJob(o: AnnounceJobOptions): Promise<Record<string,
   const processes: ManagedProcess[] = [];
   let work: string | undefined;
   try {
+    const room = String(o.peers + 100);
     const bench = await startBench(
       'announce',
       o.fileBytes,
-      ['--tracker-max-peers', String(o.peers + 100)],
+      [
+        '--tracker-max-peers',
+        room,
+        ...(o.generator === 'wrk' ? ['--tracker-max-per-address', room] : []),
+      ],
       processes,
     );
     work = bench.work;
@@ -177,24 +266,44 @@ export async function announceJob(o: AnnounceJobOptions): Promise<Record<string,
     }, 200);
     const { infoHash: hex } = (await fetchStatus(bench.ownerPort)) as { infoHash: string };
     const infoHash = Buffer.from(hex, 'hex');
-    const load = announceLoad({
-      port: bench.ownerPort,
-      infoHash,
-      peers: o.peers,
-      perSecond: o.perSecond,
-      count: o.count,
-    });
-    // The real peer joins once the table is full.
+    const startedAt = performance.now();
+    const seconds = Math.max(1, Math.ceil(o.count / o.perSecond));
+    const load =
+      o.generator === 'wrk'
+        ? runWrk(bench.ownerPort, hex, o.peers, o.perSecond, seconds).then((w) => ({
+            sent: w.requests,
+            answered: w.requests,
+            failed: 0,
+            firstFailure: w.errors,
+            seconds: w.seconds,
+            p50: w.p50,
+            p99: w.p99,
+            max: w.max,
+          }))
+        : announceLoad({
+            port: bench.ownerPort,
+            infoHash,
+            peers: o.peers,
+            perSecond: o.perSecond,
+            count: o.count,
+          }).then((r) => ({
+            ...r,
+            p50: quantile(r.latenciesMs, 0.5),
+            p99: quantile(r.latenciesMs, 0.99),
+            max: r.latenciesMs.at(-1) ?? Number.NaN,
+          }));
+    // The real peer joins once the table should be full.
     await new Promise((r) => setTimeout(r, (Math.min(o.peers, o.count) / o.perSecond) * 1000));
     const peerSeconds = bench.peer();
     const result = await load;
+    const loadSeconds = (performance.now() - startedAt) / 1000;
     const status = (await fetchStatus(bench.ownerPort)) as { tracker?: { peers: number } };
     const rssAfterLoad = await rssNow(pid);
     const after = await sampler.stop(pid);
     clearInterval(rssTimer);
     const peer = await peerSeconds;
-    const l = result.latenciesMs;
     return {
+      generator: o.generator,
       peers: o.peers,
       targetPerSecond: o.perSecond,
       sent: result.sent,
@@ -202,15 +311,15 @@ export async function announceJob(o: AnnounceJobOptions): Promise<Record<string,
       failed: result.failed,
       ...(result.firstFailure ? { firstFailure: result.firstFailure } : {}),
       answersPerSecond: round(result.answered / result.seconds, 0),
-      latencyP50Ms: round(quantile(l, 0.5)),
-      latencyP99Ms: round(quantile(l, 0.99)),
-      latencyMaxMs: round(l.at(-1) ?? Number.NaN),
+      latencyP50Ms: round(result.p50),
+      latencyP99Ms: round(result.p99),
+      latencyMaxMs: round(result.max),
       trackerPeersAtEnd: status.tracker?.peers ?? Number.NaN,
       ownerRssBeforeMiB: round(rssBefore / MiB, 1),
       ownerRssAfterMiB: round(rssAfterLoad / MiB, 1),
       ownerRssPeakMiB: round(Math.max(rssPeak, after.peakRssBytes) / MiB, 1),
       ownerCpuPercent: round(
-        ((after.cpuSeconds - (before?.cpuSeconds ?? 0)) / result.seconds) * 100,
+        ((after.cpuSeconds - (before?.cpuSeconds ?? 0)) / loadSeconds) * 100,
         0,
       ),
       peerSeconds: peer,
@@ -272,6 +381,9 @@ export async function connectionsJob(
       addresses: Math.ceil(o.connections / CONNECTIONS_PER_ADDRESS),
     });
     const openSeconds = (performance.now() - openedAt) / 1000;
+    fleet.start();
+    // A second for TCP windows and the owner's queues to settle before the measured span.
+    await new Promise((r) => setTimeout(r, 1_000));
     const startBytes = fleet.bytesPerMember();
     const before = await readProcStats(pid);
     const holdStart = performance.now();

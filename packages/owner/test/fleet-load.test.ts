@@ -101,6 +101,7 @@ describe('the owner under a small fleet', { timeout: 180_000 }, () => {
       addresses: 8,
     });
     cleanup.add(() => fleet.close());
+    fleet.start();
     const peer = await startPeer(cleanup, {
       ownerPort: o.port,
       port: await freePort(),

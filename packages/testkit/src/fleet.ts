@@ -187,7 +187,7 @@ export interface FleetMember {
 
 /**
  * Many stock-client connections to one owner: each handshakes, says
- * interested, and once unchoked keeps `pipeline` block requests out,
+ * interested, and once unchoked and started keeps `pipeline` block requests out,
  * walking the file from its own offset and wrapping around, reading every
  * byte as it comes (far above the owner's minimum upload rate, so none is
  * cut for reading too little). Blocks are counted, not kept or checked:
@@ -196,11 +196,12 @@ export interface FleetMember {
 export class FleetConnections {
   readonly members: FleetMember[] = [];
   private readonly peers: TestPeer[] = [];
+  private readonly starters: (() => void)[] = [];
   private closing = false;
 
   private constructor(private readonly options: FleetConnectionsOptions) {}
 
-  /** Opens every connection, `openAtOnce` at a time, and resolves once each is unchoked (or failed). */
+  /** Opens every connection, `openAtOnce` at a time, and resolves once each is unchoked (or failed); `start()` sets them downloading. */
   static async open(options: FleetConnectionsOptions): Promise<FleetConnections> {
     const fleet = new FleetConnections(options);
     const atOnce = options.openAtOnce ?? 32;
@@ -277,7 +278,18 @@ export class FleetConnections {
       peer.destroy();
       return;
     }
-    for (let k = 0; k < (this.options.pipeline ?? 4); k++) ask();
+    this.starters.push(() => {
+      for (let k = 0; k < (this.options.pipeline ?? 4); k++) ask();
+    });
+  }
+
+  /**
+   * Starts every open connection's requests at once: opening them all first
+   * keeps the ramp-up quick (the owner accepts faster while it serves
+   * nothing) and starts the measured span with all of them in it.
+   */
+  start(): void {
+    for (const go of this.starters.splice(0)) go();
   }
 }
 
