@@ -23,8 +23,7 @@ The owner under a fleet's load on loopback, a real peer completing meanwhile.
 
   --jobs LIST          announce,connections (default both)
   --runs N             runs of each job, 1-20 (default 3)
-  --peers N            announce: distinct peers, each from its own
-                       loopback address, 1-60000 (default 10000)
+  --peers N            announce: distinct peers, 1-60000 (default 10000)
   --rate N             announce: announces per second, 1-20000 (default 2000)
   --announces N        announce: announces in all, up to 1000000
                        (default 4 x --peers; wrk runs announces / rate
