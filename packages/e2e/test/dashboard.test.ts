@@ -141,6 +141,11 @@ describe('the live dashboard in a browser', () => {
           expect(got.maps).toEqual(want.maps);
           // The ring: each peer got chunks from the owner and from its download neighbour.
           expect(want.edges).toHaveLength(10);
+          // The whole swarm in aggregate, from the owner's peer table.
+          const swarmLine = await page!.locator('#swarm').textContent();
+          expect(swarmLine).toMatch(
+            /^whole swarm: \d+ peers, \d+ connected, \d+ complete · by share held: 0–9%: \d+/,
+          );
           await mkdir(ARTIFACTS_DIR, { recursive: true });
           await page!.screenshot({ path: SCREENSHOT, fullPage: true });
         },

@@ -167,6 +167,7 @@ export class Owner implements HostedService {
       clock: host.clock,
       selfId: host.selfId(options.publicHost),
       selfKind: 'owner',
+      swarm: () => this.table.summary(metainfo.geometry.pieceCount),
     });
     const file = {
       name: metainfo.name,

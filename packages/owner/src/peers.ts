@@ -163,7 +163,8 @@ export class PeerTable implements AnnounceTable {
     let connected = 0;
     for (const p of this.peers.values()) {
       if (p.connections > 0) connected++;
-      const done = chunks > 0 && p.holds >= chunks;
+      // A peer that left us (its connection closed) says it is done in its announces.
+      const done = (chunks > 0 && p.holds >= chunks) || this.tracker.isSeed(p.address);
       progress[done ? 10 : Math.min(9, Math.floor((p.holds / Math.max(1, chunks)) * 10))]!++;
       if (!done)
         keepBest(

@@ -106,6 +106,11 @@ export class TrackerRegistry {
     return this.records.has(address);
   }
 
+  /** In the table, and its last announce said it holds everything (`left=0`). */
+  isSeed(address: string): boolean {
+    return this.records.get(address)?.seed === true;
+  }
+
   /**
    * Records an announce from `host` for `port` (or removes it on `stopped`).
    * Returns the addresses that left the table on the way (expired, or

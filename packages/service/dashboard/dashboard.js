@@ -64,6 +64,7 @@
     for (const e of update.edges ?? []) state.edges.set(`${e.a}>${e.b}`, e);
     for (const k of update.removedEdges ?? []) state.edges.delete(k);
     state.totals = update.totals ?? state.totals;
+    if (update.swarm) state.swarm = update.swarm;
     state.events = state.events.concat(update.events ?? []).slice(-50);
     if (!frame) frame = requestAnimationFrame(render);
   }
@@ -254,6 +255,32 @@
     if (state.events.length === 0) list.innerHTML = '<li>none so far</li>';
   }
 
+  // The owner's whole swarm in aggregate: at thousands of peers the graph and
+  // table show a sample, this line all of them.
+  function renderSwarm() {
+    const s = state.swarm;
+    const line = document.getElementById('swarm');
+    if (!s) return;
+    line.hidden = false;
+    const buckets = (s.progress ?? [])
+      .slice(0, 10)
+      .map((count, i) => `${i * 10}–${i * 10 + 9}%: ${count}`)
+      .join(' · ');
+    const slowest = (s.slowest ?? [])
+      .slice(0, 3)
+      .map((p) => `${p.address} (${p.holds})`)
+      .join(', ');
+    const top = (s.topServed ?? [])
+      .slice(0, 3)
+      .map((p) => `${p.address} (${bytes(p.bytesServed)})`)
+      .join(', ');
+    line.textContent =
+      `whole swarm: ${s.peers} peers, ${s.connected} connected, ${s.complete} complete · ` +
+      `by share held: ${buckets}` +
+      (slowest ? ` · slowest: ${slowest}` : '') +
+      (top ? ` · served most: ${top}` : '');
+  }
+
   function render() {
     frame = 0;
     const f = state.file;
@@ -266,6 +293,7 @@
     document.getElementById('totals').textContent =
       `${peers.length} peers, ${done} complete · swarm moving ${rate(t.rate ?? 0)} · ` +
       `this process: ${rate(t.down ?? 0)} down, ${rate(t.up ?? 0)} up, ${bytes(t.upTotal ?? 0)} sent in all`;
+    renderSwarm();
     renderGraph();
     renderTable();
     renderEvents();

@@ -419,3 +419,24 @@ describe('DashboardModel', () => {
     expect(model.delta()).toBeUndefined();
   });
 });
+
+describe('the swarm in aggregate', () => {
+  it('sends the owner’s summary in the full state, and in a delta only when it changed', () => {
+    const clock = new ManualClock();
+    let summary = { peers: 9_000, complete: 10 };
+    const model = new DashboardModel({
+      clock,
+      selfId: OWNER,
+      selfKind: 'owner',
+      swarm: () => summary,
+    });
+    model.setFile(FILE, () => true, 'o');
+    expect(model.full().swarm).toEqual({ peers: 9_000, complete: 10 });
+    expect(model.delta()?.swarm).toEqual({ peers: 9_000, complete: 10 });
+    expect(model.delta()).toBeUndefined();
+    summary = { peers: 9_000, complete: 11 };
+    expect(model.delta()?.swarm).toEqual({ peers: 9_000, complete: 11 });
+    // Without a summary there is no `swarm` at all.
+    expect('swarm' in ownerModel().model.full()).toBe(false);
+  });
+});

@@ -290,6 +290,12 @@ export interface DashboardModelOptions {
   readonly maxEdges?: number;
   /** How long a node goes unheard of before it may make room (DEFAULT_NODE_STALE_MS). */
   readonly nodeStaleMs?: number;
+  /**
+   * The whole swarm in aggregate, bounded in size (the owner's peer table
+   * knows more peers than the `maxNodes` shown): sent as `swarm` in every
+   * full state and in a delta when it changed.
+   */
+  readonly swarm?: () => object;
 }
 
 /** The JSON pushed to browsers: `full()` or `delta()`. */
@@ -328,6 +334,9 @@ export class DashboardModel {
   /** Aliases of this process (the addresses others call it by) to selfId. */
   private readonly aliases = new Set<string>();
   private fileChanged = false;
+  private readonly swarm: (() => object) | undefined;
+  /** The last `swarm` a delta carried, as JSON. */
+  private swarmSent = '';
 
   constructor(options: DashboardModelOptions) {
     this.clock = options.clock;
@@ -337,6 +346,7 @@ export class DashboardModel {
     this.maxNodes = options.maxNodes ?? DEFAULT_MAX_NODES;
     this.maxEdges = options.maxEdges ?? DEFAULT_MAX_EDGES;
     this.nodeStaleMs = options.nodeStaleMs ?? DEFAULT_NODE_STALE_MS;
+    this.swarm = options.swarm;
     this.down = new RateEstimator({ clock: options.clock });
     this.up = new RateEstimator({ clock: options.clock });
     this.self = this.node(options.selfId, options.selfKind)!;
@@ -581,6 +591,7 @@ export class DashboardModel {
       edges: [...this.edges.values()].map((e) => this.edgeStats(e)),
       totals: this.totals(),
       events: this.recent,
+      ...(this.swarm ? { swarm: this.swarm() } : {}),
     };
   }
 
@@ -623,9 +634,14 @@ export class DashboardModel {
     const goneNodes = this.removedNodes.splice(0);
     const fileChanged = this.fileChanged;
     this.fileChanged = false;
+    const swarm = this.swarm?.();
+    const swarmKey = swarm ? JSON.stringify(swarm) : '';
+    const swarmChanged = swarmKey !== this.swarmSent;
+    this.swarmSent = swarmKey;
     if (
       nodes.length + edges.length + events.length + gone.length + goneNodes.length === 0 &&
-      !fileChanged
+      !fileChanged &&
+      !swarmChanged
     )
       return undefined;
     return {
@@ -638,6 +654,7 @@ export class DashboardModel {
       ...(goneNodes.length > 0 ? { removedNodes: goneNodes } : {}),
       totals: this.totals(),
       ...(events.length > 0 ? { events } : {}),
+      ...(swarmChanged && swarm ? { swarm } : {}),
     };
   }
 
