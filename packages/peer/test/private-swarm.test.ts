@@ -177,7 +177,7 @@ describe('a private swarm, on the peer side', () => {
   it.each(['tcp', 'utp'] as const)(
     "given the owner's magnet link without the token (--transport %s, MSE preferred), a peer gets neither metadata nor chunks and stops with the same error",
     async (transport) => {
-      const { owner, log } = await startOwner(cleanup, {
+      const { log } = await startOwner(cleanup, {
         size: CHUNK,
         options: { token: TOKEN },
       });
