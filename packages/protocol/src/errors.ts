@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'ERR_REQUEST_FLOOD'
   | 'ERR_EXTENDED'
   | 'ERR_UTP_PACKET'
+  | 'ERR_PEX_MESSAGE'
+  | 'ERR_PEX_FLOOD'
   // metainfo
   | 'ERR_METAINFO'
   // pinned content

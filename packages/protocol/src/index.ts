@@ -114,6 +114,18 @@ export {
   requestBytesFor,
 } from './peer-id.js';
 export {
+  decodePex,
+  encodePex,
+  PEX_EXTENSION,
+  PEX_FLAG,
+  PEX_INTERVAL_MS,
+  PEX_MAX_ADDED,
+  PEX_MAX_ENTRIES_RECEIVED,
+  PEX_MAX_PAYLOAD_BYTES,
+  type PexMessage,
+  type PexPeer,
+} from './pex.js';
+export {
   DEFAULT_RATE_BUCKET_MS,
   DEFAULT_RATE_WINDOW_MS,
   RateEstimator,
