@@ -11,6 +11,12 @@ export const ADMIT_REFRESH_MS = 5_000;
  * for the tracker's expiry (the shared Admission). A host we have not seen
  * may have just joined, so the tracker is asked again first, at most once
  * per ADMIT_REFRESH_MS and shared by every connection waiting on it.
+ *
+ * The expiry runs on the tracker's time, not the wall's: it moves only when
+ * the tracker answers. While the owner is unreachable nothing expires, so
+ * the peers it admitted keep trading with each other (and reconnecting),
+ * and nobody new gets in, as only a tracker answer admits a host. Once it
+ * answers again, hosts it no longer lists expire as before.
  */
 export class PeerAdmission {
   private readonly clock: TimerClock;
@@ -20,15 +26,18 @@ export class PeerAdmission {
   /** The tracker query under way to admit a new host, and when the last one ran. */
   private admitting: Promise<void> | undefined;
   private lastRefresh = 0;
+  /** When the tracker last answered: the admission's clock (see above). */
+  private answeredAt = 0;
 
   constructor(options: { clock: TimerClock; reannounce: () => Promise<unknown> | undefined }) {
     this.clock = options.clock;
-    this.admitted = new Admission({ clock: options.clock });
+    this.admitted = new Admission({ clock: { now: () => this.answeredAt } });
     this.reannounce = options.reannounce;
   }
 
-  /** Notes the hosts a tracker answer listed. */
+  /** Notes the hosts a tracker answer listed (only an answer calls this: a failed announce does not). */
   admit(hosts: readonly string[]): void {
+    this.answeredAt = this.clock.now();
     this.admitted.admit(hosts);
   }
 
