@@ -94,6 +94,8 @@ export interface PeerOptions {
   readonly swarm?: boolean | undefined;
   /** Swarm mode: connections held at once (default DEFAULT_MAX_PEERS). */
   readonly maxPeers?: number | undefined;
+  /** Swarm mode: peer exchange (BEP 11, ut_pex) with the remotes that offer it (default true; never in a private swarm). */
+  readonly pex?: boolean | undefined;
   /** Fetch from the owner what the download neighbour has not supplied for this long (default DEFAULT_FALLBACK_AFTER_MS). */
   readonly fallbackAfterMs?: number | undefined;
   /** Give up if the owner's metainfo cannot be fetched for this long (default DEFAULT_OWNER_TIMEOUT_MS). */
@@ -145,6 +147,7 @@ export interface ResolvedPeerOptions {
   /** True also whenever there is no neighbour: the mode the peer runs in. */
   readonly swarm: boolean;
   readonly maxPeers: number;
+  readonly pex: boolean;
   readonly fallbackAfterMs: number;
   readonly ownerTimeoutMs: number;
   readonly lingerMs: number;
@@ -211,6 +214,8 @@ export const PEER_OPTIONS: OptionSchema<ResolvedPeerOptions> = {
   // After neighbour: without one the peer runs in swarm mode whatever `swarm` says.
   swarm: { ...switchValue, default: (o) => o.neighbour === undefined },
   maxPeers: { ...integerValue(1, 1_000), default: DEFAULT_MAX_PEERS },
+  // The flag turns it off: `--no-pex` is false, start() takes a boolean.
+  pex: { ...switchValue, parse: () => false, default: true },
   fallbackAfterMs: { ...integerValue(0, MAX_DELAY_MS), default: DEFAULT_FALLBACK_AFTER_MS },
   ownerTimeoutMs: { ...integerValue(0, MAX_DELAY_MS), default: DEFAULT_OWNER_TIMEOUT_MS },
   lingerMs: { ...integerValue(0, MAX_DELAY_MS), default: DEFAULT_LINGER_MS },
@@ -253,6 +258,14 @@ export const PEER_FLAGS: readonly PeerFlag[] = [
     help: [
       'swarm mode: connections held at once, dialled',
       `and accepted (default: ${DEFAULT_MAX_PEERS})`,
+    ],
+  },
+  {
+    name: 'no-pex',
+    key: 'pex',
+    help: [
+      'swarm mode: no peer exchange (learning peers',
+      'from peers); a private swarm never uses it',
     ],
   },
   {

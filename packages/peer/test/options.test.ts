@@ -27,6 +27,11 @@ import {
 import { Peer } from '../src/peer.js';
 
 describe('parsePeerArgs', () => {
+  it('exchanges peers unless --no-pex', () => {
+    expect(parsePeerArgs(['7000', '7001'])).toMatchObject({ pex: true });
+    expect(parsePeerArgs(['7000', '7001', '--no-pex'])).toMatchObject({ pex: false });
+  });
+
   it('has no rate limit and shows the status line by default', () => {
     expect(parsePeerArgs(['7000', '7001'])).toMatchObject({
       uploadLimitBytesPerSecond: 0,

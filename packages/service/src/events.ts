@@ -70,6 +70,10 @@ export interface EventFields {
   'metadata-dropped': { from: string; reason: string };
   /** BEP 9, fetching: the whole info dictionary, its SHA-1 the info-hash. */
   'metadata-fetched': { from: string; size: number; infohash: string };
+  /** A peer exchange message: how many peers it lists as added and dropped. */
+  'pex-sent': { to: string; added: number; dropped: number };
+  /** `kept`: of its added peers, how many are new to us and wait for a dial (the dial budget's share of one message). */
+  'pex-received': { from: string; added: number; dropped: number; kept: number };
   'chunk-rejected': { chunk: number; from: string; reason: string };
   'chunk-corrupt': { chunk?: number; reason: string; restored?: boolean; why?: string };
   'batch-assigned': { peer: string; count: number; chunks: string };

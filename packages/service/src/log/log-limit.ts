@@ -26,6 +26,8 @@ export const LIMITED_LOG_EVENTS: ReadonlySet<LogEventName> = new Set<LogEventNam
   'idlist-received',
   'have-sent',
   'have-received',
+  'pex-sent',
+  'pex-received',
   'request-received',
   'extended-handshake',
   'metadata-requested',

@@ -37,6 +37,9 @@ export const LOG_EVENTS = [
   'metadata-received',
   'metadata-dropped',
   'metadata-fetched',
+  // peer exchange (BEP 11, swarm mode)
+  'pex-sent',
+  'pex-received',
   // integrity
   'chunk-rejected',
   'chunk-corrupt',

@@ -86,7 +86,7 @@ export const rateValue: ValueSpec<number> = {
   check: (value, field) => parseRateLimit(String(ofType<number>(value, 'number', field)), field),
 };
 
-/** A switch: present on the command line is true; start() takes a boolean. */
+/** A switch: present on the command line is true (unless `parse` says otherwise); start() takes a boolean. */
 export const switchValue: ValueSpec<boolean> = {
   parse: () => true,
   check: (value, field) => ofType<boolean>(value, 'boolean', field),
@@ -260,7 +260,9 @@ export function formatOptionLines(flags: readonly OptionFlag[]): string {
 
 /**
  * What parseArgs' `values` set, as start() input: each flag's text through
- * its option's parser (errors name the flag), a switch as true. Flags
+ * its option's parser (errors name the flag), a switch as its parser
+ * says with no text (true; false for one that turns something off, like
+ * the peer's `--no-pex`). Flags
  * without an option, and the options in `skip` (read by the caller, like a
  * token from --token-file), are left out.
  */
@@ -276,7 +278,7 @@ export function readFlags<K extends string>(
     if (flag.key === undefined || skip.includes(flag.key) || value === undefined) continue;
     if (typeof value === 'string')
       input[flag.key] = schema[flag.key].parse(value, `--${flag.name}`);
-    else if (value === true) input[flag.key] = true;
+    else if (value === true) input[flag.key] = schema[flag.key].parse('', `--${flag.name}`);
   }
   return input;
 }
