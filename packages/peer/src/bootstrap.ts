@@ -61,6 +61,8 @@ export interface BootstrapOptions {
   readonly neighbours: readonly Endpoint[];
   readonly swarm?: boolean | undefined;
   readonly maxPeers?: number | undefined;
+  /** Swarm mode: peer exchange (never in a private swarm). */
+  readonly pex?: boolean | undefined;
   readonly fallbackAfterMs: number;
   readonly ownerTimeoutMs: number;
   readonly exitWhenDone: boolean;
@@ -308,6 +310,7 @@ export class Bootstrap extends TypedEmitter<BootstrapEvents> {
         {
           ...(this.options.trackerless ? {} : { owner: this.options.owner }),
           maxPeers: this.options.maxPeers,
+          pex: this.options.pex !== false,
           pipelineBytes,
           extraPeers: this.options.neighbours,
         },

@@ -30,6 +30,10 @@ export function publishSwarm(session: SwarmSession, publish: Publish): void {
   session.on('pieceRejected', (index, from) =>
     publish('chunk-rejected', { chunk: index, from: from.join(','), reason: 'sha1-mismatch' }),
   );
+  session.on('pexSent', (to, added, dropped) => publish('pex-sent', { to, added, dropped }));
+  session.on('pexReceived', (from, added, dropped, kept) =>
+    publish('pex-received', { from, added, dropped, kept }),
+  );
   session.on('chunkCorrupt', (index) =>
     publish('chunk-corrupt', { chunk: index, reason: 'stored file failed SHA-1; dropped' }),
   );

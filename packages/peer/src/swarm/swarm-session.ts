@@ -1,6 +1,12 @@
 import {
+  canonicalHost,
   type Endpoint,
   formatEndpoint,
+  isSwarmdropPeer,
+  listenPortOf,
+  PEX_FLAG,
+  type PexPeer,
+  type RemoteExtensions,
   type Rng,
   requestBytesFor,
   TypedEmitter,
@@ -24,7 +30,9 @@ import { SwarmScheduler } from '../engine/scheduler.js';
 import type { AnnounceResult } from '../owner-client.js';
 import { REANNOUNCE_MS, Reannouncer } from '../reannouncer.js';
 import type { Session } from '../session.js';
+import type { PexDialBudgetOptions } from './pex-policy.js';
 import { Redialer, type RedialerOptions } from './redialer.js';
+import { SwarmPex } from './swarm-pex.js';
 
 /**
  * Connections a swarm peer dials and accepts at most. Four regular unchoke
@@ -40,6 +48,11 @@ export const DEFAULT_MAX_PEERS = 30;
 export const MAX_HASH_FAILURES_PER_LINK = 3;
 /** How often the min-rate review runs and the choker is asked whether a round is due. */
 export const SWARM_TICK_MS = 1_000;
+
+/** Why a connection whose remote has our own peer id was closed: we dialled ourselves. */
+export const SELF_REASON = 'connected to ourselves';
+/** Addresses found to be ourselves that are remembered, so they are not dialled again. */
+const MAX_SELF_ADDRESSES = 16;
 
 /** Why the second of two connections between the same two peers was closed (not an error). */
 export const DUPLICATE_REASON = 'duplicate connection';
@@ -59,6 +72,14 @@ export interface SwarmSessionOptions {
   readonly reannounceMs?: number;
   /** Retries of a failed dial (default: DEFAULT_REDIAL_ATTEMPTS per address, for up to maxPeers addresses). */
   readonly redial?: Partial<RedialerOptions>;
+  /**
+   * Peer exchange (BEP 11) with the remotes that offer it (default true).
+   * Never in a private swarm (the metainfo's `private` flag, BEP 27),
+   * whatever this says.
+   */
+  readonly pex?: boolean;
+  /** The bounds on dials of addresses learnt from PEX (default: pex-policy.ts's). */
+  readonly pexBudget?: PexDialBudgetOptions;
 }
 
 /** The injected parts: everything the session uses but does not own. */
@@ -115,6 +136,10 @@ export type SwarmSessionEvents = {
   remoteProgress: () => void;
   /** Storing failed for another reason than the hash (disk): the peer must stop. */
   error: (error: Error) => void;
+  /** A peer exchange message went to `to`. */
+  pexSent: (to: string, added: number, dropped: number) => void;
+  /** A peer exchange message from `from`; `kept` of its added peers wait for a dial. */
+  pexReceived: (from: string, added: number, dropped: number, kept: number) => void;
 };
 
 /**
@@ -150,6 +175,10 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
   /** The review and choking clock: runs while anything moves or is wanted (`wake`, `tick`). */
   private timer: Timer | undefined;
   private readonly hashFailures = new Map<string, number>();
+  /** Peer exchange, unless turned off or the swarm is private. */
+  private readonly pex: SwarmPex | undefined;
+  /** Addresses that turned out to be ourselves (a tracker or PEX listed us). */
+  private readonly selfLabels = new Set<string>();
   private closed = false;
 
   constructor(components: SwarmSessionComponents, options: SwarmSessionOptions) {
@@ -209,7 +238,69 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       { clock: components.clock, rng },
       { maxAddresses: this.maxPeers, ...options.redial },
     );
+    this.pex =
+      options.pex === false || store.metainfo.private
+        ? undefined
+        : this.createPex(options.pexBudget);
     this.wake();
+  }
+
+  /** Whether this session exchanges peers (BEP 11): not when turned off, never in a private swarm. */
+  get exchangesPeers(): boolean {
+    return this.pex !== undefined;
+  }
+
+  private createPex(budget: PexDialBudgetOptions | undefined): SwarmPex {
+    const pex = new SwarmPex(
+      {
+        clock: this.components.clock,
+        listed: () => this.listed(),
+        known: (label) =>
+          this.links.has(label) || this.links.isDialling(label) || this.selfLabels.has(label),
+        freeSlots: () => this.maxPeers - this.links.size - this.links.pending,
+        dial: (host, port) => {
+          this.dial({ host, port }, false, false);
+        },
+      },
+      budget,
+    );
+    pex.on('sent', (to, message) =>
+      this.emit('pexSent', to, message.added.length, message.dropped.length),
+    );
+    pex.on('received', (from, message, kept) =>
+      this.emit('pexReceived', from, message.added.length, message.dropped.length, kept),
+    );
+    return pex;
+  }
+
+  /**
+   * Whom we would tell a remote of: live links another peer can dial, by
+   * their listening address. A swarmdrop remote's is in its peer id; a
+   * stock client we dialled listens where we dialled it; one that dialled us
+   * listens on the `p` of its extended handshake, or is left out.
+   */
+  private listed(): Map<string, PexPeer> {
+    const out = new Map<string, PexPeer>();
+    for (const link of this.links.values()) {
+      const { connection } = link;
+      const { wire } = connection;
+      if (connection.state !== 'live' || !wire.remoteHandshake) continue;
+      const peerId = wire.remoteHandshake.peerId;
+      const port = isSwarmdropPeer(peerId)
+        ? listenPortOf(peerId)
+        : link.dir === 'out'
+          ? wire.remotePort
+          : connection.remoteExtensions?.listenPort;
+      if (port === undefined) continue;
+      const host = canonicalHost(wire.remoteHost);
+      const flags =
+        (connection.remoteHas.isComplete() ? PEX_FLAG.seed : 0) |
+        (wire.transport === 'utp' ? PEX_FLAG.utp : 0) |
+        (wire.encryption === 'plaintext' ? 0 : PEX_FLAG.encryption) |
+        (link.dir === 'out' ? PEX_FLAG.reachable : 0);
+      out.set(formatEndpoint(host, port), { host, port, flags });
+    }
+    return out;
   }
 
   /**
@@ -288,6 +379,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     this.timer = undefined;
     this.reannouncer.stop();
     this.redialer.close();
+    this.pex?.close();
     this.scheduler.close();
     this.links.closeAll(reason);
   }
@@ -313,14 +405,16 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
 
   /**
    * Dials `peer` unless it is connected, being dialled or (for a fresh
-   * listing, not a `retry`) waiting for its retry, or no slot is free; a
-   * failed dial is retried with backoff (the Redialer). False when nothing
-   * was dialled.
+   * listing, not a `retry`) waiting for its retry, or no slot is free, or
+   * it is ourselves; a failed dial is retried with backoff (the Redialer)
+   * unless `redial` is false (an address learnt from PEX: one SYN each).
+   * False when nothing was dialled.
    */
-  private dial(peer: Endpoint, retry = false): boolean {
+  private dial(peer: Endpoint, retry = false, redial = true): boolean {
     const host = peer.host ?? '127.0.0.1';
     const label = formatEndpoint(host, peer.port);
     if (this.closed || this.links.has(label) || this.links.isDialling(label)) return false;
+    if (this.selfLabels.has(label)) return false;
     if ((!retry && this.redialer.isWaiting(label)) || this.links.isFull()) return false;
     this.links.startDialling(label);
     const release = this.links.hold();
@@ -338,6 +432,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       () => {
         this.links.stopDialling(label);
         release();
+        if (!redial) return;
         this.redialer.failed(label, () => {
           // Connected meanwhile (it dialled us), or no room: nothing to retry.
           if (!this.dial(peer, true)) this.redialer.forget(label);
@@ -355,6 +450,8 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       peerId: this.components.peerId,
       clock: this.components.clock,
       limits: this.components.limits,
+      // ut_pex only where we exchange peers: a private swarm does not even offer it.
+      extensions: { enabled: this.pex ? ['ut_pex'] : [] },
     });
     const release = this.links.hold();
     const uncount = () => {
@@ -367,6 +464,13 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       const existing = this.links.get(label);
       if (this.closed) {
         connection.close('peer stopping');
+        return;
+      }
+      if (Buffer.from(handshake.peerId).equals(this.components.peerId)) {
+        // A tracker or a PEX message listed us: never dialled again.
+        if (dialled !== undefined && this.selfLabels.size < MAX_SELF_ADDRESSES)
+          this.selfLabels.add(dialled);
+        connection.close(SELF_REASON);
         return;
       }
       if (existing) {
@@ -416,10 +520,14 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     });
     connection.on('closed', (close) => {
       this.links.remove(label, link);
+      this.pex?.remove(label);
       this.emit('disconnected', link, close.reason, close.error !== undefined);
       this.rechoke();
       this.emit('remoteProgress');
+      // A slot is free: an address learnt from PEX may take it.
+      this.pex?.dialFree();
     });
+    if (this.pex) this.exchangeWith(this.pex, label, connection);
     connection.on('have', () => {
       if (connection.remoteHas.isComplete()) this.emit('remoteProgress');
     });
@@ -440,6 +548,22 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
         this.components.store.metainfo.pieceLength,
       ),
     });
+  }
+
+  /** Peer exchange with `connection` once its extended handshake offers ut_pex (now, or when it comes). */
+  private exchangeWith(pex: SwarmPex, label: string, connection: Connection): void {
+    const offer = (remote: RemoteExtensions) => {
+      if (!remote.ids.has('ut_pex') || connection.state !== 'live') return;
+      pex.add(label, {
+        send: (payload) => connection.sendExtended('ut_pex', payload),
+        fail: (error) => connection.close(`${error.code}: ${error.message}`, error),
+      });
+    };
+    connection.on('extendedHandshake', offer);
+    connection.on('extended', (name, payload) => {
+      if (name === 'ut_pex') pex.receive(label, payload);
+    });
+    if (connection.remoteExtensions) offer(connection.remoteExtensions);
   }
 
   private onStored(index: number, from: string): void {
