@@ -25,6 +25,8 @@ import {
 import {
   CHUNK,
   Cleanup,
+  closed,
+  freePort,
   freePorts,
   HANG_MS,
   merged,
@@ -33,6 +35,7 @@ import {
   within,
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PEX_DIAL_BURST, PEX_DIALS_PER_MINUTE } from '../src/swarm/pex-policy.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -256,3 +259,124 @@ async function noPexFrom(
   expect(remote.pexReceived()).toHaveLength(0);
   expect(log.filter('protocol-error')).toHaveLength(0);
 }
+
+const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const PEX_FUZZ_CONNECTIONS = Number(process.env.FUZZ_PEX_INPUTS ?? 300);
+
+/** mulberry32, so a failing run is replayed with FUZZ_SEED. */
+function seeded(seed: number) {
+  let state = seed >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  const int = (n: number) => Math.floor(next() * n);
+  const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => int(256)));
+  return { next, int, bytes };
+}
+
+describe(`a flood of PEX from many connections (FUZZ_SEED=${FUZZ_SEED})`, {
+  timeout: 120_000,
+}, () => {
+  it('a swarm peer closes the hostile ones, dials within its budget, and keeps serving', async () => {
+    const { owner, data, metainfo } = await startOwner(cleanup, { size: 20 * CHUNK - 5 });
+    const [port] = await freePorts(1);
+    const target = await startPeer(cleanup, { ownerPort: owner.port, port: port! });
+    await merged(target.log);
+    // Sixty addresses that answer, all on loopback: every dial PEX makes lands on one of them.
+    const listeners = await Promise.all(Array.from({ length: 60 }, () => listener()));
+    const dials = () => listeners.reduce((n, l) => n + l.accepted.length, 0);
+    const rng = seeded(FUZZ_SEED);
+    const reserved = new Uint8Array(8);
+    reserved[5] = 0x10;
+    const validPex = () =>
+      pexFor(Array.from({ length: 1 + rng.int(60) }, () => listeners[rng.int(60)]!.port));
+    const payload = (): Uint8Array => {
+      switch (rng.int(6)) {
+        case 0:
+        case 1:
+          return validPex();
+        case 2:
+          return rng.bytes(rng.int(200));
+        case 3:
+          return bencodeEncode({ added: rng.bytes(rng.int(40)), 'added.f': rng.bytes(rng.int(8)) });
+        case 4:
+          return bencodeEncode([rng.int(10), 'added', { added: 5 }]);
+        default: {
+          // A valid message cut or with a byte changed: its addresses may no longer be ours, so
+          // only its structure is damaged (it never parses as a list of other addresses).
+          const bytes = Buffer.from(validPex());
+          return bytes.subarray(0, rng.int(bytes.length));
+        }
+      }
+    };
+    const started = Date.now();
+    let next = 0;
+    const fuzz = async () => {
+      while (next < PEX_FUZZ_CONNECTIONS) {
+        next++;
+        const frames = [
+          encodeMessage({
+            type: 'handshake',
+            reserved,
+            infoHash: metainfo.infoHash,
+            peerId: Buffer.from(`-XX0001-${String(next).padStart(12, '0')}`),
+          }),
+          encodeMessage({
+            type: 'extended',
+            id: 0,
+            payload: bencodeEncode({ m: { ut_pex: 1 + rng.int(200) } }),
+          }),
+          ...Array.from({ length: 1 + rng.int(6) }, () =>
+            encodeMessage({ type: 'extended', id: LOCAL_EXTENSIONS.ut_pex, payload: payload() }),
+          ),
+        ];
+        const socket = connect({ host: '127.0.0.1', port: port!, localAddress: '127.0.0.2' });
+        socket.on('error', () => {});
+        socket.resume();
+        const gone = closed(socket);
+        const timer = setTimeout(() => socket.destroy(), 2_000);
+        try {
+          await once(socket, 'connect');
+          socket.end(Buffer.concat(frames));
+          await gone;
+        } catch {
+          // refused or reset: turned away, which is fine
+        } finally {
+          clearTimeout(timer);
+          socket.destroy();
+        }
+      }
+    };
+    // A real peer downloads from the target meanwhile, as its download neighbour.
+    const realPort = await freePort();
+    const [real] = await Promise.all([
+      startPeer(cleanup, {
+        ownerPort: owner.port,
+        port: realPort,
+        neighbourPort: port!,
+        options: { fallbackAfterMs: 600_000 },
+      }).then(async (p) => ({ p, path: await merged(p.log) })),
+      Promise.all(Array.from({ length: 8 }, fuzz)),
+    ]);
+    const elapsedMinutes = (Date.now() - started) / 60_000;
+    expect((await readFile(real.path)).equals(data)).toBe(true);
+    expect(real.p.log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
+    // Hostile messages closed their connections; valid ones were read.
+    const errors = target.log.filter('protocol-error', (f) => /^ERR_PEX_/.test(f.reason ?? ''));
+    const suppressed = target.log
+      .filter('log-suppressed', { from: '127.0.0.2' })
+      .filter((l) => /protocol-error/.test(l.fields.events ?? ''));
+    expect(errors.length + suppressed.length).toBeGreaterThan(0);
+    // However many messages listed them, PEX dialled no faster than its total rate.
+    const bound = PEX_DIAL_BURST + Math.ceil(elapsedMinutes * PEX_DIALS_PER_MINUTE) + 1;
+    expect(dials()).toBeGreaterThan(0);
+    expect(dials()).toBeLessThanOrEqual(bound);
+    // And the target still takes a newcomer.
+    const remote = await rawRemote(port!, metainfo);
+    await remote.waitFor(() => remote.handshakeOf() !== undefined, 'extended handshake');
+  });
+});

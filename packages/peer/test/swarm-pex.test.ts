@@ -14,13 +14,18 @@ import {
   type WireError,
 } from '@swarmdrop/protocol';
 import { describe, expect, it } from 'vitest';
-import { PEX_DIAL_BURST, PEX_DIALS_PER_MESSAGE } from '../src/swarm/pex-policy.js';
+import {
+  PEX_DIAL_BURST,
+  PEX_DIALS_PER_MESSAGE,
+  PEX_DIALS_PER_SOURCE,
+} from '../src/swarm/pex-policy.js';
 import { PEX_ROUND_MS, type PexRemote, SwarmPex } from '../src/swarm/swarm-pex.js';
 
 const peer = (i: number): PexPeer => ({ host: `10.0.0.${i}`, port: 7000 + i, flags: 0 });
 const label = (i: number) => `10.0.0.${i}:${7000 + i}`;
 
 class FakeRemote implements PexRemote {
+  constructor(readonly source = `host-${Math.random()}`) {}
   readonly sent: ReturnType<typeof decodePex>[] = [];
   failed: WireError | undefined;
   send(payload: Buffer): boolean {
@@ -134,6 +139,23 @@ describe('SwarmPex', () => {
     expect(dialled).toHaveLength(PEX_DIALS_PER_MESSAGE);
     expect(dialled).not.toContain(label(1));
     expect(new Set(dialled).size).toBe(dialled.length);
+  });
+
+  it('connections from one host share its per-source budget: reconnecting does not reset it', () => {
+    /** Three connections 20 s apart (the total budget refills meanwhile), each listing 50. */
+    const run = (hostOf: (r: number) => string) => {
+      const { clock, pex, dialled } = setup({ slots: 1_000 });
+      for (let r = 0; r < 3; r++) {
+        const l = `${hostOf(r)}:${5000 + r}`;
+        pex.add(l, new FakeRemote(hostOf(r)));
+        pex.receive(l, listing(50, 2_000 + r * 50));
+        pex.remove(l);
+        clock.advance(20_000);
+      }
+      return dialled.length;
+    };
+    expect(run(() => '10.2.0.1')).toBe(PEX_DIALS_PER_SOURCE);
+    expect(run((r) => `10.2.0.${r + 1}`)).toBe(3 * PEX_DIALS_PER_MESSAGE);
   });
 
   it('fifty remotes each listing fifty addresses cause at most the total budget of dials at once', () => {

@@ -18,7 +18,7 @@ import {
 
 /** Of one PEX message, at most this many addresses are ever dialled; the rest is dropped. */
 export const PEX_DIALS_PER_MESSAGE = 10;
-/** Dials of addresses learnt from one remote, per PEX_SOURCE_WINDOW_MS. */
+/** Dials of addresses learnt from one source (a remote host, however many connections), per PEX_SOURCE_WINDOW_MS. */
 export const PEX_DIALS_PER_SOURCE = 20;
 export const PEX_SOURCE_WINDOW_MS = 60_000;
 /** Dials of PEX-learnt addresses over all sources: a bucket of this many, refilled at PEX_DIALS_PER_MINUTE. */
@@ -125,7 +125,7 @@ export interface PexDialBudgetOptions {
 interface Candidate {
   readonly host: string;
   readonly port: number;
-  /** The label of the remote that told us. */
+  /** Who told us: the remote's source key (its host), which its dials count against. */
   readonly source: string;
   readonly learntAt: number;
 }

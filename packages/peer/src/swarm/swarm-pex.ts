@@ -21,6 +21,11 @@ export const PEX_ROUND_MS = 5_000;
 
 /** What the exchange needs of one connection that offered ut_pex. */
 export interface PexRemote {
+  /**
+   * Whom its dials count against (the budget's per-source bound): its host,
+   * an IPv6 /64 as one (sourceKey), so that reconnecting does not reset it.
+   */
+  readonly source: string;
   /** Sends one ut_pex payload; false when the socket is full (the message is still queued). */
   send(payload: Buffer): boolean;
   /** Closes this one connection after a protocol violation (a bad or flooding message). */
@@ -129,7 +134,7 @@ export class SwarmPex extends TypedEmitter<SwarmPexEvents> {
       exchange.remote.fail(err as WireError);
       return;
     }
-    const kept = this.budget.learn(label, message, this.components.known);
+    const kept = this.budget.learn(exchange.remote.source, message, this.components.known);
     this.emit('received', label, message, kept);
     this.dialFree();
   }

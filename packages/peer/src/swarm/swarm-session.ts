@@ -9,6 +9,7 @@ import {
   type RemoteExtensions,
   type Rng,
   requestBytesFor,
+  sourceKey,
   TypedEmitter,
 } from '@swarmdrop/protocol';
 import {
@@ -555,6 +556,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     const offer = (remote: RemoteExtensions) => {
       if (!remote.ids.has('ut_pex') || connection.state !== 'live') return;
       pex.add(label, {
+        source: sourceKey(connection.wire.remoteHost),
         send: (payload) => connection.sendExtended('ut_pex', payload),
         fail: (error) => connection.close(`${error.code}: ${error.message}`, error),
       });
