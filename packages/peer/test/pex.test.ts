@@ -30,6 +30,8 @@ import {
   freePorts,
   HANG_MS,
   merged,
+  metricValue,
+  scrapeMetrics,
   startOwner,
   startPeer,
   within,
@@ -178,6 +180,10 @@ describe('peer exchange', () => {
       () => 'the PEX address was not dialled',
     );
     await p.log.waitFor('pex-received', { kept: '1' });
+    const metrics = await scrapeMetrics(port!);
+    expect(metricValue(metrics, 'swarmdrop_pex_messages_total', { direction: 'sent' })).toBe(1);
+    expect(metricValue(metrics, 'swarmdrop_pex_messages_total', { direction: 'received' })).toBe(1);
+    expect(metricValue(metrics, 'swarmdrop_pex_peers_kept_total')).toBe(1);
 
     // Three more within the minute: the fourth is one too many.
     for (let i = 0; i < 3; i++) remote.extended(LOCAL_EXTENSIONS.ut_pex, pexFor([1000 + i]));

@@ -227,6 +227,17 @@ export function createMetrics(events: DomainEvents, options: MetricsOptions = {}
 
   const kindOf = (label: string): KindLabel => connections.get(label)?.[0]?.kind ?? 'unknown';
 
+  const pexMessages = new Counter({
+    name: 'swarmdrop_pex_messages_total',
+    help: 'Peer exchange (BEP 11) messages, by direction (sent, received)',
+    labelNames: ['direction'] as const,
+    registers,
+  });
+  const pexPeers = new Counter({
+    name: 'swarmdrop_pex_peers_kept_total',
+    help: 'Addresses learnt from peer exchange that were new and kept for a dial',
+    registers,
+  });
   const handlers: { [E in keyof EventFields]?: (fields: EventFields[E]) => void } = {
     listening: (f) => {
       // The owner's listening line carries the file's chunk count.
@@ -256,6 +267,11 @@ export function createMetrics(events: DomainEvents, options: MetricsOptions = {}
       const [conn] = list.splice(at, 1);
       if (list.length === 0) connections.delete(f.peer);
       if (conn) open.dec({ kind: conn.kind, transport: conn.transport });
+    },
+    'pex-sent': () => pexMessages.inc({ direction: 'sent' }),
+    'pex-received': (f) => {
+      pexMessages.inc({ direction: 'received' });
+      pexPeers.inc(f.kept);
     },
     'connection-refused': () => refused.inc(),
     'protocol-error': () => protocolErrors.inc(),
