@@ -182,6 +182,24 @@ describe('SwarmPex', () => {
     expect(dialled).toHaveLength(3);
   });
 
+  it('a second connection under one label takes over its exchange; the first one closing later leaves it', () => {
+    const { clock, pex, hold } = setup();
+    hold(2);
+    const first = new FakeRemote('10.0.0.1');
+    const second = new FakeRemote('10.0.0.1');
+    pex.add(label(1), first);
+    pex.add(label(1), second);
+    // The second starts afresh: it is told of everyone at once.
+    expect(second.sent).toEqual([{ added: [peer(2)], dropped: [] }]);
+    pex.remove(label(1), first);
+    pex.receive(label(1), listing(1), first);
+    expect(first.failed).toBeUndefined();
+    hold(3);
+    clock.advance(PEX_INTERVAL_MS);
+    expect(second.sent).toHaveLength(2);
+    expect(first.sent).toHaveLength(1);
+  });
+
   it('after close sends, reads and dials nothing', () => {
     const { clock, pex, hold, dialled } = setup();
     const remote = new FakeRemote();

@@ -87,9 +87,14 @@ export class SwarmPex extends TypedEmitter<SwarmPexEvents> {
     return this.budget.size;
   }
 
-  /** `label` offered ut_pex: it gets our first message now (if we hold anyone to list), then the rounds. */
+  /**
+   * `label` offered ut_pex: it gets our first message now (if we hold anyone
+   * to list), then the rounds. A new connection under a label replaces the
+   * old one's exchange (a duplicate kept in its place starts afresh); the
+   * same one again (an updated extended handshake) changes nothing.
+   */
   add(label: string, remote: PexRemote): void {
-    if (this.closed || this.exchanges.has(label)) return;
+    if (this.closed || this.exchanges.get(label)?.remote === remote) return;
     const { clock } = this.components;
     this.exchanges.set(label, {
       remote,
@@ -100,8 +105,14 @@ export class SwarmPex extends TypedEmitter<SwarmPexEvents> {
     this.sendTo(label);
   }
 
-  /** `label` is gone: nothing more is sent to it (what it told us may still be dialled). */
-  remove(label: string): void {
+  /**
+   * `label`'s connection is gone (only `remote`'s, when given: a successor
+   * under the same label keeps its own): nothing more is sent to it. What it
+   * told us may still be dialled.
+   */
+  remove(label: string, remote?: PexRemote): void {
+    const exchange = this.exchanges.get(label);
+    if (!exchange || (remote !== undefined && exchange.remote !== remote)) return;
     this.exchanges.delete(label);
     if (this.exchanges.size === 0) {
       this.timer?.cancel();
@@ -113,11 +124,12 @@ export class SwarmPex extends TypedEmitter<SwarmPexEvents> {
    * A ut_pex payload from `label`. A message that does not decode, or one
    * more than the flood guard allows, closes that connection (fail closed,
    * as the rest of the wire); from a connection that never offered ut_pex
-   * (or after close) it is ignored.
+   * (or after close), or from `remote` when another connection holds the
+   * label now, it is ignored.
    */
-  receive(label: string, payload: Uint8Array): void {
+  receive(label: string, payload: Uint8Array, remote?: PexRemote): void {
     const exchange = this.exchanges.get(label);
-    if (this.closed || !exchange) return;
+    if (this.closed || !exchange || (remote !== undefined && exchange.remote !== remote)) return;
     if (!exchange.guard.accept()) {
       exchange.remote.fail(
         new WireError(

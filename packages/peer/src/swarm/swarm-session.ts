@@ -33,7 +33,7 @@ import { REANNOUNCE_MS, Reannouncer } from '../reannouncer.js';
 import type { Session } from '../session.js';
 import type { PexDialBudgetOptions } from './pex-policy.js';
 import { Redialer, type RedialerOptions } from './redialer.js';
-import { SwarmPex } from './swarm-pex.js';
+import { type PexRemote, SwarmPex } from './swarm-pex.js';
 
 /**
  * Connections a swarm peer dials and accepts at most. Four regular unchoke
@@ -521,7 +521,6 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     });
     connection.on('closed', (close) => {
       this.links.remove(label, link);
-      this.pex?.remove(label);
       this.emit('disconnected', link, close.reason, close.error !== undefined);
       this.rechoke();
       this.emit('remoteProgress');
@@ -553,17 +552,20 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
 
   /** Peer exchange with `connection` once its extended handshake offers ut_pex (now, or when it comes). */
   private exchangeWith(pex: SwarmPex, label: string, connection: Connection): void {
-    const offer = (remote: RemoteExtensions) => {
-      if (!remote.ids.has('ut_pex') || connection.state !== 'live') return;
-      pex.add(label, {
-        source: sourceKey(connection.wire.remoteHost),
-        send: (payload) => connection.sendExtended('ut_pex', payload),
-        fail: (error) => connection.close(`${error.code}: ${error.message}`, error),
-      });
+    const remote: PexRemote = {
+      source: sourceKey(connection.wire.remoteHost),
+      send: (payload) => connection.sendExtended('ut_pex', payload),
+      fail: (error) => connection.close(`${error.code}: ${error.message}`, error),
     };
+    const offer = (extensions: RemoteExtensions) => {
+      if (!extensions.ids.has('ut_pex') || connection.state !== 'live') return;
+      pex.add(label, remote);
+    };
+    // Only this connection's exchange: a duplicate kept in its place under the label has its own.
+    connection.on('closed', () => pex.remove(label, remote));
     connection.on('extendedHandshake', offer);
     connection.on('extended', (name, payload) => {
-      if (name === 'ut_pex') pex.receive(label, payload);
+      if (name === 'ut_pex') pex.receive(label, payload, remote);
     });
     if (connection.remoteExtensions) offer(connection.remoteExtensions);
   }
