@@ -144,6 +144,8 @@ describe('peer exchange with libtorrent', () => {
       const heard = await p.log.waitFor('pex-received', {}, { timeoutMs: HANG_MS * 2 });
       expect(Number(heard.fields.added)).toBeGreaterThan(0);
       expect(p.log.filter('protocol-error')).toHaveLength(0);
+      // libtorrent's list names us too: the dial that reaches ourselves is closed unlogged.
+      expect(p.log.filter('connected', { peer: `127.0.0.1:${peerPort}` })).toHaveLength(0);
     },
     HANG_MS * 5,
   );
