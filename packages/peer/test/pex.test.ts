@@ -7,6 +7,7 @@
  */
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import {
   bencodeDecode,
@@ -140,10 +141,24 @@ describe('peer exchange', () => {
     await a.log.waitFor('connected', { peer: `127.0.0.1:${portB}` });
     // The owner and its tracker are gone: only A and B hold the file.
     await owner.close();
-    // C takes the metainfo from A's port and announces there, which has no tracker: its only
-    // lead is A, given as a neighbour to dial in swarm mode.
+    // C's <owner> serves the metainfo and nothing else (no tracker, no member tracker, no wire):
+    // its only lead into the swarm is A, given as a neighbour to dial in swarm mode.
+    const torrent = await readFile(owner.torrentPath);
+    const http = createHttpServer((req, res) => {
+      if (req.url?.startsWith('/metainfo.torrent')) res.end(torrent);
+      else res.writeHead(404).end();
+    });
+    http.on('clientError', (_err, socket) => socket.destroy());
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    cleanup.add(async () => {
+      http.closeAllConnections();
+      http.close();
+      await once(http, 'close');
+    });
+    const metainfoPort = (http.address() as { port: number }).port;
     const c = await startPeer(cleanup, {
-      ownerPort: portA!,
+      ownerPort: metainfoPort,
       port: portC!,
       neighbourPort: portA!,
       options: { swarm: true },
