@@ -29,7 +29,7 @@ describe('a swarm that outlives its owner', () => {
     return process;
   }
 
-  it('owner killed (SIGKILL) once a peer holds the file; 10 new peers given only a magnet link with that peer complete', async () => {
+  it('owner killed (SIGKILL) once a peer holds the file; 10 new peers given only a magnet link with that peer complete, finding each other by peer exchange', async () => {
     const work = await cleanup.tempDir('swarmdrop-owner-gone-');
     const file = join(work, 'payload.bin');
     await makeRandomFile(file, 4 * MiB + 777);
@@ -64,6 +64,18 @@ describe('a swarm that outlives its owner', () => {
     await Promise.all(
       [...first, ...late].map((p) => p.waitFor(event('merged'), 'merged', 180_000)),
     );
+    // Peer exchange: the newcomers knew only the holder, and found each other through it.
+    const holderLabel = `127.0.0.1:${firstPorts[holder]}`;
+    const fromOthers = late.flatMap((p) =>
+      p.lines
+        .map((l) => parseTextLine(l))
+        .filter((e) => e?.event === 'chunk-received' && e.fields.from !== holderLabel),
+    );
+    expect(
+      fromOthers.length,
+      'chunks the newcomers had from members other than the holder',
+    ).toBeGreaterThan(0);
+    expect(late.some((p) => p.lines.some(event('pex-received')))).toBe(true);
     for (const p of [...first, ...late]) {
       const path = parseTextLine(p.lines.find(event('merged'))!)!.fields.path!;
       expect(await sha256File(path), `${p.name}'s merged file`).toBe(expected);
