@@ -1,6 +1,7 @@
 /**
  * A bounded fuzz of the network edge (issue 10, item 9): thousands of random
- * and mutated BitTorrent handshakes and frames, HTTP requests and announce
+ * and mutated BitTorrent handshakes and frames (BEP 10 extended handshakes
+ * and ut_metadata requests, floods, data and rejects among them), HTTP requests and announce
  * queries, and MSE handshakes (random keys, garbage after a real key,
  * truncated, dribbled, a real key exchange with a mutated offer, a whole
  * handshake followed by hostile frames), each on its own connection from
@@ -25,9 +26,12 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import {
+  bencodeEncode,
   CRYPTO_PLAINTEXT,
   CRYPTO_RC4,
+  encodeExtendedHandshake,
   encodeMessage,
+  encodeMetadataMessage,
   encodeUtpPacket,
   type Metainfo,
   MSE_KEY_LENGTH,
@@ -40,6 +44,7 @@ import {
   seqAdd,
   UTP_REORDER_PROCESS_MAX_BYTES,
   type UtpPacket,
+  withExtensionBit,
 } from '@swarmdrop/protocol';
 import { MAX_MSE_INITIAL_PAYLOAD, MseKeyPair, mseInitiate } from '@swarmdrop/protocol/node';
 import {
@@ -153,14 +158,19 @@ function interestingU32(rng: Rng, metainfo: Metainfo): number {
 function handshake(rng: Rng, metainfo: Metainfo): Buffer {
   return encodeMessage({
     type: 'handshake',
-    reserved: rng.chance(0.8) ? new Uint8Array(8) : rng.bytes(8),
+    // Half offer BEP 10, so that the extended frames below reach the extension handlers.
+    reserved: rng.chance(0.4)
+      ? new Uint8Array(8)
+      : rng.chance(0.8)
+        ? withExtensionBit(new Uint8Array(8))
+        : rng.bytes(8),
     infoHash: rng.chance(0.9) ? metainfo.infoHash : rng.bytes(20),
     peerId: rng.chance(0.5) ? makePeerId(1 + rng.int(65_535)) : rng.bytes(20),
   });
 }
 
 /** One length-prefixed frame: mostly well-formed messages with hostile fields, some garbage. */
-function frame(rng: Rng, metainfo: Metainfo): Buffer {
+function frame(rng: Rng, metainfo: Metainfo, kind = rng.int(15)): Buffer {
   const u32 = () => interestingU32(rng, metainfo);
   const bitfieldLength = Math.ceil(metainfo.geometry.pieceCount / 8);
   const raw = (id: number, body: Buffer) => {
@@ -177,7 +187,10 @@ function frame(rng: Rng, metainfo: Metainfo): Buffer {
     });
     return out;
   };
-  switch (rng.int(12)) {
+  const extended = (id: number, payload: Buffer) =>
+    raw(20, Buffer.concat([Buffer.from([id]), payload]));
+  const metadataPiece = () => rng.pick([0, 1, 2, 0xffff_ffff, 2 ** 31, -1, rng.int(100)]);
+  switch (kind) {
     case 0:
       return Buffer.alloc(4); // keep-alive
     case 1:
@@ -197,6 +210,53 @@ function frame(rng: Rng, metainfo: Metainfo): Buffer {
       return raw(9, rng.bytes(2));
     case 9:
       return raw(20 + rng.int(200), rng.bytes(rng.int(100)));
+    case 11: {
+      // An extended handshake: ours, or one with hostile fields, or garbage.
+      const payload = rng.pick([
+        () =>
+          encodeExtendedHandshake({
+            enabled: rng.chance(0.5) ? ['ut_metadata'] : ['ut_metadata', 'ut_pex'],
+            version: 'fuzz',
+            metadataSize: rng.pick([1, 100, 9 * MiB, 2 ** 40, metainfo.infoBytes.length]),
+          }),
+        () =>
+          bencodeEncode({
+            m: rng.pick([{ ut_metadata: rng.int(300) }, 5, 'x', { ut_pex: -1 }, {}]),
+            metadata_size: rng.pick([-1, 0, 'big', 2 ** 53, 10]),
+            p: rng.pick([0, 70_000, 'port']),
+            reqq: rng.pick([-5, 0, 2 ** 40]),
+            v: rng.bytes(rng.int(200)),
+          }),
+        () => rng.bytes(rng.int(200)),
+      ])();
+      return extended(0, rng.chance(0.2) ? mutate(rng, payload) : payload);
+    }
+    case 12:
+    case 13: {
+      // ut_metadata on our id (1): requests (some in floods), data, rejects, garbage.
+      const kind = rng.int(4);
+      if (kind === 0) {
+        const n = rng.chance(0.2) ? 50 + rng.int(200) : 1;
+        return Buffer.concat(
+          Array.from({ length: n }, () =>
+            extended(1, Buffer.from(`d8:msg_typei0e5:piecei${metadataPiece()}ee`, 'latin1')),
+          ),
+        );
+      }
+      if (kind === 1)
+        return extended(
+          1,
+          encodeMetadataMessage({
+            type: 'data',
+            piece: rng.int(3),
+            totalSize: rng.int(2 ** 20),
+            data: rng.bytes(rng.int(2000)),
+          }),
+        );
+      if (kind === 2)
+        return extended(1, encodeMetadataMessage({ type: 'reject', piece: rng.int(5) }));
+      return extended(1 + rng.int(3), mutate(rng, Buffer.from('d8:msg_typei0e5:piecei0ee')));
+    }
     case 10: {
       // A length prefix that lies.
       const out = rng.bytes(5 + rng.int(20));
@@ -265,7 +325,16 @@ function httpRequest(rng: Rng, metainfo: Metainfo): Buffer {
 
 /** One fuzz input: what kind it is (for the tally) and its bytes. */
 function input(rng: Rng, metainfo: Metainfo): { kind: string; bytes: Buffer } {
-  const kind = rng.pick(['random', 'handshake', 'frames', 'frames', 'http', 'http', 'announce']);
+  const kind = rng.pick([
+    'random',
+    'handshake',
+    'frames',
+    'frames',
+    'extended',
+    'http',
+    'http',
+    'announce',
+  ]);
   let bytes: Buffer;
   switch (kind) {
     case 'random':
@@ -279,6 +348,23 @@ function input(rng: Rng, metainfo: Metainfo): { kind: string; bytes: Buffer } {
       const frames = Array.from({ length: 1 + rng.int(30) }, () => frame(rng, metainfo));
       bytes = Buffer.concat([handshake(rng, metainfo), ...frames]);
       if (rng.chance(0.3)) bytes = mutate(rng, bytes);
+      break;
+    }
+    case 'extended': {
+      // BEP 10 and ut_metadata alone: a bad frame among the others would make the decoder drop
+      // the whole read, handshake and all, before the extension handlers saw anything.
+      const frames = Array.from({ length: 1 + rng.int(8) }, () =>
+        frame(rng, metainfo, rng.chance(0.3) ? 11 : 12),
+      );
+      bytes = Buffer.concat([
+        encodeMessage({
+          type: 'handshake',
+          reserved: withExtensionBit(new Uint8Array(8)),
+          infoHash: metainfo.infoHash,
+          peerId: makePeerId(1 + rng.int(65_535)),
+        }),
+        ...frames,
+      ]);
       break;
     }
     case 'announce':
@@ -679,6 +765,19 @@ describe(`fuzzing the network edge (FUZZ_SEED=${SEED})`, { timeout: 120_000 }, (
           .filter('log-suppressed', { from: '127.0.0.2' })
           .filter((l) => /protocol-error/.test(l.fields.events ?? '')).length;
       expect(refusedFromFuzz, `${name} saw no protocol error from the fuzz`).toBeGreaterThan(0);
+    }
+    // The extended frames reached the extension protocol and the metadata server of both.
+    for (const [name, log] of [
+      ['owner', ownerLog],
+      ['peer', a.log],
+    ] as const) {
+      const fromFuzz = (event: string) =>
+        log.filter(event, (f) => (f.peer ?? f.from)?.startsWith('127.0.0.2:') ?? false).length +
+        log
+          .filter('log-suppressed', { from: '127.0.0.2' })
+          .filter((l) => new RegExp(event).test(l.fields.events ?? '')).length;
+      expect(fromFuzz('extended-handshake'), `${name}: no extended handshake`).toBeGreaterThan(0);
+      expect(fromFuzz('metadata-requested'), `${name}: no metadata request`).toBeGreaterThan(0);
     }
     expect(during.log.filter('chunk-received', { via: 'neighbour' }).length).toBeGreaterThan(0);
     // The MSE inputs reached the handshake of both: refused as failed handshakes, and some went all the way.

@@ -86,6 +86,12 @@ function messageArb(g: Geometry): fc.Arbitrary<Message> {
     bitfieldArb(g),
     blockArb(g, MAX_BLOCK_LENGTH).map((b) => ({ type: 'request' as const, ...b })),
     blockArb(g, MAX_BLOCK_LENGTH).map((b) => ({ type: 'cancel' as const, ...b })),
+    // BEP 10: any extension id, any payload (MAX_EXTENDED_PAYLOAD is unit-tested).
+    fc.record({
+      type: fc.constant('extended' as const),
+      id: fc.integer({ min: 0, max: 255 }),
+      payload: fc.uint8Array({ maxLength: 300 }),
+    }),
     // Blocks are kept small for speed; 16 KiB and MAX_BLOCK_LENGTH blocks are unit-tested.
     blockArb(g, 2048).chain((b) =>
       bytesArb(b.length).map((block) => ({
