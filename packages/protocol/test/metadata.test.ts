@@ -207,7 +207,7 @@ function fetcher(clock: ManualClock, remotes: Remote[], extra: { pieceTimeoutMs?
       return { socket: ours, encryption: 'plaintext', transport: 'tcp' };
     },
   });
-  for (const name of ['connected', 'piece', 'dropped', 'fetched'] as const)
+  for (const name of ['connected', 'requesting', 'piece', 'dropped', 'fetched'] as const)
     f.on(name, (...args: unknown[]) => events.push([name, ...args]));
   return { f, events };
 }
@@ -257,6 +257,29 @@ describe('MetadataFetcher', () => {
     expect(dropped(events)).toHaveLength(1);
   });
 
+  it('drops a remote whose extended handshake is malformed, and gets it from the next', async () => {
+    const clock = new ManualClock();
+    const { f, events } = fetcher(clock, [
+      (socket) => {
+        const wire = new PeerWire({
+          socket,
+          metainfo,
+          peerId: makePeerId(7),
+          clock,
+          reserved: withExtensionBit(new Uint8Array(8)),
+        });
+        wire.onHandshake = () => {
+          wire.send({ type: 'extended', id: 0, payload: Buffer.from('d1:mi1ee') });
+        };
+        cleanup.add(() => wire.close('test over'));
+      },
+      serving(clock),
+    ]);
+    const got = await within(f.run(), HANG_MS, () => 'no metadata');
+    expect(got.infoBytes.equals(INFO)).toBe(true);
+    expect(dropped(events)).toEqual(['ERR_EXTENDED: extended handshake "m" is not a dictionary']);
+  });
+
   it('drops a remote without BEP 10, and one without ut_metadata', async () => {
     const clock = new ManualClock();
     const { f, events } = fetcher(clock, [
@@ -293,14 +316,14 @@ describe('MetadataFetcher', () => {
     });
     const run = f.run();
     await within(
-      new Promise<void>((resolve) => f.once('connected', () => resolve())),
+      new Promise<void>((resolve) => f.once('requesting', () => resolve())),
       HANG_MS,
-      () => 'no connection',
+      () => 'no extended handshake',
     );
-    // The extended handshakes cross; then the silent remote answers no request.
-    await new Promise((r) => setTimeout(r, 50));
+    // The silent remote answers no request: nothing happens until the clock moves.
+    clock.advance(4_999);
     expect(dropped(events)).toEqual([]);
-    clock.advance(5_000);
+    clock.advance(1);
     await within(run, HANG_MS, () => 'no metadata');
     expect(dropped(events)).toEqual(['no metadata piece within 5000 ms']);
   });

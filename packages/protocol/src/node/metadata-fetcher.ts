@@ -22,6 +22,8 @@ export const DEFAULT_METADATA_IN_FLIGHT = 16;
 export type MetadataFetcherEvents = {
   /** A candidate's BitTorrent handshake is through. */
   connected: (from: string) => void;
+  /** Its extended handshake offered `size` bytes of metadata; its pieces are being asked for. */
+  requesting: (from: string, size: number, pieces: number) => void;
   /** A piece arrived and fitted. */
   piece: (from: string, piece: number, of: number, bytes: number) => void;
   /** That remote will not do: the reason, one line; the next candidate is dialled. */
@@ -185,6 +187,7 @@ export class MetadataFetcher extends TypedEmitter<MetadataFetcherEvents> {
           return drop((err as Error).message);
         }
         arm('metadata piece');
+        this.emit('requesting', connection.label, assembly.size, assembly.pieces);
         ask();
       });
       connection.on('extended', (name, payload) => {
