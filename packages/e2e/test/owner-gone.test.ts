@@ -46,6 +46,9 @@ describe('a swarm that outlives its owner', () => {
       firstPorts.push(port);
       first.push(await launch(`s${i}`, 'peer', [String(ownerPort), String(port), '--swarm'], work));
     }
+    // Every first-wave peer holds the metainfo (it has no other source than the owner) before
+    // the owner goes; killed earlier, a slow starter could never begin.
+    await Promise.all(first.map((p) => p.waitFor(event('metainfo'), 'metainfo', 120_000)));
     const holder = await Promise.any(
       first.map((p, i) => p.waitFor(event('merged'), 'merged', 120_000).then(() => i)),
     );
