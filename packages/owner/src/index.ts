@@ -31,6 +31,7 @@ export {
   type ResolvedOwnerOptions,
   resolveOwnerOptions,
 } from './options.js';
+export { SuperSeeding } from './super-seeding.js';
 export {
   ANNOUNCE_EXPIRY_MS,
   Owner,

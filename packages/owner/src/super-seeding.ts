@@ -1,5 +1,5 @@
 import { Bitfield, type Clock, type Rng } from '@swarmdrop/protocol';
-import type { BlockServer, ChunkStore, Connection } from '@swarmdrop/protocol/node';
+import type { BlockServer, Connection, MessageWire } from '@swarmdrop/protocol/node';
 import type { Publish } from '@swarmdrop/service';
 import { InitialSeeder } from './initial-seeder.js';
 
@@ -17,13 +17,14 @@ import { InitialSeeder } from './initial-seeder.js';
  */
 export class SuperSeeding {
   private readonly seeder: InitialSeeder;
-  private readonly store: ChunkStore;
+  private readonly store: { readonly pieceCount: number };
   private readonly publish: Publish;
   /** Each live peer's top-up, so that what one leaves behind is offered to the others at once. */
   private readonly offerTo = new Map<string, () => void>();
 
   constructor(
-    store: ChunkStore,
+    /** The owner's store (`ChunkStore`); only its piece count is read. */
+    store: { readonly pieceCount: number },
     publish: Publish,
     options: { readonly clock?: Clock; readonly rng?: Rng } = {},
   ) {
@@ -38,7 +39,7 @@ export class SuperSeeding {
   }
 
   /** Takes over the offers to a handshaken connection of a swarm-mode peer. */
-  serve(connection: Connection, server: BlockServer): void {
+  serve(connection: Connection<MessageWire>, server: BlockServer): void {
     const id = connection.label;
     this.seeder.addPeer(id);
     const offer = () => {

@@ -31,7 +31,20 @@ export {
   type ResolvedPeerOptions,
   resolvePeerOptions,
 } from './options.js';
-export { announce, fetchMetainfo } from './owner-client.js';
+// The engine and swarm mode by name, for the simulator (packages/sim), which runs them over modelled links.
+export {
+  Choker,
+  type ChokerOptions,
+  MinRatePolicy,
+  type MinRatePolicyOptions,
+  type PieceSink,
+  SwarmPicker,
+  type SwarmPickerOptions,
+  SwarmScheduler,
+  type SwarmSchedulerComponents,
+  type SwarmSchedulerOptions,
+} from './engine/index.js';
+export { type AnnounceResult, announce, fetchMetainfo } from './owner-client.js';
 export { MAX_HASH_FAILURES, Peer, type PeerComponents } from './peer.js';
 export { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';
 export {
@@ -39,3 +52,14 @@ export {
   type LinkProgress,
   type NeighbourProgress,
 } from './ring/fallback-policy.js';
+export {
+  SWARM_TICK_MS,
+  type SwarmConnection,
+  type SwarmLink,
+  type SwarmRole,
+  SwarmSession,
+  type SwarmSessionComponents,
+  type SwarmSessionEvents,
+  type SwarmSessionOptions,
+  type SwarmStore,
+} from './swarm/index.js';

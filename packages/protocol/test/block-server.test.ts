@@ -91,7 +91,6 @@ describe('BlockServer', () => {
     });
     // A read that is still under way when the choke comes: the chunk arrives after it.
     const slow = (store: ChunkStore): Served => ({
-      metainfo: store.metainfo,
       cached: () => undefined,
       readVerified: async (index) => {
         await gate;

@@ -32,6 +32,30 @@ describe('ManualClock', () => {
   it('refuses to go backwards', () => {
     expect(() => new ManualClock().advance(-1)).toThrow(RangeError);
   });
+
+  it('names the next due time, past cancelled timers, for a simulation to step to', () => {
+    const clock = new ManualClock(100);
+    expect(clock.nextAt()).toBeUndefined();
+    const early = clock.setTimeout(() => {}, 5);
+    clock.setTimeout(() => {}, 50);
+    clock.setInterval(() => {}, 20);
+    expect(clock.nextAt()).toBe(105);
+    early.cancel();
+    expect(clock.nextAt()).toBe(120);
+    expect(clock.timers).toBe(2);
+    clock.advance(20);
+    expect(clock.nextAt()).toBe(140);
+  });
+
+  it('runs many timers in time order whatever order they were set in', () => {
+    const clock = new ManualClock();
+    const ran: number[] = [];
+    const delays = [70, 3, 55, 3, 91, 12, 40, 12, 0, 66, 25, 8];
+    delays.forEach((ms, i) => clock.setTimeout(() => ran.push(ms * 100 + i), ms));
+    clock.advance(100);
+    const expected = delays.map((ms, i) => ms * 100 + i).sort((a, b) => a - b);
+    expect(ran).toEqual(expected);
+  });
 });
 
 describe('systemClock', () => {

@@ -6,7 +6,13 @@ import {
   RateEstimator,
   TypedEmitter,
 } from '@swarmdrop/protocol';
-import type { BufferPool, Connection, OutgoingRequest, PieceEvent } from '@swarmdrop/protocol/node';
+import type {
+  BufferPool,
+  Connection,
+  MessageWire,
+  OutgoingRequest,
+  PieceEvent,
+} from '@swarmdrop/protocol/node';
 import type { MinRatePolicy } from './min-rate-policy.js';
 import type { PickedBlock, PieceSet, SwarmPicker } from './picker.js';
 
@@ -111,7 +117,7 @@ export type SwarmSchedulerEvents = {
 
 interface Link {
   readonly id: string;
-  readonly connection: Connection;
+  readonly connection: Connection<MessageWire>;
   readonly requestBytes: number;
   /** What it may be asked for: its remote's bitfield through the link's policy. */
   readonly view: PieceSet;
@@ -199,7 +205,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   }
 
   /** Starts downloading over `connection`, known as `id` (its label), from its bitfield on. */
-  add(id: string, connection: Connection, options: LinkOptions = {}): void {
+  add(id: string, connection: Connection<MessageWire>, options: LinkOptions = {}): void {
     if (this.links.has(id)) throw new OptionError('id', `link ${id} is already scheduled`);
     const allowed = options.allowed;
     const remote = connection.remoteHas;

@@ -16,10 +16,12 @@ export {
   DUPLICATE_REASON,
   MAX_HASH_FAILURES_PER_LINK,
   SWARM_TICK_MS,
+  type SwarmConnection,
   type SwarmLink,
   type SwarmRole,
   SwarmSession,
   type SwarmSessionComponents,
   type SwarmSessionEvents,
   type SwarmSessionOptions,
+  type SwarmStore,
 } from './swarm-session.js';

@@ -17,8 +17,10 @@ import {
   type BufferPool,
   type ChunkStore,
   type Connection,
+  type MessageWire,
   type MetadataServer,
   openConnection,
+  type PeerWire,
   type WireLimits,
 } from '@swarmdrop/protocol/node';
 import type { Timer, TimerClock } from '../clock.js';
@@ -30,7 +32,6 @@ import { SwarmPicker } from '../engine/picker.js';
 import { SwarmScheduler } from '../engine/scheduler.js';
 import type { AnnounceResult } from '../owner-client.js';
 import { REANNOUNCE_MS, Reannouncer } from '../reannouncer.js';
-import type { Session } from '../session.js';
 import type { PexDialBudgetOptions } from './pex-policy.js';
 import { Redialer, type RedialerOptions } from './redialer.js';
 import { type PexRemote, SwarmPex } from './swarm-pex.js';
@@ -83,9 +84,32 @@ export interface SwarmSessionOptions {
   readonly pexBudget?: PexDialBudgetOptions;
 }
 
-/** The injected parts: everything the session uses but does not own. */
-export interface SwarmSessionComponents {
-  readonly store: ChunkStore;
+/**
+ * What the session reads and writes of the peer's store: its metainfo and
+ * holdings, `put` for the scheduler, verified reads for serving. `ChunkStore`
+ * is one; the simulator's data-less store is another.
+ */
+export type SwarmStore = Pick<
+  ChunkStore,
+  'metainfo' | 'held' | 'has' | 'pieceCount' | 'isComplete' | 'put' | 'readVerified' | 'cached'
+>;
+
+/** A connection's stack as the session trades on it: the remote's state and the server of its requests. */
+export interface SwarmConnection<W extends MessageWire = PeerWire> {
+  readonly connection: Connection<W>;
+  readonly server: BlockServer;
+  /** Serves the metainfo (BEP 9) where the swarm is public; none in the simulator. */
+  readonly metadata?: MetadataServer | undefined;
+}
+
+/**
+ * The injected parts: everything the session uses but does not own. `O` is
+ * what a dial or an accept hands over: a socket for the product
+ * (`WireConnection`), a modelled link for the simulator, which then gives
+ * `openLink` and `discard` too.
+ */
+export interface SwarmSessionComponents<O = WireConnection, W extends MessageWire = PeerWire> {
+  readonly store: SwarmStore;
   /** Our peer id: carries our listening port, so a remote names us by it. */
   readonly peerId: Buffer;
   readonly clock: TimerClock;
@@ -100,14 +124,18 @@ export interface SwarmSessionComponents {
    * Opens a BitTorrent connection to a member of the swarm under the peer's
    * --encryption and --transport, as ring mode does (default: plain TCP).
    */
-  readonly connect?: (host: string, port: number, signal: AbortSignal) => Promise<WireConnection>;
+  readonly connect?: (host: string, port: number, signal: AbortSignal) => Promise<O>;
+  /** Builds the stack over a dialled or accepted connection (default: `openConnection` over its socket). */
+  readonly openLink?: (opened: O) => SwarmConnection<W>;
+  /** Drops a dialled or accepted connection the session will not use (default: destroys its socket). */
+  readonly discard?: (opened: O) => void;
   /** The torrent's connection registry (SwarmSession.createRegistry(maxPeers); a new one by default). */
-  readonly registry?: ConnectionRegistry<SwarmLink>;
+  readonly registry?: ConnectionRegistry<SwarmLink<W>>;
 }
 
 /** One live member of the swarm as the session keeps it. */
-export interface SwarmLink {
-  readonly connection: Connection;
+export interface SwarmLink<W extends MessageWire = PeerWire> {
+  readonly connection: Connection<W>;
   readonly server: BlockServer;
   /** BEP 9: serves the info dictionary to it. */
   readonly metadata?: MetadataServer | undefined;
@@ -119,15 +147,15 @@ export interface SwarmLink {
  * What the session tells the level above (the peer) and the log; the log is
  * one subscriber among others, and nothing here reacts to a log line.
  */
-export type SwarmSessionEvents = {
+export type SwarmSessionEvents<W extends MessageWire = PeerWire> = {
   /** A connection handshook and was kept (a duplicate of a live one is closed before this). */
-  connected: (link: SwarmLink) => void;
-  disconnected: (link: SwarmLink, reason: string, error: boolean) => void;
+  connected: (link: SwarmLink<W>) => void;
+  disconnected: (link: SwarmLink<W>, reason: string, error: boolean) => void;
   /** We sent our chunk ID list (bitfield) to `to`. */
-  idlistSent: (link: SwarmLink, chunks: number, of: number) => void;
-  haveSent: (index: number, link: SwarmLink) => void;
+  idlistSent: (link: SwarmLink<W>, chunks: number, of: number) => void;
+  haveSent: (index: number, link: SwarmLink<W>) => void;
   /** A chunk was first asked of a link; `blocks` requests cover it. */
-  requested: (index: number, link: SwarmLink, blocks: number) => void;
+  requested: (index: number, link: SwarmLink<W>, blocks: number) => void;
   /** A chunk passed its hash and is stored; `from` (a label) sent its last block. */
   pieceStored: (index: number, from: string, role: SwarmRole, bytes: number) => void;
   pieceRejected: (index: number, from: readonly string[]) => void;
@@ -157,11 +185,15 @@ export type SwarmSessionEvents = {
  * dialled by the peer with the smaller peer id is kept, so both ends agree
  * (keepsDialledBySmallerId); the other is closed as `duplicate connection`.
  */
-export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Session {
+// A `Session` for the product's sockets (bootstrap assigns it to one); generic for the simulator's links.
+export class SwarmSession<
+  O = WireConnection,
+  W extends MessageWire = PeerWire,
+> extends TypedEmitter<SwarmSessionEvents<W>> {
   readonly mode = 'swarm';
   readonly maxPeers: number;
   readonly ownerLabel: string;
-  private readonly components: SwarmSessionComponents;
+  private readonly components: SwarmSessionComponents<O, W>;
   private readonly options: SwarmSessionOptions;
   private readonly scheduler: SwarmScheduler;
   private readonly choker: Choker;
@@ -170,7 +202,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
    * address); connections not yet handshaken hold slots against maxPeers, and
    * addresses being dialled are marked so one announce does not dial a peer twice.
    */
-  private readonly links: ConnectionRegistry<SwarmLink>;
+  private readonly links: ConnectionRegistry<SwarmLink<W>>;
   private readonly reannouncer: Reannouncer;
   private readonly redialer: Redialer;
   /** The review and choking clock: runs while anything moves or is wanted (`wake`, `tick`). */
@@ -182,7 +214,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
   private readonly selfLabels = new Set<string>();
   private closed = false;
 
-  constructor(components: SwarmSessionComponents, options: SwarmSessionOptions) {
+  constructor(components: SwarmSessionComponents<O, W>, options: SwarmSessionOptions) {
     super();
     this.components = components;
     this.options = options;
@@ -190,7 +222,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     this.ownerLabel = options.owner
       ? formatEndpoint(options.owner.host ?? '127.0.0.1', options.owner.port)
       : '';
-    this.links = components.registry ?? SwarmSession.createRegistry(this.maxPeers);
+    this.links = components.registry ?? SwarmSession.createRegistry<W>(this.maxPeers);
     const rng = components.rng ?? Math.random;
     const store = components.store;
     const picker = new SwarmPicker({ geometry: store.metainfo.geometry, held: store.held, rng });
@@ -284,7 +316,8 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     const out = new Map<string, PexPeer>();
     for (const link of this.links.values()) {
       const { connection } = link;
-      const { wire } = connection;
+      // PEX runs over sockets only: the simulator turns it off (options.pex false).
+      const wire = connection.wire as unknown as PeerWire;
       if (connection.state !== 'live' || !wire.remoteHandshake) continue;
       const peerId = wire.remoteHandshake.peerId;
       const port = isSwarmdropPeer(peerId)
@@ -309,8 +342,10 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
    * included); members of the swarm, not the owner, count as peers seen, and
    * exit-when-done waits for them (the owner seeds) to hold everything.
    */
-  static createRegistry(maxPeers = DEFAULT_MAX_PEERS): ConnectionRegistry<SwarmLink> {
-    return new ConnectionRegistry<SwarmLink>({
+  static createRegistry<W extends MessageWire = PeerWire>(
+    maxPeers = DEFAULT_MAX_PEERS,
+  ): ConnectionRegistry<SwarmLink<W>> {
+    return new ConnectionRegistry<SwarmLink<W>>({
       maxConnections: maxPeers,
       countsAsPeer: (l) => l.role === 'swarm',
       awaitsServed: (l) => l.role !== 'owner',
@@ -333,9 +368,9 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
    * A remote dialled our port (its transport and encryption settled by the
    * peer's acceptIncoming); refused (closed) when maxPeers connections are held.
    */
-  accept(connection: WireConnection): void {
+  accept(connection: O): void {
     if (this.closed || this.links.isFull()) {
-      connection.socket.destroy();
+      this.discard(connection);
       return;
     }
     this.open(connection, 'in');
@@ -419,13 +454,14 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
     if ((!retry && this.redialer.isWaiting(label)) || this.links.isFull()) return false;
     this.links.startDialling(label);
     const release = this.links.hold();
-    (this.components.connect ?? plainTcp)(host, peer.port, this.components.signal).then(
+    const connect = this.components.connect ?? (plainTcp as unknown as typeof this.components.connect);
+    connect!(host, peer.port, this.components.signal).then(
       (connection) => {
         release();
         this.redialer.forget(label);
         if (this.closed) {
           this.links.stopDialling(label);
-          connection.socket.destroy();
+          this.discard(connection);
         } else this.open(connection, 'out', label);
       },
       // Not up yet, gone, or unreachable: tried again soon, a few times; after that only when
@@ -444,16 +480,24 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
   }
 
   /** `dialled`: the address we dialled, which stays "being dialled" until the handshake settles it. */
-  private open(opened: WireConnection, dir: 'in' | 'out', dialled?: string): void {
-    const { connection, server, metadata } = openConnection({
-      opened,
-      store: this.components.store,
-      peerId: this.components.peerId,
-      clock: this.components.clock,
-      limits: this.components.limits,
-      // ut_pex only where we exchange peers: a private swarm does not even offer it.
-      extensions: { enabled: this.pex ? ['ut_pex'] : [] },
-    });
+  private discard(opened: O): void {
+    if (this.components.discard) this.components.discard(opened);
+    else (opened as WireConnection).socket.destroy();
+  }
+
+  private open(opened: O, dir: 'in' | 'out', dialled?: string): void {
+    const { connection, server, metadata } = this.components.openLink
+      ? this.components.openLink(opened)
+      : (openConnection({
+          opened: opened as WireConnection,
+          // Without `openLink` the store is the peer's ChunkStore: a socket's stack reads from it.
+          store: this.components.store as ChunkStore,
+          peerId: this.components.peerId,
+          clock: this.components.clock,
+          limits: this.components.limits,
+          // ut_pex only where we exchange peers: a private swarm does not even offer it.
+          extensions: { enabled: this.pex ? ['ut_pex'] : [] },
+        }) as unknown as SwarmConnection<W>);
     const release = this.links.hold();
     const uncount = () => {
       release();
@@ -497,21 +541,21 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
    * later, and the scheduler refuses a label it still has (that refusal
    * closed the winner too, as a protocol error, when both ends dialled at once).
    */
-  private retire(label: string, link: SwarmLink): void {
+  private retire(label: string, link: SwarmLink<W>): void {
     this.links.remove(label, link);
     this.scheduler.detach(label);
     link.connection.close(DUPLICATE_REASON);
   }
 
   private live(
-    connection: Connection,
+    connection: Connection<W>,
     server: BlockServer,
     dir: 'in' | 'out',
     metadata: MetadataServer | undefined,
   ): void {
     const label = connection.label;
     const role: SwarmRole = label === this.ownerLabel ? 'owner' : 'swarm';
-    const link: SwarmLink = { connection, server, metadata, role, dir };
+    const link: SwarmLink<W> = { connection, server, metadata, role, dir };
     this.links.add(label, link);
     this.links.markSeen(link);
     server.on('chunkCorrupt', (index) => {
@@ -527,7 +571,7 @@ export class SwarmSession extends TypedEmitter<SwarmSessionEvents> implements Se
       // A slot is free: an address learnt from PEX may take it.
       this.pex?.dialFree();
     });
-    if (this.pex) this.exchangeWith(this.pex, label, connection);
+    if (this.pex) this.exchangeWith(this.pex, label, connection as unknown as Connection);
     connection.on('have', () => {
       if (connection.remoteHas.isComplete()) this.emit('remoteProgress');
     });

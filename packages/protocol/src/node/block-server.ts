@@ -2,11 +2,17 @@ import type { ChunkStore } from '../chunks/chunk-store.js';
 import { ChunkError } from '../errors.js';
 import { TypedEmitter } from '../events/typed-emitter.js';
 import type { BlockRef, Connection } from './connection.js';
+import type { MessageWire } from './message-wire.js';
+
+/**
+ * Where a BlockServer reads blocks: verified reads with a small cache.
+ * `ChunkStore` is one; the simulator's data-less store is another.
+ */
+export type BlockSource = Pick<ChunkStore, 'readVerified' | 'cached'>;
 
 export interface BlockServerOptions {
-  readonly connection: Connection;
-  /** Verified reads with a small cache: `ChunkStore` is one. */
-  readonly store: Pick<ChunkStore, 'readVerified' | 'cached' | 'metainfo'>;
+  readonly connection: Connection<MessageWire>;
+  readonly store: BlockSource;
 }
 
 export type BlockServerEvents = {
@@ -37,7 +43,7 @@ export type BlockServerEvents = {
 export class BlockServer extends TypedEmitter<BlockServerEvents> {
   bytesSent = 0;
   chunksSent = 0;
-  private readonly connection: Connection;
+  private readonly connection: Connection<MessageWire>;
   private readonly store: BlockServerOptions['store'];
   /** Bytes sent so far of each chunk the remote has asked for. */
   private readonly open = new Map<number, number>();

@@ -14,7 +14,9 @@ import {
   supportsExtensions,
 } from '../wire/extended.js';
 import type { Handshake, Message } from '../wire/messages.js';
+import type { MessageWire } from './message-wire.js';
 import type { PeerWire, WireClose } from './peer-wire.js';
+
 
 /** Block requests a remote may have queued with us before it counts as a flood and is cut off. */
 export const DEFAULT_MAX_REMOTE_REQUESTS = 1_024;
@@ -96,8 +98,8 @@ export type ConnectionEvents = {
   closed: (close: ConnectionClose) => void;
 };
 
-export interface ConnectionOptions {
-  readonly wire: PeerWire;
+export interface ConnectionOptions<W extends MessageWire = PeerWire> {
+  readonly wire: W;
   /** Pieces in the torrent: the size of the remote's bitfield. */
   readonly pieceCount: number;
   /** What we hold: a request for anything else is a protocol violation and closes the connection. */
@@ -137,8 +139,8 @@ function keyOf(r: BlockRef): string {
  * It takes over the wire's `onHandshake` and `onMessage`: subscribe to its
  * events instead.
  */
-export class Connection extends TypedEmitter<ConnectionEvents> {
-  readonly wire: PeerWire;
+export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<ConnectionEvents> {
+  readonly wire: W;
   /** What the remote holds, from its bitfield and haves. */
   readonly remoteHas: Bitfield;
   readonly download: RateEstimator;
@@ -179,7 +181,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   /** Extended messages dropped: an id we did not announce, or the remote never offered BEP 10. */
   unknownExtended = 0;
 
-  constructor(options: ConnectionOptions) {
+  constructor(options: ConnectionOptions<W>) {
     super();
     this.wire = options.wire;
     this.clock = options.clock ?? MONOTONIC_CLOCK;

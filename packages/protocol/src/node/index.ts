@@ -61,7 +61,12 @@ export {
   writeAll,
 } from '../chunks/merged-file.js';
 export { type SplitOptions, type SplitResult, splitFile } from '../chunks/split.js';
-export { BlockServer, type BlockServerEvents, type BlockServerOptions } from './block-server.js';
+export {
+  BlockServer,
+  type BlockServerEvents,
+  type BlockServerOptions,
+  type BlockSource,
+} from './block-server.js';
 export { dateClock, systemClock } from './clock.js';
 export {
   type BlockRef,
@@ -76,6 +81,7 @@ export {
   type OutgoingRequest,
   type PieceEvent,
 } from './connection.js';
+export type { MessageWire } from './message-wire.js';
 export {
   DEFAULT_METADATA_IN_FLIGHT,
   DEFAULT_METADATA_PIECE_TIMEOUT_MS,

@@ -11,6 +11,9 @@ import { FrameDecoder } from '../wire/decoder.js';
 import { encodeMessage, encodePieceHeader } from '../wire/encode.js';
 import type { Handshake, Message } from '../wire/messages.js';
 import { systemClock } from './clock.js';
+import type { MessageWire, WireClose } from './message-wire.js';
+
+export type { WireClose } from './message-wire.js';
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
@@ -75,12 +78,6 @@ export interface WireLimits {
   readonly download?: RateLimiter | undefined;
 }
 
-export interface WireClose {
-  /** One line for the log: why the connection ended. */
-  readonly reason: string;
-  /** Set when the remote broke the protocol. */
-  readonly error?: SwarmdropError | Error;
-}
 
 /**
  * The limits of one process from its options: a bucket for each direction
@@ -133,7 +130,7 @@ function uncorkAll(): void {
  * Never throws into the event loop; every ending is reported once through
  * `closed`.
  */
-export class PeerWire {
+export class PeerWire implements MessageWire {
   readonly socket: WireSocket;
   readonly remoteHost: string;
   readonly remotePort: number;

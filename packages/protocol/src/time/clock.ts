@@ -38,17 +38,25 @@ interface PendingTimer {
   readonly everyMs: number | undefined;
   readonly fn: () => void;
   readonly seq: number;
+  cancelled: boolean;
+}
+
+function earlier(a: PendingTimer, b: PendingTimer): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
 /**
  * A clock that moves only when told: for tests and simulations.
  * `advance(ms)` runs every timer that falls due on the way, in order, each
  * at its own time (timers due at the same moment in the order they were set).
+ * Timers wait in a binary heap (cancelled ones are dropped when they reach
+ * the top), so a simulation with thousands of them pays log n per timer.
  */
 export class ManualClock implements TimerClock {
   private nowMs: number;
   private seq = 0;
-  private readonly pending = new Set<PendingTimer>();
+  private readonly heap: PendingTimer[] = [];
+  private live = 0;
 
   constructor(startMs = 0) {
     this.nowMs = startMs;
@@ -68,31 +76,88 @@ export class ManualClock implements TimerClock {
 
   /** Timers waiting to run. */
   get timers(): number {
-    return this.pending.size;
+    return this.live;
+  }
+
+  /** When the next timer is due (Clock ms), or undefined when none waits: a simulation's next event. */
+  nextAt(): number | undefined {
+    this.dropCancelled();
+    return this.heap[0]?.at;
   }
 
   advance(ms: number): void {
     if (!(ms >= 0)) throw new RangeError(`cannot advance a clock by ${ms} ms`);
     const end = this.nowMs + ms;
     for (;;) {
-      let next: PendingTimer | undefined;
-      for (const p of this.pending) {
-        if (p.at <= end && (!next || p.at < next.at || (p.at === next.at && p.seq < next.seq)))
-          next = p;
-      }
-      if (!next) break;
+      this.dropCancelled();
+      const next = this.heap[0];
+      if (!next || next.at > end) break;
       this.nowMs = next.at;
-      if (next.everyMs === undefined) this.pending.delete(next);
-      else next.at += next.everyMs;
+      this.pop();
+      if (next.everyMs === undefined) {
+        next.cancelled = true;
+        this.live--;
+      } else {
+        // It keeps its seq: among timers due together, the one set first still runs first.
+        next.at += next.everyMs;
+        this.push(next);
+      }
       next.fn();
     }
     this.nowMs = end;
   }
 
   private add(fn: () => void, ms: number, everyMs: number | undefined): Timer {
-    const p: PendingTimer = { at: this.nowMs + Math.max(0, ms), everyMs, fn, seq: this.seq++ };
-    this.pending.add(p);
-    return { cancel: () => this.pending.delete(p) };
+    const p: PendingTimer = {
+      at: this.nowMs + Math.max(0, ms),
+      everyMs,
+      fn,
+      seq: this.seq++,
+      cancelled: false,
+    };
+    this.push(p);
+    this.live++;
+    return {
+      cancel: () => {
+        if (p.cancelled) return;
+        p.cancelled = true;
+        this.live--;
+      },
+    };
+  }
+
+  private dropCancelled(): void {
+    while (this.heap.length > 0 && this.heap[0]!.cancelled) this.pop();
+  }
+
+  private push(p: PendingTimer): void {
+    const heap = this.heap;
+    let i = heap.length;
+    heap.push(p);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!earlier(p, heap[parent]!)) break;
+      heap[i] = heap[parent]!;
+      i = parent;
+    }
+    heap[i] = p;
+  }
+
+  private pop(): void {
+    const heap = this.heap;
+    const last = heap.pop()!;
+    if (heap.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= heap.length) break;
+      const r = l + 1;
+      const c = r < heap.length && earlier(heap[r]!, heap[l]!) ? r : l;
+      if (!earlier(heap[c]!, last)) break;
+      heap[i] = heap[c]!;
+      i = c;
+    }
+    heap[i] = last;
   }
 }
 
