@@ -151,10 +151,11 @@ export class InitialSeeder {
    * The owner finished sending `index` to the peer: the offer is fulfilled
    * and counts for good, and the peer holds it from now on (its `have` may
    * come later; until then it must not be offered the piece again).
+   * True when it was a first copy: second copies held back for it may go now.
    */
-  pieceSent(id: string, index: number): void {
+  pieceSent(id: string, index: number): boolean {
     const peer = this.peers.get(id);
-    if (!peer?.offered.has(index)) return;
+    if (!peer?.offered.has(index)) return false;
     const offeredAt = peer.offered.get(index);
     peer.offered.delete(index);
     if (offeredAt !== undefined) {
@@ -166,6 +167,7 @@ export class InitialSeeder {
     }
     peer.holds.add(index);
     this.copies[index]!++;
+    return offeredAt !== undefined;
   }
 
   /** The peer left: offers it never took did not go out; the copies it held are gone with it. */

@@ -20,7 +20,7 @@ export class SuperSeeding {
   private readonly store: { readonly pieceCount: number };
   private readonly publish: Publish;
   /** Each live peer's top-up, so that what one leaves behind is offered to the others at once. */
-  private readonly offerTo = new Map<string, () => void>();
+  private readonly offerTo = new Map<string, () => number>();
 
   constructor(
     /** The owner's store (`ChunkStore`); only its piece count is read. */
@@ -42,8 +42,9 @@ export class SuperSeeding {
   serve(connection: Connection<MessageWire>, server: BlockServer): void {
     const id = connection.label;
     this.seeder.addPeer(id);
-    const offer = () => {
-      if (connection.state !== 'live') return;
+    /** Tops the peer up to its offers in force; returns how many it was offered now. */
+    const offer = (): number => {
+      if (connection.state !== 'live') return 0;
       const fresh = this.seeder.offers(id);
       connection.batch(() => {
         for (const index of fresh) {
@@ -51,6 +52,7 @@ export class SuperSeeding {
           this.publish('have-sent', { chunk: index, to: id });
         }
       });
+      return fresh.length;
     };
     connection.on('bitfield', (remote) => {
       this.seeder.peerBitfield(id, remote);
@@ -68,12 +70,25 @@ export class SuperSeeding {
     });
     this.offerTo.set(id, offer);
     server.on('chunkSent', (index) => {
-      this.seeder.pieceSent(id, index);
+      const first = this.seeder.pieceSent(id, index);
       offer();
+      // A peer left with no offer while first copies were under way hears of nothing until
+      // someone offers it more: only the owner has what it lacks when it reaches no other peer.
+      // The first that gets nothing stops the round: what holds it back (a first copy under
+      // way elsewhere) holds back the others too, and a round must stay O(peers).
+      if (first) for (const top of this.starved()) if (top() === 0) break;
     });
     connection.sendBitfield(new Bitfield(this.store.pieceCount));
     this.publish('idlist-sent', { to: id, chunks: 0, of: this.store.pieceCount });
     offer();
+  }
+
+  /** The top-ups of live peers with no offer in force. */
+  private starved(): Array<() => number> {
+    const out: Array<() => number> = [];
+    for (const [id, top] of this.offerTo)
+      if (this.seeder.offeredTo(id).length === 0) out.push(top);
+    return out;
   }
 
   /** Times `index` has gone out from the owner to swarm-mode peers. */

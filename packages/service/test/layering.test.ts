@@ -22,7 +22,12 @@ const ALLOWED: Record<string, readonly string[]> = {
   service: ['protocol'],
   owner: ['protocol', 'service'],
   peer: ['protocol', 'service'],
+  // The simulator runs the engine through the public faces of peer and owner.
+  sim: ['protocol', 'owner', 'peer'],
 };
+
+/** Packages nothing may import: the simulator is a tool on top, not a part. */
+const LEAVES = ['sim'];
 
 /** Libraries that belong to the shell, not to framing and chunking. */
 const SHELL_LIBRARIES = ['pino', 'log-update', 'prom-client'];
@@ -124,6 +129,30 @@ describe('layering: protocol <- service <- owner, peer', () => {
       expect(cycle?.map((f) => relative(PACKAGES, f)).join(' -> ')).toBeUndefined();
     });
   }
+
+  it('no package imports the simulator', async () => {
+    const offenders: string[] = [];
+    const everyPackage = (await readdir(PACKAGES, { withFileTypes: true }))
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+    expect(everyPackage).toContain('sim');
+    for (const pkg of everyPackage) {
+      if (LEAVES.includes(pkg)) continue;
+      for (const dir of ['src', 'test']) {
+        let files: string[];
+        try {
+          files = await sourceFiles(join(PACKAGES, pkg, dir));
+        } catch {
+          continue; // a package without tests
+        }
+        for (const file of files)
+          for (const s of specifiers(await readFile(file, 'utf8')))
+            if (LEAVES.includes(ourPackage(s) ?? ''))
+              offenders.push(`${relative(PACKAGES, file)} -> ${s}`);
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
 
   it('protocol uses none of the shell libraries (logging, status line, metrics)', async () => {
     const offenders: string[] = [];
