@@ -31,13 +31,13 @@ export {
   type ResolvedOwnerOptions,
   resolveOwnerOptions,
 } from './options.js';
-export { SuperSeeding } from './super-seeding.js';
 export {
   ANNOUNCE_EXPIRY_MS,
   Owner,
   type OwnerComponents,
   STATUS_MAX_PEERS,
 } from './owner.js';
+export { SuperSeeding } from './super-seeding.js';
 export {
   ANNOUNCE_INTERVAL_S,
   announceResponse,

@@ -86,8 +86,7 @@ export class SuperSeeding {
   /** The top-ups of live peers with no offer in force. */
   private starved(): Array<() => number> {
     const out: Array<() => number> = [];
-    for (const [id, top] of this.offerTo)
-      if (this.seeder.offeredTo(id).length === 0) out.push(top);
+    for (const [id, top] of this.offerTo) if (this.seeder.offeredTo(id).length === 0) out.push(top);
     return out;
   }
 

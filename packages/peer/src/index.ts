@@ -14,6 +14,19 @@
 export { type PeerCliOptions, PROGRAM, parsePeerArgs, USAGE } from './args.js';
 export { pause, systemClock, type Timer, type TimerClock } from './clock.js';
 export { backoffMs } from './dialers.js';
+// The engine and swarm mode by name, for the simulator (packages/sim), which runs them over modelled links.
+export {
+  Choker,
+  type ChokerOptions,
+  MinRatePolicy,
+  type MinRatePolicyOptions,
+  type PieceSink,
+  SwarmPicker,
+  type SwarmPickerOptions,
+  SwarmScheduler,
+  type SwarmSchedulerComponents,
+  type SwarmSchedulerOptions,
+} from './engine/index.js';
 export {
   DEFAULT_FALLBACK_AFTER_MS,
   DEFAULT_LINGER_MS,
@@ -31,19 +44,6 @@ export {
   type ResolvedPeerOptions,
   resolvePeerOptions,
 } from './options.js';
-// The engine and swarm mode by name, for the simulator (packages/sim), which runs them over modelled links.
-export {
-  Choker,
-  type ChokerOptions,
-  MinRatePolicy,
-  type MinRatePolicyOptions,
-  type PieceSink,
-  SwarmPicker,
-  type SwarmPickerOptions,
-  SwarmScheduler,
-  type SwarmSchedulerComponents,
-  type SwarmSchedulerOptions,
-} from './engine/index.js';
 export { type AnnounceResult, announce, fetchMetainfo } from './owner-client.js';
 export { MAX_HASH_FAILURES, Peer, type PeerComponents } from './peer.js';
 export { REANNOUNCE_MS, Reannouncer } from './reannouncer.js';

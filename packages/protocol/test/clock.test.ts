@@ -51,7 +51,9 @@ describe('ManualClock', () => {
     const clock = new ManualClock();
     const ran: number[] = [];
     const delays = [70, 3, 55, 3, 91, 12, 40, 12, 0, 66, 25, 8];
-    delays.forEach((ms, i) => clock.setTimeout(() => ran.push(ms * 100 + i), ms));
+    delays.forEach((ms, i) => {
+      clock.setTimeout(() => ran.push(ms * 100 + i), ms);
+    });
     clock.advance(100);
     const expected = delays.map((ms, i) => ms * 100 + i).sort((a, b) => a - b);
     expect(ran).toEqual(expected);

@@ -120,12 +120,14 @@ export function scenarioFromArgs(args: readonly string[]): {
   const v: Record<string, unknown> = { ...base };
   const int = (text: string, flag: string) => {
     const n = Number(text);
-    if (!Number.isInteger(n)) throw new Error(`${flag}: not a whole number: ${JSON.stringify(text)}`);
+    if (!Number.isInteger(n))
+      throw new Error(`${flag}: not a whole number: ${JSON.stringify(text)}`);
     return n;
   };
   const share = (text: string, flag: string) => {
     const n = Number(text);
-    if (!(n >= 0 && n <= 1)) throw new Error(`${flag}: not a share within 0..1: ${JSON.stringify(text)}`);
+    if (!(n >= 0 && n <= 1))
+      throw new Error(`${flag}: not a share within 0..1: ${JSON.stringify(text)}`);
     return n;
   };
   if (values.peers !== undefined) v.peers = int(values.peers, '--peers');

@@ -140,7 +140,8 @@ export function parseScenario(input: unknown): Scenario {
 }
 
 function boolOf(value: unknown, field: string): boolean {
-  if (typeof value !== 'boolean') fail(field, `must be true or false, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'boolean')
+    fail(field, `must be true or false, got ${JSON.stringify(value)}`);
   return value;
 }
 

@@ -1,5 +1,5 @@
-import { Bitfield, buildMetainfo, type Metainfo } from '@swarmdrop/protocol';
 import type { SwarmStore } from '@swarmdrop/peer';
+import { Bitfield, buildMetainfo, type Metainfo } from '@swarmdrop/protocol';
 
 /**
  * A torrent of `length` bytes in `pieceLength` pieces whose hashes are all

@@ -5,8 +5,8 @@ import {
   formatEndpoint,
   isSwarmModePeer,
   ManualClock,
-  makePeerId,
   type Metainfo,
+  makePeerId,
   type Rng,
   seededRng,
 } from '@swarmdrop/protocol';
@@ -60,7 +60,12 @@ export interface SimResult {
   readonly completed: number;
   readonly survivors: number;
   /** Completion times of the survivors over the bound: p50, p90, p99, max (Infinity if one did not complete). */
-  readonly ratio: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number };
+  readonly ratio: {
+    readonly p50: number;
+    readonly p90: number;
+    readonly p99: number;
+    readonly max: number;
+  };
   /** Piece bytes the owner sent, in copies of the file. */
   readonly ownerCopies: number;
   /** Seconds until every piece had a copy outside the owner, or undefined. */
@@ -420,7 +425,8 @@ export class Simulation {
       .map((p) => outcomes[p.index]!.seconds ?? Number.POSITIVE_INFINITY)
       .map((t) => t / minimumSeconds)
       .sort((a, b) => a - b);
-    const q = (f: number) => times[Math.min(times.length - 1, Math.ceil(f * times.length) - 1)] ?? 0;
+    const q = (f: number) =>
+      times[Math.min(times.length - 1, Math.ceil(f * times.length) - 1)] ?? 0;
     return {
       scenario: s,
       minimumSeconds,

@@ -212,6 +212,10 @@ export class SwarmSession<
   private readonly pex: SwarmPex | undefined;
   /** Addresses that turned out to be ourselves (a tracker or PEX listed us). */
   private readonly selfLabels = new Set<string>();
+  /** Dials under way (the owner's included; dialledOut leaves a live owner link out). */
+  private dialling = 0;
+  /** Members of the swarm we dial at most: half of maxPeers, the rest wait for dials to us. */
+  private readonly maxDialled: number;
   private closed = false;
 
   constructor(components: SwarmSessionComponents<O, W>, options: SwarmSessionOptions) {
@@ -219,6 +223,7 @@ export class SwarmSession<
     this.components = components;
     this.options = options;
     this.maxPeers = options.maxPeers ?? DEFAULT_MAX_PEERS;
+    this.maxDialled = Math.max(1, Math.ceil(this.maxPeers / 2));
     this.ownerLabel = options.owner
       ? formatEndpoint(options.owner.host ?? '127.0.0.1', options.owner.port)
       : '';
@@ -452,11 +457,18 @@ export class SwarmSession<
     if (this.closed || this.links.has(label) || this.links.isDialling(label)) return false;
     if (this.selfLabels.has(label)) return false;
     if ((!retry && this.redialer.isWaiting(label)) || this.links.isFull()) return false;
+    // Half the slots are for those who dial us: in a flash crowd the first maxPeers peers
+    // otherwise fill each other's slots, and every later one reaches only the owner (the
+    // simulator showed 20 of 50 peers served by the owner alone, 24x the bound).
+    if (label !== this.ownerLabel && this.dialledOut() >= this.maxDialled) return false;
     this.links.startDialling(label);
+    this.dialling++;
     const release = this.links.hold();
-    const connect = this.components.connect ?? (plainTcp as unknown as typeof this.components.connect);
+    const connect =
+      this.components.connect ?? (plainTcp as unknown as typeof this.components.connect);
     connect!(host, peer.port, this.components.signal).then(
       (connection) => {
+        this.dialling--;
         release();
         this.redialer.forget(label);
         if (this.closed) {
@@ -467,6 +479,7 @@ export class SwarmSession<
       // Not up yet, gone, or unreachable: tried again soon, a few times; after that only when
       // an announce lists it again.
       () => {
+        this.dialling--;
         this.links.stopDialling(label);
         release();
         if (!redial) return;
@@ -477,6 +490,13 @@ export class SwarmSession<
       },
     );
     return true;
+  }
+
+  /** Connections we dialled (live or being dialled), the owner's aside. */
+  private dialledOut(): number {
+    let out = this.dialling;
+    for (const link of this.links.values()) if (link.dir === 'out' && link.role !== 'owner') out++;
+    return out;
   }
 
   /** `dialled`: the address we dialled, which stays "being dialled" until the handshake settles it. */

@@ -17,7 +17,6 @@ import type { Handshake, Message } from '../wire/messages.js';
 import type { MessageWire } from './message-wire.js';
 import type { PeerWire, WireClose } from './peer-wire.js';
 
-
 /** Block requests a remote may have queued with us before it counts as a flood and is cut off. */
 export const DEFAULT_MAX_REMOTE_REQUESTS = 1_024;
 /**

@@ -78,7 +78,6 @@ export interface WireLimits {
   readonly download?: RateLimiter | undefined;
 }
 
-
 /**
  * The limits of one process from its options: a bucket for each direction
  * with a limit above 0, none for 0 or undefined (no limit).
