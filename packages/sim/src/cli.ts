@@ -54,9 +54,10 @@ export function parseSize(text: string, flag: string): number {
 
 /** Bytes per second from `100Mbit`, `1Gbit`, `12.5MB` (bytes), `500kbit`. */
 export function parseRate(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(k|m|g)?(bit|b|B)?(?:\/s|ps)?$/.exec(text.trim());
+  const m = /^(\d+(?:\.\d+)?)\s*([kKmMgG])?(bit|b|B)?(?:\/s|ps)?$/.exec(text.trim());
   if (!m) throw new Error(`${flag}: not a rate (e.g. 100Mbit): ${JSON.stringify(text)}`);
-  const scale = { k: 1e3, m: 1e6, g: 1e9 }[m[1] ? (m[2] ?? '') : ''] ?? 1;
+  const scale =
+    ({ k: 1e3, m: 1e6, g: 1e9 } as Record<string, number>)[m[2]?.toLowerCase() ?? ''] ?? 1;
   const bits = m[3] === 'bit' || m[3] === 'b';
   const value = Number(m[1]) * scale * (bits ? 1 / 8 : 1);
   if (!(value > 0)) throw new Error(`${flag}: must be above 0: ${JSON.stringify(text)}`);
@@ -218,4 +219,4 @@ async function main(): Promise<void> {
   if (result.completed < result.survivors) process.exitCode = 1;
 }
 
-await main();
+if (process.argv[1]?.endsWith('cli.ts')) await main();

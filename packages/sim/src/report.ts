@@ -5,7 +5,7 @@ const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'incomplete');
 /** The one-screen summary of a run. */
 export function summary(r: SimResult): string {
   const s = r.scenario;
-  const mib = (b: number) => `${(b / 1_048_576).toFixed(b < 1_048_576 ? 2 : 0)} MiB`;
+  const mib = (b: number) => `${(b / 1_048_576).toFixed(b < 100 * 1_048_576 ? 2 : 0)} MiB`;
   return [
     `scenario  ${s.name}: ${s.peers} peers, ${mib(s.fileBytes)} in ${s.pieceBytes / 1024} KiB pieces, seed ${s.seed}`,
     `bound     D_min ${r.minimumSeconds.toFixed(2)} s (max(F/u_s, F/d_min, N·F/(u_s+Σu_i)))`,
