@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'ERR_BITFIELD_REPEATED'
   | 'ERR_REQUEST_FLOOD'
   | 'ERR_EXTENDED'
+  | 'ERR_FAST'
   | 'ERR_UTP_PACKET'
   | 'ERR_PEX_MESSAGE'
   | 'ERR_PEX_FLOOD'

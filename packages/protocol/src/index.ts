@@ -242,6 +242,7 @@ export {
 } from './utp/reorder-budget.js';
 export { FrameDecoder, type FrameDecoderOptions } from './wire/decoder.js';
 export { encodeMessage, encodePieceHeader } from './wire/encode.js';
+export { FAST_MESSAGE_TYPES, supportsFast, withFastBit } from './wire/fast.js';
 export {
   EXTENDED_HANDSHAKE_ID,
   EXTENSION_RESERVED_BIT,

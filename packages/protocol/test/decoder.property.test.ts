@@ -79,10 +79,17 @@ function messageArb(g: Geometry): fc.Arbitrary<Message> {
       { type: 'unchoke' },
       { type: 'interested' },
       { type: 'notInterested' },
+      { type: 'haveAll' },
+      { type: 'haveNone' },
     ),
     fc
       .integer({ min: 0, max: g.pieceCount - 1 })
       .map((index) => ({ type: 'have' as const, index })),
+    fc
+      .integer({ min: 0, max: g.pieceCount - 1 })
+      .chain((index) =>
+        fc.constantFrom<Message>({ type: 'suggest', index }, { type: 'allowedFast', index }),
+      ),
     bitfieldArb(g),
     blockArb(g, MAX_BLOCK_LENGTH).map((b) => ({ type: 'request' as const, ...b })),
     blockArb(g, MAX_BLOCK_LENGTH).map((b) => ({ type: 'cancel' as const, ...b })),
@@ -92,6 +99,7 @@ function messageArb(g: Geometry): fc.Arbitrary<Message> {
       id: fc.integer({ min: 0, max: 255 }),
       payload: fc.uint8Array({ maxLength: 300 }),
     }),
+    blockArb(g, MAX_BLOCK_LENGTH).map((b) => ({ type: 'reject' as const, ...b })),
     // Blocks are kept small for speed; 16 KiB and MAX_BLOCK_LENGTH blocks are unit-tested.
     blockArb(g, 2048).chain((b) =>
       bytesArb(b.length).map((block) => ({

@@ -51,6 +51,12 @@ const fixture: Message[] = [
   { type: 'have', index: 4 },
   { type: 'choke' },
   { type: 'notInterested' },
+  // BEP 6: decoded whatever the handshakes said; Connection decides whether they are allowed.
+  { type: 'haveAll' },
+  { type: 'haveNone' },
+  { type: 'suggest', index: 3 },
+  { type: 'allowedFast', index: 5 },
+  { type: 'reject', index: 5, begin: 0, length: 1000 },
 ];
 const FIXTURE_BYTES = Buffer.concat(fixture.map(encodeMessage));
 
@@ -226,6 +232,11 @@ describe('FrameDecoder: limits, each with its code', () => {
     ['interested with length 5', 2, 5],
     ['request with length 12', 6, 12],
     ['cancel with length 14', 8, 14],
+    ['suggest with length 4', 13, 4],
+    ['have all with length 2', 14, 2],
+    ['have none with length 5', 15, 5],
+    ['reject with length 12', 16, 12],
+    ['allowed fast with length 6', 17, 6],
   ])('ERR_MESSAGE_LENGTH: %s, refused on the 5-byte header', (_name, id, length) => {
     const d = afterHandshake();
     expect(codeOf(thrown(() => d.push(Buffer.from([...u32(length), id]))))).toBe(
@@ -241,6 +252,9 @@ describe('FrameDecoder: limits, each with its code', () => {
       { type: 'request', index: n, begin: 0, length: 16 },
       { type: 'cancel', index: n, begin: 0, length: 16 },
       { type: 'piece', index: n, begin: 0, block: Buffer.alloc(16) },
+      { type: 'suggest', index: n },
+      { type: 'allowedFast', index: n },
+      { type: 'reject', index: n, begin: 0, length: 16 },
     ];
     for (const message of bad) {
       const d = afterHandshake();
@@ -258,6 +272,7 @@ describe('FrameDecoder: limits, each with its code', () => {
       encodeMessage({ type: 'request', index: 0, begin: 0, length: 0 }),
       encodeMessage({ type: 'request', index: 0, begin: 0, length: MAX_BLOCK_LENGTH + 1 }),
       encodeMessage({ type: 'cancel', index: 0, begin: 0, length: 0 }),
+      encodeMessage({ type: 'reject', index: 0, begin: 0, length: MAX_BLOCK_LENGTH + 1 }),
       encodeMessage({ type: 'piece', index: 0, begin: 0, block: Buffer.alloc(0) }),
     ];
     for (const bytes of bad) {
@@ -288,6 +303,7 @@ describe('FrameDecoder: limits, each with its code', () => {
       { type: 'request', index: 5, begin: 0, length: 1001 },
       { type: 'request', index: 5, begin: 1000, length: 1 },
       { type: 'cancel', index: 5, begin: 999, length: 2 },
+      { type: 'reject', index: 5, begin: 999, length: 2 },
       { type: 'piece', index: 5, begin: 990, block: Buffer.alloc(11) },
       { type: 'request', index: 0, begin: CHUNK - 16_383, length: 16_384 },
       { type: 'request', index: 0, begin: 0xffff_ffff, length: 1 },

@@ -13,6 +13,7 @@ import {
   type RemoteExtensions,
   supportsExtensions,
 } from '../wire/extended.js';
+import { FAST_MESSAGE_TYPES, supportsFast } from '../wire/fast.js';
 import type { Handshake, Message } from '../wire/messages.js';
 import type { MessageWire } from './message-wire.js';
 import type { PeerWire, WireClose } from './peer-wire.js';
@@ -35,6 +36,24 @@ export const MAX_EXTENDED_HANDSHAKES = 8;
 
 /** Withdrawn requests remembered per connection (see Connection.withdrawn): a pipeline's worth and more. */
 const MAX_WITHDRAWN = 1_024;
+
+/**
+ * BEP 6: how long after a choke a request it left standing may go
+ * unanswered (neither piece nor reject) before we void it ourselves
+ * (`expireChoked`). Stock clients reject at the choke, in the same write;
+ * a remote that never does must not keep our requests for good.
+ */
+export const DEFAULT_CHOKED_REQUEST_GRACE_MS = 10_000;
+/** BEP 6: `allowed fast` pieces kept per remote; more are ignored (libtorrent offers 5, others 10). */
+export const MAX_ALLOWED_FAST = 64;
+/** BEP 6: `suggest`s kept per remote, the latest; older ones fall out. */
+export const MAX_SUGGESTED = 32;
+
+/** How our list of pieces went out: BEP 3's bitfield, or BEP 6's have all / have none. */
+export type IdListForm = 'bitfield' | 'have-all' | 'have-none';
+
+/** Why we answered a request with BEP 6's `reject request`. */
+export type RejectReason = 'choked' | 'cancelled' | 'queue-full' | 'refused';
 
 /** One block of one piece: the unit of `request`, `cancel` and `piece`. */
 export interface BlockRef {
@@ -73,8 +92,11 @@ export type ConnectionState = 'handshaking' | 'live' | 'closed';
 export type ConnectionEvents = {
   /** The handshake arrived: the connection is live. */
   ready: (handshake: Handshake) => void;
-  /** The remote's first-message bitfield, already stored in `remoteHas`. */
-  bitfield: (remoteHas: Bitfield) => void;
+  /**
+   * The remote's first-message bitfield, already stored in `remoteHas`;
+   * `form` says whether it came as BEP 6's have all / have none.
+   */
+  bitfield: (remoteHas: Bitfield, form: IdListForm) => void;
   /**
    * The remote gained a piece (duplicates of a piece it already announced are
    * not re-emitted). A later bitfield arrives as the `have`s of what it adds.
@@ -85,8 +107,21 @@ export type ConnectionEvents = {
   request: (request: BlockRef) => void;
   /** The remote withdrew a request it had queued with us. */
   cancel: (request: BlockRef) => void;
-  /** The remote choked us; BEP 3: every request we had in flight is void, listed in `dropped`. */
+  /**
+   * The remote choked us. BEP 3: every request we had in flight is void,
+   * listed in `dropped`. With BEP 6 nothing is void by the choke itself:
+   * `dropped` is empty and each request ends with its piece or a `rejected`
+   * (or, if the remote says nothing, `expireChoked`).
+   */
   choke: (dropped: readonly OutgoingRequest[]) => void;
+  /** BEP 6: the remote refused one of our requests; it is no longer in `outgoing`. */
+  rejected: (request: OutgoingRequest) => void;
+  /** BEP 6: we refused `count` of the remote's requests with `reject request`. */
+  rejectsSent: (count: number, reason: RejectReason) => void;
+  /** BEP 6: the remote lets us ask for piece `index` while it chokes us (kept in `allowedFast`). */
+  allowedFast: (index: number) => void;
+  /** BEP 6: the remote suggests piece `index` (kept in `suggested`). */
+  suggest: (index: number) => void;
   unchoke: () => void;
   interested: () => void;
   notInterested: () => void;
@@ -113,6 +148,12 @@ export interface ConnectionOptions<W extends MessageWire = PeerWire> {
    * no extended message is sent or taken.
    */
   readonly extensions?: LocalHandshake;
+  /**
+   * BEP 6: our handshake offered the fast extension (openConnection sets
+   * both). Where the remote's offers it too, its messages flow both ways;
+   * otherwise one from the remote is a protocol error.
+   */
+  readonly fast?: boolean;
 }
 
 function keyOf(r: BlockRef): string {
@@ -179,6 +220,17 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
   private extendedHandshakes = 0;
   /** Extended messages dropped: an id we did not announce, or the remote never offered BEP 10. */
   unknownExtended = 0;
+  private readonly fastOffered: boolean;
+  private fastOn = false;
+  private readonly allowedFastSet = new Set<number>();
+  private readonly suggestedSet = new Set<number>();
+  /**
+   * BEP 6: our requests a choke left standing, with when: each must end
+   * with a piece or a reject; `expireChoked` voids the ones that do not.
+   */
+  private readonly awaitingReject = new Map<string, number>();
+  /** Requests refused over the queue bound, over the connection's life: past a queue's worth it is a flood. */
+  private overQueue = 0;
 
   constructor(options: ConnectionOptions<W>) {
     super();
@@ -186,6 +238,7 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
     this.clock = options.clock ?? MONOTONIC_CLOCK;
     this.localHas = options.localHas;
     this.maxRemoteRequests = options.maxRemoteRequests ?? DEFAULT_MAX_REMOTE_REQUESTS;
+    this.fastOffered = options.fast === true;
     this.remoteHas = new Bitfield(options.pieceCount);
     const rate = { clock: this.clock, windowMs: options.rateWindowMs };
     this.download = new RateEstimator(rate);
@@ -206,6 +259,7 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
       this.stateNow = 'live';
       this.extensionsOn =
         this.localExtensions !== undefined && supportsExtensions(handshake.reserved);
+      this.fastOn = this.fastOffered && supportsFast(handshake.reserved);
       this.emit('ready', handshake);
       // After the listeners, so that a bitfield they send goes first, as BEP 3 wants it.
       if (this.extensionsOn && this.localExtensions && this.stateNow === 'live') {
@@ -276,6 +330,18 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
     return true;
   }
 
+  /** BEP 6 is on: both handshakes offered the fast extension. */
+  get fastActive(): boolean {
+    return this.fastOn;
+  }
+  /** BEP 6: pieces the remote lets us ask for while it chokes us (at most MAX_ALLOWED_FAST). */
+  get allowedFast(): ReadonlySet<number> {
+    return this.allowedFastSet;
+  }
+  /** BEP 6: pieces the remote suggested, oldest first (the latest MAX_SUGGESTED). */
+  get suggested(): ReadonlySet<number> {
+    return this.suggestedSet;
+  }
   /** True when the socket buffer is full or the upload limit in debt: wait for `drained()` before sending more pieces. */
   get needsDrain(): boolean {
     return this.wire.needsDrain;
@@ -290,22 +356,43 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
     this.wire.batch(fn);
   }
 
-  /** Sends our bitfield; BEP 3 wants it first, so call it right after the handshake. */
-  sendBitfield(held: Bitfield): void {
+  /**
+   * Sends what we hold; BEP 3 wants it first, so call it right after the
+   * remote's handshake. With BEP 6, all or nothing goes as `have all` /
+   * `have none`, as stock clients send it. Returns the form it took.
+   */
+  sendBitfield(held: Bitfield): IdListForm {
+    if (this.fastOn && held.isComplete()) {
+      this.wire.send({ type: 'haveAll' });
+      return 'have-all';
+    }
+    if (this.fastOn && held.count() === 0) {
+      this.wire.send({ type: 'haveNone' });
+      return 'have-none';
+    }
     this.wire.send({ type: 'bitfield', bytes: held.toBytes() });
+    return 'bitfield';
   }
 
   sendHave(index: number): void {
     this.wire.send({ type: 'have', index });
   }
 
-  /** Chokes the remote; returns its requests that this voids (BEP 3), which nobody will serve now. */
+  /**
+   * Chokes the remote; returns its requests that this voids (BEP 3), which
+   * nobody will serve now. With BEP 6 each of them is rejected, right after
+   * the choke (we give no allowed-fast pieces, so none stays).
+   */
   choke(): BlockRef[] {
     if (this.amChokingNow || this.stateNow === 'closed') return [];
     this.amChokingNow = true;
-    this.wire.send({ type: 'choke' });
     const dropped = [...this.theirs.values()];
     this.theirs.clear();
+    this.batch(() => {
+      this.wire.send({ type: 'choke' });
+      for (const request of dropped) this.sendReject(request);
+    });
+    if (this.fastOn && dropped.length > 0) this.emit('rejectsSent', dropped.length, 'choked');
     return dropped;
   }
 
@@ -328,7 +415,9 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
    * made while choked would be void anyway.
    */
   request(block: BlockRef): boolean {
-    if (this.stateNow === 'closed' || this.peerChokingNow) return false;
+    if (this.stateNow === 'closed') return false;
+    // BEP 6: an allowed-fast piece may be asked for while choked.
+    if (this.peerChokingNow && !this.allowedFastSet.has(block.index)) return false;
     const key = keyOf(block);
     if (this.ours.has(key)) return false;
     this.ours.set(key, {
@@ -351,8 +440,7 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
   cancel(block: BlockRef): boolean {
     const request = this.ours.get(keyOf(block));
     if (!request) return false;
-    this.ours.delete(keyOf(block));
-    this.oursBytes -= request.length;
+    this.forget(request);
     this.noteWithdrawn(request);
     if (this.stateNow !== 'closed') {
       this.wire.send({
@@ -389,8 +477,112 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
     return true;
   }
 
+  /**
+   * Refuses one of their queued requests: it leaves `incoming`, and with
+   * BEP 6 the remote is told with a reject (without it, BEP 3 has only
+   * silence). False when it was not pending.
+   */
+  reject(request: BlockRef): boolean {
+    const key = keyOf(request);
+    const pending = this.theirs.get(key);
+    if (!pending || pending.length !== request.length) return false;
+    this.theirs.delete(key);
+    this.sendReject(pending);
+    if (this.fastOn) this.emit('rejectsSent', 1, 'refused');
+    return true;
+  }
+
+  /**
+   * BEP 6: voids every request a choke left standing at least `graceMs` ago
+   * that got neither its piece nor a reject, and returns them for another
+   * link (the scheduler's tick calls it). Without it a remote that chokes
+   * and never rejects would keep those blocks asked of it until it closed.
+   */
+  expireChoked(graceMs = DEFAULT_CHOKED_REQUEST_GRACE_MS): OutgoingRequest[] {
+    if (this.awaitingReject.size === 0) return [];
+    const now = this.clock.now();
+    const out: OutgoingRequest[] = [];
+    for (const [key, atMs] of this.awaitingReject) {
+      if (now - atMs < graceMs) continue;
+      const request = this.ours.get(key);
+      this.awaitingReject.delete(key);
+      if (!request) continue;
+      this.forget(request);
+      this.noteWithdrawn(request);
+      out.push(request);
+    }
+    return out;
+  }
+
   close(reason: string, error?: SwarmdropError | Error): void {
     this.wire.close(reason, error);
+  }
+
+  /** Takes one of our requests out of `outgoing`, whatever ended it. */
+  private forget(request: BlockRef): void {
+    const key = keyOf(request);
+    const pending = this.ours.get(key);
+    if (!pending) return;
+    this.ours.delete(key);
+    this.oursBytes -= pending.length;
+    this.awaitingReject.delete(key);
+  }
+
+  /** BEP 6's answer to a request we will not serve; nothing without it (BEP 3's silence). */
+  private sendReject(request: BlockRef): void {
+    if (!this.fastOn || this.stateNow === 'closed') return;
+    this.wire.send({
+      type: 'reject',
+      index: request.index,
+      begin: request.begin,
+      length: request.length,
+    });
+  }
+
+  private receiveFast(message: Message, first: boolean): void {
+    switch (message.type) {
+      case 'haveAll':
+      case 'haveNone': {
+        const remote = new Bitfield(this.remoteHas.size);
+        if (message.type === 'haveAll') for (let i = 0; i < remote.size; i++) remote.set(i);
+        this.receiveIdList(remote, first, message.type === 'haveAll' ? 'have-all' : 'have-none');
+        return;
+      }
+      case 'reject':
+        this.receiveReject(message);
+        return;
+      case 'allowedFast':
+        // Bounded; a remote may also offer a piece we already hold (BEP 6), which is harmless.
+        if (this.allowedFastSet.has(message.index)) return;
+        if (this.allowedFastSet.size >= MAX_ALLOWED_FAST) return;
+        this.allowedFastSet.add(message.index);
+        this.emit('allowedFast', message.index);
+        return;
+      case 'suggest':
+        this.suggestedSet.delete(message.index);
+        this.suggestedSet.add(message.index);
+        if (this.suggestedSet.size > MAX_SUGGESTED)
+          this.suggestedSet.delete(this.suggestedSet.values().next().value!);
+        this.emit('suggest', message.index);
+        return;
+    }
+  }
+
+  private receiveReject(reject: BlockRef): void {
+    const key = keyOf(reject);
+    const request = this.ours.get(key);
+    if (request && request.length === reject.length) {
+      this.forget(request);
+      this.emit('rejected', request);
+      return;
+    }
+    // One we withdrew (a cancel, an expiry) crossed the reject on the wire: nothing to do.
+    if (this.withdrawn.has(`${key}:${reject.length}`)) return;
+    // BEP 6: a reject for a request never sent is a reason to close.
+    this.close(
+      `ERR_FAST: rejected a request we never sent (chunk ${reject.index} at ${reject.begin}+${reject.length})`,
+      new WireError('ERR_FAST', 'reject for a request never sent'),
+    );
   }
 
   private receive(message: Message): void {
@@ -403,6 +595,18 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
     }
     const first = !this.sawMessage;
     this.sawMessage = true;
+    if (FAST_MESSAGE_TYPES.has(message.type)) {
+      // BEP 6: its messages where either handshake did not offer it are a protocol error.
+      if (!this.fastOn) {
+        this.close(
+          `ERR_FAST: ${message.type} without the fast extension on both sides`,
+          new WireError('ERR_FAST', `${message.type} without the fast extension`),
+        );
+        return;
+      }
+      this.receiveFast(message, first);
+      return;
+    }
     switch (message.type) {
       case 'bitfield': {
         let remote: Bitfield;
@@ -413,12 +617,7 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
           this.close(`${error.code}: ${error.message}`, error);
           return;
         }
-        if (!first) {
-          this.laterBitfield(remote);
-          return;
-        }
-        for (const index of remote.heldIds()) this.remoteHas.set(index);
-        this.emit('bitfield', this.remoteHas);
+        this.receiveIdList(remote, first, 'bitfield');
         return;
       }
       case 'have':
@@ -427,6 +626,16 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
       case 'choke': {
         if (this.peerChokingNow) return;
         this.peerChokingNow = true;
+        if (this.fastOn) {
+          // BEP 6: the remote rejects what it will not serve; each request stands until then.
+          const now = this.clock.now();
+          for (const [key, request] of this.ours) {
+            if (!this.allowedFastSet.has(request.index) && !this.awaitingReject.has(key))
+              this.awaitingReject.set(key, now);
+          }
+          this.emit('choke', []);
+          return;
+        }
         const dropped = [...this.ours.values()];
         for (const request of dropped) this.noteWithdrawn(request);
         this.ours.clear();
@@ -457,7 +666,10 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
         const pending = this.theirs.get(key);
         if (!pending) return; // already served or voided by a choke: the cancel crossed it
         this.theirs.delete(key);
+        // BEP 6: a cancelled request still gets its answer, the piece or a reject.
+        this.sendReject(pending);
         this.emit('cancel', pending);
+        if (this.fastOn) this.emit('rejectsSent', 1, 'cancelled');
         return;
       }
       case 'piece':
@@ -499,6 +711,16 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
     this.emit('extended', name, payload);
   }
 
+  /** A bitfield, have all or have none: the first message, or a later one in place of `have`s. */
+  private receiveIdList(remote: Bitfield, first: boolean, form: IdListForm): void {
+    if (!first) {
+      this.laterBitfield(remote);
+      return;
+    }
+    for (const index of remote.heldIds()) this.remoteHas.set(index);
+    this.emit('bitfield', this.remoteHas, form);
+  }
+
   private laterBitfield(remote: Bitfield): void {
     for (const index of this.remoteHas.heldIds()) {
       if (!remote.has(index)) {
@@ -525,8 +747,15 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
   }
 
   private receiveRequest(request: BlockRef): void {
-    // It crossed our choke on the wire: BEP 3 says choked requests are dropped, not an offence.
-    if (this.amChokingNow) return;
+    // It crossed our choke on the wire: BEP 3 says choked requests are dropped, not an offence;
+    // BEP 6 has them rejected.
+    if (this.amChokingNow) {
+      if (this.fastOn) {
+        this.sendReject(request);
+        this.emit('rejectsSent', 1, 'choked');
+      }
+      return;
+    }
     if (!this.localHas.has(request.index)) {
       this.close(
         `requested chunk ${request.index}, which we do not hold`,
@@ -537,6 +766,13 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
     const key = keyOf(request);
     if (this.theirs.has(key)) return;
     if (this.theirs.size >= this.maxRemoteRequests) {
+      // BEP 6: refused with a reject, not a cut; a remote that keeps on past another
+      // queue's worth of rejects is flooding all the same.
+      if (this.fastOn && ++this.overQueue <= this.maxRemoteRequests) {
+        this.sendReject(request);
+        this.emit('rejectsSent', 1, 'queue-full');
+        return;
+      }
       this.close(
         `more than ${this.maxRemoteRequests} requests pending`,
         new WireError('ERR_REQUEST_FLOOD', 'request flood'),
@@ -568,10 +804,7 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
       );
       return;
     }
-    if (request) {
-      this.ours.delete(key);
-      this.oursBytes -= request.length;
-    }
+    if (request) this.forget(request);
     this.emit('piece', { index, begin, block, requested: request !== undefined });
   }
 
@@ -587,6 +820,7 @@ export class Connection<W extends MessageWire = PeerWire> extends TypedEmitter<C
     const unanswered = [...this.ours.values()];
     this.ours.clear();
     this.oursBytes = 0;
+    this.awaitingReject.clear();
     this.theirs.clear();
     this.emit('closed', { ...close, unanswered });
   }

@@ -75,11 +75,16 @@ export {
   type ConnectionEvents,
   type ConnectionOptions,
   type ConnectionState,
+  DEFAULT_CHOKED_REQUEST_GRACE_MS,
   DEFAULT_MAX_REMOTE_REQUESTS,
   MAX_EXTENDED_HANDSHAKES,
+  type IdListForm,
+  MAX_ALLOWED_FAST,
   MAX_REDUNDANT_BITFIELDS,
+  MAX_SUGGESTED,
   type OutgoingRequest,
   type PieceEvent,
+  type RejectReason,
 } from './connection.js';
 export type { MessageWire } from './message-wire.js';
 export {

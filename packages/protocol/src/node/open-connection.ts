@@ -4,6 +4,7 @@ import type { WireEncryption, WireTransport } from '../mse.js';
 import { listenPortOf } from '../peer-id.js';
 import type { TimerClock } from '../time/clock.js';
 import { type ExtensionName, withExtensionBit } from '../wire/extended.js';
+import { withFastBit } from '../wire/fast.js';
 import { BlockServer } from './block-server.js';
 import { Connection, DEFAULT_MAX_REMOTE_REQUESTS } from './connection.js';
 import { MetadataServer } from './metadata-server.js';
@@ -28,6 +29,8 @@ export interface OpenConnectionOptions {
   /** The process's shared rate limits, if any. */
   readonly limits?: WireLimits | undefined;
   readonly handshakeTimeoutMs?: number | undefined;
+  /** BEP 6, the fast extension (default on); false offers it not, as swarmdrop 0.1 did. */
+  readonly fast?: boolean | undefined;
   /**
    * BEP 10 (default on, with the extensions this stack serves itself):
    * `enabled` adds extensions the caller handles on top; false offers none,
@@ -73,6 +76,10 @@ export function openConnection(options: OpenConnectionOptions): OpenConnection {
       : store.metainfo.infoBytes;
   const enabled = new Set<ExtensionName>(settings?.enabled ?? []);
   if (infoBytes) enabled.add('ut_metadata');
+  const fast = options.fast !== false;
+  const reserved = new Uint8Array(8);
+  if (settings) withExtensionBit(reserved);
+  if (fast) withFastBit(reserved);
   const wire = new PeerWire({
     socket: opened.socket,
     metainfo: store.metainfo,
@@ -85,7 +92,7 @@ export function openConnection(options: OpenConnectionOptions): OpenConnection {
       ? {}
       : { handshakeTimeoutMs: options.handshakeTimeoutMs }),
     clock,
-    ...(settings ? { reserved: withExtensionBit(new Uint8Array(8)) } : {}),
+    ...(settings || fast ? { reserved } : {}),
   });
   const connection = new Connection({
     wire,
@@ -103,6 +110,7 @@ export function openConnection(options: OpenConnectionOptions): OpenConnection {
           },
         }
       : {}),
+    fast,
   });
   const metadata =
     settings && infoBytes ? new MetadataServer({ connection, infoBytes, clock }) : undefined;

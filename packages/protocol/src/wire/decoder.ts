@@ -44,6 +44,11 @@ const FIXED_LENGTH: Record<number, number> = {
   [MESSAGE_ID.have]: 5,
   [MESSAGE_ID.request]: 13,
   [MESSAGE_ID.cancel]: 13,
+  [MESSAGE_ID.suggest]: 5,
+  [MESSAGE_ID.haveAll]: 1,
+  [MESSAGE_ID.haveNone]: 1,
+  [MESSAGE_ID.reject]: 13,
+  [MESSAGE_ID.allowedFast]: 5,
 };
 
 /** The messages that name chunks: without a geometry, skipped. */
@@ -269,12 +274,21 @@ export class FrameDecoder {
         return { type: 'notInterested' };
       case MESSAGE_ID.have:
         return { type: 'have', index: this.checkIndex(body.readUInt32BE(0)) };
+      case MESSAGE_ID.suggest:
+        return { type: 'suggest', index: this.checkIndex(body.readUInt32BE(0)) };
+      case MESSAGE_ID.allowedFast:
+        return { type: 'allowedFast', index: this.checkIndex(body.readUInt32BE(0)) };
+      case MESSAGE_ID.haveAll:
+        return { type: 'haveAll' };
+      case MESSAGE_ID.haveNone:
+        return { type: 'haveNone' };
       case MESSAGE_ID.bitfield:
         // fromBytes checks the spare bits; the length was checked on the header.
         Bitfield.fromBytes(body, this.geometry!.pieceCount);
         return { type: 'bitfield', bytes: body };
       case MESSAGE_ID.request:
-      case MESSAGE_ID.cancel: {
+      case MESSAGE_ID.cancel:
+      case MESSAGE_ID.reject: {
         const index = this.checkIndex(body.readUInt32BE(0));
         const begin = body.readUInt32BE(4);
         const length = body.readUInt32BE(8);
@@ -285,7 +299,9 @@ export class FrameDecoder {
           );
         }
         this.checkRange(index, begin, length);
-        return { type: id === MESSAGE_ID.request ? 'request' : 'cancel', index, begin, length };
+        const type =
+          id === MESSAGE_ID.request ? 'request' : id === MESSAGE_ID.cancel ? 'cancel' : 'reject';
+        return { type, index, begin, length };
       }
       case MESSAGE_ID.extended:
         // A copy: the body may be a view of a read buffer the socket reuses, and handlers keep payloads.

@@ -13,6 +13,11 @@ import { MESSAGE_ID, type Message } from './messages.js';
  *   piece:      <len=9+X><id=7><index><begin><block X>
  *   cancel:     <len=13><id=8><index><begin><length>
  *   extended:   <len=2+X><id=20><extension id><payload X>   (BEP 10)
+ * BEP 6 (fast extension):
+ *   suggest:    <len=5><id=13><index>
+ *   have all, have none: <len=1><id=14|15>
+ *   reject:     <len=13><id=16><index><begin><length>
+ *   allowed fast: <len=5><id=17><index>
  */
 export function encodeMessage(message: Message): Buffer {
   switch (message.type) {
@@ -30,16 +35,20 @@ export function encodeMessage(message: Message): Buffer {
     case 'choke':
     case 'unchoke':
     case 'interested':
-    case 'notInterested': {
+    case 'notInterested':
+    case 'haveAll':
+    case 'haveNone': {
       const out = Buffer.allocUnsafe(5);
       out.writeUInt32BE(1, 0);
       out[4] = MESSAGE_ID[message.type];
       return out;
     }
-    case 'have': {
+    case 'have':
+    case 'suggest':
+    case 'allowedFast': {
       const out = Buffer.allocUnsafe(9);
       out.writeUInt32BE(5, 0);
-      out[4] = MESSAGE_ID.have;
+      out[4] = MESSAGE_ID[message.type];
       out.writeUInt32BE(message.index, 5);
       return out;
     }
@@ -51,7 +60,8 @@ export function encodeMessage(message: Message): Buffer {
       return out;
     }
     case 'request':
-    case 'cancel': {
+    case 'cancel':
+    case 'reject': {
       const out = Buffer.allocUnsafe(17);
       out.writeUInt32BE(13, 0);
       out[4] = MESSAGE_ID[message.type];

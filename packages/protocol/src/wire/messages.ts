@@ -1,4 +1,4 @@
-/** BEP 3 message ids, one table for encoder and decoder. */
+/** BEP 3 message ids and BEP 6's (13-17), one table for encoder and decoder. */
 export const MESSAGE_ID = {
   choke: 0,
   unchoke: 1,
@@ -11,6 +11,12 @@ export const MESSAGE_ID = {
   cancel: 8,
   /** BEP 10: every extension message, its own id in the first payload byte. */
   extended: 20,
+  /** BEP 6 (fast extension): only where both handshakes set its bit (wire/fast.ts). */
+  suggest: 13,
+  haveAll: 14,
+  haveNone: 15,
+  reject: 16,
+  allowedFast: 17,
 } as const;
 
 export type MessageType = keyof typeof MESSAGE_ID;
@@ -56,6 +62,16 @@ export type Message =
       /** The extension's id as the receiver announced it (0: the extended handshake). */
       readonly id: number;
       readonly payload: Uint8Array;
-    };
+    }
+  | { readonly type: 'suggest'; readonly index: number }
+  | { readonly type: 'haveAll' }
+  | { readonly type: 'haveNone' }
+  | {
+      readonly type: 'reject';
+      readonly index: number;
+      readonly begin: number;
+      readonly length: number;
+    }
+  | { readonly type: 'allowedFast'; readonly index: number };
 
 export type MessageOf<T extends Message['type']> = Extract<Message, { type: T }>;
