@@ -455,3 +455,40 @@ describe('SwarmPicker with candidates', () => {
     expect(blocks.map((b) => b.index)).toEqual([2, 3, 3]);
   });
 });
+
+describe('SwarmPicker with suggestions (BEP 6)', () => {
+  /** 12 pieces: 0-3 seen once, 4-11 twice; the remote has them all. */
+  function twoLevels(options: Partial<SwarmPickerOptions> = {}): SwarmPicker {
+    const p = picker(12, options);
+    for (let k = 0; k < 12; k++) for (let a = 0; a < (k < 4 ? 1 : 2); a++) p.peerHave(k);
+    return p;
+  }
+  const all = holding(12, range(0, 12));
+
+  it('starts a suggested piece before the others equally rare', () => {
+    const p = twoLevels();
+    const first = p.pick('x', all, { ...gridBlocks(2), suggested: [2] });
+    expect(first.map((b) => b.index)).toEqual([2, 2]);
+    // Without the suggestion the same picker state starts some other piece of 0-3 first.
+    const plain = twoLevels().pick('x', all, gridBlocks(2));
+    expect(plain[0]!.index).toBeLessThan(4);
+  });
+
+  it('never over a rarer piece, nor over a started one', () => {
+    const p = twoLevels();
+    // 7 is commoner than 0-3: the hint is passed over.
+    const blocks = p.pick('x', all, { ...gridBlocks(2), suggested: [7] });
+    expect(blocks[0]!.index).toBeLessThan(4);
+    // Half of a piece started by y comes before any suggestion.
+    const q = twoLevels();
+    q.pick('y', holding(12, [1]), gridBlocks(1));
+    const next = q.pick('z', all, { ...gridBlocks(1), suggested: [3] });
+    expect(next.map((b) => b.index)).toEqual([1]);
+  });
+
+  it('takes a suggestion outright among the random first pieces', () => {
+    const p = twoLevels({ randomFirstPieces: 4 });
+    const blocks = p.pick('x', all, { ...gridBlocks(2), suggested: [9] });
+    expect(blocks.map((b) => b.index)).toEqual([9, 9]);
+  });
+});

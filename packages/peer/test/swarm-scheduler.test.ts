@@ -15,8 +15,15 @@ import {
   type Metainfo,
   makePeerId,
   seededRng,
+  withFastBit,
 } from '@swarmdrop/protocol';
-import { ChunkStore, Connection, PeerWire, sha1 } from '@swarmdrop/protocol/node';
+import {
+  ChunkStore,
+  Connection,
+  DEFAULT_CHOKED_REQUEST_GRACE_MS,
+  PeerWire,
+  sha1,
+} from '@swarmdrop/protocol/node';
 import { Cleanup, HANG_MS, pseudoRandomBytes, socketPair, within } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -38,7 +45,12 @@ afterEach(() => cleanup.run());
 const PIECE = 2 * BLOCK_SIZE;
 const PIECES = 24;
 
-type SeedBehaviour = 'serve' | 'corrupt' | 'sit';
+/**
+ * BEP 6 seeds: `reject` rejects every request while it unchokes us (a full
+ * queue); `choke` chokes us at the first request, rejecting what it holds;
+ * `choke-silent` chokes us without the rejects BEP 6 asks for.
+ */
+type SeedBehaviour = 'serve' | 'corrupt' | 'sit' | 'reject' | 'choke' | 'choke-silent';
 
 interface Seed {
   /** The seed's end. */
@@ -51,8 +63,14 @@ interface Seed {
 
 /** A leecher with a real ChunkStore, and a way to connect it to scripted seeds. */
 async function leecher(
-  options: { endgameMaxRequesters?: number; scheduler?: SwarmSchedulerOptions } = {},
+  options: {
+    endgameMaxRequesters?: number;
+    scheduler?: SwarmSchedulerOptions;
+    /** Both ends offer BEP 6. */
+    fast?: boolean;
+  } = {},
 ) {
+  const fast = options.fast === true;
   const file = pseudoRandomBytes(PIECE * PIECES, 11);
   const pieceHashes = Array.from({ length: PIECES }, (_, i) =>
     sha1(file.subarray(i * PIECE, (i + 1) * PIECE)),
@@ -97,12 +115,13 @@ async function leecher(
   ): Promise<Seed> {
     const [ours, theirs] = await socketPair(cleanup);
     const mine = new Connection({
-      wire: new PeerWire({ socket: ours, metainfo, peerId: makePeerId(1) }),
+      wire: new PeerWire({ socket: ours, metainfo, peerId: makePeerId(1), ...fastWire(fast) }),
       pieceCount: PIECES,
       localHas: store.held,
       clock,
+      fast,
     });
-    const seed = serve(theirs, metainfo, file, behaviour);
+    const seed = serve(theirs, metainfo, file, behaviour, fast);
     await within(mine.wire.ready(), HANG_MS, () => `no handshake from ${id}`);
     scheduler.add(id, mine, { requestBytes, ...(allowed ? { allowed } : {}) });
     seed.leecherSide = mine;
@@ -115,13 +134,20 @@ async function leecher(
 }
 
 /** The seed's end: bitfield, unchoke on interest, and answers (or not) every request. */
-function serve(socket: Socket, metainfo: Metainfo, file: Buffer, behaviour: SeedBehaviour): Seed {
+function serve(
+  socket: Socket,
+  metainfo: Metainfo,
+  file: Buffer,
+  behaviour: SeedBehaviour,
+  fast = false,
+): Seed {
   const all = new Bitfield(PIECES);
   for (let i = 0; i < PIECES; i++) all.set(i);
   const connection = new Connection({
-    wire: new PeerWire({ socket, metainfo, peerId: makePeerId(2) }),
+    wire: new PeerWire({ socket, metainfo, peerId: makePeerId(2), ...fastWire(fast) }),
     pieceCount: PIECES,
     localHas: all,
+    fast,
   });
   const seed: Seed = { connection, requests: 0, cancels: 0 };
   connection.on('ready', () => connection.sendBitfield(all));
@@ -130,6 +156,18 @@ function serve(socket: Socket, metainfo: Metainfo, file: Buffer, behaviour: Seed
   connection.on('request', (r) => {
     seed.requests++;
     if (behaviour === 'sit') return;
+    if (behaviour === 'reject') {
+      connection.reject(r);
+      return;
+    }
+    if (behaviour === 'choke') {
+      connection.choke();
+      return;
+    }
+    if (behaviour === 'choke-silent') {
+      if (seed.requests === 1) connection.wire.send({ type: 'choke' });
+      return;
+    }
     const block = Buffer.from(
       file.subarray(r.index * PIECE + r.begin, r.index * PIECE + r.begin + r.length),
     );
@@ -138,6 +176,11 @@ function serve(socket: Socket, metainfo: Metainfo, file: Buffer, behaviour: Seed
   });
   cleanup.add(() => connection.close('test over'));
   return seed;
+}
+
+/** The handshake's reserved bytes for a wire that offers BEP 6. */
+function fastWire(fast: boolean): { reserved?: Uint8Array } {
+  return fast ? { reserved: withFastBit(new Uint8Array(8)) } : {};
 }
 
 /** Resolves once `test()` holds, checked on every event of `connection`'s kind; bounded against a hang. */
@@ -339,5 +382,166 @@ describe('SwarmScheduler over loopback', () => {
       sitter.connection,
       () => `sitter saw ${sitter.cancels} of ${PIECES * 2} cancels`,
     );
+  });
+});
+
+describe('SwarmScheduler with BEP 6 (fast extension)', () => {
+  it('asks another link at once for what a link rejects while it unchokes us, without a review', async () => {
+    // No endgame duplicates: only the rejects can free the blocks it was asked for.
+    const l = await leecher({ fast: true, endgameMaxRequesters: 1, scheduler: FIXED_PIPELINE });
+    const rejecter = await l.addSeed('rejecter', 'reject');
+    let rejected = 0;
+    rejecter.leecherSide!.on('rejected', () => rejected++);
+    await until(
+      () => rejecter.requests > 0,
+      rejecter.connection,
+      () => 'the rejecter was never asked',
+    );
+    await l.addSeed('server', 'serve');
+    // The clock never moves and tick() is never called: only the rejects move the blocks.
+    await l.untilComplete();
+    expect(rejected).toBeGreaterThan(0);
+    expect(rejecter.leecherSide!.outgoing.size).toBe(0);
+    expect(
+      Buffer.compare(await readFile(join(l.dir, 'chunks', '0.chunk')), l.file.subarray(0, PIECE)),
+    ).toBe(0);
+  });
+
+  it('does not ask a link again for a piece it rejected until the next review', async () => {
+    const l = await leecher({ fast: true, scheduler: FIXED_PIPELINE });
+    const rejecter = await l.addSeed('rejecter', 'reject');
+    const asked = new Map<number, number>();
+    rejecter.connection.on('request', (r) => asked.set(r.index, (asked.get(r.index) ?? 0) + 1));
+    // Every piece is asked once, then refused: nothing more goes out on its own.
+    await until(
+      () => rejecter.requests === PIECES * 2,
+      rejecter.connection,
+      () => `the rejecter saw ${rejecter.requests} requests`,
+    );
+    const link = rejecter.leecherSide!;
+    await within(
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (link.outgoing.size === 0) resolve();
+        };
+        link.on('rejected', check);
+        check();
+      }),
+      HANG_MS,
+      () => `${link.outgoing.size} still out`,
+    );
+    expect(rejecter.requests).toBe(PIECES * 2);
+    expect([...asked.values()].every((n) => n === 2)).toBe(true);
+    // The review forgets the refusals: it is asked again.
+    l.scheduler.tick();
+    await until(
+      () => rejecter.requests > PIECES * 2,
+      rejecter.connection,
+      () => 'not asked again after the review',
+    );
+  });
+
+  it('moves what a choking link rejects to the others at once', async () => {
+    // No endgame duplicates: only the rejects can free the blocks it was asked for.
+    const l = await leecher({ fast: true, endgameMaxRequesters: 1, scheduler: FIXED_PIPELINE });
+    const choker = await l.addSeed('choker', 'choke');
+    const link = choker.leecherSide!;
+    let rejected = 0;
+    link.on('rejected', () => rejected++);
+    await within(
+      new Promise((resolve) => link.once('choke', resolve)),
+      HANG_MS,
+      () => 'the choker never choked',
+    );
+    await l.addSeed('server', 'serve');
+    await l.untilComplete();
+    expect(rejected).toBeGreaterThan(0);
+    expect(link.outgoing.size).toBe(0);
+  });
+
+  it('voids, at the review after the grace, what a link that chokes without rejecting sits on', async () => {
+    // No endgame duplicates: only the expiry can rescue the blocks it holds.
+    const l = await leecher({ fast: true, endgameMaxRequesters: 1, scheduler: FIXED_PIPELINE });
+    const missing: Array<[string, number]> = [];
+    const stalled: string[] = [];
+    l.scheduler.on('rejectsMissing', (id, n) => missing.push([id, n]));
+    l.scheduler.on('stalled', (id) => stalled.push(id));
+    const silent = await l.addSeed('silent', 'choke-silent');
+    const link = silent.leecherSide!;
+    await until(
+      () => silent.requests === PIECES * 2,
+      silent.connection,
+      () => `the silent seed saw ${silent.requests} requests`,
+    );
+    if (!link.peerChoking) {
+      await within(
+        new Promise((resolve) => link.once('choke', resolve)),
+        HANG_MS,
+        () => 'never choked',
+      );
+    }
+    expect(link.outgoing.size, 'BEP 6: a choke alone voids nothing').toBe(PIECES * 2);
+    await l.addSeed('server', 'serve');
+    l.clock.advance(DEFAULT_CHOKED_REQUEST_GRACE_MS - 1);
+    l.scheduler.tick();
+    expect(missing).toEqual([]);
+    expect(link.outgoing.size).toBe(PIECES * 2);
+    l.clock.advance(1);
+    l.scheduler.tick();
+    expect(missing).toEqual([['silent', PIECES * 2]]);
+    expect(stalled, 'the expiry did it, not the min-rate review').toEqual([]);
+    expect(link.outgoing.size).toBe(0);
+    await l.untilComplete();
+  });
+
+  it('asks a link that chokes us for its allowed-fast pieces, and for nothing else', async () => {
+    const l = await leecher({ fast: true, scheduler: FIXED_PIPELINE });
+    const [ours, theirs] = await socketPair(cleanup);
+    const mine = new Connection({
+      wire: new PeerWire({
+        socket: ours,
+        metainfo: l.store.metainfo,
+        peerId: makePeerId(1),
+        ...fastWire(true),
+      }),
+      pieceCount: PIECES,
+      localHas: l.store.held,
+      clock: l.clock,
+      fast: true,
+    });
+    // A raw seed: have all, pieces 5 and 9 allowed fast, never unchokes, serves what is asked.
+    const seed = new PeerWire({
+      socket: theirs,
+      metainfo: l.store.metainfo,
+      peerId: makePeerId(2),
+      ...fastWire(true),
+    });
+    cleanup.add(() => seed.close('test over'));
+    const asked: number[] = [];
+    seed.onHandshake = () => {
+      seed.send({ type: 'haveAll' });
+      seed.send({ type: 'allowedFast', index: 5 });
+      seed.send({ type: 'allowedFast', index: 9 });
+    };
+    seed.onMessage = (message) => {
+      if (message.type !== 'request') return;
+      asked.push(message.index);
+      const at = message.index * PIECE + message.begin;
+      seed.sendPiece(message.index, message.begin, l.file.subarray(at, at + message.length));
+    };
+    await within(mine.wire.ready(), HANG_MS, () => 'no handshake');
+    l.scheduler.add('choking', mine);
+    await within(
+      new Promise<void>((resolve) =>
+        l.scheduler.on('pieceStored', () => {
+          if (l.stored.length === 2) resolve();
+        }),
+      ),
+      HANG_MS,
+      () => `stored ${l.stored}`,
+    );
+    expect(mine.peerChoking).toBe(true);
+    expect([...new Set(asked)].sort((a, b) => a - b)).toEqual([5, 9]);
+    expect(l.stored.sort((a, b) => a - b)).toEqual([5, 9]);
   });
 });

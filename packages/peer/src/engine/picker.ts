@@ -67,6 +67,13 @@ export interface PickBudget {
    * (O(pieces) per have made 2,622 haves cost 0.5 CPU-s, --cpu-prof).
    */
   readonly candidates?: Iterable<number>;
+  /**
+   * BEP 6: pieces the remote suggested. A hint only: one is started before
+   * the piece the order would start when it is as rare (same availability),
+   * and in the random first pieces, where any piece is as good; never over
+   * a rarer piece, nor over pieces already started.
+   */
+  readonly suggested?: Iterable<number>;
 }
 
 /** A request to withdraw: `peer` was asked for a block that another connection has delivered. */
@@ -210,9 +217,26 @@ export class SwarmPicker {
       : this.held.count() < this.randomFirstPieces
         ? this.rarity.randomOrder()
         : this.rarity.rarestFirst();
+    const random = this.held.count() < this.randomFirstPieces;
+    let suggestions = budget.suggested;
     for (const index of order) {
       if (room.left <= 0) return out;
       if (this.started.has(index) || !remote.has(index)) continue;
+      if (suggestions) {
+        // The first piece the order would start sets the level a suggestion must match.
+        this.takeSuggested(
+          peer,
+          remote,
+          suggestions,
+          random ? undefined : index,
+          out,
+          room,
+          requestBytes,
+        );
+        suggestions = undefined;
+        if (room.left <= 0) return out;
+        if (this.started.has(index)) continue;
+      }
       this.take(peer, this.start(index), out, room, requestBytes);
     }
     // 4. Endgame: what others are already fetching, one grid block per request.
@@ -372,6 +396,26 @@ export class SwarmPicker {
       return out;
     }
     return out.sort((a, b) => this.rarity.position(a) - this.rarity.position(b));
+  }
+
+  /** Starts the suggested pieces `remote` has that are as rare as `level` (any, without one). */
+  private takeSuggested(
+    peer: string,
+    remote: PieceSet,
+    suggested: Iterable<number>,
+    level: number | undefined,
+    out: PickedBlock[],
+    room: { left: number },
+    requestBytes: number,
+  ): void {
+    const availability = level === undefined ? undefined : this.rarity.availability(level);
+    for (const index of suggested) {
+      if (room.left <= 0) return;
+      if (index < 0 || index >= this.geometry.pieceCount) continue;
+      if (this.held.has(index) || this.started.has(index) || !remote.has(index)) continue;
+      if (availability !== undefined && this.rarity.availability(index) !== availability) continue;
+      this.take(peer, this.start(index), out, room, requestBytes);
+    }
   }
 
   /** Outside endgame a block has one requester; a block may have more once endgame began (it can end again). */

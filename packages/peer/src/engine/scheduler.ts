@@ -111,6 +111,12 @@ export type SwarmSchedulerEvents = {
   pieceRejected: (index: number, from: readonly string[]) => void;
   /** A link was too slow for a window: its requests went to the others. */
   stalled: (link: string, cancelled: number) => void;
+  /**
+   * BEP 6: a link choked us and left requests standing that it neither
+   * served nor rejected within the grace (DEFAULT_CHOKED_REQUEST_GRACE_MS):
+   * they went to the others.
+   */
+  rejectsMissing: (link: string, voided: number) => void;
   /** Storing failed for another reason than the hash (disk full, I/O): the torrent must stop. */
   error: (error: Error) => void;
 };
@@ -125,6 +131,13 @@ interface Link {
   readonly rate: RateEstimator;
   /** Pieces it has that we lack: interest without a scan per `have`. */
   wanted: number;
+  /**
+   * BEP 6: pieces it rejected a request for while it did not choke us (its
+   * queue was full): not asked of it again until it unchokes us anew or the
+   * next `tick()`, so that a reject does not come straight back as the same
+   * request, reject after reject.
+   */
+  readonly refused: Set<number>;
   /** Pieces already announced as requested of it (one `requested` event each). */
   readonly announced: Set<number>;
   /**
@@ -209,11 +222,19 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     if (this.links.has(id)) throw new OptionError('id', `link ${id} is already scheduled`);
     const allowed = options.allowed;
     const remote = connection.remoteHas;
+    const refused = new Set<number>();
+    const base: PieceSet = allowed
+      ? { has: (index) => remote.has(index) && allowed(index) }
+      : remote;
     const link: Link = {
       id,
       connection,
       requestBytes: options.requestBytes ?? BLOCK_SIZE,
-      view: allowed ? { has: (index) => remote.has(index) && allowed(index) } : remote,
+      // Without BEP 6 nothing is ever refused: the plain view, no extra test per piece.
+      view: connection.fastActive
+        ? { has: (index) => base.has(index) && !refused.has(index) }
+        : base,
+      refused,
       rate: new RateEstimator({
         clock: this.components.clock,
         windowMs: this.components.policy.windowMs,
@@ -227,7 +248,14 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     const on = link.unsubscribe;
     on.push(connection.on('bitfield', (remote) => this.onBitfield(link, remote.heldIds())));
     on.push(connection.on('have', (index) => this.onHave(link, index)));
-    on.push(connection.on('unchoke', () => this.fill(link)));
+    on.push(
+      connection.on('unchoke', () => {
+        link.refused.clear();
+        this.fill(link);
+      }),
+    );
+    on.push(connection.on('rejected', (request) => this.onRejected(link, request)));
+    on.push(connection.on('allowedFast', () => this.fill(link)));
     on.push(
       connection.on('choke', (dropped) => {
         this.components.picker.requestsDropped(id, dropped);
@@ -258,6 +286,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
    */
   tick(): void {
     if (this.closed) return;
+    this.expireChoked();
     const samples = [...this.links.values()].map((link) => ({
       id: link.id,
       bytesInFlight: link.connection.bytesInFlight,
@@ -274,6 +303,41 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     // The other links first: a stripped link asking first would take its own requests back as its probe.
     for (const link of this.links.values()) if (!stripped.has(link.id)) this.fill(link);
     for (const id of stripped) this.fill(this.links.get(id)!);
+  }
+
+  /**
+   * BEP 6: requests a choke left standing and nobody answered go to the
+   * others; and what links refused over their queues may be asked again.
+   */
+  private expireChoked(): void {
+    let voidedAny = false;
+    const again: Link[] = [];
+    for (const link of this.links.values()) {
+      if (link.refused.size > 0) {
+        link.refused.clear();
+        again.push(link);
+      }
+      const voided = link.connection.expireChoked();
+      if (voided.length === 0) continue;
+      this.components.picker.requestsDropped(link.id, voided);
+      this.emit('rejectsMissing', link.id, voided.length);
+      voidedAny = true;
+    }
+    if (voidedAny) this.fillAll();
+    else for (const link of again) this.fill(link);
+  }
+
+  /**
+   * BEP 6: the remote will not send this block. It is free for another link
+   * at once (the others ask first, so they get it), not at the next review.
+   */
+  private onRejected(link: Link, request: OutgoingRequest): void {
+    this.components.picker.requestsDropped(link.id, [request]);
+    // Refused while it does not choke us: its queue is full, so not the same piece again soon.
+    // While it chokes us, it will be asked nothing but its allowed-fast pieces anyway.
+    if (!link.connection.peerChoking) link.refused.add(request.index);
+    for (const other of this.links.values()) if (other !== link) this.fill(other);
+    this.fill(link);
   }
 
   /** Nothing is asked of any link: the review has nothing to watch until the next `asked`. */
@@ -450,7 +514,10 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
 
   private fill(link: Link): void {
     const connection = link.connection;
-    if (this.closed || connection.peerChoking || connection.state !== 'live') return;
+    if (this.closed || connection.state !== 'live') return;
+    // BEP 6: a link that chokes us may still be asked for its allowed-fast pieces.
+    const fastOnly = connection.peerChoking;
+    if (fastOnly && connection.allowedFast.size === 0) return;
     if (this.storing >= this.maxStoringPieces) return;
     const limit = this.components.policy.maxInFlightBytes(link.id, this.pipelineOf(link));
     const room = limit - connection.bytesInFlight;
@@ -460,10 +527,17 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     const maxBytes = this.components.policy.onProbation(link.id)
       ? room
       : Math.ceil(room / link.requestBytes) * link.requestBytes;
-    const picked = this.components.picker.pick(link.id, link.view, {
+    const allowedFast = connection.allowedFast;
+    const view: PieceSet = fastOnly
+      ? { has: (index) => allowedFast.has(index) && link.view.has(index) }
+      : link.view;
+    const candidates = fastOnly ? allowedFast : link.sparse;
+    const suggested = connection.suggested;
+    const picked = this.components.picker.pick(link.id, view, {
       maxBytes,
       requestBytes: link.requestBytes,
-      ...(link.sparse ? { candidates: link.sparse } : {}),
+      ...(candidates ? { candidates } : {}),
+      ...(suggested.size > 0 ? { suggested } : {}),
     });
     if (picked.length === 0) return;
     const refused: PickedBlock[] = [];
