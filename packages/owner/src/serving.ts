@@ -7,7 +7,13 @@ import {
   openConnection,
   type WireLimits,
 } from '@swarmdrop/protocol/node';
-import { type Publish, publishClosed, publishConnected, publishTraffic } from '@swarmdrop/service';
+import {
+  idListAs,
+  type Publish,
+  publishClosed,
+  publishConnected,
+  publishTraffic,
+} from '@swarmdrop/service';
 import type { PeerRecord, PeerTable } from './peers.js';
 import type { SuperSeeding } from './super-seeding.js';
 
@@ -79,9 +85,14 @@ export class Serving {
       }
       // Ring peers and stock clients: the whole bitfield.
       const held = store.held;
-      connection.sendBitfield(held);
+      const form = connection.sendBitfield(held);
       this.connections.set(connection, true);
-      publish('idlist-sent', { to: connection.label, chunks: held.count(), of: held.size });
+      publish('idlist-sent', {
+        to: connection.label,
+        chunks: held.count(),
+        of: held.size,
+        ...idListAs(form),
+      });
     });
     this.connections.set(connection, false);
     connection.on('closed', (close) => {

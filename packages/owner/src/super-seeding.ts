@@ -1,6 +1,6 @@
 import { Bitfield, type Clock, type Rng } from '@swarmdrop/protocol';
 import type { BlockServer, Connection, MessageWire } from '@swarmdrop/protocol/node';
-import type { Publish } from '@swarmdrop/service';
+import { idListAs, type Publish } from '@swarmdrop/service';
 import { InitialSeeder } from './initial-seeder.js';
 
 /**
@@ -78,8 +78,13 @@ export class SuperSeeding {
       // way elsewhere) holds back the others too, and a round must stay O(peers).
       if (first) for (const top of this.starved()) if (top() === 0) break;
     });
-    connection.sendBitfield(new Bitfield(this.store.pieceCount));
-    this.publish('idlist-sent', { to: id, chunks: 0, of: this.store.pieceCount });
+    const form = connection.sendBitfield(new Bitfield(this.store.pieceCount));
+    this.publish('idlist-sent', {
+      to: id,
+      chunks: 0,
+      of: this.store.pieceCount,
+      ...idListAs(form),
+    });
     offer();
   }
 

@@ -45,6 +45,7 @@ import {
   UTP_REORDER_PROCESS_MAX_BYTES,
   type UtpPacket,
   withExtensionBit,
+  withFastBit,
 } from '@swarmdrop/protocol';
 import { MAX_MSE_INITIAL_PAYLOAD, MseKeyPair, mseInitiate } from '@swarmdrop/protocol/node';
 import {
@@ -158,11 +159,16 @@ function interestingU32(rng: Rng, metainfo: Metainfo): number {
 function handshake(rng: Rng, metainfo: Metainfo): Buffer {
   return encodeMessage({
     type: 'handshake',
-    // Half offer BEP 10, so that the extended frames below reach the extension handlers.
-    reserved: rng.chance(0.4)
+    // Plain, offering BEP 10 (so that the extended frames below reach the extension handlers),
+    // both BEP 10 and BEP 6 (so that the fast messages are taken), BEP 6 alone, or random bits.
+    reserved: rng.chance(0.3)
       ? new Uint8Array(8)
-      : rng.chance(0.8)
-        ? withExtensionBit(new Uint8Array(8))
+      : rng.chance(0.85)
+        ? rng.pick([
+            withExtensionBit(new Uint8Array(8)),
+            withFastBit(withExtensionBit(new Uint8Array(8))),
+            withFastBit(new Uint8Array(8)),
+          ])
         : rng.bytes(8),
     infoHash: rng.chance(0.9) ? metainfo.infoHash : rng.bytes(20),
     peerId: rng.chance(0.5) ? makePeerId(1 + rng.int(65_535)) : rng.bytes(20),
@@ -170,7 +176,7 @@ function handshake(rng: Rng, metainfo: Metainfo): Buffer {
 }
 
 /** One length-prefixed frame: mostly well-formed messages with hostile fields, some garbage. */
-function frame(rng: Rng, metainfo: Metainfo, kind = rng.int(15)): Buffer {
+function frame(rng: Rng, metainfo: Metainfo, kind = rng.int(18)): Buffer {
   const u32 = () => interestingU32(rng, metainfo);
   const bitfieldLength = Math.ceil(metainfo.geometry.pieceCount / 8);
   const raw = (id: number, body: Buffer) => {
@@ -263,6 +269,13 @@ function frame(rng: Rng, metainfo: Metainfo, kind = rng.int(15)): Buffer {
       out.writeUInt32BE(rng.pick([0xffff_ffff, 2 ** 24, 1 + rng.int(2 ** 20), 0]), 0);
       return out;
     }
+    // BEP 6: suggest and allowed fast; have all and have none; reject request.
+    case 14:
+      return raw(rng.chance(0.5) ? 13 : 17, ints(u32()));
+    case 15:
+      return raw(rng.chance(0.5) ? 14 : 15, Buffer.alloc(0));
+    case 16:
+      return raw(16, ints(u32(), u32(), u32()));
     default:
       return rng.bytes(rng.int(40));
   }

@@ -5,7 +5,7 @@ import type {
   MetadataFetcher,
   MetadataServer,
 } from '@swarmdrop/protocol/node';
-import type { Publish } from './events.js';
+import { idListAs, type Publish } from './events.js';
 
 /**
  * A connection's typed events as the service's domain events, written once
@@ -22,8 +22,24 @@ export function publishTraffic(
   metadata?: MetadataServer | undefined,
 ): void {
   const label = () => connection.label;
-  connection.on('bitfield', (remote) =>
-    publish('idlist-received', { from: label(), chunks: remote.count(), of: remote.size }),
+  connection.on('bitfield', (remote, form) =>
+    publish('idlist-received', {
+      from: label(),
+      chunks: remote.count(),
+      of: remote.size,
+      ...idListAs(form),
+    }),
+  );
+  connection.on('rejected', (request) =>
+    publish('reject-received', {
+      chunk: request.index,
+      begin: request.begin,
+      length: request.length,
+      from: label(),
+    }),
+  );
+  connection.on('rejectsSent', (count, reason) =>
+    publish('reject-sent', { to: label(), count, reason }),
   );
   connection.on('have', (index) => publish('have-received', { chunk: index, from: label() }));
   server.on('requestReceived', (index) =>

@@ -8,6 +8,14 @@ import { LOG_EVENTS } from './log/log.js';
  */
 export type ChunkSource = 'owner' | 'neighbour' | 'swarm' | 'fallback' | 'disk';
 
+/** How a chunk ID list went when it was not a bitfield (BEP 6). */
+export type IdListAs = 'have-all' | 'have-none';
+
+/** The `as` field of an idlist line: present only for BEP 6's two forms. */
+export function idListAs(form: 'bitfield' | IdListAs): { as?: IdListAs } {
+  return form === 'bitfield' ? {} : { as: form };
+}
+
 /** Who is at the other end of a connection. */
 export type RemoteKind = 'owner' | 'swarmdrop' | 'stock';
 
@@ -40,8 +48,9 @@ export interface EventFields {
   'log-suppressed': { from: string; count: number; events: string };
   /** Printed by the logger itself (lines a reader far behind never got), never published. */
   'log-dropped': { count: number };
-  'idlist-sent': { to: string; chunks: number; of: number };
-  'idlist-received': { from: string; chunks: number; of: number };
+  /** `as`: BEP 6's `have-all` / `have-none` went in place of the bitfield. */
+  'idlist-sent': { to: string; chunks: number; of: number; as?: IdListAs };
+  'idlist-received': { from: string; chunks: number; of: number; as?: IdListAs };
   'request-sent': { chunk: number; to: string; blocks?: number };
   'request-received': { chunk: number; from: string };
   'chunk-sent': { chunk: number; to: string; bytes: number };
@@ -75,6 +84,12 @@ export interface EventFields {
   /** `kept`: of its added peers, how many are new to us and wait for a dial (the dial budget's share of one message). */
   'pex-received': { from: string; added: number; dropped: number; kept: number };
   'chunk-rejected': { chunk: number; from: string; reason: string };
+  /** BEP 6: the remote refused one of our requests. */
+  'reject-received': { chunk: number; begin: number; length: number; from: string };
+  /** BEP 6: we refused `count` of the remote's requests, and why (`choked`, `cancelled`, `queue-full`, `refused`). */
+  'reject-sent': { to: string; count: number; reason: string };
+  /** BEP 6: a remote that choked us answered `count` of our requests with neither the piece nor a reject. */
+  'rejects-missing': { from: string; count: number };
   'chunk-corrupt': { chunk?: number; reason: string; restored?: boolean; why?: string };
   'batch-assigned': { peer: string; count: number; chunks: string };
   announce: { peer: string; event?: string; left?: number };

@@ -62,6 +62,8 @@ export {
   DomainEvents,
   type EventFields,
   type EventSink,
+  type IdListAs,
+  idListAs,
   type Publish,
   type RemoteKind,
   type ServiceEvents,

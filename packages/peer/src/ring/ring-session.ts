@@ -14,6 +14,7 @@ import {
 } from '@swarmdrop/protocol/node';
 import {
   formatRanges,
+  idListAs,
   type Publish,
   publishClosed,
   publishConnected,
@@ -172,6 +173,10 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
     });
     this.scheduler.on('pieceStored', (index, id) => this.onStored(index, id));
     this.scheduler.on('pieceRejected', (index, ids) => this.onRejected(index, ids));
+    this.scheduler.on('rejectsMissing', (id, count) => {
+      const link = this.links.get(id);
+      if (link) this.publish('rejects-missing', { from: link.label, count });
+    });
     this.scheduler.on('error', (err) => this.emit('error', err));
     // A throwing subscriber is a bug above us: it becomes an `error` (the peer stops), unless it was one.
     this.onListenerError = (error, event) =>
@@ -330,9 +335,14 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
       this.registry.markSeen(ring);
       publishConnected(conn, publish, { role, dir: role === 'in' ? 'in' : 'out' });
       // BEP 3 lets a process that holds nothing skip the bitfield; we always send it so the log shows it.
-      conn.sendBitfield(store.held);
+      const form = conn.sendBitfield(store.held);
       ring.bitfieldSent = true;
-      publish('idlist-sent', { to: label, chunks: store.held.count(), of: store.held.size });
+      publish('idlist-sent', {
+        to: label,
+        chunks: store.held.count(),
+        of: store.held.size,
+        ...idListAs(form),
+      });
       if (allowed && role !== 'in' && !this.closed) {
         const requestBytes = requestBytesFor(
           wire.remoteHandshake?.peerId,

@@ -1,4 +1,10 @@
-import { type Publish, publishClosed, publishConnected, publishTraffic } from '@swarmdrop/service';
+import {
+  idListAs,
+  type Publish,
+  publishClosed,
+  publishConnected,
+  publishTraffic,
+} from '@swarmdrop/service';
 import type { SwarmSession } from './swarm-session.js';
 
 /**
@@ -15,8 +21,11 @@ export function publishSwarm(session: SwarmSession, publish: Publish): void {
   session.on('disconnected', (link, reason, error) =>
     publishClosed(link.connection, publish, { reason, error }, { role: link.role }),
   );
-  session.on('idlistSent', (link, chunks, of) =>
-    publish('idlist-sent', { to: link.connection.label, chunks, of }),
+  session.on('idlistSent', (link, chunks, of, form) =>
+    publish('idlist-sent', { to: link.connection.label, chunks, of, ...idListAs(form) }),
+  );
+  session.on('rejectsMissing', (link, count) =>
+    publish('rejects-missing', { from: link.connection.label, count }),
   );
   session.on('haveSent', (index, link) =>
     publish('have-sent', { chunk: index, to: link.connection.label }),

@@ -17,6 +17,7 @@ import {
   type BufferPool,
   type ChunkStore,
   type Connection,
+  type IdListForm,
   type MessageWire,
   type MetadataServer,
   openConnection,
@@ -152,7 +153,9 @@ export type SwarmSessionEvents<W extends MessageWire = PeerWire> = {
   connected: (link: SwarmLink<W>) => void;
   disconnected: (link: SwarmLink<W>, reason: string, error: boolean) => void;
   /** We sent our chunk ID list (bitfield) to `to`. */
-  idlistSent: (link: SwarmLink<W>, chunks: number, of: number) => void;
+  idlistSent: (link: SwarmLink<W>, chunks: number, of: number, form: IdListForm) => void;
+  /** BEP 6: a link that choked us left `count` requests unanswered past the grace; they went to the others. */
+  rejectsMissing: (link: SwarmLink<W>, count: number) => void;
   haveSent: (index: number, link: SwarmLink<W>) => void;
   /** A chunk was first asked of a link; `blocks` requests cover it. */
   requested: (index: number, link: SwarmLink<W>, blocks: number) => void;
@@ -265,6 +268,10 @@ export class SwarmSession<
     });
     this.scheduler.on('pieceStored', (index, from) => this.onStored(index, from));
     this.scheduler.on('pieceRejected', (index, from) => this.onRejected(index, from));
+    this.scheduler.on('rejectsMissing', (id, count) => {
+      const link = this.links.get(id);
+      if (link) this.emit('rejectsMissing', link, count);
+    });
     this.scheduler.on('error', (err) => this.emit('error', err));
     this.scheduler.on('asked', () => this.wake());
     this.reannouncer = new Reannouncer(
@@ -603,9 +610,9 @@ export class SwarmSession<
     connection.on('notInterested', () => this.rechoke());
     this.emit('connected', link);
     this.wake();
-    connection.sendBitfield(this.components.store.held);
+    const form = connection.sendBitfield(this.components.store.held);
     const held = this.components.store.held;
-    this.emit('idlistSent', link, held.count(), held.size);
+    this.emit('idlistSent', link, held.count(), held.size, form);
     this.scheduler.add(label, connection, {
       requestBytes: requestBytesFor(
         connection.wire.remoteHandshake?.peerId,

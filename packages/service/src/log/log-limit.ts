@@ -33,6 +33,8 @@ export const LIMITED_LOG_EVENTS: ReadonlySet<LogEventName> = new Set<LogEventNam
   'metadata-requested',
   'metadata-sent',
   'metadata-rejected',
+  'reject-sent',
+  'reject-received',
   'error',
 ]);
 

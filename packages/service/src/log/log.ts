@@ -40,6 +40,10 @@ export const LOG_EVENTS = [
   // peer exchange (BEP 11, swarm mode)
   'pex-sent',
   'pex-received',
+  // the fast extension (BEP 6): requests refused
+  'reject-sent',
+  'reject-received',
+  'rejects-missing',
   // integrity
   'chunk-rejected',
   'chunk-corrupt',
