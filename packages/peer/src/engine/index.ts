@@ -54,6 +54,7 @@ export {
   DEFAULT_PIPELINE_BYTES,
   DEFAULT_PIPELINE_QUEUE_MS,
   type LinkOptions,
+  MAX_EMPTY_RETRIES,
   MIN_PIPELINE_BYTES,
   type PieceSink,
   pipelineBytesFor,

@@ -48,6 +48,9 @@ export function pipelineBytesFor(
   const floor = Math.min(limits.minBytes, limits.maxBytes);
   return Math.min(limits.maxBytes, Math.max(floor, (bytesPerSec * limits.queueMs) / 1000));
 }
+/** BEP 6: how often a link that rejected all we asked is asked again at once, between two of its blocks. */
+export const MAX_EMPTY_RETRIES = 4;
+
 /** A remote with at most this many pieces we lack is picked from by its pieces, not by the whole rarity order. */
 export const SPARSE_PIECES = 64;
 
@@ -133,11 +136,18 @@ interface Link {
   wanted: number;
   /**
    * BEP 6: pieces it rejected a request for while it did not choke us (its
-   * queue was full): not asked of it again until it unchokes us anew or the
-   * next `tick()`, so that a reject does not come straight back as the same
-   * request, reject after reject.
+   * queue was full): not asked of it again until it sends a block (it has
+   * room again), its queue with us is empty, it unchokes us anew, or the
+   * next `tick()`, so that a reject does not come straight back as the
+   * same request, reject after reject.
    */
   readonly refused: Set<number>;
+  /**
+   * Times `refused` was forgiven because nothing was left in flight, since
+   * its last block: a remote that rejects everything, always, is asked
+   * again only MAX_EMPTY_RETRIES times, not at the speed of its rejects.
+   */
+  emptyRetries: number;
   /** Pieces already announced as requested of it (one `requested` event each). */
   readonly announced: Set<number>;
   /**
@@ -235,6 +245,7 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
         ? { has: (index) => base.has(index) && !refused.has(index) }
         : base,
       refused,
+      emptyRetries: 0,
       rate: new RateEstimator({
         clock: this.components.clock,
         windowMs: this.components.policy.windowMs,
@@ -308,8 +319,10 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
   /**
    * BEP 6: requests a choke left standing and nobody answered go to the
    * others; and what links refused over their queues may be asked again.
+   * Part of `tick()`; ring mode, which runs no min-rate review, calls it
+   * on its own timer.
    */
-  private expireChoked(): void {
+  expireChoked(): void {
     let voidedAny = false;
     const again: Link[] = [];
     for (const link of this.links.values()) {
@@ -337,6 +350,16 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
     // While it chokes us, it will be asked nothing but its allowed-fast pieces anyway.
     if (!link.connection.peerChoking) link.refused.add(request.index);
     for (const other of this.links.values()) if (other !== link) this.fill(other);
+    // All it had was rejected: its queue is empty now, so what filled it is gone (libtorrent
+    // rejects what is past `max_allowed_in_request_queue` as it comes, then serves the rest).
+    if (
+      link.connection.outgoing.size === 0 &&
+      link.refused.size > 0 &&
+      link.emptyRetries < MAX_EMPTY_RETRIES
+    ) {
+      link.emptyRetries++;
+      link.refused.clear();
+    }
     this.fill(link);
   }
 
@@ -423,6 +446,8 @@ export class SwarmScheduler extends TypedEmitter<SwarmSchedulerEvents> {
 
   private onPiece(link: Link, piece: PieceEvent): void {
     link.rate.record(piece.block.length);
+    if (link.refused.size > 0) link.refused.clear();
+    link.emptyRetries = 0;
     const outcome = this.components.picker.blockReceived(
       link.id,
       piece.index,

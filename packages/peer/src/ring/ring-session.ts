@@ -433,6 +433,7 @@ export class RingSession extends TypedEmitter<RingSessionEvents> implements Link
 
   private tick(): void {
     if (this.closed || this.store.isComplete() || this.signal.aborted) return;
+    this.scheduler.expireChoked();
     // Any link (neighbour or owner) with requests out and no block back for the
     // fallback period is cut, freeing its chunks; an owner link reconnects.
     for (const r of this.registry.values()) {
