@@ -153,7 +153,7 @@ describe('BEP 6: negotiation', () => {
   it('closes a remote that sends a fast message when we did not offer it', async () => {
     const { a, b } = await pair({ b: { fast: false } });
     const closed = next(b, 'closed');
-    a.wire.send({ type: 'reject', ...block(0) });
+    a.wire.send({ type: 'suggest', index: 0 });
     const [close] = await closed;
     expect(close.error).toMatchObject({ code: 'ERR_FAST' });
   });
