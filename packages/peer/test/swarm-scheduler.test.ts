@@ -431,7 +431,9 @@ describe('SwarmScheduler with BEP 6 (fast extension)', () => {
       () => `${link.outgoing.size} still out`,
     );
     // Everything the leecher sent has arrived once this does: no further round went out.
-    const heard = new Promise((resolve) => rejecter.connection.once('notInterested', resolve));
+    const heard = new Promise<void>((resolve) =>
+      rejecter.connection.once('notInterested', () => resolve()),
+    );
     link.wire.send({ type: 'notInterested' });
     await within(heard, HANG_MS, () => 'the rejecter never heard');
     expect(rejecter.requests).toBe(rounds * PIECES * 2);

@@ -242,7 +242,6 @@ export {
 } from './utp/reorder-budget.js';
 export { FrameDecoder, type FrameDecoderOptions } from './wire/decoder.js';
 export { encodeMessage, encodePieceHeader } from './wire/encode.js';
-export { FAST_MESSAGE_TYPES, supportsFast, withFastBit } from './wire/fast.js';
 export {
   EXTENDED_HANDSHAKE_ID,
   EXTENSION_RESERVED_BIT,
@@ -259,6 +258,7 @@ export {
   supportsExtensions,
   withExtensionBit,
 } from './wire/extended.js';
+export { FAST_MESSAGE_TYPES, supportsFast, withFastBit } from './wire/fast.js';
 export {
   type Handshake,
   MESSAGE_ID,

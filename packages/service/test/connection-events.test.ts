@@ -91,7 +91,7 @@ describe('publishTraffic and the fast extension', () => {
     a.wire.send({ type: 'request', index: 1, begin: 0, length: 16_384 });
     expect((await line('reject-sent')).fields).toMatchObject({ count: 1, reason: 'choked' });
     // And one of b's requests rejected by a.
-    const unchoked = new Promise((resolve) => b.once('unchoke', resolve));
+    const unchoked = new Promise<void>((resolve) => b.once('unchoke', () => resolve()));
     a.unchoke();
     await within(unchoked, HANG_MS, () => 'no unchoke');
     b.request({ index: 2, begin: 0, length: 16_384 });
