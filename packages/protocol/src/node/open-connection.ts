@@ -77,9 +77,10 @@ export function openConnection(options: OpenConnectionOptions): OpenConnection {
   const enabled = new Set<ExtensionName>(settings?.enabled ?? []);
   if (infoBytes) enabled.add('ut_metadata');
   const fast = options.fast !== false;
-  const reserved = new Uint8Array(8);
-  if (settings) withExtensionBit(reserved);
-  if (fast) withFastBit(reserved);
+  // Both bits where both are offered: BEP 10's byte 5, BEP 6's byte 7.
+  let reserved: Uint8Array = new Uint8Array(8);
+  if (settings) reserved = withExtensionBit(reserved);
+  if (fast) reserved = withFastBit(reserved);
   const wire = new PeerWire({
     socket: opened.socket,
     metainfo: store.metainfo,
