@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { encodeMessage } from '@swarmdrop/protocol';
+import { encodeMessage, formatMagnet } from '@swarmdrop/protocol';
 import { formatLink } from '@swarmdrop/service';
 import {
   CHUNK,
@@ -174,26 +174,56 @@ describe('a private swarm, on the peer side', () => {
     );
   });
 
-  it.each(['tcp', 'utp'] as const)(
-    "given the owner's magnet link without the token (--transport %s, MSE preferred), a peer gets neither metadata nor chunks and stops with the same error",
-    async (transport) => {
-      const { log } = await startOwner(cleanup, {
+  it("given the owner's magnet link without the token, a peer stops at its tracker's 401 with the private-swarm error", async () => {
+    const { log } = await startOwner(cleanup, { size: CHUNK, options: { token: TOKEN } });
+    const magnet = (await log.waitFor('ready')).fields.magnet!;
+    const child = runBin(cleanup, PEER_BIN, [
+      magnet,
+      String(await freePort()),
+      '--dir',
+      await cleanup.tempDir(),
+    ]);
+    expect(await child.exited).toBe(1);
+    expect(child.stderr).toMatch(/runs a private swarm: pass its token/);
+    expect(log.filter('connected')).toEqual([]);
+  });
+
+  it.each([
+    ['tcp', 'prefer'],
+    ['tcp', 'require'],
+    ['utp', 'prefer'],
+    ['utp', 'require'],
+  ] as const)(
+    'a magnet link naming only the private owner as a peer, without the token (--transport %s, --encryption %s): refused on the wire, no metadata, no chunk',
+    async (transport, encryption) => {
+      const { owner, log, metainfo } = await startOwner(cleanup, {
         size: CHUNK,
         options: { token: TOKEN },
       });
-      const magnet = (await log.waitFor('ready')).fields.magnet!;
+      // No tracker: the peer asks the owner for the metadata over the wire only (BEP 9).
+      const magnet = formatMagnet({
+        infoHash: metainfo.infoHash,
+        peers: [{ host: '127.0.0.1', port: owner.port }],
+      });
       const child = runBin(cleanup, PEER_BIN, [
         magnet,
         String(await freePort()),
         '--transport',
         transport,
+        '--encryption',
+        encryption,
+        '--owner-timeout-ms',
+        '1500',
         '--dir',
         await cleanup.tempDir(),
       ]);
       expect(await child.exited).toBe(1);
-      expect(child.stderr).toMatch(/runs a private swarm: pass its token/);
-      expect(child.stdout.filter('chunk-received')).toEqual([]);
+      expect(child.stderr).toMatch(/did not serve the metainfo/);
+      // It reached the owner's port, which turned it away before any extension or chunk.
+      expect(log.filter('connection-refused').length).toBeGreaterThan(0);
       expect(log.filter('connected')).toEqual([]);
+      expect(log.filter('metadata-sent')).toEqual([]);
+      expect(child.stdout.filter('metadata-fetched')).toEqual([]);
     },
   );
 
