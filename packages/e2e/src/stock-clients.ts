@@ -6,8 +6,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Cleanup, LogCapture } from '@swarmdrop/testkit';
-import type { NetnsLab } from './netns.js';
+import { type Cleanup, IN_CI, type LogCapture, toolAvailable } from '@swarmdrop/testkit';
+import { labUnavailableReason, type NetnsLab } from './netns.js';
 
 /** Generous: Transmission asks for pieces only at its 10 s rechoke, and the machine is shared. */
 export const CLIENT_HANG_MS = 90_000;
@@ -233,4 +233,48 @@ export async function fileBecomes(
       throw new Error(`${path} not complete within ${timeoutMs} ms:\n${client.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+}
+
+/**
+ * Whether a test that runs `tool` in a namespace lab is skipped here, and the
+ * title's note saying why. In CI all of it must be there (CI runs as root and
+ * installs the clients): the test runs, and fails if it is not.
+ */
+export function labToolGate(tool: string): { readonly skip: boolean; readonly why: string } {
+  if (IN_CI) return { skip: false, why: '' };
+  const why = !toolAvailable(tool) ? `${tool} is not installed` : labUnavailableReason();
+  return { skip: why !== undefined, why: why ? ` (skipped: ${why}; required in CI)` : '' };
+}
+
+/**
+ * aria2c seeding `torrent` from `dir` (which holds the file) on `port`,
+ * checking the file first; resolves once it listens. `prefix` runs it
+ * elsewhere (`lab.exec(host)`), `args` adds options (encryption, say).
+ */
+export async function startAria2Seeder(
+  cleanup: Cleanup,
+  seed: {
+    readonly torrent: string;
+    readonly dir: string;
+    readonly port: number;
+    readonly args?: readonly string[];
+    readonly prefix?: readonly string[];
+    readonly seedTimeS?: number;
+  },
+): Promise<Spawned> {
+  const [command, ...prefixArgs] = [...(seed.prefix ?? []), 'aria2c'];
+  const seeder = spawnLogged(cleanup, command!, [
+    ...prefixArgs,
+    ...ARIA2_QUIET,
+    `--dir=${seed.dir}`,
+    ...(seed.args ?? []),
+    '--seed-ratio=0.0',
+    `--seed-time=${seed.seedTimeS ?? 60}`,
+    `--listen-port=${seed.port}`,
+    '--check-integrity=true',
+    '--bt-hash-check-seed=true',
+    seed.torrent,
+  ]);
+  await seeder.waitFor(/listening on TCP port/);
+  return seeder;
 }

@@ -23,7 +23,7 @@ import {
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { libtorrentPython } from '../src/cpu-job.js';
-import { ARIA2_QUIET, CLIENT_HANG_MS, spawnLogged as spawnStock } from '../src/stock-clients.js';
+import { CLIENT_HANG_MS, spawnLogged, startAria2Seeder } from '../src/stock-clients.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -69,7 +69,7 @@ describe('the fast extension with stock clients', () => {
       const script = join(seedDir, 'lt-seed.py');
       await writeFile(script, SEEDER);
       const ltPort = await freePort();
-      const seeder = spawnStock(cleanup, python, [
+      const seeder = spawnLogged(cleanup, python, [
         script,
         owner.owner.torrentPath,
         seedDir,
@@ -102,17 +102,11 @@ describe('the fast extension with stock clients', () => {
     async () => {
       const { owner, seedDir } = await ownerAndSeedCopy();
       const ariaPort = await freePort();
-      const seeder = spawnStock(cleanup, 'aria2c', [
-        ...ARIA2_QUIET,
-        `--dir=${seedDir}`,
-        '--seed-ratio=0.0',
-        '--seed-time=60',
-        `--listen-port=${ariaPort}`,
-        '--check-integrity=true',
-        '--bt-hash-check-seed=true',
-        owner.owner.torrentPath,
-      ]);
-      await seeder.waitFor(/listening on TCP port/);
+      const seeder = await startAria2Seeder(cleanup, {
+        torrent: owner.owner.torrentPath,
+        dir: seedDir,
+        port: ariaPort,
+      });
       const { log } = await startPeer(cleanup, {
         ownerPort: owner.port,
         port: 0,
@@ -128,5 +122,44 @@ describe('the fast extension with stock clients', () => {
       expect(log.filter('protocol-error')).toEqual([]);
     },
     CLIENT_HANG_MS + 15_000,
+  );
+
+  it.skipIf(noAria2)(
+    `aria2c's rejects: six peers on one aria2c seeder, which unchokes four at a time, all complete and log its rejects${noAria2 ? ' (skipped: aria2c not installed; required in CI)' : ''}`,
+    async () => {
+      const { owner, seedDir } = await ownerAndSeedCopy();
+      const ariaPort = await freePort();
+      // Its upload slowed so that requests queue up: at its 10 s rechoke, the peers it chokes
+      // still have requests there, which it answers with rejects (BEP 6).
+      const seeder = await startAria2Seeder(cleanup, {
+        torrent: owner.owner.torrentPath,
+        dir: seedDir,
+        port: ariaPort,
+        args: ['--max-overall-upload-limit=1M'],
+        seedTimeS: 240,
+      });
+      const label = `127.0.0.1:${ariaPort}`;
+      const peers = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          startPeer(cleanup, {
+            ownerPort: owner.port,
+            port: 0,
+            neighbourPort: ariaPort,
+            options: { fallbackAfterMs: 600_000 },
+          }),
+        ),
+      );
+      await Promise.all(
+        peers.map(({ log }) =>
+          merged(log).catch((err: Error) => {
+            throw new Error(`${err.message}\naria2c said:\n${seeder.output().slice(-3000)}`);
+          }),
+        ),
+      );
+      const rejects = peers.flatMap(({ log }) => log.filter('reject-received', { from: label }));
+      expect(rejects.length, "aria2c's rejects in the peers' logs").toBeGreaterThan(0);
+      for (const { log } of peers) expect(log.filter('protocol-error')).toEqual([]);
+    },
+    4 * CLIENT_HANG_MS,
   );
 });

@@ -18,7 +18,6 @@ import {
   Cleanup,
   freePort,
   HANG_MS,
-  IN_CI,
   LogCapture,
   merged,
   OWNER_BIN,
@@ -28,14 +27,16 @@ import {
   toolAvailable,
 } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { labUnavailableReason, NetnsLab, namespacesNamed } from '../src/netns.js';
+import { NetnsLab, namespacesNamed } from '../src/netns.js';
 import {
   ARIA2_QUIET,
   CLIENT_HANG_MS,
   fileBecomes,
+  labToolGate,
   QB_HANG_MS,
   qbittorrentLogTail,
   spawnLogged as spawnStock,
+  startAria2Seeder,
   startQbittorrent,
   startTransmission as startStockTransmission,
 } from '../src/stock-clients.js';
@@ -88,21 +89,14 @@ describe('aria2c and encryption', () => {
       const seedDir = await cleanup.tempDir('swarmdrop-aria2-seed-');
       await copyFile(owner.file, join(seedDir, owner.metainfo.name));
       const ariaPort = await freePort();
-      const seeder = spawnLogged('aria2c', [
-        ...ARIA2_QUIET,
-        `--dir=${seedDir}`,
-        '--bt-require-crypto=true',
-        '--bt-min-crypto-level=arc4',
-        '--seed-ratio=0.0',
-        '--seed-time=60',
-        `--listen-port=${ariaPort}`,
-        '--check-integrity=true',
-        '--bt-hash-check-seed=true',
-        owner.owner.torrentPath,
-      ]);
-      // Start the peer once aria2c listens, so that the peer's own connection to it comes
+      // The peer starts once aria2c listens, so that the peer's own connection to it comes
       // first: aria2c drops a second connection from a peer it already has one with.
-      await seeder.waitFor(/listening on TCP port/);
+      const seeder = await startAria2Seeder(cleanup, {
+        torrent: owner.owner.torrentPath,
+        dir: seedDir,
+        port: ariaPort,
+        args: ['--bt-require-crypto=true', '--bt-min-crypto-level=arc4'],
+      });
       const { log } = await startPeer(cleanup, {
         ownerPort: owner.port,
         port: 0,
@@ -126,15 +120,8 @@ describe('aria2c and encryption', () => {
 });
 
 describe('Transmission in network namespaces', () => {
-  const notHere = labUnavailableReason();
-  // In CI all of it must be there (CI runs as root and installs the clients): the tests run and fail if not.
-  const skipWithout = (tool: string) => {
-    if (IN_CI) return { skip: false, why: '' };
-    const why = !toolAvailable(tool) ? `${tool} is not installed` : notHere;
-    return { skip: why !== undefined, why: why ? ` (skipped: ${why}; required in CI)` : '' };
-  };
-  const transmission = skipWithout('transmission-cli');
-  const qbittorrent = skipWithout('qbittorrent-nox');
+  const transmission = labToolGate('transmission-cli');
+  const qbittorrent = labToolGate('qbittorrent-nox');
   let lab: NetnsLab | undefined;
 
   // Processes inside first (cleanup), then the namespaces, even when the test failed.

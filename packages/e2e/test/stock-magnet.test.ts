@@ -13,27 +13,20 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatMagnet } from '@swarmdrop/protocol';
-import {
-  CHUNK,
-  Cleanup,
-  HANG_MS,
-  IN_CI,
-  LogCapture,
-  OWNER_BIN,
-  PEER_BIN,
-  toolAvailable,
-} from '@swarmdrop/testkit';
+import { CHUNK, Cleanup, HANG_MS, LogCapture, OWNER_BIN, PEER_BIN } from '@swarmdrop/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { labUnavailableReason, NetnsLab, namespacesNamed } from '../src/netns.js';
+import { NetnsLab, namespacesNamed } from '../src/netns.js';
 import {
   ARIA2_QUIET,
   CLIENT_HANG_MS,
   type ClientSite,
   fileBecomes,
+  labToolGate,
   QB_HANG_MS,
   qbittorrentLogTail,
   type Spawned,
   spawnLogged,
+  startAria2Seeder,
   startQbittorrent,
   startTransmission,
 } from '../src/stock-clients.js';
@@ -51,13 +44,7 @@ const TOOL: Record<Client, string> = {
 };
 
 describe('stock clients from a magnet link', () => {
-  const notHere = labUnavailableReason();
-  // In CI all of it must be there (CI runs as root and installs the clients): the tests run and fail if not.
-  const skip = (client: Client) => {
-    if (IN_CI) return { skip: false, why: '' };
-    const why = !toolAvailable(TOOL[client]) ? `${TOOL[client]} is not installed` : notHere;
-    return { skip: why !== undefined, why: why ? ` (skipped: ${why}; required in CI)` : '' };
-  };
+  const skip = (client: Client) => labToolGate(TOOL[client]);
   let lab: NetnsLab | undefined;
 
   afterEach(async () => {
@@ -210,19 +197,13 @@ describe('stock clients from a magnet link', () => {
       await mkdir(seedDir);
       await copyFile(join(setup.base, NAME), join(seedDir, NAME));
       const clientIp = setup.lab.host('client').ipv4;
-      const seeder = spawnLogged(cleanup, 'ip', [
-        ...setup.lab.exec('client').slice(1),
-        'aria2c',
-        ...ARIA2_QUIET,
-        `--dir=${seedDir}`,
-        '--seed-ratio=0.0',
-        '--seed-time=120',
-        '--listen-port=6991',
-        '--check-integrity=true',
-        '--bt-hash-check-seed=true',
-        join(setup.base, 'owner', `${NAME}.torrent`),
-      ]);
-      await seeder.waitFor(/listening on TCP port/);
+      const seeder = await startAria2Seeder(cleanup, {
+        torrent: join(setup.base, 'owner', `${NAME}.torrent`),
+        dir: seedDir,
+        port: 6991,
+        prefix: setup.lab.exec('client'),
+        seedTimeS: 120,
+      });
       setup.owner.child.kill('SIGKILL');
       await setup.owner.exit();
       const magnet = formatMagnet({
